@@ -1,1 +1,17 @@
-//! placeholder
+//! The Talon kernel: everything the daemon knows, independent of HTTP.
+//!
+//! The kernel owns the data directory ([`home::Home`]), the configuration
+//! ([`config::Config`]), the redb store ([`store::Store`]) and the registries
+//! built on it (agents, their key-value memory). The API crate turns HTTP
+//! requests into calls on [`Kernel`]; nothing here knows about HTTP.
+
+pub mod agents;
+pub mod config;
+pub mod error;
+pub mod home;
+pub mod kernel;
+pub mod memory;
+pub mod store;
+
+pub use error::KernelError;
+pub use kernel::Kernel;

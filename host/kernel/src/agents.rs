@@ -1,0 +1,204 @@
+//! Agents: their TOML manifests and the persistent registry.
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::KernelError;
+use crate::store::{self, AGENTS, Store, StoreError};
+
+/// Largest manifest accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+
+/// An agent manifest (`agent.toml`), in the reference's format.
+///
+/// Unknown keys are accepted and ignored so manifests written for other
+/// runtimes of the same API still load; known keys are type-checked, and a
+/// mistake is reported with its line and key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentManifest {
+    /// Unique, human-readable name.
+    pub name: String,
+    /// The manifest's own version.
+    pub version: String,
+    /// What the agent is for.
+    pub description: String,
+    /// Who wrote it.
+    pub author: String,
+    /// The agent module, for example `builtin:chat`.
+    pub module: String,
+    /// System prompt (also accepted inside `[model]`).
+    pub system_prompt: Option<String>,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+    /// Skills the agent uses.
+    pub skills: Vec<String>,
+    /// MCP servers the agent may use.
+    pub mcp_servers: Vec<String>,
+    /// Which model answers.
+    pub model: ModelSpec,
+    /// What the agent may do.
+    pub capabilities: Capabilities,
+}
+
+/// The `[model]` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelSpec {
+    /// Provider name (openai, anthropic, groq, ...).
+    pub provider: String,
+    /// Model id at that provider.
+    pub model: String,
+    /// Environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// Override of the provider's base URL.
+    pub base_url: Option<String>,
+    /// Upper bound on tokens generated per reply.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// System prompt, when given here rather than at the top level.
+    pub system_prompt: Option<String>,
+}
+
+/// The `[capabilities]` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Capabilities {
+    /// Tools the agent may call; nothing else is offered to it.
+    pub tools: Vec<String>,
+    /// Memory key patterns the agent may read.
+    pub memory_read: Vec<String>,
+    /// Memory key patterns the agent may write.
+    pub memory_write: Vec<String>,
+    /// Hosts the agent's tools may reach.
+    pub network: Vec<String>,
+}
+
+impl AgentManifest {
+    /// Parses a manifest, reporting the line and key of the first mistake.
+    pub fn parse(text: &str) -> Result<Self, KernelError> {
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(KernelError::Invalid(format!(
+                "manifest is {} bytes; the limit is {MAX_MANIFEST_BYTES}",
+                text.len()
+            )));
+        }
+        let manifest: AgentManifest = toml::from_str(text).map_err(|e| {
+            KernelError::Invalid(format!("invalid manifest: {}", e.to_string().trim_end()))
+        })?;
+        if manifest.name.trim().is_empty() {
+            return Err(KernelError::Invalid(
+                "invalid manifest: missing field `name`".into(),
+            ));
+        }
+        if manifest.name.len() > 128 || manifest.name.chars().any(|c| c.is_control()) {
+            return Err(KernelError::Invalid(
+                "invalid manifest: `name` must be 1-128 printable characters".into(),
+            ));
+        }
+        Ok(manifest)
+    }
+}
+
+/// Lifecycle state of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentState {
+    /// Accepting messages.
+    Running,
+    /// Kept, but not accepting messages.
+    Stopped,
+}
+
+/// An agent as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// The parsed manifest.
+    pub manifest: AgentManifest,
+    /// The manifest as the operator wrote it.
+    pub manifest_toml: String,
+    /// Lifecycle state.
+    pub state: AgentState,
+    /// When the agent was spawned.
+    pub created_at: DateTime<Utc>,
+    /// When the agent last did anything.
+    pub last_active: DateTime<Utc>,
+}
+
+impl AgentRecord {
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+}
+
+const TABLE: &str = "agents.v1";
+
+/// Stores a new agent; the name must be unused.
+pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<(), KernelError> {
+    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    {
+        let mut table = tx.open_table(AGENTS).map_err(StoreError::from)?;
+        for entry in table.iter().map_err(StoreError::from)? {
+            let (_, value) = entry.map_err(StoreError::from)?;
+            let existing: AgentRecord = store::decode(TABLE, value.value())?;
+            if existing.name() == record.name() {
+                return Err(KernelError::Conflict(format!(
+                    "agent `{}` already exists (id {})",
+                    record.name(),
+                    existing.id
+                )));
+            }
+        }
+        let bytes = store::encode(TABLE, record)?;
+        table
+            .insert(record.id.to_string().as_str(), bytes.as_slice())
+            .map_err(StoreError::from)?;
+    }
+    tx.commit().map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Every agent, in creation order.
+pub(crate) fn list(store: &Store) -> Result<Vec<AgentRecord>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(AGENTS)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (_, value) = entry?;
+        out.push(store::decode::<AgentRecord>(TABLE, value.value())?);
+    }
+    out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// One agent, if it exists.
+pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<AgentRecord>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(AGENTS)?;
+    let value = table.get(id.to_string().as_str())?;
+    value.map(|v| store::decode(TABLE, v.value())).transpose()
+}
+
+/// Removes an agent and its memory; true when it existed.
+pub(crate) fn remove(store: &Store, id: Uuid) -> Result<bool, StoreError> {
+    let tx = store.db().begin_write()?;
+    let existed = {
+        let mut table = tx.open_table(AGENTS)?;
+        let existed = table.remove(id.to_string().as_str())?.is_some();
+        crate::memory::remove_all_in(&tx, id)?;
+        existed
+    };
+    tx.commit()?;
+    Ok(existed)
+}
+
+/// Number of stored agents.
+pub(crate) fn count(store: &Store) -> Result<u64, StoreError> {
+    let tx = store.db().begin_read()?;
+    Ok(tx.open_table(AGENTS)?.len()?)
+}

@@ -1,0 +1,479 @@
+//! `config.toml`: the daemon's settings, their defaults, and safe edits at runtime.
+//!
+//! The file is the source of truth. [`Config::load_or_init`] writes a commented
+//! default on first start; [`set_value`] edits one key in place with `toml_edit`
+//! (keeping the operator's comments), validates the result as a whole, and only
+//! then replaces the file atomically, so a rejected edit leaves nothing behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The address the daemon listens on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";
+
+/// Largest config file accepted, so a runaway file cannot exhaust memory.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The configuration file with every default spelled out and explained.
+pub const DEFAULT_CONFIG_TOML: &str = r#"# Talon configuration.
+# Every key is optional; the values below are the defaults.
+# Change a key here and run `POST /api/config/reload` (or restart), or use
+# `POST /api/config/set` with {"path": "section.key", "value": ...}.
+
+# Address of the HTTP API. Listening beyond loopback requires `api_key`
+# (or `allow_remote_without_key = true`, which you almost certainly do not want).
+api_listen = "127.0.0.1:4545"
+
+# Bearer token for the API. Empty: no authentication, and CORS is limited to
+# localhost origins. `GET /api/health` and `GET /` are always public.
+api_key = ""
+
+# Accept non-loopback clients while `api_key` is empty. Dangerous.
+allow_remote_without_key = false
+
+# Log verbosity (error, warn, info, debug, trace, or a tracing filter such as
+# "talon_api=debug,info"). RUST_LOG overrides it.
+log_level = "info"
+
+# "pretty" for terminals, "json" for log collectors.
+log_format = "pretty"
+
+[rate_limit]
+# GCRA budget per client IP, in cost units per minute. Cheap reads cost 1,
+# most requests 5, sending a message 30, running a workflow 100.
+api_requests_per_minute = 500
+# Loopback clients are limited too unless this is true.
+exempt_loopback = false
+
+[limits]
+# Largest accepted request body, in bytes.
+max_body_bytes = 2097152
+
+[cors]
+# Extra origins allowed when an api_key is set (without a key, only
+# http://localhost:* and http://127.0.0.1:* are allowed).
+allowed_origins = []
+"#;
+
+/// Errors reading, validating or writing the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("config file {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    /// `config/set` named a key that does not exist.
+    #[error("unknown config key `{0}`")]
+    UnknownKey(String),
+}
+
+impl ConfigError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The daemon's configuration (`config.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub api_listen: String,
+    /// Bearer token required on every route but the public ones; empty disables auth.
+    pub api_key: String,
+    /// Accept non-loopback clients while `api_key` is empty.
+    pub allow_remote_without_key: bool,
+    /// Log verbosity or tracing filter.
+    pub log_level: String,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Per-IP rate limiting.
+    pub rate_limit: RateLimitConfig,
+    /// Request size limits.
+    pub limits: LimitsConfig,
+    /// Cross-origin requests.
+    pub cors: CorsConfig,
+}
+
+/// GCRA rate limiting per client IP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Cost units each IP may spend per minute (also the burst size).
+    pub api_requests_per_minute: u32,
+    /// Do not limit clients on the loopback interface.
+    pub exempt_loopback: bool,
+}
+
+/// Size limits on requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Cross-origin resource sharing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed in addition to the localhost ones.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            api_listen: DEFAULT_LISTEN.to_string(),
+            api_key: String::new(),
+            allow_remote_without_key: false,
+            log_level: "info".to_string(),
+            log_format: LogFormat::Pretty,
+            rate_limit: RateLimitConfig::default(),
+            limits: LimitsConfig::default(),
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            api_requests_per_minute: 500,
+            exempt_loopback: false,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// Keys whose change only takes effect after a restart.
+const RESTART_KEYS: &[&str] = &["api_listen", "log_format"];
+
+impl Config {
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `path`, writing the commented defaults there first if it does not exist.
+    pub fn load_or_init(path: &Path) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            write_atomically(path, DEFAULT_CONFIG_TOML.as_bytes())?;
+        }
+        Self::load(path)
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(&read_config_text(path)?)
+    }
+
+    /// Checks rules the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.api_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "api_listen `{}` is not an address such as 127.0.0.1:4545",
+                self.api_listen
+            )));
+        }
+        if self.rate_limit.api_requests_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "rate_limit.api_requests_per_minute must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as JSON with secrets replaced by `"***"` (or `""` when unset).
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut copy = self.clone();
+        if !copy.api_key.is_empty() {
+            copy.api_key = "***".to_string();
+        }
+        serde_json::to_value(copy).unwrap_or_default()
+    }
+
+    /// The JSON Schema of the configuration file.
+    pub fn schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+    }
+
+    /// What changed between `self` (old) and `new`, as dotted key paths.
+    pub fn diff(&self, new: &Config) -> ReloadPlan {
+        // Only key names are reported, so comparing unredacted values leaks nothing.
+        let as_json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
+        let (old, new) = (flatten(&as_json(self)), flatten(&as_json(new)));
+        let mut changed: Vec<String> = old
+            .iter()
+            .filter(|(k, v)| new.get(*k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .chain(new.keys().filter(|k| !old.contains_key(*k)).cloned())
+            .collect();
+        changed.sort();
+        changed.dedup();
+        let (restart_required, applied) = changed
+            .iter()
+            .cloned()
+            .partition(|k| RESTART_KEYS.contains(&k.as_str()));
+        ReloadPlan {
+            changed,
+            applied,
+            restart_required,
+        }
+    }
+}
+
+/// The result of comparing two configurations.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReloadPlan {
+    /// Every key whose value differs.
+    pub changed: Vec<String>,
+    /// Changed keys that took effect at once.
+    pub applied: Vec<String>,
+    /// Changed keys that need a restart.
+    pub restart_required: Vec<String>,
+}
+
+fn flatten(v: &serde_json::Value) -> std::collections::BTreeMap<String, serde_json::Value> {
+    fn walk(
+        prefix: &str,
+        v: &serde_json::Value,
+        out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.clone());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", v, &mut out);
+    out
+}
+
+fn read_config_text(path: &Path) -> Result<String, ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::io(path, e))?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "{} is larger than {MAX_CONFIG_BYTES} bytes",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))
+}
+
+/// Sets the dotted `key` (for example `rate_limit.api_requests_per_minute`) to the
+/// JSON `value` in the file at `path`, keeping its comments. The edited file is
+/// validated as a whole before it replaces the old one; on any error nothing is written.
+pub fn set_value(path: &Path, key: &str, value: &serde_json::Value) -> Result<Config, ConfigError> {
+    let text = if path.exists() {
+        read_config_text(path)?
+    } else {
+        DEFAULT_CONFIG_TOML.to_string()
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| ConfigError::Invalid(e.to_string()))?;
+    let parts: Vec<&str> = key.split('.').collect();
+    if key.is_empty() || parts.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::UnknownKey(key.to_string()));
+    }
+    if !schema_has_key(&parts) {
+        return Err(ConfigError::UnknownKey(key.to_string()));
+    }
+    let item = json_to_toml(value).ok_or_else(|| {
+        ConfigError::Invalid(format!("`{key}` cannot hold a null or nested null value"))
+    })?;
+    let (last, sections) = parts
+        .split_last()
+        .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    let mut table = doc.as_table_mut();
+    for section in sections {
+        let entry = table
+            .entry(section)
+            .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::Invalid(format!("`{section}` is not a table in the config file"))
+        })?;
+    }
+    match table.get_mut(last) {
+        // Replace the value in place so the key's comments and formatting stay.
+        Some(toml_edit::Item::Value(existing)) => {
+            let decor = existing.decor().clone();
+            *existing = item;
+            *existing.decor_mut() = decor;
+        }
+        _ => {
+            table.insert(last, toml_edit::Item::Value(item));
+        }
+    }
+    let new_text = doc.to_string();
+    let config = Config::parse(&new_text)?;
+    write_atomically(path, new_text.as_bytes())?;
+    Ok(config)
+}
+
+fn schema_has_key(parts: &[&str]) -> bool {
+    let mut value = serde_json::to_value(Config::default()).unwrap_or_default();
+    for part in parts {
+        match value.get(*part) {
+            Some(v) => value = v.clone(),
+            None => return false,
+        }
+    }
+    !value.is_object()
+}
+
+fn json_to_toml(value: &serde_json::Value) -> Option<toml_edit::Value> {
+    use serde_json::Value as J;
+    Some(match value {
+        J::Null => return None,
+        J::Bool(b) => (*b).into(),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64()?.into(),
+        },
+        J::String(s) => s.as_str().into(),
+        J::Array(items) => {
+            let mut array = toml_edit::Array::new();
+            for item in items {
+                array.push(json_to_toml(item)?);
+            }
+            toml_edit::Value::Array(array)
+        }
+        J::Object(map) => {
+            let mut table = toml_edit::InlineTable::new();
+            for (k, v) in map {
+                table.insert(k, json_to_toml(v)?);
+            }
+            toml_edit::Value::InlineTable(table)
+        }
+    })
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new
+/// file, never a torn one: write a sibling, fsync it, rename, fsync the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
+    let tmp = path.with_extension("toml.tmp");
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| ConfigError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_matches_default_struct() {
+        assert_eq!(
+            Config::parse(DEFAULT_CONFIG_TOML).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("api_listn = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("api_listn"), "{err}");
+    }
+
+    #[test]
+    fn set_value_keeps_comments_and_refuses_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        Config::load_or_init(&path).unwrap();
+        let cfg = set_value(
+            &path,
+            "rate_limit.api_requests_per_minute",
+            &serde_json::json!(42),
+        )
+        .unwrap();
+        assert_eq!(cfg.rate_limit.api_requests_per_minute, 42);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("# GCRA budget per client IP"));
+        assert!(
+            set_value(
+                &path,
+                "rate_limit.api_requests_per_minute",
+                &serde_json::json!("many")
+            )
+            .is_err()
+        );
+        assert!(matches!(
+            set_value(&path, "nope.key", &serde_json::json!(1)),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn diff_separates_restart_keys() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.api_listen = "127.0.0.1:9999".into();
+        new.rate_limit.api_requests_per_minute = 7;
+        let plan = old.diff(&new);
+        assert_eq!(plan.restart_required, vec!["api_listen"]);
+        assert_eq!(plan.applied, vec!["rate_limit.api_requests_per_minute"]);
+    }
+}

@@ -1,0 +1,24 @@
+//! The kernel's error type.
+
+use crate::config::ConfigError;
+use crate::store::StoreError;
+
+/// What can go wrong inside the kernel, classified so the API can pick a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The input was malformed or violated a rule; the message says what.
+    #[error("{0}")]
+    Invalid(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (a duplicate, for example).
+    #[error("{0}")]
+    Conflict(String),
+    /// The configuration could not be read, parsed or written.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

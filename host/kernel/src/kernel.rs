@@ -1,0 +1,265 @@
+//! [`Kernel`]: the one object the API talks to.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::KernelError;
+use crate::agents::{self, AgentManifest, AgentRecord, AgentState};
+use crate::config::{self, Config, ReloadPlan};
+use crate::home::Home;
+use crate::memory;
+use crate::store::{self, Store};
+
+/// Settings given on the command line that win over `config.toml` for this run only.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces `api_listen`.
+    pub api_listen: Option<String>,
+    /// Replaces `allow_remote_without_key` when true.
+    pub allow_remote_without_key: bool,
+}
+
+/// The running kernel: configuration, store and registries.
+pub struct Kernel {
+    home: Home,
+    config_path: PathBuf,
+    overrides: Overrides,
+    config: RwLock<Arc<Config>>,
+    store: Store,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    /// Opens the data directory: creates it, writes the default config on first
+    /// start, loads the config, opens and migrates the database.
+    pub fn boot(
+        home: Home,
+        config_path: Option<PathBuf>,
+        overrides: Overrides,
+    ) -> Result<Self, KernelError> {
+        home.ensure().map_err(|e| {
+            KernelError::Invalid(format!("cannot create {}: {e}", home.root().display()))
+        })?;
+        let config_path = config_path.unwrap_or_else(|| home.config_file());
+        let config = Config::load_or_init(&config_path)?;
+        let config = apply_overrides(config, &overrides)?;
+        let store = Store::open(&home.database_file())?;
+        Ok(Self {
+            home,
+            config_path,
+            overrides,
+            config: RwLock::new(Arc::new(config)),
+            store,
+            started: Instant::now(),
+        })
+    }
+
+    /// The data directory.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The configuration file in use.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace_config(&self, new: Config) -> ReloadPlan {
+        let mut guard = match self.config.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let plan = guard.diff(&new);
+        *guard = Arc::new(new);
+        plan
+    }
+
+    /// Re-reads the config file; an invalid file is refused and the old config kept.
+    pub async fn reload_config(&self) -> Result<ReloadPlan, KernelError> {
+        let path = self.config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| KernelError::Invalid(e.to_string()))??;
+        let new = apply_overrides(loaded, &self.overrides)?;
+        Ok(self.replace_config(new))
+    }
+
+    /// Sets one dotted key in the config file and applies it.
+    pub async fn set_config(
+        &self,
+        key: String,
+        value: serde_json::Value,
+    ) -> Result<ReloadPlan, KernelError> {
+        let path = self.config_path.clone();
+        let written = tokio::task::spawn_blocking(move || config::set_value(&path, &key, &value))
+            .await
+            .map_err(|e| KernelError::Invalid(e.to_string()))??;
+        let new = apply_overrides(written, &self.overrides)?;
+        Ok(self.replace_config(new))
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Seconds since boot.
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Spawns an agent from manifest text.
+    pub async fn spawn_agent(&self, manifest_toml: String) -> Result<AgentRecord, KernelError> {
+        let manifest = AgentManifest::parse(&manifest_toml)?;
+        let now = Utc::now();
+        let record = AgentRecord {
+            id: Uuid::new_v4(),
+            manifest,
+            manifest_toml,
+            state: AgentState::Running,
+            created_at: now,
+            last_active: now,
+        };
+        let store = self.store.clone();
+        let stored = record.clone();
+        tokio::task::spawn_blocking(move || agents::insert(&store, &stored))
+            .await
+            .map_err(|e| KernelError::Store(store::StoreError::Task(e.to_string())))??;
+        tracing::info!(agent_id = %record.id, name = record.name(), "agent spawned");
+        Ok(record)
+    }
+
+    /// Every agent.
+    pub async fn agents(&self) -> Result<Vec<AgentRecord>, KernelError> {
+        let store = self.store.clone();
+        Ok(store::blocking(move || agents::list(&store)).await?)
+    }
+
+    /// Number of agents.
+    pub async fn agent_count(&self) -> Result<u64, KernelError> {
+        let store = self.store.clone();
+        Ok(store::blocking(move || agents::count(&store)).await?)
+    }
+
+    /// One agent, or `NotFound`.
+    pub async fn agent(&self, id: Uuid) -> Result<AgentRecord, KernelError> {
+        let store = self.store.clone();
+        store::blocking(move || agents::get(&store, id))
+            .await?
+            .ok_or_else(|| KernelError::NotFound(format!("agent {id} not found")))
+    }
+
+    /// Removes an agent and its memory; false when it did not exist.
+    pub async fn kill_agent(&self, id: Uuid) -> Result<bool, KernelError> {
+        let store = self.store.clone();
+        let existed = store::blocking(move || agents::remove(&store, id)).await?;
+        if existed {
+            tracing::info!(agent_id = %id, "agent killed");
+        }
+        Ok(existed)
+    }
+
+    /// Reads a memory value of an existing agent.
+    pub async fn memory_get(
+        &self,
+        agent: Uuid,
+        key: String,
+    ) -> Result<serde_json::Value, KernelError> {
+        self.agent(agent).await?;
+        let store = self.store.clone();
+        let k = key.clone();
+        store::blocking(move || memory::get(&store, agent, &k))
+            .await?
+            .ok_or_else(|| KernelError::NotFound(format!("key `{key}` not found")))
+    }
+
+    /// Writes a memory value of an existing agent; returns once it is on disk.
+    pub async fn memory_set(
+        &self,
+        agent: Uuid,
+        key: String,
+        value: serde_json::Value,
+    ) -> Result<(), KernelError> {
+        validate_key(&key)?;
+        let size = serde_json::to_vec(&value)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > memory::MAX_VALUE_BYTES {
+            return Err(KernelError::Invalid(format!(
+                "value is {size} bytes; the limit is {}",
+                memory::MAX_VALUE_BYTES
+            )));
+        }
+        self.agent(agent).await?;
+        let store = self.store.clone();
+        Ok(store::blocking(move || memory::set(&store, agent, &key, &value)).await?)
+    }
+
+    /// Deletes a memory value; `NotFound` when it did not exist.
+    pub async fn memory_delete(&self, agent: Uuid, key: String) -> Result<(), KernelError> {
+        self.agent(agent).await?;
+        let store = self.store.clone();
+        let k = key.clone();
+        if store::blocking(move || memory::delete(&store, agent, &k)).await? {
+            Ok(())
+        } else {
+            Err(KernelError::NotFound(format!("key `{key}` not found")))
+        }
+    }
+
+    /// Every memory value of an existing agent.
+    pub async fn memory_list(
+        &self,
+        agent: Uuid,
+    ) -> Result<Vec<(String, serde_json::Value)>, KernelError> {
+        self.agent(agent).await?;
+        let store = self.store.clone();
+        Ok(store::blocking(move || memory::list(&store, agent)).await?)
+    }
+}
+
+fn validate_key(key: &str) -> Result<(), KernelError> {
+    if key.is_empty() || key.len() > memory::MAX_KEY_BYTES {
+        return Err(KernelError::Invalid(format!(
+            "key must be 1-{} bytes",
+            memory::MAX_KEY_BYTES
+        )));
+    }
+    if key.chars().any(|c| c.is_control()) {
+        return Err(KernelError::Invalid(
+            "key must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn apply_overrides(mut config: Config, overrides: &Overrides) -> Result<Config, KernelError> {
+    if let Some(listen) = &overrides.api_listen {
+        config.api_listen = listen.clone();
+    }
+    if overrides.allow_remote_without_key {
+        config.allow_remote_without_key = true;
+    }
+    config.validate()?;
+    Ok(config)
+}

@@ -1,0 +1,281 @@
+//! The redb store: one database file, versioned tables, and migrations.
+//!
+//! Every table name carries its format version (`agents.v1`). A data directory
+//! records the schema version it was last migrated to in the `meta` table; on
+//! open, each pending [`Migration`] runs in its own write transaction together
+//! with the version bump, so an interrupted upgrade leaves the previous version
+//! intact. A data directory written by a newer Talon is refused, not touched.
+//!
+//! Commits use redb's default `Durability::Immediate` (fsync before `commit`
+//! returns), which is what makes an acknowledged write survive `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SCHEMA_KEY: &str = "schema_version";
+
+/// Agents by id: JSON-encoded [`crate::agents::AgentRecord`].
+pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents.v1");
+/// Agent key-value memory by (agent id, key): JSON values.
+pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv.v1");
+
+/// Errors from the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb reported an error.
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt record in {table}: {message}")]
+    Corrupt {
+        /// The table holding the record.
+        table: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The data directory was written by a newer version of Talon.
+    #[error(
+        "database schema version {found} is newer than this build supports ({supported}); upgrade Talon"
+    )]
+    TooNew {
+        /// Version found in the file.
+        found: u64,
+        /// Highest version this build knows.
+        supported: u64,
+    },
+    /// A file operation around the database failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A blocking task was cancelled or panicked.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// One step of the schema's history.
+struct Migration {
+    /// The version the database has after this step.
+    to: u64,
+    description: &'static str,
+    apply: fn(&WriteTransaction) -> Result<(), StoreError>,
+}
+
+/// Every migration ever shipped, in order. Append only: never edit a released step.
+const MIGRATIONS: &[Migration] = &[Migration {
+    to: 1,
+    description: "create agents.v1 and kv.v1",
+    apply: |tx| {
+        tx.open_table(AGENTS)?;
+        tx.open_table(KV)?;
+        Ok(())
+    },
+}];
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let existed = path.exists() && std::fs::metadata(path)?.len() > 0;
+        let db = Database::create(path)?;
+        let store = Self {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+        };
+        store.migrate(existed)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw redb handle, for the kernel's registries.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = match tx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(table.get(SCHEMA_KEY)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// A cheap read that proves the file is usable, for health checks.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.schema_version().map(|_| ())
+    }
+
+    fn migrate(&self, existed: bool) -> Result<(), StoreError> {
+        let current = self.schema_version()?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if current == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if existed && current > 0 {
+            // Keep the pre-upgrade file beside the new one until the operator removes it.
+            let backup = self.path.with_extension(format!("redb.v{current}.bak"));
+            std::fs::copy(&self.path, &backup)?;
+            tracing::info!(backup = %backup.display(), "backed up database before migrating");
+        }
+        for step in MIGRATIONS.iter().filter(|m| m.to > current) {
+            let tx = self.db.begin_write()?;
+            (step.apply)(&tx)?;
+            tx.open_table(META)?.insert(SCHEMA_KEY, step.to)?;
+            tx.commit()?;
+            tracing::info!(
+                version = step.to,
+                step = step.description,
+                "migrated database"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a JSON record, naming the table on failure.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        message: e.to_string(),
+    })
+}
+
+/// Encodes a record as JSON.
+pub(crate) fn encode<T: serde::Serialize>(
+    table: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+        table,
+        message: e.to_string(),
+    })
+}
+
+/// Runs blocking database work off the async runtime's worker threads.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_database_is_at_current_version_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(store);
+        assert_eq!(
+            Store::open(&path).unwrap().schema_version().unwrap(),
+            SCHEMA_VERSION
+        );
+    }
+
+    #[test]
+    fn database_from_a_newer_version_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_KEY, SCHEMA_VERSION + 1)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { .. })));
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let version = tx
+            .open_table(META)
+            .unwrap()
+            .get(SCHEMA_KEY)
+            .unwrap()
+            .map(|v| v.value());
+        assert_eq!(
+            version,
+            Some(SCHEMA_VERSION + 1),
+            "refused database must keep its version"
+        );
+    }
+
+    #[test]
+    fn unversioned_database_is_migrated_and_keeps_its_data() {
+        // A data directory from before versioning (schema 0) holding an agent row.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(AGENTS)
+                .unwrap()
+                .insert("a", b"{}".as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let tx = store.db().begin_read().unwrap();
+        assert!(tx.open_table(AGENTS).unwrap().get("a").unwrap().is_some());
+    }
+}
