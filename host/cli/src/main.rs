@@ -1,1 +1,64 @@
-fn main() {}
+//! `talon`: the daemon (`talon start`) and the commands that talk to it.
+
+mod client;
+mod daemon;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Talon, an agent operating system.
+#[derive(Debug, Parser)]
+#[command(name = "talon", version, about, long_about = None)]
+struct Cli {
+    /// Data directory (default: $TALON_HOME, else ~/.talon).
+    #[arg(long, global = true, env = "TALON_HOME")]
+    home: Option<PathBuf>,
+    /// Configuration file (default: <home>/config.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground.
+    Start(daemon::StartArgs),
+    /// Show the running daemon's status.
+    Status(client::ClientArgs),
+    /// Ask the running daemon to shut down gracefully.
+    Stop(client::ClientArgs),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the running daemon's configuration (secrets redacted).
+    Show(client::ClientArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let home = match cli.home {
+        Some(dir) => talon_kernel::home::Home::new(dir),
+        None => talon_kernel::home::Home::from_env(),
+    };
+    let result = match cli.command {
+        Command::Start(args) => daemon::start(home, cli.config, args),
+        Command::Status(args) => client::status(&home, cli.config.as_deref(), &args),
+        Command::Stop(args) => client::stop(&home, cli.config.as_deref(), &args),
+        Command::Config(ConfigCommand::Show(args)) => {
+            client::config_show(&home, cli.config.as_deref(), &args)
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("talon: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

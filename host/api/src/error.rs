@@ -1,0 +1,98 @@
+//! The API's error type and its `{"error": "..."}` body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use talon_kernel::KernelError;
+
+/// An error answered to the client with its status code and a message that says what went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request was malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: the thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the path exists but not for this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 409: conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than allowed.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 429: rate limit exceeded; retry after this many seconds.
+    #[error("Rate limit exceeded")]
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
+    /// 500: something failed on our side. The detail is logged, not sent.
+    #[error("internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Builds the JSON error body every route uses.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        }
+        let mut response = error_response(self.status(), &self.to_string());
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl From<KernelError> for ApiError {
+    fn from(e: KernelError) -> Self {
+        match e {
+            KernelError::Invalid(m) => ApiError::BadRequest(m),
+            KernelError::NotFound(m) => ApiError::NotFound(m),
+            KernelError::Conflict(m) => ApiError::Conflict(m),
+            KernelError::Config(e) => match e {
+                talon_kernel::config::ConfigError::Io { .. } => ApiError::Internal(e.to_string()),
+                other => ApiError::BadRequest(other.to_string()),
+            },
+            KernelError::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Bearer-token authentication, and the loopback-only rule when no key is set.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Routes anyone may call, key or not.
+fn is_public(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD) && matches!(path, "/" | "/api/health")
+}
+
+/// The credential a request carries: `Authorization: Bearer <key>` or `X-API-Key`.
+fn presented_key(request: &Request) -> Option<&str> {
+    let headers = request.headers();
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim());
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+/// Compares in constant time; hashing first hides the key's length too.
+fn keys_match(presented: &str, expected: &str) -> bool {
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+/// Enforces the API key when one is configured; without one, refuses
+/// non-loopback clients unless the operator allowed them explicitly.
+pub async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let config = state.kernel.config();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if config.api_key.is_empty() {
+        let remote = peer.is_some_and(|ip| !ip.is_loopback());
+        if remote && !config.allow_remote_without_key {
+            return ApiError::Forbidden(
+                "this daemon has no api_key, so it only accepts loopback clients; set api_key in config.toml".into(),
+            )
+            .into_response();
+        }
+        return next.run(request).await;
+    }
+    if is_public(request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    match presented_key(&request) {
+        Some(key) if keys_match(key, &config.api_key) => next.run(request).await,
+        Some(_) => ApiError::Unauthorized("invalid API key".into()).into_response(),
+        None => ApiError::Unauthorized(
+            "missing Authorization header: send `Authorization: Bearer <api_key>`".into(),
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_comparison() {
+        assert!(keys_match("secret", "secret"));
+        assert!(!keys_match("secret", "secreT"));
+        assert!(!keys_match("", "secret"));
+    }
+
+    #[test]
+    fn only_health_and_root_are_public() {
+        assert!(is_public(&Method::GET, "/api/health"));
+        assert!(is_public(&Method::GET, "/"));
+        assert!(!is_public(&Method::POST, "/api/health"));
+        assert!(!is_public(&Method::GET, "/api/health/detail"));
+        assert!(!is_public(&Method::GET, "/api/status"));
+    }
+}

@@ -1,0 +1,166 @@
+//! Agent registry endpoints (spawn, list, get, kill).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use talon_kernel::agents::AgentRecord;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+/// Body of `POST /api/agents`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnRequest {
+    /// The agent manifest, as TOML text.
+    pub manifest_toml: String,
+}
+
+/// Answer to a spawn.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpawnResponse {
+    /// The new agent's id.
+    pub agent_id: Uuid,
+    /// Its name.
+    pub name: String,
+}
+
+/// Query of `GET /api/agents`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Case-insensitive text searched in name and description.
+    pub q: Option<String>,
+    /// Only agents in this state (`running`, `stopped`).
+    pub status: Option<String>,
+    /// At most this many items (default all, at most 500).
+    pub limit: Option<usize>,
+    /// Skip this many items.
+    pub offset: Option<usize>,
+}
+
+fn summary(a: &AgentRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": a.id,
+        "name": a.name(),
+        "state": a.state,
+        "mode": "normal",
+        "created_at": a.created_at,
+        "last_active": a.last_active,
+        "model_provider": a.manifest.model.provider,
+        "model_name": a.manifest.model.model,
+        "description": a.manifest.description,
+        "tags": a.manifest.tags,
+    })
+}
+
+fn detail(a: &AgentRecord) -> serde_json::Value {
+    let m = &a.manifest;
+    serde_json::json!({
+        "id": a.id,
+        "name": a.name(),
+        "state": a.state,
+        "mode": "normal",
+        "created_at": a.created_at,
+        "last_active": a.last_active,
+        "description": m.description,
+        "version": m.version,
+        "author": m.author,
+        "module": m.module,
+        "tags": m.tags,
+        "model": { "provider": m.model.provider, "model": m.model.model },
+        "system_prompt": m.system_prompt.clone().or_else(|| m.model.system_prompt.clone()),
+        "capabilities": { "tools": m.capabilities.tools, "network": m.capabilities.network,
+                          "memory_read": m.capabilities.memory_read, "memory_write": m.capabilities.memory_write },
+        "tools": m.capabilities.tools,
+        "skills": m.skills,
+        "mcp_servers": m.mcp_servers,
+    })
+}
+
+/// Lists agents, paginated.
+#[utoipa::path(get, path = "/api/agents", tag = "agents", params(ListQuery),
+    responses((status = 200, description = "`{items, total, offset, limit}`", body = Object)))]
+pub async fn list_agents(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let needle = query.q.as_deref().map(str::to_lowercase);
+    let wanted_state = query.status.as_deref().map(str::to_lowercase);
+    let matching: Vec<_> = state
+        .kernel
+        .agents()
+        .await?
+        .into_iter()
+        .filter(|a| {
+            needle.as_ref().is_none_or(|n| {
+                a.name().to_lowercase().contains(n)
+                    || a.manifest.description.to_lowercase().contains(n)
+            })
+        })
+        .filter(|a| {
+            wanted_state
+                .as_ref()
+                .is_none_or(|s| format!("{:?}", a.state).to_lowercase() == *s)
+        })
+        .collect();
+    let total = matching.len();
+    let offset = query.offset.unwrap_or(0);
+    let limit = query.limit.unwrap_or(500).min(500);
+    let items: Vec<_> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(summary)
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "total": total, "offset": offset, "limit": limit }),
+    ))
+}
+
+/// Spawns an agent from a TOML manifest.
+#[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = SpawnRequest,
+    responses((status = 201, description = "Spawned", body = SpawnResponse),
+              (status = 400, description = "Malformed manifest; the message names line and key"),
+              (status = 409, description = "An agent with that name exists")))]
+pub async fn spawn_agent(
+    State(state): State<AppState>,
+    Json(body): Json<SpawnRequest>,
+) -> Result<(StatusCode, Json<SpawnResponse>), ApiError> {
+    let record = state.kernel.spawn_agent(body.manifest_toml).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SpawnResponse {
+            agent_id: record.id,
+            name: record.name().to_string(),
+        }),
+    ))
+}
+
+/// One agent in detail.
+#[utoipa::path(get, path = "/api/agents/{id}", tag = "agents", params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "Agent details", body = Object),
+              (status = 400, description = "Malformed id"), (status = 404, description = "No such agent")))]
+pub async fn get_agent(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(detail(&state.kernel.agent(id).await?)))
+}
+
+/// Kills an agent; idempotent.
+#[utoipa::path(delete, path = "/api/agents/{id}", tag = "agents", params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: killed|already-deleted, agent_id}`", body = Object),
+              (status = 400, description = "Malformed id")))]
+pub async fn kill_agent(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let existed = state.kernel.kill_agent(id).await?;
+    let status = if existed { "killed" } else { "already-deleted" };
+    Ok(Json(
+        serde_json::json!({ "status": status, "agent_id": id }),
+    ))
+}

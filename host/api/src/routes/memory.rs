@@ -1,0 +1,77 @@
+//! Agent key-value memory endpoints.
+
+use axum::extract::State;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+/// Lists an agent's key-value pairs.
+#[utoipa::path(get, path = "/api/memory/agents/{id}/kv", tag = "memory",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{kv_pairs: [{key, value}]}`", body = Object),
+              (status = 404, description = "No such agent")))]
+pub async fn list_kv(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs: Vec<_> = state
+        .kernel
+        .memory_list(id)
+        .await?
+        .into_iter()
+        .map(|(key, value)| serde_json::json!({ "key": key, "value": value }))
+        .collect();
+    Ok(Json(serde_json::json!({ "kv_pairs": pairs })))
+}
+
+/// Reads one value.
+#[utoipa::path(get, path = "/api/memory/agents/{id}/kv/{key}", tag = "memory",
+    params(("id" = Uuid, Path, description = "Agent id"), ("key" = String, Path, description = "Key")),
+    responses((status = 200, description = "`{key, value}`", body = Object),
+              (status = 404, description = "No such agent or key")))]
+pub async fn get_kv(
+    State(state): State<AppState>,
+    Path((id, key)): Path<(Uuid, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let value = state.kernel.memory_get(id, key.clone()).await?;
+    Ok(Json(serde_json::json!({ "key": key, "value": value })))
+}
+
+/// Writes one value; the answer means it is on disk.
+///
+/// The body is `{"value": ...}`; any other JSON body is stored whole.
+#[utoipa::path(put, path = "/api/memory/agents/{id}/kv/{key}", tag = "memory",
+    params(("id" = Uuid, Path, description = "Agent id"), ("key" = String, Path, description = "Key")),
+    request_body = Object,
+    responses((status = 200, description = "`{status: stored, key}`", body = Object),
+              (status = 400, description = "Malformed JSON, key or oversized value"),
+              (status = 404, description = "No such agent")))]
+pub async fn set_kv(
+    State(state): State<AppState>,
+    Path((id, key)): Path<(Uuid, String)>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let value = match body {
+        serde_json::Value::Object(mut map) if map.len() == 1 && map.contains_key("value") => {
+            map.remove("value").unwrap_or_default()
+        }
+        other => other,
+    };
+    state.kernel.memory_set(id, key.clone(), value).await?;
+    Ok(Json(serde_json::json!({ "status": "stored", "key": key })))
+}
+
+/// Deletes one value.
+#[utoipa::path(delete, path = "/api/memory/agents/{id}/kv/{key}", tag = "memory",
+    params(("id" = Uuid, Path, description = "Agent id"), ("key" = String, Path, description = "Key")),
+    responses((status = 200, description = "`{status: deleted, key}`", body = Object),
+              (status = 404, description = "No such agent or key")))]
+pub async fn delete_kv(
+    State(state): State<AppState>,
+    Path((id, key)): Path<(Uuid, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.kernel.memory_delete(id, key.clone()).await?;
+    Ok(Json(serde_json::json!({ "status": "deleted", "key": key })))
+}

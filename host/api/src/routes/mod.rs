@@ -1,0 +1,6 @@
+//! Route handlers, one module per group of the reference API.
+
+pub mod agents;
+pub mod config;
+pub mod memory;
+pub mod system;

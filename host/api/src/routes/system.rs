@@ -1,0 +1,194 @@
+//! System endpoints: health, status, version, metrics, shutdown, the root page.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::metrics::resident_memory_bytes;
+use crate::state::AppState;
+
+/// The daemon's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The API version this build serves.
+pub const API_VERSION: &str = "v1";
+
+/// One component's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthCheck {
+    /// Component name.
+    pub name: String,
+    /// `ok` or `error`.
+    pub status: String,
+}
+
+/// The public health answer: deliberately little, since it needs no auth.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when every check passes, else `degraded`.
+    pub status: String,
+    /// Daemon version.
+    pub version: String,
+    /// Per-component checks.
+    pub checks: Vec<HealthCheck>,
+}
+
+fn database_ok(state: &AppState) -> bool {
+    state.kernel.store().check().is_ok()
+}
+
+/// Liveness probe (public).
+#[utoipa::path(get, path = "/api/health", tag = "system",
+    responses((status = 200, description = "Daemon is alive", body = Health)))]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let db = database_ok(&state);
+    Json(Health {
+        status: if db { "ok" } else { "degraded" }.into(),
+        version: VERSION.into(),
+        checks: vec![HealthCheck {
+            name: "database".into(),
+            status: if db { "ok" } else { "error" }.into(),
+        }],
+    })
+}
+
+/// Full health diagnostics (authenticated).
+#[utoipa::path(get, path = "/api/health/detail", tag = "system",
+    responses((status = 200, description = "Detailed diagnostics", body = Object)))]
+pub async fn health_detail(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = state.kernel.store();
+    let schema = store.schema_version();
+    let db_size = std::fs::metadata(store.path()).map(|m| m.len()).ok();
+    let agents = state.kernel.agent_count().await?;
+    Ok(Json(serde_json::json!({
+        "status": if schema.is_ok() { "ok" } else { "degraded" },
+        "version": VERSION,
+        "uptime_seconds": state.kernel.uptime_secs(),
+        "panic_count": state.metrics.panics.get(),
+        "agent_count": agents,
+        "memory_rss_bytes": resident_memory_bytes(),
+        "database": {
+            "status": if schema.is_ok() { "ok" } else { "error" },
+            "path": store.path(),
+            "size_bytes": db_size,
+            "schema_version": schema.ok(),
+        },
+        "config_warnings": config_warnings(&state),
+    })))
+}
+
+fn config_warnings(state: &AppState) -> Vec<String> {
+    let config = state.kernel.config();
+    let mut warnings = Vec::new();
+    if config.allow_remote_without_key && config.api_key.is_empty() {
+        warnings.push("allow_remote_without_key is on and no api_key is set: anyone who can reach the port controls the daemon".to_string());
+    }
+    warnings
+}
+
+/// Kernel status.
+#[utoipa::path(get, path = "/api/status", tag = "system",
+    responses((status = 200, description = "Daemon status", body = Object)))]
+pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let config = state.kernel.config();
+    let agents = state.kernel.agents().await?;
+    let running = agents
+        .iter()
+        .filter(|a| a.state == talon_kernel::agents::AgentState::Running)
+        .count();
+    let summaries: Vec<_> = agents
+        .iter()
+        .map(|a| serde_json::json!({ "id": a.id, "name": a.name(), "state": a.state }))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "status": "running",
+        "version": VERSION,
+        "agent_count": agents.len(),
+        "active_agent_count": running,
+        "memory_used_mb": resident_memory_bytes().map(|b| b / (1024 * 1024)),
+        "uptime_seconds": state.kernel.uptime_secs(),
+        "api_listen": config.api_listen,
+        "home_dir": state.kernel.home().root(),
+        "log_level": config.log_level,
+        "config_exists": state.kernel.config_path().exists(),
+        "auth_enabled": !config.api_key.is_empty(),
+        "agents": summaries,
+    })))
+}
+
+/// Build and version information.
+#[utoipa::path(get, path = "/api/version", tag = "system",
+    responses((status = 200, description = "Version information", body = Object)))]
+pub async fn version() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "name": "talon",
+        "version": VERSION,
+        "platform": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "api": { "current": API_VERSION, "supported": [API_VERSION], "deprecated": [] },
+    }))
+}
+
+/// Supported API versions.
+#[utoipa::path(get, path = "/api/versions", tag = "system",
+    responses((status = 200, description = "API versions", body = Object)))]
+pub async fn versions() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "current": API_VERSION,
+        "supported": [API_VERSION],
+        "deprecated": [],
+        "prefixes": { API_VERSION: "/api/v1" },
+        "note": "every /api/... route is also served under /api/v1/...",
+    }))
+}
+
+/// Prometheus metrics in text format.
+#[utoipa::path(get, path = "/api/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let m = &state.metrics;
+    m.uptime.set(state.kernel.uptime_secs() as i64);
+    m.agents.set(state.kernel.agent_count().await? as i64);
+    if let Some(rss) = resident_memory_bytes() {
+        m.rss.set(rss as i64);
+    }
+    let text = m.encode().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// Graceful shutdown: in-flight requests finish, then the store is closed.
+#[utoipa::path(post, path = "/api/shutdown", tag = "system",
+    responses((status = 200, description = "Shutdown started", body = Object)))]
+pub async fn shutdown(State(state): State<AppState>) -> Json<serde_json::Value> {
+    tracing::info!("shutdown requested over the API");
+    state.shutdown.cancel();
+    Json(serde_json::json!({ "status": "shutting_down" }))
+}
+
+/// A plain status page; the dashboard comes later.
+pub async fn root(State(state): State<AppState>) -> Html<String> {
+    let uptime = state.kernel.uptime_secs();
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Talon</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}
+code{{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}}</style></head>
+<body><h1>Talon {VERSION}</h1>
+<p>The agent operating system is running (up {uptime} s).</p>
+<ul>
+<li><a href="/api/health">/api/health</a>: liveness</li>
+<li><a href="/api/openapi.json">/api/openapi.json</a>: the API description</li>
+<li><code>talon status</code> on the command line</li>
+</ul></body></html>"#
+    ))
+}

@@ -1,0 +1,255 @@
+//! Assembling the application and serving it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Method, Uri};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, error_response};
+use crate::middleware::{
+    self, auth::auth, headers::security_headers, rate_limit::rate_limit, request_id::request_id,
+};
+use crate::openapi::ApiDoc;
+use crate::routes::{agents, config, memory, system};
+use crate::state::AppState;
+
+/// The routes and the OpenAPI document describing them.
+fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::health))
+        .routes(routes!(system::health_detail))
+        .routes(routes!(system::status))
+        .routes(routes!(system::version))
+        .routes(routes!(system::versions))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::shutdown))
+        .routes(routes!(config::get_config))
+        .routes(routes!(config::config_schema))
+        .routes(routes!(config::set_config))
+        .routes(routes!(config::reload_config))
+        .routes(routes!(config::export_config))
+        .routes(routes!(agents::list_agents, agents::spawn_agent))
+        .routes(routes!(agents::get_agent, agents::kill_agent))
+        .routes(routes!(memory::list_kv))
+        .routes(routes!(memory::get_kv, memory::set_kv, memory::delete_kv))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of this build.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().1
+}
+
+/// Builds the whole application for `state`: routes plus the shared conventions.
+pub fn app(state: AppState) -> Router {
+    let (routes, doc) = api_routes();
+    let doc = Arc::new(doc);
+    let router = routes
+        .route("/", get(system::root))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    with_conventions(router, state)
+}
+
+/// Wraps any router in the conventions every route shares (see [`crate::middleware`]).
+pub fn with_conventions(router: Router<AppState>, state: AppState) -> Router {
+    let config = state.kernel.config();
+    let metrics = state.metrics.clone();
+    let layers = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(request_id))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::metrics,
+        ))
+        .layer(CatchPanicLayer::custom(
+            move |panic: Box<dyn std::any::Any + Send>| {
+                metrics.panics.inc();
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("non-string panic payload");
+                tracing::error!(%detail, "handler panicked");
+                error_response(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal server error",
+                )
+            },
+        ))
+        .layer(cors_layer(&config.api_key, &config.cors.allowed_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes));
+    router.layer(layers).with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Without an API key only localhost pages may call the API from a browser.
+fn cors_layer(api_key: &str, extra: &[String]) -> CorsLayer {
+    let keyless = api_key.is_empty();
+    let extra: Vec<HeaderValue> = extra
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            let local = origin.to_str().is_ok_and(is_localhost_origin);
+            (keyless && local) || (!keyless && (local || extra.contains(origin)))
+        }))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static("x-api-key"),
+            axum::http::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([axum::http::HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
+}
+
+fn is_localhost_origin(origin: &str) -> bool {
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    let host = if rest.starts_with('[') {
+        rest.split_once(']').map(|(h, _)| &h[1..]).unwrap_or("")
+    } else {
+        rest.split(':').next().unwrap_or("")
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// `/api/v1/...` is an alias of `/api/...`: rewrite before routing.
+fn strip_version_prefix(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if let Some(rest) = path
+        .strip_prefix("/api/v1")
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        let new_path = format!("/api{rest}");
+        let pq = match request.uri().query() {
+            Some(q) => format!("{new_path}?{q}"),
+            None => new_path,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
+/// Serves `app` on `listener` until `state.shutdown` is cancelled or a SIGINT or
+/// SIGTERM arrives; in-flight requests are allowed to finish.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let limiter = state.limiter.clone();
+    let janitor = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.cleanup();
+        }
+    });
+    let app = app(state);
+    let service = tower::ServiceExt::<Request>::map_request(app, strip_version_prefix);
+    let result = axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
+    )
+    .with_graceful_shutdown(shutdown_signal(shutdown))
+    .await;
+    janitor.abort();
+    result
+}
+
+async fn shutdown_signal(token: tokio_util::sync::CancellationToken) {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
+        _ = token.cancelled() => {}
+    }
+    token.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_origins() {
+        assert!(is_localhost_origin("http://localhost:3000"));
+        assert!(is_localhost_origin("http://127.0.0.1"));
+        assert!(is_localhost_origin("http://[::1]:8080"));
+        assert!(!is_localhost_origin("http://localhost.evil.com"));
+        assert!(!is_localhost_origin("https://example.com"));
+    }
+
+    #[test]
+    fn version_prefix_is_an_alias() {
+        let req = Request::builder()
+            .uri("/api/v1/agents?limit=2")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(strip_version_prefix(req).uri(), "/api/agents?limit=2");
+        let req = Request::builder()
+            .uri("/api/v10")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(strip_version_prefix(req).uri(), "/api/v10");
+    }
+}

@@ -1,0 +1,98 @@
+//! `talon start`: boot the kernel, bind, serve until told to stop.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use talon_kernel::config::LogFormat;
+use talon_kernel::home::Home;
+use talon_kernel::kernel::Overrides;
+
+/// Flags of `talon start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Listen address, overriding `api_listen` (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Write logs as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+    /// Accept non-loopback clients even though no api_key is set. Dangerous.
+    #[arg(long)]
+    allow_remote_without_key: bool,
+}
+
+/// Runs the daemon until SIGINT, SIGTERM or `POST /api/shutdown`.
+pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        api_listen: args.listen.clone(),
+        allow_remote_without_key: args.allow_remote_without_key,
+    };
+    let kernel =
+        talon_kernel::Kernel::boot(home, config, overrides).context("cannot start the kernel")?;
+    let cfg = kernel.config();
+    let json_logs = args.log_json || cfg.log_format == LogFormat::Json;
+    init_logging(&cfg.log_level, json_logs);
+
+    let addr: std::net::SocketAddr = cfg
+        .api_listen
+        .parse()
+        .with_context(|| format!("invalid listen address `{}`", cfg.api_listen))?;
+    if !addr.ip().is_loopback() && cfg.api_key.is_empty() && !cfg.allow_remote_without_key {
+        bail!(
+            "refusing to listen on {addr} without an api_key: set api_key in {}, or pass \
+             --allow-remote-without-key if you really want an open daemon",
+            kernel.config_path().display()
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        let kernel = Arc::new(kernel);
+        let daemon_file = kernel.home().daemon_file();
+        write_daemon_file(&daemon_file, bound)?;
+        // The one line on stdout: scripts and tests wait for it.
+        println!("talon listening on http://{bound}");
+        std::io::stdout().flush().ok();
+        tracing::info!(%bound, home = %kernel.home().root().display(), "talon started");
+
+        let state = talon_api::AppState::new(kernel.clone());
+        let served = talon_api::serve(listener, state).await;
+        let _ = std::fs::remove_file(&daemon_file);
+        served.context("server failed")?;
+        tracing::info!("talon stopped");
+        Ok(())
+    })
+}
+
+fn write_daemon_file(path: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "pid": std::process::id(),
+        "listen": bound.to_string(),
+    });
+    std::fs::write(path, body.to_string())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn init_logging(level: &str, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
