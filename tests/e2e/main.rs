@@ -1,1 +1,10 @@
+//! End-to-end tests: the real `talon` binary on a free port with a temporary
+//! home, driven over HTTP. See `harness.rs`.
 
+mod harness;
+
+mod cli;
+mod config;
+mod conventions;
+mod durability;
+mod system;

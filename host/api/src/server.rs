@@ -253,3 +253,61 @@ mod tests {
         assert_eq!(strip_version_prefix(req).uri(), "/api/v10");
     }
 }
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn explode() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_and_the_app_keeps_serving() {
+        let home = tempfile::tempdir().unwrap();
+        let kernel = talon_kernel::Kernel::boot(
+            talon_kernel::home::Home::new(home.path()),
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let state = AppState::new(Arc::new(kernel));
+        let router = Router::new()
+            .route("/explode", get(explode))
+            .route("/api/health", get(crate::routes::system::health));
+        let app = with_conventions(router, state.clone());
+
+        let response = app
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .uri("/explode")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().contains_key("x-request-id"));
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], br#"{"error":"internal server error"}"#);
+        assert_eq!(state.metrics.panics.get(), 1);
+
+        let next = app
+            .oneshot(
+                Request::builder()
+                    .uri("/api/health")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(next.status(), 200);
+    }
+}

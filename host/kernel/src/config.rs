@@ -178,9 +178,20 @@ impl Default for LimitsConfig {
 }
 
 /// Keys whose change only takes effect after a restart.
-const RESTART_KEYS: &[&str] = &["api_listen", "log_format"];
+const RESTART_KEYS: &[&str] = &[
+    "api_listen",
+    "log_format",
+    "log_level",
+    "limits.max_body_bytes",
+    "cors.allowed_origins",
+];
 
 impl Config {
+    /// Whether a change of the dotted `key` only takes effect after a restart.
+    pub fn requires_restart(key: &str) -> bool {
+        RESTART_KEYS.contains(&key)
+    }
+
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Config =

@@ -47,7 +47,7 @@ pub async fn set_config(
         .kernel
         .set_config(body.path.clone(), body.value)
         .await?;
-    let restart_required = plan.restart_required.contains(&body.path);
+    let restart_required = talon_kernel::config::Config::requires_restart(&body.path);
     Ok(Json(serde_json::json!({
         "status": "applied",
         "path": body.path,
