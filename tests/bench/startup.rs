@@ -1,1 +1,159 @@
-fn main() {}
+//! Foundation benchmark: prints figures, asserts nothing.
+//!
+//! `cargo bench -p talon-cli --bench startup` measures, on the release build:
+//! - time from exec to the first 200 on `/api/health`, cold (empty home: the
+//!   config is written and the database created) and warm (existing home);
+//! - idle resident memory one second after start;
+//! - `/api/health` throughput and latency with keep-alive connections.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 20;
+const THROUGHPUT_SECS: u64 = 5;
+const CONNECTIONS: usize = 16;
+
+fn spawn(home: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
+        .args(["--home", &home.display().to_string(), "start", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn talon");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read address");
+    let url = line.trim().strip_prefix("talon listening on ").expect("address line").to_string();
+    (child, url)
+}
+
+/// Exec to first 200, using a raw HTTP/1.1 request so the client adds nothing.
+fn time_to_first_health(home: &std::path::Path) -> (Duration, Child, String) {
+    let started = Instant::now();
+    let (child, url) = spawn(home);
+    let addr = url.trim_start_matches("http://").to_string();
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            use std::io::{Read, Write};
+            let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut response = String::new();
+                let _ = stream.read_to_string(&mut response);
+                if response.starts_with("HTTP/1.1 200") {
+                    return (started.elapsed(), child, url);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    // Cold: a fresh home each time.
+    let mut cold = Vec::new();
+    for _ in 0..RUNS {
+        let home = tempfile::tempdir().expect("home");
+        let (t, child, _) = time_to_first_health(home.path());
+        cold.push(t);
+        stop(child);
+    }
+    // Warm: the same home, already initialised.
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[rate_limit]\nexempt_loopback = true\n",
+    )
+    .expect("config");
+    let mut warm = Vec::new();
+    for _ in 0..RUNS {
+        let (t, child, _) = time_to_first_health(home.path());
+        warm.push(t);
+        stop(child);
+    }
+    cold.sort();
+    warm.sort();
+    println!("start to first 200 on /api/health ({RUNS} runs each)");
+    println!(
+        "  cold (new home)  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        ms(percentile(&cold, 0.5)),
+        ms(percentile(&cold, 0.99))
+    );
+    println!(
+        "  warm             p50 {:>7.2} ms  p99 {:>7.2} ms",
+        ms(percentile(&warm, 0.5)),
+        ms(percentile(&warm, 0.99))
+    );
+
+    let (_, child, url) = time_to_first_health(home.path());
+    std::thread::sleep(Duration::from_secs(1));
+    println!("idle RSS after start: {:.1} MiB", rss_kib(child.id()) as f64 / 1024.0);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (count, mut latencies) = runtime.block_on(throughput(&url));
+    latencies.sort();
+    println!(
+        "/api/health throughput: {:.0} req/s over {THROUGHPUT_SECS} s with {CONNECTIONS} keep-alive connections \
+         (client on the same 2 cores); latency p50 {:.3} ms p99 {:.3} ms",
+        count as f64 / THROUGHPUT_SECS as f64,
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99))
+    );
+    println!("RSS after load: {:.1} MiB", rss_kib(child.id()) as f64 / 1024.0);
+    stop(child);
+}
+
+async fn throughput(url: &str) -> (usize, Vec<Duration>) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECS);
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let client = client.clone();
+        let target = format!("{url}/api/health");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = client.get(&target).send().await.expect("request");
+                assert_eq!(response.status(), 200);
+                let _ = response.bytes().await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("task"));
+    }
+    (all.len(), all)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
