@@ -16,7 +16,13 @@ const CONNECTIONS: usize = 16;
 
 fn spawn(home: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
-        .args(["--home", &home.display().to_string(), "start", "--listen", "127.0.0.1:0"])
+        .args([
+            "--home",
+            &home.display().to_string(),
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -24,8 +30,14 @@ fn spawn(home: &std::path::Path) -> (Child, String) {
         .expect("spawn talon");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read address");
-    let url = line.trim().strip_prefix("talon listening on ").expect("address line").to_string();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read address");
+    let url = line
+        .trim()
+        .strip_prefix("talon listening on ")
+        .expect("address line")
+        .to_string();
     (child, url)
 }
 
@@ -37,7 +49,8 @@ fn time_to_first_health(home: &std::path::Path) -> (Duration, Child, String) {
     loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
             use std::io::{Read, Write};
-            let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let request =
+                format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
             if stream.write_all(request.as_bytes()).is_ok() {
                 let mut response = String::new();
                 let _ = stream.read_to_string(&mut response);
@@ -108,7 +121,10 @@ fn main() {
 
     let (_, child, url) = time_to_first_health(home.path());
     std::thread::sleep(Duration::from_secs(1));
-    println!("idle RSS after start: {:.1} MiB", rss_kib(child.id()) as f64 / 1024.0);
+    println!(
+        "idle RSS after start: {:.1} MiB",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -124,12 +140,18 @@ fn main() {
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99))
     );
-    println!("RSS after load: {:.1} MiB", rss_kib(child.id()) as f64 / 1024.0);
+    println!(
+        "RSS after load: {:.1} MiB",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
     stop(child);
 }
 
 async fn throughput(url: &str) -> (usize, Vec<Duration>) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()
+        .expect("client");
     let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECS);
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {

@@ -98,11 +98,6 @@ impl Daemon {
         self.home.path().display().to_string()
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.home.path().join("daemon.log")).unwrap_or_default()

@@ -15,7 +15,10 @@ async fn health_is_redacted_and_detail_is_full() {
 
     let detail = json(daemon.get("/api/health/detail").await).await;
     assert_eq!(detail["database"]["status"], "ok");
-    assert_eq!(detail["database"]["schema_version"], 1);
+    assert_eq!(
+        detail["database"]["schema_version"],
+        talon_kernel::store::SCHEMA_VERSION
+    );
     assert!(detail["uptime_seconds"].is_u64());
 }
 

@@ -16,6 +16,7 @@ use utoipa::OpenApi;
         (name = "config", description = "Configuration"),
         (name = "agents", description = "Agent registry"),
         (name = "memory", description = "Agent key-value memory"),
+        (name = "audit", description = "Audit hash chain and security overview"),
     )
 )]
 pub struct ApiDoc;

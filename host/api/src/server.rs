@@ -20,7 +20,7 @@ use crate::middleware::{
     self, auth::auth, headers::security_headers, rate_limit::rate_limit, request_id::request_id,
 };
 use crate::openapi::ApiDoc;
-use crate::routes::{agents, config, memory, system};
+use crate::routes::{agents, audit, config, memory, system};
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them.
@@ -40,6 +40,9 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(config::export_config))
         .routes(routes!(agents::list_agents, agents::spawn_agent))
         .routes(routes!(agents::get_agent, agents::kill_agent))
+        .routes(routes!(audit::recent))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::security))
         .routes(routes!(memory::list_kv))
         .routes(routes!(memory::get_kv, memory::set_kv, memory::delete_kv))
         .split_for_parts()

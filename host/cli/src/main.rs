@@ -1,5 +1,6 @@
 //! `talon`: the daemon (`talon start`) and the commands that talk to it.
 
+mod audit_cmd;
 mod client;
 mod daemon;
 
@@ -32,6 +33,15 @@ enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Audit trail commands.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the audit hash chain of a data directory (daemon stopped).
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Config(ConfigCommand::Show(args)) => {
             client::config_show(&home, cli.config.as_deref(), &args)
         }
+        Command::Audit(AuditCommand::Verify) => audit_cmd::verify(&home),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::KernelError;
+use crate::audit::AuditEvent;
 use crate::store::{self, AGENTS, Store, StoreError};
 
 /// Largest manifest accepted, in bytes.
@@ -159,6 +160,20 @@ pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<(), KernelEr
             .insert(record.id.to_string().as_str(), bytes.as_slice())
             .map_err(StoreError::from)?;
     }
+    let model = &record.manifest.model;
+    crate::audit::append_in(
+        &tx,
+        AuditEvent::new(
+            "agent_spawned",
+            format!(
+                "agent '{}' spawned with model {}/{}",
+                record.name(),
+                model.provider,
+                model.model
+            ),
+        )
+        .agent(record.id),
+    )?;
     tx.commit().map_err(StoreError::from)?;
     Ok(())
 }
@@ -189,7 +204,19 @@ pub(crate) fn remove(store: &Store, id: Uuid) -> Result<bool, StoreError> {
     let tx = store.db().begin_write()?;
     let existed = {
         let mut table = tx.open_table(AGENTS)?;
-        let existed = table.remove(id.to_string().as_str())?.is_some();
+        let removed = table.remove(id.to_string().as_str())?;
+        let existed = match removed {
+            Some(value) => {
+                let record: AgentRecord = store::decode(TABLE, value.value())?;
+                crate::audit::append_in(
+                    &tx,
+                    AuditEvent::new("agent_killed", format!("agent '{}' killed", record.name()))
+                        .agent(id),
+                )?;
+                true
+            }
+            None => false,
+        };
         crate::memory::remove_all_in(&tx, id)?;
         existed
     };

@@ -94,6 +94,30 @@ impl Kernel {
         plan
     }
 
+    /// Appends an event to the audit trail.
+    pub async fn audit(
+        &self,
+        event: crate::audit::AuditEvent,
+    ) -> Result<crate::audit::AuditEntry, KernelError> {
+        let store = self.store.clone();
+        Ok(store::blocking(move || crate::audit::append(&store, event)).await?)
+    }
+
+    /// The newest `limit` audit entries (newest first) and the chain's length.
+    pub async fn audit_recent(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<crate::audit::AuditEntry>, u64), KernelError> {
+        let store = self.store.clone();
+        Ok(store::blocking(move || crate::audit::recent(&store, limit)).await?)
+    }
+
+    /// Walks and checks the whole audit chain.
+    pub async fn audit_verify(&self) -> Result<crate::audit::Verification, KernelError> {
+        let store = self.store.clone();
+        Ok(store::blocking(move || crate::audit::verify(&store)).await?)
+    }
+
     /// Re-reads the config file; an invalid file is refused and the old config kept.
     pub async fn reload_config(&self) -> Result<ReloadPlan, KernelError> {
         let path = self.config_path.clone();
@@ -101,7 +125,15 @@ impl Kernel {
             .await
             .map_err(|e| KernelError::Invalid(e.to_string()))??;
         let new = apply_overrides(loaded, &self.overrides)?;
-        Ok(self.replace_config(new))
+        let plan = self.replace_config(new);
+        if !plan.changed.is_empty() {
+            self.audit(crate::audit::AuditEvent::new(
+                "config_reloaded",
+                format!("changed: {}", plan.changed.join(", ")),
+            ))
+            .await?;
+        }
+        Ok(plan)
     }
 
     /// Sets one dotted key in the config file and applies it.
@@ -111,11 +143,19 @@ impl Kernel {
         value: serde_json::Value,
     ) -> Result<ReloadPlan, KernelError> {
         let path = self.config_path.clone();
+        let audited_key = key.clone();
         let written = tokio::task::spawn_blocking(move || config::set_value(&path, &key, &value))
             .await
             .map_err(|e| KernelError::Invalid(e.to_string()))??;
         let new = apply_overrides(written, &self.overrides)?;
-        Ok(self.replace_config(new))
+        let plan = self.replace_config(new);
+        // The key is recorded, never the value: it may be a secret.
+        self.audit(crate::audit::AuditEvent::new(
+            "config_changed",
+            format!("set {audited_key}"),
+        ))
+        .await?;
+        Ok(plan)
     }
 
     /// The database.

@@ -6,6 +6,7 @@
 //! requests into calls on [`Kernel`]; nothing here knows about HTTP.
 
 pub mod agents;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod home;

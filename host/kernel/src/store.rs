@@ -15,7 +15,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -24,6 +24,8 @@ const SCHEMA_KEY: &str = "schema_version";
 pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents.v1");
 /// Agent key-value memory by (agent id, key): JSON values.
 pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv.v1");
+/// The audit hash chain by sequence number: JSON [`crate::audit::AuditEntry`].
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
 
 /// Errors from the database.
 #[derive(Debug, thiserror::Error)]
@@ -83,15 +85,25 @@ struct Migration {
 }
 
 /// Every migration ever shipped, in order. Append only: never edit a released step.
-const MIGRATIONS: &[Migration] = &[Migration {
-    to: 1,
-    description: "create agents.v1 and kv.v1",
-    apply: |tx| {
-        tx.open_table(AGENTS)?;
-        tx.open_table(KV)?;
-        Ok(())
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        to: 1,
+        description: "create agents.v1 and kv.v1",
+        apply: |tx| {
+            tx.open_table(AGENTS)?;
+            tx.open_table(KV)?;
+            Ok(())
+        },
     },
-}];
+    Migration {
+        to: 2,
+        description: "create audit.v1",
+        apply: |tx| {
+            tx.open_table(AUDIT)?;
+            Ok(())
+        },
+    },
+];
 
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -216,6 +228,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableTableMetadata;
 
     #[test]
     fn fresh_database_is_at_current_version_and_reopens() {
@@ -257,6 +270,31 @@ mod tests {
             Some(SCHEMA_VERSION + 1),
             "refused database must keep its version"
         );
+    }
+
+    #[test]
+    fn version_1_database_is_backed_up_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(SCHEMA_KEY, 1).unwrap();
+            tx.open_table(AGENTS)
+                .unwrap()
+                .insert("a", b"{}".as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert!(
+            dir.path().join("t.redb.v1.bak").exists(),
+            "pre-migration copy kept"
+        );
+        let tx = store.db().begin_read().unwrap();
+        assert!(tx.open_table(AGENTS).unwrap().get("a").unwrap().is_some());
+        assert_eq!(tx.open_table(AUDIT).unwrap().len().unwrap(), 0);
     }
 
     #[test]

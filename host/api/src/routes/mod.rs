@@ -1,6 +1,7 @@
 //! Route handlers, one module per group of the reference API.
 
 pub mod agents;
+pub mod audit;
 pub mod config;
 pub mod memory;
 pub mod system;
