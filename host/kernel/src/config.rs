@@ -56,6 +56,24 @@ max_body_bytes = 2097152
 # Extra origins allowed when an api_key is set (without a key, only
 # http://localhost:* and http://127.0.0.1:* are allowed).
 allowed_origins = []
+
+[plugins]
+# Publisher public keys (hex, as written by `talon plugin keygen`) whose
+# signed packages may be installed.
+trusted_keys = []
+# Accept unsigned packages and packages signed by unknown keys. For plugin
+# authors on their own machine only.
+dev_mode = false
+# Ceilings on what any plugin call may use, whatever its manifest asks for.
+max_fuel = 1000000000
+max_memory_mb = 256
+max_timeout_ms = 30000
+
+[tool_invoke]
+# `POST /api/tools/{name}/invoke` runs tools outside any agent. It is refused
+# unless enabled and the tool is listed here ("*" allows every tool).
+enabled = false
+allowlist = []
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -117,6 +135,55 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Cross-origin requests.
     pub cors: CorsConfig,
+    /// Plugin trust and ceilings.
+    pub plugins: PluginsConfig,
+    /// Direct tool invocation over the API.
+    pub tool_invoke: ToolInvokeConfig,
+}
+
+/// Plugin trust store and resource ceilings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Hex Ed25519 public keys of trusted publishers.
+    pub trusted_keys: Vec<String>,
+    /// Accept unsigned or untrusted packages.
+    pub dev_mode: bool,
+    /// Most fuel one call may burn.
+    pub max_fuel: u64,
+    /// Most linear memory one instance may hold, in MiB.
+    pub max_memory_mb: u64,
+    /// Longest wall-clock time one call may take, in milliseconds.
+    pub max_timeout_ms: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            trusted_keys: Vec::new(),
+            dev_mode: false,
+            max_fuel: 1_000_000_000,
+            max_memory_mb: 256,
+            max_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Direct tool invocation (`POST /api/tools/{name}/invoke`), closed by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolInvokeConfig {
+    /// Turns the endpoint on.
+    pub enabled: bool,
+    /// Tools it may run; `"*"` for all.
+    pub allowlist: Vec<String>,
+}
+
+impl ToolInvokeConfig {
+    /// Whether `tool` may be invoked directly.
+    pub fn allows(&self, tool: &str) -> bool {
+        self.enabled && self.allowlist.iter().any(|t| t == "*" || t == tool)
+    }
 }
 
 /// GCRA rate limiting per client IP.
@@ -156,6 +223,8 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
             cors: CorsConfig::default(),
+            plugins: PluginsConfig::default(),
+            tool_invoke: ToolInvokeConfig::default(),
         }
     }
 }
@@ -225,6 +294,13 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "rate_limit.api_requests_per_minute must be at least 1".into(),
             ));
+        }
+        for key in &self.plugins.trusted_keys {
+            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "plugins.trusted_keys: `{key}` is not a 64-character hex Ed25519 public key"
+                )));
+            }
         }
         if self.limits.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
