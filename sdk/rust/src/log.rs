@@ -1,0 +1,38 @@
+//! Structured logs, attributed to the plugin by the host.
+//!
+//! Messages go to the daemon's log with the plugin's name and the calling
+//! agent attached, so there is no need to repeat them. Standard output and
+//! standard error are not logs: the host may discard them.
+
+pub use crate::bindings::talon::plugin::log::Level;
+use crate::bindings::talon::plugin::log::log as host_log;
+
+/// Logs `message` at `level`.
+pub fn log(level: Level, message: impl AsRef<str>) {
+    host_log(level, message.as_ref());
+}
+
+/// Logs very detailed diagnostics, usually filtered out.
+pub fn trace(message: impl AsRef<str>) {
+    log(Level::Trace, message);
+}
+
+/// Logs diagnostics for plugin authors.
+pub fn debug(message: impl AsRef<str>) {
+    log(Level::Debug, message);
+}
+
+/// Logs a normal event worth keeping.
+pub fn info(message: impl AsRef<str>) {
+    log(Level::Info, message);
+}
+
+/// Logs something unexpected that the tool recovered from.
+pub fn warn(message: impl AsRef<str>) {
+    log(Level::Warn, message);
+}
+
+/// Logs a failure.
+pub fn error(message: impl AsRef<str>) {
+    log(Level::Error, message);
+}
