@@ -94,3 +94,31 @@ async fn recent_limit_is_bounded() {
     let bad = daemon.get("/api/audit/recent?limit=-1").await;
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn new_entries_are_streamed_over_sse() {
+    let mut daemon = Daemon::start().await;
+    let mut response = daemon.get("/api/logs/stream").await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    daemon.spawn_agent("streamed").await;
+    let mut seen = String::new();
+    while !seen.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let data = seen
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data frame");
+    let entry: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(entry["event_type"], "agent_spawned");
+    assert_eq!(entry["id"], 1);
+
+    // An open stream does not hold up a graceful shutdown.
+    daemon.post("/api/shutdown", serde_json::json!({})).await;
+    assert!(daemon.wait_exit().success());
+}

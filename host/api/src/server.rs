@@ -20,7 +20,7 @@ use crate::middleware::{
     self, auth::auth, headers::security_headers, rate_limit::rate_limit, request_id::request_id,
 };
 use crate::openapi::ApiDoc;
-use crate::routes::{agents, audit, config, memory, system};
+use crate::routes::{agents, audit, config, logs, memory, system};
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them.
@@ -43,6 +43,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::recent))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::security))
+        .routes(routes!(logs::stream))
         .routes(routes!(memory::list_kv))
         .routes(routes!(memory::get_kv, memory::set_kv, memory::delete_kv))
         .split_for_parts()

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::KernelError;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEntry, AuditEvent};
 use crate::store::{self, AGENTS, Store, StoreError};
 
 /// Largest manifest accepted, in bytes.
@@ -139,8 +139,8 @@ impl AgentRecord {
 
 const TABLE: &str = "agents.v1";
 
-/// Stores a new agent; the name must be unused.
-pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<(), KernelError> {
+/// Stores a new agent (the name must be unused) with its audit entry.
+pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<AuditEntry, KernelError> {
     let tx = store.db().begin_write().map_err(StoreError::from)?;
     {
         let mut table = tx.open_table(AGENTS).map_err(StoreError::from)?;
@@ -161,7 +161,7 @@ pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<(), KernelEr
             .map_err(StoreError::from)?;
     }
     let model = &record.manifest.model;
-    crate::audit::append_in(
+    let entry = crate::audit::append_in(
         &tx,
         AuditEvent::new(
             "agent_spawned",
@@ -175,7 +175,7 @@ pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<(), KernelEr
         .agent(record.id),
     )?;
     tx.commit().map_err(StoreError::from)?;
-    Ok(())
+    Ok(entry)
 }
 
 /// Every agent, in creation order.
@@ -199,8 +199,8 @@ pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<AgentRecord>, StoreE
     value.map(|v| store::decode(TABLE, v.value())).transpose()
 }
 
-/// Removes an agent and its memory; true when it existed.
-pub(crate) fn remove(store: &Store, id: Uuid) -> Result<bool, StoreError> {
+/// Removes an agent and its memory; the audit entry when it existed.
+pub(crate) fn remove(store: &Store, id: Uuid) -> Result<Option<AuditEntry>, StoreError> {
     let tx = store.db().begin_write()?;
     let existed = {
         let mut table = tx.open_table(AGENTS)?;
@@ -208,14 +208,11 @@ pub(crate) fn remove(store: &Store, id: Uuid) -> Result<bool, StoreError> {
         let existed = match removed {
             Some(value) => {
                 let record: AgentRecord = store::decode(TABLE, value.value())?;
-                crate::audit::append_in(
-                    &tx,
-                    AuditEvent::new("agent_killed", format!("agent '{}' killed", record.name()))
-                        .agent(id),
-                )?;
-                true
+                let event =
+                    AuditEvent::new("agent_killed", format!("agent '{}' killed", record.name()));
+                Some(crate::audit::append_in(&tx, event.agent(id))?)
             }
-            None => false,
+            None => None,
         };
         crate::memory::remove_all_in(&tx, id)?;
         existed

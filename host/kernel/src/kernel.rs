@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::KernelError;
 use crate::agents::{self, AgentManifest, AgentRecord, AgentState};
 use crate::config::{self, Config, ReloadPlan};
+use crate::events::Event;
 use crate::home::Home;
 use crate::memory;
 use crate::store::{self, Store};
@@ -30,6 +31,7 @@ pub struct Kernel {
     overrides: Overrides,
     config: RwLock<Arc<Config>>,
     store: Store,
+    events: crate::events::EventBus,
     started: Instant,
 }
 
@@ -62,6 +64,7 @@ impl Kernel {
             overrides,
             config: RwLock::new(Arc::new(config)),
             store,
+            events: crate::events::EventBus::new(),
             started: Instant::now(),
         })
     }
@@ -94,13 +97,20 @@ impl Kernel {
         plan
     }
 
-    /// Appends an event to the audit trail.
+    /// The event bus.
+    pub fn events(&self) -> &crate::events::EventBus {
+        &self.events
+    }
+
+    /// Appends an event to the audit trail and publishes the entry.
     pub async fn audit(
         &self,
         event: crate::audit::AuditEvent,
     ) -> Result<crate::audit::AuditEntry, KernelError> {
         let store = self.store.clone();
-        Ok(store::blocking(move || crate::audit::append(&store, event)).await?)
+        let entry = store::blocking(move || crate::audit::append(&store, event)).await?;
+        self.events.publish(Event::Audit(entry.clone()));
+        Ok(entry)
     }
 
     /// The newest `limit` audit entries (newest first) and the chain's length.
@@ -182,10 +192,16 @@ impl Kernel {
         };
         let store = self.store.clone();
         let stored = record.clone();
-        tokio::task::spawn_blocking(move || agents::insert(&store, &stored))
+        let entry = tokio::task::spawn_blocking(move || agents::insert(&store, &stored))
             .await
             .map_err(|e| KernelError::Store(store::StoreError::Task(e.to_string())))??;
         tracing::info!(agent_id = %record.id, name = record.name(), "agent spawned");
+        self.events.publish(Event::Audit(entry));
+        self.events.publish(Event::AgentSpawned {
+            agent_id: record.id.to_string(),
+            name: record.name().to_string(),
+            at: record.created_at,
+        });
         Ok(record)
     }
 
@@ -212,9 +228,15 @@ impl Kernel {
     /// Removes an agent and its memory; false when it did not exist.
     pub async fn kill_agent(&self, id: Uuid) -> Result<bool, KernelError> {
         let store = self.store.clone();
-        let existed = store::blocking(move || agents::remove(&store, id)).await?;
-        if existed {
+        let entry = store::blocking(move || agents::remove(&store, id)).await?;
+        let existed = entry.is_some();
+        if let Some(entry) = entry {
             tracing::info!(agent_id = %id, "agent killed");
+            self.events.publish(Event::Audit(entry));
+            self.events.publish(Event::AgentTerminated {
+                agent_id: id.to_string(),
+                at: Utc::now(),
+            });
         }
         Ok(existed)
     }

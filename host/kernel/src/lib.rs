@@ -9,6 +9,7 @@ pub mod agents;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod home;
 pub mod kernel;
 pub mod memory;

@@ -3,5 +3,6 @@
 pub mod agents;
 pub mod audit;
 pub mod config;
+pub mod logs;
 pub mod memory;
 pub mod system;

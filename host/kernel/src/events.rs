@@ -1,0 +1,105 @@
+//! The event bus: one broadcast channel for everything that happens.
+//!
+//! Publishers never wait: a subscriber that falls behind loses the oldest
+//! events (and is told how many) instead of slowing the kernel down. Audit
+//! entries are written to the store inside the transaction of the change they
+//! record and published here after the commit, so a subscriber never sees an
+//! event that did not persist.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::audit::AuditEntry;
+
+/// How many events a slow subscriber may lag behind before it loses some.
+const CAPACITY: usize = 1024;
+
+/// Something that happened in the kernel.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// An entry was appended to the audit chain.
+    Audit(AuditEntry),
+    /// An agent was spawned.
+    AgentSpawned {
+        /// The new agent.
+        agent_id: String,
+        /// Its name.
+        name: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An agent was killed.
+    AgentTerminated {
+        /// The agent.
+        agent_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// The bus; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    /// An empty bus.
+    pub fn new() -> Self {
+        Self {
+            sender: broadcast::channel(CAPACITY).0,
+        }
+    }
+
+    /// Publishes to every current subscriber; a bus with none drops the event.
+    pub fn publish(&self, event: Event) {
+        let _ = self.sender.send(event);
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_see_events_in_order_and_laggards_are_told() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe();
+        for i in 0..3 {
+            bus.publish(Event::AgentTerminated {
+                agent_id: i.to_string(),
+                at: Utc::now(),
+            });
+        }
+        for i in 0..3 {
+            match rx.recv().await.unwrap() {
+                Event::AgentTerminated { agent_id, .. } => assert_eq!(agent_id, i.to_string()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let mut slow = bus.subscribe();
+        for i in 0..(CAPACITY + 5) {
+            bus.publish(Event::AgentTerminated {
+                agent_id: i.to_string(),
+                at: Utc::now(),
+            });
+        }
+        assert!(matches!(
+            slow.recv().await,
+            Err(broadcast::error::RecvError::Lagged(5))
+        ));
+    }
+}
