@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use talon_sdk::{ToolError, Tools};
 
-/// Arguments of `word_count`.
+/// Arguments of `word_count_rust`.
 #[talon_sdk::args]
 struct WordCountArgs {
     /// The text to count the words of.
@@ -68,7 +68,7 @@ fn word_count(args: WordCountArgs) -> Result<WordCount, ToolError> {
 
 fn tools() -> Tools {
     Tools::new().tool(
-        "word_count",
+        "word_count_rust",
         "Counts the words and characters of a text and lists the most frequent words.",
         word_count,
     )
