@@ -61,6 +61,7 @@ pub mod memory;
 mod schema;
 pub mod settings;
 mod tools;
+pub mod workspace;
 
 #[doc(hidden)]
 pub mod bindings;
