@@ -56,20 +56,14 @@ fn summary(a: &AgentRecord) -> serde_json::Value {
     })
 }
 
+/// The list row plus everything the manifest says.
 fn detail(a: &AgentRecord) -> serde_json::Value {
     let m = &a.manifest;
-    serde_json::json!({
-        "id": a.id,
-        "name": a.name(),
-        "state": a.state,
-        "mode": "normal",
-        "created_at": a.created_at,
-        "last_active": a.last_active,
-        "description": m.description,
+    let mut value = summary(a);
+    let extra = serde_json::json!({
         "version": m.version,
         "author": m.author,
         "module": m.module,
-        "tags": m.tags,
         "model": { "provider": m.model.provider, "model": m.model.model },
         "system_prompt": m.system_prompt.clone().or_else(|| m.model.system_prompt.clone()),
         "capabilities": { "tools": m.capabilities.tools, "network": m.capabilities.network,
@@ -77,7 +71,11 @@ fn detail(a: &AgentRecord) -> serde_json::Value {
         "tools": m.capabilities.tools,
         "skills": m.skills,
         "mcp_servers": m.mcp_servers,
-    })
+    });
+    if let (Some(row), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+        row.extend(extra);
+    }
+    value
 }
 
 /// Lists agents, paginated.
