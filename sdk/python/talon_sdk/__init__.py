@@ -122,7 +122,7 @@ def _to_json(value: Any) -> str:
             return list(obj)
         raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
-    return json.dumps(value, default=default, ensure_ascii=False)
+    return json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))
 
 
 class Plugin:
