@@ -169,7 +169,7 @@ class Plugin:
             {
                 "name": t.name,
                 "description": t.description,
-                "parameters_schema": json.dumps(t.schema),
+                "parameters_schema": json.dumps(t.schema, separators=(",", ":")),
             }
             for t in self._tools.values()
         ]
