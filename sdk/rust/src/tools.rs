@@ -135,10 +135,10 @@ fn parse_arguments<A: DeserializeOwned>(arguments: &str) -> Result<A, ToolError>
     };
     serde_json::from_str(text).or_else(|error| {
         // A tool without arguments (`()`) accepts an empty object too.
-        if text.trim() == "{}" {
-            if let Ok(unit) = serde_json::from_str::<A>("null") {
-                return Ok(unit);
-            }
+        if text.trim() == "{}"
+            && let Ok(unit) = serde_json::from_str::<A>("null")
+        {
+            return Ok(unit);
         }
         Err(ToolError::InvalidArguments(error.to_string()))
     })
