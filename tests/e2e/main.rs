@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod agents;
 mod audit;
 mod cli;
 mod config;

@@ -20,7 +20,7 @@ use crate::middleware::{
     self, auth::auth, headers::security_headers, rate_limit::rate_limit, request_id::request_id,
 };
 use crate::openapi::ApiDoc;
-use crate::routes::{agents, audit, config, logs, memory, system};
+use crate::routes::{agents, audit, config, files, logs, memory, system};
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them.
@@ -40,6 +40,13 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(config::export_config))
         .routes(routes!(agents::list_agents, agents::spawn_agent))
         .routes(routes!(agents::get_agent, agents::kill_agent))
+        .routes(routes!(agents::bulk_create, agents::bulk_delete))
+        .routes(routes!(agents::bulk_start))
+        .routes(routes!(agents::bulk_stop))
+        .routes(routes!(agents::clone_agent))
+        .routes(routes!(memory::export))
+        .routes(routes!(memory::import))
+        .merge(large_body_routes())
         .routes(routes!(audit::recent))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::security))
@@ -47,6 +54,21 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(memory::list_kv))
         .routes(routes!(memory::get_kv, memory::set_kv, memory::delete_kv))
         .split_for_parts()
+}
+
+/// Routes that carry files: their own, larger body limit replaces the global one.
+fn large_body_routes() -> OpenApiRouter<AppState> {
+    let limit = talon_kernel::uploads::MAX_UPLOAD_BYTES + 64 * 1024;
+    OpenApiRouter::new()
+        .routes(routes!(files::list_files))
+        .routes(routes!(
+            files::get_file,
+            files::put_file,
+            files::delete_file
+        ))
+        .routes(routes!(files::upload))
+        .routes(routes!(files::get_upload))
+        .layer(DefaultBodyLimit::max(limit))
 }
 
 /// The OpenAPI document of this build.

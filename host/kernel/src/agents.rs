@@ -226,3 +226,45 @@ pub(crate) fn count(store: &Store) -> Result<u64, StoreError> {
     let tx = store.db().begin_read()?;
     Ok(tx.open_table(AGENTS)?.len()?)
 }
+
+/// Changes an agent's lifecycle state; `None` when it does not exist.
+pub(crate) fn set_state(
+    store: &Store,
+    id: Uuid,
+    state: AgentState,
+) -> Result<Option<AgentRecord>, StoreError> {
+    let tx = store.db().begin_write()?;
+    let updated = {
+        let mut table = tx.open_table(AGENTS)?;
+        let key = id.to_string();
+        let current = table.get(key.as_str())?.map(|v| v.value().to_vec());
+        match current {
+            None => None,
+            Some(bytes) => {
+                let mut record: AgentRecord = store::decode(TABLE, &bytes)?;
+                if record.state != state {
+                    record.state = state;
+                    record.last_active = chrono::Utc::now();
+                    let encoded = store::encode(TABLE, &record)?;
+                    table.insert(key.as_str(), encoded.as_slice())?;
+                    let what = if state == AgentState::Running {
+                        "started"
+                    } else {
+                        "stopped"
+                    };
+                    crate::audit::append_in(
+                        &tx,
+                        AuditEvent::new(
+                            &format!("agent_{what}"),
+                            format!("agent '{}' {what}", record.name()),
+                        )
+                        .agent(id),
+                    )?;
+                }
+                Some(record)
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(updated)
+}

@@ -30,7 +30,12 @@ impl Home {
 
     /// Creates the directory tree if it does not exist yet.
     pub fn ensure(&self) -> std::io::Result<()> {
-        for dir in [self.root.clone(), self.data_dir()] {
+        for dir in [
+            self.root.clone(),
+            self.data_dir(),
+            self.workspaces_dir(),
+            self.uploads_dir(),
+        ] {
             std::fs::create_dir_all(dir)?;
         }
         Ok(())
@@ -54,6 +59,21 @@ impl Home {
     /// The redb database file.
     pub fn database_file(&self) -> PathBuf {
         self.data_dir().join("talon.redb")
+    }
+
+    /// Agent workspaces, one directory per agent id.
+    pub fn workspaces_dir(&self) -> PathBuf {
+        self.root.join("workspaces")
+    }
+
+    /// The workspace of one agent: its files, and what its plugins see as `/`.
+    pub fn workspace(&self, agent_id: &uuid::Uuid) -> PathBuf {
+        self.workspaces_dir().join(agent_id.to_string())
+    }
+
+    /// Uploaded attachments, by upload id.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir().join("uploads")
     }
 
     /// Written by a running daemon so client commands can find it.

@@ -12,8 +12,8 @@ use crate::agents::{self, AgentManifest, AgentRecord, AgentState};
 use crate::config::{self, Config, ReloadPlan};
 use crate::events::Event;
 use crate::home::Home;
-use crate::memory;
 use crate::store::{self, Store};
+use crate::{memory, uploads, workspace};
 
 /// Settings given on the command line that win over `config.toml` for this run only.
 #[derive(Debug, Clone, Default)]
@@ -232,6 +232,13 @@ impl Kernel {
         let existed = entry.is_some();
         if let Some(entry) = entry {
             tracing::info!(agent_id = %id, "agent killed");
+            // The workspace goes with the agent, like its memory.
+            let workspace = self.home.workspace(&id);
+            if let Err(e) = tokio::fs::remove_dir_all(&workspace).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(agent_id = %id, error = %e, "could not remove the workspace");
+                }
+            }
             self.events.publish(Event::Audit(entry));
             self.events.publish(Event::AgentTerminated {
                 agent_id: id.to_string(),
@@ -298,6 +305,170 @@ impl Kernel {
         let store = self.store.clone();
         Ok(store::blocking(move || memory::list(&store, agent)).await?)
     }
+}
+
+impl Kernel {
+    /// The files at the top of an agent's workspace.
+    pub async fn list_files(&self, agent: Uuid) -> Result<Vec<workspace::FileInfo>, KernelError> {
+        self.agent(agent).await?;
+        let root = self.home.workspace(&agent);
+        blocking_kernel(move || workspace::list(&root)).await
+    }
+
+    /// Reads a file of an agent's workspace.
+    pub async fn read_file(&self, agent: Uuid, name: String) -> Result<Vec<u8>, KernelError> {
+        self.agent(agent).await?;
+        let root = self.home.workspace(&agent);
+        blocking_kernel(move || workspace::read(&root, &name)).await
+    }
+
+    /// Writes a file of an agent's workspace; returns once it is on disk.
+    pub async fn write_file(
+        &self,
+        agent: Uuid,
+        name: String,
+        bytes: Vec<u8>,
+    ) -> Result<(), KernelError> {
+        self.agent(agent).await?;
+        let root = self.home.workspace(&agent);
+        blocking_kernel(move || workspace::write(&root, &name, &bytes)).await
+    }
+
+    /// Deletes a file of an agent's workspace.
+    pub async fn delete_file(&self, agent: Uuid, name: String) -> Result<(), KernelError> {
+        self.agent(agent).await?;
+        let root = self.home.workspace(&agent);
+        blocking_kernel(move || workspace::delete(&root, &name)).await
+    }
+
+    /// Stores an attachment uploaded for an agent.
+    pub async fn upload(
+        &self,
+        agent: Uuid,
+        filename: String,
+        content_type: String,
+        bytes: Vec<u8>,
+    ) -> Result<uploads::Upload, KernelError> {
+        self.agent(agent).await?;
+        workspace::validate_name(&filename)?;
+        if bytes.len() > uploads::MAX_UPLOAD_BYTES {
+            return Err(KernelError::Invalid(format!(
+                "upload is {} bytes; the limit is {}",
+                bytes.len(),
+                uploads::MAX_UPLOAD_BYTES
+            )));
+        }
+        let upload = uploads::Upload {
+            id: Uuid::new_v4(),
+            agent_id: agent,
+            filename,
+            content_type,
+            size: bytes.len() as u64,
+            created_at: Utc::now(),
+        };
+        let dir = self.home.uploads_dir();
+        let store = self.store.clone();
+        let record = upload.clone();
+        blocking_kernel(move || {
+            // Bytes first, then the record: a crash between the two leaves an
+            // unreferenced file, never a record without its bytes.
+            workspace::write(&dir, &record.id.to_string(), &bytes)?;
+            uploads::insert(&store, &record)?;
+            Ok(())
+        })
+        .await?;
+        Ok(upload)
+    }
+
+    /// An upload and its bytes.
+    pub async fn get_upload(&self, id: Uuid) -> Result<(uploads::Upload, Vec<u8>), KernelError> {
+        let store = self.store.clone();
+        let dir = self.home.uploads_dir();
+        blocking_kernel(move || {
+            let upload = uploads::get(&store, id)?
+                .ok_or_else(|| KernelError::NotFound(format!("upload {id} not found")))?;
+            let bytes = workspace::read(&dir, &id.to_string())?;
+            Ok((upload, bytes))
+        })
+        .await
+    }
+
+    /// Starts or stops an agent.
+    pub async fn set_agent_state(
+        &self,
+        id: Uuid,
+        state: AgentState,
+    ) -> Result<AgentRecord, KernelError> {
+        let store = self.store.clone();
+        store::blocking(move || agents::set_state(&store, id, state))
+            .await?
+            .ok_or_else(|| KernelError::NotFound(format!("agent {id} not found")))
+    }
+
+    /// Spawns a copy of an agent under a new name, with its workspace files.
+    pub async fn clone_agent(
+        &self,
+        id: Uuid,
+        new_name: String,
+        include_skills: bool,
+        include_tools: bool,
+    ) -> Result<AgentRecord, KernelError> {
+        let source = self.agent(id).await?;
+        let mut manifest: toml::Table = toml::from_str(&source.manifest_toml)
+            .map_err(|e| KernelError::Invalid(format!("stored manifest unreadable: {e}")))?;
+        manifest.insert("name".into(), toml::Value::String(new_name));
+        if !include_skills {
+            manifest.remove("skills");
+        }
+        if !include_tools {
+            if let Some(toml::Value::Table(caps)) = manifest.get_mut("capabilities") {
+                caps.remove("tools");
+            }
+        }
+        let text = toml::to_string(&manifest).map_err(|e| KernelError::Invalid(e.to_string()))?;
+        let clone = self.spawn_agent(text).await?;
+        let (from, to) = (self.home.workspace(&id), self.home.workspace(&clone.id));
+        blocking_kernel(move || workspace::copy_all(&from, &to)).await?;
+        Ok(clone)
+    }
+
+    /// Writes many memory values at once, optionally replacing all existing ones;
+    /// one transaction, so either all land or none.
+    pub async fn memory_import(
+        &self,
+        agent: Uuid,
+        values: Vec<(String, serde_json::Value)>,
+        clear_existing: bool,
+    ) -> Result<usize, KernelError> {
+        for (key, value) in &values {
+            validate_key(key)?;
+            let size = serde_json::to_vec(value)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
+            if size > memory::MAX_VALUE_BYTES {
+                return Err(KernelError::Invalid(format!(
+                    "value of `{key}` is larger than {} bytes",
+                    memory::MAX_VALUE_BYTES
+                )));
+            }
+        }
+        self.agent(agent).await?;
+        let store = self.store.clone();
+        let count = values.len();
+        store::blocking(move || memory::import(&store, agent, &values, clear_existing)).await?;
+        Ok(count)
+    }
+}
+
+/// Runs blocking kernel work (files, store) off the async worker threads.
+async fn blocking_kernel<T, F>(f: F) -> Result<T, KernelError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, KernelError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| KernelError::Store(store::StoreError::Task(e.to_string())))?
 }
 
 fn validate_key(key: &str) -> Result<(), KernelError> {

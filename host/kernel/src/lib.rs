@@ -14,6 +14,8 @@ pub mod home;
 pub mod kernel;
 pub mod memory;
 pub mod store;
+pub mod uploads;
+pub mod workspace;
 
 pub use error::KernelError;
 pub use kernel::Kernel;

@@ -96,3 +96,26 @@ pub(crate) fn remove_all_in(tx: &WriteTransaction, agent: Uuid) -> Result<(), St
     }
     Ok(())
 }
+
+/// Writes many values in one transaction, optionally clearing the agent's memory first.
+pub(crate) fn import(
+    store: &Store,
+    agent: Uuid,
+    values: &[(String, serde_json::Value)],
+    clear_existing: bool,
+) -> Result<(), StoreError> {
+    let tx = store.db().begin_write()?;
+    if clear_existing {
+        remove_all_in(&tx, agent)?;
+    }
+    {
+        let id = agent.to_string();
+        let mut table = tx.open_table(KV)?;
+        for (key, value) in values {
+            let bytes = store::encode(TABLE, value)?;
+            table.insert((id.as_str(), key.as_str()), bytes.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}

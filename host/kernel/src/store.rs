@@ -15,7 +15,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -26,6 +26,8 @@ pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("ag
 pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv.v1");
 /// The audit hash chain by sequence number: JSON [`crate::audit::AuditEntry`].
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
+/// Uploaded attachments' metadata by upload id: JSON [`crate::uploads::Upload`].
+pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads.v1");
 
 /// Errors from the database.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,14 @@ const MIGRATIONS: &[Migration] = &[
         description: "create audit.v1",
         apply: |tx| {
             tx.open_table(AUDIT)?;
+            Ok(())
+        },
+    },
+    Migration {
+        to: 3,
+        description: "create uploads.v1",
+        apply: |tx| {
+            tx.open_table(UPLOADS)?;
             Ok(())
         },
     },

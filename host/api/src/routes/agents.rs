@@ -162,3 +162,174 @@ pub async fn kill_agent(
         serde_json::json!({ "status": status, "agent_id": id }),
     ))
 }
+
+/// Body of `POST /api/agents/bulk`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkCreate {
+    /// One spawn request per agent.
+    pub agents: Vec<SpawnRequest>,
+}
+
+/// Body of the bulk delete, start and stop operations.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkIds {
+    /// The agents concerned.
+    pub agent_ids: Vec<String>,
+}
+
+/// Most agents one bulk request may name.
+const MAX_BULK: usize = 100;
+
+fn check_bulk(len: usize) -> Result<(), ApiError> {
+    if len > MAX_BULK {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_BULK} agents per bulk request, got {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// Spawns several agents; each succeeds or fails on its own.
+#[utoipa::path(post, path = "/api/agents/bulk", tag = "agents", request_body = BulkCreate,
+    responses((status = 200, description = "`{results: [{index, agent_id?, name?, error?}], created, failed}`", body = Object)))]
+pub async fn bulk_create(
+    State(state): State<AppState>,
+    Json(body): Json<BulkCreate>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_bulk(body.agents.len())?;
+    let mut results = Vec::new();
+    let mut created = 0;
+    for (index, request) in body.agents.into_iter().enumerate() {
+        match state.kernel.spawn_agent(request.manifest_toml).await {
+            Ok(record) => {
+                created += 1;
+                results.push(serde_json::json!({ "index": index, "agent_id": record.id, "name": record.name() }));
+            }
+            Err(e) => results.push(
+                serde_json::json!({ "index": index, "error": ApiError::from(e).to_string() }),
+            ),
+        }
+    }
+    let failed = results.len() - created;
+    Ok(Json(
+        serde_json::json!({ "results": results, "created": created, "failed": failed }),
+    ))
+}
+
+/// What a bulk operation does to one agent.
+#[derive(Clone, Copy)]
+enum BulkOp {
+    Delete,
+    Start,
+    Stop,
+}
+
+async fn bulk(
+    state: &AppState,
+    body: BulkIds,
+    op: BulkOp,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use talon_kernel::agents::AgentState;
+    check_bulk(body.agent_ids.len())?;
+    let mut results = Vec::new();
+    for raw in body.agent_ids {
+        let Ok(id) = raw.parse::<Uuid>() else {
+            results.push(serde_json::json!({ "agent_id": raw, "error": "not a UUID" }));
+            continue;
+        };
+        let outcome = match op {
+            BulkOp::Delete => state
+                .kernel
+                .kill_agent(id)
+                .await
+                .map(|existed| if existed { "killed" } else { "already-deleted" }),
+            BulkOp::Start => state
+                .kernel
+                .set_agent_state(id, AgentState::Running)
+                .await
+                .map(|_| "running"),
+            BulkOp::Stop => state
+                .kernel
+                .set_agent_state(id, AgentState::Stopped)
+                .await
+                .map(|_| "stopped"),
+        };
+        results.push(match outcome {
+            Ok(status) => serde_json::json!({ "agent_id": id, "status": status }),
+            Err(e) => serde_json::json!({ "agent_id": id, "error": ApiError::from(e).to_string() }),
+        });
+    }
+    Ok(Json(serde_json::json!({ "results": results })))
+}
+
+/// Kills several agents.
+#[utoipa::path(delete, path = "/api/agents/bulk", tag = "agents", request_body = BulkIds,
+    responses((status = 200, description = "`{results: [{agent_id, status | error}]}`", body = Object)))]
+pub async fn bulk_delete(
+    State(state): State<AppState>,
+    Json(body): Json<BulkIds>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    bulk(&state, body, BulkOp::Delete).await
+}
+
+/// Starts several stopped agents.
+#[utoipa::path(post, path = "/api/agents/bulk/start", tag = "agents", request_body = BulkIds,
+    responses((status = 200, description = "`{results: [{agent_id, status | error}]}`", body = Object)))]
+pub async fn bulk_start(
+    State(state): State<AppState>,
+    Json(body): Json<BulkIds>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    bulk(&state, body, BulkOp::Start).await
+}
+
+/// Stops several running agents.
+#[utoipa::path(post, path = "/api/agents/bulk/stop", tag = "agents", request_body = BulkIds,
+    responses((status = 200, description = "`{results: [{agent_id, status | error}]}`", body = Object)))]
+pub async fn bulk_stop(
+    State(state): State<AppState>,
+    Json(body): Json<BulkIds>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    bulk(&state, body, BulkOp::Stop).await
+}
+
+/// Body of `POST /api/agents/{id}/clone`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    /// Name of the copy.
+    pub new_name: String,
+    /// Copy the skills (default true).
+    pub include_skills: Option<bool>,
+    /// Copy the tools (default true).
+    pub include_tools: Option<bool>,
+}
+
+/// Clones an agent with its workspace files.
+#[utoipa::path(post, path = "/api/agents/{id}/clone", tag = "agents", request_body = CloneRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 201, description = "`{agent_id, name}`", body = SpawnResponse),
+              (status = 404, description = "No such agent"), (status = 409, description = "Name taken")))]
+pub async fn clone_agent(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<CloneRequest>,
+) -> Result<(StatusCode, Json<SpawnResponse>), ApiError> {
+    let record = state
+        .kernel
+        .clone_agent(
+            id,
+            body.new_name,
+            body.include_skills.unwrap_or(true),
+            body.include_tools.unwrap_or(true),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SpawnResponse {
+            agent_id: record.id,
+            name: record.name().to_string(),
+        }),
+    ))
+}

@@ -75,3 +75,50 @@ pub async fn delete_kv(
     state.kernel.memory_delete(id, key.clone()).await?;
     Ok(Json(serde_json::json!({ "status": "deleted", "key": key })))
 }
+
+/// Exports an agent's key-value memory.
+#[utoipa::path(get, path = "/api/agents/{id}/memory/export", tag = "memory",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{agent_id, kv: {key: value}}`", body = Object),
+              (status = 404, description = "No such agent")))]
+pub async fn export(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let kv: serde_json::Map<String, serde_json::Value> =
+        state.kernel.memory_list(id).await?.into_iter().collect();
+    Ok(Json(serde_json::json!({ "agent_id": id, "kv": kv })))
+}
+
+/// Body of `POST /api/agents/{id}/memory/import`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// Keys and their JSON values.
+    #[schema(value_type = Object)]
+    pub kv: serde_json::Map<String, serde_json::Value>,
+    /// Delete every existing key first.
+    #[serde(default)]
+    pub clear_existing: bool,
+}
+
+/// Imports key-value memory in one transaction: all keys land, or none.
+#[utoipa::path(post, path = "/api/agents/{id}/memory/import", tag = "memory",
+    params(("id" = Uuid, Path, description = "Agent id")), request_body = ImportRequest,
+    responses((status = 200, description = "`{status: imported, keys_imported}`", body = Object),
+              (status = 400, description = "A bad key or oversized value; nothing written"),
+              (status = 404, description = "No such agent")))]
+pub async fn import(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ImportRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let values: Vec<_> = body.kv.into_iter().collect();
+    let count = state
+        .kernel
+        .memory_import(id, values, body.clear_existing)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "status": "imported", "keys_imported": count }),
+    ))
+}

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod audit;
 pub mod config;
+pub mod files;
 pub mod logs;
 pub mod memory;
 pub mod system;
