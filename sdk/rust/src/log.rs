@@ -5,11 +5,16 @@
 //! standard error are not logs: the host may discard them.
 
 pub use crate::bindings::talon::plugin::log::Level;
-use crate::bindings::talon::plugin::log::log as host_log;
 
 /// Logs `message` at `level`.
+///
+/// Outside a component (native unit tests) the message goes to standard
+/// error, so tools that log can be tested with `cargo test`.
 pub fn log(level: Level, message: impl AsRef<str>) {
-    host_log(level, message.as_ref());
+    #[cfg(target_arch = "wasm32")]
+    crate::bindings::talon::plugin::log::log(level, message.as_ref());
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("[{level:?}] {}", message.as_ref());
 }
 
 /// Logs very detailed diagnostics, usually filtered out.

@@ -9,10 +9,40 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::talon::plugin::memory as host;
 use crate::error::ToolError;
 
-pub use host::MemoryError;
+pub use crate::bindings::talon::plugin::memory::MemoryError;
+
+/// Outside a component (native unit tests) there is no host: every call
+/// answers [`MemoryError::Unavailable`].
+#[cfg(not(target_arch = "wasm32"))]
+mod host {
+    use super::MemoryError;
+
+    fn unavailable<T>() -> Result<T, MemoryError> {
+        Err(MemoryError::Unavailable(
+            "no memory outside a component".into(),
+        ))
+    }
+
+    pub fn get(_: &str) -> Result<Option<String>, MemoryError> {
+        unavailable()
+    }
+
+    pub fn set(_: &str, _: &str) -> Result<(), MemoryError> {
+        unavailable()
+    }
+
+    pub fn delete(_: &str) -> Result<bool, MemoryError> {
+        unavailable()
+    }
+
+    pub fn list_keys(_: &str) -> Result<Vec<String>, MemoryError> {
+        unavailable()
+    }
+}
 
 /// Reads the value stored under `key`, or `None` if there is none.
 pub fn get(key: &str) -> Result<Option<String>, MemoryError> {

@@ -3,12 +3,19 @@
 
 use std::str::FromStr;
 
-use crate::bindings::talon::plugin::settings as host;
 use crate::error::ToolError;
 
 /// The setting `key`, or `None` if the operator did not set it.
+///
+/// Outside a component (native unit tests) no setting is set.
 pub fn get(key: &str) -> Option<String> {
-    host::get(key)
+    #[cfg(target_arch = "wasm32")]
+    return crate::bindings::talon::plugin::settings::get(key);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = key;
+        None
+    }
 }
 
 /// The setting `key`, or `default` if it is not set.

@@ -75,3 +75,33 @@ fn tools() -> Tools {
 }
 
 talon_sdk::export_plugin!(tools);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Tools run natively too: `cargo test -p word-count-rust`.
+    #[test]
+    fn counts_and_ranks_words() {
+        let out = tools().invoke(
+            "word_count_rust",
+            r#"{"text": "The cat and the hat.", "top": 2}"#,
+        );
+        assert_eq!(
+            out,
+            Ok(r#"{"words":5,"characters":20,"top":[{"word":"the","count":2},{"word":"and","count":1}]}"#.into())
+        );
+    }
+
+    #[test]
+    fn refuses_bad_arguments() {
+        assert!(matches!(
+            tools().invoke("word_count_rust", r#"{"text": "x", "top": 500}"#),
+            Err(ToolError::InvalidArguments(_))
+        ));
+        assert!(matches!(
+            tools().invoke("word_count_rust", r#"{"txt": "x"}"#),
+            Err(ToolError::InvalidArguments(_))
+        ));
+    }
+}
