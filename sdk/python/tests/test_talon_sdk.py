@@ -127,5 +127,37 @@ class PluginTests(unittest.TestCase):
             self.plugin.tool(undocumented)
 
 
+class ExampleAppTests(unittest.TestCase):
+    """The Python example imports and runs natively, as a plugin author's tests would."""
+
+    def test_word_count_example(self):
+        example = Path(__file__).resolve().parents[3] / "examples" / "plugins" / "python"
+        sys.path.insert(0, str(example))
+        try:
+            import app  # noqa: PLC0415
+        finally:
+            sys.path.remove(str(example))
+        tools = app.Tools()
+        self.assertEqual([d["name"] for d in tools.describe()], ["word_count_python"])
+        out = tools.invoke("word_count_python", '{"text": "The cat and the hat.", "top": 2}')
+        self.assertEqual(
+            json.loads(out),
+            {"words": 5, "characters": 20, "top": [{"word": "the", "count": 2}, {"word": "and", "count": 1}]},
+        )
+        with self.assertRaises(ToolError) as caught:
+            tools.invoke("word_count_python", '{"text": "x", "top": 500}')
+        self.assertEqual(caught.exception.kind, "invalid-arguments")
+
+    def test_host_services_outside_a_component(self):
+        from talon_sdk import log, memory, settings  # noqa: PLC0415
+
+        log.info("printed to stderr")
+        self.assertIsNone(settings.get("anything"))
+        self.assertEqual(settings.get("anything", "fallback"), "fallback")
+        with self.assertRaises(ToolError) as caught:
+            memory.get("k")
+        self.assertEqual(caught.exception.kind, "failed")
+
+
 if __name__ == "__main__":
     unittest.main()
