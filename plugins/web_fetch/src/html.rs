@@ -19,10 +19,11 @@ pub struct Document {
     pub text: String,
 }
 
-/// Elements whose content is never shown to a reader.
+/// Elements whose content is never shown to a reader, or is page furniture
+/// (navigation menus, buttons) that would bury the content an agent wants.
 const HIDDEN: &[&str] = &[
     "script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed",
-    "canvas", "select", "head",
+    "canvas", "select", "head", "nav", "button",
 ];
 
 /// Elements whose content is raw text up to the matching end tag (markup
@@ -53,7 +54,6 @@ const LINE: &[&str] = &[
     "main",
     "header",
     "footer",
-    "nav",
     "aside",
     "tr",
     "dt",
@@ -237,7 +237,12 @@ impl<'a> Converter<'a> {
                 self.cells_in_row += 1;
             }
             "a" => {
-                let href = tag.attr("href").and_then(|h| self.link_target(h));
+                // Inside code, link syntax would corrupt the code.
+                let href = if self.pre_depth > 0 {
+                    None
+                } else {
+                    tag.attr("href").and_then(|h| self.link_target(h))
+                };
                 self.links.push(OpenLink {
                     start: self.out.len(),
                     href,
@@ -704,7 +709,8 @@ mod tests {
 
     #[test]
     fn keeps_preformatted_text() {
-        let html = "<p>Code:</p><pre>fn main() {\n    run();\n}</pre><p>after</p>";
+        let html =
+            "<p>Code:</p><pre>fn main() {\n    <a href=\"/run\">run</a>();\n}</pre><p>after</p>";
         assert_eq!(
             text(html),
             "Code:\n\n```\nfn main() {\n    run();\n}\n```\n\nafter"
@@ -742,6 +748,13 @@ mod tests {
         assert_eq!(text("<div =oops>ok</div>"), "ok");
         assert_eq!(text("<<>>"), "<<>>");
         assert_eq!(text("<script>never closed"), "");
+    }
+
+    #[test]
+    fn drops_navigation_and_buttons() {
+        let html = "<nav><ul><li><a href=/a>A</a></li></ul></nav><main><h1>Doc</h1>\
+                    <button>Copy</button><p>Body</p></main>";
+        assert_eq!(text(html), "# Doc\n\nBody");
     }
 
     #[test]
