@@ -40,7 +40,8 @@
 //! - [`log`], [`memory`] and [`settings`]: Talon's host services.
 //! - The standard library: `std::fs` sees the calling agent's workspace as
 //!   `/` (and relative paths resolve there), clocks and random work. Files
-//!   are only reachable if the operator granted `filesystem` at install.
+//!   are only reachable if the operator granted `filesystem` at install;
+//!   [`workspace`] turns the paths a model writes into safe ones.
 //! - Outgoing HTTP through `wasi:http` (for example with the `wasip2` crate),
 //!   to the hosts the operator granted.
 //!
