@@ -1,0 +1,67 @@
+//! Compiled components on disk, so a restart does not recompile.
+//!
+//! A file is named after the component's SHA-256 and the engine's
+//! compatibility hash (wasmtime version, target and the settings that shape
+//! code), so a new wasmtime or different settings miss the cache instead of
+//! loading incompatible code.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::error::LoadError;
+
+/// The compiled-component cache of one engine.
+pub(crate) struct Cache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+impl Cache {
+    pub fn new(dir: PathBuf, engine: &Engine) -> Self {
+        // DefaultHasher::new() uses fixed keys: the same engine gives the same
+        // key in every process.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Self { dir, engine_key: format!("{:016x}", hasher.finish()) }
+    }
+
+    fn path_for(&self, component: &[u8]) -> PathBuf {
+        let digest = hex::encode(Sha256::digest(component));
+        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    }
+
+    /// The compiled component, from the cache when possible. Returns whether
+    /// it was a cache hit.
+    pub fn load(&self, engine: &Engine, component: &[u8]) -> Result<(Component, bool), LoadError> {
+        let path = self.path_for(component);
+        if path.exists() {
+            // SAFETY: the file is in the daemon's own data directory, written
+            // only by `store` below from `Component::serialize` of the same
+            // engine configuration (the name carries the compatibility hash).
+            // A file that fails to deserialize is recompiled and replaced.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(compiled) => return Ok((compiled, true)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component"),
+            }
+        }
+        let compiled = Component::new(engine, component).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        if let Err(e) = self.store(&path, &compiled) {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
+        }
+        Ok((compiled, false))
+    }
+
+    fn store(&self, path: &Path, compiled: &Component) -> Result<(), LoadError> {
+        let bytes = compiled.serialize().map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| LoadError::io(&self.dir, e))?;
+        // Written under a temporary name and renamed: a crash never leaves a
+        // half-written file under the final name.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &bytes).map_err(|e| LoadError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| LoadError::io(path, e))
+    }
+}

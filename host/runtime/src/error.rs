@@ -1,0 +1,149 @@
+//! What can go wrong: loading a package, and calling a tool.
+
+use std::time::Duration;
+
+/// A package or component could not be read, trusted or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The manifest (`talon.toml` or the package's JSON) is malformed.
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+    /// The package file is not a well-formed Talon package.
+    #[error("invalid package: {0}")]
+    Package(String),
+    /// The package's bytes do not match its checksum or its signature: it was
+    /// altered after it was packed.
+    #[error("package is corrupt or was tampered with: {0}")]
+    Tampered(String),
+    /// The package carries no signature and development mode is off.
+    #[error(
+        "package is not signed; sign it with `talon plugin pack --key <secret key>`, \
+         or set plugins.dev_mode = true to load unsigned packages"
+    )]
+    Unsigned,
+    /// The signature is valid but its key is not in the trust store.
+    #[error(
+        "package is signed by key {key_id}, which is not trusted; add its public key \
+         ({public_key}) to plugins.trusted_keys, or set plugins.dev_mode = true"
+    )]
+    Untrusted {
+        /// Short id of the signing key.
+        key_id: String,
+        /// Hex public key of the signer.
+        public_key: String,
+    },
+    /// A signing key file is malformed.
+    #[error("invalid key: {0}")]
+    Key(String),
+    /// The component does not fit the world its manifest names.
+    #[error("component does not implement the {world} world of talon:plugin@0.1.0: {detail}")]
+    World {
+        /// `tool` or `skill`.
+        world: &'static str,
+        /// What wasmtime found wrong.
+        detail: String,
+    },
+    /// The component failed to compile.
+    #[error("component failed to compile: {0}")]
+    Compile(String),
+    /// The plugin's own `describe` disagrees with the manifest or trapped.
+    #[error("plugin failed to describe its tools: {0}")]
+    Describe(String),
+    /// The engine could not be set up.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl LoadError {
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Self::Io { path: path.as_ref().display().to_string(), source }
+    }
+}
+
+/// A tool call did not produce a result.
+///
+/// The first four variants are the plugin's own typed answer (`tool-error` in
+/// the WIT); the rest are the host stopping or refusing the call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// The arguments do not fit the tool's schema.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The plugin has no such tool.
+    #[error("no such tool: {0}")]
+    NotFound(String),
+    /// The host refused something the tool needed (a host, a path, a key).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The tool reported a failure.
+    #[error("tool failed: {0}")]
+    Failed(String),
+    /// The call burned all the fuel it was given (for example an endless loop).
+    #[error("out of fuel: the call used its limit of {limit} units")]
+    OutOfFuel {
+        /// The call's fuel limit.
+        limit: u64,
+    },
+    /// The call ran past its wall-clock deadline.
+    #[error("timed out after {}", humanize(*.limit))]
+    Timeout {
+        /// The call's deadline.
+        limit: Duration,
+    },
+    /// The plugin tried to grow its memory past its limit.
+    #[error("memory limit exceeded: the plugin asked for {requested} bytes, the limit is {limit}")]
+    MemoryLimit {
+        /// Bytes the plugin tried to hold.
+        requested: usize,
+        /// The call's memory limit in bytes.
+        limit: usize,
+    },
+    /// The plugin's stack overflowed (for example unbounded recursion).
+    #[error("stack overflow")]
+    StackOverflow,
+    /// The plugin trapped (a panic, `unreachable`, an out-of-bounds access...).
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The plugin could not be instantiated.
+    #[error("plugin could not start: {0}")]
+    Instantiate(String),
+}
+
+impl InvokeError {
+    /// A short stable name of the variant, for metrics and the API.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidArguments(_) => "invalid_arguments",
+            Self::NotFound(_) => "not_found",
+            Self::PermissionDenied(_) => "permission_denied",
+            Self::Failed(_) => "failed",
+            Self::OutOfFuel { .. } => "out_of_fuel",
+            Self::Timeout { .. } => "timeout",
+            Self::MemoryLimit { .. } => "memory_limit",
+            Self::StackOverflow => "stack_overflow",
+            Self::Trap(_) => "trap",
+            Self::Instantiate(_) => "instantiate",
+        }
+    }
+
+    /// Whether the host stopped the plugin (a limit or a trap), as opposed to
+    /// the plugin answering with an error of its own.
+    pub fn is_abort(&self) -> bool {
+        !matches!(
+            self,
+            Self::InvalidArguments(_) | Self::NotFound(_) | Self::PermissionDenied(_) | Self::Failed(_)
+        )
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.as_millis() < 1000 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
+}

@@ -1,0 +1,279 @@
+//! What a plugin's store holds during one call, and the host side of the
+//! imports: WASI, `wasi:http` behind the network grant, log, memory, settings.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use http::uri::{Authority, Scheme};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::bindings::talon::plugin::{log, memory, settings, types};
+use crate::permissions::{NetworkPolicy, memory_allowed};
+
+/// Longest memory key a plugin may use, in bytes.
+pub const MAX_MEMORY_KEY: usize = 256;
+/// Largest memory value a plugin may store, in bytes.
+pub const MAX_MEMORY_VALUE: usize = 64 * 1024;
+
+/// Where plugin memory lives: the kernel implements it over its store.
+///
+/// Keys arrive already scoped to the plugin (`plugin:<name>:<key>`); the
+/// backend scopes them to the agent. Calls are blocking: the runtime runs
+/// them on tokio's blocking pool.
+pub trait MemoryBackend: Send + Sync + 'static {
+    /// The value of `key` for `agent_id`.
+    fn get(&self, agent_id: &str, key: &str) -> Result<Option<String>, String>;
+    /// Stores `value` under `key` (durably, before returning).
+    fn set(&self, agent_id: &str, key: &str, value: &str) -> Result<(), String>;
+    /// Removes `key`; whether it existed.
+    fn delete(&self, agent_id: &str, key: &str) -> Result<bool, String>;
+    /// The keys starting with `prefix`, sorted.
+    fn list(&self, agent_id: &str, prefix: &str) -> Result<Vec<String>, String>;
+}
+
+/// What one plugin may use, shared by all its calls.
+pub(crate) struct Grants {
+    pub plugin: Arc<str>,
+    pub memory_keys: Vec<String>,
+    pub settings: BTreeMap<String, String>,
+    pub network: Arc<NetworkPolicy>,
+}
+
+/// The store's data for one call.
+pub(crate) struct CallState {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub gate: HttpGate,
+    pub limiter: Limiter,
+    pub grants: Arc<Grants>,
+    pub memory: Option<(Arc<dyn MemoryBackend>, String)>,
+    pub stderr: MemoryOutputPipe,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.gate }
+    }
+}
+
+/// The `wasi:http` outgoing hook: every request passes the plugin's network
+/// grant after DNS resolution, or is refused with `HTTP-request-denied`.
+pub(crate) struct HttpGate {
+    pub policy: Arc<NetworkPolicy>,
+    /// The reason of the last refusal, added to the tool's error so the
+    /// author sees why (the WASI error code carries no text).
+    pub denied: Arc<Mutex<Option<String>>>,
+}
+
+type SendResult = Result<
+    (
+        http::Response<wasmtime_wasi_http::WasiBody>,
+        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ),
+    wasmtime_wasi_http::Error,
+>;
+
+impl WasiHttpHooks for HttpGate {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let policy = self.policy.clone();
+        let denied = self.denied.clone();
+        Box::new(async move {
+            let uri = request.uri();
+            let https = uri.scheme() == Some(&Scheme::HTTPS);
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let Some(host) = uri.host().map(str::to_owned) else {
+                return Err(ErrorCode::HttpRequestUriInvalid.into());
+            };
+            let addrs = match policy.resolve(&host, port).await {
+                Ok(addrs) => addrs,
+                Err(reason) => {
+                    tracing::warn!(%host, port, %reason, "plugin network request refused");
+                    if let Ok(mut slot) = denied.lock() {
+                        *slot = Some(reason);
+                    }
+                    return Err(ErrorCode::HttpRequestDenied.into());
+                }
+            };
+            if !https {
+                // Connect to the address that was checked, not to whatever a
+                // second DNS lookup returns (DNS rebinding). The Host header
+                // still names the host. Over HTTPS the certificate check ties
+                // the connection to the name instead.
+                let mut parts = request.uri().clone().into_parts();
+                let authority = Authority::try_from(addrs[0].to_string())
+                    .map_err(|_| wasmtime_wasi_http::Error::from(ErrorCode::HttpRequestUriInvalid))?;
+                parts.authority = Some(authority);
+                *request.uri_mut() =
+                    http::Uri::from_parts(parts).map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            use http_body_util::BodyExt;
+            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+        })
+    }
+}
+
+/// Why the limiter stopped a call; found again by downcasting the trap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit exceeded: asked for {requested} bytes, limit {limit}")]
+pub(crate) struct MemoryLimitHit {
+    pub requested: usize,
+    pub limit: usize,
+}
+
+/// Caps memory and tables for one call and records the peak.
+pub(crate) struct Limiter {
+    pub max_memory: usize,
+    /// Bytes of linear memory held by all the instance's memories.
+    pub total: usize,
+    pub peak: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.total - current.min(self.total) + desired;
+        if total > self.max_memory {
+            return Err(wasmtime::Error::new(MemoryLimitHit { requested: total, limit: self.max_memory }));
+        }
+        self.total = total;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any real
+        // plugin and bounds what a hostile one can allocate this way.
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        // Components are made of a few dozen core instances at most.
+        200
+    }
+
+    fn tables(&self) -> usize {
+        200
+    }
+
+    fn memories(&self) -> usize {
+        50
+    }
+}
+
+impl types::Host for CallState {}
+
+impl log::Host for CallState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        let plugin = &*self.grants.plugin;
+        let message = truncate(&message, 4096);
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl settings::Host for CallState {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.grants.settings.get(&key).cloned()
+    }
+}
+
+impl CallState {
+    /// Checks a key against the grant and returns the backend, the agent and
+    /// the key as stored (prefixed with the plugin's name).
+    fn memory_for(&self, key: &str) -> Result<(Arc<dyn MemoryBackend>, String, String), memory::MemoryError> {
+        if key.len() > MAX_MEMORY_KEY {
+            return Err(memory::MemoryError::TooLarge(format!("keys are at most {MAX_MEMORY_KEY} bytes")));
+        }
+        if !memory_allowed(&self.grants.memory_keys, key) {
+            return Err(memory::MemoryError::Denied(format!(
+                "key {key:?} is not covered by the plugin's granted memory keys"
+            )));
+        }
+        let (backend, agent) = self
+            .memory
+            .as_ref()
+            .ok_or_else(|| memory::MemoryError::Unavailable("no agent is calling, so there is no memory".into()))?;
+        Ok((backend.clone(), agent.clone(), format!("plugin:{}:{key}", self.grants.plugin)))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, memory::MemoryError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(memory::MemoryError::Unavailable),
+        Err(e) => Err(memory::MemoryError::Unavailable(e.to_string())),
+    }
+}
+
+impl memory::Host for CallState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, memory::MemoryError> {
+        let (backend, agent, key) = self.memory_for(&key)?;
+        blocking(move || backend.get(&agent, &key)).await
+    }
+
+    async fn set(&mut self, key: String, value: String) -> Result<(), memory::MemoryError> {
+        if value.len() > MAX_MEMORY_VALUE {
+            return Err(memory::MemoryError::TooLarge(format!("values are at most {MAX_MEMORY_VALUE} bytes")));
+        }
+        let (backend, agent, key) = self.memory_for(&key)?;
+        blocking(move || backend.set(&agent, &key, &value)).await
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, memory::MemoryError> {
+        let (backend, agent, key) = self.memory_for(&key)?;
+        blocking(move || backend.delete(&agent, &key)).await
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, memory::MemoryError> {
+        // Listing is allowed where reading the listed keys would be: the
+        // prefix itself must fall under a grant.
+        let probe = format!("{prefix}*");
+        let covered = self.grants.memory_keys.iter().any(|g| match g.strip_suffix('*') {
+            Some(granted) => probe.starts_with(granted),
+            None => false,
+        });
+        if !covered {
+            return Err(memory::MemoryError::Denied(format!(
+                "prefix {prefix:?} is not covered by the plugin's granted memory keys"
+            )));
+        }
+        let (backend, agent, scoped) = self.memory_for(&prefix)?;
+        let strip = scoped.len() - prefix.len();
+        let keys = blocking(move || backend.list(&agent, &scoped)).await?;
+        Ok(keys.into_iter().map(|k| k[strip.min(k.len())..].to_string()).collect())
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

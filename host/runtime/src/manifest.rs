@@ -1,0 +1,317 @@
+//! The plugin manifest: what a plugin is, offers, asks for and may spend.
+//!
+//! Authors write it as `talon.toml` beside their code. `talon plugin pack`
+//! reads it, asks the component to describe its tools, and stores the
+//! completed manifest in the package as JSON, where the signature covers it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LoadError;
+
+/// The only version of the WIT contract this host implements so far.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// The manifest of a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Unique name: lowercase letters, digits, `_` and `-`, at most 64.
+    pub name: String,
+    /// The plugin's version (semantic versioning, `1.2.3`).
+    pub version: String,
+    /// Which world the component implements.
+    pub kind: Kind,
+    /// The version of `talon:plugin` the component was built against.
+    pub wit: String,
+    /// One line for operators.
+    #[serde(default)]
+    pub description: String,
+    /// Who publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The tools, as the component describes them (filled in by `pack`).
+    #[serde(default)]
+    pub tools: Vec<ToolSpec>,
+    /// What the plugin asks to use; the operator grants all or part of it.
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// Ceilings for one call; the host's own ceilings apply too.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Offers tools.
+    Tool,
+    /// Offers tools and instructions for the agents that have it.
+    Skill,
+    /// An autonomous capability (specified in the WIT; not loaded yet).
+    Hand,
+    /// A chat platform adapter (specified in the WIT; not loaded yet).
+    Channel,
+}
+
+impl Kind {
+    /// The name used in manifests and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tool => "tool",
+            Self::Skill => "skill",
+            Self::Hand => "hand",
+            Self::Channel => "channel",
+        }
+    }
+}
+
+/// One tool of a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    /// Unique among all installed tools.
+    pub name: String,
+    /// What it does, for the model that decides to call it.
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// Permissions, as requested in a manifest or as granted by an operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Permissions {
+    /// `"workspace"`: the calling agent's workspace, preopened as `/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<Filesystem>,
+    /// Hosts for outgoing HTTP: `example.com`, `*.example.com`, `host:port`,
+    /// an IP address, or `*` for any public host.
+    pub network: Vec<String>,
+    /// Memory keys: exact keys, or prefixes ending in `*`.
+    pub memory: Vec<String>,
+    /// Environment variables of the daemon passed to the plugin.
+    pub env: Vec<String>,
+}
+
+/// Filesystem access a plugin may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filesystem {
+    /// The calling agent's workspace directory, read and write.
+    Workspace,
+}
+
+/// Per-call ceilings a manifest may set below the host's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Fuel (roughly, WebAssembly instructions) for one call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Linear memory of one instance, in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Wall-clock time of one call, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl Manifest {
+    /// Parses an author's `talon.toml`; errors name the line and the key.
+    pub fn from_toml(text: &str) -> Result<Self, LoadError> {
+        let manifest: Self = toml::from_str(text).map_err(|e| LoadError::Manifest(e.to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Parses the JSON form stored in packages.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, LoadError> {
+        let manifest: Self =
+            serde_json::from_slice(bytes).map_err(|e| LoadError::Manifest(e.to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Checks what serde cannot: names, versions, kinds and patterns.
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let bad = |msg: String| Err(LoadError::Manifest(msg));
+        if !valid_name(&self.name) {
+            return bad(format!(
+                "name {:?}: use 1 to 64 lowercase letters, digits, '_' or '-', starting with a letter or digit",
+                self.name
+            ));
+        }
+        if !valid_version(&self.version) {
+            return bad(format!("version {:?}: expected MAJOR.MINOR.PATCH, for example 0.1.0", self.version));
+        }
+        if self.wit != WIT_VERSION {
+            return bad(format!(
+                "wit {:?}: this host implements talon:plugin@{WIT_VERSION}; rebuild against it",
+                self.wit
+            ));
+        }
+        if matches!(self.kind, Kind::Hand | Kind::Channel) {
+            return bad(format!(
+                "kind {:?}: the host loads tool and skill plugins; the {} world is specified but not loaded yet",
+                self.kind.as_str(),
+                self.kind.as_str()
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for tool in &self.tools {
+            if !valid_name(&tool.name) {
+                return bad(format!("tool name {:?}: use lowercase letters, digits, '_' or '-'", tool.name));
+            }
+            if !seen.insert(tool.name.as_str()) {
+                return bad(format!("tool {:?} is listed twice", tool.name));
+            }
+            if !tool.parameters.is_object() {
+                return bad(format!("tool {:?}: parameters must be a JSON Schema object", tool.name));
+            }
+        }
+        self.permissions.validate().map_err(LoadError::Manifest)?;
+        for (key, value) in [
+            ("limits.fuel", self.limits.fuel),
+            ("limits.memory_mb", self.limits.memory_mb),
+            ("limits.timeout_ms", self.limits.timeout_ms),
+        ] {
+            if value == Some(0) {
+                return bad(format!("{key} must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Permissions {
+    /// Checks every pattern's syntax.
+    pub fn validate(&self) -> Result<(), String> {
+        for host in &self.network {
+            crate::permissions::HostRule::parse(host)?;
+        }
+        for key in &self.memory {
+            if key.is_empty() || key.len() > 256 || key.strip_suffix('*').unwrap_or(key).contains('*') {
+                return Err(format!(
+                    "memory key {key:?}: use an exact key or a prefix ending in '*' (at most 256 characters)"
+                ));
+            }
+        }
+        for var in &self.env {
+            let ok = !var.is_empty()
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !var.as_bytes()[0].is_ascii_digit();
+            if !ok {
+                return Err(format!("env {var:?}: not an environment variable name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first permission in `self` that `requested` does not contain, if
+    /// any: an operator can only grant what the plugin asked for.
+    pub fn first_not_in(&self, requested: &Permissions) -> Option<String> {
+        if self.filesystem.is_some() && requested.filesystem.is_none() {
+            return Some("filesystem \"workspace\"".into());
+        }
+        let missing = |granted: &[String], asked: &[String], what: &str| {
+            granted.iter().find(|g| !asked.contains(g)).map(|g| format!("{what} {g:?}"))
+        };
+        missing(&self.network, &requested.network, "network host")
+            .or_else(|| missing(&self.memory, &requested.memory, "memory key"))
+            .or_else(|| missing(&self.env, &requested.env, "env"))
+    }
+}
+
+/// Plugin and tool names: `[a-z0-9][a-z0-9_-]{0,63}`.
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+}
+
+fn valid_version(version: &str) -> bool {
+    let core = version.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "word_count"
+version = "0.1.0"
+kind = "tool"
+wit = "0.1.0"
+description = "Counts words."
+
+[permissions]
+filesystem = "workspace"
+network = ["api.example.com", "*.example.org"]
+memory = ["notes/*"]
+
+[limits]
+fuel = 1_000_000
+"#;
+
+    #[test]
+    fn parses_an_author_manifest() {
+        let m = Manifest::from_toml(GOOD).unwrap();
+        assert_eq!(m.name, "word_count");
+        assert_eq!(m.kind, Kind::Tool);
+        assert_eq!(m.permissions.filesystem, Some(Filesystem::Workspace));
+        assert_eq!(m.limits.fuel, Some(1_000_000));
+        assert_eq!(m.limits.memory_mb, None);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let err = Manifest::from_toml(&GOOD.replace("kind = \"tool\"", "kind = \"gadget\"")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 4") && text.contains("gadget"), "{text}");
+
+        let err = Manifest::from_toml(&GOOD.replace("word_count", "Word Count")).unwrap_err();
+        assert!(err.to_string().contains("name \"Word Count\""), "{err}");
+
+        let err = Manifest::from_toml(&GOOD.replace("wit = \"0.1.0\"", "wit = \"9.0.0\"")).unwrap_err();
+        assert!(err.to_string().contains("talon:plugin@0.1.0"), "{err}");
+
+        let err = Manifest::from_toml(&format!("{GOOD}\nsurprise = 1")).unwrap_err();
+        assert!(err.to_string().contains("surprise"), "{err}");
+
+        let err = Manifest::from_toml(&GOOD.replace("notes/*", "a*b")).unwrap_err();
+        assert!(err.to_string().contains("memory key"), "{err}");
+
+        let err = Manifest::from_toml(&GOOD.replace("api.example.com", "http://x/y")).unwrap_err();
+        assert!(err.to_string().contains("network host"), "{err}");
+    }
+
+    #[test]
+    fn grants_must_be_requested() {
+        let requested = Manifest::from_toml(GOOD).unwrap().permissions;
+        let mut granted = requested.clone();
+        assert_eq!(granted.first_not_in(&requested), None);
+        granted.network.truncate(1);
+        granted.filesystem = None;
+        assert_eq!(granted.first_not_in(&requested), None);
+        granted.network.push("evil.example".into());
+        assert_eq!(granted.first_not_in(&requested).as_deref(), Some("network host \"evil.example\""));
+        let none = Permissions::default();
+        let wants_fs = Permissions { filesystem: Some(Filesystem::Workspace), ..Default::default() };
+        assert!(wants_fs.first_not_in(&none).is_some());
+    }
+
+    #[test]
+    fn versions() {
+        for ok in ["0.1.0", "10.20.30", "1.0.0-beta.1", "1.2.3+build"] {
+            assert!(valid_version(ok), "{ok}");
+        }
+        for bad in ["1", "1.2", "a.b.c", "1..2", ""] {
+            assert!(!valid_version(bad), "{bad}");
+        }
+    }
+}

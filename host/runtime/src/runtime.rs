@@ -1,0 +1,157 @@
+//! The runtime: one engine, one linker, the compiled-component cache, the
+//! epoch ticker and the host's ceilings, shared by every plugin.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::Tool;
+use crate::cache::Cache;
+use crate::error::LoadError;
+use crate::host::{CallState, MemoryBackend};
+use crate::ticker::Ticker;
+
+/// Limits that apply to every call, whatever a manifest asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ceilings {
+    /// Most fuel one call may burn.
+    pub fuel: u64,
+    /// Most linear memory one instance may hold, in bytes.
+    pub memory_bytes: usize,
+    /// Longest wall-clock time of one call.
+    pub timeout: Duration,
+}
+
+impl Default for Ceilings {
+    fn default() -> Self {
+        Self { fuel: 1_000_000_000, memory_bytes: 256 << 20, timeout: Duration::from_secs(30) }
+    }
+}
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Per-call ceilings (can be changed later with [`Runtime::set_ceilings`],
+    /// except that memory never exceeds the pool's slot size set here).
+    pub ceilings: Ceilings,
+    /// Instances that may exist at once; more calls wait for a slot.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { cache_dir: None, ceilings: Ceilings::default(), max_instances: 128 }
+    }
+}
+
+/// Fuel a running guest burns between yields to the async executor, so a
+/// busy plugin shares its thread with the server's other work.
+pub(crate) const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
+
+/// The plugin runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub engine: Engine,
+    pub linker: Linker<CallState>,
+    pub cache: Option<Cache>,
+    pub ceilings: RwLock<Ceilings>,
+    pub pool_memory_bytes: usize,
+    pub ticker: Ticker,
+    pub slots: tokio::sync::Semaphore,
+    pub memory: RwLock<Option<Arc<dyn MemoryBackend>>>,
+}
+
+impl Runtime {
+    /// Builds the engine (fuel, epochs, the pooling allocator) and the linker
+    /// with WASI, `wasi:http` and Talon's host interfaces.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let engine_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        let mut pool = PoolingAllocationConfig::default();
+        let instances = config.max_instances.max(1);
+        // A component is a handful of core instances and memories (Python
+        // and JavaScript ones more than Rust ones); size the pool for that.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 4)
+            .total_tables(instances * 8)
+            .total_stacks(instances)
+            .max_memories_per_component(16)
+            .max_tables_per_component(32)
+            .max_core_instances_per_component(64)
+            .max_memory_size(config.ceilings.memory_bytes);
+        let mut wasm = Config::new();
+        wasm.consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(1 << 20)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(engine_err)?;
+
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
+        Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
+
+        let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));
+        let ticker = Ticker::start(&engine);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache,
+                ceilings: RwLock::new(config.ceilings),
+                pool_memory_bytes: config.ceilings.memory_bytes,
+                ticker,
+                slots: tokio::sync::Semaphore::new(instances as usize),
+                memory: RwLock::new(None),
+            }),
+        })
+    }
+
+    /// Changes the per-call ceilings (after a config reload). Memory stays
+    /// within the pool's slot size chosen at start.
+    pub fn set_ceilings(&self, mut ceilings: Ceilings) {
+        ceilings.memory_bytes = ceilings.memory_bytes.min(self.inner.pool_memory_bytes);
+        if let Ok(mut slot) = self.inner.ceilings.write() {
+            *slot = ceilings;
+        }
+    }
+
+    /// The ceilings in force.
+    pub fn ceilings(&self) -> Ceilings {
+        self.inner.ceilings.read().map(|c| *c).unwrap_or_default()
+    }
+
+    /// Connects plugin memory to the kernel's store.
+    pub fn set_memory_backend(&self, backend: Arc<dyn MemoryBackend>) {
+        if let Ok(mut slot) = self.inner.memory.write() {
+            *slot = Some(backend);
+        }
+    }
+
+    pub(crate) fn memory_backend(&self) -> Option<Arc<dyn MemoryBackend>> {
+        self.inner.memory.read().ok().and_then(|m| m.clone())
+    }
+
+    /// Compiles a component, or loads it from the cache. Returns whether it
+    /// was a cache hit. Compiling takes a while: this runs on a blocking thread.
+    pub(crate) async fn compile(&self, bytes: Arc<Vec<u8>>) -> Result<(wasmtime::component::Component, bool), LoadError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || match &inner.cache {
+            Some(cache) => cache.load(&inner.engine, &bytes),
+            None => wasmtime::component::Component::new(&inner.engine, &**bytes)
+                .map(|c| (c, false))
+                .map_err(|e| LoadError::Compile(format!("{e:#}"))),
+        })
+        .await
+        .map_err(|e| LoadError::Engine(e.to_string()))?
+    }
+}
