@@ -204,6 +204,19 @@ impl Runtime {
         self.describe_with(&plugin, world).await
     }
 
+    /// Completes an author's manifest for packing: asks the component for
+    /// its tools (and a skill's instructions, which must exist) and writes
+    /// the tools into the manifest.
+    pub async fn complete_manifest(&self, mut manifest: Manifest, component: Arc<Vec<u8>>) -> Result<Manifest, LoadError> {
+        let description = self.describe(&manifest, component).await?;
+        if description.tools.is_empty() && manifest.kind == Kind::Tool {
+            return Err(LoadError::Describe("the component describes no tools".into()));
+        }
+        manifest.tools = description.tools;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
     async fn describe_with(&self, plugin: &PluginInner, world: &'static str) -> Result<Description, LoadError> {
         let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
         let limits = plugin_limits(&plugin.manifest, &self.ceilings());
@@ -371,14 +384,26 @@ fn classify(error: wasmtime::Error, limits: &EffectiveLimits, stderr: &MemoryOut
         Some(Trap::OutOfFuel) => InvokeError::OutOfFuel { limit: limits.fuel },
         Some(Trap::Interrupt) => InvokeError::Timeout { limit: Duration::from_millis(limits.timeout_ms) },
         Some(Trap::StackOverflow) => InvokeError::StackOverflow,
+        Some(Trap::MemoryOutOfBounds) => InvokeError::Trap(format!(
+            "{}; often the plugin's own stack in linear memory overflowing (deep recursion)",
+            Trap::MemoryOutOfBounds
+        )),
         Some(trap) => {
             // A Rust panic prints its message to stderr before trapping.
             let output = stderr.contents();
             let text = String::from_utf8_lossy(&output);
-            let last = text.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim);
-            match last {
-                Some(line) => InvokeError::Trap(format!("{trap}; stderr: {}", truncate(line, 1000))),
-                None => InvokeError::Trap(trap.to_string()),
+            // Its last lines, without Rust's hint about backtraces.
+            let mut tail: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+                .rev()
+                .take(2)
+                .collect();
+            tail.reverse();
+            match tail.is_empty() {
+                true => InvokeError::Trap(trap.to_string()),
+                false => InvokeError::Trap(format!("{trap}; stderr: {}", truncate(&tail.join(" "), 1000))),
             }
         }
         None => InvokeError::Instantiate(truncate(&format!("{error:#}"), 2000).to_string()),

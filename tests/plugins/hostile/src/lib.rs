@@ -1,0 +1,134 @@
+//! A deliberately hostile plugin. Each tool misbehaves in one way so the
+//! tests can check that the host stops it with a clear error:
+//!
+//! - `spin`: an endless loop (stopped by fuel);
+//! - `sleep_forever`: an endless loop of sleeps that burns almost no fuel
+//!   (stopped by the wall-clock deadline);
+//! - `alloc`: allocates and touches `mb` MiB (stopped by the memory limit);
+//! - `recurse`: unbounded recursion (stopped by the stack limit);
+//! - `trap`: panics;
+//! - `read` / `write`: raw filesystem access to any path, without the SDK's
+//!   checks, so only the host's preopen stands in the way;
+//! - `remember`: writes a memory key, granted or not;
+//! - `echo`: answers its arguments (the harmless baseline, and what the
+//!   concurrency test calls).
+
+use std::hint::black_box;
+
+use talon_sdk::{ToolError, Tools, Value};
+
+/// No arguments.
+#[talon_sdk::args]
+struct Nothing {}
+
+/// Arguments of `alloc`.
+#[talon_sdk::args]
+struct AllocArgs {
+    /// MiB to allocate and touch.
+    mb: u32,
+}
+
+/// Arguments of `recurse`.
+#[talon_sdk::args]
+struct RecurseArgs {
+    /// How deep to recurse.
+    depth: u64,
+}
+
+/// Arguments of `read`.
+#[talon_sdk::args]
+struct ReadArgs {
+    /// Any path.
+    path: String,
+}
+
+/// Arguments of `write`.
+#[talon_sdk::args]
+struct WriteArgs {
+    /// Any path.
+    path: String,
+    /// What to write.
+    text: String,
+}
+
+/// Arguments of `remember`.
+#[talon_sdk::args]
+struct RememberArgs {
+    /// Any key.
+    key: String,
+    /// The value.
+    value: String,
+}
+
+fn spin(_: Nothing) -> Result<Value, ToolError> {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn sleep_forever(_: Nothing) -> Result<Value, ToolError> {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn alloc(args: AllocArgs) -> Result<Value, ToolError> {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..args.mb {
+        // Touch every page so nothing is optimized away.
+        chunks.push(black_box(vec![1u8; 1 << 20]));
+    }
+    Ok(Value::from(chunks.len()))
+}
+
+fn depth(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    // A frame with a local array the optimizer cannot remove or turn into a loop.
+    let frame = black_box([n; 16]);
+    1 + depth(black_box(n - 1)) + black_box(frame[3]) * 0
+}
+
+fn recurse(args: RecurseArgs) -> Result<Value, ToolError> {
+    Ok(Value::from(depth(args.depth)))
+}
+
+fn trap(_: Nothing) -> Result<Value, ToolError> {
+    panic!("hostile plugin panicked on purpose");
+}
+
+fn read(args: ReadArgs) -> Result<String, ToolError> {
+    std::fs::read_to_string(&args.path).map_err(|e| ToolError::failed(format!("{}: {e}", args.path)))
+}
+
+fn write(args: WriteArgs) -> Result<Value, ToolError> {
+    std::fs::write(&args.path, args.text).map_err(|e| ToolError::failed(format!("{}: {e}", args.path)))?;
+    Ok(Value::Bool(true))
+}
+
+fn remember(args: RememberArgs) -> Result<Value, ToolError> {
+    talon_sdk::memory::set(&args.key, &args.value)
+        .map_err(|e| ToolError::permission_denied(format!("{e:?}")))?;
+    Ok(Value::Bool(true))
+}
+
+fn echo(args: Value) -> Result<Value, ToolError> {
+    Ok(args)
+}
+
+fn tools() -> Tools {
+    Tools::new()
+        .tool("spin", "Loops forever.", spin)
+        .tool("sleep_forever", "Sleeps forever, 10 ms at a time.", sleep_forever)
+        .tool("alloc", "Allocates mb MiB.", alloc)
+        .tool("recurse", "Recurses depth times.", recurse)
+        .tool("trap", "Panics.", trap)
+        .tool("read", "Reads any path.", read)
+        .tool("write", "Writes any path.", write)
+        .tool("remember", "Stores a memory key.", remember)
+        .tool("echo", "Answers its arguments.", echo)
+}
+
+talon_sdk::export_plugin!(tools);
