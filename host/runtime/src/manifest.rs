@@ -214,12 +214,18 @@ impl Permissions {
         if self.filesystem.is_some() && requested.filesystem.is_none() {
             return Some("filesystem \"workspace\"".into());
         }
-        let missing = |granted: &[String], asked: &[String], what: &str| {
-            granted.iter().find(|g| !asked.contains(g)).map(|g| format!("{what} {g:?}"))
+        use crate::permissions::{HostRule, memory_covers};
+        let host_covered = |granted: &String| {
+            let Ok(granted) = HostRule::parse(granted) else { return false };
+            requested.network.iter().filter_map(|r| HostRule::parse(r).ok()).any(|r| r.covers(&granted))
         };
-        missing(&self.network, &requested.network, "network host")
-            .or_else(|| missing(&self.memory, &requested.memory, "memory key"))
-            .or_else(|| missing(&self.env, &requested.env, "env"))
+        if let Some(host) = self.network.iter().find(|g| !host_covered(g)) {
+            return Some(format!("network host {host:?}"));
+        }
+        if let Some(key) = self.memory.iter().find(|g| !requested.memory.iter().any(|r| memory_covers(r, g))) {
+            return Some(format!("memory key {key:?}"));
+        }
+        self.env.iter().find(|g| !requested.env.contains(g)).map(|g| format!("env {g:?}"))
     }
 }
 
@@ -298,6 +304,10 @@ fuel = 1_000_000
         granted.network.truncate(1);
         granted.filesystem = None;
         assert_eq!(granted.first_not_in(&requested), None);
+        granted.network.push("api.example.org".into());
+        assert_eq!(granted.first_not_in(&requested), None, "narrower than *.example.org");
+        granted.network.push("api.example.org".into());
+        assert_eq!(granted.first_not_in(&requested), None, "narrower than *.example.org");
         granted.network.push("evil.example".into());
         assert_eq!(granted.first_not_in(&requested).as_deref(), Some("network host \"evil.example\""));
         let none = Permissions::default();

@@ -47,17 +47,28 @@ impl HostRule {
         Ok(Self { host: pattern, port })
     }
 
+    /// Whether every host this rule `other` allows is also allowed by `self`:
+    /// an operator may grant a narrower rule than the plugin requested.
+    pub fn covers(&self, other: &HostRule) -> bool {
+        if self.port.is_some() && self.port != other.port {
+            return false;
+        }
+        match (&self.host, &other.host) {
+            (HostPattern::Any, _) => true,
+            (HostPattern::Suffix(d), HostPattern::Suffix(o)) => o == d || is_subdomain(o, d),
+            (HostPattern::Suffix(d), HostPattern::Exact(h)) => is_subdomain(h, d),
+            (HostPattern::Exact(e), HostPattern::Exact(h)) => e == h,
+            _ => false,
+        }
+    }
+
     fn matches(&self, host: &str, port: u16) -> bool {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }
         match &self.host {
             HostPattern::Any => true,
-            HostPattern::Suffix(domain) => {
-                host.len() > domain.len() + 1
-                    && host.ends_with(domain.as_str())
-                    && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
-            }
+            HostPattern::Suffix(domain) => is_subdomain(host, domain),
             HostPattern::Exact(exact) => exact == host,
         }
     }
@@ -66,6 +77,21 @@ impl HostRule {
     /// a wildcard never does.
     fn allows_private(&self) -> bool {
         matches!(self.host, HostPattern::Exact(_))
+    }
+}
+
+/// Whether `host` is a subdomain of `domain` (not `domain` itself).
+fn is_subdomain(host: &str, domain: &str) -> bool {
+    host.len() > domain.len() + 1
+        && host.ends_with(domain)
+        && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+}
+
+/// Whether a granted memory pattern is within a requested one.
+pub fn memory_covers(requested: &str, granted: &str) -> bool {
+    match requested.strip_suffix('*') {
+        Some(prefix) => granted.starts_with(prefix),
+        None => requested == granted,
     }
 }
 
@@ -293,6 +319,21 @@ mod tests {
         assert!(named.resolve("127.0.0.1", 8081).await.unwrap_err().contains("not among"));
         let none = NetworkPolicy::new(&[]);
         assert!(none.resolve("example.com", 443).await.unwrap_err().contains("no network access"));
+    }
+
+    #[test]
+    fn narrower_grants_are_covered() {
+        let rule = |t: &str| HostRule::parse(t).unwrap();
+        assert!(rule("*").covers(&rule("127.0.0.1:8080")));
+        assert!(rule("*.example.com").covers(&rule("api.example.com")));
+        assert!(rule("*.example.com").covers(&rule("*.api.example.com")));
+        assert!(!rule("*.example.com").covers(&rule("example.com")));
+        assert!(!rule("*.example.com").covers(&rule("*")));
+        assert!(rule("example.com").covers(&rule("example.com:443")));
+        assert!(!rule("example.com:443").covers(&rule("example.com")));
+        assert!(memory_covers("notes/*", "notes/a"));
+        assert!(memory_covers("notes/*", "notes/x/*"));
+        assert!(!memory_covers("notes/a", "notes/*"));
     }
 
     #[test]

@@ -229,3 +229,53 @@ async fn packages_round_trip_and_refuse_tampering() {
     tampered[middle] ^= 0x40;
     assert!(Package::parse(&tampered).is_err());
 }
+
+/// A one-shot HTTP server on a loopback port answering `body`.
+async fn serve_once(body: &'static str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn network_grants_are_enforced_after_dns() {
+    let rt = runtime(Ceilings::default());
+    let manifest = rt.complete_manifest(author_manifest("plugins/web_fetch"), component("web_fetch")).await.unwrap();
+    let port = serve_once("hello from loopback").await;
+    let url = |host: &str| serde_json::json!({ "url": format!("http://{host}:{port}/") }).to_string();
+    let ctx = CallContext::default();
+
+    // Granted "*": any public host, but loopback stays refused, by IP or by name.
+    let wildcard = Permissions { network: vec!["*".into()], ..Default::default() };
+    let plugin = rt.load(manifest.clone(), component("web_fetch"), wildcard, BTreeMap::new()).await.unwrap();
+    for host in ["127.0.0.1", "localhost"] {
+        let err = call(&rt, &plugin, "web_fetch", &url(host), &ctx).await.unwrap_err();
+        assert!(matches!(&err, InvokeError::PermissionDenied(m) if m.contains("loopback")), "{host}: {err}");
+    }
+
+    // Granted this exact host and port: allowed, even though it is loopback.
+    let exact = Permissions { network: vec![format!("127.0.0.1:{port}")], ..Default::default() };
+    let plugin = rt.load(manifest.clone(), component("web_fetch"), exact, BTreeMap::new()).await.unwrap();
+    let out = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx).await.unwrap();
+    assert!(out.contains("hello from loopback"), "{out}");
+    // ...but nothing else.
+    let err = call(&rt, &plugin, "web_fetch", r#"{"url":"http://example.com/"}"#, &ctx).await.unwrap_err();
+    assert!(matches!(&err, InvokeError::PermissionDenied(m) if m.contains("not among")), "{err}");
+
+    // Granted nothing.
+    let plugin = rt.load(manifest, component("web_fetch"), Permissions::default(), BTreeMap::new()).await.unwrap();
+    let err = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx).await.unwrap_err();
+    assert!(matches!(&err, InvokeError::PermissionDenied(m) if m.contains("no network access")), "{err}");
+}
