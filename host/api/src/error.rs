@@ -88,6 +88,7 @@ impl From<KernelError> for ApiError {
             KernelError::Invalid(m) => ApiError::BadRequest(m),
             KernelError::NotFound(m) => ApiError::NotFound(m),
             KernelError::Conflict(m) => ApiError::Conflict(m),
+            KernelError::Forbidden(m) => ApiError::Forbidden(m),
             KernelError::Config(e) => match e {
                 talon_kernel::config::ConfigError::Io { .. } => ApiError::Internal(e.to_string()),
                 other => ApiError::BadRequest(other.to_string()),

@@ -12,6 +12,9 @@ pub enum KernelError {
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not do this; the message says what would allow it.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request conflicts with the current state (a duplicate, for example).
     #[error("{0}")]
     Conflict(String),

@@ -76,6 +76,16 @@ impl Home {
         self.data_dir().join("uploads")
     }
 
+    /// Installed plugin packages, one `<name>.talon` file each.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.root.join("plugins")
+    }
+
+    /// Compiled components, so a restart does not recompile plugins.
+    pub fn component_cache_dir(&self) -> PathBuf {
+        self.root.join("cache").join("components")
+    }
+
     /// Written by a running daemon so client commands can find it.
     pub fn daemon_file(&self) -> PathBuf {
         self.root.join("daemon.json")

@@ -32,6 +32,7 @@ pub struct Kernel {
     config: RwLock<Arc<Config>>,
     store: Store,
     events: crate::events::EventBus,
+    plugins: crate::plugins::Registry,
     started: Instant,
 }
 
@@ -58,6 +59,7 @@ impl Kernel {
         let config = Config::load_or_init(&config_path)?;
         let config = apply_overrides(config, &overrides)?;
         let store = Store::open(&home.database_file())?;
+        let plugins = crate::plugins::runtime_for(&home, &config, &store)?;
         Ok(Self {
             home,
             config_path,
@@ -65,6 +67,7 @@ impl Kernel {
             config: RwLock::new(Arc::new(config)),
             store,
             events: crate::events::EventBus::new(),
+            plugins,
             started: Instant::now(),
         })
     }
@@ -88,13 +91,23 @@ impl Kernel {
     }
 
     fn replace_config(&self, new: Config) -> ReloadPlan {
-        let mut guard = match self.config.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+        let plan = {
+            let mut guard = match self.config.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let plan = guard.diff(&new);
+            *guard = Arc::new(new);
+            plan
         };
-        let plan = guard.diff(&new);
-        *guard = Arc::new(new);
+        // Plugin ceilings apply to the next call; trust changes apply at the
+        // next load or reload of each plugin.
+        self.apply_plugin_ceilings();
         plan
+    }
+
+    pub(crate) fn registry(&self) -> &crate::plugins::Registry {
+        &self.plugins
     }
 
     /// The event bus.

@@ -13,6 +13,7 @@ pub mod events;
 pub mod home;
 pub mod kernel;
 pub mod memory;
+pub mod plugins;
 pub mod store;
 pub mod uploads;
 pub mod workspace;

@@ -53,7 +53,7 @@ struct SignatureBlock {
 }
 
 /// Who signed a package, as far as the trust store is concerned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Trust {
     /// Signed by a trusted key.

@@ -71,6 +71,22 @@ pub struct EffectiveLimits {
     pub timeout_ms: u64,
 }
 
+impl EffectiveLimits {
+    /// The manifest's limits, capped by the host's ceilings.
+    pub fn new(manifest: &Manifest, ceilings: &Ceilings) -> Self {
+        let limits = &manifest.limits;
+        Self {
+            fuel: limits.fuel.map_or(ceilings.fuel, |f| f.min(ceilings.fuel)),
+            memory_bytes: limits
+                .memory_mb
+                .map_or(ceilings.memory_bytes, |mb| (mb as usize).saturating_mul(1 << 20).min(ceilings.memory_bytes)),
+            timeout_ms: limits
+                .timeout_ms
+                .map_or(ceilings.timeout.as_millis() as u64, |t| t.min(ceilings.timeout.as_millis() as u64)),
+        }
+    }
+}
+
 /// A plugin compiled, linked and described, ready to be called. Cheap to
 /// clone; calls in flight keep the version they started with alive, so
 /// replacing a plugin never fails them.
@@ -117,7 +133,7 @@ impl Plugin {
 
     /// The limits its calls run under, given the host's ceilings.
     pub fn limits(&self, ceilings: &Ceilings) -> EffectiveLimits {
-        plugin_limits(&self.inner.manifest, ceilings)
+        EffectiveLimits::new(&self.inner.manifest, ceilings)
     }
 }
 
@@ -217,9 +233,16 @@ impl Runtime {
         Ok(manifest)
     }
 
+    /// Instantiates a loaded plugin and asks it to describe itself: proof
+    /// that it still starts and answers.
+    pub async fn probe(&self, plugin: &Plugin) -> Result<Description, LoadError> {
+        let world = if plugin.inner.manifest.kind == Kind::Skill { "skill" } else { "tool" };
+        self.describe_with(&plugin.inner, world).await
+    }
+
     async fn describe_with(&self, plugin: &PluginInner, world: &'static str) -> Result<Description, LoadError> {
         let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
-        let limits = plugin_limits(&plugin.manifest, &self.ceilings());
+        let limits = EffectiveLimits::new(&plugin.manifest, &self.ceilings());
         let (mut store, _) = self.new_store(plugin, &CallContext::default(), &limits).map_err(LoadError::Describe)?;
         let _running = self.inner.ticker.running();
         let instance = plugin.pre.instantiate_async(&mut store).await.map_err(describe_err)?;
@@ -331,20 +354,6 @@ impl Runtime {
         store.set_epoch_deadline(ticks_for(Duration::from_millis(limits.timeout_ms)));
         store.epoch_deadline_trap();
         Ok((store, denied))
-    }
-}
-
-fn plugin_limits(manifest: &Manifest, ceilings: &Ceilings) -> EffectiveLimits {
-    EffectiveLimits {
-        fuel: manifest.limits.fuel.map_or(ceilings.fuel, |f| f.min(ceilings.fuel)),
-        memory_bytes: manifest
-            .limits
-            .memory_mb
-            .map_or(ceilings.memory_bytes, |mb| (mb as usize).saturating_mul(1 << 20).min(ceilings.memory_bytes)),
-        timeout_ms: manifest
-            .limits
-            .timeout_ms
-            .map_or(ceilings.timeout.as_millis() as u64, |t| t.min(ceilings.timeout.as_millis() as u64)),
     }
 }
 
