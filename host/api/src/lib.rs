@@ -15,5 +15,6 @@ pub mod routes;
 pub mod server;
 pub mod state;
 
+pub use routes::plugins::sdk_dir;
 pub use server::{app, serve};
 pub use state::AppState;

@@ -30,6 +30,29 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of one plugin's figures.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    /// The plugin's name.
+    pub plugin: String,
+}
+
+/// Per-plugin call figures, set on scrape from the kernel's running totals
+/// (so calls made by agents and through the API are all counted).
+#[derive(Default)]
+pub struct PluginMetrics {
+    /// Calls made.
+    pub calls: Family<PluginLabels, Gauge>,
+    /// Calls that returned no result.
+    pub errors: Family<PluginLabels, Gauge>,
+    /// Fuel burned.
+    pub fuel: Family<PluginLabels, Gauge>,
+    /// Wall-clock time of all calls, in microseconds.
+    pub wall_us: Family<PluginLabels, Gauge>,
+    /// The largest memory one call held.
+    pub peak_memory: Family<PluginLabels, Gauge>,
+}
+
 /// The daemon's metrics registry.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -47,6 +70,8 @@ pub struct Metrics {
     pub agents: Gauge,
     /// Resident set size in bytes (set on scrape).
     pub rss: Gauge,
+    /// Plugin calls and what they cost (set on scrape).
+    pub plugins: PluginMetrics,
 }
 
 impl Default for Metrics {
@@ -96,7 +121,18 @@ impl Metrics {
             "Resident set size of the daemon",
             rss.clone(),
         );
+        let plugins = PluginMetrics::default();
+        registry.register("plugin_calls", "Tool calls per plugin since start", plugins.calls.clone());
+        registry.register("plugin_call_errors", "Tool calls that returned no result", plugins.errors.clone());
+        registry.register("plugin_fuel", "Fuel burned by a plugin's calls", plugins.fuel.clone());
+        registry.register("plugin_wall_microseconds", "Wall-clock time of a plugin's calls", plugins.wall_us.clone());
+        registry.register(
+            "plugin_peak_memory_bytes",
+            "The largest linear memory one call of a plugin held",
+            plugins.peak_memory.clone(),
+        );
         Self {
+            plugins,
             registry: Mutex::new(registry),
             http_requests,
             http_duration,

@@ -20,7 +20,7 @@ use crate::middleware::{
     self, auth::auth, headers::security_headers, rate_limit::rate_limit, request_id::request_id,
 };
 use crate::openapi::ApiDoc;
-use crate::routes::{agents, audit, config, files, logs, memory, system};
+use crate::routes::{agents, audit, config, files, logs, memory, plugins, skills, system, tools};
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them.
@@ -53,6 +53,28 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::stream))
         .routes(routes!(memory::list_kv))
         .routes(routes!(memory::get_kv, memory::set_kv, memory::delete_kv))
+        .routes(routes!(tools::list))
+        .routes(routes!(tools::get))
+        .routes(routes!(tools::invoke))
+        .routes(routes!(plugins::list))
+        .routes(routes!(plugins::doctor))
+        .routes(routes!(plugins::uninstall))
+        .routes(routes!(plugins::scaffold))
+        .routes(routes!(plugins::get))
+        .routes(routes!(plugins::status))
+        .routes(routes!(plugins::health))
+        .routes(routes!(plugins::env))
+        .routes(routes!(plugins::export))
+        .routes(routes!(plugins::lint))
+        .routes(routes!(plugins::enable))
+        .routes(routes!(plugins::disable))
+        .routes(routes!(plugins::sign))
+        .routes(routes!(skills::list))
+        .routes(routes!(skills::get))
+        .routes(routes!(skills::uninstall))
+        .routes(routes!(skills::create))
+        .routes(routes!(skills::reload))
+        .merge(package_routes())
         .split_for_parts()
 }
 
@@ -68,6 +90,17 @@ fn large_body_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(files::upload))
         .routes(routes!(files::get_upload))
+        .layer(DefaultBodyLimit::max(limit))
+}
+
+/// Routes that carry plugin packages (base64 in JSON): components of
+/// Python plugins are about 20 MB.
+fn package_routes() -> OpenApiRouter<AppState> {
+    let limit = talon_runtime::package::MAX_COMPONENT_BYTES / 3 * 4 + (1 << 20);
+    OpenApiRouter::new()
+        .routes(routes!(plugins::install))
+        .routes(routes!(plugins::reload))
+        .routes(routes!(skills::install))
         .layer(DefaultBodyLimit::max(limit))
 }
 

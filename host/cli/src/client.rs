@@ -19,7 +19,7 @@ pub struct ClientArgs {
 }
 
 /// A connection to the daemon.
-struct Client {
+pub(crate) struct Client {
     base: String,
     key: Option<String>,
     http: reqwest::Client,
@@ -27,7 +27,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(home: &Home, config_path: Option<&Path>, args: &ClientArgs) -> anyhow::Result<Self> {
+    pub(crate) fn new(home: &Home, config_path: Option<&Path>, args: &ClientArgs) -> anyhow::Result<Self> {
         let config_file = config_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| home.config_file());
@@ -63,7 +63,22 @@ impl Client {
     }
 
     fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.call_with(method, path, None)
+    }
+
+    /// Calls the API with an optional JSON body; a non-2xx answer is an
+    /// error carrying the daemon's message.
+    pub(crate) fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            // Installing a large package takes a while: compiling it is part of the call.
+            request = request.json(body).timeout(Duration::from_secs(300));
+        }
         if let Some(key) = &self.key {
             request = request.bearer_auth(key);
         }

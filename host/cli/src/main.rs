@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod client;
 mod daemon;
+mod plugin_cmd;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,9 @@ enum Command {
     /// Audit trail commands.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Plugin commands: keygen, scaffold, pack, verify, run, install, list, remove.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +68,7 @@ fn main() -> std::process::ExitCode {
             client::config_show(&home, cli.config.as_deref(), &args)
         }
         Command::Audit(AuditCommand::Verify) => audit_cmd::verify(&home),
+        Command::Plugin(command) => plugin_cmd::run(&home, cli.config.as_deref(), command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

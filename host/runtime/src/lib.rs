@@ -23,6 +23,7 @@ pub mod package;
 pub mod permissions;
 mod plugin;
 mod runtime;
+pub mod scaffold;
 pub mod signing;
 mod ticker;
 

@@ -6,4 +6,7 @@ pub mod config;
 pub mod files;
 pub mod logs;
 pub mod memory;
+pub mod plugins;
+pub mod skills;
 pub mod system;
+pub mod tools;

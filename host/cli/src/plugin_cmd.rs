@@ -1,0 +1,420 @@
+//! `talon plugin ...`: the author's commands (keygen, scaffold, pack, verify,
+//! run work without a daemon) and the operator's (install, list, remove talk
+//! to the running daemon).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use talon_kernel::config::Config;
+use talon_kernel::home::Home;
+use talon_runtime::scaffold::{Language, Scaffold};
+use talon_runtime::{
+    CallContext, Kind, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey, TrustStore,
+};
+
+use crate::client::{Client, ClientArgs};
+
+/// Plugin commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    /// Create a publisher key pair for signing packages.
+    Keygen {
+        /// Where to write the secret key (the public key goes beside it, `.pub`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing key.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write a new plugin project from the SDK's template.
+    Scaffold {
+        /// The plugin's name (also its first tool's).
+        name: String,
+        /// rust or python.
+        #[arg(long, default_value = "rust")]
+        language: String,
+        /// tool or skill.
+        #[arg(long, default_value = "tool")]
+        kind: String,
+        /// One line about it.
+        #[arg(long)]
+        description: Option<String>,
+        /// Directory to create (default: ./<name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a signed package from a manifest and a component.
+    Pack {
+        /// The manifest (talon.toml).
+        manifest: PathBuf,
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Secret key to sign with (default: <home>/keys/publisher.key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Build an unsigned package (loads only in development mode).
+        #[arg(long, conflicts_with = "key")]
+        unsigned: bool,
+        /// Output file (default: ./<name>-<version>.talon).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Check a package's integrity and signature, and whether this host trusts it.
+    Verify {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// Call a tool of a package locally, without the daemon.
+    Run {
+        /// The package file.
+        package: PathBuf,
+        /// The tool to call.
+        tool: String,
+        /// Its arguments, as a JSON object.
+        #[arg(default_value = "{}")]
+        arguments: String,
+        /// Directory the plugin sees as the workspace (default: a new empty one).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Grant nothing instead of everything the manifest requests.
+        #[arg(long)]
+        no_grants: bool,
+    },
+    /// Install a package into the running daemon.
+    Install {
+        /// The package file.
+        package: PathBuf,
+        /// Grant everything the manifest requests.
+        #[arg(long, conflicts_with = "grant")]
+        grant_all: bool,
+        /// Grant exactly this, as JSON: {"network": [...], "filesystem": "workspace", ...}.
+        #[arg(long)]
+        grant: Option<String>,
+        /// A setting the plugin reads, as key=value (repeatable).
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the daemon's installed plugins.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Uninstall a plugin from the daemon.
+    Remove {
+        /// The plugin's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Runs a plugin command.
+pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Keygen { out, force } => keygen(home, out, force),
+        PluginCommand::Scaffold { name, language, kind, description, dir } => {
+            scaffold(name, &language, &kind, description, dir)
+        }
+        PluginCommand::Pack { manifest, component, key, unsigned, out } => {
+            pack(home, config, &manifest, &component, key, unsigned, out)
+        }
+        PluginCommand::Verify { package } => verify(home, config, &package),
+        PluginCommand::Run { package, tool, arguments, workspace, no_grants } => {
+            run_tool(home, config, &package, &tool, &arguments, workspace, no_grants)
+        }
+        PluginCommand::Install { package, grant_all, grant, settings, client } => {
+            install(home, config, &package, grant_all, grant, settings, &client)
+        }
+        PluginCommand::List { client } => list(home, config, &client),
+        PluginCommand::Remove { name, client } => {
+            let client = Client::new(home, config, &client)?;
+            let body = serde_json::json!({ "name": name });
+            client.call_with(reqwest::Method::POST, "/api/plugins/uninstall", Some(&body))?;
+            println!("uninstalled {name}");
+            Ok(())
+        }
+    }
+}
+
+fn default_key(home: &Home) -> PathBuf {
+    home.root().join("keys").join("publisher.key")
+}
+
+fn load_config(home: &Home, config: Option<&Path>) -> anyhow::Result<Config> {
+    let path = config.map(Path::to_path_buf).unwrap_or_else(|| home.config_file());
+    match path.exists() {
+        true => Config::load(&path).with_context(|| format!("cannot read {}", path.display())),
+        false => Ok(Config::default()),
+    }
+}
+
+fn keygen(home: &Home, out: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
+    let path = out.unwrap_or_else(|| default_key(home));
+    if path.exists() && !force {
+        bail!("{} exists; pass --force to replace it (packages signed with it will no longer match)", path.display());
+    }
+    let key = SecretKey::generate()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_secret(&path, &key.to_file_text())?;
+    let public = key.public();
+    let public_path = path.with_extension("pub");
+    std::fs::write(&public_path, format!("{}\n", public.to_hex()))
+        .with_context(|| format!("cannot write {}", public_path.display()))?;
+    println!("secret key: {}", path.display());
+    println!("public key: {} (id {})", public.to_hex(), public.id());
+    println!("operators trust it with:");
+    println!("  plugins.trusted_keys = [\"{}\"]   (config.toml, or POST /api/config/set)", public.to_hex());
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn scaffold(
+    name: String,
+    language: &str,
+    kind: &str,
+    description: Option<String>,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let language = Language::parse(language)?;
+    let kind = match kind {
+        "tool" => Kind::Tool,
+        "skill" => Kind::Skill,
+        other => bail!("--kind {other}: use tool or skill"),
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+    let sdk_dir = talon_api::sdk_dir(language);
+    let description = description.unwrap_or_else(|| format!("The {name} plugin."));
+    let files = Scaffold { name, description, language, kind, sdk_dir }.write(&dir)?;
+    for file in files {
+        println!("wrote {}", file.display());
+    }
+    Ok(())
+}
+
+/// A runtime for local commands, with the host's ceilings and compiled
+/// component cache, so a later install by the daemon reuses the compile.
+fn local_runtime(home: &Home, config: &Config) -> anyhow::Result<Runtime> {
+    let ceilings = talon_runtime::Ceilings {
+        fuel: config.plugins.max_fuel,
+        memory_bytes: (config.plugins.max_memory_mb as usize).saturating_mul(1 << 20),
+        timeout: std::time::Duration::from_millis(config.plugins.max_timeout_ms),
+    };
+    let cache_dir = Some(home.component_cache_dir());
+    Ok(Runtime::new(RuntimeConfig { cache_dir, ceilings, max_instances: 128 })?)
+}
+
+fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn pack(
+    home: &Home,
+    config: Option<&Path>,
+    manifest_path: &Path,
+    component_path: &Path,
+    key_path: Option<PathBuf>,
+    unsigned: bool,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest = Manifest::from_toml(&text).with_context(|| format!("in {}", manifest_path.display()))?;
+    let component = Arc::new(
+        std::fs::read(component_path).with_context(|| format!("cannot read {}", component_path.display()))?,
+    );
+    let key = match (unsigned, key_path) {
+        (true, _) => None,
+        (false, Some(path)) => Some(SecretKey::read(&path)?),
+        (false, None) => {
+            let path = default_key(home);
+            if !path.exists() {
+                bail!(
+                    "no signing key at {}: create one with `talon plugin keygen`, pass --key, \
+                     or pass --unsigned for a development package",
+                    path.display()
+                );
+            }
+            Some(SecretKey::read(&path)?)
+        }
+    };
+    let config = load_config(home, config)?;
+    let runtime = local_runtime(home, &config)?;
+    let manifest = async_runtime()?.block_on(runtime.complete_manifest(manifest, component.clone()))?;
+    let bytes = Package::build(&manifest, &component, key.as_ref())?;
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from(format!("{}-{}.{}", manifest.name, manifest.version, talon_runtime::package::EXTENSION))
+    });
+    std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let tools: Vec<&str> = manifest.tools.iter().map(|t| t.name.as_str()).collect();
+    println!("packed {} {} ({}) with tools {}", manifest.name, manifest.version, manifest.kind.as_str(), tools.join(", "));
+    match &key {
+        Some(key) => println!("signed with key {}", key.public().id()),
+        None => println!("unsigned: it loads only where plugins.dev_mode = true"),
+    }
+    println!("wrote {} ({} bytes)", out.display(), bytes.len());
+    Ok(())
+}
+
+fn read_package(path: &Path) -> anyhow::Result<Package> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Package::parse(&bytes).with_context(|| format!("{} refused", path.display()))?)
+}
+
+fn verify(home: &Home, config: Option<&Path>, path: &Path) -> anyhow::Result<()> {
+    let package = read_package(path)?;
+    let m = &package.manifest;
+    println!("{} {} ({}), wit {}", m.name, m.version, m.kind.as_str(), m.wit);
+    println!("digest: {}", package.digest);
+    println!("tools: {}", m.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!("requests: {}", serde_json::to_string(&m.permissions)?);
+    let config = load_config(home, config)?;
+    let trust = TrustStore::from_config(&config.plugins.trusted_keys)?;
+    match package.signer() {
+        Some(key) => {
+            println!("signature: valid, key {} ({})", key.id(), key.to_hex());
+            match trust.trusts(&key) {
+                true => println!("trust: the key is in plugins.trusted_keys"),
+                false => println!("trust: the key is NOT in plugins.trusted_keys; this host refuses it unless dev_mode is on"),
+            }
+        }
+        None => println!("signature: none; this host refuses it unless dev_mode is on"),
+    }
+    Ok(())
+}
+
+fn run_tool(
+    home: &Home,
+    config: Option<&Path>,
+    path: &Path,
+    tool: &str,
+    arguments: &str,
+    workspace: Option<PathBuf>,
+    no_grants: bool,
+) -> anyhow::Result<()> {
+    let package = read_package(path)?;
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(arguments)
+        .context("the arguments must be a JSON object")?;
+    let config = load_config(home, config)?;
+    let runtime = local_runtime(home, &config)?;
+    let granted = match no_grants {
+        true => Permissions::default(),
+        false => package.manifest.permissions.clone(),
+    };
+    let scratch = match &workspace {
+        Some(_) => None,
+        None => Some(std::env::temp_dir().join(format!("talon-run-{}", std::process::id()))),
+    };
+    let workspace = workspace.or_else(|| scratch.clone());
+    if let Some(dir) = &workspace {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let outcome = async_runtime()?.block_on(async {
+        let plugin = runtime
+            .load(package.manifest.clone(), Arc::new(package.component), granted, BTreeMap::new())
+            .await?;
+        let ctx = CallContext { agent_id: None, workspace };
+        anyhow::Ok(runtime.invoke(&plugin, tool, arguments, &ctx).await)
+    });
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let invocation = outcome?;
+    let cost = invocation.cost;
+    eprintln!(
+        "cost: fuel {}, {:.3} ms, peak memory {} KiB",
+        cost.fuel,
+        cost.wall_us as f64 / 1000.0,
+        cost.peak_memory / 1024
+    );
+    match invocation.result {
+        Ok(output) => {
+            println!("{output}");
+            Ok(())
+        }
+        Err(e) => bail!("{tool}: {e}"),
+    }
+}
+
+fn install(
+    home: &Home,
+    config: Option<&Path>,
+    path: &Path,
+    grant_all: bool,
+    grant: Option<String>,
+    settings: Vec<String>,
+    args: &ClientArgs,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let grant = match (grant_all, grant) {
+        (true, _) => serde_json::json!("all"),
+        (false, Some(json)) => serde_json::from_str(&json).context("--grant must be a JSON object")?,
+        (false, None) => serde_json::json!("none"),
+    };
+    let settings: BTreeMap<String, String> = settings
+        .iter()
+        .map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect::<Option<_>>()
+        .context("--setting must be KEY=VALUE")?;
+    let body = serde_json::json!({
+        "package": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        "grant": grant,
+        "settings": settings,
+    });
+    let client = Client::new(home, config, args)?;
+    let view = client.call_with(reqwest::Method::POST, "/api/plugins/install", Some(&body))?;
+    println!(
+        "installed {} {} with tools {}",
+        view["name"].as_str().unwrap_or("?"),
+        view["version"].as_str().unwrap_or("?"),
+        view["tools"]
+    );
+    println!("requested: {}", view["permissions"]["requested"]);
+    println!("granted:   {}", view["permissions"]["granted"]);
+    Ok(())
+}
+
+fn list(home: &Home, config: Option<&Path>, args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(home, config, args)?;
+    let body = client.call_with(reqwest::Method::GET, "/api/plugins", None)?;
+    let plugins = body["plugins"].as_array().cloned().unwrap_or_default();
+    if plugins.is_empty() {
+        println!("no plugins installed");
+    }
+    for p in plugins {
+        println!(
+            "{:<20} {:<10} {:<6} {:<9} tools: {}",
+            p["name"].as_str().unwrap_or("?"),
+            p["version"].as_str().unwrap_or("?"),
+            p["kind"].as_str().unwrap_or("?"),
+            p["status"].as_str().unwrap_or("?"),
+            p["tools"]
+        );
+    }
+    Ok(())
+}
