@@ -9,4 +9,5 @@ mod cli;
 mod config;
 mod conventions;
 mod durability;
+mod plugins;
 mod system;
