@@ -23,6 +23,8 @@
 //! Streaming returns an [`EventStream`] of [`StreamEvent`]s; [`collect`]
 //! folds one into the same [`CompletionResponse`] a blocking call returns.
 
+#![warn(missing_docs)]
+
 mod anthropic;
 mod catalog;
 mod client;

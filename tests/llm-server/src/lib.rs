@@ -28,6 +28,8 @@
 //! while the test's own runtime is busy or blocked, and it stops when the
 //! [`TestLlm`] is dropped.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -214,7 +216,9 @@ impl Reply {
         self
     }
 
-    /// When streamed, waits this long between two events.
+    /// When streamed, waits this long between two content fragments (text
+    /// pieces, argument pieces, Gemini chunks); the first fragment and the
+    /// protocol events around them are sent without delay.
     pub fn with_chunk_delay(mut self, delay: Duration) -> Self {
         self.chunk_delay = delay;
         self
@@ -627,24 +631,55 @@ fn bad_request(api: Api, message: &str) -> Response {
     error_response(api, 400, message, &[])
 }
 
-/// A streamed body: `frames` sent one by one, `delay` apart.
-fn sse_response(frames: Vec<String>, delay: Duration) -> Response {
-    let stream = futures::stream::unfold(
-        (frames.into_iter(), true),
-        move |(mut frames, first)| async move {
-            let frame = frames.next()?;
-            if !first && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+/// The events of a streamed answer, with the pause before each.
+struct Frames {
+    frames: Vec<(Duration, String)>,
+    content_delay: Duration,
+    seen_content: bool,
+}
+
+impl Frames {
+    fn new(content_delay: Duration) -> Self {
+        Frames {
+            frames: Vec::new(),
+            content_delay,
+            seen_content: false,
+        }
+    }
+
+    /// Protocol framing (starts, stops, usage, terminators): sent at once.
+    fn control(&mut self, frame: String) {
+        self.frames.push((Duration::ZERO, frame));
+    }
+
+    /// A content fragment (text, arguments): the first is sent at once,
+    /// each later one after the reply's chunk delay, so that a client sees
+    /// content first and then the gaps.
+    fn content(&mut self, frame: String) {
+        let pause = if self.seen_content {
+            self.content_delay
+        } else {
+            Duration::ZERO
+        };
+        self.seen_content = true;
+        self.frames.push((pause, frame));
+    }
+
+    fn into_response(self) -> Response {
+        let stream = futures::stream::unfold(self.frames.into_iter(), |mut frames| async move {
+            let (pause, frame) = frames.next()?;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
             }
-            Some((Ok::<_, Infallible>(frame), (frames, false)))
-        },
-    );
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            Some((Ok::<_, Infallible>(frame), frames))
+        });
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
 }
 
 /// Splits `text` into `n` pieces of about equal length (on character
@@ -774,7 +809,9 @@ fn stream_error_response(api: Api, message: &str) -> Response {
             json!({"error": {"code": 503, "message": message, "status": "UNAVAILABLE"}})
         ),
     };
-    sse_response(vec![frame], Duration::ZERO)
+    let mut frames = Frames::new(Duration::ZERO);
+    frames.control(frame);
+    frames.into_response()
 }
 
 // ---------------------------------------------------------------------------
@@ -854,16 +891,17 @@ fn answer_openai(
         });
         format!("data: {value}\n\n")
     };
-    let mut frames = vec![chunk(json!([
+    let mut frames = Frames::new(reply.chunk_delay);
+    frames.control(chunk(json!([
         {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}
-    ]))];
+    ])));
     for piece in split(text, reply.chunks) {
-        frames.push(chunk(
+        frames.content(chunk(
             json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]),
         ));
     }
     for (index, ((name, arguments), call_id)) in calls.iter().zip(&call_ids).enumerate() {
-        frames.push(chunk(json!([{
+        frames.control(chunk(json!([{
             "index": 0,
             "delta": {"tool_calls": [{
                 "index": index,
@@ -874,7 +912,7 @@ fn answer_openai(
             "finish_reason": null,
         }])));
         for piece in split(arguments, reply.chunks) {
-            frames.push(chunk(json!([{
+            frames.content(chunk(json!([{
                 "index": 0,
                 "delta": {"tool_calls": [{"index": index, "function": {"arguments": piece}}]},
                 "finish_reason": null,
@@ -882,7 +920,7 @@ fn answer_openai(
         }
     }
     if !reply.truncated {
-        frames.push(chunk(
+        frames.control(chunk(
             json!([{"index": 0, "delta": {}, "finish_reason": finish}]),
         ));
         if incoming.include_usage {
@@ -894,11 +932,11 @@ fn answer_openai(
                 "choices": [],
                 "usage": usage,
             });
-            frames.push(format!("data: {value}\n\n"));
+            frames.control(format!("data: {value}\n\n"));
         }
-        frames.push("data: [DONE]\n\n".to_string());
+        frames.control("data: [DONE]\n\n".to_string());
     }
-    sse_response(frames, reply.chunk_delay)
+    frames.into_response()
 }
 
 // ---------------------------------------------------------------------------
@@ -977,65 +1015,64 @@ fn answer_anthropic(
     }
 
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let mut frames = vec![
-        event(
-            "message_start",
-            json!({"type": "message_start", "message": {
-                "id": id, "type": "message", "role": "assistant", "model": incoming.model,
-                "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": input, "output_tokens": 1},
-            }}),
-        ),
-        event("ping", json!({"type": "ping"})),
-    ];
+    let mut frames = Frames::new(reply.chunk_delay);
+    frames.control(event(
+        "message_start",
+        json!({"type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": incoming.model,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input, "output_tokens": 1},
+        }}),
+    ));
+    frames.control(event("ping", json!({"type": "ping"})));
     let mut block = 0;
     if !text.is_empty() {
-        frames.push(event(
+        frames.control(event(
             "content_block_start",
             json!({"type": "content_block_start", "index": block, "content_block": {"type": "text", "text": ""}}),
         ));
         for piece in split(text, reply.chunks) {
-            frames.push(event(
+            frames.content(event(
                 "content_block_delta",
                 json!({"type": "content_block_delta", "index": block, "delta": {"type": "text_delta", "text": piece}}),
             ));
         }
-        frames.push(event(
+        frames.control(event(
             "content_block_stop",
             json!({"type": "content_block_stop", "index": block}),
         ));
         block += 1;
     }
     for ((name, arguments), call_id) in calls.iter().zip(&call_ids) {
-        frames.push(event(
+        frames.control(event(
             "content_block_start",
             json!({"type": "content_block_start", "index": block, "content_block": {
                 "type": "tool_use", "id": call_id, "name": name, "input": {},
             }}),
         ));
         for piece in split(arguments, reply.chunks) {
-            frames.push(event(
+            frames.content(event(
                 "content_block_delta",
                 json!({"type": "content_block_delta", "index": block, "delta": {
                     "type": "input_json_delta", "partial_json": piece,
                 }}),
             ));
         }
-        frames.push(event(
+        frames.control(event(
             "content_block_stop",
             json!({"type": "content_block_stop", "index": block}),
         ));
         block += 1;
     }
     if !reply.truncated {
-        frames.push(event(
+        frames.control(event(
             "message_delta",
             json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
                    "usage": {"output_tokens": output}}),
         ));
-        frames.push(event("message_stop", json!({"type": "message_stop"})));
+        frames.control(event("message_stop", json!({"type": "message_stop"})));
     }
-    sse_response(frames, reply.chunk_delay)
+    frames.into_response()
 }
 
 // ---------------------------------------------------------------------------
@@ -1137,16 +1174,13 @@ fn answer_gemini(
         groups.pop();
     }
     let last = groups.len().saturating_sub(1);
-    let frames = groups
-        .into_iter()
-        .enumerate()
-        .map(|(index, parts)| {
-            let finished = index == last && !reply.truncated;
-            // Gemini separates events with CRLF pairs.
-            format!("data: {}\r\n\r\n", chunk(parts, finished))
-        })
-        .collect();
-    sse_response(frames, reply.chunk_delay)
+    let mut frames = Frames::new(reply.chunk_delay);
+    for (index, parts) in groups.into_iter().enumerate() {
+        let finished = index == last && !reply.truncated;
+        // Gemini separates events with CRLF pairs.
+        frames.content(format!("data: {}\r\n\r\n", chunk(parts, finished)));
+    }
+    frames.into_response()
 }
 
 #[cfg(test)]
