@@ -279,12 +279,12 @@ impl LlmClient {
         }))
     }
 
-    fn http(&self, connect_timeout: Duration) -> Result<reqwest::Client, LlmError> {
+    fn http(&self, provider: &str, connect_timeout: Duration) -> Result<reqwest::Client, LlmError> {
         let mut clients = self.http.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(client) = clients.get(&connect_timeout) {
             return Ok(client.clone());
         }
-        let client = http_client(connect_timeout)?;
+        let client = http_client(provider, connect_timeout)?;
         clients.insert(connect_timeout, client.clone());
         Ok(client)
     }
@@ -299,7 +299,7 @@ impl LlmClient {
             provider: provider.name.clone(),
             base_url: target.base_url.clone().unwrap_or(provider.base_url),
             api_key,
-            http: Some(self.http(resilience.timeouts.connect)?),
+            http: Some(self.http(&provider.name, resilience.timeouts.connect)?),
             breaker: Some(self.breaker(&provider.name)),
             resilience,
             max_tokens_field: provider.max_tokens_field,

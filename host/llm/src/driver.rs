@@ -101,7 +101,7 @@ impl DriverConfig {
     pub(crate) fn transport(&self) -> Result<Transport, LlmError> {
         let http = match &self.http {
             Some(http) => http.clone(),
-            None => http_client(self.resilience.timeouts.connect)?,
+            None => http_client(&self.provider, self.resilience.timeouts.connect)?,
         };
         let breaker = match &self.breaker {
             Some(breaker) => Arc::clone(breaker),

@@ -67,14 +67,17 @@ impl PreparedRequest {
 /// Builds the HTTP client for a provider. Only the connect timeout is set on
 /// the client: blocking and streaming calls need different overall limits,
 /// which are applied per request.
-pub(crate) fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, LlmError> {
+pub(crate) fn http_client(
+    provider: &str,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, LlmError> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .user_agent(concat!("talon-llm/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| LlmError::Connect {
-            provider: String::new(),
+            provider: provider.to_string(),
             detail: format!("cannot build the HTTP client: {}", error_chain(&e)),
         })
 }
