@@ -1,0 +1,435 @@
+//! OpenAI Chat Completions, the format most providers speak (OpenAI, Groq,
+//! OpenRouter, Together, DeepSeek, and local servers: Ollama, vLLM, LM Studio).
+
+use std::collections::HashMap;
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use crate::catalog::MaxTokensField;
+use crate::driver::{Driver, DriverConfig};
+use crate::error::LlmError;
+use crate::sse::SseEvent;
+use crate::stream::{Decoder, EventStream, build_response, normalize_stop, synthesize_call_id};
+use crate::transport::{PreparedRequest, Transport};
+use crate::types::{
+    CompletionRequest, CompletionResponse, ContentPart, Message, Role, StopReason, StreamEvent,
+    Usage, joined_text,
+};
+use crate::wire::{arguments_text, f32_json, parse_chunk, parse_json, string, usage};
+
+/// Driver for OpenAI-compatible Chat Completions (`POST {base_url}/chat/completions`).
+#[derive(Debug)]
+pub struct OpenAiDriver {
+    transport: Transport,
+    url: String,
+    api_key: Option<String>,
+    max_tokens_field: MaxTokensField,
+}
+
+impl OpenAiDriver {
+    /// Builds the driver. The key is optional: local servers need none.
+    pub fn new(config: DriverConfig) -> Result<Self, LlmError> {
+        Ok(OpenAiDriver {
+            transport: config.transport()?,
+            url: format!("{}/chat/completions", config.trimmed_base_url()),
+            api_key: config.api_key.clone().filter(|key| !key.is_empty()),
+            max_tokens_field: config.max_tokens_field,
+        })
+    }
+
+    fn prepare(
+        &self,
+        request: &CompletionRequest,
+        stream: bool,
+    ) -> Result<PreparedRequest, LlmError> {
+        let body = request_body(request, stream, self.max_tokens_field)?;
+        let mut prepared = PreparedRequest::new(self.url.clone(), &body)?;
+        if let Some(key) = &self.api_key {
+            prepared.secret_header("authorization", &format!("Bearer {key}"))?;
+        }
+        if stream {
+            prepared.header("accept", "text/event-stream");
+        }
+        Ok(prepared)
+    }
+}
+
+impl Driver for OpenAiDriver {
+    fn provider(&self) -> &str {
+        self.transport.provider()
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a CompletionRequest,
+    ) -> BoxFuture<'a, Result<CompletionResponse, LlmError>> {
+        Box::pin(async move {
+            let prepared = self.prepare(request, false)?;
+            self.transport
+                .complete(&prepared, |body| parse_response(body, &request.model))
+                .await
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        request: &'a CompletionRequest,
+    ) -> BoxFuture<'a, Result<EventStream, LlmError>> {
+        Box::pin(async move {
+            let prepared = self.prepare(request, true)?;
+            let provider = self.transport.provider().to_string();
+            self.transport
+                .stream(&prepared, move || OpenAiDecoder::new(provider.clone()))
+                .await
+        })
+    }
+}
+
+/// The JSON body of a Chat Completions request.
+fn request_body(
+    request: &CompletionRequest,
+    stream: bool,
+    max_tokens_field: MaxTokensField,
+) -> Result<Value, LlmError> {
+    let mut messages = Vec::with_capacity(request.messages.len() + 1);
+    if let Some(system) = request.system.as_deref().filter(|s| !s.is_empty()) {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for message in &request.messages {
+        messages.push(encode_message(message)?);
+    }
+    let mut body = json!({
+        "model": request.model,
+        "messages": messages,
+        "stream": stream,
+    });
+    let field = match max_tokens_field {
+        MaxTokensField::MaxTokens => "max_tokens",
+        MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+    };
+    body[field] = json!(request.max_tokens);
+    if let Some(temperature) = request.temperature {
+        body["temperature"] = f32_json(temperature);
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                json!({
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                    }
+                })
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+        body["tool_choice"] = json!("auto");
+    }
+    if stream {
+        // Without this, streamed answers carry no token counts at all.
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    Ok(body)
+}
+
+fn encode_message(message: &Message) -> Result<Value, LlmError> {
+    let text = joined_text(&message.content);
+    Ok(match message.role {
+        Role::System => json!({"role": "system", "content": text}),
+        Role::User => {
+            let has_images = message
+                .content
+                .iter()
+                .any(|p| matches!(p, ContentPart::Image { .. }));
+            if has_images {
+                let parts: Vec<Value> = message
+                    .content
+                    .iter()
+                    .map(|part| match part {
+                        ContentPart::Text { text } => json!({"type": "text", "text": text}),
+                        ContentPart::Image { media_type, data } => json!({
+                            "type": "image_url",
+                            "image_url": {"url": format!("data:{media_type};base64,{data}")}
+                        }),
+                    })
+                    .collect();
+                json!({"role": "user", "content": parts})
+            } else {
+                // A plain string is what every compatible server accepts;
+                // the array form is only needed for images.
+                json!({"role": "user", "content": text})
+            }
+        }
+        Role::Assistant => {
+            let mut value = json!({"role": "assistant"});
+            value["content"] = if text.is_empty() && !message.tool_calls.is_empty() {
+                Value::Null
+            } else {
+                Value::String(text)
+            };
+            if !message.tool_calls.is_empty() {
+                let calls: Vec<Value> = message
+                    .tool_calls
+                    .iter()
+                    .map(|call| {
+                        json!({
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments},
+                        })
+                    })
+                    .collect();
+                value["tool_calls"] = Value::Array(calls);
+            }
+            value
+        }
+        Role::Tool => {
+            let id = message
+                .tool_call_id
+                .as_deref()
+                .ok_or_else(|| LlmError::invalid("a tool result message has no tool_call_id"))?;
+            // The format has no error flag: say it in the content so the
+            // model does not mistake an error message for a result.
+            let content = if message.is_error {
+                format!("Error: {text}")
+            } else {
+                text
+            };
+            json!({"role": "tool", "tool_call_id": id, "content": content})
+        }
+    })
+}
+
+fn stop_reason(finish_reason: Option<&str>) -> StopReason {
+    match finish_reason {
+        None | Some("stop") => StopReason::EndTurn,
+        Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
+        Some("length") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_string()),
+    }
+}
+
+fn parse_usage(value: &Value) -> Usage {
+    usage(value, &["/prompt_tokens"], &["/completion_tokens"])
+}
+
+/// The choice of index 0 (the only one we ask for).
+fn first_choice(chunk: &Value) -> Option<&Value> {
+    let choices = chunk.get("choices")?.as_array()?;
+    choices
+        .iter()
+        .find(|choice| choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+}
+
+fn text_content(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        // Some servers answer with the array-of-parts form.
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// Turns a blocking response into events, then assembles them.
+fn parse_response(body: &[u8], requested_model: &str) -> Result<CompletionResponse, LlmError> {
+    let json = parse_json(body)?;
+    let choice =
+        first_choice(&json).ok_or_else(|| LlmError::decode("the response has no choices"))?;
+    let message = choice.get("message").unwrap_or(&Value::Null);
+    let mut events = Vec::new();
+    let text = text_content(message.get("content"));
+    if !text.is_empty() {
+        events.push(StreamEvent::TextDelta(text));
+    }
+    let calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (index, call) in calls.iter().enumerate() {
+        let id = string(call, "/id")
+            .filter(|id| !id.is_empty())
+            .map_or_else(synthesize_call_id, str::to_string);
+        events.push(StreamEvent::ToolCallStart {
+            index,
+            id,
+            name: string(call, "/function/name")
+                .unwrap_or_default()
+                .to_string(),
+        });
+        events.push(StreamEvent::ToolCallDelta {
+            index,
+            arguments_fragment: arguments_text(
+                call.pointer("/function/arguments").unwrap_or(&Value::Null),
+            ),
+        });
+    }
+    if let Some(usage) = json.get("usage").filter(|u| u.is_object()) {
+        events.push(StreamEvent::Usage(parse_usage(usage)));
+    }
+    events.push(StreamEvent::Done {
+        stop_reason: normalize_stop(
+            stop_reason(string(choice, "/finish_reason")),
+            !calls.is_empty(),
+        ),
+    });
+    build_response(events, string(&json, "/model").unwrap_or(requested_model))
+}
+
+/// An error object in a stream chunk, typed like the HTTP status it stands
+/// for so that one arriving before any content is retried.
+fn chunk_error(provider: &str, error: &Value) -> LlmError {
+    let message = string(error, "/message")
+        .map(str::to_string)
+        .unwrap_or_else(|| error.to_string());
+    let kind = string(error, "/type").or_else(|| string(error, "/code"));
+    match kind {
+        Some("server_error") | Some("internal_error") => LlmError::Http {
+            provider: provider.to_string(),
+            status: 500,
+            message,
+        },
+        Some("rate_limit_exceeded") | Some("rate_limit_error") => LlmError::RateLimited {
+            provider: provider.to_string(),
+            retry_after: None,
+            message,
+        },
+        _ => LlmError::stream(format!("the provider reported an error: {message}")),
+    }
+}
+
+/// Decodes `data: {chunk}` lines, `data: [DONE]` last.
+#[derive(Debug)]
+struct OpenAiDecoder {
+    provider: String,
+    /// Ids of the calls started so far; the position is our index.
+    calls: Vec<String>,
+    /// Provider index → our index. Kept separate because some servers
+    /// reuse index 0 for every parallel call and tell them apart by id.
+    by_provider_index: HashMap<u64, usize>,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl OpenAiDecoder {
+    fn new(provider: String) -> Self {
+        OpenAiDecoder {
+            provider,
+            calls: Vec::new(),
+            by_provider_index: HashMap::new(),
+            finish_reason: None,
+            usage: None,
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(usage) = self.usage.take() {
+            out.push(StreamEvent::Usage(usage));
+        }
+        out.push(StreamEvent::Done {
+            stop_reason: normalize_stop(
+                stop_reason(self.finish_reason.as_deref()),
+                !self.calls.is_empty(),
+            ),
+        });
+    }
+
+    fn tool_call(&mut self, call: &Value, out: &mut Vec<StreamEvent>) {
+        let provider_index = call.get("index").and_then(Value::as_u64);
+        let id = string(call, "/id").filter(|id| !id.is_empty());
+        let known = match provider_index {
+            Some(index) => self.by_provider_index.get(&index).copied(),
+            None => self.calls.len().checked_sub(1),
+        };
+        let index = match known {
+            Some(index)
+                if id.is_none_or(|id| self.calls.get(index).is_some_and(|known| known == id)) =>
+            {
+                index
+            }
+            _ => {
+                let index = self.calls.len();
+                let id = id.map_or_else(synthesize_call_id, str::to_string);
+                self.calls.push(id.clone());
+                if let Some(provider_index) = provider_index {
+                    self.by_provider_index.insert(provider_index, index);
+                }
+                out.push(StreamEvent::ToolCallStart {
+                    index,
+                    id,
+                    name: string(call, "/function/name")
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+                index
+            }
+        };
+        let fragment = arguments_text(call.pointer("/function/arguments").unwrap_or(&Value::Null));
+        if !fragment.is_empty() {
+            out.push(StreamEvent::ToolCallDelta {
+                index,
+                arguments_fragment: fragment,
+            });
+        }
+    }
+}
+
+impl Decoder for OpenAiDecoder {
+    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+        let data = event.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.finish(out);
+            return Ok(());
+        }
+        let chunk = parse_chunk(data)?;
+        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
+            return Err(chunk_error(&self.provider, error));
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(parse_usage(usage));
+        }
+        let Some(choice) = first_choice(&chunk) else {
+            return Ok(());
+        };
+        if let Some(delta) = choice.get("delta") {
+            if let Some(text) = delta.get("content").and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                out.push(StreamEvent::TextDelta(text.to_string()));
+            }
+            if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+                for call in calls {
+                    self.tool_call(call, out);
+                }
+            }
+        }
+        if let Some(reason) = string(choice, "/finish_reason") {
+            self.finish_reason = Some(reason.to_string());
+        }
+        Ok(())
+    }
+
+    fn on_eof(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+        // Some servers end the body after the finish_reason without [DONE];
+        // the answer is complete, so accept it. Without a finish_reason the
+        // stream was cut.
+        if self.finish_reason.is_some() {
+            self.finish(out);
+            return Ok(());
+        }
+        Err(LlmError::stream(
+            "the stream ended before the model finished (no finish_reason, no [DONE])",
+        ))
+    }
+}

@@ -1,0 +1,1220 @@
+//! A local LLM provider for tests and benchmarks.
+//!
+//! [`TestLlm`] is an HTTP server on `127.0.0.1` (a free port) that speaks the
+//! real wire formats of OpenAI Chat Completions, Anthropic Messages and
+//! Google Gemini, blocking and streaming (server-sent events), with tool
+//! calls and token usage. It answers from a script of [`Reply`]s, one per
+//! request, in order, whatever the format; when the script is empty it
+//! answers every request at once with a short fixed text ([`DEFAULT_REPLY`]),
+//! which is what benchmarks want. Every request is recorded so that tests
+//! can check what a client sent.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use talon_test_llm::{Reply, TestLlm};
+//!
+//! let server = TestLlm::start().await;
+//! server.push(Reply::text("hi"));
+//! server.push(Reply::tool_call("word_count", r#"{"text":"a b"}"#));
+//! let openai_base_url = server.openai_url(); // {url}/v1
+//! let anthropic_base_url = server.anthropic_url(); // {url}
+//! let gemini_base_url = server.gemini_url(); // {url}
+//! // ... point a client at one of them ...
+//! let sent = server.requests();
+//! # }
+//! ```
+//!
+//! The server runs on its own thread and runtime, so it keeps answering
+//! while the test's own runtime is busy or blocked, and it stops when the
+//! [`TestLlm`] is dropped.
+
+#![warn(missing_docs)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// What the server answers when its script is empty.
+pub const DEFAULT_REPLY: &str = "Hello from talon-test-llm.";
+
+/// Which wire format a request used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// `POST /v1/chat/completions`.
+    OpenAi,
+    /// `POST /v1/messages`.
+    Anthropic,
+    /// `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent`.
+    Gemini,
+}
+
+/// A request the server received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// The wire format.
+    pub api: Api,
+    /// The request path.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// Headers, names lowercase (repeated headers: the last value).
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body (`Value::Null` if it was not JSON).
+    pub body: Value,
+    /// Whether a streamed answer was asked for.
+    pub stream: bool,
+    /// The model asked for (from the body, or the path for Gemini).
+    pub model: Option<String>,
+}
+
+impl RecordedRequest {
+    /// A header's value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Answer {
+        text: String,
+        calls: Vec<(String, String)>,
+    },
+    Error {
+        status: u16,
+        message: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A 200 streaming response whose first event is an error.
+    StreamError { message: String },
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    kind: Kind,
+    delay: Duration,
+    chunks: usize,
+    chunk_delay: Duration,
+    usage: Option<(u64, u64)>,
+    max_tokens: bool,
+    truncated: bool,
+    thought_signature: Option<String>,
+}
+
+impl Reply {
+    fn new(kind: Kind) -> Self {
+        Reply {
+            kind,
+            delay: Duration::ZERO,
+            chunks: 1,
+            chunk_delay: Duration::ZERO,
+            usage: None,
+            max_tokens: false,
+            truncated: false,
+            thought_signature: None,
+        }
+    }
+
+    /// A text answer.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::new(Kind::Answer {
+            text: text.into(),
+            calls: Vec::new(),
+        })
+    }
+
+    /// An answer calling one tool. `arguments` is sent as given, so it can
+    /// be deliberately malformed JSON. (Anthropic and Gemini carry arguments
+    /// as JSON objects in blocking answers and Gemini in streamed ones too;
+    /// arguments that are not a JSON object are sent there as a JSON string,
+    /// which the real services never do but clients must survive.)
+    pub fn tool_call(name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        Self::tool_calls([(name.into(), arguments.into())])
+    }
+
+    /// An answer calling several tools at once (parallel tool calls).
+    pub fn tool_calls<N: Into<String>, A: Into<String>>(
+        calls: impl IntoIterator<Item = (N, A)>,
+    ) -> Self {
+        Self::new(Kind::Answer {
+            text: String::new(),
+            calls: calls
+                .into_iter()
+                .map(|(n, a)| (n.into(), a.into()))
+                .collect(),
+        })
+    }
+
+    /// An HTTP error with the provider's error JSON carrying `message`.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Self::new(Kind::Error {
+            status,
+            message: message.into(),
+            headers: Vec::new(),
+        })
+    }
+
+    /// A 429 with `Retry-After` (whole seconds, rounded up) and
+    /// `retry-after-ms` (exact), as OpenAI sends them.
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Self::error(429, "Rate limit reached. Please try again later.")
+            .with_header("retry-after", secs.to_string())
+            .with_header("retry-after-ms", retry_after.as_millis().to_string())
+    }
+
+    /// For streaming requests: status 200, then an error event before any
+    /// content (Anthropic's `overloaded_error`, Gemini's `UNAVAILABLE`, an
+    /// OpenAI `server_error` chunk). Blocking requests get the HTTP error
+    /// the provider would send instead (529, 503, 500).
+    pub fn stream_error(message: impl Into<String>) -> Self {
+        Self::new(Kind::StreamError {
+            message: message.into(),
+        })
+    }
+
+    /// Adds text to a tool-call answer (said before the calls).
+    pub fn with_text(mut self, more: impl Into<String>) -> Self {
+        if let Kind::Answer { text, .. } = &mut self.kind {
+            *text = more.into();
+        }
+        self
+    }
+
+    /// Adds a response header (to errors).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let Kind::Error { headers, .. } = &mut self.kind {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+
+    /// Waits this long before answering (before the response headers).
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// When streamed, splits the text and each tool call's arguments into
+    /// `n` fragments (default 1).
+    pub fn in_chunks(mut self, n: usize) -> Self {
+        self.chunks = n.max(1);
+        self
+    }
+
+    /// When streamed, waits this long between two content fragments (text
+    /// pieces, argument pieces, Gemini chunks); the first fragment and the
+    /// protocol events around them are sent without delay.
+    pub fn with_chunk_delay(mut self, delay: Duration) -> Self {
+        self.chunk_delay = delay;
+        self
+    }
+
+    /// Reports these token counts (default: a deterministic estimate).
+    pub fn with_usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
+        self.usage = Some((input_tokens, output_tokens));
+        self
+    }
+
+    /// Ends as if the token limit cut the answer.
+    pub fn max_tokens(mut self) -> Self {
+        self.max_tokens = true;
+        self
+    }
+
+    /// When streamed, the body ends before the events that finish the
+    /// answer (finish reason, usage, `[DONE]`/`message_stop`): a cut stream.
+    pub fn truncated(mut self) -> Self {
+        self.truncated = true;
+        self
+    }
+
+    /// Gemini only: the first function call carries this `thoughtSignature`.
+    pub fn with_thought_signature(mut self, signature: impl Into<String>) -> Self {
+        self.thought_signature = Some(signature.into());
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Script {
+    replies: VecDeque<Reply>,
+    requests: Vec<RecordedRequest>,
+    default_reply: String,
+    api_key: Option<String>,
+    recording: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    script: Mutex<Script>,
+    sequence: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Script> {
+        // Plain data, never left half-updated: usable even after a panic.
+        self.script.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn next_id(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The running server. Dropping it stops the server.
+#[derive(Debug)]
+pub struct TestLlm {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestLlm {
+    /// Starts a server on a free port of 127.0.0.1.
+    pub async fn start() -> TestLlm {
+        Self::start_blocking()
+    }
+
+    /// Starts a server from synchronous code (benchmarks, `#[test]`s).
+    ///
+    /// Panics if no port can be bound or no thread started: a test that
+    /// cannot have its server cannot run.
+    pub fn start_blocking() -> TestLlm {
+        // Bound here, before returning: connections made as soon as this
+        // returns wait in the backlog until the server thread accepts them.
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("talon-test-llm: bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("talon-test-llm: non-blocking listener");
+        let addr = listener
+            .local_addr()
+            .expect("talon-test-llm: local address");
+        let shared = Arc::new(Shared {
+            script: Mutex::new(Script {
+                replies: VecDeque::new(),
+                requests: Vec::new(),
+                default_reply: DEFAULT_REPLY.to_string(),
+                api_key: None,
+                recording: true,
+            }),
+            sequence: AtomicU64::new(1),
+        });
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(Arc::clone(&shared));
+        std::thread::Builder::new()
+            .name(format!("talon-test-llm-{}", addr.port()))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        eprintln!("talon-test-llm: cannot start a runtime: {error}");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(error) => {
+                            eprintln!("talon-test-llm: cannot use the listener: {error}");
+                            return;
+                        }
+                    };
+                    // Select rather than graceful shutdown: a stalled stream
+                    // must not keep a dropped server alive.
+                    tokio::select! {
+                        served = axum::serve(listener, app) => {
+                            if let Err(error) = served {
+                                eprintln!("talon-test-llm: server stopped: {error}");
+                            }
+                        }
+                        _ = stopped => {}
+                    }
+                });
+            })
+            .expect("talon-test-llm: spawn the server thread");
+        TestLlm {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Base URL for an OpenAI-compatible client: `{url}/v1`.
+    pub fn openai_url(&self) -> String {
+        format!("{}/v1", self.url())
+    }
+
+    /// Base URL for an Anthropic client: `{url}`.
+    pub fn anthropic_url(&self) -> String {
+        self.url()
+    }
+
+    /// Base URL for a Gemini client: `{url}`.
+    pub fn gemini_url(&self) -> String {
+        self.url()
+    }
+
+    /// Appends a reply to the script.
+    pub fn push(&self, reply: Reply) {
+        self.shared.lock().replies.push_back(reply);
+    }
+
+    /// Appends several replies to the script.
+    pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.lock().replies.extend(replies);
+    }
+
+    /// Scripted replies not yet used.
+    pub fn pending(&self) -> usize {
+        self.shared.lock().replies.len()
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// The last request received.
+    pub fn last_request(&self) -> Option<RecordedRequest> {
+        self.shared.lock().requests.last().cloned()
+    }
+
+    /// How many requests were received.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().requests.len()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// Turns request recording on or off (off for long benchmarks, so
+    /// memory does not grow with the number of requests).
+    pub fn set_recording(&self, on: bool) {
+        self.shared.lock().recording = on;
+    }
+
+    /// Sets the answer used when the script is empty.
+    pub fn set_default_reply(&self, text: impl Into<String>) {
+        self.shared.lock().default_reply = text.into();
+    }
+
+    /// Requires this API key (`Authorization: Bearer`, `x-api-key` or
+    /// `x-goog-api-key`, per format); `None` accepts any request.
+    pub fn require_api_key(&self, key: Option<&str>) {
+        self.shared.lock().api_key = key.map(str::to_string);
+    }
+}
+
+impl Drop for TestLlm {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai))
+        .route("/chat/completions", post(openai))
+        .route("/v1/messages", post(anthropic))
+        .route("/v1beta/models/{*rest}", post(gemini))
+        .fallback(|uri: Uri| async move {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": {"message": format!("no route for {}", uri.path())}})),
+            )
+        })
+        // Requests with images can be large.
+        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(shared)
+}
+
+// ---------------------------------------------------------------------------
+// Request handling common to the three formats
+
+/// What a handler needs to know about the request, once recorded and checked.
+struct Incoming {
+    body: Value,
+    stream: bool,
+    model: String,
+    /// The OpenAI client asked for a final usage chunk.
+    include_usage: bool,
+}
+
+fn record(
+    shared: &Shared,
+    api: Api,
+    uri: &Uri,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    stream_hint: Option<bool>,
+) -> Incoming {
+    let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    let stream =
+        stream_hint.unwrap_or_else(|| body.get("stream").and_then(Value::as_bool).unwrap_or(false));
+    let model = match api {
+        Api::Gemini => uri
+            .path()
+            .trim_start_matches("/v1beta/models/")
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        _ => body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut script = shared.lock();
+    if script.recording {
+        script.requests.push(RecordedRequest {
+            api,
+            path: uri.path().to_string(),
+            query: uri.query().map(str::to_string),
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_string(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.clone(),
+            stream,
+            model: (!model.is_empty()).then(|| model.clone()),
+        });
+    }
+    Incoming {
+        body,
+        stream,
+        model,
+        include_usage,
+    }
+}
+
+/// Checks the API key; `Some` is the provider's authentication error.
+fn check_key(shared: &Shared, api: Api, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
+    let expected = shared.lock().api_key.clone()?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let given = match api {
+        Api::OpenAi => header("authorization").and_then(|v| v.strip_prefix("Bearer ")),
+        Api::Anthropic => header("x-api-key"),
+        Api::Gemini => header("x-goog-api-key").or_else(|| {
+            uri.query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key=")))
+        }),
+    };
+    if given == Some(expected.as_str()) {
+        return None;
+    }
+    Some(match api {
+        Api::OpenAi => error_response(api, 401, "Incorrect API key provided.", &[]),
+        Api::Anthropic => error_response(api, 401, "invalid x-api-key", &[]),
+        // Gemini answers a bad key with 400 INVALID_ARGUMENT.
+        Api::Gemini => error_response(
+            api,
+            400,
+            "API key not valid. Please pass a valid API key.",
+            &[],
+        ),
+    })
+}
+
+fn next_reply(shared: &Shared) -> Reply {
+    let mut script = shared.lock();
+    match script.replies.pop_front() {
+        Some(reply) => reply,
+        None => Reply::text(script.default_reply.clone()),
+    }
+}
+
+/// The error JSON of each format.
+fn error_response(api: Api, status: u16, message: &str, headers: &[(String, String)]) -> Response {
+    let body = match api {
+        Api::OpenAi => json!({
+            "error": {
+                "message": message,
+                "type": match status {
+                    429 => "rate_limit_exceeded",
+                    500..=599 => "server_error",
+                    _ => "invalid_request_error",
+                },
+                "param": null,
+                "code": null,
+            }
+        }),
+        Api::Anthropic => json!({
+            "type": "error",
+            "error": {
+                "type": match status {
+                    400 => "invalid_request_error",
+                    401 => "authentication_error",
+                    403 => "permission_error",
+                    404 => "not_found_error",
+                    413 => "request_too_large",
+                    429 => "rate_limit_error",
+                    529 => "overloaded_error",
+                    _ => "api_error",
+                },
+                "message": message,
+            }
+        }),
+        Api::Gemini => json!({
+            "error": {
+                "code": status,
+                "message": message,
+                "status": match status {
+                    400 => "INVALID_ARGUMENT",
+                    401 => "UNAUTHENTICATED",
+                    403 => "PERMISSION_DENIED",
+                    404 => "NOT_FOUND",
+                    429 => "RESOURCE_EXHAUSTED",
+                    503 => "UNAVAILABLE",
+                    504 => "DEADLINE_EXCEEDED",
+                    _ => "INTERNAL",
+                },
+            }
+        }),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(body)).into_response();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn bad_request(api: Api, message: &str) -> Response {
+    error_response(api, 400, message, &[])
+}
+
+/// The events of a streamed answer, with the pause before each.
+struct Frames {
+    frames: Vec<(Duration, String)>,
+    content_delay: Duration,
+    seen_content: bool,
+}
+
+impl Frames {
+    fn new(content_delay: Duration) -> Self {
+        Frames {
+            frames: Vec::new(),
+            content_delay,
+            seen_content: false,
+        }
+    }
+
+    /// Protocol framing (starts, stops, usage, terminators): sent at once.
+    fn control(&mut self, frame: String) {
+        self.frames.push((Duration::ZERO, frame));
+    }
+
+    /// A content fragment (text, arguments): the first is sent at once,
+    /// each later one after the reply's chunk delay, so that a client sees
+    /// content first and then the gaps.
+    fn content(&mut self, frame: String) {
+        let pause = if self.seen_content {
+            self.content_delay
+        } else {
+            Duration::ZERO
+        };
+        self.seen_content = true;
+        self.frames.push((pause, frame));
+    }
+
+    fn into_response(self) -> Response {
+        let stream = futures::stream::unfold(self.frames.into_iter(), |mut frames| async move {
+            let (pause, frame) = frames.next()?;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            Some((Ok::<_, Infallible>(frame), frames))
+        });
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+/// Splits `text` into `n` pieces of about equal length (on character
+/// boundaries); empty text gives no pieces.
+fn split(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return Vec::new();
+    }
+    let size = chars.len().div_ceil(n.max(1));
+    chars
+        .chunks(size)
+        .map(|piece| piece.iter().collect())
+        .collect()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The reply's usage, or a deterministic estimate (about four bytes a token).
+fn usage_of(reply: &Reply, request: &Value, text: &str, calls: &[(String, String)]) -> (u64, u64) {
+    reply.usage.unwrap_or_else(|| {
+        let input = (request.to_string().len() as u64 / 4).max(1);
+        let produced = text.len() + calls.iter().map(|(n, a)| n.len() + a.len()).sum::<usize>();
+        (input, (produced as u64 / 4).max(1))
+    })
+}
+
+/// Arguments as the JSON object Anthropic and Gemini put on the wire; text
+/// that is not an object goes as a JSON string (see [`Reply::tool_call`]).
+fn arguments_value(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(value @ Value::Object(_)) => value,
+        _ if arguments.trim().is_empty() => json!({}),
+        _ => Value::String(arguments.to_string()),
+    }
+}
+
+/// Produces a successful answer: `(shared, request, reply, text, tool calls)`.
+type AnswerFn = fn(&Shared, &Incoming, &Reply, &str, &[(String, String)]) -> Response;
+
+/// How one wire format checks and answers requests.
+struct Format {
+    api: Api,
+    /// The provider's own request checks (`Err` is the 400 message).
+    validate: fn(&Incoming, &HeaderMap) -> Result<(), String>,
+    answer: AnswerFn,
+}
+
+const OPENAI: Format = Format {
+    api: Api::OpenAi,
+    validate: validate_openai,
+    answer: answer_openai,
+};
+
+const ANTHROPIC: Format = Format {
+    api: Api::Anthropic,
+    validate: validate_anthropic,
+    answer: answer_anthropic,
+};
+
+const GEMINI: Format = Format {
+    api: Api::Gemini,
+    validate: validate_gemini,
+    answer: answer_gemini,
+};
+
+/// Shared handler skeleton: record, check, pick the reply, wait, answer.
+async fn handle(
+    shared: Arc<Shared>,
+    format: &Format,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+    stream_hint: Option<bool>,
+) -> Response {
+    let api = format.api;
+    let incoming = record(&shared, api, &uri, &headers, &raw, stream_hint);
+    if incoming.body.is_null() {
+        return bad_request(api, "The request body is not valid JSON.");
+    }
+    if let Some(response) = check_key(&shared, api, &headers, &uri) {
+        return response;
+    }
+    if let Err(message) = (format.validate)(&incoming, &headers) {
+        return bad_request(api, &message);
+    }
+    let reply = next_reply(&shared);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    match &reply.kind {
+        Kind::Error {
+            status,
+            message,
+            headers,
+        } => error_response(api, *status, message, headers),
+        Kind::StreamError { message } if incoming.stream => stream_error_response(api, message),
+        Kind::StreamError { message } => {
+            let status = match api {
+                Api::OpenAi => 500,
+                Api::Anthropic => 529,
+                Api::Gemini => 503,
+            };
+            error_response(api, status, message, &[])
+        }
+        Kind::Answer { text, calls } => (format.answer)(&shared, &incoming, &reply, text, calls),
+    }
+}
+
+fn stream_error_response(api: Api, message: &str) -> Response {
+    let frame = match api {
+        Api::OpenAi => format!(
+            "data: {}\n\n",
+            json!({"error": {"message": message, "type": "server_error", "code": null}})
+        ),
+        Api::Anthropic => format!(
+            "event: error\ndata: {}\n\n",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": message}})
+        ),
+        Api::Gemini => format!(
+            "data: {}\r\n\r\n",
+            json!({"error": {"code": 503, "message": message, "status": "UNAVAILABLE"}})
+        ),
+    };
+    let mut frames = Frames::new(Duration::ZERO);
+    frames.control(frame);
+    frames.into_response()
+}
+
+// ---------------------------------------------------------------------------
+// OpenAI Chat Completions
+
+async fn openai(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    handle(shared, &OPENAI, uri, headers, raw, None).await
+}
+
+fn validate_openai(incoming: &Incoming, _headers: &HeaderMap) -> Result<(), String> {
+    if incoming.model.is_empty() {
+        return Err("you must provide a model parameter".into());
+    }
+    match incoming.body.get("messages").and_then(Value::as_array) {
+        Some(messages) if !messages.is_empty() => Ok(()),
+        _ => Err("'messages' must be a non-empty array".into()),
+    }
+}
+
+fn answer_openai(
+    shared: &Shared,
+    incoming: &Incoming,
+    reply: &Reply,
+    text: &str,
+    calls: &[(String, String)],
+) -> Response {
+    let id = format!("chatcmpl-test-{}", shared.next_id());
+    let created = now_secs();
+    let call_ids: Vec<String> = calls
+        .iter()
+        .map(|_| format!("call_test_{}", shared.next_id()))
+        .collect();
+    let finish = if reply.max_tokens {
+        "length"
+    } else if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    let (input, output) = usage_of(reply, &incoming.body, text, calls);
+    let usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
+
+    if !incoming.stream {
+        let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+        if !calls.is_empty() {
+            message["tool_calls"] = calls
+                .iter()
+                .zip(&call_ids)
+                .map(|((name, arguments), call_id)| {
+                    json!({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
+                })
+                .collect();
+        }
+        return axum::Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": incoming.model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+
+    let chunk = |choices: Value| {
+        let value = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": incoming.model,
+            "choices": choices,
+        });
+        format!("data: {value}\n\n")
+    };
+    let mut frames = Frames::new(reply.chunk_delay);
+    frames.control(chunk(json!([
+        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}
+    ])));
+    for piece in split(text, reply.chunks) {
+        frames.content(chunk(
+            json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]),
+        ));
+    }
+    for (index, ((name, arguments), call_id)) in calls.iter().zip(&call_ids).enumerate() {
+        frames.control(chunk(json!([{
+            "index": 0,
+            "delta": {"tool_calls": [{
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }]},
+            "finish_reason": null,
+        }])));
+        for piece in split(arguments, reply.chunks) {
+            frames.content(chunk(json!([{
+                "index": 0,
+                "delta": {"tool_calls": [{"index": index, "function": {"arguments": piece}}]},
+                "finish_reason": null,
+            }])));
+        }
+    }
+    if !reply.truncated {
+        frames.control(chunk(
+            json!([{"index": 0, "delta": {}, "finish_reason": finish}]),
+        ));
+        if incoming.include_usage {
+            let value = json!({
+                "id": id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": incoming.model,
+                "choices": [],
+                "usage": usage,
+            });
+            frames.control(format!("data: {value}\n\n"));
+        }
+        frames.control("data: [DONE]\n\n".to_string());
+    }
+    frames.into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Anthropic Messages
+
+async fn anthropic(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    handle(shared, &ANTHROPIC, uri, headers, raw, None).await
+}
+
+fn validate_anthropic(incoming: &Incoming, headers: &HeaderMap) -> Result<(), String> {
+    if headers.get("anthropic-version").is_none() {
+        return Err("anthropic-version: header is required".into());
+    }
+    if incoming.model.is_empty() {
+        return Err("model: Field required".into());
+    }
+    if incoming
+        .body
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .is_none()
+    {
+        return Err("max_tokens: Field required".into());
+    }
+    match incoming.body.get("messages").and_then(Value::as_array) {
+        Some(messages) if !messages.is_empty() => Ok(()),
+        _ => Err("messages: at least one message is required".into()),
+    }
+}
+
+fn answer_anthropic(
+    shared: &Shared,
+    incoming: &Incoming,
+    reply: &Reply,
+    text: &str,
+    calls: &[(String, String)],
+) -> Response {
+    let id = format!("msg_test_{}", shared.next_id());
+    let call_ids: Vec<String> = calls
+        .iter()
+        .map(|_| format!("toolu_test_{}", shared.next_id()))
+        .collect();
+    let stop = if reply.max_tokens {
+        "max_tokens"
+    } else if calls.is_empty() {
+        "end_turn"
+    } else {
+        "tool_use"
+    };
+    let (input, output) = usage_of(reply, &incoming.body, text, calls);
+
+    if !incoming.stream {
+        let mut content = Vec::new();
+        if !text.is_empty() {
+            content.push(json!({"type": "text", "text": text}));
+        }
+        for ((name, arguments), call_id) in calls.iter().zip(&call_ids) {
+            content.push(json!({"type": "tool_use", "id": call_id, "name": name, "input": arguments_value(arguments)}));
+        }
+        return axum::Json(json!({
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": incoming.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": null,
+            "usage": {"input_tokens": input, "output_tokens": output},
+        }))
+        .into_response();
+    }
+
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut frames = Frames::new(reply.chunk_delay);
+    frames.control(event(
+        "message_start",
+        json!({"type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": incoming.model,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input, "output_tokens": 1},
+        }}),
+    ));
+    frames.control(event("ping", json!({"type": "ping"})));
+    let mut block = 0;
+    if !text.is_empty() {
+        frames.control(event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": block, "content_block": {"type": "text", "text": ""}}),
+        ));
+        for piece in split(text, reply.chunks) {
+            frames.content(event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": block, "delta": {"type": "text_delta", "text": piece}}),
+            ));
+        }
+        frames.control(event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": block}),
+        ));
+        block += 1;
+    }
+    for ((name, arguments), call_id) in calls.iter().zip(&call_ids) {
+        frames.control(event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": block, "content_block": {
+                "type": "tool_use", "id": call_id, "name": name, "input": {},
+            }}),
+        ));
+        for piece in split(arguments, reply.chunks) {
+            frames.content(event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": block, "delta": {
+                    "type": "input_json_delta", "partial_json": piece,
+                }}),
+            ));
+        }
+        frames.control(event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": block}),
+        ));
+        block += 1;
+    }
+    if !reply.truncated {
+        frames.control(event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+                   "usage": {"output_tokens": output}}),
+        ));
+        frames.control(event("message_stop", json!({"type": "message_stop"})));
+    }
+    frames.into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Google Gemini
+
+async fn gemini(
+    State(shared): State<Arc<Shared>>,
+    Path(rest): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let stream = match rest.rsplit_once(':').map(|(_, action)| action) {
+        Some("generateContent") => false,
+        Some("streamGenerateContent") => true,
+        _ => {
+            return error_response(
+                Api::Gemini,
+                404,
+                &format!("unknown method in {rest:?}"),
+                &[],
+            );
+        }
+    };
+    handle(shared, &GEMINI, uri, headers, raw, Some(stream)).await
+}
+
+fn validate_gemini(incoming: &Incoming, _headers: &HeaderMap) -> Result<(), String> {
+    if incoming.model.is_empty() {
+        return Err("model name is required".into());
+    }
+    match incoming.body.get("contents").and_then(Value::as_array) {
+        Some(contents) if !contents.is_empty() => Ok(()),
+        _ => Err("* GenerateContentRequest.contents: contents is not specified".into()),
+    }
+}
+
+fn answer_gemini(
+    shared: &Shared,
+    incoming: &Incoming,
+    reply: &Reply,
+    text: &str,
+    calls: &[(String, String)],
+) -> Response {
+    let response_id = format!("resp-test-{}", shared.next_id());
+    let finish = if reply.max_tokens {
+        "MAX_TOKENS"
+    } else {
+        "STOP"
+    };
+    let (input, output) = usage_of(reply, &incoming.body, text, calls);
+    let usage = json!({"promptTokenCount": input, "candidatesTokenCount": output, "totalTokenCount": input + output});
+    let call_parts: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(index, (name, arguments))| {
+            let mut part =
+                json!({"functionCall": {"name": name, "args": arguments_value(arguments)}});
+            if index == 0
+                && let Some(signature) = &reply.thought_signature
+            {
+                part["thoughtSignature"] = json!(signature);
+            }
+            part
+        })
+        .collect();
+    let chunk = |parts: Vec<Value>, last: bool| {
+        let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
+        if last {
+            candidate["finishReason"] = json!(finish);
+        }
+        json!({
+            "candidates": [candidate],
+            "usageMetadata": if last { usage.clone() } else { json!({"promptTokenCount": input}) },
+            "modelVersion": incoming.model,
+            "responseId": response_id,
+        })
+    };
+
+    if !incoming.stream {
+        let mut parts = Vec::new();
+        if !text.is_empty() {
+            parts.push(json!({"text": text}));
+        }
+        parts.extend(call_parts);
+        return axum::Json(chunk(parts, true)).into_response();
+    }
+
+    // Text arrives in pieces; function calls arrive whole, with the last
+    // chunk, which also carries the finish reason and the final usage.
+    let mut groups: Vec<Vec<Value>> = split(text, reply.chunks)
+        .into_iter()
+        .map(|piece| vec![json!({"text": piece})])
+        .collect();
+    if groups.is_empty() || !call_parts.is_empty() {
+        groups.push(call_parts);
+    }
+    if reply.truncated {
+        groups.pop();
+    }
+    let last = groups.len().saturating_sub(1);
+    let mut frames = Frames::new(reply.chunk_delay);
+    for (index, parts) in groups.into_iter().enumerate() {
+        let finished = index == last && !reply.truncated;
+        // Gemini separates events with CRLF pairs.
+        frames.content(format!("data: {}\r\n\r\n", chunk(parts, finished)));
+    }
+    frames.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_covers_the_text_in_n_pieces() {
+        assert_eq!(split("abcdef", 3), vec!["ab", "cd", "ef"]);
+        assert_eq!(split("abcdefg", 3), vec!["abc", "def", "g"]);
+        assert_eq!(split("ab", 5), vec!["a", "b"]);
+        assert_eq!(split("日本語", 2), vec!["日本", "語"]);
+        assert!(split("", 3).is_empty());
+    }
+
+    #[test]
+    fn arguments_are_objects_or_raw_strings() {
+        assert_eq!(arguments_value(r#"{"a":1}"#), json!({"a": 1}));
+        assert_eq!(arguments_value(""), json!({}));
+        assert_eq!(arguments_value(r#"{"a":"#), json!("{\"a\":"));
+    }
+
+    #[test]
+    fn rate_limit_headers_round_up_seconds() {
+        let reply = Reply::rate_limited(Duration::from_millis(1500));
+        match reply.kind {
+            Kind::Error {
+                status, headers, ..
+            } => {
+                assert_eq!(status, 429);
+                assert!(headers.contains(&("retry-after".into(), "2".into())));
+                assert!(headers.contains(&("retry-after-ms".into(), "1500".into())));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
