@@ -41,7 +41,8 @@ pub struct Package {
     /// The component's bytes.
     pub component: Vec<u8>,
     signature: Option<SignatureBlock>,
-    /// Hex SHA-256 of the whole file: what operators compare.
+    /// Hex SHA-256 of the file's contents before its checksum (that is, its
+    /// checksum): what operators compare.
     pub digest: String,
 }
 
@@ -117,7 +118,8 @@ impl Package {
             return Err(LoadError::Tampered("the file is truncated".into()));
         }
         let (body, checksum) = bytes.split_at(bytes.len() - 32);
-        if Sha256::digest(body).as_slice() != checksum {
+        let body_hash = Sha256::digest(body);
+        if body_hash.as_slice() != checksum {
             return Err(LoadError::Tampered("checksum mismatch".into()));
         }
         if body[8] != MAGIC[8] {
@@ -154,7 +156,9 @@ impl Package {
             manifest_bytes,
             component,
             signature,
-            digest: hex::encode(Sha256::digest(bytes)),
+            // The checksum already is the SHA-256 of everything it follows:
+            // it identifies the package without hashing it again.
+            digest: hex::encode(body_hash),
         };
         package.verify_signature()?;
         Ok(package)

@@ -13,7 +13,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use crate::bindings::Tool;
+use crate::bindings::{Tool, ToolPre};
 use crate::bindings::talon::plugin::types::ToolError;
 use crate::error::{InvokeError, LoadError};
 use crate::host::{CallState, Grants, HttpGate, Limiter, MemoryLimitHit, truncate};
@@ -100,7 +100,9 @@ struct PluginInner {
     granted: Permissions,
     grants: Arc<Grants>,
     env: Vec<(String, String)>,
-    pre: InstancePre<CallState>,
+    /// Linked, with the exports' indices resolved once, so a call only
+    /// instantiates and calls.
+    pre: ToolPre<CallState>,
     instructions: Option<String>,
     cached: bool,
 }
@@ -149,7 +151,7 @@ pub struct Description {
 
 impl Runtime {
     /// Loads a plugin: compiles (or loads from the cache) its component,
-    /// links it and checks that it describes the tools its manifest lists.
+    /// and links it (for a skill, also reads its instructions).
     /// `granted` must be a subset of what the manifest requests.
     pub async fn load(
         &self,
@@ -164,11 +166,7 @@ impl Runtime {
         granted.validate().map_err(LoadError::Manifest)?;
         let (component, cached) = self.compile(component).await?;
         let world = if manifest.kind == Kind::Skill { "skill" } else { "tool" };
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::World { world, detail: format!("{e:#}") })?;
+        let pre = self.link(&component, world)?;
         let env = granted
             .env
             .iter()
@@ -181,15 +179,12 @@ impl Runtime {
             network: Arc::new(NetworkPolicy::new(&granted.network)),
         });
         let mut plugin = PluginInner { manifest, granted, grants, env, pre, instructions: None, cached };
-        let description = self.describe_with(&plugin, world).await?;
-        let listed: Vec<&str> = plugin.manifest.tools.iter().map(|t| t.name.as_str()).collect();
-        let described: Vec<&str> = description.tools.iter().map(|t| t.name.as_str()).collect();
-        if listed != described {
-            return Err(LoadError::Describe(format!(
-                "the manifest lists tools {listed:?} but the component describes {described:?}; pack it again"
-            )));
+        // The tools are not described again here: `pack` wrote them into the
+        // manifest from the component itself, and the signature binds the
+        // two. Loading stays cheap; `probe` instantiates on demand.
+        if plugin.manifest.kind == Kind::Skill {
+            plugin.instructions = Some(self.instructions_of(&plugin).await?);
         }
-        plugin.instructions = description.instructions;
         Ok(Plugin { inner: Arc::new(plugin) })
     }
 
@@ -198,11 +193,7 @@ impl Runtime {
     pub async fn describe(&self, manifest: &Manifest, component: Arc<Vec<u8>>) -> Result<Description, LoadError> {
         let (compiled, cached) = self.compile(component).await?;
         let world = if manifest.kind == Kind::Skill { "skill" } else { "tool" };
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&compiled)
-            .map_err(|e| LoadError::World { world, detail: format!("{e:#}") })?;
+        let pre = self.link(&compiled, world)?;
         let plugin = PluginInner {
             manifest: manifest.clone(),
             granted: Permissions::default(),
@@ -240,12 +231,29 @@ impl Runtime {
         self.describe_with(&plugin.inner, world).await
     }
 
+    /// Links a component against the host's imports and checks it exports
+    /// the `tools` interface.
+    fn link(&self, component: &wasmtime::component::Component, world: &'static str) -> Result<ToolPre<CallState>, LoadError> {
+        let world_err = |e: wasmtime::Error| LoadError::World { world, detail: format!("{e:#}") };
+        let pre: InstancePre<CallState> = self.inner.linker.instantiate_pre(component).map_err(world_err)?;
+        ToolPre::new(pre).map_err(world_err)
+    }
+
+    async fn instructions_of(&self, plugin: &PluginInner) -> Result<String, LoadError> {
+        let world_err = |e: wasmtime::Error| LoadError::World { world: "skill", detail: format!("{e:#}") };
+        let limits = EffectiveLimits::new(&plugin.manifest, &self.ceilings());
+        let (mut store, _) = self.new_store(plugin, &CallContext::default(), &limits).map_err(LoadError::Describe)?;
+        let _running = self.inner.ticker.running();
+        let instance = plugin.pre.instance_pre().instantiate_async(&mut store).await.map_err(world_err)?;
+        read_instructions(&mut store, &instance).await.map_err(world_err)
+    }
+
     async fn describe_with(&self, plugin: &PluginInner, world: &'static str) -> Result<Description, LoadError> {
         let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
         let limits = EffectiveLimits::new(&plugin.manifest, &self.ceilings());
         let (mut store, _) = self.new_store(plugin, &CallContext::default(), &limits).map_err(LoadError::Describe)?;
         let _running = self.inner.ticker.running();
-        let instance = plugin.pre.instantiate_async(&mut store).await.map_err(describe_err)?;
+        let instance = plugin.pre.instance_pre().instantiate_async(&mut store).await.map_err(describe_err)?;
         let tool = Tool::new(&mut store, &instance).map_err(|e| LoadError::World { world, detail: format!("{e:#}") })?;
         let descriptors = tool.talon_plugin_tools().call_describe(&mut store).await.map_err(describe_err)?;
         let mut tools = Vec::with_capacity(descriptors.len());
@@ -287,8 +295,7 @@ impl Runtime {
         let _running = self.inner.ticker.running();
         let timeout = Duration::from_millis(limits.timeout_ms);
         let call = async {
-            let instance = inner.pre.instantiate_async(&mut store).await?;
-            let tool_instance = Tool::new(&mut store, &instance)?;
+            let tool_instance = inner.pre.instantiate_async(&mut store).await?;
             tool_instance.talon_plugin_tools().call_invoke(&mut store, tool, arguments).await
         };
         let outcome = tokio::time::timeout(timeout + TIMEOUT_GRACE, call).await;

@@ -23,7 +23,12 @@ pub struct ToolInfo {
 type Handler = Box<dyn Fn(&str) -> Result<String, ToolError> + Send + Sync>;
 
 struct Entry {
-    info: ToolInfo,
+    name: String,
+    description: String,
+    /// Generates the parameters' JSON Schema. Only `describe` needs it, and
+    /// every call runs in a fresh instance that builds `Tools` again, so it
+    /// is generated on demand rather than on every call.
+    schema: fn() -> String,
     handler: Handler,
 }
 
@@ -82,10 +87,10 @@ impl Tools {
         F: Fn(A) -> Result<R, ToolError> + Send + Sync + 'static,
     {
         assert!(
-            self.entries.iter().all(|e| e.info.name != name),
+            self.entries.iter().all(|e| e.name != name),
             "tool `{name}` is added twice"
         );
-        let schema = parameters_schema::<A>().to_string();
+        let schema: fn() -> String = || parameters_schema::<A>().to_string();
         let handler: Handler = Box::new(move |arguments: &str| {
             let args = parse_arguments::<A>(arguments)?;
             let output = function(args)?;
@@ -93,11 +98,9 @@ impl Tools {
                 .map_err(|e| ToolError::Failed(format!("cannot encode the result as JSON: {e}")))
         });
         self.entries.push(Entry {
-            info: ToolInfo {
-                name: name.to_string(),
-                description: description.to_string(),
-                parameters_schema: schema,
-            },
+            name: name.to_string(),
+            description: description.to_string(),
+            schema,
             handler,
         });
         self
@@ -105,7 +108,14 @@ impl Tools {
 
     /// Describes every tool, in the order they were added.
     pub fn describe(&self) -> Vec<ToolInfo> {
-        self.entries.iter().map(|e| e.info.clone()).collect()
+        self.entries
+            .iter()
+            .map(|e| ToolInfo {
+                name: e.name.clone(),
+                description: e.description.clone(),
+                parameters_schema: (e.schema)(),
+            })
+            .collect()
     }
 
     /// Calls the tool `name` with JSON `arguments` and returns its JSON result.
@@ -113,9 +123,9 @@ impl Tools {
         let entry = self
             .entries
             .iter()
-            .find(|e| e.info.name == name)
+            .find(|e| e.name == name)
             .ok_or_else(|| {
-                let known: Vec<&str> = self.entries.iter().map(|e| e.info.name.as_str()).collect();
+                let known: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
                 ToolError::NotFound(format!(
                     "no tool `{name}` in this plugin (it has: {})",
                     known.join(", ")

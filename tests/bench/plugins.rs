@@ -1,0 +1,177 @@
+//! Plugin benchmark through the real daemon: prints figures, asserts nothing.
+//!
+//! `cargo bench -p talon-cli --bench plugins` (components from
+//! `scripts/build-plugins`) measures, on the release build:
+//! - `POST /api/tools/echo/invoke` of a trivial tool (a fresh instance per
+//!   call), p50 and p99 over keep-alive HTTP, beside `GET /api/health` as the
+//!   HTTP baseline;
+//! - what the installed first-party and test plugins add to a restart
+//!   (exec to first 200), and to resident memory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CALLS: usize = 3_000;
+const RESTARTS: usize = 15;
+const CONFIG: &str = "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n[rate_limit]\nexempt_loopback = true\n";
+/// Every Rust plugin of the repository: (manifest directory, component).
+const PLUGINS: &[(&str, &str)] = &[
+    ("plugins/file_list", "file_list"),
+    ("plugins/file_read", "file_read"),
+    ("plugins/file_write", "file_write"),
+    ("plugins/toolbox", "toolbox"),
+    ("plugins/web_fetch", "web_fetch"),
+    ("examples/plugins/rust", "word_count_rust"),
+    ("tests/plugins/greeter", "greeter"),
+    ("tests/plugins/hostile", "hostile"),
+];
+
+fn talon(home: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_talon")).arg("--home").arg(home).args(args).output().expect("talon");
+    assert!(out.status.success(), "talon {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn spawn(home: &Path) -> (Child, String, Instant) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
+        .arg("--home")
+        .arg(home)
+        .args(["start", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn talon");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address");
+    let url = line.trim().strip_prefix("talon listening on ").expect("address line").to_string();
+    (child, url, started)
+}
+
+fn first_health(url: &str, started: Instant) -> Duration {
+    let addr = url.trim_start_matches("http://");
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+            use std::io::{Read, Write};
+            let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut response = String::new();
+                let _ = stream.read_to_string(&mut response);
+                if response.starts_with("HTTP/1.1 200") {
+                    return started.elapsed();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Restarts `home` RESTARTS times; p50 of exec to first 200, and the RSS
+/// after the last start.
+fn restarts(home: &Path) -> (Duration, u64) {
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for _ in 0..RESTARTS {
+        let (child, url, started) = spawn(home);
+        times.push(first_health(&url, started));
+        std::thread::sleep(Duration::from_millis(300));
+        rss = rss_kib(child.id());
+        stop(child);
+    }
+    times.sort();
+    (percentile(&times, 0.5), rss)
+}
+
+fn main() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let with = tempfile::tempdir().expect("home");
+    let without = tempfile::tempdir().expect("home");
+    let keys = tempfile::tempdir().expect("keys");
+    let key = keys.path().join("publisher.key").display().to_string();
+    talon(with.path(), &["plugin", "keygen", "--out", &key]);
+    let public = std::fs::read_to_string(keys.path().join("publisher.pub")).expect("public key");
+    let config = format!("{CONFIG}[plugins]\ntrusted_keys = [\"{}\"]\n", public.trim());
+    std::fs::write(with.path().join("config.toml"), &config).expect("config");
+    std::fs::write(without.path().join("config.toml"), &config).expect("config");
+
+    let (child, url, _) = spawn(with.path());
+    for (dir, name) in PLUGINS {
+        let component = repo.join("target/plugins").join(format!("{name}.wasm"));
+        assert!(component.exists(), "{} is missing: run scripts/build-plugins", component.display());
+        let package = keys.path().join(format!("{name}.talon")).display().to_string();
+        let manifest = repo.join(dir).join("talon.toml").display().to_string();
+        talon(with.path(), &["plugin", "pack", &manifest, &component.display().to_string(), "--key", &key, "--out", &package]);
+        talon(with.path(), &["plugin", "install", &package, "--grant-all", "--url", &url]);
+    }
+
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let (invoke, health) = tokio.block_on(async {
+        let http = reqwest::Client::new();
+        let mut invoke = Vec::with_capacity(CALLS);
+        let mut health = Vec::with_capacity(CALLS);
+        for i in 0..CALLS + 200 {
+            let started = Instant::now();
+            let response = http.post(format!("{url}/api/tools/echo/invoke")).json(&serde_json::json!({})).send().await;
+            let response = response.expect("invoke");
+            assert_eq!(response.status(), 200);
+            response.bytes().await.expect("body");
+            let elapsed = started.elapsed();
+            let started = Instant::now();
+            http.get(format!("{url}/api/health")).send().await.expect("health").bytes().await.expect("body");
+            if i >= 200 {
+                invoke.push(elapsed);
+                health.push(started.elapsed());
+            }
+        }
+        invoke.sort();
+        health.sort();
+        (invoke, health)
+    });
+    stop(child);
+    println!(
+        "POST /api/tools/echo/invoke, fresh instance per call ({CALLS} calls, keep-alive): p50 {:.0} µs, p99 {:.0} µs",
+        us(percentile(&invoke, 0.5)),
+        us(percentile(&invoke, 0.99))
+    );
+    println!(
+        "GET /api/health on the same connection, the HTTP baseline: p50 {:.0} µs, p99 {:.0} µs",
+        us(percentile(&health, 0.5)),
+        us(percentile(&health, 0.99))
+    );
+
+    let (t_with, rss_with) = restarts(with.path());
+    let (t_without, rss_without) = restarts(without.path());
+    let n = PLUGINS.len();
+    println!(
+        "restart (exec to first 200) with {n} installed plugins: p50 {:.1} ms; without plugins: {:.1} ms; {:.2} ms per plugin",
+        t_with.as_secs_f64() * 1e3,
+        t_without.as_secs_f64() * 1e3,
+        (t_with.as_secs_f64() - t_without.as_secs_f64()) * 1e3 / n as f64
+    );
+    println!(
+        "resident memory with {n} plugins: {rss_with} KiB; without: {rss_without} KiB; {:.0} KiB per plugin",
+        rss_with.saturating_sub(rss_without) as f64 / n as f64
+    );
+}
