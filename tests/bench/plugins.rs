@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 const CALLS: usize = 3_000;
 const RESTARTS: usize = 15;
-const CONFIG: &str = "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n[rate_limit]\nexempt_loopback = true\n";
+const CONFIG: &str =
+    "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n[rate_limit]\nexempt_loopback = true\n";
 /// Every Rust plugin of the repository: (manifest directory, component).
 const PLUGINS: &[(&str, &str)] = &[
     ("plugins/file_list", "file_list"),
@@ -29,8 +30,17 @@ const PLUGINS: &[(&str, &str)] = &[
 ];
 
 fn talon(home: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_talon")).arg("--home").arg(home).args(args).output().expect("talon");
-    assert!(out.status.success(), "talon {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_talon"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("talon");
+    assert!(
+        out.status.success(),
+        "talon {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -46,8 +56,14 @@ fn spawn(home: &Path) -> (Child, String, Instant) {
         .spawn()
         .expect("spawn talon");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address");
-    let url = line.trim().strip_prefix("talon listening on ").expect("address line").to_string();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("address");
+    let url = line
+        .trim()
+        .strip_prefix("talon listening on ")
+        .expect("address line")
+        .to_string();
     (child, url, started)
 }
 
@@ -56,7 +72,8 @@ fn first_health(url: &str, started: Instant) -> Duration {
     loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
             use std::io::{Read, Write};
-            let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let request =
+                format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
             if stream.write_all(request.as_bytes()).is_ok() {
                 let mut response = String::new();
                 let _ = stream.read_to_string(&mut response);
@@ -76,8 +93,14 @@ fn stop(mut child: Child) {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -112,34 +135,73 @@ fn main() {
     let key = keys.path().join("publisher.key").display().to_string();
     talon(with.path(), &["plugin", "keygen", "--out", &key]);
     let public = std::fs::read_to_string(keys.path().join("publisher.pub")).expect("public key");
-    let config = format!("{CONFIG}[plugins]\ntrusted_keys = [\"{}\"]\n", public.trim());
+    let config = format!(
+        "{CONFIG}[plugins]\ntrusted_keys = [\"{}\"]\n",
+        public.trim()
+    );
     std::fs::write(with.path().join("config.toml"), &config).expect("config");
     std::fs::write(without.path().join("config.toml"), &config).expect("config");
 
     let (child, url, _) = spawn(with.path());
     for (dir, name) in PLUGINS {
         let component = repo.join("target/plugins").join(format!("{name}.wasm"));
-        assert!(component.exists(), "{} is missing: run scripts/build-plugins", component.display());
-        let package = keys.path().join(format!("{name}.talon")).display().to_string();
+        assert!(
+            component.exists(),
+            "{} is missing: run scripts/build-plugins",
+            component.display()
+        );
+        let package = keys
+            .path()
+            .join(format!("{name}.talon"))
+            .display()
+            .to_string();
         let manifest = repo.join(dir).join("talon.toml").display().to_string();
-        talon(with.path(), &["plugin", "pack", &manifest, &component.display().to_string(), "--key", &key, "--out", &package]);
-        talon(with.path(), &["plugin", "install", &package, "--grant-all", "--url", &url]);
+        talon(
+            with.path(),
+            &[
+                "plugin",
+                "pack",
+                &manifest,
+                &component.display().to_string(),
+                "--key",
+                &key,
+                "--out",
+                &package,
+            ],
+        );
+        talon(
+            with.path(),
+            &["plugin", "install", &package, "--grant-all", "--url", &url],
+        );
     }
 
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     let (invoke, health) = tokio.block_on(async {
         let http = reqwest::Client::new();
         let mut invoke = Vec::with_capacity(CALLS);
         let mut health = Vec::with_capacity(CALLS);
         for i in 0..CALLS + 200 {
             let started = Instant::now();
-            let response = http.post(format!("{url}/api/tools/echo/invoke")).json(&serde_json::json!({})).send().await;
+            let response = http
+                .post(format!("{url}/api/tools/echo/invoke"))
+                .json(&serde_json::json!({}))
+                .send()
+                .await;
             let response = response.expect("invoke");
             assert_eq!(response.status(), 200);
             response.bytes().await.expect("body");
             let elapsed = started.elapsed();
             let started = Instant::now();
-            http.get(format!("{url}/api/health")).send().await.expect("health").bytes().await.expect("body");
+            http.get(format!("{url}/api/health"))
+                .send()
+                .await
+                .expect("health")
+                .bytes()
+                .await
+                .expect("body");
             if i >= 200 {
                 invoke.push(elapsed);
                 health.push(started.elapsed());

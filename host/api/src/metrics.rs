@@ -122,10 +122,26 @@ impl Metrics {
             rss.clone(),
         );
         let plugins = PluginMetrics::default();
-        registry.register("plugin_calls", "Tool calls per plugin since start", plugins.calls.clone());
-        registry.register("plugin_call_errors", "Tool calls that returned no result", plugins.errors.clone());
-        registry.register("plugin_fuel", "Fuel burned by a plugin's calls", plugins.fuel.clone());
-        registry.register("plugin_wall_microseconds", "Wall-clock time of a plugin's calls", plugins.wall_us.clone());
+        registry.register(
+            "plugin_calls",
+            "Tool calls per plugin since start",
+            plugins.calls.clone(),
+        );
+        registry.register(
+            "plugin_call_errors",
+            "Tool calls that returned no result",
+            plugins.errors.clone(),
+        );
+        registry.register(
+            "plugin_fuel",
+            "Fuel burned by a plugin's calls",
+            plugins.fuel.clone(),
+        );
+        registry.register(
+            "plugin_wall_microseconds",
+            "Wall-clock time of a plugin's calls",
+            plugins.wall_us.clone(),
+        );
         registry.register(
             "plugin_peak_memory_bytes",
             "The largest linear memory one call of a plugin held",

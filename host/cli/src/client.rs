@@ -27,7 +27,11 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(home: &Home, config_path: Option<&Path>, args: &ClientArgs) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        home: &Home,
+        config_path: Option<&Path>,
+        args: &ClientArgs,
+    ) -> anyhow::Result<Self> {
         let config_file = config_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| home.config_file());

@@ -57,7 +57,10 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
         let kernel = Arc::new(kernel);
-        let loaded = kernel.load_plugins().await.context("cannot read the installed plugins")?;
+        let loaded = kernel
+            .load_plugins()
+            .await
+            .context("cannot read the installed plugins")?;
         tracing::info!(loaded, "plugins loaded");
         let daemon_file = kernel.home().daemon_file();
         write_daemon_file(&daemon_file, bound)?;

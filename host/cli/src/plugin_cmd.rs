@@ -12,7 +12,8 @@ use talon_kernel::config::Config;
 use talon_kernel::home::Home;
 use talon_runtime::scaffold::{Language, Scaffold};
 use talon_runtime::{
-    CallContext, Kind, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey, TrustStore,
+    CallContext, Kind, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey,
+    TrustStore,
 };
 
 use crate::client::{Client, ClientArgs};
@@ -117,19 +118,37 @@ pub enum PluginCommand {
 pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow::Result<()> {
     match command {
         PluginCommand::Keygen { out, force } => keygen(home, out, force),
-        PluginCommand::Scaffold { name, language, kind, description, dir } => {
-            scaffold(name, &language, &kind, description, dir)
-        }
-        PluginCommand::Pack { manifest, component, key, unsigned, out } => {
-            pack(home, config, &manifest, &component, key, unsigned, out)
-        }
+        PluginCommand::Scaffold {
+            name,
+            language,
+            kind,
+            description,
+            dir,
+        } => scaffold(name, &language, &kind, description, dir),
+        PluginCommand::Pack {
+            manifest,
+            component,
+            key,
+            unsigned,
+            out,
+        } => pack(home, config, &manifest, &component, key, unsigned, out),
         PluginCommand::Verify { package } => verify(home, config, &package),
-        PluginCommand::Run { package, tool, arguments, workspace, no_grants } => {
-            run_tool(home, config, &package, &tool, &arguments, workspace, no_grants)
-        }
-        PluginCommand::Install { package, grant_all, grant, settings, client } => {
-            install(home, config, &package, grant_all, grant, settings, &client)
-        }
+        PluginCommand::Run {
+            package,
+            tool,
+            arguments,
+            workspace,
+            no_grants,
+        } => run_tool(
+            home, config, &package, &tool, &arguments, workspace, no_grants,
+        ),
+        PluginCommand::Install {
+            package,
+            grant_all,
+            grant,
+            settings,
+            client,
+        } => install(home, config, &package, grant_all, grant, settings, &client),
         PluginCommand::List { client } => list(home, config, &client),
         PluginCommand::Remove { name, client } => {
             let client = Client::new(home, config, &client)?;
@@ -146,7 +165,9 @@ fn default_key(home: &Home) -> PathBuf {
 }
 
 fn load_config(home: &Home, config: Option<&Path>) -> anyhow::Result<Config> {
-    let path = config.map(Path::to_path_buf).unwrap_or_else(|| home.config_file());
+    let path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| home.config_file());
     match path.exists() {
         true => Config::load(&path).with_context(|| format!("cannot read {}", path.display())),
         false => Ok(Config::default()),
@@ -156,7 +177,10 @@ fn load_config(home: &Home, config: Option<&Path>) -> anyhow::Result<Config> {
 fn keygen(home: &Home, out: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
     let path = out.unwrap_or_else(|| default_key(home));
     if path.exists() && !force {
-        bail!("{} exists; pass --force to replace it (packages signed with it will no longer match)", path.display());
+        bail!(
+            "{} exists; pass --force to replace it (packages signed with it will no longer match)",
+            path.display()
+        );
     }
     let key = SecretKey::generate()?;
     if let Some(dir) = path.parent() {
@@ -170,7 +194,10 @@ fn keygen(home: &Home, out: Option<PathBuf>, force: bool) -> anyhow::Result<()> 
     println!("secret key: {}", path.display());
     println!("public key: {} (id {})", public.to_hex(), public.id());
     println!("operators trust it with:");
-    println!("  plugins.trusted_keys = [\"{}\"]   (config.toml, or POST /api/config/set)", public.to_hex());
+    println!(
+        "  plugins.trusted_keys = [\"{}\"]   (config.toml, or POST /api/config/set)",
+        public.to_hex()
+    );
     Ok(())
 }
 
@@ -210,7 +237,14 @@ fn scaffold(
     let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
     let sdk_dir = talon_api::sdk_dir(language);
     let description = description.unwrap_or_else(|| format!("The {name} plugin."));
-    let files = Scaffold { name, description, language, kind, sdk_dir }.write(&dir)?;
+    let files = Scaffold {
+        name,
+        description,
+        language,
+        kind,
+        sdk_dir,
+    }
+    .write(&dir)?;
     for file in files {
         println!("wrote {}", file.display());
     }
@@ -226,11 +260,17 @@ fn local_runtime(home: &Home, config: &Config) -> anyhow::Result<Runtime> {
         timeout: std::time::Duration::from_millis(config.plugins.max_timeout_ms),
     };
     let cache_dir = Some(home.component_cache_dir());
-    Ok(Runtime::new(RuntimeConfig { cache_dir, ceilings, max_instances: 128 })?)
+    Ok(Runtime::new(RuntimeConfig {
+        cache_dir,
+        ceilings,
+        max_instances: 128,
+    })?)
 }
 
 fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn pack(
@@ -244,9 +284,11 @@ fn pack(
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(manifest_path)
         .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let manifest = Manifest::from_toml(&text).with_context(|| format!("in {}", manifest_path.display()))?;
+    let manifest =
+        Manifest::from_toml(&text).with_context(|| format!("in {}", manifest_path.display()))?;
     let component = Arc::new(
-        std::fs::read(component_path).with_context(|| format!("cannot read {}", component_path.display()))?,
+        std::fs::read(component_path)
+            .with_context(|| format!("cannot read {}", component_path.display()))?,
     );
     let key = match (unsigned, key_path) {
         (true, _) => None,
@@ -265,14 +307,26 @@ fn pack(
     };
     let config = load_config(home, config)?;
     let runtime = local_runtime(home, &config)?;
-    let manifest = async_runtime()?.block_on(runtime.complete_manifest(manifest, component.clone()))?;
+    let manifest =
+        async_runtime()?.block_on(runtime.complete_manifest(manifest, component.clone()))?;
     let bytes = Package::build(&manifest, &component, key.as_ref())?;
     let out = out.unwrap_or_else(|| {
-        PathBuf::from(format!("{}-{}.{}", manifest.name, manifest.version, talon_runtime::package::EXTENSION))
+        PathBuf::from(format!(
+            "{}-{}.{}",
+            manifest.name,
+            manifest.version,
+            talon_runtime::package::EXTENSION
+        ))
     });
     std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
     let tools: Vec<&str> = manifest.tools.iter().map(|t| t.name.as_str()).collect();
-    println!("packed {} {} ({}) with tools {}", manifest.name, manifest.version, manifest.kind.as_str(), tools.join(", "));
+    println!(
+        "packed {} {} ({}) with tools {}",
+        manifest.name,
+        manifest.version,
+        manifest.kind.as_str(),
+        tools.join(", ")
+    );
     match &key {
         Some(key) => println!("signed with key {}", key.public().id()),
         None => println!("unsigned: it loads only where plugins.dev_mode = true"),
@@ -289,9 +343,22 @@ fn read_package(path: &Path) -> anyhow::Result<Package> {
 fn verify(home: &Home, config: Option<&Path>, path: &Path) -> anyhow::Result<()> {
     let package = read_package(path)?;
     let m = &package.manifest;
-    println!("{} {} ({}), wit {}", m.name, m.version, m.kind.as_str(), m.wit);
+    println!(
+        "{} {} ({}), wit {}",
+        m.name,
+        m.version,
+        m.kind.as_str(),
+        m.wit
+    );
     println!("digest: {}", package.digest);
-    println!("tools: {}", m.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "tools: {}",
+        m.tools
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("requests: {}", serde_json::to_string(&m.permissions)?);
     let config = load_config(home, config)?;
     let trust = TrustStore::from_config(&config.plugins.trusted_keys)?;
@@ -300,7 +367,9 @@ fn verify(home: &Home, config: Option<&Path>, path: &Path) -> anyhow::Result<()>
             println!("signature: valid, key {} ({})", key.id(), key.to_hex());
             match trust.trusts(&key) {
                 true => println!("trust: the key is in plugins.trusted_keys"),
-                false => println!("trust: the key is NOT in plugins.trusted_keys; this host refuses it unless dev_mode is on"),
+                false => println!(
+                    "trust: the key is NOT in plugins.trusted_keys; this host refuses it unless dev_mode is on"
+                ),
             }
         }
         None => println!("signature: none; this host refuses it unless dev_mode is on"),
@@ -336,9 +405,17 @@ fn run_tool(
     }
     let outcome = async_runtime()?.block_on(async {
         let plugin = runtime
-            .load(package.manifest.clone(), Arc::new(package.component), granted, BTreeMap::new())
+            .load(
+                package.manifest.clone(),
+                Arc::new(package.component),
+                granted,
+                BTreeMap::new(),
+            )
             .await?;
-        let ctx = CallContext { agent_id: None, workspace };
+        let ctx = CallContext {
+            agent_id: None,
+            workspace,
+        };
         anyhow::Ok(runtime.invoke(&plugin, tool, arguments, &ctx).await)
     });
     if let Some(dir) = scratch {
@@ -373,12 +450,17 @@ fn install(
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let grant = match (grant_all, grant) {
         (true, _) => serde_json::json!("all"),
-        (false, Some(json)) => serde_json::from_str(&json).context("--grant must be a JSON object")?,
+        (false, Some(json)) => {
+            serde_json::from_str(&json).context("--grant must be a JSON object")?
+        }
         (false, None) => serde_json::json!("none"),
     };
     let settings: BTreeMap<String, String> = settings
         .iter()
-        .map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect::<Option<_>>()
         .context("--setting must be KEY=VALUE")?;
     let body = serde_json::json!({

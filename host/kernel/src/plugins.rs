@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use talon_runtime::{
-    CallContext, EffectiveLimits, Invocation, Kind, LoadError, Manifest, MemoryBackend, Package, Permissions,
-    Plugin, Runtime, SecretKey, ToolSpec, Trust, TrustStore,
+    CallContext, EffectiveLimits, Invocation, Kind, LoadError, Manifest, MemoryBackend, Package,
+    Permissions, Plugin, Runtime, SecretKey, ToolSpec, Trust, TrustStore,
 };
 use uuid::Uuid;
 
@@ -172,7 +172,10 @@ pub struct ToolView {
 
 impl Registry {
     pub fn new(runtime: Runtime) -> Self {
-        Self { runtime, entries: RwLock::new(BTreeMap::new()) }
+        Self {
+            runtime,
+            entries: RwLock::new(BTreeMap::new()),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
@@ -230,12 +233,15 @@ impl Entry {
 pub(crate) struct StoreMemory(pub Store);
 
 fn agent_uuid(agent: &str) -> Result<Uuid, String> {
-    agent.parse().map_err(|_| format!("{agent:?} is not an agent id"))
+    agent
+        .parse()
+        .map_err(|_| format!("{agent:?} is not an agent id"))
 }
 
 impl MemoryBackend for StoreMemory {
     fn get(&self, agent_id: &str, key: &str) -> Result<Option<String>, String> {
-        let value = crate::memory::get(&self.0, agent_uuid(agent_id)?, key).map_err(|e| e.to_string())?;
+        let value =
+            crate::memory::get(&self.0, agent_uuid(agent_id)?, key).map_err(|e| e.to_string())?;
         Ok(value.map(|v| match v {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
@@ -253,13 +259,19 @@ impl MemoryBackend for StoreMemory {
 
     fn list(&self, agent_id: &str, prefix: &str) -> Result<Vec<String>, String> {
         let all = crate::memory::list(&self.0, agent_uuid(agent_id)?).map_err(|e| e.to_string())?;
-        Ok(all.into_iter().map(|(k, _)| k).filter(|k| k.starts_with(prefix)).collect())
+        Ok(all
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with(prefix))
+            .collect())
     }
 }
 
 fn load_error(e: LoadError) -> KernelError {
     match e {
-        LoadError::Io { .. } | LoadError::Engine(_) => KernelError::Store(StoreError::Task(e.to_string())),
+        LoadError::Io { .. } | LoadError::Engine(_) => {
+            KernelError::Store(StoreError::Task(e.to_string()))
+        }
         LoadError::Unsigned | LoadError::Untrusted { .. } => KernelError::Forbidden(e.to_string()),
         other => KernelError::Invalid(other.to_string()),
     }
@@ -282,7 +294,12 @@ fn read_records(store: &Store) -> Result<Vec<PluginRecord>, StoreError> {
 
 /// Writes (or with `None`, removes) a record and its audit entry in one
 /// transaction.
-fn save_record(store: &Store, name: &str, record: Option<&PluginRecord>, event: AuditEvent) -> Result<crate::audit::AuditEntry, StoreError> {
+fn save_record(
+    store: &Store,
+    name: &str,
+    record: Option<&PluginRecord>,
+    event: AuditEvent,
+) -> Result<crate::audit::AuditEntry, StoreError> {
     let tx = store.db().begin_write()?;
     {
         let mut table = tx.open_table(PLUGINS)?;
@@ -335,20 +352,37 @@ fn granted_for(grant: &Grant, manifest: &Manifest) -> Result<Permissions, Kernel
 fn narrow(granted: &Permissions, requested: &Permissions) -> Permissions {
     let within = |probe: Permissions| probe.first_not_in(requested).is_none();
     Permissions {
-        filesystem: granted.filesystem.filter(|_| requested.filesystem.is_some()),
+        filesystem: granted
+            .filesystem
+            .filter(|_| requested.filesystem.is_some()),
         network: granted
             .network
             .iter()
-            .filter(|h| within(Permissions { network: vec![(*h).clone()], ..Default::default() }))
+            .filter(|h| {
+                within(Permissions {
+                    network: vec![(*h).clone()],
+                    ..Default::default()
+                })
+            })
             .cloned()
             .collect(),
         memory: granted
             .memory
             .iter()
-            .filter(|k| within(Permissions { memory: vec![(*k).clone()], ..Default::default() }))
+            .filter(|k| {
+                within(Permissions {
+                    memory: vec![(*k).clone()],
+                    ..Default::default()
+                })
+            })
             .cloned()
             .collect(),
-        env: granted.env.iter().filter(|e| requested.env.contains(e)).cloned().collect(),
+        env: granted
+            .env
+            .iter()
+            .filter(|e| requested.env.contains(e))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -358,7 +392,8 @@ impl Kernel {
     }
 
     fn package_path(&self, name: &str) -> PathBuf {
-        self.plugin_dir().join(format!("{name}.{}", talon_runtime::package::EXTENSION))
+        self.plugin_dir()
+            .join(format!("{name}.{}", talon_runtime::package::EXTENSION))
     }
 
     fn trust(&self) -> Result<(TrustStore, bool), KernelError> {
@@ -374,11 +409,14 @@ impl Kernel {
         tokio::task::spawn_blocking(move || {
             let bytes = match source {
                 Source::Bytes(bytes) => bytes,
-                Source::Path(path) => std::fs::read(&path)
-                    .map_err(|e| KernelError::Invalid(format!("cannot read {}: {e}", path.display())))?,
+                Source::Path(path) => std::fs::read(&path).map_err(|e| {
+                    KernelError::Invalid(format!("cannot read {}: {e}", path.display()))
+                })?,
             };
             let package = Package::parse(&bytes).map_err(load_error)?;
-            let trust = package.check_trust(&trust_store, dev_mode).map_err(load_error)?;
+            let trust = package
+                .check_trust(&trust_store, dev_mode)
+                .map_err(load_error)?;
             Ok((package, trust, bytes))
         })
         .await
@@ -394,14 +432,22 @@ impl Kernel {
         let mut loaded = 0;
         for record in records {
             let name = record.name.clone();
-            let outcome = match self.open_package(Source::Path(self.package_path(&name))).await {
+            let outcome = match self
+                .open_package(Source::Path(self.package_path(&name)))
+                .await
+            {
                 Ok((package, trust, _)) if package.manifest.name == name => {
                     let manifest = package.manifest.clone();
                     let result = match record.enabled {
                         true => self
                             .registry()
                             .runtime
-                            .load(manifest.clone(), Arc::new(package.component), record.granted.clone(), record.settings.clone())
+                            .load(
+                                manifest.clone(),
+                                Arc::new(package.component),
+                                record.granted.clone(),
+                                record.settings.clone(),
+                            )
                             .await
                             .map(Some)
                             .map_err(|e| e.to_string()),
@@ -409,9 +455,14 @@ impl Kernel {
                     };
                     (Some(manifest), Some(trust), result)
                 }
-                Ok((package, _, _)) => {
-                    (None, None, Err(format!("the package file holds plugin {:?}", package.manifest.name)))
-                }
+                Ok((package, _, _)) => (
+                    None,
+                    None,
+                    Err(format!(
+                        "the package file holds plugin {:?}",
+                        package.manifest.name
+                    )),
+                ),
                 Err(e) => (None, None, Err(e.to_string())),
             };
             let (manifest, trust, result) = outcome;
@@ -428,7 +479,14 @@ impl Kernel {
             let manifest = manifest.unwrap_or_else(|| placeholder_manifest(&name));
             self.registry().write().insert(
                 name,
-                Entry { record, manifest, trust, loaded: loaded_plugin, error, stats: Arc::default() },
+                Entry {
+                    record,
+                    manifest,
+                    trust,
+                    loaded: loaded_plugin,
+                    error,
+                    stats: Arc::default(),
+                },
             );
         }
         Ok(loaded)
@@ -445,15 +503,15 @@ impl Kernel {
     ) -> Result<PluginView, KernelError> {
         let (package, trust, bytes) = self.open_package(source).await?;
         let manifest = package.manifest.clone();
-        if let Some(kind) = expect {
-            if manifest.kind != kind {
-                return Err(KernelError::Invalid(format!(
-                    "{} is a {} plugin, not a {}; install it through /api/plugins/install",
-                    manifest.name,
-                    manifest.kind.as_str(),
-                    kind.as_str()
-                )));
-            }
+        if let Some(kind) = expect
+            && manifest.kind != kind
+        {
+            return Err(KernelError::Invalid(format!(
+                "{} is a {} plugin, not a {}; install it through /api/plugins/install",
+                manifest.name,
+                manifest.kind.as_str(),
+                kind.as_str()
+            )));
         }
         if self.registry().read().contains_key(&manifest.name) {
             return Err(KernelError::Conflict(format!(
@@ -466,7 +524,12 @@ impl Kernel {
         let plugin = self
             .registry()
             .runtime
-            .load(manifest.clone(), Arc::new(package.component), granted.clone(), settings.clone())
+            .load(
+                manifest.clone(),
+                Arc::new(package.component),
+                granted.clone(),
+                settings.clone(),
+            )
             .await
             .map_err(load_error)?;
         let now = Utc::now();
@@ -488,19 +551,36 @@ impl Kernel {
             "plugin": manifest.name, "version": manifest.version, "digest": record.digest,
             "signature": trust, "granted": granted,
         });
-        self.save_plugin(&manifest.name, Some(&record), AuditEvent::new("PluginInstalled", details.to_string()))
-            .await?;
-        let entry = Entry { record, manifest, trust: Some(trust), loaded: Some(plugin), error: None, stats: Arc::default() };
+        self.save_plugin(
+            &manifest.name,
+            Some(&record),
+            AuditEvent::new("PluginInstalled", details.to_string()),
+        )
+        .await?;
+        let entry = Entry {
+            record,
+            manifest,
+            trust: Some(trust),
+            loaded: Some(plugin),
+            error: None,
+            stats: Arc::default(),
+        };
         let view = entry.view(&self.registry().runtime);
         let mut entries = self.registry().write();
         entries.insert(view.name.clone(), entry);
         Ok(view)
     }
 
-    async fn save_plugin(&self, name: &str, record: Option<&PluginRecord>, event: AuditEvent) -> Result<(), KernelError> {
+    async fn save_plugin(
+        &self,
+        name: &str,
+        record: Option<&PluginRecord>,
+        event: AuditEvent,
+    ) -> Result<(), KernelError> {
         let store = self.store().clone();
         let (name, record) = (name.to_string(), record.cloned());
-        let entry = store::blocking(move || save_record(&store, &name, record.as_ref(), event)).await?;
+        let entry =
+            store::blocking(move || save_record(&store, &name, record.as_ref(), event)).await?;
         self.events().publish(crate::events::Event::Audit(entry));
         Ok(())
     }
@@ -509,7 +589,12 @@ impl Kernel {
     fn check_tool_names(&self, manifest: &Manifest) -> Result<(), KernelError> {
         let entries = self.registry().read();
         for (name, entry) in entries.iter().filter(|(n, _)| **n != manifest.name) {
-            if let Some(tool) = entry.manifest.tools.iter().find(|t| manifest.tools.iter().any(|m| m.name == t.name)) {
+            if let Some(tool) = entry
+                .manifest
+                .tools
+                .iter()
+                .find(|t| manifest.tools.iter().any(|m| m.name == t.name))
+            {
                 return Err(KernelError::Conflict(format!(
                     "tool {} is already offered by plugin {name}; tool names are unique",
                     tool.name
@@ -521,16 +606,27 @@ impl Kernel {
 
     /// Uninstalls a plugin: removes its record and package file. Calls in
     /// flight finish with the version they started with.
-    pub async fn uninstall_plugin(&self, name: &str, expect: Option<Kind>) -> Result<(), KernelError> {
+    pub async fn uninstall_plugin(
+        &self,
+        name: &str,
+        expect: Option<Kind>,
+    ) -> Result<(), KernelError> {
         {
             let entries = self.registry().read();
-            let entry = entries.get(name).ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))?;
+            let entry = entries
+                .get(name)
+                .ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))?;
             if expect.is_some_and(|k| k != entry.manifest.kind) {
                 return Err(KernelError::NotFound(format!("no skill named {name}")));
             }
         }
         let details = serde_json::json!({ "plugin": name });
-        self.save_plugin(name, None, AuditEvent::new("PluginUninstalled", details.to_string())).await?;
+        self.save_plugin(
+            name,
+            None,
+            AuditEvent::new("PluginUninstalled", details.to_string()),
+        )
+        .await?;
         self.registry().write().remove(name);
         let path = self.package_path(name);
         if let Err(e) = tokio::fs::remove_file(&path).await {
@@ -542,7 +638,11 @@ impl Kernel {
     /// Every installed plugin.
     pub fn plugins(&self) -> Vec<PluginView> {
         let runtime = &self.registry().runtime;
-        self.registry().read().values().map(|e| e.view(runtime)).collect()
+        self.registry()
+            .read()
+            .values()
+            .map(|e| e.view(runtime))
+            .collect()
     }
 
     /// One installed plugin.
@@ -566,7 +666,10 @@ impl Kernel {
     /// A skill's instructions, when it is loaded.
     pub fn skill_instructions(&self, name: &str) -> Option<String> {
         let entries = self.registry().read();
-        entries.get(name).and_then(|e| e.loaded.as_ref()).and_then(|p| p.instructions().map(str::to_string))
+        entries
+            .get(name)
+            .and_then(|e| e.loaded.as_ref())
+            .and_then(|p| p.instructions().map(str::to_string))
     }
 
     /// A plugin's record (grants, settings).
@@ -579,7 +682,11 @@ impl Kernel {
     }
 
     /// Turns a plugin's tools on or off.
-    pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> Result<PluginView, KernelError> {
+    pub async fn set_plugin_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> Result<PluginView, KernelError> {
         let mut record = self.plugin_record(name)?;
         if record.enabled == enabled {
             return self.plugin(name);
@@ -587,8 +694,17 @@ impl Kernel {
         record.enabled = enabled;
         record.updated_at = Utc::now();
         let details = serde_json::json!({ "plugin": name, "enabled": enabled });
-        let event = if enabled { "PluginEnabled" } else { "PluginDisabled" };
-        self.save_plugin(name, Some(&record), AuditEvent::new(event, details.to_string())).await?;
+        let event = if enabled {
+            "PluginEnabled"
+        } else {
+            "PluginDisabled"
+        };
+        self.save_plugin(
+            name,
+            Some(&record),
+            AuditEvent::new(event, details.to_string()),
+        )
+        .await?;
         if let Some(entry) = self.registry().write().get_mut(name) {
             entry.record = record;
             if !enabled {
@@ -606,7 +722,11 @@ impl Kernel {
     /// grants are kept where the new version still requests them) or else
     /// from its package file. The new version replaces the old in one step;
     /// calls in flight finish on the old one.
-    pub async fn reload_plugin(&self, name: &str, source: Option<Source>) -> Result<PluginView, KernelError> {
+    pub async fn reload_plugin(
+        &self,
+        name: &str,
+        source: Option<Source>,
+    ) -> Result<PluginView, KernelError> {
         let mut record = self.plugin_record(name)?;
         let upgrade = source.is_some();
         let source = source.unwrap_or_else(|| Source::Path(self.package_path(name)));
@@ -622,7 +742,12 @@ impl Kernel {
         let plugin = self
             .registry()
             .runtime
-            .load(package.manifest.clone(), Arc::new(package.component), granted.clone(), record.settings.clone())
+            .load(
+                package.manifest.clone(),
+                Arc::new(package.component),
+                granted.clone(),
+                record.settings.clone(),
+            )
             .await
             .map_err(load_error)?;
         if upgrade {
@@ -639,7 +764,12 @@ impl Kernel {
         let details = serde_json::json!({
             "plugin": name, "version": package.manifest.version, "digest": record.digest, "upgrade": upgrade,
         });
-        self.save_plugin(name, Some(&record), AuditEvent::new("PluginReloaded", details.to_string())).await?;
+        self.save_plugin(
+            name,
+            Some(&record),
+            AuditEvent::new("PluginReloaded", details.to_string()),
+        )
+        .await?;
         {
             let mut entries = self.registry().write();
             if let Some(entry) = entries.get_mut(name) {
@@ -656,14 +786,21 @@ impl Kernel {
     /// Re-signs an installed plugin's package with a secret key file on the
     /// daemon's machine. The key must be trusted (or development mode on),
     /// or the package would no longer load.
-    pub async fn sign_plugin(&self, name: &str, key_path: PathBuf) -> Result<PluginView, KernelError> {
+    pub async fn sign_plugin(
+        &self,
+        name: &str,
+        key_path: PathBuf,
+    ) -> Result<PluginView, KernelError> {
         let _ = self.plugin_record(name)?;
         let key = tokio::task::spawn_blocking(move || SecretKey::read(&key_path))
             .await
             .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
             .map_err(load_error)?;
-        let (package, _, _) = self.open_package(Source::Path(self.package_path(name))).await?;
-        let bytes = Package::build(&package.manifest, &package.component, Some(&key)).map_err(load_error)?;
+        let (package, _, _) = self
+            .open_package(Source::Path(self.package_path(name)))
+            .await?;
+        let bytes = Package::build(&package.manifest, &package.component, Some(&key))
+            .map_err(load_error)?;
         let (trust_store, dev_mode) = self.trust()?;
         if !dev_mode && !trust_store.trusts(&key.public()) {
             return Err(KernelError::Invalid(format!(
@@ -679,7 +816,8 @@ impl Kernel {
             .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
             .map_err(|e| KernelError::Store(StoreError::Io(e)))?;
         let details = serde_json::json!({ "plugin": name, "key_id": key.public().id() });
-        self.audit(AuditEvent::new("PluginSigned", details.to_string())).await?;
+        self.audit(AuditEvent::new("PluginSigned", details.to_string()))
+            .await?;
         self.reload_plugin(name, None).await
     }
 
@@ -687,16 +825,25 @@ impl Kernel {
     pub async fn probe_plugin(&self, name: &str) -> Result<std::time::Duration, KernelError> {
         let plugin = {
             let entries = self.registry().read();
-            let entry = entries.get(name).ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))?;
+            let entry = entries
+                .get(name)
+                .ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))?;
             entry.loaded.clone().ok_or_else(|| {
                 KernelError::Conflict(format!(
                     "plugin {name} is not loaded: {}",
-                    entry.error.clone().unwrap_or_else(|| "it is disabled".into())
+                    entry
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "it is disabled".into())
                 ))
             })?
         };
         let started = std::time::Instant::now();
-        self.registry().runtime.probe(&plugin).await.map_err(load_error)?;
+        self.registry()
+            .runtime
+            .probe(&plugin)
+            .await
+            .map_err(load_error)?;
         Ok(started.elapsed())
     }
 
@@ -718,7 +865,13 @@ impl Kernel {
         entries
             .values()
             .filter(|e| e.loaded.is_some())
-            .find_map(|e| e.manifest.tools.iter().find(|t| t.name == name).map(|t| tool_view(t, e)))
+            .find_map(|e| {
+                e.manifest
+                    .tools
+                    .iter()
+                    .find(|t| t.name == name)
+                    .map(|t| tool_view(t, e))
+            })
             .ok_or_else(|| KernelError::NotFound(format!("no tool named {name}")))
     }
 
@@ -736,9 +889,14 @@ impl Kernel {
                 .values()
                 .find(|e| e.loaded.is_some() && e.manifest.tools.iter().any(|t| t.name == tool))
                 .ok_or_else(|| KernelError::NotFound(format!("no tool named {tool}")))?;
-            (entry.loaded.clone(), entry.stats.clone(), entry.record.name.clone())
+            (
+                entry.loaded.clone(),
+                entry.stats.clone(),
+                entry.record.name.clone(),
+            )
         };
-        let plugin = plugin.ok_or_else(|| KernelError::NotFound(format!("no tool named {tool}")))?;
+        let plugin =
+            plugin.ok_or_else(|| KernelError::NotFound(format!("no tool named {tool}")))?;
         let ctx = match agent {
             Some(id) => {
                 let record = self.agent(id).await?;
@@ -752,24 +910,39 @@ impl Kernel {
                 tokio::fs::create_dir_all(&workspace)
                     .await
                     .map_err(|e| KernelError::Store(StoreError::Io(e)))?;
-                CallContext { agent_id: Some(id.to_string()), workspace: Some(workspace) }
+                CallContext {
+                    agent_id: Some(id.to_string()),
+                    workspace: Some(workspace),
+                }
             }
             None => CallContext::default(),
         };
-        let invocation = self.registry().runtime.invoke(&plugin, tool, arguments, &ctx).await;
+        let invocation = self
+            .registry()
+            .runtime
+            .invoke(&plugin, tool, arguments, &ctx)
+            .await;
         stats.calls.fetch_add(1, Ordering::Relaxed);
         if invocation.result.is_err() {
             stats.errors.fetch_add(1, Ordering::Relaxed);
         }
-        stats.fuel.fetch_add(invocation.cost.fuel, Ordering::Relaxed);
-        stats.wall_us.fetch_add(invocation.cost.wall_us, Ordering::Relaxed);
-        stats.peak_memory.fetch_max(invocation.cost.peak_memory, Ordering::Relaxed);
+        stats
+            .fuel
+            .fetch_add(invocation.cost.fuel, Ordering::Relaxed);
+        stats
+            .wall_us
+            .fetch_add(invocation.cost.wall_us, Ordering::Relaxed);
+        stats
+            .peak_memory
+            .fetch_max(invocation.cost.peak_memory, Ordering::Relaxed);
         Ok((plugin_name, invocation))
     }
 
     /// Applies new `[plugins]` ceilings after a config reload.
     pub fn apply_plugin_ceilings(&self) {
-        self.registry().runtime.set_ceilings(ceilings(&self.config()));
+        self.registry()
+            .runtime
+            .set_ceilings(ceilings(&self.config()));
     }
 }
 

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use talon_runtime::{CallContext, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey, TrustStore};
+use talon_runtime::{
+    CallContext, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey, TrustStore,
+};
 
 const CALLS: usize = 5_000;
 const PLUGINS: usize = 20;
@@ -36,12 +38,22 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let wasm = root.join("target/plugins/hostile.wasm");
     let component = Arc::new(std::fs::read(&wasm).unwrap_or_else(|e| {
-        panic!("{}: {e}; build the components first with scripts/build-plugins", wasm.display())
+        panic!(
+            "{}: {e}; build the components first with scripts/build-plugins",
+            wasm.display()
+        )
     }));
-    let text = std::fs::read_to_string(root.join("tests/plugins/hostile/talon.toml")).expect("manifest");
+    let text =
+        std::fs::read_to_string(root.join("tests/plugins/hostile/talon.toml")).expect("manifest");
     let cache = tempfile::tempdir().expect("cache dir");
-    let config = RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() };
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
 
     tokio.block_on(async {
         let runtime = Runtime::new(config.clone()).expect("runtime");

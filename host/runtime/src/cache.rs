@@ -26,7 +26,10 @@ impl Cache {
         // key in every process.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self { dir, engine_key: format!("{:016x}", hasher.finish()) }
+        Self {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
     }
 
     fn path_for(&self, component: &[u8]) -> PathBuf {
@@ -45,10 +48,13 @@ impl Cache {
             // A file that fails to deserialize is recompiled and replaced.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(compiled) => return Ok((compiled, true)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component")
+                }
             }
         }
-        let compiled = Component::new(engine, component).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compiled =
+            Component::new(engine, component).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         if let Err(e) = self.store(&path, &compiled) {
             tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
         }
@@ -56,7 +62,9 @@ impl Cache {
     }
 
     fn store(&self, path: &Path, compiled: &Component) -> Result<(), LoadError> {
-        let bytes = compiled.serialize().map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let bytes = compiled
+            .serialize()
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         std::fs::create_dir_all(&self.dir).map_err(|e| LoadError::io(&self.dir, e))?;
         // Written under a temporary name and renamed: a crash never leaves a
         // half-written file under the final name.

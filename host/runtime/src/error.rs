@@ -64,7 +64,10 @@ pub enum LoadError {
 
 impl LoadError {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Self::Io { path: path.as_ref().display().to_string(), source }
+        Self::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 
@@ -139,11 +142,18 @@ impl InvokeError {
     pub fn is_abort(&self) -> bool {
         !matches!(
             self,
-            Self::InvalidArguments(_) | Self::NotFound(_) | Self::PermissionDenied(_) | Self::Failed(_)
+            Self::InvalidArguments(_)
+                | Self::NotFound(_)
+                | Self::PermissionDenied(_)
+                | Self::Failed(_)
         )
     }
 }
 
 fn humanize(d: Duration) -> String {
-    if d.as_millis() < 1000 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }

@@ -57,13 +57,20 @@ pub(crate) struct CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.gate }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
+        }
     }
 }
 
@@ -116,15 +123,19 @@ impl WasiHttpHooks for HttpGate {
                 // still names the host. Over HTTPS the certificate check ties
                 // the connection to the name instead.
                 let mut parts = request.uri().clone().into_parts();
-                let authority = Authority::try_from(addrs[0].to_string())
-                    .map_err(|_| wasmtime_wasi_http::Error::from(ErrorCode::HttpRequestUriInvalid))?;
+                let authority = Authority::try_from(addrs[0].to_string()).map_err(|_| {
+                    wasmtime_wasi_http::Error::from(ErrorCode::HttpRequestUriInvalid)
+                })?;
                 parts.authority = Some(authority);
                 *request.uri_mut() =
                     http::Uri::from_parts(parts).map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             use http_body_util::BodyExt;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
         })
     }
 }
@@ -146,17 +157,30 @@ pub(crate) struct Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.total - current.min(self.total) + desired;
         if total > self.max_memory {
-            return Err(wasmtime::Error::new(MemoryLimitHit { requested: total, limit: self.max_memory }));
+            return Err(wasmtime::Error::new(MemoryLimitHit {
+                requested: total,
+                limit: self.max_memory,
+            }));
         }
         self.total = total;
         self.peak = self.peak.max(total);
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references; a million is far beyond any real
         // plugin and bounds what a hostile one can allocate this way.
         Ok(desired <= 1_000_000)
@@ -201,20 +225,28 @@ impl settings::Host for CallState {
 impl CallState {
     /// Checks a key against the grant and returns the backend, the agent and
     /// the key as stored (prefixed with the plugin's name).
-    fn memory_for(&self, key: &str) -> Result<(Arc<dyn MemoryBackend>, String, String), memory::MemoryError> {
+    fn memory_for(
+        &self,
+        key: &str,
+    ) -> Result<(Arc<dyn MemoryBackend>, String, String), memory::MemoryError> {
         if key.len() > MAX_MEMORY_KEY {
-            return Err(memory::MemoryError::TooLarge(format!("keys are at most {MAX_MEMORY_KEY} bytes")));
+            return Err(memory::MemoryError::TooLarge(format!(
+                "keys are at most {MAX_MEMORY_KEY} bytes"
+            )));
         }
         if !memory_allowed(&self.grants.memory_keys, key) {
             return Err(memory::MemoryError::Denied(format!(
                 "key {key:?} is not covered by the plugin's granted memory keys"
             )));
         }
-        let (backend, agent) = self
-            .memory
-            .as_ref()
-            .ok_or_else(|| memory::MemoryError::Unavailable("no agent is calling, so there is no memory".into()))?;
-        Ok((backend.clone(), agent.clone(), format!("plugin:{}:{key}", self.grants.plugin)))
+        let (backend, agent) = self.memory.as_ref().ok_or_else(|| {
+            memory::MemoryError::Unavailable("no agent is calling, so there is no memory".into())
+        })?;
+        Ok((
+            backend.clone(),
+            agent.clone(),
+            format!("plugin:{}:{key}", self.grants.plugin),
+        ))
     }
 }
 
@@ -235,7 +267,9 @@ impl memory::Host for CallState {
 
     async fn set(&mut self, key: String, value: String) -> Result<(), memory::MemoryError> {
         if value.len() > MAX_MEMORY_VALUE {
-            return Err(memory::MemoryError::TooLarge(format!("values are at most {MAX_MEMORY_VALUE} bytes")));
+            return Err(memory::MemoryError::TooLarge(format!(
+                "values are at most {MAX_MEMORY_VALUE} bytes"
+            )));
         }
         let (backend, agent, key) = self.memory_for(&key)?;
         blocking(move || backend.set(&agent, &key, &value)).await
@@ -250,10 +284,14 @@ impl memory::Host for CallState {
         // Listing is allowed where reading the listed keys would be: the
         // prefix itself must fall under a grant.
         let probe = format!("{prefix}*");
-        let covered = self.grants.memory_keys.iter().any(|g| match g.strip_suffix('*') {
-            Some(granted) => probe.starts_with(granted),
-            None => false,
-        });
+        let covered = self
+            .grants
+            .memory_keys
+            .iter()
+            .any(|g| match g.strip_suffix('*') {
+                Some(granted) => probe.starts_with(granted),
+                None => false,
+            });
         if !covered {
             return Err(memory::MemoryError::Denied(format!(
                 "prefix {prefix:?} is not covered by the plugin's granted memory keys"
@@ -262,7 +300,10 @@ impl memory::Host for CallState {
         let (backend, agent, scoped) = self.memory_for(&prefix)?;
         let strip = scoped.len() - prefix.len();
         let keys = blocking(move || backend.list(&agent, &scoped)).await?;
-        Ok(keys.into_iter().map(|k| k[strip.min(k.len())..].to_string()).collect())
+        Ok(keys
+            .into_iter()
+            .map(|k| k[strip.min(k.len())..].to_string())
+            .collect())
     }
 }
 

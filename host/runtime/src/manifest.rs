@@ -120,7 +120,8 @@ pub struct Limits {
 impl Manifest {
     /// Parses an author's `talon.toml`; errors name the line and the key.
     pub fn from_toml(text: &str) -> Result<Self, LoadError> {
-        let manifest: Self = toml::from_str(text).map_err(|e| LoadError::Manifest(e.to_string()))?;
+        let manifest: Self =
+            toml::from_str(text).map_err(|e| LoadError::Manifest(e.to_string()))?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -143,7 +144,10 @@ impl Manifest {
             ));
         }
         if !valid_version(&self.version) {
-            return bad(format!("version {:?}: expected MAJOR.MINOR.PATCH, for example 0.1.0", self.version));
+            return bad(format!(
+                "version {:?}: expected MAJOR.MINOR.PATCH, for example 0.1.0",
+                self.version
+            ));
         }
         if self.wit != WIT_VERSION {
             return bad(format!(
@@ -161,13 +165,19 @@ impl Manifest {
         let mut seen = std::collections::BTreeSet::new();
         for tool in &self.tools {
             if !valid_name(&tool.name) {
-                return bad(format!("tool name {:?}: use lowercase letters, digits, '_' or '-'", tool.name));
+                return bad(format!(
+                    "tool name {:?}: use lowercase letters, digits, '_' or '-'",
+                    tool.name
+                ));
             }
             if !seen.insert(tool.name.as_str()) {
                 return bad(format!("tool {:?} is listed twice", tool.name));
             }
             if !tool.parameters.is_object() {
-                return bad(format!("tool {:?}: parameters must be a JSON Schema object", tool.name));
+                return bad(format!(
+                    "tool {:?}: parameters must be a JSON Schema object",
+                    tool.name
+                ));
             }
         }
         self.permissions.validate().map_err(LoadError::Manifest)?;
@@ -191,7 +201,10 @@ impl Permissions {
             crate::permissions::HostRule::parse(host)?;
         }
         for key in &self.memory {
-            if key.is_empty() || key.len() > 256 || key.strip_suffix('*').unwrap_or(key).contains('*') {
+            if key.is_empty()
+                || key.len() > 256
+                || key.strip_suffix('*').unwrap_or(key).contains('*')
+            {
                 return Err(format!(
                     "memory key {key:?}: use an exact key or a prefix ending in '*' (at most 256 characters)"
                 ));
@@ -216,16 +229,29 @@ impl Permissions {
         }
         use crate::permissions::{HostRule, memory_covers};
         let host_covered = |granted: &String| {
-            let Ok(granted) = HostRule::parse(granted) else { return false };
-            requested.network.iter().filter_map(|r| HostRule::parse(r).ok()).any(|r| r.covers(&granted))
+            let Ok(granted) = HostRule::parse(granted) else {
+                return false;
+            };
+            requested
+                .network
+                .iter()
+                .filter_map(|r| HostRule::parse(r).ok())
+                .any(|r| r.covers(&granted))
         };
         if let Some(host) = self.network.iter().find(|g| !host_covered(g)) {
             return Some(format!("network host {host:?}"));
         }
-        if let Some(key) = self.memory.iter().find(|g| !requested.memory.iter().any(|r| memory_covers(r, g))) {
+        if let Some(key) = self
+            .memory
+            .iter()
+            .find(|g| !requested.memory.iter().any(|r| memory_covers(r, g)))
+        {
             return Some(format!("memory key {key:?}"));
         }
-        self.env.iter().find(|g| !requested.env.contains(g)).map(|g| format!("env {g:?}"))
+        self.env
+            .iter()
+            .find(|g| !requested.env.contains(g))
+            .map(|g| format!("env {g:?}"))
     }
 }
 
@@ -235,13 +261,18 @@ pub fn valid_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 64
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
 }
 
 fn valid_version(version: &str) -> bool {
     let core = version.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -276,14 +307,16 @@ fuel = 1_000_000
 
     #[test]
     fn errors_name_the_key_and_line() {
-        let err = Manifest::from_toml(&GOOD.replace("kind = \"tool\"", "kind = \"gadget\"")).unwrap_err();
+        let err =
+            Manifest::from_toml(&GOOD.replace("kind = \"tool\"", "kind = \"gadget\"")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("line 4") && text.contains("gadget"), "{text}");
 
         let err = Manifest::from_toml(&GOOD.replace("word_count", "Word Count")).unwrap_err();
         assert!(err.to_string().contains("name \"Word Count\""), "{err}");
 
-        let err = Manifest::from_toml(&GOOD.replace("wit = \"0.1.0\"", "wit = \"9.0.0\"")).unwrap_err();
+        let err =
+            Manifest::from_toml(&GOOD.replace("wit = \"0.1.0\"", "wit = \"9.0.0\"")).unwrap_err();
         assert!(err.to_string().contains("talon:plugin@0.1.0"), "{err}");
 
         let err = Manifest::from_toml(&format!("{GOOD}\nsurprise = 1")).unwrap_err();
@@ -305,13 +338,27 @@ fuel = 1_000_000
         granted.filesystem = None;
         assert_eq!(granted.first_not_in(&requested), None);
         granted.network.push("api.example.org".into());
-        assert_eq!(granted.first_not_in(&requested), None, "narrower than *.example.org");
+        assert_eq!(
+            granted.first_not_in(&requested),
+            None,
+            "narrower than *.example.org"
+        );
         granted.network.push("api.example.org".into());
-        assert_eq!(granted.first_not_in(&requested), None, "narrower than *.example.org");
+        assert_eq!(
+            granted.first_not_in(&requested),
+            None,
+            "narrower than *.example.org"
+        );
         granted.network.push("evil.example".into());
-        assert_eq!(granted.first_not_in(&requested).as_deref(), Some("network host \"evil.example\""));
+        assert_eq!(
+            granted.first_not_in(&requested).as_deref(),
+            Some("network host \"evil.example\"")
+        );
         let none = Permissions::default();
-        let wants_fs = Permissions { filesystem: Some(Filesystem::Workspace), ..Default::default() };
+        let wants_fs = Permissions {
+            filesystem: Some(Filesystem::Workspace),
+            ..Default::default()
+        };
         assert!(wants_fs.first_not_in(&none).is_some());
     }
 

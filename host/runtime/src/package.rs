@@ -73,15 +73,24 @@ pub enum Trust {
 
 impl Package {
     /// Builds a package file, signed when a key is given.
-    pub fn build(manifest: &Manifest, component: &[u8], key: Option<&SecretKey>) -> Result<Vec<u8>, LoadError> {
+    pub fn build(
+        manifest: &Manifest,
+        component: &[u8],
+        key: Option<&SecretKey>,
+    ) -> Result<Vec<u8>, LoadError> {
         manifest.validate()?;
         let manifest_bytes =
             serde_json::to_vec_pretty(manifest).map_err(|e| LoadError::Manifest(e.to_string()))?;
         if manifest_bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(LoadError::Package(format!("manifest is larger than {MAX_MANIFEST_BYTES} bytes")));
+            return Err(LoadError::Package(format!(
+                "manifest is larger than {MAX_MANIFEST_BYTES} bytes"
+            )));
         }
         if component.len() > MAX_COMPONENT_BYTES {
-            return Err(LoadError::Package(format!("component is larger than {} MiB", MAX_COMPONENT_BYTES >> 20)));
+            return Err(LoadError::Package(format!(
+                "component is larger than {} MiB",
+                MAX_COMPONENT_BYTES >> 20
+            )));
         }
         let signature = match key {
             Some(key) => {
@@ -93,7 +102,8 @@ impl Package {
             }
             None => Vec::new(),
         };
-        let mut out = Vec::with_capacity(manifest_bytes.len() + component.len() + signature.len() + 64);
+        let mut out =
+            Vec::with_capacity(manifest_bytes.len() + component.len() + signature.len() + 64);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(manifest_bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(&manifest_bytes);
@@ -128,7 +138,10 @@ impl Package {
                 body[8]
             )));
         }
-        let mut reader = Reader { bytes: body, at: MAGIC.len() };
+        let mut reader = Reader {
+            bytes: body,
+            at: MAGIC.len(),
+        };
         let manifest_len = u32::from_le_bytes(reader.array()?) as usize;
         if manifest_len > MAX_MANIFEST_BYTES {
             return Err(LoadError::Package("manifest is too large".into()));
@@ -142,7 +155,9 @@ impl Package {
         let signature_len = u16::from_le_bytes(reader.array()?) as usize;
         let signature_bytes = reader.take(signature_len)?;
         if reader.at != body.len() {
-            return Err(LoadError::Package("unexpected bytes after the signature".into()));
+            return Err(LoadError::Package(
+                "unexpected bytes after the signature".into(),
+            ));
         }
         let signature = match signature_len {
             0 => None,
@@ -166,18 +181,28 @@ impl Package {
 
     /// The signing key, if the package is signed (its signature verified).
     pub fn signer(&self) -> Option<PublicKey> {
-        self.signature.as_ref().and_then(|s| PublicKey::parse(&s.key).ok())
+        self.signature
+            .as_ref()
+            .and_then(|s| PublicKey::parse(&s.key).ok())
     }
 
     fn verify_signature(&self) -> Result<(), LoadError> {
-        let Some(block) = &self.signature else { return Ok(()) };
+        let Some(block) = &self.signature else {
+            return Ok(());
+        };
         let key = PublicKey::parse(&block.key)?;
         let signature = hex::decode(&block.signature)
             .ok()
             .and_then(|b| <[u8; 64]>::try_from(b).ok())
             .ok_or_else(|| LoadError::Package("signature is not 128 hex digits".into()))?;
-        if !key.verifies(&signed_message(&self.manifest_bytes, &self.component), &signature) {
-            return Err(LoadError::Tampered(format!("signature by key {} does not match", key.id())));
+        if !key.verifies(
+            &signed_message(&self.manifest_bytes, &self.component),
+            &signature,
+        ) {
+            return Err(LoadError::Tampered(format!(
+                "signature by key {} does not match",
+                key.id()
+            )));
         }
         Ok(())
     }
@@ -188,7 +213,10 @@ impl Package {
         match self.signer() {
             Some(key) if trust.trusts(&key) => Ok(Trust::Trusted { key_id: key.id() }),
             Some(key) if dev_mode => Ok(Trust::Untrusted { key_id: key.id() }),
-            Some(key) => Err(LoadError::Untrusted { key_id: key.id(), public_key: key.to_hex() }),
+            Some(key) => Err(LoadError::Untrusted {
+                key_id: key.id(),
+                public_key: key.to_hex(),
+            }),
             None if dev_mode => Ok(Trust::Unsigned),
             None => Err(LoadError::Unsigned),
         }
@@ -209,7 +237,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], LoadError> {
-        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len());
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len());
         let end = end.ok_or_else(|| LoadError::Package("the file is truncated".into()))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
@@ -229,7 +260,10 @@ mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
-        Manifest::from_toml("name = \"demo\"\nversion = \"0.1.0\"\nkind = \"tool\"\nwit = \"0.1.0\"\n").unwrap()
+        Manifest::from_toml(
+            "name = \"demo\"\nversion = \"0.1.0\"\nkind = \"tool\"\nwit = \"0.1.0\"\n",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -240,8 +274,15 @@ mod tests {
         assert_eq!(package.component, b"\0asm component");
         assert_eq!(package.manifest.name, "demo");
         let trusted = TrustStore::from_config(&[key.public().to_hex()]).unwrap();
-        assert_eq!(package.check_trust(&trusted, false).unwrap(), Trust::Trusted { key_id: key.public().id() });
-        let err = package.check_trust(&TrustStore::default(), false).unwrap_err();
+        assert_eq!(
+            package.check_trust(&trusted, false).unwrap(),
+            Trust::Trusted {
+                key_id: key.public().id()
+            }
+        );
+        let err = package
+            .check_trust(&TrustStore::default(), false)
+            .unwrap_err();
         assert!(matches!(err, LoadError::Untrusted { .. }), "{err}");
         assert!(err.to_string().contains(&key.public().to_hex()));
         assert!(package.check_trust(&TrustStore::default(), true).is_ok());
@@ -251,8 +292,14 @@ mod tests {
     fn unsigned_needs_dev_mode() {
         let bytes = Package::build(&manifest(), b"component", None).unwrap();
         let package = Package::parse(&bytes).unwrap();
-        assert!(matches!(package.check_trust(&TrustStore::default(), false), Err(LoadError::Unsigned)));
-        assert_eq!(package.check_trust(&TrustStore::default(), true).unwrap(), Trust::Unsigned);
+        assert!(matches!(
+            package.check_trust(&TrustStore::default(), false),
+            Err(LoadError::Unsigned)
+        ));
+        assert_eq!(
+            package.check_trust(&TrustStore::default(), true).unwrap(),
+            Trust::Unsigned
+        );
     }
 
     #[test]
@@ -262,7 +309,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut tampered = bytes.clone();
             tampered[i] ^= 0x01;
-            assert!(Package::parse(&tampered).is_err(), "flipping byte {i} went unnoticed");
+            assert!(
+                Package::parse(&tampered).is_err(),
+                "flipping byte {i} went unnoticed"
+            );
         }
     }
 
@@ -283,13 +333,23 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_clearly() {
-        assert!(Package::parse(b"").unwrap_err().to_string().contains("talon plugin pack"));
+        assert!(
+            Package::parse(b"")
+                .unwrap_err()
+                .to_string()
+                .contains("talon plugin pack")
+        );
         assert!(Package::parse(b"\0asm\x01\0\0\0").is_err());
         assert!(Package::parse(b"TALONPKG").is_err());
         let mut huge = MAGIC.to_vec();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         let checksum = Sha256::digest(&huge);
         huge.extend_from_slice(&checksum);
-        assert!(Package::parse(&huge).unwrap_err().to_string().contains("too large"));
+        assert!(
+            Package::parse(&huge)
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
     }
 }

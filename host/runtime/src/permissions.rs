@@ -30,21 +30,33 @@ impl HostRule {
                  (no scheme or path)"
             )
         };
-        if text.is_empty() || text.contains("://") || text.contains('/') || text.contains(char::is_whitespace) {
+        if text.is_empty()
+            || text.contains("://")
+            || text.contains('/')
+            || text.contains(char::is_whitespace)
+        {
             return Err(invalid());
         }
         if text == "*" {
-            return Ok(Self { host: HostPattern::Any, port: None });
+            return Ok(Self {
+                host: HostPattern::Any,
+                port: None,
+            });
         }
         let (host, port) = split_host_port(text).ok_or_else(invalid)?;
         let host = host.to_ascii_lowercase();
         let pattern = match host.strip_prefix("*.") {
             Some(domain) if valid_hostname(domain) => HostPattern::Suffix(domain.to_string()),
             Some(_) => return Err(invalid()),
-            None if host.parse::<IpAddr>().is_ok() || valid_hostname(&host) => HostPattern::Exact(host),
+            None if host.parse::<IpAddr>().is_ok() || valid_hostname(&host) => {
+                HostPattern::Exact(host)
+            }
             None => return Err(invalid()),
         };
-        Ok(Self { host: pattern, port })
+        Ok(Self {
+            host: pattern,
+            port,
+        })
     }
 
     /// Whether every host this rule `other` allows is also allowed by `self`:
@@ -119,7 +131,9 @@ fn valid_hostname(host: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -193,7 +207,12 @@ pub struct NetworkPolicy {
 impl NetworkPolicy {
     /// Builds the policy from granted host patterns (already validated).
     pub fn new(granted: &[String]) -> Self {
-        Self { rules: granted.iter().filter_map(|g| HostRule::parse(g).ok()).collect() }
+        Self {
+            rules: granted
+                .iter()
+                .filter_map(|g| HostRule::parse(g).ok())
+                .collect(),
+        }
     }
 
     /// Whether any host is granted at all.
@@ -208,7 +227,11 @@ impl NetworkPolicy {
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let matching: Vec<&HostRule> = self.rules.iter().filter(|r| r.matches(host, port)).collect();
+        let matching: Vec<&HostRule> = self
+            .rules
+            .iter()
+            .filter(|r| r.matches(host, port))
+            .collect();
         if matching.is_empty() {
             return Err(if self.rules.is_empty() {
                 format!("{host}:{port}: this plugin was granted no network access")
@@ -228,14 +251,14 @@ impl NetworkPolicy {
         }
         let explicit = matching.iter().any(|r| r.allows_private());
         for addr in &addrs {
-            if let Some(reason) = non_public(addr.ip()) {
-                if !explicit {
-                    return Err(format!(
-                        "{host} resolves to {}, a {reason} address; only a grant naming this host \
-                         exactly (not a wildcard) allows that",
-                        addr.ip()
-                    ));
-                }
+            if let Some(reason) = non_public(addr.ip())
+                && !explicit
+            {
+                return Err(format!(
+                    "{host} resolves to {}, a {reason} address; only a grant naming this host \
+                     exactly (not a wildcard) allows that",
+                    addr.ip()
+                ));
             }
         }
         Ok(addrs)
@@ -263,7 +286,16 @@ mod tests {
         assert!(HostRule::parse("127.0.0.1:9000").is_ok());
         assert!(HostRule::parse("[::1]:9000").is_ok());
         assert!(HostRule::parse("::1").is_ok());
-        for bad in ["", "http://example.com", "example.com/path", "*.", "a b", "ex_ample.com", "host:99999", "**.x"] {
+        for bad in [
+            "",
+            "http://example.com",
+            "example.com/path",
+            "*.",
+            "a b",
+            "ex_ample.com",
+            "host:99999",
+            "**.x",
+        ] {
             assert!(HostRule::parse(bad).is_err(), "{bad}");
         }
     }
@@ -313,12 +345,26 @@ mod tests {
         let err = NetworkPolicy::new(&["169.254.169.254".into(), "*".into()])
             .resolve("169.254.169.254", 80)
             .await;
-        assert!(err.is_ok(), "an exact grant allows even metadata: the operator asked for it");
+        assert!(
+            err.is_ok(),
+            "an exact grant allows even metadata: the operator asked for it"
+        );
         let named = NetworkPolicy::new(&["127.0.0.1:8080".into()]);
         assert!(named.resolve("127.0.0.1", 8080).await.is_ok());
-        assert!(named.resolve("127.0.0.1", 8081).await.unwrap_err().contains("not among"));
+        assert!(
+            named
+                .resolve("127.0.0.1", 8081)
+                .await
+                .unwrap_err()
+                .contains("not among")
+        );
         let none = NetworkPolicy::new(&[]);
-        assert!(none.resolve("example.com", 443).await.unwrap_err().contains("no network access"));
+        assert!(
+            none.resolve("example.com", 443)
+                .await
+                .unwrap_err()
+                .contains("no network access")
+        );
     }
 
     #[test]

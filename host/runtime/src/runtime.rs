@@ -27,7 +27,11 @@ pub struct Ceilings {
 
 impl Default for Ceilings {
     fn default() -> Self {
-        Self { fuel: 1_000_000_000, memory_bytes: 256 << 20, timeout: Duration::from_secs(30) }
+        Self {
+            fuel: 1_000_000_000,
+            memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -45,7 +49,11 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { cache_dir: None, ceilings: Ceilings::default(), max_instances: 128 }
+        Self {
+            cache_dir: None,
+            ceilings: Ceilings::default(),
+            max_instances: 128,
+        }
     }
 }
 
@@ -143,7 +151,10 @@ impl Runtime {
 
     /// Compiles a component, or loads it from the cache. Returns whether it
     /// was a cache hit. Compiling takes a while: this runs on a blocking thread.
-    pub(crate) async fn compile(&self, bytes: Arc<Vec<u8>>) -> Result<(wasmtime::component::Component, bool), LoadError> {
+    pub(crate) async fn compile(
+        &self,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<(wasmtime::component::Component, bool), LoadError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || match &inner.cache {
             Some(cache) => cache.load(&inner.engine, &bytes),

@@ -67,11 +67,26 @@ pub struct Scaffold {
 }
 
 const RUST_FILES: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../../sdk/rust/template/Cargo.toml")),
-    ("talon.toml", include_str!("../../../sdk/rust/template/talon.toml")),
-    ("README.md", include_str!("../../../sdk/rust/template/README.md")),
-    (".gitignore", include_str!("../../../sdk/rust/template/.gitignore")),
-    ("src/lib.rs", include_str!("../../../sdk/rust/template/src/lib.rs")),
+    (
+        "Cargo.toml",
+        include_str!("../../../sdk/rust/template/Cargo.toml"),
+    ),
+    (
+        "talon.toml",
+        include_str!("../../../sdk/rust/template/talon.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/rust/template/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/rust/template/.gitignore"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../sdk/rust/template/src/lib.rs"),
+    ),
 ];
 
 const PYTHON_APP: &str = r#""""{{description}}"""
@@ -147,7 +162,9 @@ impl Scaffold {
             )));
         }
         if self.description.contains(['"', '\\', '\n']) {
-            return Err(ScaffoldError::Invalid("description must be one line without quotes or backslashes".into()));
+            return Err(ScaffoldError::Invalid(
+                "description must be one line without quotes or backslashes".into(),
+            ));
         }
         match (self.kind, self.language) {
             (Kind::Tool, _) | (Kind::Skill, Language::Rust) => {}
@@ -159,7 +176,11 @@ impl Scaffold {
             }
             _ => return Err(ScaffoldError::Invalid("kind must be tool or skill".into())),
         }
-        if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        if dir.exists()
+            && std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
             return Err(ScaffoldError::Exists(dir.display().to_string()));
         }
         let wit_dir = self.sdk_dir.join("../../wit/talon-plugin-0.1.0");
@@ -171,7 +192,10 @@ impl Scaffold {
                 .replace("{{wit_dir}}", &wit_dir.display().to_string())
         };
         let files: Vec<(&str, String)> = match self.language {
-            Language::Rust => RUST_FILES.iter().map(|(path, text)| (*path, fill(text))).collect(),
+            Language::Rust => RUST_FILES
+                .iter()
+                .map(|(path, text)| (*path, fill(text)))
+                .collect(),
             Language::Python => vec![
                 ("app.py", fill(PYTHON_APP)),
                 ("talon.toml", fill(PYTHON_MANIFEST)),
@@ -184,7 +208,10 @@ impl Scaffold {
                 text = make_skill(relative, text);
             }
             let path = dir.join(relative);
-            let io = |source| ScaffoldError::Io { path: path.display().to_string(), source };
+            let io = |source| ScaffoldError::Io {
+                path: path.display().to_string(),
+                source,
+            };
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
@@ -227,12 +254,18 @@ mod tests {
         assert_eq!(files.len(), RUST_FILES.len());
         let manifest = std::fs::read_to_string(target.join("talon.toml")).unwrap();
         let parsed = crate::Manifest::from_toml(&manifest).unwrap();
-        assert_eq!((parsed.name.as_str(), parsed.kind), ("hello_tool", Kind::Skill));
+        assert_eq!(
+            (parsed.name.as_str(), parsed.kind),
+            ("hello_tool", Kind::Skill)
+        );
         let lib = std::fs::read_to_string(target.join("src/lib.rs")).unwrap();
         assert!(lib.contains("export_skill!") && !lib.contains("{{"));
         let cargo = std::fs::read_to_string(target.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("/opt/talon/sdk/rust"));
-        assert!(matches!(scaffold.write(&target), Err(ScaffoldError::Exists(_))));
+        assert!(matches!(
+            scaffold.write(&target),
+            Err(ScaffoldError::Exists(_))
+        ));
     }
 
     #[test]
@@ -248,7 +281,12 @@ mod tests {
         assert!(scaffold("Bad Name").write(&dir.path().join("a")).is_err());
         assert!(scaffold("../escape").write(&dir.path().join("b")).is_err());
         assert!(scaffold("ok_name").write(&dir.path().join("c")).is_ok());
-        assert!(Language::parse("js").unwrap_err().to_string().contains("sdk/js/GUIDE.md"));
+        assert!(
+            Language::parse("js")
+                .unwrap_err()
+                .to_string()
+                .contains("sdk/js/GUIDE.md")
+        );
         assert!(Language::parse("cobol").is_err());
     }
 }

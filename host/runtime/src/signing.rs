@@ -21,7 +21,8 @@ impl SecretKey {
     /// A new random key.
     pub fn generate() -> Result<Self, LoadError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| LoadError::Key(format!("no randomness available: {e}")))?;
+        getrandom::fill(&mut seed)
+            .map_err(|e| LoadError::Key(format!("no randomness available: {e}")))?;
         Ok(Self(SigningKey::from_bytes(&seed)))
     }
 
@@ -48,7 +49,10 @@ impl SecretKey {
                 "not a Talon secret key (expected the first line to be {SECRET_HEADER:?}; create one with `talon plugin keygen`)"
             )));
         }
-        let seed = lines.next().and_then(|l| hex::decode(l).ok()).and_then(|b| <[u8; 32]>::try_from(b).ok());
+        let seed = lines
+            .next()
+            .and_then(|l| hex::decode(l).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
         let seed = seed.ok_or_else(|| LoadError::Key("secret key is not 64 hex digits".into()))?;
         Ok(Self(SigningKey::from_bytes(&seed)))
     }
@@ -75,9 +79,9 @@ impl PublicKey {
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(|| LoadError::Key(format!("public key {text:?} is not 64 hex digits")))?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(Self)
-            .map_err(|_| LoadError::Key(format!("public key {text:?} is not a valid Ed25519 point")))
+        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| {
+            LoadError::Key(format!("public key {text:?} is not a valid Ed25519 point"))
+        })
     }
 
     /// The key as 64 hex digits.
@@ -92,7 +96,9 @@ impl PublicKey {
 
     /// Whether `signature` signs `message` with this key.
     pub fn verifies(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        self.0.verify(message, &Signature::from_bytes(signature)).is_ok()
+        self.0
+            .verify(message, &Signature::from_bytes(signature))
+            .is_ok()
     }
 }
 
@@ -105,7 +111,12 @@ pub struct TrustStore {
 impl TrustStore {
     /// Builds the store from the config's `plugins.trusted_keys`.
     pub fn from_config(keys: &[String]) -> Result<Self, LoadError> {
-        Ok(Self { keys: keys.iter().map(|k| PublicKey::parse(k)).collect::<Result<_, _>>()? })
+        Ok(Self {
+            keys: keys
+                .iter()
+                .map(|k| PublicKey::parse(k))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// Whether `key` is trusted.

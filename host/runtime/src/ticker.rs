@@ -28,28 +28,38 @@ pub(crate) struct Running {
 
 impl Ticker {
     pub fn start(engine: &Engine) -> Self {
-        let shared = Arc::new(Shared { in_flight: AtomicUsize::new(0), wake: Mutex::new(false), cond: Condvar::new() });
+        let shared = Arc::new(Shared {
+            in_flight: AtomicUsize::new(0),
+            wake: Mutex::new(false),
+            cond: Condvar::new(),
+        });
         let weak_engine = engine.weak();
         let thread_shared = shared.clone();
-        let spawned = std::thread::Builder::new().name("talon-epoch".into()).spawn(move || {
-            loop {
-                if thread_shared.in_flight.load(Ordering::Acquire) == 0 {
-                    let Ok(mut woken) = thread_shared.wake.lock() else { return };
-                    while !*woken {
-                        woken = match thread_shared.cond.wait(woken) {
-                            Ok(guard) => guard,
-                            Err(_) => return,
+        let spawned = std::thread::Builder::new()
+            .name("talon-epoch".into())
+            .spawn(move || {
+                loop {
+                    if thread_shared.in_flight.load(Ordering::Acquire) == 0 {
+                        let Ok(mut woken) = thread_shared.wake.lock() else {
+                            return;
                         };
+                        while !*woken {
+                            woken = match thread_shared.cond.wait(woken) {
+                                Ok(guard) => guard,
+                                Err(_) => return,
+                            };
+                        }
+                        *woken = false;
+                        continue;
                     }
-                    *woken = false;
-                    continue;
+                    std::thread::sleep(TICK);
+                    // The engine is gone: the runtime was dropped.
+                    let Some(engine) = weak_engine.upgrade() else {
+                        return;
+                    };
+                    engine.increment_epoch();
                 }
-                std::thread::sleep(TICK);
-                // The engine is gone: the runtime was dropped.
-                let Some(engine) = weak_engine.upgrade() else { return };
-                engine.increment_epoch();
-            }
-        });
+            });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the epoch ticker; wall-clock deadlines rely on the async timeout alone");
         }
@@ -58,13 +68,15 @@ impl Ticker {
 
     /// Marks a call as running until the returned guard is dropped.
     pub fn running(&self) -> Running {
-        if self.shared.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
-            if let Ok(mut woken) = self.shared.wake.lock() {
-                *woken = true;
-                self.shared.cond.notify_one();
-            }
+        if self.shared.in_flight.fetch_add(1, Ordering::AcqRel) == 0
+            && let Ok(mut woken) = self.shared.wake.lock()
+        {
+            *woken = true;
+            self.shared.cond.notify_one();
         }
-        Running { shared: self.shared.clone() }
+        Running {
+            shared: self.shared.clone(),
+        }
     }
 }
 

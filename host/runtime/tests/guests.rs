@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use talon_runtime::{
-    CallContext, Ceilings, InvokeError, Manifest, Package, Permissions, Plugin, Runtime, RuntimeConfig, SecretKey,
-    TrustStore,
+    CallContext, Ceilings, InvokeError, Manifest, Package, Permissions, Plugin, Runtime,
+    RuntimeConfig, SecretKey, TrustStore,
 };
 
 fn root() -> PathBuf {
@@ -17,8 +17,12 @@ fn root() -> PathBuf {
 
 fn component(name: &str) -> Arc<Vec<u8>> {
     let path = root().join("target/plugins").join(format!("{name}.wasm"));
-    let bytes = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; build the test components first with scripts/build-plugins", path.display()));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the test components first with scripts/build-plugins",
+            path.display()
+        )
+    });
     Arc::new(bytes)
 }
 
@@ -31,18 +35,47 @@ fn author_manifest(dir: &str) -> Manifest {
 /// only the first run compiles the large Python and JavaScript components.
 fn runtime(ceilings: Ceilings) -> Runtime {
     let cache_dir = Some(root().join("target/component-cache-tests"));
-    Runtime::new(RuntimeConfig { cache_dir, ceilings, max_instances: 128 }).unwrap()
+    Runtime::new(RuntimeConfig {
+        cache_dir,
+        ceilings,
+        max_instances: 128,
+    })
+    .unwrap()
 }
 
 /// Packs the way `talon plugin pack` does, then loads with every requested
 /// permission granted.
 async fn load(rt: &Runtime, dir: &str, name: &str) -> Plugin {
-    let manifest = rt.complete_manifest(author_manifest(dir), component(name)).await.unwrap();
-    let granted = manifest.permissions.clone();
-    rt.load(manifest, component(name), granted, BTreeMap::new()).await.unwrap()
+    let requested = author_manifest(dir).permissions;
+    load_with(rt, dir, name, requested, |_| {}).await
 }
 
-async fn call(rt: &Runtime, plugin: &Plugin, tool: &str, args: &str, ctx: &CallContext) -> Result<String, InvokeError> {
+/// Loads a repository plugin with `granted`, after `adjust` edits its
+/// completed manifest.
+async fn load_with(
+    rt: &Runtime,
+    dir: &str,
+    name: &str,
+    granted: Permissions,
+    adjust: impl FnOnce(&mut Manifest),
+) -> Plugin {
+    let mut manifest = rt
+        .complete_manifest(author_manifest(dir), component(name))
+        .await
+        .unwrap();
+    adjust(&mut manifest);
+    rt.load(manifest, component(name), granted, BTreeMap::new())
+        .await
+        .unwrap()
+}
+
+async fn call(
+    rt: &Runtime,
+    plugin: &Plugin,
+    tool: &str,
+    args: &str,
+    ctx: &CallContext,
+) -> Result<String, InvokeError> {
     rt.invoke(plugin, tool, args, ctx).await.result
 }
 
@@ -53,14 +86,35 @@ async fn rust_example_describes_and_answers() {
     assert_eq!(plugin.tools().len(), 1);
     assert_eq!(plugin.tools()[0].name, "word_count_rust");
     assert_eq!(plugin.tools()[0].parameters["type"], "object");
-    let invocation = rt.invoke(&plugin, "word_count_rust", r#"{"text":"a b a"}"#, &CallContext::default()).await;
+    let invocation = rt
+        .invoke(
+            &plugin,
+            "word_count_rust",
+            r#"{"text":"a b a"}"#,
+            &CallContext::default(),
+        )
+        .await;
     let output: serde_json::Value = serde_json::from_str(&invocation.result.unwrap()).unwrap();
     assert_eq!(output["words"], 3);
-    assert!(invocation.cost.fuel > 0 && invocation.cost.peak_memory > 0, "{:?}", invocation.cost);
+    assert!(
+        invocation.cost.fuel > 0 && invocation.cost.peak_memory > 0,
+        "{:?}",
+        invocation.cost
+    );
 
-    let err = call(&rt, &plugin, "word_count_rust", r#"{"txt": 1}"#, &CallContext::default()).await.unwrap_err();
+    let err = call(
+        &rt,
+        &plugin,
+        "word_count_rust",
+        r#"{"txt": 1}"#,
+        &CallContext::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, InvokeError::InvalidArguments(_)), "{err}");
-    let err = call(&rt, &plugin, "nope", "{}", &CallContext::default()).await.unwrap_err();
+    let err = call(&rt, &plugin, "nope", "{}", &CallContext::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, InvokeError::NotFound(_)), "{err}");
 }
 
@@ -71,19 +125,36 @@ async fn hostile_plugin_is_stopped_every_time() {
     let none = CallContext::default();
 
     let err = call(&rt, &plugin, "spin", "{}", &none).await.unwrap_err();
-    assert!(matches!(err, InvokeError::OutOfFuel { limit: 500_000_000 }), "{err}");
+    assert!(
+        matches!(err, InvokeError::OutOfFuel { limit: 500_000_000 }),
+        "{err}"
+    );
 
-    let err = call(&rt, &plugin, "sleep_forever", "{}", &none).await.unwrap_err();
+    let err = call(&rt, &plugin, "sleep_forever", "{}", &none)
+        .await
+        .unwrap_err();
     assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
 
-    let err = call(&rt, &plugin, "alloc", r#"{"mb": 100}"#, &none).await.unwrap_err();
-    assert!(matches!(err, InvokeError::MemoryLimit { limit, .. } if limit == 32 << 20), "{err}");
+    let err = call(&rt, &plugin, "alloc", r#"{"mb": 100}"#, &none)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, InvokeError::MemoryLimit { limit, .. } if limit == 32 << 20),
+        "{err}"
+    );
     // Within the limit it works: the limit is the plugin's, not arbitrary.
-    assert_eq!(call(&rt, &plugin, "alloc", r#"{"mb": 4}"#, &none).await.unwrap(), "4");
+    assert_eq!(
+        call(&rt, &plugin, "alloc", r#"{"mb": 4}"#, &none)
+            .await
+            .unwrap(),
+        "4"
+    );
 
     // Rust keeps large frames on a stack in linear memory: overflowing it is
     // an out-of-bounds access rather than a native stack overflow.
-    let err = call(&rt, &plugin, "recurse", r#"{"depth": 100000000}"#, &none).await.unwrap_err();
+    let err = call(&rt, &plugin, "recurse", r#"{"depth": 100000000}"#, &none)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, InvokeError::StackOverflow)
             || matches!(&err, InvokeError::Trap(m) if m.contains("out of bounds") && m.contains("stack")),
@@ -91,21 +162,44 @@ async fn hostile_plugin_is_stopped_every_time() {
     );
 
     let err = call(&rt, &plugin, "trap", "{}", &none).await.unwrap_err();
-    assert!(matches!(&err, InvokeError::Trap(m) if m.contains("panicked on purpose")), "{err}");
+    assert!(
+        matches!(&err, InvokeError::Trap(m) if m.contains("panicked on purpose")),
+        "{err}"
+    );
 
     // The runtime still serves after all of that.
-    assert_eq!(call(&rt, &plugin, "echo", r#"{"x":1}"#, &none).await.unwrap(), r#"{"x":1}"#);
+    assert_eq!(
+        call(&rt, &plugin, "echo", r#"{"x":1}"#, &none)
+            .await
+            .unwrap(),
+        r#"{"x":1}"#
+    );
 }
 
 #[tokio::test]
 async fn an_endless_loop_is_stopped_by_the_deadline_when_fuel_would_last() {
     // A ceiling of fuel no loop exhausts in 200 ms: the epoch deadline stops it.
-    let rt = runtime(Ceilings { fuel: u64::MAX / 2, memory_bytes: 64 << 20, timeout: Duration::from_millis(200) });
-    let mut manifest = rt.complete_manifest(author_manifest("tests/plugins/hostile"), component("hostile")).await.unwrap();
-    manifest.limits.fuel = None;
-    let plugin = rt.load(manifest, component("hostile"), Permissions::default(), BTreeMap::new()).await.unwrap();
-    let invocation = rt.invoke(&plugin, "spin", "{}", &CallContext::default()).await;
-    assert!(matches!(invocation.result, Err(InvokeError::Timeout { .. })), "{:?}", invocation.result);
+    let rt = runtime(Ceilings {
+        fuel: u64::MAX / 2,
+        memory_bytes: 64 << 20,
+        timeout: Duration::from_millis(200),
+    });
+    let plugin = load_with(
+        &rt,
+        "tests/plugins/hostile",
+        "hostile",
+        Permissions::default(),
+        |m| m.limits.fuel = None,
+    )
+    .await;
+    let invocation = rt
+        .invoke(&plugin, "spin", "{}", &CallContext::default())
+        .await;
+    assert!(
+        matches!(invocation.result, Err(InvokeError::Timeout { .. })),
+        "{:?}",
+        invocation.result
+    );
     assert!(invocation.cost.wall_us >= 200_000, "{:?}", invocation.cost);
 }
 
@@ -119,38 +213,98 @@ async fn files_stay_inside_the_workspace() {
     std::fs::write(workspace.path().join("notes.txt"), "mine").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(outside.path(), workspace.path().join("escape")).unwrap();
-    let ctx = CallContext { agent_id: None, workspace: Some(workspace.path().to_path_buf()) };
+    let ctx = CallContext {
+        agent_id: None,
+        workspace: Some(workspace.path().to_path_buf()),
+    };
 
-    assert_eq!(call(&rt, &plugin, "read", r#"{"path":"notes.txt"}"#, &ctx).await.unwrap(), "\"mine\"");
-    assert_eq!(call(&rt, &plugin, "read", r#"{"path":"/notes.txt"}"#, &ctx).await.unwrap(), "\"mine\"");
+    assert_eq!(
+        call(&rt, &plugin, "read", r#"{"path":"notes.txt"}"#, &ctx)
+            .await
+            .unwrap(),
+        "\"mine\""
+    );
+    assert_eq!(
+        call(&rt, &plugin, "read", r#"{"path":"/notes.txt"}"#, &ctx)
+            .await
+            .unwrap(),
+        "\"mine\""
+    );
     let secret = outside.path().join("secret.txt");
     for path in [
         "../secret.txt".to_string(),
-        format!("../{}/secret.txt", outside.path().file_name().unwrap().to_string_lossy()),
+        format!(
+            "../{}/secret.txt",
+            outside.path().file_name().unwrap().to_string_lossy()
+        ),
         secret.display().to_string(),
         "escape/secret.txt".to_string(),
         "/etc/passwd".to_string(),
     ] {
-        let err = call(&rt, &plugin, "read", &serde_json::json!({ "path": path }).to_string(), &ctx).await.unwrap_err();
+        let err = call(
+            &rt,
+            &plugin,
+            "read",
+            &serde_json::json!({ "path": path }).to_string(),
+            &ctx,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, InvokeError::Failed(_)), "{path}: {err}");
     }
-    let err = call(&rt, &plugin, "write", r#"{"path":"../planted.txt","text":"x"}"#, &ctx).await.unwrap_err();
+    let err = call(
+        &rt,
+        &plugin,
+        "write",
+        r#"{"path":"../planted.txt","text":"x"}"#,
+        &ctx,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, InvokeError::Failed(_)), "{err}");
-    assert!(!workspace.path().parent().unwrap().join("planted.txt").exists());
+    assert!(
+        !workspace
+            .path()
+            .parent()
+            .unwrap()
+            .join("planted.txt")
+            .exists()
+    );
 
     // Without a filesystem grant there is no preopen at all.
-    let manifest = rt.complete_manifest(author_manifest("tests/plugins/hostile"), component("hostile")).await.unwrap();
-    let ungranted = rt.load(manifest, component("hostile"), Permissions::default(), BTreeMap::new()).await.unwrap();
-    let err = call(&rt, &ungranted, "read", r#"{"path":"notes.txt"}"#, &ctx).await.unwrap_err();
+    let ungranted = load_with(
+        &rt,
+        "tests/plugins/hostile",
+        "hostile",
+        Permissions::default(),
+        |_| {},
+    )
+    .await;
+    let err = call(&rt, &ungranted, "read", r#"{"path":"notes.txt"}"#, &ctx)
+        .await
+        .unwrap_err();
     assert!(matches!(err, InvokeError::Failed(_)), "{err}");
 }
 
 #[tokio::test]
 async fn grants_cannot_exceed_the_request() {
     let rt = runtime(Ceilings::default());
-    let manifest = rt.complete_manifest(author_manifest("tests/plugins/hostile"), component("hostile")).await.unwrap();
-    let greedy = Permissions { network: vec!["example.com".into()], ..Default::default() };
-    let err = rt.load(manifest, component("hostile"), greedy, BTreeMap::new()).await.err().unwrap();
+    let manifest = rt
+        .complete_manifest(
+            author_manifest("tests/plugins/hostile"),
+            component("hostile"),
+        )
+        .await
+        .unwrap();
+    let greedy = Permissions {
+        network: vec!["example.com".into()],
+        ..Default::default()
+    };
+    let err = rt
+        .load(manifest, component("hostile"), greedy, BTreeMap::new())
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("did not request"), "{err}");
 }
 
@@ -162,7 +316,12 @@ async fn one_hundred_concurrent_calls() {
         let (rt, plugin) = (rt.clone(), plugin.clone());
         tokio::spawn(async move {
             let args = format!(r#"{{"i":{i}}}"#);
-            (args.clone(), rt.invoke(&plugin, "echo", &args, &CallContext::default()).await.result)
+            (
+                args.clone(),
+                rt.invoke(&plugin, "echo", &args, &CallContext::default())
+                    .await
+                    .result,
+            )
         })
     });
     for call in calls {
@@ -176,16 +335,35 @@ async fn skills_give_instructions() {
     let rt = runtime(Ceilings::default());
     let plugin = load(&rt, "tests/plugins/greeter", "greeter").await;
     assert!(plugin.instructions().unwrap().contains("call `greet`"));
-    let out = call(&rt, &plugin, "greet", r#"{"name":"Ada"}"#, &CallContext::default()).await.unwrap();
+    let out = call(
+        &rt,
+        &plugin,
+        "greet",
+        r#"{"name":"Ada"}"#,
+        &CallContext::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(out, r#"{"greeting":"Hello, Ada!","seen_before":null}"#);
 }
 
 #[tokio::test]
 async fn python_and_javascript_examples_run() {
     let rt = runtime(Ceilings::default());
-    for (dir, name) in [("examples/plugins/python", "word_count_python"), ("examples/plugins/js", "word_count_js")] {
+    for (dir, name) in [
+        ("examples/plugins/python", "word_count_python"),
+        ("examples/plugins/js", "word_count_js"),
+    ] {
         let plugin = load(&rt, dir, name).await;
-        let out = call(&rt, &plugin, name, r#"{"text":"one two two"}"#, &CallContext::default()).await.unwrap();
+        let out = call(
+            &rt,
+            &plugin,
+            name,
+            r#"{"text":"one two two"}"#,
+            &CallContext::default(),
+        )
+        .await
+        .unwrap();
         let out: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(out["words"], 3, "{name}: {out}");
     }
@@ -194,34 +372,87 @@ async fn python_and_javascript_examples_run() {
 #[tokio::test]
 async fn compiled_components_are_cached_on_disk() {
     let cache = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() };
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
     let manifest = runtime(Ceilings::default())
-        .complete_manifest(author_manifest("tests/plugins/greeter"), component("greeter"))
+        .complete_manifest(
+            author_manifest("tests/plugins/greeter"),
+            component("greeter"),
+        )
         .await
         .unwrap();
     let first = Runtime::new(config.clone()).unwrap();
-    let plugin = first.load(manifest.clone(), component("greeter"), Permissions::default(), BTreeMap::new()).await.unwrap();
+    let plugin = first
+        .load(
+            manifest.clone(),
+            component("greeter"),
+            Permissions::default(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
     assert!(!plugin.was_cached());
     let second = Runtime::new(config).unwrap();
-    let plugin = second.load(manifest, component("greeter"), Permissions::default(), BTreeMap::new()).await.unwrap();
+    let plugin = second
+        .load(
+            manifest,
+            component("greeter"),
+            Permissions::default(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
     assert!(plugin.was_cached());
-    assert!(call(&second, &plugin, "greet", r#"{"name":"x"}"#, &CallContext::default()).await.is_ok());
+    assert!(
+        call(
+            &second,
+            &plugin,
+            "greet",
+            r#"{"name":"x"}"#,
+            &CallContext::default()
+        )
+        .await
+        .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn packages_round_trip_and_refuse_tampering() {
     let rt = runtime(Ceilings::default());
-    let manifest = rt.complete_manifest(author_manifest("examples/plugins/rust"), component("word_count_rust")).await.unwrap();
+    let manifest = rt
+        .complete_manifest(
+            author_manifest("examples/plugins/rust"),
+            component("word_count_rust"),
+        )
+        .await
+        .unwrap();
     let key = SecretKey::generate().unwrap();
     let bytes = Package::build(&manifest, &component("word_count_rust"), Some(&key)).unwrap();
     let package = Package::parse(&bytes).unwrap();
     let trust = TrustStore::from_config(&[key.public().to_hex()]).unwrap();
     package.check_trust(&trust, false).unwrap();
     let plugin = rt
-        .load(package.manifest.clone(), Arc::new(package.component.clone()), Permissions::default(), BTreeMap::new())
+        .load(
+            package.manifest.clone(),
+            Arc::new(package.component.clone()),
+            Permissions::default(),
+            BTreeMap::new(),
+        )
         .await
         .unwrap();
-    assert!(call(&rt, &plugin, "word_count_rust", r#"{"text":"x"}"#, &CallContext::default()).await.is_ok());
+    assert!(
+        call(
+            &rt,
+            &plugin,
+            "word_count_rust",
+            r#"{"text":"x"}"#,
+            &CallContext::default()
+        )
+        .await
+        .is_ok()
+    );
 
     // One flipped byte in the middle of the component.
     let mut tampered = bytes.clone();
@@ -252,30 +483,87 @@ async fn serve_once(body: &'static str) -> u16 {
 #[tokio::test]
 async fn network_grants_are_enforced_after_dns() {
     let rt = runtime(Ceilings::default());
-    let manifest = rt.complete_manifest(author_manifest("plugins/web_fetch"), component("web_fetch")).await.unwrap();
+    let manifest = rt
+        .complete_manifest(author_manifest("plugins/web_fetch"), component("web_fetch"))
+        .await
+        .unwrap();
     let port = serve_once("hello from loopback").await;
-    let url = |host: &str| serde_json::json!({ "url": format!("http://{host}:{port}/") }).to_string();
+    let url =
+        |host: &str| serde_json::json!({ "url": format!("http://{host}:{port}/") }).to_string();
     let ctx = CallContext::default();
 
     // Granted "*": any public host, but loopback stays refused, by IP or by name.
-    let wildcard = Permissions { network: vec!["*".into()], ..Default::default() };
-    let plugin = rt.load(manifest.clone(), component("web_fetch"), wildcard, BTreeMap::new()).await.unwrap();
+    let wildcard = Permissions {
+        network: vec!["*".into()],
+        ..Default::default()
+    };
+    let plugin = rt
+        .load(
+            manifest.clone(),
+            component("web_fetch"),
+            wildcard,
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
     for host in ["127.0.0.1", "localhost"] {
-        let err = call(&rt, &plugin, "web_fetch", &url(host), &ctx).await.unwrap_err();
-        assert!(matches!(&err, InvokeError::PermissionDenied(m) if m.contains("loopback")), "{host}: {err}");
+        let err = call(&rt, &plugin, "web_fetch", &url(host), &ctx)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, InvokeError::PermissionDenied(m) if m.contains("loopback")),
+            "{host}: {err}"
+        );
     }
 
     // Granted this exact host and port: allowed, even though it is loopback.
-    let exact = Permissions { network: vec![format!("127.0.0.1:{port}")], ..Default::default() };
-    let plugin = rt.load(manifest.clone(), component("web_fetch"), exact, BTreeMap::new()).await.unwrap();
-    let out = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx).await.unwrap();
+    let exact = Permissions {
+        network: vec![format!("127.0.0.1:{port}")],
+        ..Default::default()
+    };
+    let plugin = rt
+        .load(
+            manifest.clone(),
+            component("web_fetch"),
+            exact,
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    let out = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx)
+        .await
+        .unwrap();
     assert!(out.contains("hello from loopback"), "{out}");
     // ...but nothing else.
-    let err = call(&rt, &plugin, "web_fetch", r#"{"url":"http://example.com/"}"#, &ctx).await.unwrap_err();
-    assert!(matches!(&err, InvokeError::PermissionDenied(m) if m.contains("not among")), "{err}");
+    let err = call(
+        &rt,
+        &plugin,
+        "web_fetch",
+        r#"{"url":"http://example.com/"}"#,
+        &ctx,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, InvokeError::PermissionDenied(m) if m.contains("not among")),
+        "{err}"
+    );
 
     // Granted nothing.
-    let plugin = rt.load(manifest, component("web_fetch"), Permissions::default(), BTreeMap::new()).await.unwrap();
-    let err = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx).await.unwrap_err();
-    assert!(matches!(&err, InvokeError::PermissionDenied(m) if m.contains("no network access")), "{err}");
+    let plugin = rt
+        .load(
+            manifest,
+            component("web_fetch"),
+            Permissions::default(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    let err = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, InvokeError::PermissionDenied(m) if m.contains("no network access")),
+        "{err}"
+    );
 }

@@ -62,9 +62,11 @@ impl InstallRequest {
             None => Ok(Grant::Nothing),
             Some(serde_json::Value::String(s)) if s == "none" => Ok(Grant::Nothing),
             Some(serde_json::Value::String(s)) if s == "all" => Ok(Grant::All),
-            Some(value @ serde_json::Value::Object(_)) => serde_json::from_value::<Permissions>(value.clone())
-                .map(Grant::Exactly)
-                .map_err(|e| ApiError::BadRequest(format!("grant: {e}"))),
+            Some(value @ serde_json::Value::Object(_)) => {
+                serde_json::from_value::<Permissions>(value.clone())
+                    .map(Grant::Exactly)
+                    .map_err(|e| ApiError::BadRequest(format!("grant: {e}")))
+            }
             Some(other) => Err(ApiError::BadRequest(format!(
                 "grant must be \"all\", \"none\" or an object {{filesystem, network, memory, env}}, not {other}"
             ))),
@@ -90,8 +92,14 @@ pub async fn install(
     State(state): State<AppState>,
     Json(body): Json<InstallRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let view = state.kernel.install_plugin(body.source()?, body.grant()?, body.settings.clone(), None).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))?)))
+    let view = state
+        .kernel
+        .install_plugin(body.source()?, body.grant()?, body.settings.clone(), None)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))?),
+    ))
 }
 
 /// Uninstalls a plugin.
@@ -103,7 +111,9 @@ pub async fn uninstall(
     Json(body): Json<NameRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state.kernel.uninstall_plugin(&body.name, None).await?;
-    Ok(Json(serde_json::json!({ "status": "uninstalled", "name": body.name })))
+    Ok(Json(
+        serde_json::json!({ "status": "uninstalled", "name": body.name }),
+    ))
 }
 
 /// Lists installed plugins.
@@ -118,12 +128,17 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/api/plugins/{name}", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "The plugin", body = Object), (status = 404, description = "No such plugin")))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     to_json(state.kernel.plugin(&name)?)
 }
 
 fn to_json(value: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiError> {
-    serde_json::to_value(value).map(Json).map_err(|e| ApiError::Internal(e.to_string()))
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Runtime status: loaded or not, why, and call figures.
@@ -131,7 +146,10 @@ fn to_json(value: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiE
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "`{name, status, enabled, error, stats, limits}`", body = Object),
               (status = 404, description = "No such plugin")))]
-pub async fn status(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let view = state.kernel.plugin(&name)?;
     Ok(Json(serde_json::json!({
         "name": view.name, "version": view.version, "status": view.status, "enabled": view.enabled,
@@ -144,13 +162,18 @@ pub async fn status(State(state): State<AppState>, Path(name): Path<String>) -> 
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "`{name, healthy, latency_ms, error}`", body = Object),
               (status = 404, description = "No such plugin")))]
-pub async fn health(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn health(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     match state.kernel.probe_plugin(&name).await {
         Ok(elapsed) => Ok(Json(serde_json::json!({
             "name": name, "healthy": true, "latency_ms": elapsed.as_secs_f64() * 1000.0, "error": null,
         }))),
         Err(talon_kernel::KernelError::NotFound(m)) => Err(ApiError::NotFound(m)),
-        Err(e) => Ok(Json(serde_json::json!({ "name": name, "healthy": false, "latency_ms": null, "error": e.to_string() }))),
+        Err(e) => Ok(Json(
+            serde_json::json!({ "name": name, "healthy": false, "latency_ms": null, "error": e.to_string() }),
+        )),
     }
 }
 
@@ -159,7 +182,10 @@ pub async fn health(State(state): State<AppState>, Path(name): Path<String>) -> 
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "`{env: [{name, set, value}], settings: {key: \"***\"}}`", body = Object),
               (status = 404, description = "No such plugin")))]
-pub async fn env(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn env(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let record = state.kernel.plugin_record(&name)?;
     let env: Vec<_> = record
         .granted
@@ -170,8 +196,14 @@ pub async fn env(State(state): State<AppState>, Path(name): Path<String>) -> Res
             serde_json::json!({ "name": var, "set": set, "value": if set { Some("***") } else { None } })
         })
         .collect();
-    let settings: BTreeMap<&str, &str> = record.settings.keys().map(|k| (k.as_str(), "***")).collect();
-    Ok(Json(serde_json::json!({ "name": name, "env": env, "settings": settings })))
+    let settings: BTreeMap<&str, &str> = record
+        .settings
+        .keys()
+        .map(|k| (k.as_str(), "***"))
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "name": name, "env": env, "settings": settings }),
+    ))
 }
 
 /// The plugin's definition: its manifest, digest and grants.
@@ -179,7 +211,10 @@ pub async fn env(State(state): State<AppState>, Path(name): Path<String>) -> Res
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "`{manifest, digest, granted, signature}`", body = Object),
               (status = 404, description = "No such plugin")))]
-pub async fn export(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn export(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let manifest = state.kernel.plugin_manifest(&name)?;
     let view = state.kernel.plugin(&name)?;
     Ok(Json(serde_json::json!({
@@ -199,15 +234,24 @@ pub(crate) fn lint_manifest(manifest: &talon_runtime::Manifest) -> Vec<String> {
     if manifest.permissions.network.iter().any(|h| h == "*") {
         findings.push("network requests \"*\": ask for the hosts the plugin needs".to_string());
     }
-    if manifest.limits.fuel.is_none() || manifest.limits.timeout_ms.is_none() || manifest.limits.memory_mb.is_none() {
+    if manifest.limits.fuel.is_none()
+        || manifest.limits.timeout_ms.is_none()
+        || manifest.limits.memory_mb.is_none()
+    {
         findings.push("limits are incomplete: set fuel, memory_mb and timeout_ms".to_string());
     }
     for tool in &manifest.tools {
         if tool.description.trim().len() < 10 {
-            findings.push(format!("tool {}: the description is too short for a model to use it well", tool.name));
+            findings.push(format!(
+                "tool {}: the description is too short for a model to use it well",
+                tool.name
+            ));
         }
         if tool.parameters.get("type").and_then(|t| t.as_str()) != Some("object") {
-            findings.push(format!("tool {}: parameters schema should have \"type\": \"object\"", tool.name));
+            findings.push(format!(
+                "tool {}: parameters schema should have \"type\": \"object\"",
+                tool.name
+            ));
         }
     }
     findings
@@ -218,16 +262,24 @@ pub(crate) fn lint_manifest(manifest: &talon_runtime::Manifest) -> Vec<String> {
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "`{name, ok, findings: [...]}`", body = Object),
               (status = 404, description = "No such plugin")))]
-pub async fn lint(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn lint(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let findings = lint_manifest(&state.kernel.plugin_manifest(&name)?);
-    Ok(Json(serde_json::json!({ "name": name, "ok": findings.is_empty(), "findings": findings })))
+    Ok(Json(
+        serde_json::json!({ "name": name, "ok": findings.is_empty(), "findings": findings }),
+    ))
 }
 
 /// Enables a plugin (loading it).
 #[utoipa::path(post, path = "/api/plugins/{name}/enable", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "The plugin", body = Object), (status = 404, description = "No such plugin")))]
-pub async fn enable(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     to_json(state.kernel.set_plugin_enabled(&name, true).await?)
 }
 
@@ -235,7 +287,10 @@ pub async fn enable(State(state): State<AppState>, Path(name): Path<String>) -> 
 #[utoipa::path(post, path = "/api/plugins/{name}/disable", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, description = "The plugin", body = Object), (status = 404, description = "No such plugin")))]
-pub async fn disable(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     to_json(state.kernel.set_plugin_enabled(&name, false).await?)
 }
 
@@ -267,12 +322,20 @@ pub async fn reload(
     // The body is optional: empty means "reload from the package file".
     let body: ReloadRequest = match body.iter().all(u8::is_ascii_whitespace) {
         true => ReloadRequest::default(),
-        false => serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?,
+        false => serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?,
     };
     let source = match (body.path, body.package) {
         (None, None) => None,
         (path, package) => Some(
-            InstallRequest { path, package, grant: None, settings: BTreeMap::new(), name: None }.source()?,
+            InstallRequest {
+                path,
+                package,
+                grant: None,
+                settings: BTreeMap::new(),
+                name: None,
+            }
+            .source()?,
         ),
     };
     to_json(state.kernel.reload_plugin(&name, source).await?)
@@ -297,7 +360,12 @@ pub async fn sign(
     Path(name): Path<String>,
     Json(body): Json<SignRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    to_json(state.kernel.sign_plugin(&name, PathBuf::from(body.key_path)).await?)
+    to_json(
+        state
+            .kernel
+            .sign_plugin(&name, PathBuf::from(body.key_path))
+            .await?,
+    )
 }
 
 /// Diagnoses every installed plugin.
@@ -315,8 +383,13 @@ pub async fn doctor(State(state): State<AppState>) -> Json<serde_json::Value> {
             if let Some(error) = &view.error {
                 problems.push(format!("not loaded: {error}"));
             }
-            if matches!(view.signature, Some(talon_runtime::Trust::Unsigned | talon_runtime::Trust::Untrusted { .. })) {
-                problems.push("not signed by a trusted key: it loads only in development mode".to_string());
+            if matches!(
+                view.signature,
+                Some(talon_runtime::Trust::Unsigned | talon_runtime::Trust::Untrusted { .. })
+            ) {
+                problems.push(
+                    "not signed by a trusted key: it loads only in development mode".to_string(),
+                );
             }
             for var in &view.permissions.granted.env {
                 if std::env::var_os(var).is_none() {
@@ -361,32 +434,47 @@ pub(crate) async fn scaffold_project(
     body: ScaffoldRequest,
 ) -> Result<(String, Vec<String>), ApiError> {
     use talon_runtime::scaffold::{Language, Scaffold, ScaffoldError};
-    let language = Language::parse(body.language.as_deref().unwrap_or("rust")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let language = Language::parse(body.language.as_deref().unwrap_or("rust"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let kind = match body.kind.as_deref().unwrap_or("tool") {
         "tool" => talon_runtime::Kind::Tool,
         "skill" => talon_runtime::Kind::Skill,
-        other => return Err(ApiError::BadRequest(format!("kind {other:?}: use tool or skill"))),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "kind {other:?}: use tool or skill"
+            )));
+        }
     };
     let dir = match body.directory {
         Some(dir) => PathBuf::from(dir),
-        None => state.kernel.home().root().join("plugin-projects").join(&body.name),
+        None => state
+            .kernel
+            .home()
+            .root()
+            .join("plugin-projects")
+            .join(&body.name),
     };
     let scaffold = Scaffold {
-        description: body.description.unwrap_or_else(|| format!("The {} plugin.", body.name)),
+        description: body
+            .description
+            .unwrap_or_else(|| format!("The {} plugin.", body.name)),
         name: body.name,
         language,
         kind,
         sdk_dir: sdk_dir(language),
     };
-    let written = tokio::task::spawn_blocking(move || scaffold.write(&dir).map(|files| (dir, files)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let written =
+        tokio::task::spawn_blocking(move || scaffold.write(&dir).map(|files| (dir, files)))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     match written {
         Ok((dir, files)) => Ok((
             dir.display().to_string(),
             files.iter().map(|f| f.display().to_string()).collect(),
         )),
-        Err(ScaffoldError::Exists(m)) => Err(ApiError::Conflict(format!("{m} already exists and is not empty"))),
+        Err(ScaffoldError::Exists(m)) => Err(ApiError::Conflict(format!(
+            "{m} already exists and is not empty"
+        ))),
         Err(ScaffoldError::Invalid(m)) => Err(ApiError::BadRequest(m)),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }
@@ -413,5 +501,8 @@ pub async fn scaffold(
     Json(body): Json<ScaffoldRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let (path, files) = scaffold_project(&state, body).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "status": "created", "path": path, "files": files }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "status": "created", "path": path, "files": files })),
+    ))
 }

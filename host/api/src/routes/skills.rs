@@ -9,7 +9,11 @@ use crate::extract::{Json, Path};
 use crate::routes::plugins::{InstallRequest, NameRequest, ScaffoldRequest, scaffold_project};
 use crate::state::AppState;
 
-fn skill_json(state: &AppState, view: &talon_kernel::plugins::PluginView, full: bool) -> serde_json::Value {
+fn skill_json(
+    state: &AppState,
+    view: &talon_kernel::plugins::PluginView,
+    full: bool,
+) -> serde_json::Value {
     let mut skill = serde_json::json!({
         "name": view.name, "version": view.version, "description": view.description, "author": view.author,
         "enabled": view.enabled, "status": view.status, "tools": view.tools,
@@ -41,8 +45,15 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
     params(("name" = String, Path, description = "Skill name")),
     responses((status = 200, description = "The skill and its instructions", body = Object),
               (status = 404, description = "No such skill")))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let view = state.kernel.plugin(&name).ok().filter(|p| p.kind == Kind::Skill);
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let view = state
+        .kernel
+        .plugin(&name)
+        .ok()
+        .filter(|p| p.kind == Kind::Skill);
     let view = view.ok_or_else(|| ApiError::NotFound(format!("no skill named {name}")))?;
     Ok(Json(skill_json(&state, &view, true)))
 }
@@ -59,9 +70,16 @@ pub async fn install(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let view = state
         .kernel
-        .install_plugin(body.source()?, body.grant()?, body.settings.clone(), Some(Kind::Skill))
+        .install_plugin(
+            body.source()?,
+            body.grant()?,
+            body.settings.clone(),
+            Some(Kind::Skill),
+        )
         .await?;
-    Ok(Json(serde_json::json!({ "status": "installed", "name": view.name, "skill": skill_json(&state, &view, true) })))
+    Ok(Json(
+        serde_json::json!({ "status": "installed", "name": view.name, "skill": skill_json(&state, &view, true) }),
+    ))
 }
 
 /// Uninstalls a skill.
@@ -72,8 +90,13 @@ pub async fn uninstall(
     State(state): State<AppState>,
     Json(body): Json<NameRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.uninstall_plugin(&body.name, Some(Kind::Skill)).await?;
-    Ok(Json(serde_json::json!({ "status": "uninstalled", "name": body.name })))
+    state
+        .kernel
+        .uninstall_plugin(&body.name, Some(Kind::Skill))
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "status": "uninstalled", "name": body.name }),
+    ))
 }
 
 /// Creates a new skill project (Rust) to build, sign and install.
@@ -87,7 +110,9 @@ pub async fn create(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     body.kind = Some("skill".into());
     let (path, files) = scaffold_project(&state, body).await?;
-    Ok(Json(serde_json::json!({ "status": "created", "path": path, "files": files })))
+    Ok(Json(
+        serde_json::json!({ "status": "created", "path": path, "files": files }),
+    ))
 }
 
 /// Reloads every installed skill from its package file.
@@ -95,10 +120,17 @@ pub async fn create(
     responses((status = 200, description = "`{reloaded: [names], errors: [{name, error}]}`", body = Object)))]
 pub async fn reload(State(state): State<AppState>) -> Json<serde_json::Value> {
     let (mut reloaded, mut errors) = (Vec::new(), Vec::new());
-    for skill in state.kernel.plugins().into_iter().filter(|p| p.kind == Kind::Skill && p.enabled) {
+    for skill in state
+        .kernel
+        .plugins()
+        .into_iter()
+        .filter(|p| p.kind == Kind::Skill && p.enabled)
+    {
         match state.kernel.reload_plugin(&skill.name, None).await {
             Ok(_) => reloaded.push(skill.name),
-            Err(e) => errors.push(serde_json::json!({ "name": skill.name, "error": e.to_string() })),
+            Err(e) => {
+                errors.push(serde_json::json!({ "name": skill.name, "error": e.to_string() }))
+            }
         }
     }
     Json(serde_json::json!({ "reloaded": reloaded, "errors": errors }))

@@ -158,13 +158,30 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         m.rss.set(rss as i64);
     }
     for plugin in state.kernel.plugins() {
-        let labels = crate::metrics::PluginLabels { plugin: plugin.name };
+        let labels = crate::metrics::PluginLabels {
+            plugin: plugin.name,
+        };
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        m.plugins.calls.get_or_create(&labels).set(clamp(plugin.stats.calls));
-        m.plugins.errors.get_or_create(&labels).set(clamp(plugin.stats.errors));
-        m.plugins.fuel.get_or_create(&labels).set(clamp(plugin.stats.fuel_total));
-        m.plugins.wall_us.get_or_create(&labels).set(clamp(plugin.stats.wall_us_total));
-        m.plugins.peak_memory.get_or_create(&labels).set(clamp(plugin.stats.peak_memory_max));
+        m.plugins
+            .calls
+            .get_or_create(&labels)
+            .set(clamp(plugin.stats.calls));
+        m.plugins
+            .errors
+            .get_or_create(&labels)
+            .set(clamp(plugin.stats.errors));
+        m.plugins
+            .fuel
+            .get_or_create(&labels)
+            .set(clamp(plugin.stats.fuel_total));
+        m.plugins
+            .wall_us
+            .get_or_create(&labels)
+            .set(clamp(plugin.stats.wall_us_total));
+        m.plugins
+            .peak_memory
+            .get_or_create(&labels)
+            .set(clamp(plugin.stats.peak_memory_max));
     }
     let text = m.encode().map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut response = text.into_response();

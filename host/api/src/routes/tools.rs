@@ -24,9 +24,14 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
     params(("name" = String, Path, description = "Tool name")),
     responses((status = 200, description = "`{name, description, input_schema, plugin, kind}`", body = Object),
               (status = 404, description = "No such tool")))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let tool = state.kernel.tool(&name)?;
-    serde_json::to_value(tool).map(Json).map_err(|e| ApiError::Internal(e.to_string()))
+    serde_json::to_value(tool)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// The query of an invocation.
@@ -62,14 +67,20 @@ pub async fn invoke(
         )));
     }
     if !arguments.is_object() {
-        return Err(ApiError::BadRequest("the body must be a JSON object: the tool's arguments".into()));
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object: the tool's arguments".into(),
+        ));
     }
-    let (plugin, invocation) = state.kernel.invoke_tool(&name, &arguments.to_string(), query.agent_id).await?;
+    let (plugin, invocation) = state
+        .kernel
+        .invoke_tool(&name, &arguments.to_string(), query.agent_id)
+        .await?;
     let cost = serde_json::to_value(invocation.cost).unwrap_or_default();
     match invocation.result {
         Ok(output) => {
             // Tools answer JSON text; anything else is passed on as a string.
-            let result = serde_json::from_str::<serde_json::Value>(&output).unwrap_or(serde_json::Value::String(output));
+            let result = serde_json::from_str::<serde_json::Value>(&output)
+                .unwrap_or(serde_json::Value::String(output));
             Ok(Json(serde_json::json!({ "tool": name, "plugin": plugin, "result": result, "cost": cost })).into_response())
         }
         Err(error) => {

@@ -30,11 +30,17 @@ fn greet(args: GreetArgs) -> Result<Greeting, ToolError> {
         }
         Err(_) => None,
     };
-    Ok(Greeting { greeting: format!("Hello, {}!", args.name), seen_before })
+    Ok(Greeting {
+        greeting: format!("Hello, {}!", args.name),
+        seen_before,
+    })
 }
 
 fn tools() -> Tools {
     Tools::new().tool("greet", "Greets someone by name.", greet)
 }
 
-talon_sdk::export_skill!(tools, "When someone introduces themselves, call `greet` with their name.");
+talon_sdk::export_skill!(
+    tools,
+    "When someone introduces themselves, call `greet` with their name."
+);

@@ -100,11 +100,13 @@ fn trap(_: Nothing) -> Result<Value, ToolError> {
 }
 
 fn read(args: ReadArgs) -> Result<String, ToolError> {
-    std::fs::read_to_string(&args.path).map_err(|e| ToolError::failed(format!("{}: {e}", args.path)))
+    std::fs::read_to_string(&args.path)
+        .map_err(|e| ToolError::failed(format!("{}: {e}", args.path)))
 }
 
 fn write(args: WriteArgs) -> Result<Value, ToolError> {
-    std::fs::write(&args.path, args.text).map_err(|e| ToolError::failed(format!("{}: {e}", args.path)))?;
+    std::fs::write(&args.path, args.text)
+        .map_err(|e| ToolError::failed(format!("{}: {e}", args.path)))?;
     Ok(Value::Bool(true))
 }
 
@@ -121,7 +123,11 @@ fn echo(args: Value) -> Result<Value, ToolError> {
 fn tools() -> Tools {
     Tools::new()
         .tool("spin", "Loops forever.", spin)
-        .tool("sleep_forever", "Sleeps forever, 10 ms at a time.", sleep_forever)
+        .tool(
+            "sleep_forever",
+            "Sleeps forever, 10 ms at a time.",
+            sleep_forever,
+        )
         .tool("alloc", "Allocates mb MiB.", alloc)
         .tool("recurse", "Recurses depth times.", recurse)
         .tool("trap", "Panics.", trap)
