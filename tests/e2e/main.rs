@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod config;
 mod conventions;
+mod conversations;
 mod durability;
 mod plugins;
 mod system;

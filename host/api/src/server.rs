@@ -22,7 +22,7 @@ use crate::middleware::{
 use crate::openapi::ApiDoc;
 use crate::routes::{
     agents, audit, config, files, logs, memory, messages, models, openai, plugins, sessions,
-    skills, system, tools, usage,
+    skills, system, tools, usage, ws,
 };
 use crate::state::AppState;
 
@@ -60,6 +60,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::attach))
         .routes(routes!(messages::attach_session))
         .routes(routes!(messages::stop))
+        .routes(routes!(ws::chat))
         .routes(routes!(messages::interrupt))
         .routes(routes!(sessions::current))
         .routes(routes!(sessions::list_for_agent, sessions::create))

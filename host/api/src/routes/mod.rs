@@ -15,3 +15,4 @@ pub mod skills;
 pub mod system;
 pub mod tools;
 pub mod usage;
+pub mod ws;
