@@ -22,7 +22,7 @@ use crate::middleware::{
 use crate::openapi::ApiDoc;
 use crate::routes::{
     agents, audit, config, files, logs, memory, messages, models, openai, plugins, sessions,
-    skills, system, tools, usage, ws,
+    skills, system, templates, tools, usage, ws,
 };
 use crate::state::AppState;
 
@@ -50,6 +50,13 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::patch_agent))
         .routes(routes!(agents::update_agent))
         .routes(routes!(agents::set_mode))
+        .routes(routes!(templates::list))
+        .routes(routes!(templates::get))
+        .routes(routes!(templates::toml))
+        .routes(routes!(templates::profiles))
+        .routes(routes!(templates::profile))
+        .routes(routes!(agents::patch_identity))
+        .routes(routes!(agents::patch_config))
         .routes(routes!(agents::set_model))
         .routes(routes!(agents::get_tools, agents::put_tools))
         .routes(routes!(agents::get_skills, agents::put_skills))

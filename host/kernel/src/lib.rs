@@ -20,6 +20,7 @@ pub mod redact;
 pub mod repair;
 pub mod sessions;
 pub mod store;
+pub mod templates;
 pub mod turn;
 pub mod uploads;
 pub mod workspace;

@@ -13,6 +13,7 @@ pub mod plugins;
 pub mod sessions;
 pub mod skills;
 pub mod system;
+pub mod templates;
 pub mod tools;
 pub mod usage;
 pub mod ws;
