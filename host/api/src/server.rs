@@ -305,6 +305,13 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     });
     let app = app(state);
     let service = tower::ServiceExt::<Request>::map_request(app, strip_version_prefix);
+    // Streamed answers are many small writes: without TCP_NODELAY, Nagle's
+    // algorithm meets the client's delayed ACK and each SSE event can wait 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
