@@ -1,0 +1,98 @@
+//! Concurrency lanes: named, bounded pools that firings run in.
+//!
+//! A lane caps how many jobs run at once (say, 4 agent turns in `default`, 1
+//! in `maintenance`), so a burst of due jobs queues instead of overwhelming
+//! the LLM provider or the machine. Firings waiting for a lane are counted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+/// The lane jobs use when they name none.
+pub const DEFAULT_LANE: &str = "default";
+
+/// One lane.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    pub(crate) limit: usize,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) queued: AtomicU64,
+    pub(crate) completed: AtomicU64,
+}
+
+/// A lane's figures, for the queue status endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaneStats {
+    /// The lane's name.
+    pub name: String,
+    /// How many firings may run at once.
+    pub limit: usize,
+    /// How many are running.
+    pub running: usize,
+    /// How many wait for a slot.
+    pub queued: u64,
+    /// How many finished since start.
+    pub completed: u64,
+}
+
+/// The set of lanes; fixed at start.
+#[derive(Debug, Clone)]
+pub struct Lanes {
+    lanes: Arc<BTreeMap<String, Arc<Lane>>>,
+}
+
+impl Lanes {
+    /// Lanes with these names and limits; a `default` lane of 4 is added if
+    /// absent, and a limit of 0 is taken as 1.
+    pub fn new<I, S>(lanes: I) -> Self
+    where
+        I: IntoIterator<Item = (S, usize)>,
+        S: Into<String>,
+    {
+        let mut map: BTreeMap<String, Arc<Lane>> = lanes
+            .into_iter()
+            .map(|(name, limit)| (name.into(), lane(limit)))
+            .collect();
+        map.entry(DEFAULT_LANE.to_string())
+            .or_insert_with(|| lane(4));
+        Self {
+            lanes: Arc::new(map),
+        }
+    }
+
+    /// True when a lane of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.lanes.contains_key(name)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Lane>> {
+        self.lanes.get(name).cloned()
+    }
+
+    /// Each lane's figures, by name.
+    pub fn stats(&self) -> Vec<LaneStats> {
+        self.lanes
+            .iter()
+            .map(|(name, lane)| LaneStats {
+                name: name.clone(),
+                limit: lane.limit,
+                running: lane.limit - lane.permits.available_permits().min(lane.limit),
+                queued: lane.queued.load(Ordering::Relaxed),
+                completed: lane.completed.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+fn lane(limit: usize) -> Arc<Lane> {
+    let limit = limit.max(1);
+    Arc::new(Lane {
+        limit,
+        permits: Arc::new(Semaphore::new(limit)),
+        queued: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+    })
+}
