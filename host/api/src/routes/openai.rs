@@ -244,7 +244,19 @@ fn data(value: serde_json::Value) -> Result<SseEvent, Infallible> {
     Ok(SseEvent::default().data(value.to_string()))
 }
 
-type ChunkStream = std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>>;
+/// The role chunk, the content chunks, then `data: [DONE]`, as one SSE response.
+fn chunk_stream<S>(first: Result<SseEvent, Infallible>, rest: S) -> Response
+where
+    S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
+    let done = futures::stream::once(async { Ok(SseEvent::default().data("[DONE]")) });
+    Sse::new(
+        futures::stream::once(async { first })
+            .chain(rest)
+            .chain(done),
+    )
+    .into_response()
+}
 
 /// Answers a chat completion with an agent or a catalog model.
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
@@ -347,13 +359,7 @@ async fn agent_completion(
             }
         }
     });
-    let done = futures::stream::once(async { Ok(SseEvent::default().data("[DONE]")) });
-    let stream: ChunkStream = Box::pin(
-        futures::stream::once(async { first })
-            .chain(rest)
-            .chain(done),
-    );
-    Ok(Sse::new(stream).into_response())
+    Ok(chunk_stream(first, rest))
 }
 
 async fn model_completion(
@@ -452,13 +458,7 @@ async fn model_completion(
             }
         }
     });
-    let done = futures::stream::once(async { Ok(SseEvent::default().data("[DONE]")) });
-    let stream: ChunkStream = Box::pin(
-        futures::stream::once(async { first })
-            .chain(rest)
-            .chain(done),
-    );
-    Ok(Sse::new(stream).into_response())
+    Ok(chunk_stream(first, rest))
 }
 
 /// Agents (as `talon:<name>`) and catalog models, in OpenAI's list shape.

@@ -41,6 +41,24 @@ fn billable(turns: &[TurnRecord]) -> impl Iterator<Item = &TurnRecord> {
     turns.iter().filter(|t| t.iterations > 0)
 }
 
+/// Totals of a group of turns.
+#[derive(Debug, Default)]
+struct Row {
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_usd: f64,
+    requests: u64,
+}
+
+impl Row {
+    fn add(&mut self, turn: &TurnRecord) {
+        self.input_tokens += turn.input_tokens;
+        self.output_tokens += turn.output_tokens;
+        self.cost_usd += turn.cost_usd;
+        self.requests += u64::from(turn.iterations);
+    }
+}
+
 /// Token and cost totals over a period.
 #[utoipa::path(get, path = "/api/usage", tag = "usage", params(PeriodQuery),
     responses((status = 200, description = "`{period, total_input_tokens, total_output_tokens, total_cost_usd, request_count, active_agents}`", body = Object),
@@ -91,20 +109,17 @@ pub async fn by_model(State(state): State<AppState>) -> Result<Json<serde_json::
         .kernel
         .turns_since(Utc::now() - Duration::days(30))
         .await?;
-    let mut rows: BTreeMap<(String, String), (u64, u64, f64, u64)> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
     for t in billable(&turns) {
-        let row = rows
-            .entry((t.provider.clone(), t.model.clone()))
-            .or_default();
-        row.0 += t.input_tokens;
-        row.1 += t.output_tokens;
-        row.2 += t.cost_usd;
-        row.3 += u64::from(t.iterations);
+        rows.entry((t.provider.clone(), t.model.clone()))
+            .or_default()
+            .add(t);
     }
     let models: Vec<_> = rows
         .into_iter()
-        .map(|((provider, model), (i, o, c, n))| {
-            json!({ "model": model, "provider": provider, "input_tokens": i, "output_tokens": o, "cost_usd": c, "request_count": n })
+        .map(|((provider, model), r)| {
+            json!({ "model": model, "provider": provider, "input_tokens": r.input_tokens,
+                    "output_tokens": r.output_tokens, "cost_usd": r.cost_usd, "request_count": r.requests })
         })
         .collect();
     Ok(Json(json!({ "models": models })))
@@ -118,19 +133,18 @@ pub async fn daily(State(state): State<AppState>) -> Result<Json<serde_json::Val
         .kernel
         .turns_since(Utc::now() - Duration::days(30))
         .await?;
-    let mut days: BTreeMap<String, (u64, u64, f64, u64)> = BTreeMap::new();
+    let mut days: BTreeMap<String, Row> = BTreeMap::new();
     for t in billable(&turns) {
-        let row = days
-            .entry(t.started_at.date_naive().to_string())
-            .or_default();
-        row.0 += t.input_tokens;
-        row.1 += t.output_tokens;
-        row.2 += t.cost_usd;
-        row.3 += u64::from(t.iterations);
+        days.entry(t.started_at.date_naive().to_string())
+            .or_default()
+            .add(t);
     }
     let days: Vec<_> = days
         .into_iter()
-        .map(|(date, (i, o, c, n))| json!({ "date": date, "input_tokens": i, "output_tokens": o, "cost_usd": c, "requests": n }))
+        .map(|(date, r)| {
+            json!({ "date": date, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+                    "cost_usd": r.cost_usd, "requests": r.requests })
+        })
         .collect();
     Ok(Json(json!({ "days": days })))
 }
