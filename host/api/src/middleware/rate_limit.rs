@@ -31,6 +31,7 @@ pub fn operation_cost(method: &Method, path: &str) -> u32 {
         "/api/agents" | "/api/skills/install" if method == Method::POST => 50,
         _ if get && path.starts_with("/api/audit") => 5,
         _ if method == Method::POST && path.contains("/message") => 30,
+        "/v1/chat/completions" if method == Method::POST => 30,
         _ if method == Method::POST && path.ends_with("/run") => 100,
         _ => 5,
     }
@@ -118,6 +119,7 @@ mod tests {
         assert_eq!(operation_cost(&Method::GET, "/api/health"), 1);
         assert_eq!(operation_cost(&Method::POST, "/api/agents"), 50);
         assert_eq!(operation_cost(&Method::POST, "/api/agents/x/message"), 30);
+        assert_eq!(operation_cost(&Method::POST, "/v1/chat/completions"), 30);
         assert_eq!(operation_cost(&Method::POST, "/api/workflows/x/run"), 100);
         assert_eq!(operation_cost(&Method::DELETE, "/api/agents/x"), 5);
     }
