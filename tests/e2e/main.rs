@@ -9,5 +9,8 @@ mod cli;
 mod config;
 mod conventions;
 mod durability;
+mod goals;
 mod plugins;
+mod scheduler;
 mod system;
+mod triggers;

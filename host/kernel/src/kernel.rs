@@ -30,10 +30,17 @@ pub struct Kernel {
     config_path: PathBuf,
     overrides: Overrides,
     config: RwLock<Arc<Config>>,
-    store: Store,
-    events: crate::events::EventBus,
+    pub(crate) store: Store,
+    pub(crate) events: crate::events::EventBus,
     plugins: crate::plugins::Registry,
     started: Instant,
+    // --- Scheduler (issue 5) ---
+    /// The cron engine, once [`Kernel::start_scheduler`] ran.
+    pub(crate) scheduler: std::sync::OnceLock<talon_scheduler::Engine>,
+    /// Serializes cron edits so the engine sees them in commit order.
+    pub(crate) cron_edit: tokio::sync::Mutex<()>,
+    /// Event triggers, written through to the store.
+    pub(crate) triggers: std::sync::RwLock<Vec<crate::triggers::Trigger>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -69,6 +76,9 @@ impl Kernel {
             events: crate::events::EventBus::new(),
             plugins,
             started: Instant::now(),
+            scheduler: std::sync::OnceLock::new(),
+            cron_edit: tokio::sync::Mutex::new(()),
+            triggers: std::sync::RwLock::new(Vec::new()),
         })
     }
 
@@ -474,7 +484,7 @@ impl Kernel {
 }
 
 /// Runs blocking kernel work (files, store) off the async worker threads.
-async fn blocking_kernel<T, F>(f: F) -> Result<T, KernelError>
+pub(crate) async fn blocking_kernel<T, F>(f: F) -> Result<T, KernelError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, KernelError> + Send + 'static,

@@ -8,14 +8,19 @@
 pub mod agents;
 pub mod audit;
 pub mod config;
+pub mod cron;
 pub mod error;
 pub mod events;
+pub mod goals;
 pub mod home;
 pub mod kernel;
 pub mod memory;
 pub mod plugins;
+pub mod scheduling;
 pub mod store;
+pub mod triggers;
 pub mod uploads;
+pub mod workflows;
 pub mod workspace;
 
 pub use error::KernelError;
