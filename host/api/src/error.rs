@@ -34,6 +34,21 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// 412: the agent's model provider has no API key configured.
+    #[error("{0}")]
+    ProviderAuthMissing(String),
+    /// 429: a spending limit is reached.
+    #[error("{0}")]
+    BudgetExceeded(String),
+    /// 502, 503 or 504: the model provider failed, is shut off by its
+    /// circuit breaker, or timed out.
+    #[error("{message}")]
+    Upstream {
+        /// 502, 503 or 504.
+        status: StatusCode,
+        /// What happened.
+        message: String,
+    },
     /// 500: something failed on our side. The detail is logged, not sent.
     #[error("internal server error")]
     Internal(String),
@@ -51,6 +66,9 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ProviderAuthMissing(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::BudgetExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +112,26 @@ impl From<KernelError> for ApiError {
                 other => ApiError::BadRequest(other.to_string()),
             },
             KernelError::Store(e) => ApiError::Internal(e.to_string()),
+            KernelError::BudgetExceeded(m) => ApiError::BudgetExceeded(m),
+            KernelError::Llm(e) => e.into(),
         }
+    }
+}
+
+impl From<talon_llm::LlmError> for ApiError {
+    fn from(e: talon_llm::LlmError) -> Self {
+        use talon_llm::LlmError as L;
+        let message = e.to_string();
+        let status = match e {
+            L::MissingApiKey { .. } => return ApiError::ProviderAuthMissing(message),
+            L::UnknownProvider { .. } | L::UnknownModel { .. } | L::InvalidRequest { .. } => {
+                return ApiError::BadRequest(message);
+            }
+            L::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            L::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            L::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::Upstream { status, message }
     }
 }

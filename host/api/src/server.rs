@@ -21,8 +21,8 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agents, audit, config, cron, files, goals, logs, memory, plugins, skills, system, tools,
-    triggers, workflows,
+    agents, audit, config, cron, files, goals, logs, memory, messages, models, openai, plugins,
+    sessions, skills, system, tools, triggers, usage, workflows,
 };
 use crate::state::AppState;
 
@@ -47,6 +47,48 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::bulk_start))
         .routes(routes!(agents::bulk_stop))
         .routes(routes!(agents::clone_agent))
+        .routes(routes!(agents::patch_agent))
+        .routes(routes!(agents::update_agent))
+        .routes(routes!(agents::set_mode))
+        .routes(routes!(agents::set_model))
+        .routes(routes!(agents::get_tools, agents::put_tools))
+        .routes(routes!(agents::get_skills, agents::put_skills))
+        .routes(routes!(agents::traces))
+        .routes(routes!(agents::metrics))
+        .routes(routes!(messages::message))
+        .routes(routes!(messages::message_stream))
+        .routes(routes!(messages::attach))
+        .routes(routes!(messages::attach_session))
+        .routes(routes!(messages::stop))
+        .routes(routes!(messages::interrupt))
+        .routes(routes!(sessions::current))
+        .routes(routes!(sessions::list_for_agent, sessions::create))
+        .routes(routes!(sessions::switch))
+        .routes(routes!(sessions::by_label))
+        .routes(routes!(sessions::clear_history))
+        .routes(routes!(sessions::reset))
+        .routes(routes!(sessions::compact))
+        .routes(routes!(sessions::trajectory))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::search))
+        .routes(routes!(sessions::cleanup))
+        .routes(routes!(sessions::get, sessions::delete))
+        .routes(routes!(sessions::label))
+        .routes(routes!(models::list))
+        .routes(routes!(models::aliases))
+        .routes(routes!(models::providers))
+        .routes(routes!(models::provider))
+        .routes(routes!(models::breaker_status))
+        .routes(routes!(models::breaker_reset))
+        .routes(routes!(usage::usage))
+        .routes(routes!(usage::summary))
+        .routes(routes!(usage::by_model))
+        .routes(routes!(usage::daily))
+        .routes(routes!(usage::budget, usage::set_budget))
+        .routes(routes!(usage::agents))
+        .routes(routes!(usage::agent, usage::set_agent))
+        .routes(routes!(openai::chat_completions))
+        .routes(routes!(openai::models))
         .routes(routes!(memory::export))
         .routes(routes!(memory::import))
         .merge(large_body_routes())
@@ -153,6 +195,8 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(doc);
     let router = routes
         .route("/", get(system::root))
+        // Model ids may contain slashes, which a `{id}` segment cannot hold.
+        .route("/api/models/{*id}", get(models::get))
         .route(
             "/api/openapi.json",
             get(move || {

@@ -88,6 +88,35 @@ default = 4
 # unless enabled and the tool is listed here ("*" allows every tool).
 enabled = false
 allowlist = []
+
+[agents]
+# Most model calls one turn may make before it stops with what it has.
+max_iterations = 20
+# A session is compacted (older messages summarized by the model) when its
+# estimated size passes this share of the model's context window.
+compact_at_ratio = 0.8
+# Messages kept verbatim when a session is compacted.
+compact_keep_recent = 20
+# Context window assumed for models the catalog does not know, in tokens.
+default_context_window = 128000
+
+[llm]
+# Attempts per model call (1 = no retries) on 429, 5xx and connection errors.
+max_attempts = 3
+# First retry delay in milliseconds; later retries back off exponentially.
+retry_base_delay_ms = 500
+# Consecutive failures that open a provider's circuit breaker, and how long
+# it stays open before a probe call is let through.
+breaker_failure_threshold = 5
+breaker_cooldown_secs = 30
+# Longest wait for a whole (non-streamed) answer, in seconds.
+request_timeout_secs = 300
+
+[budget]
+# Spending limits over all agents in USD (0 = no limit). A turn that would
+# start past a limit is refused with 402.
+daily_limit_usd = 0.0
+monthly_limit_usd = 0.0
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -155,6 +184,12 @@ pub struct Config {
     pub tool_invoke: ToolInvokeConfig,
     /// Cron jobs and schedules.
     pub scheduler: SchedulerConfig,
+    /// The agent loop.
+    pub agents: AgentsConfig,
+    /// Calls to model providers.
+    pub llm: LlmConfig,
+    /// Global spending limits.
+    pub budget: BudgetConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -180,6 +215,69 @@ impl Default for SchedulerConfig {
             lanes: [("default".to_string(), 4)].into_iter().collect(),
         }
     }
+}
+
+/// How the agent loop runs turns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Most model calls one turn may make.
+    pub max_iterations: u32,
+    /// Share of the context window past which a session is compacted.
+    pub compact_at_ratio: f64,
+    /// Messages kept verbatim by compaction.
+    pub compact_keep_recent: usize,
+    /// Context window of models the catalog does not know, in tokens.
+    pub default_context_window: u32,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        Self {
+            max_iterations: 20,
+            compact_at_ratio: 0.8,
+            compact_keep_recent: 20,
+            default_context_window: 128_000,
+        }
+    }
+}
+
+/// Retries, timeouts and circuit breaking of model calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds.
+    pub retry_base_delay_ms: u64,
+    /// Consecutive failures that open a provider's breaker.
+    pub breaker_failure_threshold: u32,
+    /// Seconds an open breaker waits before letting a probe through.
+    pub breaker_cooldown_secs: u64,
+    /// Longest wait for a whole answer, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_base_delay_ms: 500,
+            breaker_failure_threshold: 5,
+            breaker_cooldown_secs: 30,
+            request_timeout_secs: 300,
+        }
+    }
+}
+
+/// Spending limits over all agents; 0 means none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Most USD spent per UTC day.
+    pub daily_limit_usd: f64,
+    /// Most USD spent per UTC month.
+    pub monthly_limit_usd: f64,
 }
 
 /// Plugin trust store and resource ceilings.
@@ -267,6 +365,9 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             tool_invoke: ToolInvokeConfig::default(),
             scheduler: SchedulerConfig::default(),
+            agents: AgentsConfig::default(),
+            llm: LlmConfig::default(),
+            budget: BudgetConfig::default(),
         }
     }
 }
@@ -298,6 +399,12 @@ const RESTART_KEYS: &[&str] = &[
     // The scheduler engine is built once at start with these.
     "scheduler.grace_secs",
     "scheduler.missed_policy",
+    // Breakers and connection pools are built once, at start.
+    "llm.max_attempts",
+    "llm.retry_base_delay_ms",
+    "llm.breaker_failure_threshold",
+    "llm.breaker_cooldown_secs",
+    "llm.request_timeout_secs",
 ];
 
 impl Config {
@@ -353,6 +460,21 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "scheduler.lanes.{lane} must be at least 1"
             )));
+        }
+        if self.agents.max_iterations == 0 || self.llm.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "agents.max_iterations and llm.max_attempts must be at least 1".into(),
+            ));
+        }
+        if !(0.1..=1.0).contains(&self.agents.compact_at_ratio) {
+            return Err(ConfigError::Invalid(
+                "agents.compact_at_ratio must be between 0.1 and 1.0".into(),
+            ));
+        }
+        if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {
+            return Err(ConfigError::Invalid(
+                "budget limits must not be negative".into(),
+            ));
         }
         if self.limits.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
@@ -512,7 +634,7 @@ fn schema_has_key(parts: &[&str]) -> bool {
     !value.is_object()
 }
 
-fn json_to_toml(value: &serde_json::Value) -> Option<toml_edit::Value> {
+pub(crate) fn json_to_toml(value: &serde_json::Value) -> Option<toml_edit::Value> {
     use serde_json::Value as J;
     Some(match value {
         J::Null => return None,

@@ -24,4 +24,10 @@ pub enum KernelError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A model provider could not answer.
+    #[error(transparent)]
+    Llm(#[from] talon_llm::LlmError),
+    /// A spending limit was reached; the message names it.
+    #[error("{0}")]
+    BudgetExceeded(String),
 }

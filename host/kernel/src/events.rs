@@ -72,6 +72,17 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A turn of an agent ended and was recorded.
+    TurnCompleted {
+        /// The agent.
+        agent_id: String,
+        /// The session.
+        session_id: String,
+        /// How it ended.
+        status: crate::sessions::TurnStatus,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// The bus; cheap to clone.

@@ -33,6 +33,8 @@ pub struct Kernel {
     pub(crate) store: Store,
     pub(crate) events: crate::events::EventBus,
     plugins: crate::plugins::Registry,
+    llm: talon_llm::LlmClient,
+    live: crate::live::LiveSessions,
     started: Instant,
     // --- Scheduler (issue 5) ---
     /// The cron engine, once [`Kernel::start_scheduler`] ran.
@@ -67,6 +69,7 @@ impl Kernel {
         let config = apply_overrides(config, &overrides)?;
         let store = Store::open(&home.database_file())?;
         let plugins = crate::plugins::runtime_for(&home, &config, &store)?;
+        let llm = crate::llm::client(&config);
         Ok(Self {
             home,
             config_path,
@@ -75,6 +78,8 @@ impl Kernel {
             store,
             events: crate::events::EventBus::new(),
             plugins,
+            llm,
+            live: crate::live::LiveSessions::default(),
             started: Instant::now(),
             scheduler: std::sync::OnceLock::new(),
             cron_edit: tokio::sync::Mutex::new(()),
@@ -118,6 +123,16 @@ impl Kernel {
 
     pub(crate) fn registry(&self) -> &crate::plugins::Registry {
         &self.plugins
+    }
+
+    /// The model providers, their catalog and circuit breakers.
+    pub fn llm(&self) -> &talon_llm::LlmClient {
+        &self.llm
+    }
+
+    /// Turns in flight and their watchers.
+    pub fn live(&self) -> &crate::live::LiveSessions {
+        &self.live
     }
 
     /// The event bus.
@@ -212,6 +227,9 @@ impl Kernel {
             state: AgentState::Running,
             created_at: now,
             last_active: now,
+            session_id: None,
+            mode: agents::AgentMode::Normal,
+            budget: agents::AgentBudget::default(),
         };
         let store = self.store.clone();
         let stored = record.clone();
@@ -255,6 +273,7 @@ impl Kernel {
         let existed = entry.is_some();
         if let Some(entry) = entry {
             tracing::info!(agent_id = %id, "agent killed");
+            self.live.forget_agent(id);
             // The workspace goes with the agent, like its memory.
             let workspace = self.home.workspace(&id);
             if let Err(e) = tokio::fs::remove_dir_all(&workspace).await {
@@ -414,6 +433,26 @@ impl Kernel {
             Ok((upload, bytes))
         })
         .await
+    }
+
+    /// Turns uploads referenced by a message into content blocks. Each must
+    /// have been uploaded to this agent; files the model cannot read are skipped.
+    pub async fn attachment_parts(
+        &self,
+        agent: Uuid,
+        file_ids: Vec<Uuid>,
+    ) -> Result<Vec<talon_llm::ContentPart>, KernelError> {
+        let mut parts = Vec::new();
+        for id in file_ids {
+            let (upload, bytes) = self.get_upload(id).await?;
+            if upload.agent_id != agent {
+                return Err(KernelError::Forbidden(format!(
+                    "upload {id} belongs to another agent"
+                )));
+            }
+            parts.extend(uploads::attachment_part(&upload, &bytes));
+        }
+        Ok(parts)
     }
 
     /// Starts or stops an agent.

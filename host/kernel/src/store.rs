@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 /// The schema version this build writes.
 ///
@@ -32,6 +32,16 @@ pub(crate) const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("a
 /// The audit hash chain by sequence number: each entry's hash, then the bytes
 /// it covers (see [`crate::audit`]).
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v2");
+/// Agent ids by agent name, so names stay unique without scanning every agent.
+pub(crate) const AGENT_NAMES: TableDefinition<&str, &str> = TableDefinition::new("agent_names.v1");
+/// Sessions by id: JSON [`crate::sessions::SessionRecord`].
+pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions.v1");
+/// Session messages by (session id, sequence number): JSON [`crate::sessions::StoredMessage`].
+pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("messages.v1");
+/// The record of every turn by (agent id, turn id; v7 ids sort by time):
+/// JSON [`crate::sessions::TurnRecord`]. Traces, usage and budgets read it.
+pub(crate) const TURNS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("turns.v1");
 /// Uploaded attachments' metadata by upload id: JSON [`crate::uploads::Upload`].
 pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads.v1");
 
@@ -134,6 +144,26 @@ const MIGRATIONS: &[Migration] = &[
         description: "create uploads.v1",
         apply: |tx| {
             tx.open_table(UPLOADS)?;
+            Ok(())
+        },
+    },
+    Migration {
+        to: 4,
+        description: "create sessions.v1, messages.v1, turns.v1; index agent names in agent_names.v1",
+        apply: |tx| {
+            tx.open_table(SESSIONS)?;
+            tx.open_table(MESSAGES)?;
+            tx.open_table(TURNS)?;
+            let agents = tx.open_table(AGENTS)?;
+            let mut names = tx.open_table(AGENT_NAMES)?;
+            for entry in agents.iter()? {
+                let (id, value) = entry?;
+                // Only the name is needed; records of any older shape have one.
+                let record: serde_json::Value = decode("agents.v1", value.value())?;
+                if let Some(name) = record.pointer("/manifest/name").and_then(|n| n.as_str()) {
+                    names.insert(name, id.value())?;
+                }
+            }
             Ok(())
         },
     },

@@ -46,7 +46,8 @@ fn summary(a: &AgentRecord) -> serde_json::Value {
         "id": a.id,
         "name": a.name(),
         "state": a.state,
-        "mode": "normal",
+        "mode": a.mode,
+        "session_id": a.session_id,
         "created_at": a.created_at,
         "last_active": a.last_active,
         "model_provider": a.manifest.model.provider,
@@ -332,4 +333,319 @@ pub async fn clone_agent(
             name: record.name().to_string(),
         }),
     ))
+}
+
+/// Body of `PATCH /api/agents/{id}` and `PUT /api/agents/{id}/update`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPatch {
+    /// New name (must be unused).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New system prompt.
+    pub system_prompt: Option<String>,
+    /// New tags.
+    pub tags: Option<Vec<String>>,
+}
+
+impl AgentPatch {
+    fn edits(self) -> Vec<(String, serde_json::Value)> {
+        let mut edits = Vec::new();
+        if let Some(v) = self.name {
+            edits.push(("name".to_string(), v.into()));
+        }
+        if let Some(v) = self.description {
+            edits.push(("description".to_string(), v.into()));
+        }
+        if let Some(v) = self.system_prompt {
+            edits.push(("system_prompt".to_string(), v.into()));
+        }
+        if let Some(v) = self.tags {
+            edits.push(("tags".to_string(), v.into()));
+        }
+        edits
+    }
+}
+
+async fn patch_with(
+    state: &AppState,
+    id: Uuid,
+    edits: Vec<(String, serde_json::Value)>,
+) -> Result<AgentRecord, ApiError> {
+    if edits.is_empty() {
+        return Err(ApiError::BadRequest("nothing to change".into()));
+    }
+    Ok(state.kernel.edit_agent_manifest(id, edits).await?)
+}
+
+/// Changes an agent's name, description, system prompt or tags.
+#[utoipa::path(patch, path = "/api/agents/{id}", tag = "agents", request_body = AgentPatch,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "The agent", body = Object),
+              (status = 400, description = "Nothing to change or invalid value"),
+              (status = 404, description = "No such agent"), (status = 409, description = "Name taken")))]
+pub async fn patch_agent(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<AgentPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(detail(&patch_with(&state, id, body.edits()).await?)))
+}
+
+/// The same change as `PATCH /api/agents/{id}`, answered as the reference does.
+#[utoipa::path(put, path = "/api/agents/{id}/update", tag = "agents", request_body = AgentPatch,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, agent_id}`", body = Object),
+              (status = 404, description = "No such agent")))]
+pub async fn update_agent(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<AgentPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    patch_with(&state, id, body.edits()).await?;
+    Ok(Json(
+        serde_json::json!({ "status": "updated", "agent_id": id }),
+    ))
+}
+
+/// Body of `PUT /api/agents/{id}/mode`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModeRequest {
+    /// `Normal` or `Stable`.
+    pub mode: String,
+}
+
+/// Sets the agent's mode: Stable pins the model and freezes the skills.
+#[utoipa::path(put, path = "/api/agents/{id}/mode", tag = "agents", request_body = ModeRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, mode, agent_id}`", body = Object),
+              (status = 400, description = "Unknown mode"), (status = 404, description = "No such agent")))]
+pub async fn set_mode(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ModeRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use talon_kernel::agents::AgentMode;
+    let mode = match body.mode.to_ascii_lowercase().as_str() {
+        "normal" => AgentMode::Normal,
+        "stable" => AgentMode::Stable,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "mode must be Normal or Stable, not `{other}`"
+            )));
+        }
+    };
+    state.kernel.set_agent_mode(id, mode).await?;
+    Ok(Json(
+        serde_json::json!({ "status": "updated", "mode": format!("{mode:?}"), "agent_id": id }),
+    ))
+}
+
+/// Body of `PUT /api/agents/{id}/model`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRequest {
+    /// Model id or alias.
+    pub model: String,
+    /// Provider; when absent, the catalog's provider for the model (or the current one).
+    pub provider: Option<String>,
+}
+
+/// Switches the agent's model (refused in Stable mode).
+#[utoipa::path(put, path = "/api/agents/{id}/model", tag = "agents", request_body = ModelRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, model, provider}`", body = Object),
+              (status = 400, description = "Unknown provider"), (status = 404, description = "No such agent"),
+              (status = 409, description = "Stable mode")))]
+pub async fn set_model(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ModelRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.model.trim().is_empty() {
+        return Err(ApiError::BadRequest("model must not be empty".into()));
+    }
+    let current = state.kernel.agent(id).await?;
+    let provider = match body.provider {
+        Some(p) => {
+            state
+                .kernel
+                .llm()
+                .provider(&p)
+                .map_err(ApiError::from)?
+                .name
+        }
+        None => state
+            .kernel
+            .llm()
+            .find_model(&body.model)
+            .map(|m| m.provider)
+            .unwrap_or(current.manifest.model.provider),
+    };
+    let record = state
+        .kernel
+        .edit_agent_manifest(
+            id,
+            vec![
+                ("model.model".into(), body.model.clone().into()),
+                ("model.provider".into(), provider.clone().into()),
+            ],
+        )
+        .await?;
+    Ok(Json(serde_json::json!({
+        "status": "updated", "model": record.manifest.model.model, "provider": provider,
+    })))
+}
+
+/// Body of the tools and skills replacements.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NamesRequest {
+    /// Tool names (for `/tools`).
+    pub tools: Option<Vec<String>>,
+    /// Skill names (for `/skills`).
+    pub skills: Option<Vec<String>>,
+}
+
+/// The tools an agent may call.
+#[utoipa::path(get, path = "/api/agents/{id}/tools", tag = "agents",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{tools, available}`", body = Object), (status = 404, description = "No such agent")))]
+pub async fn get_tools(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = state.kernel.agent(id).await?;
+    let loaded: Vec<String> = state.kernel.tools().into_iter().map(|t| t.name).collect();
+    let available: Vec<&String> = agent
+        .manifest
+        .capabilities
+        .tools
+        .iter()
+        .filter(|t| loaded.contains(t) || *t == talon_kernel::turn::NOTIFY_OWNER)
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "tools": agent.manifest.capabilities.tools, "available": available }),
+    ))
+}
+
+/// Replaces the tools an agent may call.
+#[utoipa::path(put, path = "/api/agents/{id}/tools", tag = "agents", request_body = NamesRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, tools}`", body = Object),
+              (status = 400, description = "Missing `tools`"), (status = 404, description = "No such agent")))]
+pub async fn put_tools(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NamesRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let tools = body
+        .tools
+        .ok_or_else(|| ApiError::BadRequest("body must be {\"tools\": [...]}".into()))?;
+    let record = patch_with(
+        &state,
+        id,
+        vec![("capabilities.tools".into(), tools.into())],
+    )
+    .await?;
+    Ok(Json(
+        serde_json::json!({ "status": "updated", "tools": record.manifest.capabilities.tools }),
+    ))
+}
+
+/// The skills an agent uses.
+#[utoipa::path(get, path = "/api/agents/{id}/skills", tag = "agents",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{skills}`", body = Object), (status = 404, description = "No such agent")))]
+pub async fn get_skills(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = state.kernel.agent(id).await?;
+    Ok(Json(serde_json::json!({ "skills": agent.manifest.skills })))
+}
+
+/// Replaces the skills an agent uses (refused in Stable mode).
+#[utoipa::path(put, path = "/api/agents/{id}/skills", tag = "agents", request_body = NamesRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, skills}`", body = Object),
+              (status = 400, description = "Missing `skills`"), (status = 404, description = "No such agent"),
+              (status = 409, description = "Stable mode")))]
+pub async fn put_skills(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NamesRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let skills = body
+        .skills
+        .ok_or_else(|| ApiError::BadRequest("body must be {\"skills\": [...]}".into()))?;
+    let record = patch_with(&state, id, vec![("skills".into(), skills.into())]).await?;
+    Ok(Json(
+        serde_json::json!({ "status": "updated", "skills": record.manifest.skills }),
+    ))
+}
+
+/// Query of traces.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TracesQuery {
+    /// At most this many turns (default 20, at most 500).
+    pub limit: Option<usize>,
+}
+
+/// The agent's latest turns: model calls, tool calls, tokens, cost, timings.
+#[utoipa::path(get, path = "/api/agents/{id}/traces", tag = "agents", params(("id" = Uuid, Path, description = "Agent id"), TracesQuery),
+    responses((status = 200, description = "`{traces: [turn]}` newest first", body = Object), (status = 404, description = "No such agent")))]
+pub async fn traces(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(query): Query<TracesQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = query.limit.unwrap_or(20).clamp(1, 500);
+    let turns = state.kernel.turns(id, limit).await?;
+    Ok(Json(serde_json::json!({ "traces": turns })))
+}
+
+/// Totals over every recorded turn of the agent.
+#[utoipa::path(get, path = "/api/agents/{id}/metrics", tag = "agents", params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "Token, cost, latency and error figures", body = Object), (status = 404, description = "No such agent")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use talon_kernel::sessions::TurnStatus;
+    let turns = state.kernel.turns(id, usize::MAX).await?;
+    let count = turns.len();
+    let failed = turns
+        .iter()
+        .filter(|t| t.status == TurnStatus::Failed)
+        .count();
+    let tool_calls: usize = turns.iter().map(|t| t.tool_calls.len()).sum();
+    let tool_errors: usize = turns
+        .iter()
+        .flat_map(|t| &t.tool_calls)
+        .filter(|c| c.is_error)
+        .count();
+    let mut durations: Vec<u64> = turns.iter().map(|t| t.duration_ms).collect();
+    durations.sort_unstable();
+    let percentile = |p: f64| -> u64 {
+        if durations.is_empty() {
+            0
+        } else {
+            durations[((durations.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    Ok(Json(serde_json::json!({
+        "agent_id": id,
+        "turns": count,
+        "failed_turns": failed,
+        "error_rate": if count == 0 { 0.0 } else { failed as f64 / count as f64 },
+        "input_tokens": turns.iter().map(|t| t.input_tokens).sum::<u64>(),
+        "output_tokens": turns.iter().map(|t| t.output_tokens).sum::<u64>(),
+        "cost_usd": turns.iter().map(|t| t.cost_usd).sum::<f64>(),
+        "iterations": turns.iter().map(|t| u64::from(t.iterations)).sum::<u64>(),
+        "tool_calls": tool_calls,
+        "tool_errors": tool_errors,
+        "latency_ms": { "p50": percentile(0.5), "p99": percentile(0.99) },
+    })))
 }

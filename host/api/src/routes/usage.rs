@@ -1,0 +1,306 @@
+//! Usage and budgets, computed from the recorded turns.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use talon_kernel::sessions::TurnRecord;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+/// Query of `GET /api/usage`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PeriodQuery {
+    /// `hour`, `day` (default), `week` or `month`.
+    pub period: Option<String>,
+}
+
+fn since(period: &str) -> Result<DateTime<Utc>, ApiError> {
+    let span = match period {
+        "hour" => Duration::hours(1),
+        "day" => Duration::days(1),
+        "week" => Duration::weeks(1),
+        "month" => Duration::days(30),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "period must be hour, day, week or month, not `{other}`"
+            )));
+        }
+    };
+    Ok(Utc::now() - span)
+}
+
+/// Turns that called a model (compactions included: they cost tokens too).
+fn billable(turns: &[TurnRecord]) -> impl Iterator<Item = &TurnRecord> {
+    turns.iter().filter(|t| t.iterations > 0)
+}
+
+/// Token and cost totals over a period.
+#[utoipa::path(get, path = "/api/usage", tag = "usage", params(PeriodQuery),
+    responses((status = 200, description = "`{period, total_input_tokens, total_output_tokens, total_cost_usd, request_count, active_agents}`", body = Object),
+              (status = 400, description = "Unknown period")))]
+pub async fn usage(
+    State(state): State<AppState>,
+    Query(query): Query<PeriodQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let period = query.period.unwrap_or_else(|| "day".into());
+    let turns = state.kernel.turns_since(since(&period)?).await?;
+    let agents: std::collections::HashSet<Uuid> = turns.iter().map(|t| t.agent_id).collect();
+    Ok(Json(json!({
+        "period": period,
+        "total_input_tokens": billable(&turns).map(|t| t.input_tokens).sum::<u64>(),
+        "total_output_tokens": billable(&turns).map(|t| t.output_tokens).sum::<u64>(),
+        "total_cost_usd": billable(&turns).map(|t| t.cost_usd).sum::<f64>(),
+        "request_count": billable(&turns).map(|t| u64::from(t.iterations)).sum::<u64>(),
+        "turn_count": turns.len(),
+        "active_agents": agents.len(),
+    })))
+}
+
+/// Today's totals and the budget standing.
+#[utoipa::path(get, path = "/api/usage/summary", tag = "usage",
+    responses((status = 200, description = "`{today: {...}, month: {...}, budget: {...}}`", body = Object)))]
+pub async fn summary(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let day_start = Utc::now() - Duration::days(1);
+    let turns = state.kernel.turns_since(day_start).await?;
+    let spend = state.kernel.spending(None).await?;
+    let budget = state.kernel.config().budget.clone();
+    Ok(Json(json!({
+        "today": {
+            "input_tokens": billable(&turns).map(|t| t.input_tokens).sum::<u64>(),
+            "output_tokens": billable(&turns).map(|t| t.output_tokens).sum::<u64>(),
+            "cost_usd": spend.today_all,
+            "requests": billable(&turns).map(|t| u64::from(t.iterations)).sum::<u64>(),
+        },
+        "month": { "cost_usd": spend.month_all },
+        "budget": { "daily_limit_usd": budget.daily_limit_usd, "monthly_limit_usd": budget.monthly_limit_usd },
+    })))
+}
+
+/// Totals per provider and model over the last 30 days.
+#[utoipa::path(get, path = "/api/usage/by-model", tag = "usage",
+    responses((status = 200, description = "`{models: [{model, provider, input_tokens, output_tokens, cost_usd, request_count}]}`", body = Object)))]
+pub async fn by_model(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let turns = state
+        .kernel
+        .turns_since(Utc::now() - Duration::days(30))
+        .await?;
+    let mut rows: BTreeMap<(String, String), (u64, u64, f64, u64)> = BTreeMap::new();
+    for t in billable(&turns) {
+        let row = rows
+            .entry((t.provider.clone(), t.model.clone()))
+            .or_default();
+        row.0 += t.input_tokens;
+        row.1 += t.output_tokens;
+        row.2 += t.cost_usd;
+        row.3 += u64::from(t.iterations);
+    }
+    let models: Vec<_> = rows
+        .into_iter()
+        .map(|((provider, model), (i, o, c, n))| {
+            json!({ "model": model, "provider": provider, "input_tokens": i, "output_tokens": o, "cost_usd": c, "request_count": n })
+        })
+        .collect();
+    Ok(Json(json!({ "models": models })))
+}
+
+/// Totals per UTC day over the last 30 days.
+#[utoipa::path(get, path = "/api/usage/daily", tag = "usage",
+    responses((status = 200, description = "`{days: [{date, input_tokens, output_tokens, cost_usd, requests}]}`", body = Object)))]
+pub async fn daily(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let turns = state
+        .kernel
+        .turns_since(Utc::now() - Duration::days(30))
+        .await?;
+    let mut days: BTreeMap<String, (u64, u64, f64, u64)> = BTreeMap::new();
+    for t in billable(&turns) {
+        let row = days
+            .entry(t.started_at.date_naive().to_string())
+            .or_default();
+        row.0 += t.input_tokens;
+        row.1 += t.output_tokens;
+        row.2 += t.cost_usd;
+        row.3 += u64::from(t.iterations);
+    }
+    let days: Vec<_> = days
+        .into_iter()
+        .map(|(date, (i, o, c, n))| json!({ "date": date, "input_tokens": i, "output_tokens": o, "cost_usd": c, "requests": n }))
+        .collect();
+    Ok(Json(json!({ "days": days })))
+}
+
+fn status(spent: f64, limit: f64) -> &'static str {
+    if limit <= 0.0 {
+        "ok"
+    } else if spent >= limit {
+        "exceeded"
+    } else if spent >= limit * 0.8 {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+/// The global budget and what has been spent.
+#[utoipa::path(get, path = "/api/budget", tag = "usage",
+    responses((status = 200, description = "`{daily_limit_usd, monthly_limit_usd, today_spent_usd, month_spent_usd, status}`", body = Object)))]
+pub async fn budget(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let budget = state.kernel.config().budget.clone();
+    let spend = state.kernel.spending(None).await?;
+    let worst = [
+        status(spend.today_all, budget.daily_limit_usd),
+        status(spend.month_all, budget.monthly_limit_usd),
+    ]
+    .into_iter()
+    .max_by_key(|s| match *s {
+        "exceeded" => 2,
+        "warning" => 1,
+        _ => 0,
+    })
+    .unwrap_or("ok");
+    Ok(Json(json!({
+        "daily_limit_usd": budget.daily_limit_usd,
+        "monthly_limit_usd": budget.monthly_limit_usd,
+        "today_spent_usd": spend.today_all,
+        "month_spent_usd": spend.month_all,
+        "status": worst,
+    })))
+}
+
+/// Body of the budget updates; 0 removes a limit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetUpdate {
+    /// USD per UTC day.
+    pub daily_limit_usd: Option<f64>,
+    /// USD per UTC month.
+    pub monthly_limit_usd: Option<f64>,
+}
+
+fn check_limit(value: Option<f64>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(ApiError::BadRequest(
+            "limits must be finite and not negative (0 removes a limit)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Sets the global limits (written to `config.toml`).
+#[utoipa::path(put, path = "/api/budget", tag = "usage", request_body = BudgetUpdate,
+    responses((status = 200, description = "The budget as `GET /api/budget` shows it", body = Object),
+              (status = 400, description = "Negative or missing limits")))]
+pub async fn set_budget(
+    State(state): State<AppState>,
+    Json(body): Json<BudgetUpdate>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_limit(body.daily_limit_usd)?;
+    check_limit(body.monthly_limit_usd)?;
+    if body.daily_limit_usd.is_none() && body.monthly_limit_usd.is_none() {
+        return Err(ApiError::BadRequest("nothing to change".into()));
+    }
+    if let Some(v) = body.daily_limit_usd {
+        state
+            .kernel
+            .set_config("budget.daily_limit_usd".into(), json!(v))
+            .await?;
+    }
+    if let Some(v) = body.monthly_limit_usd {
+        state
+            .kernel
+            .set_config("budget.monthly_limit_usd".into(), json!(v))
+            .await?;
+    }
+    budget(State(state)).await
+}
+
+/// Agents ranked by what they spent this month.
+#[utoipa::path(get, path = "/api/budget/agents", tag = "usage",
+    responses((status = 200, description = "`[{agent_id, agent_name, total_cost_usd, today_cost_usd}]`", body = Object)))]
+pub async fn agents(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let month = Utc::now() - Duration::days(31);
+    let day = Utc::now().date_naive();
+    let turns = state.kernel.turns_since(month).await?;
+    let mut spend: BTreeMap<Uuid, (f64, f64)> = BTreeMap::new();
+    for t in &turns {
+        let row = spend.entry(t.agent_id).or_default();
+        row.0 += t.cost_usd;
+        if t.started_at.date_naive() == day {
+            row.1 += t.cost_usd;
+        }
+    }
+    let names: BTreeMap<Uuid, String> = state
+        .kernel
+        .agents()
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.manifest.name))
+        .collect();
+    let mut rows: Vec<_> = names
+        .iter()
+        .map(|(id, name)| {
+            let (total, today) = spend.get(id).copied().unwrap_or_default();
+            (total, json!({ "agent_id": id, "agent_name": name, "total_cost_usd": total, "today_cost_usd": today }))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(Json(json!(
+        rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>()
+    )))
+}
+
+/// One agent's limits and spending.
+#[utoipa::path(get, path = "/api/budget/agents/{id}", tag = "usage", params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{agent_id, daily_limit_usd, monthly_limit_usd, today_spent_usd, month_spent_usd, status}`", body = Object),
+              (status = 404, description = "No such agent")))]
+pub async fn agent(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let record = state.kernel.agent(id).await?;
+    let spend = state.kernel.spending(Some(id)).await?;
+    let b = record.budget;
+    let worst = if status(spend.today_agent, b.daily_limit_usd) == "exceeded"
+        || status(spend.month_agent, b.monthly_limit_usd) == "exceeded"
+    {
+        "exceeded"
+    } else {
+        "ok"
+    };
+    Ok(Json(json!({
+        "agent_id": id,
+        "agent_name": record.manifest.name,
+        "daily_limit_usd": b.daily_limit_usd,
+        "monthly_limit_usd": b.monthly_limit_usd,
+        "today_spent_usd": spend.today_agent,
+        "month_spent_usd": spend.month_agent,
+        "status": worst,
+    })))
+}
+
+/// Sets one agent's limits.
+#[utoipa::path(put, path = "/api/budget/agents/{id}", tag = "usage", request_body = BudgetUpdate,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "The agent's budget", body = Object),
+              (status = 400, description = "Negative limits"), (status = 404, description = "No such agent")))]
+pub async fn set_agent(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<BudgetUpdate>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_limit(body.daily_limit_usd)?;
+    check_limit(body.monthly_limit_usd)?;
+    let current = state.kernel.agent(id).await?.budget;
+    let budget = talon_kernel::agents::AgentBudget {
+        daily_limit_usd: body.daily_limit_usd.unwrap_or(current.daily_limit_usd),
+        monthly_limit_usd: body.monthly_limit_usd.unwrap_or(current.monthly_limit_usd),
+    };
+    state.kernel.set_agent_budget(id, budget).await?;
+    agent(State(state), Path(id)).await
+}

@@ -1,0 +1,722 @@
+//! The agent loop: one turn of a conversation.
+//!
+//! System prompt and skill instructions, the session's history and the new
+//! message go to the model; the tool calls it makes run through the plugin
+//! runtime (only the tools the agent's manifest lists); their results go back;
+//! until the model answers without calling tools, the iteration limit is
+//! reached, an interrupt is seen at a tool-call boundary, or `stop` cancels
+//! the turn. The turn's messages and its record (tokens, cost, tool calls,
+//! timings) then commit in one transaction.
+//!
+//! Turns run in their own task: a client that disconnects does not cut a
+//! turn in half, and what it did is still recorded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Datelike, TimeZone, Utc};
+use futures::StreamExt;
+use talon_llm::{
+    CompletionRequest, CompletionResponse, ContentPart, Message, ResponseBuilder, Role,
+    StreamEvent, Target, ToolSpec,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::agents::{AgentRecord, AgentState};
+use crate::kernel::blocking_kernel;
+use crate::live::{LiveSession, TurnEvent, TurnReply};
+use crate::sessions::{self, SessionRecord, ToolCallTrace, TurnRecord, TurnStatus};
+use crate::store;
+use crate::{Kernel, KernelError};
+
+/// Longest tool output handed back to the model, in characters.
+pub const MAX_TOOL_OUTPUT_CHARS: usize = 200_000;
+/// How often the same call (tool and arguments) may run in one turn.
+const MAX_IDENTICAL_CALLS: usize = 2;
+/// The built-in tool for private notes to the agent's owner.
+pub const NOTIFY_OWNER: &str = "notify_owner";
+
+/// A message for an agent.
+#[derive(Debug, Clone, Default)]
+pub struct MessageInput {
+    /// The text.
+    pub text: String,
+    /// The session to use instead of the agent's current one.
+    pub session_id: Option<Uuid>,
+    /// Further content: attachments resolved to text and images.
+    pub parts: Vec<ContentPart>,
+}
+
+/// A turn started by [`Kernel::start_turn`].
+#[derive(Debug)]
+pub struct StartedTurn {
+    /// The session it runs in.
+    pub session_id: Uuid,
+    /// Its events, ending with `Done` or `Failed` (only when asked for).
+    pub events: Option<mpsc::UnboundedReceiver<TurnEvent>>,
+    /// Its outcome.
+    pub outcome: tokio::task::JoinHandle<Result<TurnReply, KernelError>>,
+}
+
+/// Where a running turn's events go.
+struct Sink {
+    caller: Option<mpsc::UnboundedSender<TurnEvent>>,
+    live: Arc<LiveSession>,
+}
+
+impl Sink {
+    fn emit(&self, event: TurnEvent) {
+        self.live.publish(&event);
+        if let Some(caller) = &self.caller {
+            let _ = caller.send(event);
+        }
+    }
+
+    fn phase(&self, phase: &str, detail: Option<String>) {
+        self.emit(TurnEvent::Phase {
+            phase: phase.to_string(),
+            detail,
+        });
+    }
+
+    /// Whether anyone reads text deltas (else the blocking API is used).
+    fn streaming(&self) -> bool {
+        self.caller.is_some() || self.live.watched()
+    }
+}
+
+fn estimate_tokens(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| {
+            let text: usize = m
+                .content
+                .iter()
+                .map(|p| match p {
+                    ContentPart::Text { text } => text.len(),
+                    ContentPart::Image { .. } => 4_000,
+                })
+                .sum();
+            let calls: usize = m
+                .tool_calls
+                .iter()
+                .map(|c| c.name.len() + c.arguments.len())
+                .sum();
+            (text + calls) / 4 + 8
+        })
+        .sum()
+}
+
+fn truncate(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+        text.push_str("\n[output truncated]");
+    }
+    text
+}
+
+impl Kernel {
+    /// Sends a message and waits for the turn's reply.
+    pub async fn send_message(
+        self: &Arc<Self>,
+        agent: Uuid,
+        input: MessageInput,
+    ) -> Result<TurnReply, KernelError> {
+        let started = self.start_turn(agent, input, false).await?;
+        started
+            .outcome
+            .await
+            .map_err(|e| KernelError::Store(store::StoreError::Task(e.to_string())))?
+    }
+
+    /// Checks what can be checked before a turn (the agent runs, the session
+    /// exists, the model is configured with a key, the budget allows it) and
+    /// starts it in its own task.
+    pub async fn start_turn(
+        self: &Arc<Self>,
+        agent_id: Uuid,
+        input: MessageInput,
+        with_events: bool,
+    ) -> Result<StartedTurn, KernelError> {
+        if input.text.trim().is_empty() && input.parts.is_empty() {
+            return Err(KernelError::Invalid("the message is empty".into()));
+        }
+        let agent = self.agent(agent_id).await?;
+        if agent.state != AgentState::Running {
+            return Err(KernelError::Conflict(format!(
+                "agent {} is stopped; start it first",
+                agent.name()
+            )));
+        }
+        let target = crate::llm::target(&agent.manifest)?;
+        // A missing key is reported now, as the request's error, not mid-stream.
+        self.llm().api_key(&target)?;
+        self.check_budget(&agent, 0.0).await?;
+        let session = self.turn_session(agent_id, input.session_id).await?;
+        let live = self.live().get(session.id, agent_id);
+        let (caller, events) = if with_events {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let sink = Sink { caller, live };
+        let kernel = Arc::clone(self);
+        let session_id = session.id;
+        let outcome = tokio::spawn(async move {
+            let _turn = sink.live.turn_lock.lock().await;
+            let cancel = sink.live.begin();
+            let result = kernel
+                .run_turn(&agent, session_id, target, input, &sink, &cancel)
+                .await;
+            sink.live.end();
+            match &result {
+                Ok(reply) => sink.emit(TurnEvent::Done(Arc::new(reply.clone()))),
+                Err(e) => sink.emit(TurnEvent::Failed {
+                    error: e.to_string(),
+                }),
+            }
+            result
+        });
+        Ok(StartedTurn {
+            session_id,
+            events,
+            outcome,
+        })
+    }
+
+    /// The session a turn runs in: the named one (it must be the agent's),
+    /// else the agent's current one.
+    async fn turn_session(
+        &self,
+        agent: Uuid,
+        session: Option<Uuid>,
+    ) -> Result<SessionRecord, KernelError> {
+        let store = self.store().clone();
+        blocking_kernel(move || match session {
+            Some(id) => match sessions::get(&store, id)? {
+                Some(s) if s.agent_id == agent => Ok(s),
+                _ => Err(KernelError::NotFound(format!(
+                    "session {id} not found for agent {agent}"
+                ))),
+            },
+            None => sessions::current(&store, agent),
+        })
+        .await
+    }
+
+    /// The tools offered to an agent: those its manifest lists that a loaded
+    /// plugin provides, plus `notify_owner` when listed.
+    pub(crate) fn agent_tools(&self, agent: &AgentRecord) -> Vec<ToolSpec> {
+        let allowed = &agent.manifest.capabilities.tools;
+        let mut specs: Vec<ToolSpec> = self
+            .tools()
+            .into_iter()
+            .filter(|t| allowed.iter().any(|a| *a == t.name))
+            .map(|t| ToolSpec::new(t.name, t.description, t.input_schema))
+            .collect();
+        if allowed.iter().any(|a| a == NOTIFY_OWNER) {
+            specs.push(ToolSpec::new(
+                NOTIFY_OWNER,
+                "Send a private notice to this agent's owner (the operator), not shown to the user.",
+                serde_json::json!({
+                    "type": "object",
+                    "properties": {"text": {"type": "string", "description": "The notice"}},
+                    "required": ["text"]
+                }),
+            ));
+        }
+        specs
+    }
+
+    fn full_system_prompt(&self, agent: &AgentRecord) -> String {
+        let mut prompt = crate::llm::system_prompt(&agent.manifest);
+        for skill in &agent.manifest.skills {
+            if let Some(instructions) = self.skill_instructions(skill) {
+                prompt.push_str(&format!("\n\n## Skill: {skill}\n{instructions}"));
+            }
+        }
+        prompt
+    }
+
+    async fn run_turn(
+        self: &Arc<Self>,
+        agent: &AgentRecord,
+        session_id: Uuid,
+        target: Target,
+        input: MessageInput,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> Result<TurnReply, KernelError> {
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let config = self.config();
+        let model = agent.manifest.model.model.clone();
+        let user = Message {
+            role: Role::User,
+            content: std::iter::once(ContentPart::text(input.text))
+                .filter(|p| !matches!(p, ContentPart::Text { text } if text.is_empty()))
+                .chain(input.parts)
+                .collect(),
+            ..Message::user("")
+        };
+
+        let mut history = self.load_history(session_id).await?;
+        let window = self
+            .llm()
+            .find_model(&model)
+            .map_or(config.agents.default_context_window, |m| m.context_window);
+        let budget = (f64::from(window) * config.agents.compact_at_ratio) as usize;
+        if estimate_tokens(&history) + estimate_tokens(std::slice::from_ref(&user)) > budget
+            && history.len() > config.agents.compact_keep_recent
+        {
+            sink.phase("context_warning", Some("compacting the session".into()));
+            self.compact_locked(agent, session_id, &target).await?;
+            history = self.load_history(session_id).await?;
+        }
+        let stored_len = history.len();
+        history.push(user);
+
+        let system = self.full_system_prompt(agent);
+        let tools = self.agent_tools(agent);
+        let mut seen_calls: HashMap<(String, String), usize> = HashMap::new();
+        let mut notices: Vec<String> = Vec::new();
+        let mut traces: Vec<ToolCallTrace> = Vec::new();
+        let (mut input_tokens, mut output_tokens, mut cost) = (0u64, 0u64, 0.0f64);
+        let mut iterations = 0u32;
+        let mut answer = String::new();
+        let mut answered_model = model.clone();
+        let mut failure: Option<KernelError> = None;
+
+        let status = loop {
+            if iterations >= config.agents.max_iterations {
+                break TurnStatus::MaxIterations;
+            }
+            if sink.live.interrupted() {
+                break TurnStatus::Interrupted;
+            }
+            if cancel.is_cancelled() {
+                break TurnStatus::Stopped;
+            }
+            if iterations > 0
+                && let Err(e) = self.check_budget(agent, cost).await
+            {
+                answer = e.to_string();
+                break TurnStatus::BudgetExceeded;
+            }
+            let mut messages = history.clone();
+            crate::repair::repair(&mut messages);
+            let mut request = CompletionRequest::new(model.clone())
+                .with_system(system.clone())
+                .with_messages(messages);
+            request.tools = tools.clone();
+            if let Some(max) = agent.manifest.model.max_tokens {
+                request.max_tokens = max;
+            }
+            request.temperature = agent.manifest.model.temperature;
+            iterations += 1;
+            sink.phase("thinking", Some(format!("iteration {iterations}")));
+
+            let response = tokio::select! {
+                _ = cancel.cancelled() => break TurnStatus::Stopped,
+                response = self.call_model(&target, request, sink) => response,
+            };
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(e);
+                    break TurnStatus::Failed;
+                }
+            };
+            input_tokens += response.usage.input_tokens;
+            output_tokens += response.usage.output_tokens;
+            cost += self.llm().cost_usd(&model, &response.usage).unwrap_or(0.0);
+            answered_model = response.model.clone();
+            if !response.text.is_empty() {
+                answer = response.text.clone();
+            }
+            history.push(response.to_message());
+            if response.tool_calls.is_empty() {
+                break TurnStatus::Completed;
+            }
+            for call in &response.tool_calls {
+                if sink.live.interrupted() || cancel.is_cancelled() {
+                    history.push(Message::tool_error(
+                        &call.id,
+                        "not run: the turn was interrupted",
+                    ));
+                    continue;
+                }
+                let (message, trace) = self
+                    .run_tool(agent, call, &mut seen_calls, &mut notices, sink)
+                    .await;
+                history.push(message);
+                traces.push(trace);
+            }
+        };
+
+        let record = TurnRecord {
+            id: Uuid::now_v7(),
+            agent_id: agent.id,
+            session_id,
+            started_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            iterations,
+            provider: target.provider.clone(),
+            model: answered_model.clone(),
+            input_tokens,
+            output_tokens,
+            cost_usd: cost,
+            tool_calls: traces,
+            status,
+            error: failure.as_ref().map(ToString::to_string),
+        };
+        let store = self.store().clone();
+        if let Some(error) = failure {
+            // Nothing of a failed turn was acknowledged: the session stays as
+            // it was, and only the turn's record (for metrics) is kept.
+            let _ = store::blocking(move || sessions::record_turn(&store, &record)).await;
+            return Err(error);
+        }
+        let new_messages = history.split_off(stored_len);
+        blocking_kernel(move || sessions::commit_turn(&store, session_id, &new_messages, &record))
+            .await?;
+        let owner_notice = (!notices.is_empty()).then(|| notices.join("\n"));
+        if let Some(text) = &owner_notice {
+            sink.emit(TurnEvent::OwnerNotice { text: text.clone() });
+        }
+        self.events().publish(crate::events::Event::TurnCompleted {
+            agent_id: agent.id.to_string(),
+            session_id: session_id.to_string(),
+            status,
+            at: Utc::now(),
+        });
+        Ok(TurnReply {
+            response: answer,
+            session_id,
+            input_tokens,
+            output_tokens,
+            iterations,
+            cost_usd: cost,
+            status,
+            owner_notice,
+            model: answered_model,
+        })
+    }
+
+    async fn load_history(&self, session: Uuid) -> Result<Vec<Message>, KernelError> {
+        let store = self.store().clone();
+        let stored = store::blocking(move || sessions::messages(&store, session)).await?;
+        Ok(stored.into_iter().map(|m| m.message).collect())
+    }
+
+    /// One model call: streamed (deltas forwarded) when anyone watches.
+    async fn call_model(
+        &self,
+        target: &Target,
+        request: CompletionRequest,
+        sink: &Sink,
+    ) -> Result<CompletionResponse, KernelError> {
+        if !sink.streaming() {
+            return Ok(self.llm().complete(target, request).await?);
+        }
+        let model = request.model.clone();
+        let mut stream = self.llm().stream(target, request).await?;
+        sink.phase("streaming", None);
+        let mut builder = ResponseBuilder::new(model);
+        while let Some(event) = stream.next().await {
+            let event = event?;
+            if let StreamEvent::TextDelta(text) = &event {
+                sink.emit(TurnEvent::TextDelta {
+                    content: text.clone(),
+                });
+            }
+            builder.push(event)?;
+            if builder.is_done() {
+                break;
+            }
+        }
+        Ok(builder.finish()?)
+    }
+
+    /// Runs one tool call; a failure of any kind becomes an error result the
+    /// model reads, never a failed turn.
+    async fn run_tool(
+        &self,
+        agent: &AgentRecord,
+        call: &talon_llm::ToolCall,
+        seen: &mut HashMap<(String, String), usize>,
+        notices: &mut Vec<String>,
+        sink: &Sink,
+    ) -> (Message, ToolCallTrace) {
+        sink.emit(TurnEvent::ToolUse {
+            id: call.id.clone(),
+            tool: call.name.clone(),
+        });
+        let started = Instant::now();
+        let mut fuel = 0;
+        let arguments = call.parse_arguments();
+        let outcome: Result<String, String> = match &arguments {
+            Err(e) => Err(format!(
+                "the arguments of {} are not valid JSON ({e}); call it again with a JSON object matching its schema",
+                call.name
+            )),
+            Ok(args) => {
+                let key = (call.name.clone(), args.to_string());
+                let count = seen.entry(key).or_insert(0);
+                *count += 1;
+                if *count > MAX_IDENTICAL_CALLS {
+                    Err(format!(
+                        "{} was already called with these exact arguments {} times in this turn; use the earlier result or change the arguments",
+                        call.name, MAX_IDENTICAL_CALLS
+                    ))
+                } else if !agent.manifest.capabilities.tools.contains(&call.name) {
+                    Err(format!("{} is not one of this agent's tools", call.name))
+                } else if call.name == NOTIFY_OWNER {
+                    match args.get("text").and_then(|t| t.as_str()) {
+                        Some(text) if !text.trim().is_empty() => {
+                            notices.push(text.to_string());
+                            Ok("the owner will be notified".to_string())
+                        }
+                        _ => Err("notify_owner needs a non-empty `text`".to_string()),
+                    }
+                } else {
+                    match self
+                        .invoke_tool(&call.name, &args.to_string(), Some(agent.id))
+                        .await
+                    {
+                        Ok((_, invocation)) => {
+                            fuel = invocation.cost.fuel;
+                            invocation.result.map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            }
+        };
+        let is_error = outcome.is_err();
+        let text = truncate(
+            match outcome {
+                Ok(text) | Err(text) => text,
+            },
+            MAX_TOOL_OUTPUT_CHARS,
+        );
+        sink.emit(TurnEvent::ToolResult {
+            id: call.id.clone(),
+            tool: call.name.clone(),
+            input: arguments.unwrap_or(serde_json::Value::Null),
+            result: text.clone(),
+            is_error,
+        });
+        let trace = ToolCallTrace {
+            tool: call.name.clone(),
+            duration_us: started.elapsed().as_micros() as u64,
+            is_error,
+            fuel,
+        };
+        let message = if is_error {
+            Message::tool_error(&call.id, text)
+        } else {
+            Message::tool_result(&call.id, text)
+        };
+        (message, trace)
+    }
+
+    /// Refuses a turn (or its next model call) once a daily or monthly
+    /// limit, global or the agent's own, is reached. `pending` is what the
+    /// running turn has spent but not yet recorded.
+    pub(crate) async fn check_budget(
+        &self,
+        agent: &AgentRecord,
+        pending: f64,
+    ) -> Result<(), KernelError> {
+        let global = self.config().budget.clone();
+        let own = agent.budget;
+        let limits = [
+            global.daily_limit_usd,
+            global.monthly_limit_usd,
+            own.daily_limit_usd,
+            own.monthly_limit_usd,
+        ];
+        if limits.iter().all(|l| *l <= 0.0) {
+            return Ok(());
+        }
+        let spend = self.spending(Some(agent.id)).await?;
+        let checks = [
+            (
+                global.daily_limit_usd,
+                spend.today_all + pending,
+                "global daily",
+            ),
+            (
+                global.monthly_limit_usd,
+                spend.month_all + pending,
+                "global monthly",
+            ),
+            (
+                own.daily_limit_usd,
+                spend.today_agent + pending,
+                "agent's daily",
+            ),
+            (
+                own.monthly_limit_usd,
+                spend.month_agent + pending,
+                "agent's monthly",
+            ),
+        ];
+        for (limit, spent, which) in checks {
+            if limit > 0.0 && spent >= limit {
+                return Err(KernelError::BudgetExceeded(format!(
+                    "the {which} budget of ${limit:.4} is used up (${spent:.4} spent); raise it with PUT /api/budget"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// USD spent today and this month (UTC), overall and by one agent.
+    pub async fn spending(&self, agent: Option<Uuid>) -> Result<Spending, KernelError> {
+        let now = Utc::now();
+        let month_start = Utc
+            .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+            .single()
+            .unwrap_or(now);
+        let day_start = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(now, |d| Utc.from_utc_datetime(&d));
+        let store = self.store().clone();
+        let turns = store::blocking(move || sessions::turns_since(&store, month_start)).await?;
+        let mut spend = Spending::default();
+        for turn in turns {
+            let today = turn.started_at >= day_start;
+            let mine = Some(turn.agent_id) == agent;
+            spend.month_all += turn.cost_usd;
+            if today {
+                spend.today_all += turn.cost_usd;
+            }
+            if mine {
+                spend.month_agent += turn.cost_usd;
+                if today {
+                    spend.today_agent += turn.cost_usd;
+                }
+            }
+        }
+        Ok(spend)
+    }
+
+    /// Summarizes a session's older messages with the agent's model, keeping
+    /// the most recent ones; `(summarized, kept)`. Waits for a running turn.
+    pub async fn compact_session(
+        self: &Arc<Self>,
+        agent_id: Uuid,
+        session: Option<Uuid>,
+    ) -> Result<(u64, u64), KernelError> {
+        let agent = self.agent(agent_id).await?;
+        let target = crate::llm::target(&agent.manifest)?;
+        let session = self.turn_session(agent_id, session).await?;
+        let live = self.live().get(session.id, agent_id);
+        let _turn = live.turn_lock.lock().await;
+        self.compact_locked(&agent, session.id, &target).await
+    }
+
+    async fn compact_locked(
+        &self,
+        agent: &AgentRecord,
+        session: Uuid,
+        target: &Target,
+    ) -> Result<(u64, u64), KernelError> {
+        let store = self.store().clone();
+        let stored = store::blocking(move || sessions::messages(&store, session)).await?;
+        let keep = self.config().agents.compact_keep_recent;
+        if stored.len() <= keep {
+            return Ok((0, stored.len() as u64));
+        }
+        // Never start the kept tail with tool results cut from their call.
+        let mut split = stored.len() - keep;
+        while split > 0 && stored[split].message.role == Role::Tool {
+            split -= 1;
+        }
+        if split == 0 {
+            return Ok((0, stored.len() as u64));
+        }
+        let transcript: String = stored[..split]
+            .iter()
+            .map(|m| {
+                let calls: Vec<&str> = m
+                    .message
+                    .tool_calls
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let role = format!("{:?}", m.message.role).to_lowercase();
+                if calls.is_empty() {
+                    format!("{role}: {}\n", m.message.text())
+                } else {
+                    format!(
+                        "{role}: {} [called {}]\n",
+                        m.message.text(),
+                        calls.join(", ")
+                    )
+                }
+            })
+            .collect();
+        let request = CompletionRequest::new(agent.manifest.model.model.clone())
+            .with_system(
+                "Summarize the conversation below for the assistant that will continue it. \
+                 Keep facts, decisions, names, numbers and open questions; be concise.",
+            )
+            .with_message(Message::user(transcript));
+        let started = Instant::now();
+        let response = self.llm().complete(target, request).await?;
+        let cost = self
+            .llm()
+            .cost_usd(&agent.manifest.model.model, &response.usage)
+            .unwrap_or(0.0);
+        let summary = Message::user(format!(
+            "[Summary of the earlier conversation]\n{}",
+            response.text
+        ));
+        let keep_from = stored[split].seq;
+        let record = TurnRecord {
+            id: Uuid::now_v7(),
+            agent_id: agent.id,
+            session_id: session,
+            started_at: Utc::now(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            iterations: 1,
+            provider: target.provider.clone(),
+            model: response.model.clone(),
+            input_tokens: response.usage.input_tokens,
+            output_tokens: response.usage.output_tokens,
+            cost_usd: cost,
+            tool_calls: Vec::new(),
+            status: TurnStatus::Compaction,
+            error: None,
+        };
+        let store = self.store().clone();
+        let kept = (stored.len() - split) as u64;
+        let (_, removed) = blocking_kernel(move || {
+            sessions::record_turn(&store, &record)?;
+            sessions::compact(&store, session, keep_from, summary)
+        })
+        .await?;
+        Ok((removed, kept))
+    }
+}
+
+/// What has been spent, in USD.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Spending {
+    /// By all agents today (UTC).
+    pub today_all: f64,
+    /// By all agents this month (UTC).
+    pub month_all: f64,
+    /// By the agent asked about, today.
+    pub today_agent: f64,
+    /// By the agent asked about, this month.
+    pub month_agent: f64,
+}
