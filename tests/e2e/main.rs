@@ -5,6 +5,7 @@ mod harness;
 
 mod agents;
 mod audit;
+mod automation;
 mod cli;
 mod config;
 mod conventions;

@@ -24,7 +24,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransact
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::{self, AUDIT, AUDIT_V1, Store, StoreError};
+use crate::store::{AUDIT, AUDIT_V1, Store, StoreError};
 
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

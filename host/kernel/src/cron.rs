@@ -139,6 +139,18 @@ pub(crate) fn truncate(mut text: String, max: usize) -> String {
     text
 }
 
+/// Reads a job inside a transaction (the guard is released before returning,
+/// so the table can be written next).
+fn read_job<T: ReadableTable<&'static str, &'static [u8]>>(
+    table: &T,
+    key: &str,
+) -> Result<Option<CronJob>, StoreError> {
+    table
+        .get(key)?
+        .map(|v| store::decode(JOBS_TABLE, v.value()))
+        .transpose()
+}
+
 pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<CronJob>, StoreError> {
     let tx = store.db().begin_read()?;
     let table = tx.open_table(CRON_JOBS)?;
@@ -205,12 +217,9 @@ where
     let result = {
         let mut table = tx.open_table(CRON_JOBS).map_err(StoreError::from)?;
         let key = id.to_string();
-        let current = table.get(key.as_str()).map_err(StoreError::from)?;
-        let Some(current) = current else {
+        let Some(mut job) = read_job(&table, &key)? else {
             return Ok(None);
         };
-        let mut job: CronJob = store::decode(JOBS_TABLE, current.value())?;
-        drop(current);
         let event = change(&mut job)?;
         let bytes = store::encode(JOBS_TABLE, &job)?;
         table
@@ -258,12 +267,9 @@ pub(crate) fn begin_run(
     let result = {
         let mut jobs = tx.open_table(CRON_JOBS)?;
         let key = start.job_id.to_string();
-        let current = jobs.get(key.as_str())?;
-        let Some(current) = current else {
+        let Some(mut job) = read_job(&jobs, &key)? else {
             return Ok(None);
         };
-        let mut job: CronJob = store::decode(JOBS_TABLE, current.value())?;
-        drop(current);
         if !job.enabled && !start.manual {
             return Ok(None);
         }
@@ -320,10 +326,7 @@ pub(crate) fn finish_run(store: &Store, run: &CronRun) -> Result<(), StoreError>
         }
         let mut jobs = tx.open_table(CRON_JOBS)?;
         let key = run.job_id.to_string();
-        let current = jobs.get(key.as_str())?;
-        if let Some(current) = current {
-            let mut job: CronJob = store::decode(JOBS_TABLE, current.value())?;
-            drop(current);
+        if let Some(mut job) = read_job(&jobs, &key)? {
             if job.last_run.as_ref().is_some_and(|r| r.id == run.id) {
                 job.last_run = Some(run.clone());
                 jobs.insert(key.as_str(), store::encode(JOBS_TABLE, &job)?.as_slice())?;
@@ -379,10 +382,7 @@ pub(crate) fn mark_interrupted(store: &Store) -> Result<usize, StoreError> {
             run.error = Some("interrupted: the daemon stopped during this run".into());
             runs.insert(run.seq, store::encode(RUNS_TABLE, &run)?.as_slice())?;
             let key = run.job_id.to_string();
-            let current = jobs.get(key.as_str())?;
-            if let Some(current) = current {
-                let mut job: CronJob = store::decode(JOBS_TABLE, current.value())?;
-                drop(current);
+            if let Some(mut job) = read_job(&jobs, &key)? {
                 if job.last_run.as_ref().is_some_and(|r| r.id == run.id) {
                     job.last_run = Some(run.clone());
                     jobs.insert(key.as_str(), store::encode(JOBS_TABLE, &job)?.as_slice())?;

@@ -539,7 +539,7 @@ impl Kernel {
     }
 
     /// What a firing does: record it, act, record how it went.
-    async fn cron_fire(&self, firing: Firing, status: RunStatus) {
+    async fn cron_fire(self: &Arc<Self>, firing: Firing, status: RunStatus) {
         let start = RunStart {
             job_id: firing.job_id,
             scheduled_at: firing.scheduled_at,
@@ -561,7 +561,7 @@ impl Kernel {
         }
     }
 
-    async fn cron_finish(&self, job: CronJob, mut run: CronRun) {
+    async fn cron_finish(self: &Arc<Self>, job: CronJob, mut run: CronRun) {
         let result = self.cron_action(&job).await;
         run.finished_at = Some(Utc::now());
         match result {
@@ -594,22 +594,51 @@ impl Kernel {
 
     /// The action of a job: its prompt, sent to its agent as a message; the
     /// agent's answer, or what went wrong.
-    async fn cron_action(&self, job: &CronJob) -> Result<String, String> {
+    async fn cron_action(self: &Arc<Self>, job: &CronJob) -> Result<String, String> {
         self.agent_turn(job.agent_id, job.prompt.clone(), false)
             .await
     }
 
     /// Sends `prompt` to an agent as a user message and returns its answer:
-    /// the one place cron jobs, schedules and triggers act through.
+    /// the one place cron jobs, schedules, triggers and workflows act through.
+    /// `new_session` runs the turn in a fresh session
+    /// instead of the agent's current one. A turn that does not complete
+    /// (failed, stopped, over budget...) is an error carrying its status.
     pub(crate) async fn agent_turn(
-        &self,
+        self: &Arc<Self>,
         agent: Uuid,
         prompt: String,
         new_session: bool,
     ) -> Result<String, String> {
-        self.agent(agent).await.map_err(|e| e.to_string())?;
-        let _ = (prompt, new_session);
-        Err("agent turns are not available in this build yet: the agent loop (issue 4) is not merged".into())
+        let session_id = if new_session {
+            let session = self
+                .create_session(agent, None, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            Some(session.id)
+        } else {
+            None
+        };
+        let input = crate::turn::MessageInput {
+            text: prompt,
+            session_id,
+            parts: Vec::new(),
+        };
+        let reply = self
+            .send_message(agent, input)
+            .await
+            .map_err(|e| e.to_string())?;
+        match reply.status {
+            crate::sessions::TurnStatus::Completed => Ok(reply.response),
+            other => Err(format!(
+                "the turn ended {}: {}",
+                serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("{other:?}")),
+                reply.response
+            )),
+        }
     }
 
     /// The lanes' figures, when the scheduler runs.

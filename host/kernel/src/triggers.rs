@@ -618,7 +618,7 @@ mod kernel_side {
             }
         }
 
-        async fn fire_trigger(&self, trigger: Trigger, prompt: String) {
+        async fn fire_trigger(self: &Arc<Self>, trigger: Trigger, prompt: String) {
             let mut fire = TriggerFire {
                 seq: 0,
                 trigger_id: trigger.id,

@@ -857,7 +857,7 @@ mod kernel_side {
     use crate::audit::AuditEvent;
 
     /// Steps call agents through the kernel's agent turn.
-    struct KernelRunner<'a>(&'a Kernel);
+    struct KernelRunner<'a>(&'a std::sync::Arc<Kernel>);
 
     impl StepRunner for KernelRunner<'_> {
         fn call(
@@ -947,7 +947,7 @@ mod kernel_side {
         /// Runs a workflow to its end and returns the run; it is on disk from
         /// the start and after every step.
         pub async fn workflow_run(
-            &self,
+            self: &std::sync::Arc<Self>,
             id: Uuid,
             input: String,
         ) -> Result<WorkflowRun, KernelError> {
