@@ -10,8 +10,9 @@ use talon_test_llm::{Reply, TestLlm};
 use crate::harness::{Daemon, json};
 
 /// One model attempt per call, so a scripted error reaches the workflow's
-/// error mode instead of being retried by the LLM client.
-const CONFIG: &str = "[llm]\nmax_attempts = 1\n";
+/// error mode instead of being retried by the LLM client; the test's many
+/// workflow runs (cost 100 each) are not rate limited.
+const CONFIG: &str = "[llm]\nmax_attempts = 1\n[rate_limit]\nexempt_loopback = true\n";
 
 /// Spawns an agent whose model is the test server.
 async fn llm_agent(daemon: &Daemon, llm: &TestLlm, name: &str) -> String {

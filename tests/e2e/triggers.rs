@@ -21,6 +21,19 @@ async fn wait_fires(daemon: &Daemon, id: &str, n: u64) -> serde_json::Value {
     }
 }
 
+/// Polls `GET /api/triggers/{id}/fires` until it lists a fire (at most 60 s).
+async fn poll_fires(daemon: &Daemon, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let fires = json(daemon.get(&format!("/api/triggers/{id}/fires")).await).await;
+        if !fires["items"].as_array().is_none_or(|i| i.is_empty()) {
+            return fires;
+        }
+        assert!(Instant::now() < deadline, "no fire recorded for {id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_trigger_fires_on_agent_spawn_within_its_budget_and_survives_a_restart() {
     let mut daemon = Daemon::start().await;
@@ -95,7 +108,8 @@ async fn a_trigger_fires_on_agent_spawn_within_its_budget_and_survives_a_restart
     let web = daemon.spawn_agent("web-1").await;
     let fired = wait_fires(&daemon, &id, 1).await;
     assert!(fired["last_fired_at"].is_string());
-    let fires = json(daemon.get(&format!("/api/triggers/{id}/fires")).await).await;
+    // The fire's record is written right after the trigger claims the event.
+    let fires = poll_fires(&daemon, &id).await;
     let items = fires["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "db-1 does not match web-*: {fires}");
     let prompt = items[0]["prompt"].as_str().unwrap();

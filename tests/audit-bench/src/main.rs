@@ -1,7 +1,8 @@
 //! Audit chain benchmark: prints figures, asserts nothing.
 //!
-//! `cargo bench -p talon-kernel --bench audit` measures, on the release build
-//! and a real redb file in a temporary directory:
+//! `cargo run --release -p talon-audit-bench` measures, on the release build
+//! and a real redb file in a temporary directory, the kernel's own audit
+//! module (`host/kernel/src/audit.rs`, included below):
 //! - append throughput with one durable (fsynced) transaction per entry, the
 //!   way the daemon appends a single event;
 //! - append throughput inside one transaction (a change that records many);
@@ -9,8 +10,13 @@
 
 use std::time::Instant;
 
-use talon_kernel::audit::{self, AuditEvent};
-use talon_kernel::store::Store;
+#[allow(dead_code)]
+#[path = "../../../host/kernel/src/audit.rs"]
+mod audit;
+mod store;
+
+use audit::AuditEvent;
+use store::Store;
 
 fn event(i: u64) -> AuditEvent {
     AuditEvent::new(
