@@ -326,11 +326,11 @@ pub(crate) fn finish_run(store: &Store, run: &CronRun) -> Result<(), StoreError>
         }
         let mut jobs = tx.open_table(CRON_JOBS)?;
         let key = run.job_id.to_string();
-        if let Some(mut job) = read_job(&jobs, &key)? {
-            if job.last_run.as_ref().is_some_and(|r| r.id == run.id) {
-                job.last_run = Some(run.clone());
-                jobs.insert(key.as_str(), store::encode(JOBS_TABLE, &job)?.as_slice())?;
-            }
+        if let Some(mut job) = read_job(&jobs, &key)?
+            && job.last_run.as_ref().is_some_and(|r| r.id == run.id)
+        {
+            job.last_run = Some(run.clone());
+            jobs.insert(key.as_str(), store::encode(JOBS_TABLE, &job)?.as_slice())?;
         }
     }
     tx.commit()?;
@@ -382,11 +382,11 @@ pub(crate) fn mark_interrupted(store: &Store) -> Result<usize, StoreError> {
             run.error = Some("interrupted: the daemon stopped during this run".into());
             runs.insert(run.seq, store::encode(RUNS_TABLE, &run)?.as_slice())?;
             let key = run.job_id.to_string();
-            if let Some(mut job) = read_job(&jobs, &key)? {
-                if job.last_run.as_ref().is_some_and(|r| r.id == run.id) {
-                    job.last_run = Some(run.clone());
-                    jobs.insert(key.as_str(), store::encode(JOBS_TABLE, &job)?.as_slice())?;
-                }
+            if let Some(mut job) = read_job(&jobs, &key)?
+                && job.last_run.as_ref().is_some_and(|r| r.id == run.id)
+            {
+                job.last_run = Some(run.clone());
+                jobs.insert(key.as_str(), store::encode(JOBS_TABLE, &job)?.as_slice())?;
             }
             count += 1;
         }

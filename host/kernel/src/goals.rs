@@ -212,14 +212,14 @@ fn write(
                 .map_err(StoreError::from)?;
         }
         let mut removed = Vec::new();
-        if let Some(root) = delete {
-            if goals.iter().any(|g| g.id == root) {
-                removed = subtree(&goals, root);
-                for id in &removed {
-                    table
-                        .remove(id.to_string().as_str())
-                        .map_err(StoreError::from)?;
-                }
+        if let Some(root) = delete
+            && goals.iter().any(|g| g.id == root)
+        {
+            removed = subtree(&goals, root);
+            for id in &removed {
+                table
+                    .remove(id.to_string().as_str())
+                    .map_err(StoreError::from)?;
             }
         }
         removed

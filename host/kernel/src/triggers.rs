@@ -128,10 +128,11 @@ impl Trigger {
             return false;
         }
         let cooldown = self.cooldown_secs.unwrap_or(DEFAULT_COOLDOWN_SECS);
-        if let Some(last) = self.last_fired_at {
-            if cooldown > 0 && (now - last).num_milliseconds() < (cooldown as i64) * 1000 {
-                return false;
-            }
+        if let Some(last) = self.last_fired_at
+            && cooldown > 0
+            && (now - last).num_milliseconds() < (cooldown as i64) * 1000
+        {
+            return false;
         }
         if event_agent(event).is_some_and(|a| a == self.target().to_string()) {
             return false;
@@ -671,12 +672,12 @@ mod kernel_side {
         /// Creates a trigger.
         pub async fn trigger_create(&self, input: TriggerInput) -> Result<Trigger, KernelError> {
             validate_template(&input.prompt_template)?;
-            if let TriggerPattern::AgentSpawned { name_pattern } = &input.pattern {
-                if name_pattern.is_empty() {
-                    return Err(KernelError::Invalid(
-                        "name_pattern must not be empty".into(),
-                    ));
-                }
+            if let TriggerPattern::AgentSpawned { name_pattern } = &input.pattern
+                && name_pattern.is_empty()
+            {
+                return Err(KernelError::Invalid(
+                    "name_pattern must not be empty".into(),
+                ));
             }
             self.agent(input.agent_id).await?;
             if let Some(target) = input.target_agent_id {

@@ -269,15 +269,14 @@ pub fn validate(input: &WorkflowInput) -> Result<(), KernelError> {
         if s.mode == StepMode::Loop && !(1..=100).contains(&s.max_iterations) {
             return bad(format!("{at}: max_iterations must be 1-100"));
         }
-        if let Some(var) = &s.output_var {
-            if var.is_empty()
+        if let Some(var) = &s.output_var
+            && (var.is_empty()
                 || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || var == "input"
-            {
-                return bad(format!(
-                    "{at}: output_var must be letters, digits or _ (and not `input`)"
-                ));
-            }
+                || var == "input")
+        {
+            return bad(format!(
+                "{at}: output_var must be letters, digits or _ (and not `input`)"
+            ));
         }
     }
     Ok(())
@@ -605,7 +604,7 @@ pub(crate) fn runs(store: &Store, workflow: Option<Uuid>) -> Result<Vec<Workflow
             out.push(run);
         }
     }
-    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    out.sort_by_key(|r| std::cmp::Reverse(r.started_at));
     Ok(out)
 }
 
