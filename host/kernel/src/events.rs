@@ -61,6 +61,33 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A plugin's tool was called (by an agent's turn or over the API).
+    ToolCalled {
+        /// The tool.
+        tool: String,
+        /// The plugin that provides it.
+        plugin: String,
+        /// The calling agent, if any.
+        agent_id: Option<String>,
+        /// Whether the call succeeded.
+        ok: bool,
+        /// When it ended.
+        at: DateTime<Utc>,
+    },
+    /// A plugin was installed (or replaced).
+    PluginInstalled {
+        /// Its name.
+        name: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A plugin was uninstalled.
+    PluginUninstalled {
+        /// Its name.
+        name: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A cron run finished.
     ScheduleRunFinished {
         /// The job.

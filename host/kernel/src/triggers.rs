@@ -163,6 +163,9 @@ fn event_agent(event: &Event) -> Option<&str> {
         | Event::ScheduleFired { agent_id, .. }
         | Event::TriggerFired { agent_id, .. } => Some(agent_id),
         Event::Audit(entry) => entry.agent_id.as_deref(),
+        // A trigger's own agent finishing the turn it caused must not fire it again.
+        Event::TurnCompleted { agent_id, .. } => Some(agent_id),
+        Event::ToolCalled { agent_id, .. } => agent_id.as_deref(),
         _ => None,
     }
 }
@@ -513,6 +516,16 @@ mod tests {
             },
             now
         ));
+        let own_turn = Event::TurnCompleted {
+            agent_id: all.agent_id.to_string(),
+            session_id: Uuid::new_v4().to_string(),
+            status: crate::sessions::TurnStatus::Completed,
+            at: now,
+        };
+        assert!(
+            !all.wants(&own_turn, now),
+            "an all trigger never feeds on its own turns"
+        );
         let life = trigger(TriggerPattern::Lifecycle {});
         assert!(life.wants(&own, now));
         t.enabled = false;
