@@ -65,6 +65,10 @@ impl Daemon {
             ])
             .env_remove("RUST_LOG")
             .env_remove("TALON_HOME")
+            // Tests must not reach real providers with a developer's keys.
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("GEMINI_API_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -87,6 +91,11 @@ impl Daemon {
             }
         }
         self.child = Some(child);
+    }
+
+    /// The daemon's base URL (`http://127.0.0.1:<port>`).
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
     /// The data directory.
@@ -228,6 +237,44 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// One server-sent event: its name and JSON data.
+#[derive(Debug, Clone)]
+pub struct SseFrame {
+    /// The `event:` name (`message` when absent).
+    pub event: String,
+    /// The `data:` payload, parsed.
+    pub data: serde_json::Value,
+}
+
+/// Reads an SSE response to its end and parses every event (comments skipped).
+pub async fn sse_frames(response: reqwest::Response) -> Vec<SseFrame> {
+    assert_eq!(response.status(), 200, "SSE status");
+    let text = response.text().await.expect("SSE body");
+    parse_sse(&text)
+}
+
+/// Parses SSE text.
+pub fn parse_sse(text: &str) -> Vec<SseFrame> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = "message".to_string();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            if data.is_empty() {
+                return None;
+            }
+            let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data));
+            Some(SseFrame { event, data })
+        })
+        .collect()
 }
 
 /// Reads a response's JSON body, failing with the raw text if it is not JSON.

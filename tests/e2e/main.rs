@@ -9,6 +9,7 @@ mod automation;
 mod cli;
 mod config;
 mod conventions;
+mod conversations;
 mod durability;
 mod goals;
 mod plugins;

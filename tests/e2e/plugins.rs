@@ -42,14 +42,14 @@ fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
 }
 
 /// A publisher: a key made with `talon plugin keygen`, and a directory for packages.
-struct Publisher {
+pub(crate) struct Publisher {
     dir: tempfile::TempDir,
     key: String,
     public: String,
 }
 
 impl Publisher {
-    fn new(daemon: &Daemon) -> Self {
+    pub(crate) fn new(daemon: &Daemon) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("publisher.key").display().to_string();
         run_ok(daemon, &["plugin", "keygen", "--out", &key]);
@@ -61,7 +61,7 @@ impl Publisher {
     }
 
     /// `talon plugin pack <talon.toml> <component>` signed with this key.
-    fn pack(&self, daemon: &Daemon, dir: &str, wasm: &str) -> String {
+    pub(crate) fn pack(&self, daemon: &Daemon, dir: &str, wasm: &str) -> String {
         let out = self
             .dir
             .path()
@@ -86,12 +86,16 @@ impl Publisher {
 }
 
 /// Trusts the publisher's key through the API.
-async fn trust(daemon: &Daemon, publisher: &Publisher) {
+pub(crate) async fn trust(daemon: &Daemon, publisher: &Publisher) {
     let body = serde_json::json!({ "path": "plugins.trusted_keys", "value": [publisher.public] });
     assert_eq!(daemon.post("/api/config/set", body).await.status(), 200);
 }
 
-async fn install(daemon: &Daemon, package: &str, grant: serde_json::Value) -> reqwest::Response {
+pub(crate) async fn install(
+    daemon: &Daemon,
+    package: &str,
+    grant: serde_json::Value,
+) -> reqwest::Response {
     let bytes = std::fs::read(package).unwrap();
     let body = serde_json::json!({
         "package": base64::engine::general_purpose::STANDARD.encode(bytes),

@@ -22,7 +22,7 @@ use crate::middleware::{
 use crate::openapi::ApiDoc;
 use crate::routes::{
     agents, audit, config, cron, files, goals, logs, memory, messages, models, openai, plugins,
-    sessions, skills, system, tools, triggers, usage, workflows,
+    sessions, skills, system, templates, tools, triggers, usage, workflows, ws,
 };
 use crate::state::AppState;
 
@@ -50,6 +50,13 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::patch_agent))
         .routes(routes!(agents::update_agent))
         .routes(routes!(agents::set_mode))
+        .routes(routes!(templates::list))
+        .routes(routes!(templates::get))
+        .routes(routes!(templates::toml))
+        .routes(routes!(templates::profiles))
+        .routes(routes!(templates::profile))
+        .routes(routes!(agents::patch_identity))
+        .routes(routes!(agents::patch_config))
         .routes(routes!(agents::set_model))
         .routes(routes!(agents::get_tools, agents::put_tools))
         .routes(routes!(agents::get_skills, agents::put_skills))
@@ -60,6 +67,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::attach))
         .routes(routes!(messages::attach_session))
         .routes(routes!(messages::stop))
+        .routes(routes!(ws::chat))
         .routes(routes!(messages::interrupt))
         .routes(routes!(sessions::current))
         .routes(routes!(sessions::list_for_agent, sessions::create))
@@ -332,6 +340,13 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     });
     let app = app(state);
     let service = tower::ServiceExt::<Request>::map_request(app, strip_version_prefix);
+    // Streamed answers are many small writes: without TCP_NODELAY, Nagle's
+    // algorithm meets the client's delayed ACK and each SSE event can wait 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),

@@ -42,6 +42,26 @@ pub struct AgentManifest {
     pub model: ModelSpec,
     /// What the agent may do.
     pub capabilities: Capabilities,
+    /// How the agent presents itself.
+    pub identity: Identity,
+}
+
+/// The `[identity]` section: how dashboards and channels show the agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Identity {
+    /// An emoji for the agent.
+    pub emoji: Option<String>,
+    /// URL of an avatar image.
+    pub avatar_url: Option<String>,
+    /// A display colour.
+    pub color: Option<String>,
+    /// A persona archetype.
+    pub archetype: Option<String>,
+    /// The tone it takes.
+    pub vibe: Option<String>,
+    /// How it greets.
+    pub greeting_style: Option<String>,
 }
 
 /// The `[model]` section.

@@ -530,12 +530,11 @@ pub(crate) fn delete(store: &Store, session: Uuid) -> Result<bool, KernelError> 
     let tx = store.db().begin_write().map_err(StoreError::from)?;
     let removed = {
         let mut table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
-        let removed = table
+        table
             .remove(session_key(session).as_str())
             .map_err(StoreError::from)?
             .map(|v| store::decode::<SessionRecord>(SESSIONS_TABLE, v.value()))
-            .transpose()?;
-        removed
+            .transpose()?
     };
     let Some(removed) = removed else {
         return Ok(false);

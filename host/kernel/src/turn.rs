@@ -215,7 +215,7 @@ impl Kernel {
         let mut specs: Vec<ToolSpec> = self
             .tools()
             .into_iter()
-            .filter(|t| allowed.iter().any(|a| *a == t.name))
+            .filter(|t| allowed.contains(&t.name))
             .map(|t| ToolSpec::new(t.name, t.description, t.input_schema))
             .collect();
         if allowed.iter().any(|a| a == NOTIFY_OWNER) {

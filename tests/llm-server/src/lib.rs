@@ -341,7 +341,13 @@ impl TestLlm {
                     // Select rather than graceful shutdown: a stalled stream
                     // must not keep a dropped server alive.
                     tokio::select! {
-                        served = axum::serve(listener, app) => {
+                        // Real providers stream without Nagle delays; so must we.
+                        served = axum::serve(
+                            axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                                let _ = tcp.set_nodelay(true);
+                            }),
+                            app,
+                        ) => {
                             if let Err(error) = served {
                                 eprintln!("talon-test-llm: server stopped: {error}");
                             }

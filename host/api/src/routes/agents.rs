@@ -16,7 +16,36 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct SpawnRequest {
     /// The agent manifest, as TOML text.
-    pub manifest_toml: String,
+    pub manifest_toml: Option<String>,
+    /// Or the name of a template (`GET /api/templates`).
+    pub template: Option<String>,
+    /// With a template: the new agent's name (default: the template's).
+    pub name: Option<String>,
+}
+
+impl SpawnRequest {
+    /// The manifest text to spawn: the given one, or a template's with its name replaced.
+    async fn manifest(self, state: &AppState) -> Result<String, ApiError> {
+        match (self.manifest_toml, self.template) {
+            (Some(text), None) => Ok(text),
+            (None, Some(template)) => {
+                let text = state.kernel.template(&template).await?.toml;
+                match self.name {
+                    None => Ok(text),
+                    Some(name) => {
+                        let mut doc: toml_edit::DocumentMut = text
+                            .parse()
+                            .map_err(|e| ApiError::Internal(format!("template {template}: {e}")))?;
+                        doc["name"] = toml_edit::value(name);
+                        Ok(doc.to_string())
+                    }
+                }
+            }
+            _ => Err(ApiError::BadRequest(
+                "give either `manifest_toml` or `template` (with an optional `name`)".into(),
+            )),
+        }
+    }
 }
 
 /// Answer to a spawn.
@@ -72,6 +101,10 @@ fn detail(a: &AgentRecord) -> serde_json::Value {
         "tools": m.capabilities.tools,
         "skills": m.skills,
         "mcp_servers": m.mcp_servers,
+        "identity": m.identity,
+        "max_tokens": m.model.max_tokens,
+        "temperature": m.model.temperature,
+        "budget": a.budget,
     });
     if let (Some(row), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
         row.extend(extra);
@@ -128,7 +161,8 @@ pub async fn spawn_agent(
     State(state): State<AppState>,
     Json(body): Json<SpawnRequest>,
 ) -> Result<(StatusCode, Json<SpawnResponse>), ApiError> {
-    let record = state.kernel.spawn_agent(body.manifest_toml).await?;
+    let manifest = body.manifest(&state).await?;
+    let record = state.kernel.spawn_agent(manifest).await?;
     Ok((
         StatusCode::CREATED,
         Json(SpawnResponse {
@@ -203,7 +237,14 @@ pub async fn bulk_create(
     let mut results = Vec::new();
     let mut created = 0;
     for (index, request) in body.agents.into_iter().enumerate() {
-        match state.kernel.spawn_agent(request.manifest_toml).await {
+        let manifest = match request.manifest(&state).await {
+            Ok(text) => text,
+            Err(e) => {
+                results.push(serde_json::json!({ "index": index, "error": e.to_string() }));
+                continue;
+            }
+        };
+        match state.kernel.spawn_agent(manifest).await {
             Ok(record) => {
                 created += 1;
                 results.push(serde_json::json!({ "index": index, "agent_id": record.id, "name": record.name() }));
@@ -648,4 +689,144 @@ pub async fn metrics(
         "tool_errors": tool_errors,
         "latency_ms": { "p50": percentile(0.5), "p99": percentile(0.99) },
     })))
+}
+
+/// Body of `PATCH /api/agents/{id}/identity`; omitted or `null` fields are kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityPatch {
+    /// An emoji.
+    pub emoji: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// Display colour.
+    pub color: Option<String>,
+    /// Persona archetype.
+    pub archetype: Option<String>,
+    /// Tone.
+    pub vibe: Option<String>,
+    /// Greeting style.
+    pub greeting_style: Option<String>,
+}
+
+impl IdentityPatch {
+    fn edits(self, out: &mut Vec<(String, serde_json::Value)>) {
+        let fields = [
+            ("emoji", self.emoji),
+            ("avatar_url", self.avatar_url),
+            ("color", self.color),
+            ("archetype", self.archetype),
+            ("vibe", self.vibe),
+            ("greeting_style", self.greeting_style),
+        ];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                out.push((format!("identity.{key}"), value.into()));
+            }
+        }
+    }
+}
+
+/// Updates how the agent presents itself.
+#[utoipa::path(patch, path = "/api/agents/{id}/identity", tag = "agents", request_body = IdentityPatch,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, agent_id, identity}`", body = Object),
+              (status = 400, description = "Nothing to change"), (status = 404, description = "No such agent")))]
+pub async fn patch_identity(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<IdentityPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut edits = Vec::new();
+    body.edits(&mut edits);
+    let record = patch_with(&state, id, edits).await?;
+    Ok(Json(serde_json::json!({
+        "status": "updated", "agent_id": id, "identity": record.manifest.identity,
+    })))
+}
+
+/// Body of `PATCH /api/agents/{id}/config`; omitted or `null` fields are kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPatch {
+    /// New name (must be unused).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New system prompt.
+    pub system_prompt: Option<String>,
+    /// Model id (refused in Stable mode).
+    pub model: Option<String>,
+    /// Provider (refused in Stable mode).
+    pub provider: Option<String>,
+    /// Environment variable of the API key.
+    pub api_key_env: Option<String>,
+    /// Provider base URL.
+    pub base_url: Option<String>,
+    /// Reply token limit.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature, 0 to 2.
+    pub temperature: Option<f32>,
+    /// An emoji.
+    pub emoji: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// Display colour.
+    pub color: Option<String>,
+    /// Persona archetype.
+    pub archetype: Option<String>,
+    /// Tone.
+    pub vibe: Option<String>,
+    /// Greeting style.
+    pub greeting_style: Option<String>,
+}
+
+/// Hot-updates name, description, prompt, model settings and identity.
+#[utoipa::path(patch, path = "/api/agents/{id}/config", tag = "agents", request_body = ConfigPatch,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "The agent", body = Object),
+              (status = 400, description = "Nothing to change or bad value"), (status = 404, description = "No such agent"),
+              (status = 409, description = "Name taken, or model change in Stable mode")))]
+pub async fn patch_config(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ConfigPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+        return Err(ApiError::BadRequest(
+            "temperature must be between 0 and 2".into(),
+        ));
+    }
+    let mut edits = AgentPatch {
+        name: body.name,
+        description: body.description,
+        system_prompt: body.system_prompt,
+        tags: None,
+    }
+    .edits();
+    let model_fields: [(&str, Option<serde_json::Value>); 5] = [
+        ("model.model", body.model.map(Into::into)),
+        ("model.provider", body.provider.map(Into::into)),
+        ("model.api_key_env", body.api_key_env.map(Into::into)),
+        ("model.base_url", body.base_url.map(Into::into)),
+        ("model.max_tokens", body.max_tokens.map(Into::into)),
+    ];
+    for (key, value) in model_fields {
+        if let Some(value) = value {
+            edits.push((key.to_string(), value));
+        }
+    }
+    if let Some(t) = body.temperature {
+        edits.push(("model.temperature".into(), serde_json::json!(t)));
+    }
+    IdentityPatch {
+        emoji: body.emoji,
+        avatar_url: body.avatar_url,
+        color: body.color,
+        archetype: body.archetype,
+        vibe: body.vibe,
+        greeting_style: body.greeting_style,
+    }
+    .edits(&mut edits);
+    Ok(Json(detail(&patch_with(&state, id, edits).await?)))
 }

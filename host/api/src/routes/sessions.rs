@@ -251,7 +251,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut sessions = state.kernel.sessions(query.agent_id).await?;
-    sessions.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.updated_at));
     let total = sessions.len();
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(100).min(500);
