@@ -321,8 +321,9 @@ async fn call_with_policy<R: StepRunner>(
     (last, tries)
 }
 
-/// Executes a workflow, calling `progress` with the run after each step.
-pub async fn execute<R, P>(
+/// Executes a workflow, awaiting `progress` with a copy of the run after
+/// each step (the kernel saves it there).
+pub async fn execute<R, P, F>(
     workflow: &Workflow,
     run: &mut WorkflowRun,
     resolve: &AgentResolver,
@@ -330,7 +331,8 @@ pub async fn execute<R, P>(
     mut progress: P,
 ) where
     R: StepRunner,
-    P: FnMut(&WorkflowRun),
+    P: FnMut(WorkflowRun) -> F,
+    F: Future<Output = ()>,
 {
     let mut input = run.input.clone();
     let mut fan_outputs: Vec<String> = Vec::new();
@@ -381,7 +383,7 @@ pub async fn execute<R, P>(
             run.state = RunState::Failed;
             run.error = Some(error);
             run.completed_at = Some(Utc::now());
-            progress(run);
+            progress(run.clone()).await;
             return;
         }
         match group[0].mode {
@@ -408,13 +410,13 @@ pub async fn execute<R, P>(
                 }
             }
         }
-        progress(run);
+        progress(run.clone()).await;
         i = group_end;
     }
     run.state = RunState::Completed;
     run.output = Some(input);
     run.completed_at = Some(Utc::now());
-    progress(run);
+    progress(run.clone()).await;
 }
 
 /// Runs futures concurrently and returns their results in order.
@@ -709,7 +711,11 @@ mod tests {
         };
         let resolve = |_: &Step| -> Result<Uuid, String> { Ok(Uuid::nil()) };
         let mut saves = 0;
-        execute(&w, &mut run, &resolve, r, |_| saves += 1).await;
+        execute(&w, &mut run, &resolve, r, |_| {
+            saves += 1;
+            async {}
+        })
+        .await;
         assert!(saves >= 1, "progress is saved");
         run
     }
@@ -991,12 +997,16 @@ mod kernel_side {
             let store = self.store.clone();
             let first = run.clone();
             store::blocking(move || put_run(&store, &first)).await?;
-            // Progress is saved after every step; a failed save is logged and
-            // the final save below reports the error.
+            // Progress is saved after every step, off the async workers; a
+            // failed save is logged and the final save below reports the error.
             let store = self.store.clone();
             execute(&w, &mut run, &resolve, &KernelRunner(self), |r| {
-                if let Err(e) = put_run(&store, r) {
-                    tracing::error!(run_id = %r.id, error = %e, "cannot save workflow progress");
+                let store = store.clone();
+                async move {
+                    let id = r.id;
+                    if let Err(e) = store::blocking(move || put_run(&store, &r)).await {
+                        tracing::error!(run_id = %id, error = %e, "cannot save workflow progress");
+                    }
                 }
             })
             .await;
