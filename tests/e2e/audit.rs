@@ -62,16 +62,19 @@ async fn an_entry_altered_in_the_database_file_is_caught() {
     // Tamper with entry 2 directly in the redb file, as an attacker with disk access would.
     {
         use redb::ReadableTable;
-        let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit.v1");
+        // Entries are stored as their hash followed by the bytes it covers.
+        let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit.v2");
         let db = redb::Database::create(daemon.home().join("data/talon.redb")).unwrap();
         let tx = db.begin_write().unwrap();
         {
             let mut t = tx.open_table(table).unwrap();
-            let original = t.get(2).unwrap().unwrap().value().to_vec();
-            let edited = String::from_utf8(original)
-                .unwrap()
-                .replace("agent 'b'", "agent 'z'");
-            t.insert(2, edited.as_bytes()).unwrap();
+            let mut edited = t.get(2).unwrap().unwrap().value().to_vec();
+            let at = edited
+                .windows(9)
+                .position(|w| w == b"agent 'b'")
+                .expect("entry 2 names agent 'b'");
+            edited[at + 7] = b'z';
+            t.insert(2, edited.as_slice()).unwrap();
         }
         tx.commit().unwrap();
     }

@@ -5,10 +5,14 @@ mod harness;
 
 mod agents;
 mod audit;
+mod automation;
 mod cli;
 mod config;
 mod conventions;
 mod conversations;
 mod durability;
+mod goals;
 mod plugins;
+mod scheduler;
 mod system;
+mod triggers;

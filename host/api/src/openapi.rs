@@ -17,6 +17,10 @@ use utoipa::OpenApi;
         (name = "agents", description = "Agent registry"),
         (name = "memory", description = "Agent key-value memory"),
         (name = "audit", description = "Audit hash chain and security overview"),
+        (name = "scheduler", description = "Cron jobs, schedules and their runs"),
+        (name = "triggers", description = "Event triggers"),
+        (name = "workflows", description = "Workflows and their runs"),
+        (name = "goals", description = "Goals and sub-goals"),
     )
 )]
 pub struct ApiDoc;

@@ -21,8 +21,8 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agents, audit, config, files, logs, memory, messages, models, openai, plugins, sessions,
-    skills, system, templates, tools, usage, ws,
+    agents, audit, config, cron, files, goals, logs, memory, messages, models, openai, plugins,
+    sessions, skills, system, templates, tools, triggers, usage, workflows, ws,
 };
 use crate::state::AppState;
 
@@ -128,7 +128,42 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(skills::create))
         .routes(routes!(skills::reload))
         .merge(package_routes())
+        .merge(scheduler_routes())
         .split_for_parts()
+}
+
+/// Cron jobs, schedules, triggers, workflows, goals and the run queue (issue 5).
+fn scheduler_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cron::list_jobs, cron::create_job))
+        .routes(routes!(cron::get_job, cron::update_job, cron::delete_job))
+        .routes(routes!(cron::enable_job))
+        .routes(routes!(cron::job_status))
+        .routes(routes!(cron::list_runs))
+        .routes(routes!(cron::list_schedules, cron::create_schedule))
+        .routes(routes!(
+            cron::get_schedule,
+            cron::update_schedule,
+            cron::delete_schedule
+        ))
+        .routes(routes!(cron::run_schedule))
+        .routes(routes!(triggers::list, triggers::create))
+        .routes(routes!(triggers::get, triggers::patch, triggers::delete))
+        .routes(routes!(triggers::fires))
+        .routes(routes!(workflows::list, workflows::create))
+        .routes(routes!(
+            workflows::get,
+            workflows::update,
+            workflows::delete
+        ))
+        .routes(routes!(workflows::run))
+        .routes(routes!(workflows::runs))
+        .routes(routes!(workflows::get_run))
+        .routes(routes!(goals::list, goals::create))
+        .routes(routes!(goals::templates))
+        .routes(routes!(goals::get, goals::update, goals::delete))
+        .routes(routes!(goals::children))
+        .routes(routes!(goals::queue_status))
 }
 
 /// Routes that carry files: their own, larger body limit replaces the global one.

@@ -62,6 +62,11 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .await
             .context("cannot read the installed plugins")?;
         tracing::info!(loaded, "plugins loaded");
+        let scheduled = kernel
+            .start_scheduler()
+            .await
+            .context("cannot start the scheduler")?;
+        tracing::info!(scheduled, "scheduler started");
         let daemon_file = kernel.home().daemon_file();
         write_daemon_file(&daemon_file, bound)?;
         // The one line on stdout: scripts and tests wait for it.

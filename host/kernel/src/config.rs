@@ -69,6 +69,20 @@ max_fuel = 1000000000
 max_memory_mb = 256
 max_timeout_ms = 30000
 
+[scheduler]
+# What happens to cron runs missed while the daemon was down (or far behind):
+# "skip" drops them, "run_once" runs a job once for all it missed, "run_all"
+# runs each missed run (at most 100). A job may choose its own.
+missed_policy = "run_once"
+# A run that starts within this many seconds of its time is on time, not missed.
+grace_secs = 30
+# How many cron run records are kept (oldest removed first).
+max_runs_kept = 10000
+# Concurrency lanes: how many runs of each lane may go at once. Jobs name a
+# lane ("default" when they name none); a burst of due jobs waits its turn.
+[scheduler.lanes]
+default = 4
+
 [tool_invoke]
 # `POST /api/tools/{name}/invoke` runs tools outside any agent. It is refused
 # unless enabled and the tool is listed here ("*" allows every tool).
@@ -168,12 +182,39 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Direct tool invocation over the API.
     pub tool_invoke: ToolInvokeConfig,
+    /// Cron jobs and schedules.
+    pub scheduler: SchedulerConfig,
     /// The agent loop.
     pub agents: AgentsConfig,
     /// Calls to model providers.
     pub llm: LlmConfig,
     /// Global spending limits.
     pub budget: BudgetConfig,
+}
+
+/// The scheduler: missed-run policy, grace, run retention and lanes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Policy for runs missed while the daemon was down, for jobs that set none.
+    pub missed_policy: talon_scheduler::MissedPolicy,
+    /// Seconds after its time within which a run counts as on time.
+    pub grace_secs: u64,
+    /// Cron run records kept.
+    pub max_runs_kept: u64,
+    /// Lane name to the number of runs it may hold at once.
+    pub lanes: std::collections::BTreeMap<String, usize>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            missed_policy: talon_scheduler::MissedPolicy::RunOnce,
+            grace_secs: 30,
+            max_runs_kept: 10_000,
+            lanes: [("default".to_string(), 4)].into_iter().collect(),
+        }
+    }
 }
 
 /// How the agent loop runs turns.
@@ -323,6 +364,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             plugins: PluginsConfig::default(),
             tool_invoke: ToolInvokeConfig::default(),
+            scheduler: SchedulerConfig::default(),
             agents: AgentsConfig::default(),
             llm: LlmConfig::default(),
             budget: BudgetConfig::default(),
@@ -354,6 +396,9 @@ const RESTART_KEYS: &[&str] = &[
     "log_level",
     "limits.max_body_bytes",
     "cors.allowed_origins",
+    // The scheduler engine is built once at start with these.
+    "scheduler.grace_secs",
+    "scheduler.missed_policy",
     // Breakers and connection pools are built once, at start.
     "llm.max_attempts",
     "llm.retry_base_delay_ms",
@@ -366,6 +411,8 @@ impl Config {
     /// Whether a change of the dotted `key` only takes effect after a restart.
     pub fn requires_restart(key: &str) -> bool {
         RESTART_KEYS.contains(&key)
+            || key == "scheduler.lanes"
+            || key.starts_with("scheduler.lanes.")
     }
 
     /// Parses and validates configuration text.
@@ -408,6 +455,11 @@ impl Config {
                     "plugins.trusted_keys: `{key}` is not a 64-character hex Ed25519 public key"
                 )));
             }
+        }
+        if let Some((lane, _)) = self.scheduler.lanes.iter().find(|(_, n)| **n == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "scheduler.lanes.{lane} must be at least 1"
+            )));
         }
         if self.agents.max_iterations == 0 || self.llm.max_attempts == 0 {
             return Err(ConfigError::Invalid(
@@ -462,7 +514,7 @@ impl Config {
         let (restart_required, applied) = changed
             .iter()
             .cloned()
-            .partition(|k| RESTART_KEYS.contains(&k.as_str()));
+            .partition(|k| Self::requires_restart(k));
         ReloadPlan {
             changed,
             applied,

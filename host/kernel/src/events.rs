@@ -37,6 +37,68 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+
+    // --- Scheduler, triggers, workflows (issue 5) ---
+    /// A cron job or schedule fired; its run is recorded before this is published.
+    ScheduleFired {
+        /// The job.
+        job_id: String,
+        /// The run it started.
+        run_id: String,
+        /// The agent it drives.
+        agent_id: String,
+        /// The occurrence being run.
+        scheduled_at: DateTime<Utc>,
+        /// When it started.
+        at: DateTime<Utc>,
+    },
+    /// A trigger fired on an event; its fire is recorded before this is published.
+    TriggerFired {
+        /// The trigger.
+        trigger_id: String,
+        /// The agent that receives the prompt.
+        agent_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A plugin's tool was called (by an agent's turn or over the API).
+    ToolCalled {
+        /// The tool.
+        tool: String,
+        /// The plugin that provides it.
+        plugin: String,
+        /// The calling agent, if any.
+        agent_id: Option<String>,
+        /// Whether the call succeeded.
+        ok: bool,
+        /// When it ended.
+        at: DateTime<Utc>,
+    },
+    /// A plugin was installed (or replaced).
+    PluginInstalled {
+        /// Its name.
+        name: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A plugin was uninstalled.
+    PluginUninstalled {
+        /// Its name.
+        name: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A cron run finished.
+    ScheduleRunFinished {
+        /// The job.
+        job_id: String,
+        /// The run.
+        run_id: String,
+        /// `ok` or `error`.
+        status: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A turn of an agent ended and was recorded.
     TurnCompleted {
         /// The agent.

@@ -30,12 +30,19 @@ pub struct Kernel {
     config_path: PathBuf,
     overrides: Overrides,
     config: RwLock<Arc<Config>>,
-    store: Store,
-    events: crate::events::EventBus,
+    pub(crate) store: Store,
+    pub(crate) events: crate::events::EventBus,
     plugins: crate::plugins::Registry,
     llm: talon_llm::LlmClient,
     live: crate::live::LiveSessions,
     started: Instant,
+    // --- Scheduler (issue 5) ---
+    /// The cron engine, once [`Kernel::start_scheduler`] ran.
+    pub(crate) scheduler: std::sync::OnceLock<talon_scheduler::Engine>,
+    /// Serializes cron edits so the engine sees them in commit order.
+    pub(crate) cron_edit: tokio::sync::Mutex<()>,
+    /// Event triggers, written through to the store.
+    pub(crate) triggers: std::sync::RwLock<Vec<crate::triggers::Trigger>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -74,6 +81,9 @@ impl Kernel {
             llm,
             live: crate::live::LiveSessions::default(),
             started: Instant::now(),
+            scheduler: std::sync::OnceLock::new(),
+            cron_edit: tokio::sync::Mutex::new(()),
+            triggers: std::sync::RwLock::new(Vec::new()),
         })
     }
 

@@ -8,8 +8,10 @@
 pub mod agents;
 pub mod audit;
 pub mod config;
+pub mod cron;
 pub mod error;
 pub mod events;
+pub mod goals;
 pub mod home;
 pub mod kernel;
 pub mod live;
@@ -18,11 +20,14 @@ pub mod memory;
 pub mod plugins;
 pub mod redact;
 pub mod repair;
+pub mod scheduling;
 pub mod sessions;
 pub mod store;
 pub mod templates;
+pub mod triggers;
 pub mod turn;
 pub mod uploads;
+pub mod workflows;
 pub mod workspace;
 
 pub use error::KernelError;

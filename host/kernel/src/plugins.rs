@@ -566,8 +566,12 @@ impl Kernel {
             stats: Arc::default(),
         };
         let view = entry.view(&self.registry().runtime);
-        let mut entries = self.registry().write();
-        entries.insert(view.name.clone(), entry);
+        self.registry().write().insert(view.name.clone(), entry);
+        self.events()
+            .publish(crate::events::Event::PluginInstalled {
+                name: view.name.clone(),
+                at: chrono::Utc::now(),
+            });
         Ok(view)
     }
 
@@ -628,6 +632,11 @@ impl Kernel {
         )
         .await?;
         self.registry().write().remove(name);
+        self.events()
+            .publish(crate::events::Event::PluginUninstalled {
+                name: name.to_string(),
+                at: chrono::Utc::now(),
+            });
         let path = self.package_path(name);
         if let Err(e) = tokio::fs::remove_file(&path).await {
             tracing::warn!(path = %path.display(), error = %e, "could not remove the package file");
@@ -923,6 +932,13 @@ impl Kernel {
             .invoke(&plugin, tool, arguments, &ctx)
             .await;
         stats.calls.fetch_add(1, Ordering::Relaxed);
+        self.events().publish(crate::events::Event::ToolCalled {
+            tool: tool.to_string(),
+            plugin: plugin_name.clone(),
+            agent_id: agent.map(|a| a.to_string()),
+            ok: invocation.result.is_ok(),
+            at: chrono::Utc::now(),
+        });
         if invocation.result.is_err() {
             stats.errors.fetch_add(1, Ordering::Relaxed);
         }

@@ -15,7 +15,10 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u64 = 4;
+///
+/// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
+/// tables start at 5.
+pub const SCHEMA_VERSION: u64 = 6;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -24,8 +27,11 @@ const SCHEMA_KEY: &str = "schema_version";
 pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents.v1");
 /// Agent key-value memory by (agent id, key): JSON values.
 pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv.v1");
-/// The audit hash chain by sequence number: JSON [`crate::audit::AuditEntry`].
-pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
+/// The audit hash chain as it was stored up to schema 5: JSON entries.
+pub(crate) const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
+/// The audit hash chain by sequence number: each entry's hash, then the bytes
+/// it covers (see [`crate::audit`]).
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v2");
 /// Agent ids by agent name, so names stay unique without scanning every agent.
 pub(crate) const AGENT_NAMES: TableDefinition<&str, &str> = TableDefinition::new("agent_names.v1");
 /// Sessions by id: JSON [`crate::sessions::SessionRecord`].
@@ -38,6 +44,24 @@ pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> =
 pub(crate) const TURNS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("turns.v1");
 /// Uploaded attachments' metadata by upload id: JSON [`crate::uploads::Upload`].
 pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads.v1");
+
+// --- Scheduler (issue 5) ---
+/// Cron jobs (and schedules, a view of the same jobs) by id: JSON [`crate::cron::CronJob`].
+pub(crate) const CRON_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("cron_jobs.v1");
+/// Cron runs by sequence number, oldest first: JSON [`crate::cron::CronRun`].
+pub(crate) const CRON_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("cron_runs.v1");
+/// Event triggers by id: JSON [`crate::triggers::Trigger`].
+pub(crate) const TRIGGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("triggers.v1");
+/// What triggers did when they fired, by sequence number: JSON [`crate::triggers::TriggerFire`].
+pub(crate) const TRIGGER_FIRES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("trigger_fires.v1");
+/// Workflow definitions by id: JSON [`crate::workflows::Workflow`].
+pub(crate) const WORKFLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("workflows.v1");
+/// Workflow runs by id: JSON [`crate::workflows::WorkflowRun`].
+pub(crate) const WORKFLOW_RUNS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("workflow_runs.v1");
+/// Goals by id: JSON [`crate::goals::Goal`].
+pub(crate) const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals.v1");
 
 /// Errors from the database.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +135,7 @@ const MIGRATIONS: &[Migration] = &[
         to: 2,
         description: "create audit.v1",
         apply: |tx| {
-            tx.open_table(AUDIT)?;
+            tx.open_table(AUDIT_V1)?;
             Ok(())
         },
     },
@@ -142,6 +166,26 @@ const MIGRATIONS: &[Migration] = &[
             }
             Ok(())
         },
+    },
+    // --- Scheduler (issue 5); 4 is reserved for sessions and messages ---
+    Migration {
+        to: 5,
+        description: "create cron_jobs.v1, cron_runs.v1, triggers.v1, trigger_fires.v1, workflows.v1, workflow_runs.v1 and goals.v1",
+        apply: |tx| {
+            tx.open_table(GOALS)?;
+            tx.open_table(WORKFLOWS)?;
+            tx.open_table(WORKFLOW_RUNS)?;
+            tx.open_table(CRON_JOBS)?;
+            tx.open_table(CRON_RUNS)?;
+            tx.open_table(TRIGGERS)?;
+            tx.open_table(TRIGGER_FIRES)?;
+            Ok(())
+        },
+    },
+    Migration {
+        to: 6,
+        description: "audit.v1 -> audit.v2: entries stored as hash + hashed bytes",
+        apply: crate::audit::migrate_v1_to_v2,
     },
 ];
 

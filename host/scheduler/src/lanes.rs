@@ -34,7 +34,7 @@ pub struct LaneStats {
     pub running: usize,
     /// How many wait for a slot.
     pub queued: u64,
-    /// How many finished since start.
+    /// How many engine firings finished since start.
     pub completed: u64,
 }
 
@@ -66,6 +66,17 @@ impl Lanes {
     /// True when a lane of that name exists.
     pub fn contains(&self, name: &str) -> bool {
         self.lanes.contains_key(name)
+    }
+
+    /// Waits for a slot in the lane; `None` when there is no such lane.
+    /// For runs started outside the engine (a manual run) that must still
+    /// respect the lane's bound.
+    pub async fn acquire(&self, name: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let lane = self.get(name)?;
+        lane.queued.fetch_add(1, Ordering::Relaxed);
+        let permit = lane.permits.clone().acquire_owned().await.ok();
+        lane.queued.fetch_sub(1, Ordering::Relaxed);
+        permit
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Lane>> {

@@ -31,7 +31,9 @@ pub const RUN_ALL_LIMIT: usize = 100;
 const SCAN_LIMIT: usize = 10_000;
 
 /// The policy for runs missed while the daemon was down or behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MissedPolicy {
     /// Drop missed runs.

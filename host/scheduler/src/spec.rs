@@ -288,6 +288,18 @@ mod tests {
     }
 
     #[test]
+    fn a_local_time_that_does_not_exist_moves_on() {
+        // 02:30 does not exist in Paris on 29 March 2026 (02:00 -> 03:00).
+        let origin = utc("2026-01-01T00:00:00Z");
+        let s = Schedule::parse("30 2 * * *", Some("Europe/Paris")).unwrap();
+        // It runs at the first valid local time after the gap, 03:00 (01:00 UTC).
+        assert_eq!(
+            s.next_after(utc("2026-03-28T12:00:00Z"), origin),
+            Some(utc("2026-03-29T01:00:00Z"))
+        );
+    }
+
+    #[test]
     fn intervals_keep_their_phase_from_the_origin() {
         let origin = utc("2026-01-01T00:00:07Z");
         let s = Schedule::parse("every 5m", None).unwrap();

@@ -70,6 +70,8 @@ pub async fn security(State(state): State<AppState>) -> Json<serde_json::Value> 
             "request_body_limits": "active",
             "cors_localhost_only_without_key": "active",
             "loopback_only_without_key": if config.allow_remote_without_key { "inactive (allow_remote_without_key)" } else { "active" },
+            "plugin_signature_verification": if config.plugins.dev_mode { "inactive (plugins.dev_mode)" } else { "active" },
+            "plugin_sandbox_limits": "active",
         }
     }))
 }

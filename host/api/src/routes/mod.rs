@@ -3,7 +3,9 @@
 pub mod agents;
 pub mod audit;
 pub mod config;
+pub mod cron;
 pub mod files;
+pub mod goals;
 pub mod logs;
 pub mod memory;
 pub mod messages;
@@ -15,5 +17,7 @@ pub mod skills;
 pub mod system;
 pub mod templates;
 pub mod tools;
+pub mod triggers;
 pub mod usage;
+pub mod workflows;
 pub mod ws;
