@@ -76,7 +76,7 @@ async fn malformed_input_is_a_400_that_says_what_is_wrong() {
     assert_error(broken_json, 400, "failed to parse the request body as json").await;
 
     let missing_field = daemon.post("/api/agents", serde_json::json!({})).await;
-    assert_error(missing_field, 400, "missing field `manifest_toml`").await;
+    assert_error(missing_field, 400, "`manifest_toml` or `template`").await;
 
     let bad_toml = daemon
         .post(
