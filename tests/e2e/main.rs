@@ -15,4 +15,5 @@ mod goals;
 mod plugins;
 mod scheduler;
 mod system;
+mod tasks;
 mod triggers;

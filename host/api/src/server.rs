@@ -22,7 +22,7 @@ use crate::middleware::{
 use crate::openapi::ApiDoc;
 use crate::routes::{
     agents, audit, config, cron, files, goals, logs, memory, messages, models, openai, plugins,
-    sessions, skills, system, templates, tools, triggers, usage, workflows, ws,
+    sessions, skills, system, tasks, templates, tools, triggers, usage, workflows, ws,
 };
 use crate::state::AppState;
 
@@ -164,6 +164,11 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(goals::get, goals::update, goals::delete))
         .routes(routes!(goals::children))
         .routes(routes!(goals::queue_status))
+        .routes(routes!(tasks::post))
+        .routes(routes!(tasks::status))
+        .routes(routes!(tasks::list))
+        .routes(routes!(tasks::cancel))
+        .routes(routes!(tasks::retry))
 }
 
 /// Routes that carry files: their own, larger body limit replaces the global one.

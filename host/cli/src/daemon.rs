@@ -67,6 +67,10 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .await
             .context("cannot start the scheduler")?;
         tracing::info!(scheduled, "scheduler started");
+        kernel
+            .start_task_worker()
+            .await
+            .context("cannot start the task queue")?;
         let daemon_file = kernel.home().daemon_file();
         write_daemon_file(&daemon_file, bound)?;
         // The one line on stdout: scripts and tests wait for it.

@@ -61,6 +61,19 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A task was posted to the queue.
+    TaskPosted {
+        /// The task.
+        task_id: String,
+        /// Its title.
+        title: String,
+        /// The agent that is to do it.
+        assignee: Option<String>,
+        /// The agent that posted it, if an agent did.
+        posted_by: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A plugin's tool was called (by an agent's turn or over the API).
     ToolCalled {
         /// The tool.

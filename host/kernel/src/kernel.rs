@@ -43,6 +43,8 @@ pub struct Kernel {
     pub(crate) cron_edit: tokio::sync::Mutex<()>,
     /// Event triggers, written through to the store.
     pub(crate) triggers: std::sync::RwLock<Vec<crate::triggers::Trigger>>,
+    /// Wakes the task worker when a task is posted or retried.
+    pub(crate) task_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -84,6 +86,7 @@ impl Kernel {
             scheduler: std::sync::OnceLock::new(),
             cron_edit: tokio::sync::Mutex::new(()),
             triggers: std::sync::RwLock::new(Vec::new()),
+            task_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -23,6 +23,7 @@ pub mod repair;
 pub mod scheduling;
 pub mod sessions;
 pub mod store;
+pub mod tasks;
 pub mod templates;
 pub mod triggers;
 pub mod turn;

@@ -18,7 +18,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 ///
 /// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
 /// tables start at 5.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -61,6 +61,8 @@ pub(crate) const WORKFLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub(crate) const WORKFLOW_RUNS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("workflow_runs.v1");
 /// Goals by id: JSON [`crate::goals::Goal`].
+/// The task queue by task id (v7, so ids sort by posting time): JSON [`crate::tasks::Task`].
+pub(crate) const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks.v1");
 pub(crate) const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals.v1");
 
 /// Errors from the database.
@@ -186,6 +188,14 @@ const MIGRATIONS: &[Migration] = &[
         to: 6,
         description: "audit.v1 -> audit.v2: entries stored as hash + hashed bytes",
         apply: crate::audit::migrate_v1_to_v2,
+    },
+    Migration {
+        to: 7,
+        description: "create tasks.v1",
+        apply: |tx| {
+            tx.open_table(TASKS)?;
+            Ok(())
+        },
     },
 ];
 

@@ -148,8 +148,14 @@ impl Trigger {
             (TriggerPattern::AgentTerminated {}, Event::AgentTerminated { .. }) => true,
             (TriggerPattern::All {}, Event::Audit(_) | Event::TriggerFired { .. }) => false,
             (TriggerPattern::All {}, _) => true,
-            // No task queue publishes task_posted yet; the pattern is stored and matched once it does.
-            (TriggerPattern::TaskPosted { .. }, _) => false,
+            (TriggerPattern::TaskPosted { assignee_match }, Event::TaskPosted { assignee, .. }) => {
+                match assignee_match {
+                    AssigneeMatch::Any => true,
+                    AssigneeMatch::SelfOnly => {
+                        assignee.as_deref() == Some(self.agent_id.to_string().as_str())
+                    }
+                }
+            }
             _ => false,
         }
     }
@@ -166,6 +172,8 @@ fn event_agent(event: &Event) -> Option<&str> {
         // A trigger's own agent finishing the turn it caused must not fire it again.
         Event::TurnCompleted { agent_id, .. } => Some(agent_id),
         Event::ToolCalled { agent_id, .. } => agent_id.as_deref(),
+        // The poster, not the assignee: a trigger may well serve the assignee.
+        Event::TaskPosted { posted_by, .. } => posted_by.as_deref(),
         _ => None,
     }
 }
@@ -183,6 +191,15 @@ pub fn describe(event: &Event) -> String {
             scheduled_at,
             ..
         } => format!("Cron job {job_id} fired for agent {agent_id} (scheduled at {scheduled_at})"),
+        Event::TaskPosted {
+            task_id,
+            title,
+            assignee,
+            ..
+        } => format!(
+            "Task '{title}' (id: {task_id}) was posted for {}",
+            assignee.as_deref().unwrap_or("no one yet")
+        ),
         other => serde_json::to_string(other).unwrap_or_default(),
     }
 }

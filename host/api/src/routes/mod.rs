@@ -15,6 +15,7 @@ pub mod plugins;
 pub mod sessions;
 pub mod skills;
 pub mod system;
+pub mod tasks;
 pub mod templates;
 pub mod tools;
 pub mod triggers;
