@@ -122,6 +122,11 @@ impl LiveSession {
         self.interrupt.store(true, Ordering::SeqCst);
     }
 
+    /// Forgets a pending interrupt (the session was reset).
+    pub(crate) fn clear_interrupt(&self) {
+        self.interrupt.store(false, Ordering::SeqCst);
+    }
+
     /// Whether an interrupt is pending.
     pub(crate) fn interrupted(&self) -> bool {
         self.interrupt.load(Ordering::SeqCst)
@@ -129,7 +134,7 @@ impl LiveSession {
 
     /// Called when a turn starts: a fresh token, and earlier interrupts cleared.
     pub(crate) fn begin(&self) -> CancellationToken {
-        self.interrupt.store(false, Ordering::SeqCst);
+        self.clear_interrupt();
         let token = CancellationToken::new();
         *self.cancel.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
         token

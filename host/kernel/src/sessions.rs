@@ -699,8 +699,7 @@ impl crate::Kernel {
         if let Some(old) = self.agent(agent).await?.session_id
             && let Some(live) = self.live().find(old)
         {
-            live.begin();
-            live.end();
+            live.clear_interrupt();
         }
         blocking_kernel(move || create(&store, agent, None, true)).await
     }

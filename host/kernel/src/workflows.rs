@@ -471,6 +471,17 @@ async fn run_step<R: StepRunner>(
         r.output = output.clone();
         (r, output)
     };
+    // A step that cannot run or whose calls all failed: skipped or failed by its error mode.
+    let fail = |mut r: StepResult, error: String| {
+        r.status = if step.error_mode == ErrorMode::Skip {
+            "skipped"
+        } else {
+            "failed"
+        }
+        .into();
+        r.error = Some(error);
+        finish(r, None)
+    };
     if step.mode == StepMode::Collect {
         return finish(result, None);
     }
@@ -485,14 +496,7 @@ async fn run_step<R: StepRunner>(
     let agent = match resolve(step) {
         Ok(a) => a,
         Err(e) => {
-            result.status = if step.error_mode == ErrorMode::Skip {
-                "skipped"
-            } else {
-                "failed"
-            }
-            .into();
-            result.error = Some(e);
-            return finish(result, None);
+            return fail(result, e);
         }
     };
     result.agent_id = Some(agent);
@@ -520,14 +524,7 @@ async fn run_step<R: StepRunner>(
                 }
             }
             Err(e) => {
-                result.status = if step.error_mode == ErrorMode::Skip {
-                    "skipped"
-                } else {
-                    "failed"
-                }
-                .into();
-                result.error = Some(e);
-                return finish(result, None);
+                return fail(result, e);
             }
         }
     }
