@@ -8,11 +8,11 @@
 //!   durable commit, HTTP);
 //! - spawn time, and resident memory per idle agent with 1,000 and 10,000 agents.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod daemon;
+
 use std::time::{Duration, Instant};
 
+use daemon::{percentile, rss_kib};
 use talon_test_llm::TestLlm;
 
 const MESSAGES: usize = 2_000;
@@ -21,42 +21,6 @@ const WARMUP: usize = 100;
 /// size of an ordinary conversation instead of growing for the whole run.
 const RESET_EVERY: usize = 20;
 const CONFIG: &str = "[rate_limit]\nexempt_loopback = true\n";
-
-fn spawn_daemon(home: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
-        .arg("--home")
-        .arg(home)
-        .args(["start", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn talon");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address");
-    let url = line
-        .trim()
-        .strip_prefix("talon listening on ")
-        .expect("address line")
-        .to_string();
-    (child, url)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn report(what: &str, mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -124,7 +88,7 @@ fn main() {
     llm.set_default_reply("pong");
     let home = tempfile::tempdir().expect("home");
     std::fs::write(home.path().join("config.toml"), CONFIG).expect("config");
-    let (mut child, url) = spawn_daemon(home.path());
+    let (mut child, url) = daemon::spawn(home.path());
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,40 +6,16 @@
 //! - idle resident memory one second after start;
 //! - `/api/health` throughput and latency with keep-alive connections.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod daemon;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
+
+use daemon::{percentile, rss_kib, spawn};
 
 const RUNS: usize = 20;
 const THROUGHPUT_SECS: u64 = 5;
 const CONNECTIONS: usize = 16;
-
-fn spawn(home: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
-        .args([
-            "--home",
-            &home.display().to_string(),
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn talon");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address");
-    let url = line
-        .trim()
-        .strip_prefix("talon listening on ")
-        .expect("address line")
-        .to_string();
-    (child, url)
-}
 
 /// Exec to first 200, using a raw HTTP/1.1 request so the client adds nothing.
 fn time_to_first_health(home: &std::path::Path) -> (Duration, Child, String) {
@@ -61,21 +37,6 @@ fn time_to_first_health(home: &std::path::Path) -> (Duration, Child, String) {
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
 }
 
 fn stop(mut child: Child) {
