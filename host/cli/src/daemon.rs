@@ -80,6 +80,10 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
 
         let state = talon_api::AppState::new(kernel.clone());
         let served = talon_api::serve(listener, state).await;
+        // The database file alone is then complete, for backups and offline tools.
+        if let Err(e) = kernel.store().checkpoint() {
+            tracing::warn!(error = %e, "cannot checkpoint the journal; it is replayed at the next start");
+        }
         let _ = std::fs::remove_file(&daemon_file);
         served.context("server failed")?;
         tracing::info!("talon stopped");

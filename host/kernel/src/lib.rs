@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod goals;
 pub mod home;
+mod journal;
 pub mod kernel;
 pub mod live;
 mod llm;

@@ -104,6 +104,9 @@ pub struct LiveSession {
     interrupt: AtomicBool,
     cancel: Mutex<Option<CancellationToken>>,
     watchers: broadcast::Sender<TurnEvent>,
+    /// The sessions running subagent turns (`agent_send`) for this session's
+    /// turn right now; an interrupt reaches them too.
+    children: Mutex<Vec<Arc<LiveSession>>>,
 }
 
 impl LiveSession {
@@ -114,12 +117,43 @@ impl LiveSession {
             interrupt: AtomicBool::new(false),
             cancel: Mutex::new(None),
             watchers: broadcast::channel(WATCH_CAPACITY).0,
+            children: Mutex::new(Vec::new()),
         }
     }
 
-    /// Asks the running turn to stop at its next tool-call boundary.
+    /// Asks the running turn, and the subagent turns it waits for, to stop
+    /// at their next tool-call boundary.
     pub fn interrupt(&self) {
         self.interrupt.store(true, Ordering::SeqCst);
+        // Cloned so no two sessions' locks are ever held together.
+        let children = self
+            .children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for child in children {
+            child.interrupt();
+        }
+    }
+
+    /// Links a subagent's session whose turn this session's turn waits for;
+    /// an interrupt that already arrived reaches it at once.
+    pub(crate) fn adopt(&self, child: &Arc<LiveSession>) {
+        self.children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(child));
+        if self.interrupted() {
+            child.interrupt();
+        }
+    }
+
+    /// Unlinks a subagent's session when its turn is over.
+    pub(crate) fn release(&self, child: &Arc<LiveSession>) {
+        self.children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|c| !Arc::ptr_eq(c, child));
     }
 
     /// Forgets a pending interrupt (the session was reset).
@@ -132,10 +166,11 @@ impl LiveSession {
         self.interrupt.load(Ordering::SeqCst)
     }
 
-    /// Called when a turn starts: a fresh token, and earlier interrupts cleared.
-    pub(crate) fn begin(&self) -> CancellationToken {
+    /// Called when a turn starts: a fresh token (cancelled with `parent`'s,
+    /// for a subagent turn), and earlier interrupts cleared.
+    pub(crate) fn begin(&self, parent: Option<&CancellationToken>) -> CancellationToken {
         self.clear_interrupt();
-        let token = CancellationToken::new();
+        let token = parent.map_or_else(CancellationToken::new, CancellationToken::child_token);
         *self.cancel.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
         token
     }

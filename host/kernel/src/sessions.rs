@@ -365,51 +365,71 @@ pub(crate) fn commit_turn(
     turn: &TurnRecord,
 ) -> Result<SessionRecord, KernelError> {
     let now = Utc::now();
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
-    let mut record = {
-        let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
-        get_in(&table, session)?
-            .ok_or_else(|| KernelError::NotFound(format!("session {session} not found")))?
-    };
-    {
-        let key = session_key(session);
-        let mut table = tx.open_table(MESSAGES).map_err(StoreError::from)?;
-        for message in new_messages {
-            let stored = StoredMessage {
-                seq: record.next_seq,
-                at: now,
-                message: message.clone(),
-            };
-            let bytes = store::encode(MESSAGES_TABLE, &stored)?;
-            table
-                .insert((key.as_str(), record.next_seq), bytes.as_slice())
-                .map_err(StoreError::from)?;
-            record.next_seq += 1;
-            record.message_count += 1;
-        }
-    }
-    record.totals.add(turn);
-    record.updated_at = now;
-    put_in(&tx, &record)?;
-    let bytes = store::encode(TURNS_TABLE, turn)?;
-    tx.open_table(TURNS)
-        .map_err(StoreError::from)?
-        .insert(
-            (
-                turn.agent_id.to_string().as_str(),
-                turn.id.to_string().as_str(),
-            ),
-            bytes.as_slice(),
-        )
-        .map_err(StoreError::from)?;
-    tx.commit().map_err(StoreError::from)?;
-    Ok(record)
+    store.write_journaled(|tx| {
+        let mut record = {
+            let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+            get_in(&table, session)?
+                .ok_or_else(|| KernelError::NotFound(format!("session {session} not found")))?
+        };
+        let messages = new_messages
+            .iter()
+            .map(|message| {
+                let stored = StoredMessage {
+                    seq: record.next_seq,
+                    at: now,
+                    message: message.clone(),
+                };
+                record.next_seq += 1;
+                record.message_count += 1;
+                stored
+            })
+            .collect();
+        record.totals.add(turn);
+        record.updated_at = now;
+        let writes = TurnWrites {
+            session: record,
+            messages,
+            turn: turn.clone(),
+        };
+        writes.apply(tx)?;
+        let redo = store::encode(JOURNAL_RECORD, &writes)?;
+        Ok((writes.session, redo))
+    })
 }
 
-/// Records a turn that added no messages (a failed one).
-pub(crate) fn record_turn(store: &Store, turn: &TurnRecord) -> Result<(), StoreError> {
+const JOURNAL_RECORD: &str = "the turn journal";
+
+/// Everything a turn's commit writes, with the values it writes: applying it
+/// again (see [`redo`]) gives the same rows.
+#[derive(Serialize, Deserialize)]
+struct TurnWrites {
+    session: SessionRecord,
+    messages: Vec<StoredMessage>,
+    turn: TurnRecord,
+}
+
+impl TurnWrites {
+    fn apply(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
+        {
+            let key = session_key(self.session.id);
+            let mut table = tx.open_table(MESSAGES)?;
+            for stored in &self.messages {
+                let bytes = store::encode(MESSAGES_TABLE, stored)?;
+                table.insert((key.as_str(), stored.seq), bytes.as_slice())?;
+            }
+        }
+        put_in(tx, &self.session)?;
+        put_turn_in(tx, &self.turn)
+    }
+}
+
+/// Applies a turn's journaled writes again, at recovery.
+pub(crate) fn redo(tx: &WriteTransaction, record: &[u8]) -> Result<(), StoreError> {
+    store::decode::<TurnWrites>(JOURNAL_RECORD, record)?.apply(tx)
+}
+
+fn put_turn_in(tx: &WriteTransaction, turn: &TurnRecord) -> Result<(), StoreError> {
     let bytes = store::encode(TURNS_TABLE, turn)?;
-    let tx = store.db().begin_write()?;
     tx.open_table(TURNS)?.insert(
         (
             turn.agent_id.to_string().as_str(),
@@ -417,6 +437,13 @@ pub(crate) fn record_turn(store: &Store, turn: &TurnRecord) -> Result<(), StoreE
         ),
         bytes.as_slice(),
     )?;
+    Ok(())
+}
+
+/// Records a turn that added no messages (a failed one).
+pub(crate) fn record_turn(store: &Store, turn: &TurnRecord) -> Result<(), StoreError> {
+    let tx = store.db().begin_write()?;
+    put_turn_in(&tx, turn)?;
     tx.commit()?;
     Ok(())
 }
@@ -740,6 +767,38 @@ impl crate::Kernel {
             .ok_or_else(|| KernelError::NotFound(format!("no session labelled `{label}`")))
     }
 
+    /// The session of `agent` that holds what `sender` tells it through
+    /// `agent_send`, labelled `agent:<sender>`: created on first use, and
+    /// apart from the conversations people have with it.
+    pub(crate) async fn delegation_session(
+        &self,
+        agent: Uuid,
+        sender: &str,
+    ) -> Result<Uuid, KernelError> {
+        let label = format!("agent:{sender}");
+        let store = self.store().clone();
+        blocking_kernel(move || {
+            let find = || -> Result<Option<Uuid>, KernelError> {
+                Ok(list(&store, Some(agent))?
+                    .into_iter()
+                    .find(|s| s.label.as_deref() == Some(label.as_str()))
+                    .map(|s| s.id))
+            };
+            if let Some(id) = find()? {
+                return Ok(id);
+            }
+            match create(&store, agent, Some(label.clone()), false) {
+                Ok(session) => Ok(session.id),
+                // Created meanwhile by another turn of the same sender.
+                Err(KernelError::Conflict(_)) => find()?.ok_or_else(|| {
+                    KernelError::Conflict(format!("session `{label}` vanished while created"))
+                }),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
     /// Asks a session's running turn to stop at its next tool-call boundary.
     pub async fn interrupt_session(&self, agent: Uuid, session: Uuid) -> Result<(), KernelError> {
         let record = self.session_view(Some(agent), Some(session)).await?.session;
@@ -838,6 +897,79 @@ mod tests {
         assert_eq!(texts, ["summary", "q2", "a2"]);
         assert_eq!(record.totals.turns, 3);
         assert_eq!(turns_of(&store, agent, 2).unwrap().len(), 2);
+    }
+
+    /// The files as a `kill -9` at this moment would leave them: what the
+    /// process wrote, without anything only in its memory.
+    fn crash_copy(dir: &std::path::Path, journal: bool) -> (tempfile::TempDir, Store) {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join("t.redb"), copy.path().join("t.redb")).unwrap();
+        if journal {
+            std::fs::copy(dir.join("t.journal"), copy.path().join("t.journal")).unwrap();
+        }
+        let store = Store::open(&copy.path().join("t.redb")).unwrap();
+        (copy, store)
+    }
+
+    #[test]
+    fn journaled_turns_survive_a_crash_and_later_durable_writes_are_kept() {
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        for i in 0..3 {
+            let msgs = [Message::user(format!("q{i}")), Message::assistant("a")];
+            commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        }
+        // The database file alone has only the durable state: the session, empty.
+        let (_lost, without) = crash_copy(dir.path(), false);
+        assert_eq!(messages(&without, session.id).unwrap().len(), 0);
+        // With the journal, every acknowledged turn is back.
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        let record = get(&recovered, session.id).unwrap().unwrap();
+        assert_eq!((record.message_count, record.totals.turns), (6, 3));
+        assert_eq!(
+            messages(&recovered, session.id).unwrap()[4].message.text(),
+            "q2"
+        );
+        assert_eq!(turns_of(&recovered, agent, 10).unwrap().len(), 3);
+        // A recovered store goes on from where the journal left off.
+        let msgs = [Message::user("q3"), Message::assistant("a")];
+        commit_turn(&recovered, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        assert_eq!(
+            messages(&recovered, session.id).unwrap()[6].message.text(),
+            "q3"
+        );
+
+        // A durable write after the turns (a label) is not undone by replaying them.
+        set_label(&store, session.id, Some("kept".into())).unwrap();
+        let msgs = [Message::user("q4"), Message::assistant("a")];
+        commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        let record = get(&recovered, session.id).unwrap().unwrap();
+        assert_eq!(record.label.as_deref(), Some("kept"));
+        assert_eq!((record.message_count, record.totals.turns), (8, 4));
+    }
+
+    #[test]
+    fn turns_too_large_for_the_journal_commit_durably() {
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        let big = "x".repeat(300_000);
+        for _ in 0..5 {
+            let msgs = [Message::user(big.clone()), Message::assistant("a")];
+            commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        }
+        let msgs = [Message::user("small"), Message::assistant("a")];
+        commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        assert_eq!(
+            get(&recovered, session.id).unwrap().unwrap().message_count,
+            12
+        );
+        let (_lost, without) = crash_copy(dir.path(), false);
+        assert!(
+            messages(&without, session.id).unwrap().len() >= 8,
+            "the journal filled up, so a commit was a checkpoint"
+        );
     }
 
     #[test]

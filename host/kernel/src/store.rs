@@ -7,11 +7,14 @@
 //! intact. A data directory written by a newer Talon is refused, not touched.
 //!
 //! Commits use redb's default `Durability::Immediate` (fsync before `commit`
-//! returns), which is what makes an acknowledged write survive `kill -9`.
+//! returns), which is what makes an acknowledged write survive `kill -9`;
+//! the one frequent write, a conversation turn, is made durable through the
+//! [`crate::journal`] instead, which costs one small sequential sync.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::journal::Journal;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 /// The schema version this build writes.
@@ -204,6 +207,7 @@ const MIGRATIONS: &[Migration] = &[
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
+    journal: Arc<Journal>,
 }
 
 impl std::fmt::Debug for Store {
@@ -220,12 +224,34 @@ impl Store {
         }
         let existed = path.exists() && std::fs::metadata(path)?.len() > 0;
         let db = Database::create(path)?;
-        let store = Self {
+        migrate(&db, path, existed)?;
+        // Replay runs on the current schema: a migration that changes the
+        // tables a redo record writes must keep its redo readable.
+        let journal = Journal::open(&path.with_extension("journal"), &db, crate::sessions::redo)?;
+        Ok(Self {
             db: Arc::new(db),
             path: path.to_path_buf(),
-        };
-        store.migrate(existed)?;
-        Ok(store)
+            journal: Arc::new(journal),
+        })
+    }
+
+    /// Runs `write` in a write transaction made durable through the journal
+    /// (see [`Journal::write`]): for frequent writes whose redb commit would
+    /// cost more than the rest of the request.
+    pub(crate) fn write_journaled<T, E>(
+        &self,
+        write: impl FnOnce(&WriteTransaction) -> Result<(T, Vec<u8>), E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.journal.write(&self.db, write)
+    }
+
+    /// Makes every journaled write durable in the database file itself, so
+    /// the file alone is complete (at shutdown, before a backup).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.journal.checkpoint(&self.db)
     }
 
     /// The database file.
@@ -240,50 +266,54 @@ impl Store {
 
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = match tx.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(table.get(SCHEMA_KEY)?.map(|v| v.value()).unwrap_or(0))
+        schema_version(&self.db)
     }
 
     /// A cheap read that proves the file is usable, for health checks.
     pub fn check(&self) -> Result<(), StoreError> {
         self.schema_version().map(|_| ())
     }
+}
 
-    fn migrate(&self, existed: bool) -> Result<(), StoreError> {
-        let current = self.schema_version()?;
-        if current > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                found: current,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if current == SCHEMA_VERSION {
-            return Ok(());
-        }
-        if existed && current > 0 {
-            // Keep the pre-upgrade file beside the new one until the operator removes it.
-            let backup = self.path.with_extension(format!("redb.v{current}.bak"));
-            std::fs::copy(&self.path, &backup)?;
-            tracing::info!(backup = %backup.display(), "backed up database before migrating");
-        }
-        for step in MIGRATIONS.iter().filter(|m| m.to > current) {
-            let tx = self.db.begin_write()?;
-            (step.apply)(&tx)?;
-            tx.open_table(META)?.insert(SCHEMA_KEY, step.to)?;
-            tx.commit()?;
-            tracing::info!(
-                version = step.to,
-                step = step.description,
-                "migrated database"
-            );
-        }
-        Ok(())
+fn schema_version(db: &Database) -> Result<u64, StoreError> {
+    let tx = db.begin_read()?;
+    let table = match tx.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(table.get(SCHEMA_KEY)?.map(|v| v.value()).unwrap_or(0))
+}
+
+fn migrate(db: &Database, path: &Path, existed: bool) -> Result<(), StoreError> {
+    let current = schema_version(db)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
     }
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if existed && current > 0 {
+        // Keep the pre-upgrade file beside the new one until the operator removes it.
+        let backup = path.with_extension(format!("redb.v{current}.bak"));
+        std::fs::copy(path, &backup)?;
+        tracing::info!(backup = %backup.display(), "backed up database before migrating");
+    }
+    for step in MIGRATIONS.iter().filter(|m| m.to > current) {
+        let tx = db.begin_write()?;
+        (step.apply)(&tx)?;
+        tx.open_table(META)?.insert(SCHEMA_KEY, step.to)?;
+        tx.commit()?;
+        tracing::info!(
+            version = step.to,
+            step = step.description,
+            "migrated database"
+        );
+    }
+    Ok(())
 }
 
 /// Decodes a JSON record, naming the table on failure.

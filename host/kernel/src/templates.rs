@@ -139,7 +139,7 @@ impl crate::Kernel {
                     .tools()
                     .into_iter()
                     .map(|t| t.name)
-                    .chain(std::iter::once(crate::turn::NOTIFY_OWNER.to_string()))
+                    .chain(crate::turn::BUILTIN_TOOLS.iter().map(|t| t.to_string()))
                     .collect(),
             },
         ]

@@ -38,6 +38,12 @@ pub const MAX_TOOL_OUTPUT_CHARS: usize = 200_000;
 const MAX_IDENTICAL_CALLS: usize = 2;
 /// The built-in tool for private notes to the agent's owner.
 pub const NOTIFY_OWNER: &str = "notify_owner";
+/// The built-in tool that sends a message to another agent and waits for its answer.
+pub const AGENT_SEND: &str = "agent_send";
+/// The tools the kernel itself provides; a manifest lists them like any other.
+pub const BUILTIN_TOOLS: &[&str] = &[NOTIFY_OWNER, AGENT_SEND];
+/// How many agents one chain of `agent_send` calls may involve.
+const MAX_AGENT_SEND_DEPTH: usize = 5;
 
 /// A message for an agent.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +71,17 @@ pub struct StartedTurn {
 struct Sink {
     caller: Option<mpsc::UnboundedSender<TurnEvent>>,
     live: Arc<LiveSession>,
+    /// The agents whose turns wait on this one through `agent_send`,
+    /// outermost first, ending with this turn's own agent.
+    chain: Vec<Uuid>,
+}
+
+/// The turn a subagent turn runs for (`agent_send`): its interrupt and
+/// stop reach the subagent's turn.
+struct Parent {
+    live: Arc<LiveSession>,
+    cancel: CancellationToken,
+    chain: Vec<Uuid>,
 }
 
 impl Sink {
@@ -141,50 +158,77 @@ impl Kernel {
         input: MessageInput,
         with_events: bool,
     ) -> Result<StartedTurn, KernelError> {
-        if input.text.trim().is_empty() && input.parts.is_empty() {
-            return Err(KernelError::Invalid("the message is empty".into()));
-        }
-        let agent = self.agent(agent_id).await?;
-        if agent.state != AgentState::Running {
-            return Err(KernelError::Conflict(format!(
-                "agent {} is stopped; start it first",
-                agent.name()
-            )));
-        }
-        let target = crate::llm::target(&agent.manifest)?;
-        // A missing key is reported now, as the request's error, not mid-stream.
-        self.llm().api_key(&target)?;
-        self.check_budget(&agent, 0.0).await?;
-        let session = self.turn_session(agent_id, input.session_id).await?;
-        let live = self.live().get(session.id, agent_id);
-        let (caller, events) = if with_events {
-            let (tx, rx) = mpsc::unbounded_channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        let sink = Sink { caller, live };
-        let kernel = Arc::clone(self);
-        let session_id = session.id;
-        let outcome = tokio::spawn(async move {
-            let _turn = sink.live.turn_lock.lock().await;
-            let cancel = sink.live.begin();
-            let result = kernel
-                .run_turn(&agent, session_id, target, input, &sink, &cancel)
-                .await;
-            sink.live.end();
-            match &result {
-                Ok(reply) => sink.emit(TurnEvent::Done(Arc::new(reply.clone()))),
-                Err(e) => sink.emit(TurnEvent::Failed {
-                    error: e.to_string(),
-                }),
+        self.begin_turn(agent_id, input, with_events, None).await
+    }
+
+    /// Starts a turn; boxed with a declared type because a turn may start
+    /// another one (agent_send), and an `async fn` future cannot contain itself.
+    fn begin_turn(
+        self: &Arc<Self>,
+        agent_id: Uuid,
+        input: MessageInput,
+        with_events: bool,
+        parent: Option<Parent>,
+    ) -> futures::future::BoxFuture<'static, Result<StartedTurn, KernelError>> {
+        let this = Arc::clone(self);
+        Box::pin(async move {
+            if input.text.trim().is_empty() && input.parts.is_empty() {
+                return Err(KernelError::Invalid("the message is empty".into()));
             }
-            result
-        });
-        Ok(StartedTurn {
-            session_id,
-            events,
-            outcome,
+            let agent = this.agent(agent_id).await?;
+            if agent.state != AgentState::Running {
+                return Err(KernelError::Conflict(format!(
+                    "agent {} is stopped; start it first",
+                    agent.name()
+                )));
+            }
+            let target = crate::llm::target(&agent.manifest)?;
+            // A missing key is reported now, as the request's error, not mid-stream.
+            this.llm().api_key(&target)?;
+            this.check_budget(&agent, 0.0).await?;
+            let session = this.turn_session(agent_id, input.session_id).await?;
+            let live = this.live().get(session.id, agent_id);
+            let (caller, events) = if with_events {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let mut chain = parent.as_ref().map(|p| p.chain.clone()).unwrap_or_default();
+            chain.push(agent_id);
+            let sink = Sink {
+                caller,
+                live,
+                chain,
+            };
+            let kernel = Arc::clone(&this);
+            let session_id = session.id;
+            let outcome = tokio::spawn(async move {
+                let _turn = sink.live.turn_lock.lock().await;
+                let cancel = sink.live.begin(parent.as_ref().map(|p| &p.cancel));
+                if let Some(parent) = &parent {
+                    parent.live.adopt(&sink.live);
+                }
+                let result = kernel
+                    .run_turn(&agent, session_id, target, input, &sink, &cancel)
+                    .await;
+                if let Some(parent) = &parent {
+                    parent.live.release(&sink.live);
+                }
+                sink.live.end();
+                match &result {
+                    Ok(reply) => sink.emit(TurnEvent::Done(Arc::new(reply.clone()))),
+                    Err(e) => sink.emit(TurnEvent::Failed {
+                        error: e.to_string(),
+                    }),
+                }
+                result
+            });
+            Ok(StartedTurn {
+                session_id,
+                events,
+                outcome,
+            })
         })
     }
 
@@ -218,6 +262,20 @@ impl Kernel {
             .filter(|t| allowed.contains(&t.name))
             .map(|t| ToolSpec::new(t.name, t.description, t.input_schema))
             .collect();
+        if allowed.iter().any(|a| a == AGENT_SEND) {
+            specs.push(ToolSpec::new(
+                AGENT_SEND,
+                "Send a message to another agent and wait for its answer.",
+                serde_json::json!({
+                    "type": "object",
+                    "properties": {
+                        "target": {"type": "string", "description": "The agent's name or id"},
+                        "message": {"type": "string", "description": "What to tell or ask it"}
+                    },
+                    "required": ["target", "message"]
+                }),
+            ));
+        }
         if allowed.iter().any(|a| a == NOTIFY_OWNER) {
             specs.push(ToolSpec::new(
                 NOTIFY_OWNER,
@@ -351,7 +409,7 @@ impl Kernel {
                     continue;
                 }
                 let (message, trace) = self
-                    .run_tool(agent, call, &mut seen_calls, &mut notices, sink)
+                    .run_tool(agent, call, &mut seen_calls, &mut notices, sink, cancel)
                     .await;
                 history.push(message);
                 traces.push(trace);
@@ -445,12 +503,13 @@ impl Kernel {
     /// Runs one tool call; a failure of any kind becomes an error result the
     /// model reads, never a failed turn.
     async fn run_tool(
-        &self,
+        self: &Arc<Self>,
         agent: &AgentRecord,
         call: &talon_llm::ToolCall,
         seen: &mut HashMap<(String, String), usize>,
         notices: &mut Vec<String>,
         sink: &Sink,
+        cancel: &CancellationToken,
     ) -> (Message, ToolCallTrace) {
         sink.emit(TurnEvent::ToolUse {
             id: call.id.clone(),
@@ -483,6 +542,8 @@ impl Kernel {
                         }
                         _ => Err("notify_owner needs a non-empty `text`".to_string()),
                     }
+                } else if call.name == AGENT_SEND {
+                    self.agent_send(agent, args, sink, cancel).await
                 } else {
                     match self
                         .invoke_tool(&call.name, &args.to_string(), Some(agent.id))
@@ -523,6 +584,81 @@ impl Kernel {
             Message::tool_result(&call.id, text)
         };
         (message, trace)
+    }
+
+    /// `agent_send`: a turn of the target agent, in its session for messages
+    /// from this agent, whose answer is the tool's result.
+    async fn agent_send(
+        self: &Arc<Self>,
+        agent: &AgentRecord,
+        args: &serde_json::Value,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let field = |key: &str| {
+            args.get(key)
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+        };
+        let (Some(target), Some(message)) = (field("target"), field("message")) else {
+            return Err(format!(
+                "{AGENT_SEND} needs a `target` (an agent's name or id) and a non-empty `message`"
+            ));
+        };
+        let target_id = match Uuid::parse_str(target) {
+            Ok(id) => id,
+            Err(_) => self
+                .agent_id_by_name(target.to_string())
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("there is no agent named `{target}`"))?,
+        };
+        if sink.chain.contains(&target_id) {
+            return Err(format!(
+                "`{target}` is already waiting for an answer in this chain of {AGENT_SEND} calls; \
+                 sending to it again would never finish"
+            ));
+        }
+        if sink.chain.len() >= MAX_AGENT_SEND_DEPTH {
+            return Err(format!(
+                "{AGENT_SEND} chains are limited to {MAX_AGENT_SEND_DEPTH} agents; answer with what you have"
+            ));
+        }
+        let session = self
+            .delegation_session(target_id, agent.name())
+            .await
+            .map_err(|e| e.to_string())?;
+        let parent = Parent {
+            live: Arc::clone(&sink.live),
+            cancel: cancel.clone(),
+            chain: sink.chain.clone(),
+        };
+        let input = MessageInput {
+            text: message.to_string(),
+            session_id: Some(session),
+            parts: Vec::new(),
+        };
+        let started = self
+            .begin_turn(target_id, input, false, Some(parent))
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = started
+            .outcome
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        match reply.status {
+            TurnStatus::Completed => Ok(reply.response),
+            status => Err(format!(
+                "`{target}` did not finish ({}): {}",
+                serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                reply.response
+            )),
+        }
     }
 
     /// Refuses a turn (or its next model call) once a daily or monthly

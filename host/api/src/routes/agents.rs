@@ -564,7 +564,7 @@ pub async fn get_tools(
         .capabilities
         .tools
         .iter()
-        .filter(|t| loaded.contains(t) || *t == talon_kernel::turn::NOTIFY_OWNER)
+        .filter(|t| loaded.contains(t) || talon_kernel::turn::BUILTIN_TOOLS.contains(&t.as_str()))
         .collect();
     Ok(Json(
         serde_json::json!({ "tools": agent.manifest.capabilities.tools, "available": available }),
