@@ -1022,3 +1022,27 @@ async fn agent_send_delegates_refuses_loops_and_interrupts_cascade() {
     );
     assert_eq!(llm.pending(), 0);
 }
+
+#[tokio::test]
+async fn every_acknowledged_turn_survives_kill_9() {
+    let llm = TestLlm::start().await;
+    llm.set_default_reply("noted");
+    let mut daemon = Daemon::start().await;
+    let agent = spawn(&daemon, manifest("scribe", &llm, "test-model", &[])).await;
+    // As many as the rate limit lets through in a burst.
+    for i in 0..12 {
+        say_ok(&daemon, &agent, &format!("note {i}")).await;
+    }
+    daemon.kill9();
+    daemon.restart();
+    let view = json(daemon.get(&format!("/api/agents/{agent}/session")).await).await;
+    assert_eq!(view["message_count"], 24, "{view}");
+    assert_eq!(view["messages"][22]["content"], "note 11");
+    let metrics = json(daemon.get(&format!("/api/agents/{agent}/metrics")).await).await;
+    assert_eq!(metrics["turns"], 12);
+    // The daemon goes on from the replayed state.
+    let reply = say_ok(&daemon, &agent, "note 12").await;
+    assert_eq!(reply["response"], "noted");
+    let view = json(daemon.get(&format!("/api/agents/{agent}/session")).await).await;
+    assert_eq!(view["message_count"], 26);
+}
