@@ -21,6 +21,8 @@ pub struct Daemon {
     base: String,
     api_key: Option<String>,
     http: reqwest::Client,
+    /// Extra environment of the daemon process, kept for restarts.
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -31,6 +33,12 @@ impl Daemon {
 
     /// Starts a daemon whose `config.toml` is `config` (written before start).
     pub async fn start_with_config(config: &str) -> Daemon {
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// Starts a daemon with `config` and these extra environment variables
+    /// (set again at every restart).
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
         let home = tempfile::tempdir().expect("temporary home");
         if !config.is_empty() {
             std::fs::write(home.path().join("config.toml"), config).expect("write config");
@@ -44,6 +52,10 @@ impl Daemon {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         daemon.launch();
         daemon
@@ -69,6 +81,7 @@ impl Daemon {
             .env_remove("OPENAI_API_KEY")
             .env_remove("ANTHROPIC_API_KEY")
             .env_remove("GEMINI_API_KEY")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

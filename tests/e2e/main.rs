@@ -13,6 +13,7 @@ mod conversations;
 mod durability;
 mod goals;
 mod plugins;
+mod providers;
 mod scheduler;
 mod system;
 mod tasks;

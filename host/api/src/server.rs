@@ -86,6 +86,10 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(models::aliases))
         .routes(routes!(models::providers))
         .routes(routes!(models::provider))
+        .routes(routes!(models::add_custom))
+        .routes(routes!(models::set_key, models::delete_key))
+        .routes(routes!(models::test))
+        .routes(routes!(models::set_url))
         .routes(routes!(models::breaker_status))
         .routes(routes!(models::breaker_reset))
         .routes(routes!(usage::usage))
@@ -210,6 +214,10 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(system::root))
         // Model ids may contain slashes, which a `{id}` segment cannot hold.
         .route("/api/models/{*id}", get(models::get))
+        .route(
+            "/api/models/custom/{*id}",
+            axum::routing::delete(models::remove_custom),
+        )
         .route(
             "/api/openapi.json",
             get(move || {

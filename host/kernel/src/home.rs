@@ -86,6 +86,11 @@ impl Home {
         self.root.join("cache").join("components")
     }
 
+    /// API keys set over the API (mode 0600; see [`crate::providers`]).
+    pub fn secrets_file(&self) -> PathBuf {
+        self.root.join("secrets.toml")
+    }
+
     /// Written by a running daemon so client commands can find it.
     pub fn daemon_file(&self) -> PathBuf {
         self.root.join("daemon.json")

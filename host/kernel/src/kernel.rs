@@ -45,6 +45,9 @@ pub struct Kernel {
     pub(crate) triggers: std::sync::RwLock<Vec<crate::triggers::Trigger>>,
     /// Wakes the task worker when a task is posted or retried.
     pub(crate) task_wake: Arc<tokio::sync::Notify>,
+    /// Serializes edits of provider keys, URLs and custom models, so the
+    /// secrets file is never rewritten from a stale read.
+    pub(crate) provider_edit: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -72,6 +75,7 @@ impl Kernel {
         let store = Store::open(&home.database_file())?;
         let plugins = crate::plugins::runtime_for(&home, &config, &store)?;
         let llm = crate::llm::client(&config);
+        crate::providers::restore(&llm, &store, &home.secrets_file())?;
         Ok(Self {
             home,
             config_path,
@@ -87,6 +91,7 @@ impl Kernel {
             cron_edit: tokio::sync::Mutex::new(()),
             triggers: std::sync::RwLock::new(Vec::new()),
             task_wake: Arc::new(tokio::sync::Notify::new()),
+            provider_edit: tokio::sync::Mutex::new(()),
         })
     }
 

@@ -19,6 +19,7 @@ pub mod live;
 mod llm;
 pub mod memory;
 pub mod plugins;
+pub mod providers;
 pub mod redact;
 pub mod repair;
 pub mod scheduling;

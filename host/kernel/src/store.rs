@@ -21,7 +21,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 ///
 /// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
 /// tables start at 5.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -67,6 +67,15 @@ pub(crate) const WORKFLOW_RUNS: TableDefinition<&str, &[u8]> =
 /// The task queue by task id (v7, so ids sort by posting time): JSON [`crate::tasks::Task`].
 pub(crate) const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks.v1");
 pub(crate) const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals.v1");
+
+// --- Providers and models ---
+/// Custom models by id: JSON [`talon_llm::ModelInfo`] (see [`crate::providers`]).
+pub(crate) const CUSTOM_MODELS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("custom_models.v1");
+/// Base-URL overrides by provider name. API keys are not here but in the
+/// private secrets file (see [`crate::providers`]).
+pub(crate) const PROVIDER_URLS: TableDefinition<&str, &str> =
+    TableDefinition::new("provider_urls.v1");
 
 /// Errors from the database.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +206,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "create tasks.v1",
         apply: |tx| {
             tx.open_table(TASKS)?;
+            Ok(())
+        },
+    },
+    Migration {
+        to: 8,
+        description: "create custom_models.v1 and provider_urls.v1",
+        apply: |tx| {
+            tx.open_table(CUSTOM_MODELS)?;
+            tx.open_table(PROVIDER_URLS)?;
             Ok(())
         },
     },

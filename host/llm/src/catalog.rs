@@ -560,6 +560,12 @@ impl ModelCatalog {
         }
     }
 
+    /// Removes the model with this exact id (of any provider) and returns it.
+    pub fn remove(&mut self, id: &str) -> Option<ModelInfo> {
+        let index = self.models.iter().position(|known| known.id == id)?;
+        Some(self.models.remove(index))
+    }
+
     /// All models.
     pub fn models(&self) -> &[ModelInfo] {
         &self.models

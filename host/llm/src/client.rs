@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::catalog::{ModelCatalog, ModelInfo, ProviderInfo, builtin_providers};
 use crate::driver::{Driver, DriverConfig, build_driver};
 use crate::error::LlmError;
+use crate::probe::{ProbeReport, ProbeRequest, probe};
 use crate::resilience::{BreakerStatus, CircuitBreaker, ResilienceConfig};
 use crate::stream::EventStream;
 use crate::transport::http_client;
@@ -73,6 +74,11 @@ pub struct LlmClient {
     /// One client (connection pool) per connect timeout in use.
     http: Mutex<HashMap<Duration, reqwest::Client>>,
     env: Arc<EnvLookup>,
+    /// Keys set at runtime (the daemon's `POST /api/providers/{name}/key`),
+    /// by provider; they win over the environment.
+    key_overrides: RwLock<HashMap<String, String>>,
+    /// Base URLs set at runtime, by provider; they win over the catalog's.
+    url_overrides: RwLock<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for LlmClient {
@@ -117,6 +123,8 @@ impl LlmClient {
             breakers: Mutex::new(BTreeMap::new()),
             http: Mutex::new(HashMap::new()),
             env: Arc::new(|name: &str| std::env::var(name).ok()),
+            key_overrides: RwLock::new(HashMap::new()),
+            url_overrides: RwLock::new(HashMap::new()),
         }
     }
 
@@ -177,6 +185,11 @@ impl LlmClient {
     /// Adds or replaces a model in the catalog.
     pub fn add_model(&self, info: ModelInfo) {
         write(&self.models).add(info);
+    }
+
+    /// Removes the model with this exact id from the catalog and returns it.
+    pub fn remove_model(&self, id: &str) -> Option<ModelInfo> {
+        write(&self.models).remove(id)
     }
 
     /// All catalogued models.
@@ -244,11 +257,15 @@ impl LlmClient {
         })
     }
 
-    /// The API key for a target: the explicit one, else the provider's
-    /// environment variable. `Ok(None)` for providers that need no key.
+    /// The API key for a target: the explicit one, else the one set with
+    /// [`LlmClient::set_api_key`], else the provider's environment variable.
+    /// `Ok(None)` for providers that need no key.
     pub fn api_key(&self, target: &Target) -> Result<Option<String>, LlmError> {
         let provider = self.provider(&target.provider)?;
         if let Some(key) = target.api_key.as_ref().filter(|key| !key.is_empty()) {
+            return Ok(Some(key.clone()));
+        }
+        if let Some(key) = read(&self.key_overrides).get(&provider.name) {
             return Ok(Some(key.clone()));
         }
         // An empty variable (`OPENAI_API_KEY=`) counts as unset.
@@ -260,6 +277,84 @@ impl LlmClient {
             }),
             None => Ok(None),
         }
+    }
+
+    /// Sets a provider's API key for every later call that does not bring
+    /// its own; it wins over the provider's environment variable. The key
+    /// must be non-empty and usable in an HTTP header.
+    pub fn set_api_key(&self, provider: &str, key: &str) -> Result<(), LlmError> {
+        let provider = self.provider(provider)?;
+        let key = validate_api_key(key)?;
+        write(&self.key_overrides).insert(provider.name, key);
+        Ok(())
+    }
+
+    /// Forgets a key set with [`LlmClient::set_api_key`], so the environment
+    /// variable applies again; true when there was one.
+    pub fn clear_api_key(&self, provider: &str) -> Result<bool, LlmError> {
+        let provider = self.provider(provider)?;
+        Ok(write(&self.key_overrides).remove(&provider.name).is_some())
+    }
+
+    /// Whether a key was set with [`LlmClient::set_api_key`] (never the key).
+    pub fn has_api_key_override(&self, provider: &str) -> bool {
+        read(&self.key_overrides).contains_key(&provider.to_ascii_lowercase())
+    }
+
+    /// Sets (`Some`) or clears (`None`) a provider's base URL for every later
+    /// call whose target does not name its own. The URL must be absolute
+    /// `http` or `https` (see [`validate_base_url`]).
+    pub fn set_base_url(&self, provider: &str, url: Option<&str>) -> Result<(), LlmError> {
+        let provider = self.provider(provider)?;
+        match url {
+            Some(url) => {
+                let url = validate_base_url(url)?;
+                write(&self.url_overrides).insert(provider.name, url);
+            }
+            None => {
+                write(&self.url_overrides).remove(&provider.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URL set with [`LlmClient::set_base_url`], if any.
+    pub fn base_url_override(&self, provider: &str) -> Option<String> {
+        read(&self.url_overrides)
+            .get(&provider.to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// Where a target's calls go: its own base URL, else the provider's
+    /// override, else the catalog's default.
+    pub fn base_url(&self, target: &Target) -> Result<String, LlmError> {
+        let provider = self.provider(&target.provider)?;
+        if let Some(url) = target.base_url.as_ref().filter(|url| !url.is_empty()) {
+            return Ok(url.clone());
+        }
+        Ok(self
+            .base_url_override(&provider.name)
+            .unwrap_or(provider.base_url))
+    }
+
+    /// Tests the connection to a target's provider with one free request
+    /// (its model list), using the same key and base URL a call would.
+    /// Retries and the circuit breaker are bypassed: this reports the
+    /// provider's state now and does not count against the agents' calls.
+    pub async fn probe(&self, target: &Target, timeout: Duration) -> Result<ProbeReport, LlmError> {
+        let provider = self.provider(&target.provider)?;
+        let api_key = self.api_key(target)?;
+        let base_url = self.base_url(target)?;
+        let connect = self.resilience(&provider.name).timeouts.connect;
+        probe(ProbeRequest {
+            provider: &provider.name,
+            kind: provider.kind,
+            base_url: &base_url,
+            api_key: api_key.as_deref(),
+            http: self.http(&provider.name, connect)?,
+            timeout,
+        })
+        .await
     }
 
     fn resilience(&self, provider: &str) -> ResilienceConfig {
@@ -297,7 +392,7 @@ impl LlmClient {
         let resilience = self.resilience(&provider.name);
         let config = DriverConfig {
             provider: provider.name.clone(),
-            base_url: target.base_url.clone().unwrap_or(provider.base_url),
+            base_url: self.base_url(target)?,
             api_key,
             http: Some(self.http(&provider.name, resilience.timeouts.connect)?),
             breaker: Some(self.breaker(&provider.name)),
@@ -353,5 +448,157 @@ impl LlmClient {
         let provider = self.provider(provider)?;
         self.breaker(&provider.name).reset();
         Ok(())
+    }
+}
+
+/// A key fit to send: trimmed, non-empty, visible ASCII only (anything else
+/// cannot travel in an HTTP header, and would fail on every call).
+pub fn validate_api_key(key: &str) -> Result<String, LlmError> {
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(LlmError::invalid("the API key is empty"));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(LlmError::invalid(
+            "the API key contains spaces, control or non-ASCII characters",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// A base URL fit to call: absolute `http` or `https` with a host, no
+/// credentials (they would show wherever the URL is listed), no query or
+/// fragment (paths are appended to it). Returned without a trailing slash.
+pub fn validate_base_url(url: &str) -> Result<String, LlmError> {
+    let trimmed = url.trim();
+    let parsed = reqwest::Url::parse(trimmed)
+        .map_err(|e| LlmError::invalid(format!("base URL {trimmed:?} is not a valid URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(LlmError::invalid(format!(
+            "base URL {trimmed:?} must start with http:// or https://"
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(LlmError::invalid(format!(
+            "base URL {trimmed:?} has no host"
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(LlmError::invalid(
+            "base URL must not contain credentials; set the key with POST /api/providers/{name}/key",
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(LlmError::invalid(format!(
+            "base URL {trimmed:?} must not have a query or fragment"
+        )));
+    }
+    Ok(trimmed.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> LlmClient {
+        LlmClient::new()
+            .with_env_lookup(|name| (name == "OPENAI_API_KEY").then(|| "env-key".to_string()))
+    }
+
+    #[test]
+    fn a_key_set_at_runtime_wins_over_the_environment_until_cleared() {
+        let client = client();
+        let target = Target::new("openai");
+        assert_eq!(client.api_key(&target).unwrap().as_deref(), Some("env-key"));
+        client.set_api_key("OpenAI", " api-key ").unwrap();
+        assert!(client.has_api_key_override("openai"));
+        assert_eq!(client.api_key(&target).unwrap().as_deref(), Some("api-key"));
+        // A target's own key still wins.
+        let own = Target::new("openai").with_api_key("own");
+        assert_eq!(client.api_key(&own).unwrap().as_deref(), Some("own"));
+        assert!(client.clear_api_key("openai").unwrap());
+        assert!(!client.clear_api_key("openai").unwrap());
+        assert_eq!(client.api_key(&target).unwrap().as_deref(), Some("env-key"));
+        // Without either, a required key is missing.
+        client.set_api_key("anthropic", "k").unwrap();
+        client.clear_api_key("anthropic").unwrap();
+        assert!(matches!(
+            client.api_key(&Target::new("anthropic")),
+            Err(LlmError::MissingApiKey { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_keys_and_unknown_providers_are_refused() {
+        let client = client();
+        for bad in ["", "   ", "with space", "new\nline", "caf\u{e9}"] {
+            assert!(
+                matches!(
+                    client.set_api_key("openai", bad),
+                    Err(LlmError::InvalidRequest { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(!client.has_api_key_override("openai"));
+        assert!(matches!(
+            client.set_api_key("nope", "k"),
+            Err(LlmError::UnknownProvider { .. })
+        ));
+    }
+
+    #[test]
+    fn base_url_override_applies_to_targets_without_their_own() {
+        let client = client();
+        let target = Target::new("ollama");
+        assert_eq!(
+            client.base_url(&target).unwrap(),
+            "http://localhost:11434/v1"
+        );
+        client
+            .set_base_url("ollama", Some("http://10.0.0.5:11434/v1/"))
+            .unwrap();
+        assert_eq!(
+            client.base_url(&target).unwrap(),
+            "http://10.0.0.5:11434/v1"
+        );
+        let own = Target::new("ollama").with_base_url("http://own/v1");
+        assert_eq!(client.base_url(&own).unwrap(), "http://own/v1");
+        client.set_base_url("ollama", None).unwrap();
+        assert_eq!(
+            client.base_url(&target).unwrap(),
+            "http://localhost:11434/v1"
+        );
+    }
+
+    #[test]
+    fn malformed_base_urls_are_refused() {
+        for bad in [
+            "",
+            "localhost:11434",
+            "ftp://host/v1",
+            "http://",
+            "http://user:pass@host/v1",
+            "http://host/v1?x=1",
+            "not a url",
+        ] {
+            assert!(validate_base_url(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            validate_base_url(" https://h:8/v1/ ").unwrap(),
+            "https://h:8/v1"
+        );
+    }
+
+    #[test]
+    fn removed_models_are_gone_from_the_catalog() {
+        let client = client();
+        let mut info = client.find_model("gpt-4o").unwrap();
+        info.id = "my-model".into();
+        client.add_model(info);
+        assert!(client.find_model("my-model").is_some());
+        assert_eq!(client.remove_model("my-model").unwrap().id, "my-model");
+        assert!(client.find_model("my-model").is_none());
+        assert!(client.remove_model("my-model").is_none());
     }
 }

@@ -32,6 +32,7 @@ mod driver;
 mod error;
 mod gemini;
 mod openai;
+mod probe;
 mod resilience;
 pub mod sse;
 mod stream;
@@ -43,11 +44,12 @@ pub use anthropic::{ANTHROPIC_VERSION, AnthropicDriver};
 pub use catalog::{
     DriverKind, MaxTokensField, ModelCatalog, ModelInfo, ProviderInfo, builtin_providers,
 };
-pub use client::{LlmClient, ResolvedModel, Target};
+pub use client::{LlmClient, ResolvedModel, Target, validate_api_key, validate_base_url};
 pub use driver::{Driver, DriverConfig, build_driver};
 pub use error::{LlmError, TimeoutPhase};
 pub use gemini::GeminiDriver;
 pub use openai::OpenAiDriver;
+pub use probe::ProbeReport;
 pub use resilience::{
     BreakerConfig, BreakerPermit, BreakerState, BreakerStatus, CircuitBreaker, ResilienceConfig,
     RetryPolicy, Timeouts,

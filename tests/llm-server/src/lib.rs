@@ -7,7 +7,9 @@
 //! request, in order, whatever the format; when the script is empty it
 //! answers every request at once with a short fixed text ([`DEFAULT_REPLY`]),
 //! which is what benchmarks want. Every request is recorded so that tests
-//! can check what a client sent.
+//! can check what a client sent. Each format's model list (`GET /v1/models`,
+//! `GET /v1beta/models`) answers with [`LISTED_MODELS`], without consuming
+//! the script, so connectivity tests can be made against it.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -42,11 +44,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// What the server answers when its script is empty.
 pub const DEFAULT_REPLY: &str = "Hello from talon-test-llm.";
+
+/// The models every format's model list names.
+pub const LISTED_MODELS: &[&str] = &["test-model", "test-model-large"];
 
 /// Which wire format a request used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -456,6 +461,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/chat/completions", post(openai))
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{*rest}", post(gemini))
+        .route("/v1/models", get(list_models))
+        .route("/models", get(list_models))
+        .route("/v1beta/models", get(list_models))
         .fallback(|uri: Uri| async move {
             (
                 StatusCode::NOT_FOUND,
@@ -562,6 +570,48 @@ fn check_key(shared: &Shared, api: Api, headers: &HeaderMap, uri: &Uri) -> Optio
             &[],
         ),
     })
+}
+
+/// `GET /v1/models` (OpenAI, or Anthropic when its version header is
+/// present: both use that path) and `GET /v1beta/models` (Gemini): the
+/// model list in each format, behind the same key check as completions.
+async fn list_models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let api = if uri.path().starts_with("/v1beta/") {
+        Api::Gemini
+    } else if headers.contains_key("anthropic-version") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    record(&shared, api, &uri, &headers, &Bytes::new(), Some(false));
+    if let Some(response) = check_key(&shared, api, &headers, &uri) {
+        return response;
+    }
+    let created = now_secs();
+    let body = match api {
+        Api::OpenAi => json!({
+            "object": "list",
+            "data": LISTED_MODELS.iter().map(|id| json!({
+                "id": id, "object": "model", "created": created, "owned_by": "talon-test-llm"
+            })).collect::<Vec<_>>(),
+        }),
+        Api::Anthropic => json!({
+            "data": LISTED_MODELS.iter().map(|id| json!({
+                "type": "model", "id": id, "display_name": id, "created_at": "2025-01-01T00:00:00Z"
+            })).collect::<Vec<_>>(),
+            "has_more": false,
+            "first_id": LISTED_MODELS.first(),
+            "last_id": LISTED_MODELS.last(),
+        }),
+        Api::Gemini => json!({
+            "models": LISTED_MODELS.iter().map(|id| json!({
+                "name": format!("models/{id}"),
+                "displayName": id,
+                "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+            })).collect::<Vec<_>>(),
+        }),
+    };
+    axum::Json(body).into_response()
 }
 
 fn next_reply(shared: &Shared) -> Reply {
