@@ -337,7 +337,7 @@ fn pack(
 
 fn read_package(path: &Path) -> anyhow::Result<Package> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Package::parse(&bytes).with_context(|| format!("{} refused", path.display()))?)
+    Package::parse(&bytes).with_context(|| format!("{} refused", path.display()))
 }
 
 fn verify(home: &Home, config: Option<&Path>, path: &Path) -> anyhow::Result<()> {
