@@ -322,7 +322,9 @@ mod tests {
             out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
         }
         let xref = out.len();
-        out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+        );
         for offset in offsets {
             out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
         }
@@ -387,7 +389,10 @@ mod tests {
         assert!(text.starts_with("[Attached PDF: report.pdf]\n"), "{text}");
         assert!(text.contains("The quick brown fox reads PDFs."), "{text}");
         let first = text.find("quick").unwrap();
-        assert!(text.find("Second page").unwrap() > first, "pages in order: {text}");
+        assert!(
+            text.find("Second page").unwrap() > first,
+            "pages in order: {text}"
+        );
     }
 
     #[test]
@@ -411,7 +416,9 @@ mod tests {
         };
         assert!(text.ends_with("[truncated at 200,000 characters]"));
         let body = text.strip_prefix("[Attached PDF: long.pdf]\n").unwrap();
-        let body = body.strip_suffix("\n[truncated at 200,000 characters]").unwrap();
+        let body = body
+            .strip_suffix("\n[truncated at 200,000 characters]")
+            .unwrap();
         assert_eq!(body.chars().count(), MAX_ATTACHMENT_CHARS);
     }
 
