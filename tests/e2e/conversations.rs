@@ -1122,7 +1122,8 @@ async fn agent_logs_tell_what_happened_and_refuse_bad_queries() {
         400
     );
 
-    // The log is read from persisted records: a restart keeps it.
+    // The log is read from persisted records: a crash and a restart keep it.
+    daemon.kill9();
     daemon.restart();
     let after = json(daemon.get(&format!("/api/agents/{agent}/logs")).await).await;
     assert_eq!(after["logs"], logs["logs"]);

@@ -134,20 +134,40 @@ fn turn_lines(turn: &TurnRecord) -> Vec<LogLine> {
         turn_id: Some(turn.id),
         session_id: Some(turn.session_id),
     };
+    let (level, action, outcome) = match turn.status {
+        TurnStatus::Completed => (LogLevel::Info, "turn_completed", "ok".to_string()),
+        TurnStatus::Failed => (
+            LogLevel::Error,
+            "turn_failed",
+            turn.error.clone().unwrap_or_else(|| "failed".into()),
+        ),
+        TurnStatus::Interrupted => (LogLevel::Warn, "turn_interrupted", "interrupted".into()),
+        TurnStatus::Stopped => (LogLevel::Warn, "turn_stopped", "stopped".into()),
+        TurnStatus::MaxIterations => (
+            LogLevel::Warn,
+            "turn_max_iterations",
+            "iteration limit reached".into(),
+        ),
+        TurnStatus::BudgetExceeded => (
+            LogLevel::Warn,
+            "turn_budget_exceeded",
+            "budget exceeded".into(),
+        ),
+        // Not a turn: one line for the summary the model wrote.
+        TurnStatus::Compaction => {
+            return vec![line(
+                ended,
+                LogLevel::Info,
+                "session_compacted",
+                format!(
+                    "session summarized by {model}: {} input + {} output tokens, {} ms",
+                    turn.input_tokens, turn.output_tokens, turn.duration_ms
+                ),
+                "ok".into(),
+            )];
+        }
+    };
     let mut out = Vec::with_capacity(turn.tool_calls.len() + 2);
-    if turn.status == TurnStatus::Compaction {
-        out.push(line(
-            ended,
-            LogLevel::Info,
-            "session_compacted",
-            format!(
-                "session summarized by {model}: {} input + {} output tokens, {} ms",
-                turn.input_tokens, turn.output_tokens, turn.duration_ms
-            ),
-            "ok".into(),
-        ));
-        return out;
-    }
     out.push(line(
         turn.started_at,
         LogLevel::Info,
@@ -170,27 +190,6 @@ fn turn_lines(turn: &TurnRecord) -> Vec<LogLine> {
             outcome,
         ));
     }
-    let (level, action, outcome) = match turn.status {
-        TurnStatus::Completed => (LogLevel::Info, "turn_completed", "ok".to_string()),
-        TurnStatus::Failed => (
-            LogLevel::Error,
-            "turn_failed",
-            turn.error.clone().unwrap_or_else(|| "failed".into()),
-        ),
-        TurnStatus::Interrupted => (LogLevel::Warn, "turn_interrupted", "interrupted".into()),
-        TurnStatus::Stopped => (LogLevel::Warn, "turn_stopped", "stopped".into()),
-        TurnStatus::MaxIterations => (
-            LogLevel::Warn,
-            "turn_max_iterations",
-            "iteration limit reached".into(),
-        ),
-        TurnStatus::BudgetExceeded => (
-            LogLevel::Warn,
-            "turn_budget_exceeded",
-            "budget exceeded".into(),
-        ),
-        TurnStatus::Compaction => unreachable!("handled above"),
-    };
     out.push(line(
         ended,
         level,
@@ -404,6 +403,14 @@ mod tests {
         let second = page(&turns, audit, None, 2, 3);
         assert_eq!(second.total, all.total);
         assert_eq!(second.lines, all.lines[2..5]);
+    }
+
+    #[test]
+    fn a_compaction_is_one_line() {
+        let lines = turn_lines(&turn(TurnStatus::Compaction, Utc::now()));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].action, "session_compacted");
+        assert!(lines[0].detail.contains("fake/m1"));
     }
 
     #[test]
