@@ -232,7 +232,10 @@ fn extract_pdf_text(bytes: &[u8]) -> Result<String, PdfError> {
     };
     let doc = lopdf::Document::load_mem_with_options(bytes, options)
         .map_err(|e| PdfError::Invalid(e.to_string()))?;
-    let pages = doc.get_pages();
+    // The page tree can name pages whose objects are missing (a truncated
+    // file); those have nothing to read.
+    let mut pages = doc.get_pages();
+    pages.retain(|_, id| doc.get_dictionary(*id).is_ok());
     // Lenient loading accepts almost anything that starts like a PDF; a
     // document without a single page is what garbage usually loads as.
     if pages.is_empty() {
