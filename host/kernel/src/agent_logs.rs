@@ -249,7 +249,7 @@ pub fn page(
         keyed.push((line.timestamp, 0, line));
     }
     keyed.retain(|(_, _, line)| level.is_none_or(|f| f.keeps(line)));
-    keyed.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    keyed.sort_by_key(|(timestamp, place, _)| std::cmp::Reverse((*timestamp, *place)));
     LogPage {
         total: keyed.len(),
         lines: keyed
