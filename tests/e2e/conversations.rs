@@ -1046,3 +1046,241 @@ async fn every_acknowledged_turn_survives_kill_9() {
     let view = json(daemon.get(&format!("/api/agents/{agent}/session")).await).await;
     assert_eq!(view["message_count"], 26);
 }
+
+/// A minimal valid one-page PDF, written by hand, whose page shows `sentence`.
+fn pdf_with(sentence: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 720 Td ({sentence}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
+         /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+            .to_string(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(b"xref\n0 6\n0000000000 65535 f \n");
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+    );
+    out
+}
+
+async fn upload(daemon: &Daemon, agent: &str, name: &str, mime: &str, bytes: Vec<u8>) -> String {
+    let response = daemon
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/agents/{agent}/upload"),
+        )
+        .header("content-type", mime)
+        .header("x-filename", name)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "upload of {name}");
+    json(response).await["file_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The text of the last user message the model was sent.
+fn last_user_text(llm: &TestLlm) -> String {
+    let request = llm.last_request().expect("the model was called");
+    sent_messages(&request)
+        .into_iter()
+        .rev()
+        .find(|(role, _)| role == "user")
+        .map(|(_, text)| text)
+        .expect("a user message")
+}
+
+#[tokio::test]
+async fn pdf_attachments_reach_the_model_as_text() {
+    let llm = TestLlm::start().await;
+    let daemon = Daemon::start().await;
+    let agent = spawn(&daemon, manifest("reader", &llm, "gpt-4o-mini", &[])).await;
+
+    let sentence = "The vault code is written on page one.";
+    let file_id = upload(
+        &daemon,
+        &agent,
+        "memo.pdf",
+        "application/pdf",
+        pdf_with(sentence),
+    )
+    .await;
+    llm.push(Reply::text("I read it."));
+    let response = daemon
+        .post(
+            &format!("/api/agents/{agent}/message"),
+            json!({ "message": "What does the memo say?", "attachments": [{ "file_id": file_id }] }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let sent = last_user_text(&llm);
+    assert!(sent.contains("[Attached PDF: memo.pdf]"), "{sent}");
+    assert!(sent.contains(sentence), "{sent}");
+    assert!(sent.contains("What does the memo say?"), "{sent}");
+
+    // Garbage named and typed as a PDF: the message still goes through, and the
+    // model is told the attachment could not be read, so it can say so.
+    let garbage = upload(
+        &daemon,
+        &agent,
+        "broken.pdf",
+        "application/pdf",
+        b"%PDF-1.7 this is not really a PDF \x00\xff\xfe".to_vec(),
+    )
+    .await;
+    llm.push(Reply::text("That file is broken."));
+    let response = daemon
+        .post(
+            &format!("/api/agents/{agent}/message"),
+            json!({ "message": "And this one?", "attachments": [{ "file_id": garbage }] }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let sent = last_user_text(&llm);
+    assert!(sent.contains("[Attached PDF: broken.pdf]"), "{sent}");
+    assert!(sent.contains("could not be read"), "{sent}");
+    // And the daemon is no worse for it.
+    llm.push(Reply::text("still here"));
+    assert_eq!(
+        say_ok(&daemon, &agent, "ping").await["response"],
+        "still here"
+    );
+}
+
+#[tokio::test]
+async fn agent_logs_tell_what_happened_and_refuse_bad_queries() {
+    let llm = TestLlm::start().await;
+    let config = "[llm]\nmax_attempts = 1\n";
+    let mut daemon = Daemon::start_with_config(config).await;
+    let agent = spawn(&daemon, manifest("logged", &llm, "gpt-4o-mini", &[])).await;
+
+    llm.push(Reply::text("fine").with_usage(120, 30));
+    say_ok(&daemon, &agent, "hello").await;
+    llm.push(Reply::error(500, "upstream exploded"));
+    assert_error(
+        say(&daemon, &agent, "again").await,
+        502,
+        "upstream exploded",
+    )
+    .await;
+
+    let logs = json(daemon.get(&format!("/api/agents/{agent}/logs")).await).await;
+    assert_eq!(logs["agent_id"], agent.as_str());
+    let lines = logs["logs"].as_array().unwrap();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "turn_failed",
+            "turn_started",
+            "turn_completed",
+            "turn_started",
+            "agent_spawned"
+        ],
+        "{logs}"
+    );
+    assert_eq!(logs["count"], 5);
+    assert_eq!(logs["total"], 5);
+    let failed = &lines[0];
+    assert_eq!(failed["level"], "error");
+    assert!(
+        failed["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("upstream exploded"),
+        "{failed}"
+    );
+    let completed = &lines[2];
+    assert_eq!(completed["level"], "info");
+    assert_eq!(completed["outcome"], "ok");
+    let detail = completed["detail"].as_str().unwrap();
+    assert!(detail.contains("gpt-4o-mini"), "{detail}");
+    assert!(detail.contains("120 input + 30 output tokens"), "{detail}");
+    assert!(completed["turn_id"].is_string() && completed["session_id"].is_string());
+    assert_eq!(lines[4]["source"], "audit");
+    assert!(lines[4]["seq"].is_u64());
+
+    // Filters and pages.
+    let errors = json(
+        daemon
+            .get(&format!("/api/agents/{agent}/logs?level=error"))
+            .await,
+    )
+    .await;
+    assert_eq!(errors["total"], 1);
+    assert_eq!(errors["logs"][0]["action"], "turn_failed");
+    let page = json(
+        daemon
+            .get(&format!("/api/agents/{agent}/logs?n=2&offset=1"))
+            .await,
+    )
+    .await;
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["logs"][0]["action"], "turn_started");
+    assert_eq!(page["logs"][1]["action"], "turn_completed");
+    let limited = json(
+        daemon
+            .get(&format!("/api/agents/{agent}/logs?limit=1&level=ok"))
+            .await,
+    )
+    .await;
+    assert_eq!(limited["count"], 1);
+    assert_eq!(limited["total"], 4);
+
+    // Bad input.
+    for query in ["level=verbose", "n=lots", "offset=-1", "colour=red"] {
+        let response = daemon
+            .get(&format!("/api/agents/{agent}/logs?{query}"))
+            .await;
+        assert_eq!(response.status(), 400, "{query}");
+    }
+    assert_error(
+        daemon
+            .get(&format!("/api/agents/{agent}/logs?level=verbose"))
+            .await,
+        400,
+        "unknown level",
+    )
+    .await;
+    assert_error(
+        daemon
+            .get(&format!("/api/agents/{}/logs", uuid_like()))
+            .await,
+        404,
+        "not found",
+    )
+    .await;
+    assert_eq!(
+        daemon.get("/api/agents/not-a-uuid/logs").await.status(),
+        400
+    );
+
+    // The log is read from persisted records: a crash and a restart keep it.
+    daemon.kill9();
+    daemon.restart();
+    let after = json(daemon.get(&format!("/api/agents/{agent}/logs")).await).await;
+    assert_eq!(after["logs"], logs["logs"]);
+}

@@ -62,6 +62,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::get_skills, agents::put_skills))
         .routes(routes!(agents::traces))
         .routes(routes!(agents::metrics))
+        .routes(routes!(agents::logs))
         .routes(routes!(messages::message))
         .routes(routes!(messages::message_stream))
         .routes(routes!(messages::attach))

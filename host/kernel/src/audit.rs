@@ -282,6 +282,28 @@ pub(crate) fn recent(store: &Store, limit: usize) -> Result<(Vec<AuditEntry>, u6
     Ok((out, total))
 }
 
+/// Every entry about `agent_id`, newest first.
+///
+/// The chain has no per-agent index, so this walks it; entries are matched on
+/// their stored bytes (the tagged `agent_id` field) and only matches are decoded.
+pub(crate) fn of_agent(store: &Store, agent_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(AUDIT)?;
+    let mut needle = vec![SEP];
+    needle.extend_from_slice(b"agent_id=");
+    needle.extend_from_slice(clean(agent_id.to_string()).as_bytes());
+    needle.push(SEP);
+    needle.extend_from_slice(b"details=");
+    let mut out = Vec::new();
+    for entry in table.iter()?.rev() {
+        let (_, v) = entry?;
+        if find(v.value(), &needle).is_some() {
+            out.push(AuditEntry::decode(v.value())?);
+        }
+    }
+    Ok(out)
+}
+
 /// Where and why the chain is broken.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BrokenLink {
@@ -418,6 +440,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn entries_of_one_agent_newest_first() {
+        let (_dir, store) = store();
+        append(&store, AuditEvent::new("spawned", "a").agent("agent-a")).unwrap();
+        append(&store, AuditEvent::new("spawned", "b").agent("agent-b")).unwrap();
+        // Naming the agent in the details is not being about it.
+        append(&store, AuditEvent::new("note", "agent_id=agent-a")).unwrap();
+        append(&store, AuditEvent::new("stopped", "a").agent("agent-a")).unwrap();
+        let entries = of_agent(&store, "agent-a").unwrap();
+        let types: Vec<&str> = entries.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(types, ["stopped", "spawned"]);
+        assert!(of_agent(&store, "agent").unwrap().is_empty());
     }
 
     #[test]

@@ -443,7 +443,8 @@ impl Kernel {
     }
 
     /// Turns uploads referenced by a message into content blocks. Each must
-    /// have been uploaded to this agent; files the model cannot read are skipped.
+    /// have been uploaded to this agent; files the model cannot read are skipped,
+    /// and a PDF that cannot be read becomes a note saying so.
     pub async fn attachment_parts(
         &self,
         agent: Uuid,
@@ -457,7 +458,11 @@ impl Kernel {
                     "upload {id} belongs to another agent"
                 )));
             }
-            parts.extend(uploads::attachment_part(&upload, &bytes));
+            // PDF extraction and base64 encoding are CPU work on untrusted
+            // bytes: kept off the async runtime's worker threads.
+            let part =
+                blocking_kernel(move || Ok(uploads::attachment_part(&upload, &bytes))).await?;
+            parts.extend(part);
         }
         Ok(parts)
     }

@@ -5,6 +5,7 @@
 //! built on it (agents, their key-value memory). The API crate turns HTTP
 //! requests into calls on [`Kernel`]; nothing here knows about HTTP.
 
+pub mod agent_logs;
 pub mod agents;
 pub mod audit;
 pub mod config;

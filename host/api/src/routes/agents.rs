@@ -691,6 +691,50 @@ pub async fn metrics(
     })))
 }
 
+/// Query of `GET /api/agents/{id}/logs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// At most this many lines (default 100, at most 1000). `limit` is accepted too.
+    #[serde(alias = "limit")]
+    pub n: Option<usize>,
+    /// Only lines of this level (`info`, `warn`, `error`), or `ok` for lines whose outcome is ok.
+    pub level: Option<String>,
+    /// Skip this many matching lines, newest first (default 0).
+    pub offset: Option<usize>,
+}
+
+/// The agent's log: turns started, completed and failed (model, tokens, cost,
+/// duration), its tool calls, and its audit entries (spawned, started,
+/// stopped, changed...), newest first. Derived from the turn records and the
+/// audit chain, so it survives restarts.
+#[utoipa::path(get, path = "/api/agents/{id}/logs", tag = "agents", params(("id" = Uuid, Path, description = "Agent id"), LogsQuery),
+    responses((status = 200, description = "`{agent_id, count, total, offset, limit, logs: [{timestamp, level, action, detail, outcome, source, seq?, turn_id?, session_id?}]}` newest first", body = Object),
+              (status = 400, description = "Bad id, level or number"), (status = 404, description = "No such agent")))]
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use talon_kernel::agent_logs::{DEFAULT_LOG_LINES, LevelFilter, MAX_LOG_LINES};
+    let level = query
+        .level
+        .as_deref()
+        .map(str::parse::<LevelFilter>)
+        .transpose()?;
+    let limit = query.n.unwrap_or(DEFAULT_LOG_LINES).min(MAX_LOG_LINES);
+    let offset = query.offset.unwrap_or(0);
+    let page = state.kernel.agent_logs(id, level, offset, limit).await?;
+    Ok(Json(serde_json::json!({
+        "agent_id": id,
+        "count": page.lines.len(),
+        "total": page.total,
+        "offset": offset,
+        "limit": limit,
+        "logs": page.lines,
+    })))
+}
+
 /// Body of `PATCH /api/agents/{id}/identity`; omitted or `null` fields are kept.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
