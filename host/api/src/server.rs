@@ -285,7 +285,8 @@ fn cors_layer(api_key: &str, extra: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
             let local = origin.to_str().is_ok_and(is_localhost_origin);
-            (keyless && local) || (!keyless && (local || extra.contains(origin)))
+            // Localhost always; configured origins only once a key guards the API.
+            local || (!keyless && extra.contains(origin))
         }))
         .allow_methods([
             Method::GET,
