@@ -1,10 +1,13 @@
-//! What the benchmark programs share: starting the release daemon, reading
-//! its resident memory, percentiles.
+//! What the benchmark programs share: starting and stopping the release
+//! daemon, timing its first answer, reading its resident memory, percentiles.
 
-use std::io::{BufRead, BufReader};
+// Each benchmark program compiles this module and uses part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Starts `talon start` on a free port of `home`; the child and its base URL.
 pub fn spawn(home: &Path) -> (Child, String) {
@@ -27,6 +30,34 @@ pub fn spawn(home: &Path) -> (Child, String) {
         .expect("address line")
         .to_string();
     (child, url)
+}
+
+/// Starts the daemon on `home` and polls `/api/health` until the first 200:
+/// the time from exec to that answer, the child and its base URL. A raw
+/// HTTP/1.1 request, so the client adds nothing to the figure.
+pub fn time_to_first_health(home: &Path) -> (Duration, Child, String) {
+    let started = Instant::now();
+    let (child, url) = spawn(home);
+    let addr = url.trim_start_matches("http://").to_string();
+    let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut response = String::new();
+                let _ = stream.read_to_string(&mut response);
+                if response.starts_with("HTTP/1.1 200") {
+                    return (started.elapsed(), child, url);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Kills the daemon and reaps it.
+pub fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Resident memory of a process, in KiB (0 if unreadable).

@@ -8,10 +8,13 @@
 //! - what the installed first-party and test plugins add to a restart
 //!   (exec to first 200), and to resident memory.
 
-use std::io::{BufRead, BufReader};
+mod daemon;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use daemon::{percentile, rss_kib, stop, time_to_first_health};
 
 const CALLS: usize = 3_000;
 const RESTARTS: usize = 15;
@@ -44,69 +47,6 @@ fn talon(home: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn spawn(home: &Path) -> (Child, String, Instant) {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
-        .arg("--home")
-        .arg(home)
-        .args(["start", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn talon");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address");
-    let url = line
-        .trim()
-        .strip_prefix("talon listening on ")
-        .expect("address line")
-        .to_string();
-    (child, url, started)
-}
-
-fn first_health(url: &str, started: Instant) -> Duration {
-    let addr = url.trim_start_matches("http://");
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
-            use std::io::{Read, Write};
-            let request =
-                format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            if stream.write_all(request.as_bytes()).is_ok() {
-                let mut response = String::new();
-                let _ = stream.read_to_string(&mut response);
-                if response.starts_with("HTTP/1.1 200") {
-                    return started.elapsed();
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap_or("VmRSS: 0 kB");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -117,8 +57,8 @@ fn restarts(home: &Path) -> (Duration, u64) {
     let mut times = Vec::new();
     let mut rss = 0;
     for _ in 0..RESTARTS {
-        let (child, url, started) = spawn(home);
-        times.push(first_health(&url, started));
+        let (time, child, _) = time_to_first_health(home);
+        times.push(time);
         std::thread::sleep(Duration::from_millis(300));
         rss = rss_kib(child.id());
         stop(child);
@@ -142,7 +82,7 @@ fn main() {
     std::fs::write(with.path().join("config.toml"), &config).expect("config");
     std::fs::write(without.path().join("config.toml"), &config).expect("config");
 
-    let (child, url, _) = spawn(with.path());
+    let (child, url) = daemon::spawn(with.path());
     for (dir, name) in PLUGINS {
         let component = repo.join("target/plugins").join(format!("{name}.wasm"));
         assert!(

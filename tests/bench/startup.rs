@@ -8,41 +8,13 @@
 
 mod daemon;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use daemon::{percentile, rss_kib, spawn};
+use daemon::{percentile, rss_kib, stop, time_to_first_health};
 
 const RUNS: usize = 20;
 const THROUGHPUT_SECS: u64 = 5;
 const CONNECTIONS: usize = 16;
-
-/// Exec to first 200, using a raw HTTP/1.1 request so the client adds nothing.
-fn time_to_first_health(home: &std::path::Path) -> (Duration, Child, String) {
-    let started = Instant::now();
-    let (child, url) = spawn(home);
-    let addr = url.trim_start_matches("http://").to_string();
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
-            use std::io::{Read, Write};
-            let request =
-                format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            if stream.write_all(request.as_bytes()).is_ok() {
-                let mut response = String::new();
-                let _ = stream.read_to_string(&mut response);
-                if response.starts_with("HTTP/1.1 200") {
-                    return (started.elapsed(), child, url);
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
 
 fn main() {
     // Cold: a fresh home each time.

@@ -285,9 +285,10 @@ impl Kernel {
             // The workspace goes with the agent, like its memory.
             let workspace = self.home.workspace(&id);
             if let Err(e) = tokio::fs::remove_dir_all(&workspace).await
-                && e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(agent_id = %id, error = %e, "could not remove the workspace");
-                }
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(agent_id = %id, error = %e, "could not remove the workspace");
+            }
             self.events.publish(Event::Audit(entry));
             self.events.publish(Event::AgentTerminated {
                 agent_id: id.to_string(),
@@ -494,10 +495,9 @@ impl Kernel {
         if !include_skills {
             manifest.remove("skills");
         }
-        if !include_tools
-            && let Some(toml::Value::Table(caps)) = manifest.get_mut("capabilities") {
-                caps.remove("tools");
-            }
+        if !include_tools && let Some(toml::Value::Table(caps)) = manifest.get_mut("capabilities") {
+            caps.remove("tools");
+        }
         let text = toml::to_string(&manifest).map_err(|e| KernelError::Invalid(e.to_string()))?;
         let clone = self.spawn_agent(text).await?;
         let (from, to) = (self.home.workspace(&id), self.home.workspace(&clone.id));

@@ -2,14 +2,13 @@
 
 use std::collections::HashMap;
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::driver::{Driver, DriverConfig};
+use crate::driver::{DriverConfig, WireFormat};
 use crate::error::LlmError;
 use crate::sse::SseEvent;
-use crate::stream::{Decoder, EventStream, build_response, normalize_stop};
-use crate::transport::{PreparedRequest, Transport};
+use crate::stream::{Decoder, build_response, normalize_stop};
+use crate::transport::PreparedRequest;
 use crate::types::{
     CompletionRequest, CompletionResponse, ContentPart, Role, StopReason, StreamEvent, Usage,
     joined_text,
@@ -21,23 +20,25 @@ use crate::wire::{
 /// The API version this driver speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// Driver for the Anthropic Messages API.
+/// The Anthropic Messages API.
 #[derive(Debug)]
-pub struct AnthropicDriver {
-    transport: Transport,
+pub(crate) struct Anthropic {
     url: String,
     api_key: Option<String>,
 }
 
-impl AnthropicDriver {
-    /// Builds the driver.
-    pub fn new(config: DriverConfig) -> Result<Self, LlmError> {
-        Ok(AnthropicDriver {
-            transport: config.transport()?,
+impl Anthropic {
+    /// The format at `config`'s endpoint.
+    pub(crate) fn new(config: &DriverConfig) -> Self {
+        Anthropic {
             url: format!("{}/v1/messages", config.trimmed_base_url()),
             api_key: config.api_key.clone().filter(|key| !key.is_empty()),
-        })
+        }
     }
+}
+
+impl WireFormat for Anthropic {
+    type Decoder = AnthropicDecoder;
 
     fn prepare(
         &self,
@@ -55,36 +56,18 @@ impl AnthropicDriver {
         }
         Ok(prepared)
     }
-}
 
-impl Driver for AnthropicDriver {
-    fn provider(&self) -> &str {
-        self.transport.provider()
+    fn parse(
+        &self,
+        _provider: &str,
+        body: &[u8],
+        model: &str,
+    ) -> Result<CompletionResponse, LlmError> {
+        parse_response(body, model)
     }
 
-    fn complete<'a>(
-        &'a self,
-        request: &'a CompletionRequest,
-    ) -> BoxFuture<'a, Result<CompletionResponse, LlmError>> {
-        Box::pin(async move {
-            let prepared = self.prepare(request, false)?;
-            self.transport
-                .complete(&prepared, |body| parse_response(body, &request.model))
-                .await
-        })
-    }
-
-    fn stream<'a>(
-        &'a self,
-        request: &'a CompletionRequest,
-    ) -> BoxFuture<'a, Result<EventStream, LlmError>> {
-        Box::pin(async move {
-            let prepared = self.prepare(request, true)?;
-            let provider = self.transport.provider().to_string();
-            self.transport
-                .stream(&prepared, move || AnthropicDecoder::new(provider.clone()))
-                .await
-        })
+    fn decoder(provider: String) -> AnthropicDecoder {
+        AnthropicDecoder::new(provider)
     }
 }
 
@@ -309,7 +292,7 @@ fn stream_error(provider: &str, payload: &Value) -> LlmError {
 
 /// Decodes the `message_start … message_stop` event sequence.
 #[derive(Debug)]
-struct AnthropicDecoder {
+pub(crate) struct AnthropicDecoder {
     provider: String,
     /// Content block index → (our tool-call index, whether arguments arrived).
     tool_blocks: HashMap<u64, (usize, bool)>,

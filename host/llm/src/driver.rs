@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::anthropic::AnthropicDriver;
+use crate::anthropic::Anthropic;
 use crate::catalog::{DriverKind, MaxTokensField};
 use crate::error::LlmError;
-use crate::gemini::GeminiDriver;
-use crate::openai::OpenAiDriver;
+use crate::gemini::Gemini;
+use crate::openai::OpenAi;
 use crate::resilience::{CircuitBreaker, ResilienceConfig};
-use crate::stream::EventStream;
-use crate::transport::{Transport, http_client};
+use crate::stream::{Decoder, EventStream};
+use crate::transport::{PreparedRequest, Transport, http_client};
 use crate::types::{CompletionRequest, CompletionResponse};
 
 /// Something that can answer a [`CompletionRequest`]: one provider, one
@@ -121,9 +121,82 @@ impl DriverConfig {
 
 /// Builds the driver for a wire format.
 pub fn build_driver(kind: DriverKind, config: DriverConfig) -> Result<Arc<dyn Driver>, LlmError> {
+    let transport = config.transport()?;
     Ok(match kind {
-        DriverKind::OpenAi => Arc::new(OpenAiDriver::new(config)?),
-        DriverKind::Anthropic => Arc::new(AnthropicDriver::new(config)?),
-        DriverKind::Gemini => Arc::new(GeminiDriver::new(config)?),
+        DriverKind::OpenAi => Arc::new(HttpDriver::new(transport, OpenAi::new(&config))),
+        DriverKind::Anthropic => Arc::new(HttpDriver::new(transport, Anthropic::new(&config))),
+        DriverKind::Gemini => Arc::new(HttpDriver::new(transport, Gemini::new(&config))),
     })
+}
+
+/// One provider API's wire format: how a request is written and how an
+/// answer, whole or streamed, is read. [`HttpDriver`] adds the sending
+/// (retries, timeouts, the breaker), the same for every format.
+pub(crate) trait WireFormat: Send + Sync + 'static {
+    /// Reads one streamed answer, event by event.
+    type Decoder: Decoder;
+
+    /// The HTTP request asking for `request`, streamed or not.
+    fn prepare(
+        &self,
+        request: &CompletionRequest,
+        stream: bool,
+    ) -> Result<PreparedRequest, LlmError>;
+
+    /// Reads a whole (not streamed) answer.
+    fn parse(
+        &self,
+        provider: &str,
+        body: &[u8],
+        model: &str,
+    ) -> Result<CompletionResponse, LlmError>;
+
+    /// A decoder for one streamed answer from `provider`.
+    fn decoder(provider: String) -> Self::Decoder;
+}
+
+/// A [`Driver`] speaking the wire format `W` through a [`Transport`].
+struct HttpDriver<W> {
+    transport: Transport,
+    wire: W,
+}
+
+impl<W: WireFormat> HttpDriver<W> {
+    fn new(transport: Transport, wire: W) -> Self {
+        HttpDriver { transport, wire }
+    }
+}
+
+impl<W: WireFormat> Driver for HttpDriver<W> {
+    fn provider(&self) -> &str {
+        self.transport.provider()
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a CompletionRequest,
+    ) -> BoxFuture<'a, Result<CompletionResponse, LlmError>> {
+        Box::pin(async move {
+            let prepared = self.wire.prepare(request, false)?;
+            let provider = self.transport.provider();
+            self.transport
+                .complete(&prepared, |body| {
+                    self.wire.parse(provider, body, &request.model)
+                })
+                .await
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        request: &'a CompletionRequest,
+    ) -> BoxFuture<'a, Result<EventStream, LlmError>> {
+        Box::pin(async move {
+            let prepared = self.wire.prepare(request, true)?;
+            let provider = self.transport.provider().to_string();
+            self.transport
+                .stream(&prepared, move || W::decoder(provider.clone()))
+                .await
+        })
+    }
 }

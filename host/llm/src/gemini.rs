@@ -6,14 +6,13 @@
 
 use std::collections::HashMap;
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::driver::{Driver, DriverConfig};
+use crate::driver::{DriverConfig, WireFormat};
 use crate::error::LlmError;
 use crate::sse::SseEvent;
-use crate::stream::{Decoder, EventStream, build_response, normalize_stop, synthesize_call_id};
-use crate::transport::{PreparedRequest, Transport};
+use crate::stream::{Decoder, build_response, normalize_stop, synthesize_call_id};
+use crate::transport::PreparedRequest;
 use crate::types::{
     CompletionRequest, CompletionResponse, ContentPart, Role, StopReason, StreamEvent, Usage,
     joined_text,
@@ -22,23 +21,25 @@ use crate::wire::{
     arguments_object, arguments_text, count, f32_json, parse_chunk, parse_json, string,
 };
 
-/// Driver for the Gemini API.
+/// The Gemini API.
 #[derive(Debug)]
-pub struct GeminiDriver {
-    transport: Transport,
+pub(crate) struct Gemini {
     base_url: String,
     api_key: Option<String>,
 }
 
-impl GeminiDriver {
-    /// Builds the driver.
-    pub fn new(config: DriverConfig) -> Result<Self, LlmError> {
-        Ok(GeminiDriver {
-            transport: config.transport()?,
+impl Gemini {
+    /// The format at `config`'s endpoint.
+    pub(crate) fn new(config: &DriverConfig) -> Self {
+        Gemini {
             base_url: config.trimmed_base_url(),
             api_key: config.api_key.clone().filter(|key| !key.is_empty()),
-        })
+        }
     }
+}
+
+impl WireFormat for Gemini {
+    type Decoder = GeminiDecoder;
 
     fn prepare(
         &self,
@@ -78,39 +79,18 @@ impl GeminiDriver {
         }
         Ok(prepared)
     }
-}
 
-impl Driver for GeminiDriver {
-    fn provider(&self) -> &str {
-        self.transport.provider()
+    fn parse(
+        &self,
+        provider: &str,
+        body: &[u8],
+        model: &str,
+    ) -> Result<CompletionResponse, LlmError> {
+        parse_response(provider, body, model)
     }
 
-    fn complete<'a>(
-        &'a self,
-        request: &'a CompletionRequest,
-    ) -> BoxFuture<'a, Result<CompletionResponse, LlmError>> {
-        Box::pin(async move {
-            let prepared = self.prepare(request, false)?;
-            let provider = self.transport.provider().to_string();
-            self.transport
-                .complete(&prepared, |body| {
-                    parse_response(&provider, body, &request.model)
-                })
-                .await
-        })
-    }
-
-    fn stream<'a>(
-        &'a self,
-        request: &'a CompletionRequest,
-    ) -> BoxFuture<'a, Result<EventStream, LlmError>> {
-        Box::pin(async move {
-            let prepared = self.prepare(request, true)?;
-            let provider = self.transport.provider().to_string();
-            self.transport
-                .stream(&prepared, move || GeminiDecoder::new(provider.clone()))
-                .await
-        })
+    fn decoder(provider: String) -> GeminiDecoder {
+        GeminiDecoder::new(provider)
     }
 }
 
@@ -284,7 +264,7 @@ fn chunk_error(provider: &str, error: &Value) -> LlmError {
 /// Decodes `GenerateContentResponse` chunks (one per SSE event; the body
 /// simply ends after the chunk carrying `finishReason`).
 #[derive(Debug)]
-struct GeminiDecoder {
+pub(crate) struct GeminiDecoder {
     provider: String,
     calls: usize,
     usage: Option<Usage>,

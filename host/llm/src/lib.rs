@@ -40,15 +40,13 @@ mod transport;
 mod types;
 mod wire;
 
-pub use anthropic::{ANTHROPIC_VERSION, AnthropicDriver};
+pub use anthropic::ANTHROPIC_VERSION;
 pub use catalog::{
     DriverKind, MaxTokensField, ModelCatalog, ModelInfo, ProviderInfo, builtin_providers,
 };
 pub use client::{LlmClient, ResolvedModel, Target, validate_api_key, validate_base_url};
 pub use driver::{Driver, DriverConfig, build_driver};
 pub use error::{LlmError, TimeoutPhase};
-pub use gemini::GeminiDriver;
-pub use openai::OpenAiDriver;
 pub use probe::ProbeReport;
 pub use resilience::{
     BreakerConfig, BreakerPermit, BreakerState, BreakerStatus, CircuitBreaker, ResilienceConfig,

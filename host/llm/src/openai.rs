@@ -3,40 +3,41 @@
 
 use std::collections::HashMap;
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use crate::catalog::MaxTokensField;
-use crate::driver::{Driver, DriverConfig};
+use crate::driver::{DriverConfig, WireFormat};
 use crate::error::LlmError;
 use crate::sse::SseEvent;
-use crate::stream::{Decoder, EventStream, build_response, normalize_stop, synthesize_call_id};
-use crate::transport::{PreparedRequest, Transport};
+use crate::stream::{Decoder, build_response, normalize_stop, synthesize_call_id};
+use crate::transport::PreparedRequest;
 use crate::types::{
     CompletionRequest, CompletionResponse, ContentPart, Message, Role, StopReason, StreamEvent,
     Usage, joined_text,
 };
 use crate::wire::{arguments_text, f32_json, parse_chunk, parse_json, string, usage};
 
-/// Driver for OpenAI-compatible Chat Completions (`POST {base_url}/chat/completions`).
+/// OpenAI-compatible Chat Completions (`POST {base_url}/chat/completions`).
 #[derive(Debug)]
-pub struct OpenAiDriver {
-    transport: Transport,
+pub(crate) struct OpenAi {
     url: String,
     api_key: Option<String>,
     max_tokens_field: MaxTokensField,
 }
 
-impl OpenAiDriver {
-    /// Builds the driver. The key is optional: local servers need none.
-    pub fn new(config: DriverConfig) -> Result<Self, LlmError> {
-        Ok(OpenAiDriver {
-            transport: config.transport()?,
+impl OpenAi {
+    /// The format at `config`'s endpoint. The key is optional: local servers need none.
+    pub(crate) fn new(config: &DriverConfig) -> Self {
+        OpenAi {
             url: format!("{}/chat/completions", config.trimmed_base_url()),
             api_key: config.api_key.clone().filter(|key| !key.is_empty()),
             max_tokens_field: config.max_tokens_field,
-        })
+        }
     }
+}
+
+impl WireFormat for OpenAi {
+    type Decoder = OpenAiDecoder;
 
     fn prepare(
         &self,
@@ -53,36 +54,18 @@ impl OpenAiDriver {
         }
         Ok(prepared)
     }
-}
 
-impl Driver for OpenAiDriver {
-    fn provider(&self) -> &str {
-        self.transport.provider()
+    fn parse(
+        &self,
+        _provider: &str,
+        body: &[u8],
+        model: &str,
+    ) -> Result<CompletionResponse, LlmError> {
+        parse_response(body, model)
     }
 
-    fn complete<'a>(
-        &'a self,
-        request: &'a CompletionRequest,
-    ) -> BoxFuture<'a, Result<CompletionResponse, LlmError>> {
-        Box::pin(async move {
-            let prepared = self.prepare(request, false)?;
-            self.transport
-                .complete(&prepared, |body| parse_response(body, &request.model))
-                .await
-        })
-    }
-
-    fn stream<'a>(
-        &'a self,
-        request: &'a CompletionRequest,
-    ) -> BoxFuture<'a, Result<EventStream, LlmError>> {
-        Box::pin(async move {
-            let prepared = self.prepare(request, true)?;
-            let provider = self.transport.provider().to_string();
-            self.transport
-                .stream(&prepared, move || OpenAiDecoder::new(provider.clone()))
-                .await
-        })
+    fn decoder(provider: String) -> OpenAiDecoder {
+        OpenAiDecoder::new(provider)
     }
 }
 
@@ -308,7 +291,7 @@ fn chunk_error(provider: &str, error: &Value) -> LlmError {
 
 /// Decodes `data: {chunk}` lines, `data: [DONE]` last.
 #[derive(Debug)]
-struct OpenAiDecoder {
+pub(crate) struct OpenAiDecoder {
     provider: String,
     /// Ids of the calls started so far; the position is our index.
     calls: Vec<String>,

@@ -47,9 +47,10 @@ impl RateLimiter {
     fn limiter(&self, per_minute: u32) -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
         if let Ok(guard) = self.inner.read()
             && let Some((budget, limiter)) = guard.as_ref()
-                && *budget == per_minute {
-                    return limiter.clone();
-                }
+            && *budget == per_minute
+        {
+            return limiter.clone();
+        }
         let budget = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(budget)));
         if let Ok(mut guard) = self.inner.write() {
@@ -73,10 +74,11 @@ impl RateLimiter {
     /// Forgets IPs whose budget has fully refilled, so the map does not grow forever.
     pub fn cleanup(&self) {
         if let Ok(guard) = self.inner.read()
-            && let Some((_, limiter)) = guard.as_ref() {
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
+            && let Some((_, limiter)) = guard.as_ref()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 
