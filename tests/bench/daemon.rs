@@ -41,13 +41,13 @@ pub fn time_to_first_health(home: &Path) -> (Duration, Child, String) {
     let addr = url.trim_start_matches("http://").to_string();
     let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
-            if stream.write_all(request.as_bytes()).is_ok() {
-                let mut response = String::new();
-                let _ = stream.read_to_string(&mut response);
-                if response.starts_with("HTTP/1.1 200") {
-                    return (started.elapsed(), child, url);
-                }
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr)
+            && stream.write_all(request.as_bytes()).is_ok()
+        {
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if response.starts_with("HTTP/1.1 200") {
+                return (started.elapsed(), child, url);
             }
         }
         std::thread::sleep(Duration::from_micros(200));

@@ -16,5 +16,5 @@ pub mod server;
 pub mod state;
 
 pub use routes::plugins::sdk_dir;
-pub use server::{app, serve};
+pub use server::{Server, app};
 pub use state::AppState;

@@ -1,7 +1,6 @@
 //! Assembling the application and serving it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -210,7 +209,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Builds the whole application for `state`: routes plus the shared conventions.
 pub fn app(state: AppState) -> Router {
     let (routes, doc) = api_routes();
-    let doc = Arc::new(doc);
+    // Served as bytes made once: the document is fixed for the life of the
+    // process, and its tree of structs is several times the size of its JSON.
+    // (Its maps have string keys, so serializing it cannot fail.)
+    let doc = axum::body::Bytes::from(
+        serde_json::to_vec(&doc).expect("the OpenAPI document serializes to JSON"),
+    );
     let router = routes
         .route("/", get(system::root))
         // Model ids may contain slashes, which a `{id}` segment cannot hold.
@@ -223,7 +227,12 @@ pub fn app(state: AppState) -> Router {
             "/api/openapi.json",
             get(move || {
                 let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc,
+                    )
+                }
             }),
         )
         .fallback(not_found)
@@ -341,35 +350,52 @@ fn strip_version_prefix(mut request: Request) -> Request {
     request
 }
 
-/// Serves `app` on `listener` until `state.shutdown` is cancelled or a SIGINT or
-/// SIGTERM arrives; in-flight requests are allowed to finish.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    let shutdown = state.shutdown.clone();
-    let limiter = state.limiter.clone();
-    let janitor = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            limiter.cleanup();
+/// The daemon's HTTP server: the application, built, and the state it serves.
+pub struct Server {
+    app: Router,
+    state: AppState,
+}
+
+impl Server {
+    /// Builds the application (routes, OpenAPI document, conventions) for
+    /// `state`. Done before serving so that the memory start-up used can be
+    /// given back before the first request.
+    pub fn new(state: AppState) -> Self {
+        Server {
+            app: app(state.clone()),
+            state,
         }
-    });
-    let app = app(state);
-    let service = tower::ServiceExt::<Request>::map_request(app, strip_version_prefix);
-    // Streamed answers are many small writes: without TCP_NODELAY, Nagle's
-    // algorithm meets the client's delayed ACK and each SSE event can wait 40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
-    )
-    .with_graceful_shutdown(shutdown_signal(shutdown))
-    .await;
-    janitor.abort();
-    result
+    }
+
+    /// Serves on `listener` until `state.shutdown` is cancelled or a SIGINT
+    /// or SIGTERM arrives; in-flight requests are allowed to finish.
+    pub async fn run(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        let limiter = self.state.limiter.clone();
+        let janitor = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limiter.cleanup();
+            }
+        });
+        let service = tower::ServiceExt::<Request>::map_request(self.app, strip_version_prefix);
+        // Streamed answers are many small writes: without TCP_NODELAY, Nagle's
+        // algorithm meets the client's delayed ACK and each SSE event can wait 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let result = axum::serve(
+            listener,
+            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
+        )
+        .with_graceful_shutdown(shutdown_signal(shutdown))
+        .await;
+        janitor.abort();
+        result
+    }
 }
 
 async fn shutdown_signal(token: tokio_util::sync::CancellationToken) {
@@ -445,7 +471,7 @@ mod panic_tests {
             Default::default(),
         )
         .unwrap();
-        let state = AppState::new(Arc::new(kernel));
+        let state = AppState::new(std::sync::Arc::new(kernel));
         let router = Router::new()
             .route("/explode", get(explode))
             .route("/api/health", get(crate::routes::system::health));

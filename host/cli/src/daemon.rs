@@ -78,8 +78,9 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         std::io::stdout().flush().ok();
         tracing::info!(%bound, home = %kernel.home().root().display(), "talon started");
 
-        let state = talon_api::AppState::new(kernel.clone());
-        let served = talon_api::serve(listener, state).await;
+        let server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
+        release_freed_memory();
+        let served = server.run(listener).await;
         // The database file alone is then complete, for backups and offline tools.
         if let Err(e) = kernel.store().checkpoint() {
             tracing::warn!(error = %e, "cannot checkpoint the journal; it is replayed at the next start");
@@ -114,3 +115,18 @@ fn init_logging(level: &str, json: bool) {
         builder.init();
     }
 }
+
+/// Gives the heap pages that start-up used and freed (building the router
+/// and its OpenAPI document, the plugin linker) back to the system: glibc
+/// otherwise keeps them for later allocations, and they count as resident.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only returns free memory to the kernel; it is
+    // thread-safe and has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
