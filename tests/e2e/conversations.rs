@@ -22,28 +22,8 @@ fn manifest(name: &str, llm: &TestLlm, model: &str, tools: &[&str]) -> String {
     )
 }
 
-async fn spawn(daemon: &Daemon, manifest: String) -> String {
-    let response = daemon
-        .post("/api/agents", json!({ "manifest_toml": manifest }))
-        .await;
-    assert_eq!(response.status(), 201);
-    json(response).await["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn say(daemon: &Daemon, agent: &str, text: &str) -> reqwest::Response {
-    daemon
-        .post(
-            &format!("/api/agents/{agent}/message"),
-            json!({ "message": text }),
-        )
-        .await
-}
-
 async fn say_ok(daemon: &Daemon, agent: &str, text: &str) -> serde_json::Value {
-    let response = say(daemon, agent, text).await;
+    let response = daemon.message(agent, text).await;
     assert_eq!(response.status(), 200, "message `{text}`");
     json(response).await
 }
@@ -68,7 +48,9 @@ fn sent_messages(request: &talon_test_llm::RecordedRequest) -> Vec<(String, Stri
 async fn a_conversation_is_recorded_and_survives_a_restart() {
     let llm = TestLlm::start().await;
     let mut daemon = Daemon::start().await;
-    let agent = spawn(&daemon, manifest("chatty", &llm, "gpt-4o-mini", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("chatty", &llm, "gpt-4o-mini", &[]))
+        .await;
 
     llm.push(Reply::text("Hello! How can I help?").with_usage(120, 30));
     let reply = say_ok(&daemon, &agent, "Hello").await;
@@ -190,9 +172,9 @@ async fn a_conversation_is_recorded_and_survives_a_restart() {
         )
         .await;
     assert_error(unknown, 404, "session").await;
-    let huge = say(&daemon, &agent, &"x".repeat(300 * 1024)).await;
+    let huge = daemon.message(&agent, &"x".repeat(300 * 1024)).await;
     assert_eq!(huge.status(), 413);
-    assert_error(say(&daemon, &agent, "   ").await, 400, "empty").await;
+    assert_error(daemon.message(&agent, "   ").await, 400, "empty").await;
     let extra = daemon
         .post(
             &format!("/api/agents/{agent}/message"),
@@ -201,7 +183,9 @@ async fn a_conversation_is_recorded_and_survives_a_restart() {
         .await;
     assert_eq!(extra.status(), 400);
     assert_error(
-        say(&daemon, "00000000-0000-0000-0000-000000000000", "hi").await,
+        daemon
+            .message("00000000-0000-0000-0000-000000000000", "hi")
+            .await,
         404,
         "not found",
     )
@@ -223,16 +207,14 @@ async fn the_agent_calls_wasm_tools_and_survives_bad_calls() {
         let response = install(&daemon, &package, json!("all")).await;
         assert_eq!(response.status(), 201, "{}", json(response).await);
     }
-    let agent = spawn(
-        &daemon,
-        manifest(
+    let agent = daemon
+        .spawn_manifest(manifest(
             "writer",
             &llm,
             "gpt-4o-mini",
             &["file_write", "file_read", "notify_owner"],
-        ),
-    )
-    .await;
+        ))
+        .await;
 
     llm.push_all([
         Reply::tool_call(
@@ -353,11 +335,9 @@ async fn the_agent_calls_wasm_tools_and_survives_bad_calls() {
 async fn interrupt_stop_and_co_watching() {
     let llm = TestLlm::start().await;
     let daemon = Daemon::start().await;
-    let agent = spawn(
-        &daemon,
-        manifest("slow", &llm, "test-model", &["notify_owner"]),
-    )
-    .await;
+    let agent = daemon
+        .spawn_manifest(manifest("slow", &llm, "test-model", &["notify_owner"]))
+        .await;
     let session =
         json(daemon.get(&format!("/api/agents/{agent}/session")).await).await["session_id"]
             .as_str()
@@ -376,15 +356,7 @@ async fn interrupt_stop_and_co_watching() {
         Reply::tool_call("notify_owner", r#"{"text": "should not arrive"}"#)
             .with_delay(Duration::from_millis(1500)),
     );
-    let turn = {
-        let request = daemon
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/agents/{agent}/message"),
-            )
-            .json(&json!({ "message": "do something slow" }));
-        tokio::spawn(async move { request.send().await.unwrap() })
-    };
+    let turn = daemon.message_in_background(&agent, "do something slow");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let response = daemon
         .post(
@@ -416,15 +388,7 @@ async fn interrupt_stop_and_co_watching() {
 
     // Stop cancels a turn mid-generation.
     llm.push(Reply::text("never finished").with_delay(Duration::from_secs(20)));
-    let turn = {
-        let request = daemon
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/agents/{agent}/message"),
-            )
-            .json(&json!({ "message": "take forever" }));
-        tokio::spawn(async move { request.send().await.unwrap() })
-    };
+    let turn = daemon.message_in_background(&agent, "take forever");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stop = json(
         daemon
@@ -453,7 +417,9 @@ async fn long_sessions_are_compacted_by_the_model() {
     let llm = TestLlm::start().await;
     let config = "[agents]\ndefault_context_window = 1000\ncompact_at_ratio = 0.5\ncompact_keep_recent = 2\n";
     let daemon = Daemon::start_with_config(config).await;
-    let agent = spawn(&daemon, manifest("talker", &llm, "test-model", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("talker", &llm, "test-model", &[]))
+        .await;
     let long = "word ".repeat(200);
     llm.push(Reply::text("first answer"));
     say_ok(&daemon, &agent, &format!("one {long}")).await;
@@ -505,22 +471,24 @@ async fn budgets_missing_keys_failing_providers_and_the_breaker() {
     let daemon = Daemon::start_with_config(config).await;
 
     // A provider without its key: a clear 412 before anything runs.
-    let keyless = spawn(
-        &daemon,
-        "name = \"keyless\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n".into(),
-    )
-    .await;
-    assert_error(say(&daemon, &keyless, "hi").await, 412, "OPENAI_API_KEY").await;
+    let keyless = daemon
+        .spawn_manifest(
+            "name = \"keyless\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n".into(),
+        )
+        .await;
+    assert_error(daemon.message(&keyless, "hi").await, 412, "OPENAI_API_KEY").await;
 
     // Budget: one priced turn spends the whole daily budget; the next is refused.
-    let agent = spawn(&daemon, manifest("spender", &llm, "gpt-4o-mini", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("spender", &llm, "gpt-4o-mini", &[]))
+        .await;
     let response = daemon
         .put("/api/budget", json!({ "daily_limit_usd": 0.0001 }))
         .await;
     assert_eq!(response.status(), 200);
     llm.push(Reply::text("expensive").with_usage(100_000, 10_000));
     say_ok(&daemon, &agent, "spend").await;
-    assert_error(say(&daemon, &agent, "again").await, 429, "budget").await;
+    assert_error(daemon.message(&agent, "again").await, 429, "budget").await;
     let budget = json(daemon.get("/api/budget").await).await;
     assert_eq!(budget["status"], "exceeded");
     let response = daemon
@@ -538,10 +506,25 @@ async fn budgets_missing_keys_failing_providers_and_the_breaker() {
     for _ in 0..4 {
         llm.push(Reply::error(500, "upstream exploded"));
     }
-    assert_error(say(&daemon, &agent, "one").await, 502, "upstream exploded").await;
+    assert_error(
+        daemon.message(&agent, "one").await,
+        502,
+        "upstream exploded",
+    )
+    .await;
     assert_eq!(llm.request_count(), 2, "one retry");
-    assert_error(say(&daemon, &agent, "two").await, 502, "upstream exploded").await;
-    assert_error(say(&daemon, &agent, "three").await, 503, "circuit breaker").await;
+    assert_error(
+        daemon.message(&agent, "two").await,
+        502,
+        "upstream exploded",
+    )
+    .await;
+    assert_error(
+        daemon.message(&agent, "three").await,
+        503,
+        "circuit breaker",
+    )
+    .await;
     assert_eq!(llm.request_count(), 4, "no call while open");
     let status = json(daemon.get("/api/breaker/status").await).await;
     let ollama = status["breakers"]
@@ -565,7 +548,9 @@ async fn budgets_missing_keys_failing_providers_and_the_breaker() {
 async fn the_openai_compatible_api() {
     let llm = TestLlm::start().await;
     let daemon = Daemon::start().await;
-    let agent = spawn(&daemon, manifest("helper", &llm, "gpt-4o-mini", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("helper", &llm, "gpt-4o-mini", &[]))
+        .await;
 
     let models = json(daemon.get("/v1/models").await).await;
     assert_eq!(models["object"], "list");
@@ -677,7 +662,9 @@ async fn websocket_chat_and_commands() {
 
     let llm = TestLlm::start().await;
     let daemon = Daemon::start().await;
-    let agent = spawn(&daemon, manifest("socket", &llm, "test-model", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("socket", &llm, "test-model", &[]))
+        .await;
     let url = format!(
         "{}/api/agents/{agent}/ws",
         daemon.base_url().replace("http", "ws")
@@ -804,7 +791,9 @@ async fn templates_profiles_identity_config_and_modes() {
     );
     assert_eq!(daemon.get("/api/profiles/coding").await.status(), 200);
 
-    let agent = spawn(&daemon, manifest("shape", &llm, "test-model", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("shape", &llm, "test-model", &[]))
+        .await;
     let identity = daemon
         .request(
             reqwest::Method::PATCH,
@@ -895,21 +884,17 @@ async fn templates_profiles_identity_config_and_modes() {
 async fn agent_send_delegates_refuses_loops_and_interrupts_cascade() {
     let llm = TestLlm::start().await;
     let daemon = Daemon::start().await;
-    let boss = spawn(
-        &daemon,
-        manifest("boss", &llm, "test-model", &["agent_send"]),
-    )
-    .await;
-    let worker = spawn(
-        &daemon,
-        manifest(
+    let boss = daemon
+        .spawn_manifest(manifest("boss", &llm, "test-model", &["agent_send"]))
+        .await;
+    let worker = daemon
+        .spawn_manifest(manifest(
             "worker",
             &llm,
             "test-model",
             &["agent_send", "notify_owner"],
-        ),
-    )
-    .await;
+        ))
+        .await;
 
     // The boss asks the worker; the worker answers in its own session for
     // the boss; the answer is the boss's tool result.
@@ -992,15 +977,7 @@ async fn agent_send_delegates_refuses_loops_and_interrupts_cascade() {
         Reply::tool_call("notify_owner", r#"{"text": "should not arrive"}"#)
             .with_delay(Duration::from_millis(1500)),
     ]);
-    let turn = {
-        let request = daemon
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/agents/{boss}/message"),
-            )
-            .json(&json!({ "message": "delegate something slow" }));
-        tokio::spawn(async move { request.send().await.unwrap() })
-    };
+    let turn = daemon.message_in_background(&boss, "delegate something slow");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let response = daemon
         .post(
@@ -1028,7 +1005,9 @@ async fn every_acknowledged_turn_survives_kill_9() {
     let llm = TestLlm::start().await;
     llm.set_default_reply("noted");
     let mut daemon = Daemon::start().await;
-    let agent = spawn(&daemon, manifest("scribe", &llm, "test-model", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("scribe", &llm, "test-model", &[]))
+        .await;
     // As many as the rate limit lets through in a burst.
     for i in 0..12 {
         say_ok(&daemon, &agent, &format!("note {i}")).await;
@@ -1113,7 +1092,9 @@ fn last_user_text(llm: &TestLlm) -> String {
 async fn pdf_attachments_reach_the_model_as_text() {
     let llm = TestLlm::start().await;
     let daemon = Daemon::start().await;
-    let agent = spawn(&daemon, manifest("reader", &llm, "gpt-4o-mini", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("reader", &llm, "gpt-4o-mini", &[]))
+        .await;
 
     let sentence = "The vault code is written on page one.";
     let file_id = upload(
@@ -1171,13 +1152,15 @@ async fn agent_logs_tell_what_happened_and_refuse_bad_queries() {
     let llm = TestLlm::start().await;
     let config = "[llm]\nmax_attempts = 1\n";
     let mut daemon = Daemon::start_with_config(config).await;
-    let agent = spawn(&daemon, manifest("logged", &llm, "gpt-4o-mini", &[])).await;
+    let agent = daemon
+        .spawn_manifest(manifest("logged", &llm, "gpt-4o-mini", &[]))
+        .await;
 
     llm.push(Reply::text("fine").with_usage(120, 30));
     say_ok(&daemon, &agent, "hello").await;
     llm.push(Reply::error(500, "upstream exploded"));
     assert_error(
-        say(&daemon, &agent, "again").await,
+        daemon.message(&agent, "again").await,
         502,
         "upstream exploded",
     )

@@ -167,18 +167,48 @@ impl Daemon {
 
     /// Spawns an agent called `name` and returns its id.
     pub async fn spawn_agent(&self, name: &str) -> String {
-        let manifest = format!(
+        self.spawn_manifest(format!(
             "name = \"{name}\"\nversion = \"0.1.0\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n"
-        );
+        ))
+        .await
+    }
+
+    /// Spawns an agent from a TOML manifest and returns its id.
+    pub async fn spawn_manifest(&self, manifest: String) -> String {
         let response = self
             .post(
                 "/api/agents",
                 serde_json::json!({ "manifest_toml": manifest }),
             )
             .await;
-        assert_eq!(response.status(), 201, "spawn {name}");
+        assert_eq!(response.status(), 201, "spawn {manifest}");
         let body: serde_json::Value = response.json().await.expect("spawn body");
         body["agent_id"].as_str().expect("agent_id").to_string()
+    }
+
+    /// Sends `text` to `agent` (`POST /api/agents/{id}/message`).
+    pub async fn message(&self, agent: &str, text: &str) -> reqwest::Response {
+        self.post(
+            &format!("/api/agents/{agent}/message"),
+            serde_json::json!({ "message": text }),
+        )
+        .await
+    }
+
+    /// Sends `text` to `agent` on a task of its own, for tests that act on
+    /// the turn (interrupt, stop) while it runs.
+    pub fn message_in_background(
+        &self,
+        agent: &str,
+        text: &str,
+    ) -> tokio::task::JoinHandle<reqwest::Response> {
+        let request = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/agents/{agent}/message"),
+            )
+            .json(&serde_json::json!({ "message": text }));
+        tokio::spawn(async move { request.send().await.expect("POST message") })
     }
 
     /// Kills the process with SIGKILL, as a crash would.

@@ -8,26 +8,6 @@ use talon_test_llm::{LISTED_MODELS, Reply, TestLlm};
 
 use crate::harness::{Daemon, assert_error, json};
 
-async fn spawn(daemon: &Daemon, manifest: String) -> String {
-    let response = daemon
-        .post("/api/agents", json!({ "manifest_toml": manifest }))
-        .await;
-    assert_eq!(response.status(), 201);
-    json(response).await["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn say(daemon: &Daemon, agent: &str, text: &str) -> reqwest::Response {
-    daemon
-        .post(
-            &format!("/api/agents/{agent}/message"),
-            json!({ "message": text }),
-        )
-        .await
-}
-
 async fn model_total(daemon: &Daemon) -> u64 {
     json(daemon.get("/api/models").await).await["total"]
         .as_u64()
@@ -150,16 +130,14 @@ async fn custom_models_are_validated_priced_and_survive_a_restart() {
 
     // An agent using it is priced at its prices: 1000 in at $10/M plus
     // 500 out at $20/M is $0.02.
-    let agent = spawn(
-        &daemon,
-        format!(
+    let agent = daemon.spawn_manifest(format!(
             "name = \"acme-user\"\n[model]\nprovider = \"ollama\"\nmodel = \"acme\"\nbase_url = \"{}\"\n",
             llm.openai_url()
         ),
     )
     .await;
     llm.push(Reply::text("priced").with_usage(1000, 500));
-    let reply = say(&daemon, &agent, "hi").await;
+    let reply = daemon.message(&agent, "hi").await;
     assert_eq!(reply.status(), 200);
     let reply = json(reply).await;
     assert_eq!(reply["response"], "priced");
@@ -313,13 +291,14 @@ async fn provider_keys_and_urls_are_used_private_and_persisted() {
         .await;
     assert_eq!(set.status(), 200);
     assert_eq!(json(set).await["base_url"], llm.openai_url());
-    let agent = spawn(
-        &daemon,
-        "name = \"grok\"\n[model]\nprovider = \"groq\"\nmodel = \"llama-3.1-8b-instant\"\n".into(),
-    )
-    .await;
+    let agent = daemon
+        .spawn_manifest(
+            "name = \"grok\"\n[model]\nprovider = \"groq\"\nmodel = \"llama-3.1-8b-instant\"\n"
+                .into(),
+        )
+        .await;
     llm.push(Reply::text("with the env key"));
-    let reply = say(&daemon, &agent, "one").await;
+    let reply = daemon.message(&agent, "one").await;
     assert_eq!(reply.status(), 200);
     assert_eq!(json(reply).await["response"], "with the env key");
 
@@ -335,7 +314,7 @@ async fn provider_keys_and_urls_are_used_private_and_persisted() {
     assert_eq!(set["status"], "saved");
     assert_eq!(set["key_source"], "api");
     llm.push(Reply::text("with the api key"));
-    let reply = say(&daemon, &agent, "two").await;
+    let reply = daemon.message(&agent, "two").await;
     assert_eq!(reply.status(), 200);
     assert_eq!(json(reply).await["response"], "with the api key");
     let sent = llm.last_request().unwrap();
@@ -395,7 +374,7 @@ async fn provider_keys_and_urls_are_used_private_and_persisted() {
     assert_eq!(groq["base_url"], llm.openai_url());
     assert_eq!(groq["base_url_overridden"], true);
     llm.push(Reply::text("after the restart"));
-    let reply = say(&daemon, &agent, "three").await;
+    let reply = daemon.message(&agent, "three").await;
     assert_eq!(reply.status(), 200);
     assert_eq!(json(reply).await["response"], "after the restart");
 
@@ -410,7 +389,7 @@ async fn provider_keys_and_urls_are_used_private_and_persisted() {
     daemon.restart();
     assert_eq!(provider(&daemon, "groq").await["key_source"], "env");
     llm.push(Reply::text("env again"));
-    let reply = say(&daemon, &agent, "four").await;
+    let reply = daemon.message(&agent, "four").await;
     assert_eq!(reply.status(), 200);
     assert_eq!(json(reply).await["response"], "env again");
     assert!(
