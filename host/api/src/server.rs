@@ -177,7 +177,7 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
 
 /// Routes that carry files: their own, larger body limit replaces the global one.
 fn large_body_routes() -> OpenApiRouter<AppState> {
-    let limit = talon_kernel::uploads::MAX_UPLOAD_BYTES + 64 * 1024;
+    let limit = talon_kernel::agents::uploads::MAX_UPLOAD_BYTES + 64 * 1024;
     OpenApiRouter::new()
         .routes(routes!(files::list_files))
         .routes(routes!(

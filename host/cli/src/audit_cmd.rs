@@ -17,7 +17,7 @@ pub fn verify(home: &Home) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    let v = talon_kernel::audit::verify(&store)?;
+    let v = talon_kernel::store::audit::verify(&store)?;
     println!("audit chain: {} entries", v.chain_length);
     if let (Some(first), Some(last)) = (v.first_entry, v.last_entry) {
         println!("  first: {first}\n  last:  {last}");

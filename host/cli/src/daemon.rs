@@ -58,17 +58,17 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         let bound = listener.local_addr()?;
         let kernel = Arc::new(kernel);
         let loaded = kernel
-            .load_plugins()
+            .plugins().load_plugins()
             .await
             .context("cannot read the installed plugins")?;
         tracing::info!(loaded, "plugins loaded");
         let scheduled = kernel
-            .start_scheduler()
+            .automation().start_scheduler()
             .await
             .context("cannot start the scheduler")?;
         tracing::info!(scheduled, "scheduler started");
         kernel
-            .start_task_worker()
+            .automation().start_task_worker()
             .await
             .context("cannot start the task queue")?;
         let daemon_file = kernel.home().daemon_file();

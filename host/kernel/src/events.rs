@@ -7,10 +7,10 @@
 //! event that did not persist.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::audit::AuditEntry;
+use crate::store::audit::AuditEntry;
 
 /// How many events a slow subscriber may lag behind before it loses some.
 const CAPACITY: usize = 1024;
@@ -119,10 +119,31 @@ pub enum Event {
         /// The session.
         session_id: String,
         /// How it ended.
-        status: crate::sessions::TurnStatus,
+        status: TurnStatus,
         /// When.
         at: DateTime<Utc>,
     },
+}
+
+/// How a turn ended: part of the event vocabulary, since triggers and
+/// watchers react to it, and recorded with each turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnStatus {
+    /// The model gave its final answer.
+    Completed,
+    /// An interrupt stopped it at a tool-call boundary.
+    Interrupted,
+    /// `stop` cancelled it.
+    Stopped,
+    /// It reached the iteration limit.
+    MaxIterations,
+    /// A model call failed.
+    Failed,
+    /// A spending limit was reached between model calls.
+    BudgetExceeded,
+    /// Not a turn: the model summarized the session.
+    Compaction,
 }
 
 /// The bus; cheap to clone.

@@ -1,40 +1,38 @@
 //! The Talon kernel: everything the daemon knows, independent of HTTP.
 //!
-//! The kernel owns the data directory ([`home::Home`]), the configuration
-//! ([`config::Config`]), the redb store ([`store::Store`]) and the registries
-//! built on it (agents, their key-value memory). The API crate turns HTTP
-//! requests into calls on [`Kernel`]; nothing here knows about HTTP.
+//! The API crate turns HTTP requests into calls on [`Kernel`], the one entry
+//! point; nothing here knows about HTTP. The kernel is grouped by domain, and
+//! dependencies point one way, down this list:
+//!
+//! | layer | modules | may use |
+//! |---|---|---|
+//! | composition | [`kernel`] | every domain |
+//! | automation | [`automation`]: cron jobs and schedules, triggers, workflows, goals, the task queue | conversation, agents, foundation |
+//! | conversation | [`conversation`]: sessions, the agent loop, live turns, logs, usage | agents, plugins, providers, foundation |
+//! | extensions and models | [`plugins`]: installed components and their tools; [`providers`]: models, keys, endpoints | agents (plugins, for agent memory), foundation |
+//! | agents | [`agents`]: records, manifests, templates, workspaces, uploads, memory | foundation |
+//! | foundation | [`shared`], [`store`] (tables, migrations, journal, audit chain), [`events`], [`config`], [`home`], [`clock`], [`error`] | nothing above |
+//!
+//! Each domain's state and logic live in one struct the kernel holds
+//! ([`agents::Agents`], [`plugins::Plugins`], [`providers::Providers`],
+//! [`conversation::Conversations`], [`automation::Automation`]); a domain
+//! reaches the store only through its own store functions, and the time only
+//! through the one clock in [`shared::Shared`]. `scripts/check-layers`
+//! checks the direction of every `crate::` import.
 
-pub mod agent_logs;
 pub mod agents;
-pub mod audit;
+pub mod automation;
+pub mod clock;
 pub mod config;
-pub mod cron;
+pub mod conversation;
 pub mod error;
 pub mod events;
-pub mod goals;
 pub mod home;
-mod journal;
 pub mod kernel;
-pub mod live;
-mod llm;
-pub mod memory;
 pub mod plugins;
 pub mod providers;
-pub mod redact;
-pub mod repair;
-pub mod scheduling;
-pub mod sessions;
+pub mod shared;
 pub mod store;
-pub mod tasks;
-pub mod templates;
-pub mod triggers;
-pub mod turn;
-pub mod uploads;
-pub mod workflows;
-pub mod workspace;
 
 pub use error::KernelError;
 pub use kernel::Kernel;
-pub use live::{TurnEvent, TurnReply};
-pub use turn::MessageInput;

@@ -29,7 +29,7 @@ impl SpawnRequest {
         match (self.manifest_toml, self.template) {
             (Some(text), None) => Ok(text),
             (None, Some(template)) => {
-                let text = state.kernel.template(&template).await?.toml;
+                let text = state.kernel.agents().template(&template).await?.toml;
                 match self.name {
                     None => Ok(text),
                     Some(name) => {
@@ -124,6 +124,7 @@ pub async fn list_agents(
     let matching: Vec<_> = state
         .kernel
         .agents()
+        .list()
         .await?
         .into_iter()
         .filter(|a| {
@@ -162,7 +163,7 @@ pub async fn spawn_agent(
     Json(body): Json<SpawnRequest>,
 ) -> Result<(StatusCode, Json<SpawnResponse>), ApiError> {
     let manifest = body.manifest(&state).await?;
-    let record = state.kernel.spawn_agent(manifest).await?;
+    let record = state.kernel.agents().spawn(manifest).await?;
     Ok((
         StatusCode::CREATED,
         Json(SpawnResponse {
@@ -180,7 +181,7 @@ pub async fn get_agent(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(detail(&state.kernel.agent(id).await?)))
+    Ok(Json(detail(&state.kernel.agents().get(id).await?)))
 }
 
 /// Kills an agent; idempotent.
@@ -244,7 +245,7 @@ pub async fn bulk_create(
                 continue;
             }
         };
-        match state.kernel.spawn_agent(manifest).await {
+        match state.kernel.agents().spawn(manifest).await {
             Ok(record) => {
                 created += 1;
                 results.push(serde_json::json!({ "index": index, "agent_id": record.id, "name": record.name() }));
@@ -289,12 +290,14 @@ async fn bulk(
                 .map(|existed| if existed { "killed" } else { "already-deleted" }),
             BulkOp::Start => state
                 .kernel
-                .set_agent_state(id, AgentState::Running)
+                .agents()
+                .set_state(id, AgentState::Running)
                 .await
                 .map(|_| "running"),
             BulkOp::Stop => state
                 .kernel
-                .set_agent_state(id, AgentState::Stopped)
+                .agents()
+                .set_state(id, AgentState::Stopped)
                 .await
                 .map(|_| "stopped"),
         };
@@ -360,6 +363,7 @@ pub async fn clone_agent(
 ) -> Result<(StatusCode, Json<SpawnResponse>), ApiError> {
     let record = state
         .kernel
+        .agents()
         .clone_agent(
             id,
             body.new_name,
@@ -417,7 +421,7 @@ async fn patch_with(
     if edits.is_empty() {
         return Err(ApiError::BadRequest("nothing to change".into()));
     }
-    Ok(state.kernel.edit_agent_manifest(id, edits).await?)
+    Ok(state.kernel.agents().edit_manifest(id, edits).await?)
 }
 
 /// Changes an agent's name, description, system prompt or tags.
@@ -478,7 +482,7 @@ pub async fn set_mode(
             )));
         }
     };
-    state.kernel.set_agent_mode(id, mode).await?;
+    state.kernel.agents().set_mode(id, mode).await?;
     Ok(Json(
         serde_json::json!({ "status": "updated", "mode": format!("{mode:?}"), "agent_id": id }),
     ))
@@ -508,11 +512,12 @@ pub async fn set_model(
     if body.model.trim().is_empty() {
         return Err(ApiError::BadRequest("model must not be empty".into()));
     }
-    let current = state.kernel.agent(id).await?;
+    let current = state.kernel.agents().get(id).await?;
     let provider = match body.provider {
         Some(p) => {
             state
                 .kernel
+                .providers()
                 .llm()
                 .provider(&p)
                 .map_err(ApiError::from)?
@@ -520,6 +525,7 @@ pub async fn set_model(
         }
         None => state
             .kernel
+            .providers()
             .llm()
             .find_model(&body.model)
             .map(|m| m.provider)
@@ -527,7 +533,8 @@ pub async fn set_model(
     };
     let record = state
         .kernel
-        .edit_agent_manifest(
+        .agents()
+        .edit_manifest(
             id,
             vec![
                 ("model.model".into(), body.model.clone().into()),
@@ -557,14 +564,20 @@ pub async fn get_tools(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let agent = state.kernel.agent(id).await?;
-    let loaded: Vec<String> = state.kernel.tools().into_iter().map(|t| t.name).collect();
+    let agent = state.kernel.agents().get(id).await?;
+    let loaded: Vec<String> = state
+        .kernel
+        .plugins()
+        .tools()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     let available: Vec<&String> = agent
         .manifest
         .capabilities
         .tools
         .iter()
-        .filter(|t| loaded.contains(t) || talon_kernel::turn::BUILTIN_TOOLS.contains(&t.as_str()))
+        .filter(|t| loaded.contains(t) || talon_kernel::agents::BUILTIN_TOOLS.contains(&t.as_str()))
         .collect();
     Ok(Json(
         serde_json::json!({ "tools": agent.manifest.capabilities.tools, "available": available }),
@@ -603,7 +616,7 @@ pub async fn get_skills(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let agent = state.kernel.agent(id).await?;
+    let agent = state.kernel.agents().get(id).await?;
     Ok(Json(serde_json::json!({ "skills": agent.manifest.skills })))
 }
 
@@ -643,7 +656,7 @@ pub async fn traces(
     Query(query): Query<TracesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = query.limit.unwrap_or(20).clamp(1, 500);
-    let turns = state.kernel.turns(id, limit).await?;
+    let turns = state.kernel.conversations().turns(id, limit).await?;
     Ok(Json(serde_json::json!({ "traces": turns })))
 }
 
@@ -654,8 +667,8 @@ pub async fn metrics(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    use talon_kernel::sessions::TurnStatus;
-    let turns = state.kernel.turns(id, usize::MAX).await?;
+    use talon_kernel::conversation::TurnStatus;
+    let turns = state.kernel.conversations().turns(id, usize::MAX).await?;
     let count = turns.len();
     let failed = turns
         .iter()
@@ -716,7 +729,7 @@ pub async fn logs(
     Path(id): Path<Uuid>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    use talon_kernel::agent_logs::{DEFAULT_LOG_LINES, LevelFilter, MAX_LOG_LINES};
+    use talon_kernel::conversation::logs::{DEFAULT_LOG_LINES, LevelFilter, MAX_LOG_LINES};
     let level = query
         .level
         .as_deref()
@@ -724,7 +737,11 @@ pub async fn logs(
         .transpose()?;
     let limit = query.n.unwrap_or(DEFAULT_LOG_LINES).min(MAX_LOG_LINES);
     let offset = query.offset.unwrap_or(0);
-    let page = state.kernel.agent_logs(id, level, offset, limit).await?;
+    let page = state
+        .kernel
+        .conversations()
+        .agent_logs(id, level, offset, limit)
+        .await?;
     Ok(Json(serde_json::json!({
         "agent_id": id,
         "count": page.lines.len(),

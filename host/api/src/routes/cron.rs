@@ -6,7 +6,7 @@
 
 use axum::extract::State;
 use serde::Deserialize;
-use talon_kernel::scheduling::{CronJobInput, CronJobView};
+use talon_kernel::automation::schedules::{CronJobInput, CronJobView};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -60,7 +60,7 @@ pub async fn list_jobs(
     State(state): State<AppState>,
     Query(query): Query<JobsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let jobs = state.kernel.cron_jobs(query.agent_id).await?;
+    let jobs = state.kernel.automation().cron_jobs(query.agent_id).await?;
     Ok(Json(jobs.into_iter().map(job_json).collect()))
 }
 
@@ -73,7 +73,9 @@ pub async fn create_job(
     State(state): State<AppState>,
     Json(body): Json<CronJobInput>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(job_json(state.kernel.cron_create(body).await?)))
+    Ok(Json(job_json(
+        state.kernel.automation().cron_create(body).await?,
+    )))
 }
 
 /// One cron job.
@@ -83,7 +85,9 @@ pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(job_json(state.kernel.cron_job(id).await?)))
+    Ok(Json(job_json(
+        state.kernel.automation().cron_job(id).await?,
+    )))
 }
 
 /// Changes the fields given; a new schedule counts from now.
@@ -96,7 +100,9 @@ pub async fn update_job(
     Path(id): Path<Uuid>,
     Json(body): Json<CronJobInput>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(job_json(state.kernel.cron_update(id, body).await?)))
+    Ok(Json(job_json(
+        state.kernel.automation().cron_update(id, body).await?,
+    )))
 }
 
 /// Deletes a job; idempotent. Its past runs stay in the run log.
@@ -106,7 +112,7 @@ pub async fn delete_job(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let existed = state.kernel.cron_delete(id).await?;
+    let existed = state.kernel.automation().cron_delete(id).await?;
     let status = if existed {
         "deleted"
     } else {
@@ -125,7 +131,11 @@ pub async fn enable_job(
     Json(body): Json<EnableBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(job_json(
-        state.kernel.cron_set_enabled(id, body.enabled).await?,
+        state
+            .kernel
+            .automation()
+            .cron_set_enabled(id, body.enabled)
+            .await?,
     )))
 }
 
@@ -149,7 +159,11 @@ pub async fn list_runs(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let (items, total) = state.kernel.cron_runs(query.job_id, offset, limit).await?;
+    let (items, total) = state
+        .kernel
+        .automation()
+        .cron_runs(query.job_id, offset, limit)
+        .await?;
     Ok(Json(serde_json::json!({
         "items": items, "total": total, "offset": offset, "limit": limit,
     })))
@@ -164,6 +178,7 @@ pub async fn list_schedules(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let jobs: Vec<_> = state
         .kernel
+        .automation()
         .cron_jobs(query.agent_id)
         .await?
         .into_iter()
@@ -228,7 +243,7 @@ pub async fn run_schedule(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let run = state.kernel.cron_run_now(id).await?;
+    let run = state.kernel.automation().cron_run_now(id).await?;
     Ok(Json(serde_json::json!({
         "status": "triggered", "job_id": id, "run_id": run.id, "started_at": run.started_at,
     })))

@@ -20,7 +20,7 @@ pub async fn list_files(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let files = state.kernel.list_files(id).await?;
+    let files = state.kernel.agents().list_files(id).await?;
     Ok(Json(
         serde_json::json!({ "total": files.len(), "files": files }),
     ))
@@ -45,7 +45,7 @@ pub async fn get_file(
     Path((id, name)): Path<(Uuid, String)>,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let bytes = state.kernel.read_file(id, name.clone()).await?;
+    let bytes = state.kernel.agents().read_file(id, name.clone()).await?;
     if query.raw {
         let mut response = bytes.into_response();
         response.headers_mut().insert(
@@ -85,6 +85,7 @@ pub async fn put_file(
     let size = body.content.len();
     state
         .kernel
+        .agents()
         .write_file(id, name.clone(), body.content.into_bytes())
         .await?;
     Ok(Json(
@@ -101,7 +102,7 @@ pub async fn delete_file(
     State(state): State<AppState>,
     Path((id, name)): Path<(Uuid, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.delete_file(id, name.clone()).await?;
+    state.kernel.agents().delete_file(id, name.clone()).await?;
     Ok(Json(
         serde_json::json!({ "status": "deleted", "name": name }),
     ))
@@ -156,6 +157,7 @@ pub async fn upload(
     };
     let upload = state
         .kernel
+        .agents()
         .upload(id, filename, content_type, bytes.to_vec())
         .await?;
     Ok(Json(serde_json::json!({
@@ -181,7 +183,7 @@ pub async fn get_upload(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let (upload, bytes) = state.kernel.get_upload(id).await?;
+    let (upload, bytes) = state.kernel.agents().get_upload(id).await?;
     let mut response = bytes.into_response();
     let inline_image = matches!(
         upload.content_type.as_str(),

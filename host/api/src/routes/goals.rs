@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use talon_kernel::goals::{GoalInput, TEMPLATES};
+use talon_kernel::automation::goals::{GoalInput, TEMPLATES};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -14,7 +14,7 @@ use crate::state::AppState;
     responses((status = 200, description = "Array of goals", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.goals().await?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().goals().await?).unwrap_or_default(),
     ))
 }
 
@@ -26,7 +26,7 @@ pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<GoalInput>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let goal = state.kernel.goal_create(body).await?;
+    let goal = state.kernel.automation().goal_create(body).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::to_value(goal).unwrap_or_default()),
@@ -41,7 +41,7 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.goal(id).await?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().goal(id).await?).unwrap_or_default(),
     ))
 }
 
@@ -56,7 +56,8 @@ pub async fn update(
     Json(body): Json<GoalInput>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.goal_update(id, body).await?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().goal_update(id, body).await?)
+            .unwrap_or_default(),
     ))
 }
 
@@ -68,7 +69,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let removed = state.kernel.goal_delete(id).await?;
+    let removed = state.kernel.automation().goal_delete(id).await?;
     if removed.is_empty() {
         return Err(ApiError::NotFound(format!("goal {id} not found")));
     }
@@ -85,7 +86,8 @@ pub async fn children(
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.goal_children(id).await?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().goal_children(id).await?)
+            .unwrap_or_default(),
     ))
 }
 
@@ -100,7 +102,7 @@ pub async fn templates() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/api/queue/status", tag = "scheduler",
     responses((status = 200, description = "`{lanes: [{name, limit, running, queued, completed}], running, queued}`", body = Object)))]
 pub async fn queue_status(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let lanes = state.kernel.scheduler_lanes();
+    let lanes = state.kernel.automation().scheduler_lanes();
     let running: usize = lanes.iter().map(|l| l.running).sum();
     let queued: u64 = lanes.iter().map(|l| l.queued).sum();
     Json(serde_json::json!({ "lanes": lanes, "running": running, "queued": queued }))

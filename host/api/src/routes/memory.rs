@@ -18,6 +18,7 @@ pub async fn list_kv(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs: Vec<_> = state
         .kernel
+        .agents()
         .memory_list(id)
         .await?
         .into_iter()
@@ -35,7 +36,7 @@ pub async fn get_kv(
     State(state): State<AppState>,
     Path((id, key)): Path<(Uuid, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let value = state.kernel.memory_get(id, key.clone()).await?;
+    let value = state.kernel.agents().memory_get(id, key.clone()).await?;
     Ok(Json(serde_json::json!({ "key": key, "value": value })))
 }
 
@@ -59,7 +60,11 @@ pub async fn set_kv(
         }
         other => other,
     };
-    state.kernel.memory_set(id, key.clone(), value).await?;
+    state
+        .kernel
+        .agents()
+        .memory_set(id, key.clone(), value)
+        .await?;
     Ok(Json(serde_json::json!({ "status": "stored", "key": key })))
 }
 
@@ -72,7 +77,7 @@ pub async fn delete_kv(
     State(state): State<AppState>,
     Path((id, key)): Path<(Uuid, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.memory_delete(id, key.clone()).await?;
+    state.kernel.agents().memory_delete(id, key.clone()).await?;
     Ok(Json(serde_json::json!({ "status": "deleted", "key": key })))
 }
 
@@ -85,8 +90,13 @@ pub async fn export(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let kv: serde_json::Map<String, serde_json::Value> =
-        state.kernel.memory_list(id).await?.into_iter().collect();
+    let kv: serde_json::Map<String, serde_json::Value> = state
+        .kernel
+        .agents()
+        .memory_list(id)
+        .await?
+        .into_iter()
+        .collect();
     Ok(Json(serde_json::json!({ "agent_id": id, "kv": kv })))
 }
 
@@ -116,6 +126,7 @@ pub async fn import(
     let values: Vec<_> = body.kv.into_iter().collect();
     let count = state
         .kernel
+        .agents()
         .memory_import(id, values, body.clear_existing)
         .await?;
     Ok(Json(

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use talon_kernel::{MessageInput, TurnEvent, TurnReply};
+use talon_kernel::conversation::{MessageInput, TurnEvent, TurnReply};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -71,7 +71,7 @@ async fn input(
         )));
     }
     let ids = body.attachments.iter().map(|a| a.file_id).collect();
-    let parts = state.kernel.attachment_parts(agent, ids).await?;
+    let parts = state.kernel.agents().attachment_parts(agent, ids).await?;
     Ok(MessageInput {
         text: body.message,
         session_id: body.session_id,
@@ -110,7 +110,7 @@ pub async fn message(
     Json(body): Json<MessageRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let input = input(&state, id, body).await?;
-    let reply = state.kernel.send_message(id, input).await?;
+    let reply = state.kernel.conversations().send_message(id, input).await?;
     Ok(Json(reply_json(&reply)))
 }
 
@@ -177,7 +177,11 @@ pub async fn message_stream(
     Json(body): Json<MessageRequest>,
 ) -> Result<Response, ApiError> {
     let input = input(&state, id, body).await?;
-    let started = state.kernel.start_turn(id, input, true).await?;
+    let started = state
+        .kernel
+        .conversations()
+        .start_turn(id, input, true)
+        .await?;
     let events = started
         .events
         .ok_or_else(|| ApiError::Internal("turn started without events".into()))?;
@@ -197,8 +201,17 @@ pub async fn message_stream(
 }
 
 async fn watch(state: AppState, agent: Uuid, session: Option<Uuid>) -> Result<Response, ApiError> {
-    let view = state.kernel.session_view(Some(agent), session).await?;
-    let receiver = state.kernel.live().get(view.session.id, agent).watch();
+    let view = state
+        .kernel
+        .conversations()
+        .session_view(Some(agent), session)
+        .await?;
+    let receiver = state
+        .kernel
+        .conversations()
+        .live()
+        .get(view.session.id, agent)
+        .watch();
     let shutdown = state.shutdown.clone();
     // Watchers see the running turn (or wait for the next one) until it ends.
     let stream = futures::stream::unfold(Some((receiver, shutdown)), |watch| async move {
@@ -262,7 +275,7 @@ pub async fn stop(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let cancelled = state.kernel.stop_agent(id).await?;
+    let cancelled = state.kernel.conversations().stop_agent(id).await?;
     let message = if cancelled > 0 {
         "Agent run cancelled"
     } else {
@@ -282,6 +295,10 @@ pub async fn interrupt(
     State(state): State<AppState>,
     Path((id, session)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    state.kernel.interrupt_session(id, session).await?;
+    state
+        .kernel
+        .conversations()
+        .interrupt_session(id, session)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/models", tag = "models",
     responses((status = 200, description = "`{models, total}`", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let models = state.kernel.llm().models();
+    let models = state.kernel.providers().llm().models();
     let total = models.len();
     Json(json!({ "models": models, "total": total }))
 }
@@ -27,6 +27,7 @@ pub async fn get(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state
         .kernel
+        .providers()
         .llm()
         .find_model(&id)
         .map(|m| Json(json!(m)))
@@ -39,6 +40,7 @@ pub async fn get(
 pub async fn aliases(State(state): State<AppState>) -> Json<serde_json::Value> {
     let aliases: serde_json::Map<String, serde_json::Value> = state
         .kernel
+        .providers()
         .llm()
         .models()
         .into_iter()
@@ -52,7 +54,7 @@ pub async fn aliases(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 fn provider_json(state: &AppState, p: &talon_llm::ProviderInfo) -> serde_json::Value {
     let target = talon_llm::Target::new(p.name.clone());
-    let llm = state.kernel.llm();
+    let llm = state.kernel.providers().llm();
     let auth_status = match llm.api_key(&target) {
         Ok(Some(_)) => "configured",
         Ok(None) => "not_required",
@@ -79,7 +81,7 @@ fn provider_json(state: &AppState, p: &talon_llm::ProviderInfo) -> serde_json::V
         "key_required": p.key_required,
         "auth_status": auth_status,
         "key_source": key_source,
-        "model_count": state.kernel.llm().models().iter().filter(|m| m.provider == p.name).count(),
+        "model_count": state.kernel.providers().llm().models().iter().filter(|m| m.provider == p.name).count(),
     })
 }
 
@@ -89,6 +91,7 @@ fn provider_json(state: &AppState, p: &talon_llm::ProviderInfo) -> serde_json::V
 pub async fn providers(State(state): State<AppState>) -> Json<serde_json::Value> {
     let providers: Vec<_> = state
         .kernel
+        .providers()
         .llm()
         .providers()
         .iter()
@@ -108,6 +111,7 @@ pub async fn provider(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let info = state
         .kernel
+        .providers()
         .llm()
         .provider(&name)
         .map_err(|e| ApiError::NotFound(e.to_string()))?;
@@ -115,6 +119,7 @@ pub async fn provider(
     value["models"] = json!(
         state
             .kernel
+            .providers()
             .llm()
             .models()
             .into_iter()
@@ -128,7 +133,7 @@ pub async fn provider(
 #[utoipa::path(get, path = "/api/breaker/status", tag = "models",
     responses((status = 200, description = "`{breakers: [{provider, state, ...}]}`", body = Object)))]
 pub async fn breaker_status(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "breakers": state.kernel.llm().status() }))
+    Json(json!({ "breakers": state.kernel.providers().llm().status() }))
 }
 
 /// Closes a provider's breaker and forgets its failures.
@@ -141,12 +146,13 @@ pub async fn breaker_reset(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state
         .kernel
+        .providers()
         .llm()
         .reset(&provider)
         .map_err(|e| ApiError::NotFound(e.to_string()))?;
     state
         .kernel
-        .audit(talon_kernel::audit::AuditEvent::new(
+        .audit(talon_kernel::store::audit::AuditEvent::new(
             "breaker_reset",
             format!("circuit breaker of {provider} reset"),
         ))
@@ -157,6 +163,7 @@ pub async fn breaker_reset(
 fn known_provider(state: &AppState, name: &str) -> Result<talon_llm::ProviderInfo, ApiError> {
     state
         .kernel
+        .providers()
         .llm()
         .provider(name)
         .map_err(|e| ApiError::NotFound(e.to_string()))
@@ -241,7 +248,7 @@ pub async fn add_custom(
         supports_tools: body.supports_tools,
         supports_vision: body.supports_vision,
     };
-    let info = state.kernel.add_custom_model(info).await?;
+    let info = state.kernel.providers().add_custom_model(info).await?;
     Ok(Json(json!({
         "status": "added",
         "id": info.id,
@@ -257,7 +264,7 @@ pub async fn remove_custom(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let removed = state.kernel.remove_custom_model(&id).await?;
+    let removed = state.kernel.providers().remove_custom_model(&id).await?;
     Ok(Json(json!({
         "status": "removed",
         "id": removed.id,
@@ -293,7 +300,11 @@ pub async fn set_key(
     // whatever was sent.
     let info = known_provider(&state, &name)?;
     let Json(body) = body?;
-    state.kernel.set_provider_key(&info.name, &body.key).await?;
+    state
+        .kernel
+        .providers()
+        .set_provider_key(&info.name, &body.key)
+        .await?;
     let provider = provider_json(&state, &info);
     Ok(Json(json!({
         "status": "saved",
@@ -315,7 +326,11 @@ pub async fn delete_key(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let info = known_provider(&state, &name)?;
-    let removed = state.kernel.delete_provider_key(&info.name).await?;
+    let removed = state
+        .kernel
+        .providers()
+        .delete_provider_key(&info.name)
+        .await?;
     let provider = provider_json(&state, &info);
     Ok(Json(json!({
         "status": "removed",
@@ -341,10 +356,11 @@ pub async fn test(
     let info = known_provider(&state, &name)?;
     let base_url = state
         .kernel
+        .providers()
         .llm()
         .base_url(&talon_llm::Target::new(info.name.clone()))?;
     let started = std::time::Instant::now();
-    let result = state.kernel.test_provider(&info.name).await?;
+    let result = state.kernel.providers().test_provider(&info.name).await?;
     Ok(Json(match result {
         Ok(report) => json!({
             "status": "ok",
@@ -359,7 +375,7 @@ pub async fn test(
             "base_url": base_url,
             "latency_ms": started.elapsed().as_millis() as u64,
             // Providers quote (masked) keys in their errors; redact anyway.
-            "error": talon_kernel::redact::redact(&error.to_string()),
+            "error": talon_kernel::conversation::redact::redact(&error.to_string()),
         }),
     }))
 }
@@ -404,7 +420,11 @@ pub async fn set_url(
             ));
         }
     };
-    let in_force = state.kernel.set_provider_url(&info.name, url).await?;
+    let in_force = state
+        .kernel
+        .providers()
+        .set_provider_url(&info.name, url)
+        .await?;
     Ok(Json(json!({
         "status": "saved",
         "provider": info.name,

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use talon_kernel::{MessageInput, TurnEvent};
+use talon_kernel::conversation::{MessageInput, TurnEvent};
 use talon_llm::{CompletionRequest, ContentPart, Message, Role, StreamEvent, Target};
 use uuid::Uuid;
 
@@ -176,10 +176,10 @@ enum Answerer {
 async fn resolve(state: &AppState, model: &str) -> Result<Answerer, OpenAiError> {
     let name = model.split_once(':').map_or(model, |(_, name)| name);
     let agent = if let Ok(id) = model.parse::<Uuid>() {
-        state.kernel.agent(id).await.ok()
+        state.kernel.agents().get(id).await.ok()
     } else {
-        match state.kernel.agent_id_by_name(name.to_string()).await? {
-            Some(id) => state.kernel.agent(id).await.ok(),
+        match state.kernel.agents().id_by_name(name.to_string()).await? {
+            Some(id) => state.kernel.agents().get(id).await.ok(),
             None => None,
         }
     };
@@ -190,7 +190,7 @@ async fn resolve(state: &AppState, model: &str) -> Result<Answerer, OpenAiError>
         });
     }
     if !model.contains(':')
-        && let Ok(resolved) = state.kernel.llm().resolve_model(None, model)
+        && let Ok(resolved) = state.kernel.providers().llm().resolve_model(None, model)
     {
         return Ok(Answerer::Model(resolved));
     }
@@ -309,7 +309,11 @@ async fn agent_completion(
     };
     let model = format!("{AGENT_PREFIX}:{name}");
     if !request.stream {
-        let reply = state.kernel.send_message(agent, input).await?;
+        let reply = state
+            .kernel
+            .conversations()
+            .send_message(agent, input)
+            .await?;
         let body = completion(
             &completion_id(),
             &model,
@@ -319,7 +323,11 @@ async fn agent_completion(
         );
         return Ok(axum::Json(body).into_response());
     }
-    let started = state.kernel.start_turn(agent, input, true).await?;
+    let started = state
+        .kernel
+        .conversations()
+        .start_turn(agent, input, true)
+        .await?;
     let events = started.events.ok_or_else(|| {
         OpenAiError::from(ApiError::Internal("turn started without events".into()))
     })?;
@@ -408,7 +416,12 @@ async fn model_completion(
     let target = Target::new(resolved.provider.clone());
     let model = resolved.model.clone();
     if !request.stream {
-        let response = state.kernel.llm().complete(&target, llm_request).await?;
+        let response = state
+            .kernel
+            .providers()
+            .llm()
+            .complete(&target, llm_request)
+            .await?;
         let body = completion(
             &completion_id(),
             &model,
@@ -418,7 +431,12 @@ async fn model_completion(
         );
         return Ok(axum::Json(body).into_response());
     }
-    let events = state.kernel.llm().stream(&target, llm_request).await?;
+    let events = state
+        .kernel
+        .providers()
+        .llm()
+        .stream(&target, llm_request)
+        .await?;
     let id = completion_id();
     let first = data(chunk(
         &id,
@@ -468,6 +486,7 @@ pub async fn models(State(state): State<AppState>) -> Result<Response, OpenAiErr
     let mut data: Vec<serde_json::Value> = state
         .kernel
         .agents()
+        .list()
         .await?
         .iter()
         .map(|a| {
@@ -480,7 +499,7 @@ pub async fn models(State(state): State<AppState>) -> Result<Response, OpenAiErr
         })
         .collect();
     data.extend(
-        state.kernel.llm().models().iter().map(
+        state.kernel.providers().llm().models().iter().map(
             |m| json!({ "id": m.id, "object": "model", "created": 0, "owned_by": m.provider }),
         ),
     );

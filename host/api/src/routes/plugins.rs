@@ -94,6 +94,7 @@ pub async fn install(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let view = state
         .kernel
+        .plugins()
         .install_plugin(body.source()?, body.grant()?, body.settings.clone(), None)
         .await?;
     Ok((
@@ -110,7 +111,11 @@ pub async fn uninstall(
     State(state): State<AppState>,
     Json(body): Json<NameRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.uninstall_plugin(&body.name, None).await?;
+    state
+        .kernel
+        .plugins()
+        .uninstall_plugin(&body.name, None)
+        .await?;
     Ok(Json(
         serde_json::json!({ "status": "uninstalled", "name": body.name }),
     ))
@@ -120,7 +125,7 @@ pub async fn uninstall(
 #[utoipa::path(get, path = "/api/plugins", tag = "plugins",
     responses((status = 200, description = "`{plugins: [...], total}`", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let plugins = state.kernel.plugins();
+    let plugins = state.kernel.plugins().list();
     Json(serde_json::json!({ "total": plugins.len(), "plugins": plugins }))
 }
 
@@ -132,7 +137,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    to_json(state.kernel.plugin(&name)?)
+    to_json(state.kernel.plugins().plugin(&name)?)
 }
 
 fn to_json(value: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiError> {
@@ -150,7 +155,7 @@ pub async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let view = state.kernel.plugin(&name)?;
+    let view = state.kernel.plugins().plugin(&name)?;
     Ok(Json(serde_json::json!({
         "name": view.name, "version": view.version, "status": view.status, "enabled": view.enabled,
         "error": view.error, "stats": view.stats, "limits": view.limits,
@@ -166,7 +171,7 @@ pub async fn health(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    match state.kernel.probe_plugin(&name).await {
+    match state.kernel.plugins().probe_plugin(&name).await {
         Ok(elapsed) => Ok(Json(serde_json::json!({
             "name": name, "healthy": true, "latency_ms": elapsed.as_secs_f64() * 1000.0, "error": null,
         }))),
@@ -186,7 +191,7 @@ pub async fn env(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let record = state.kernel.plugin_record(&name)?;
+    let record = state.kernel.plugins().plugin_record(&name)?;
     let env: Vec<_> = record
         .granted
         .env
@@ -215,8 +220,8 @@ pub async fn export(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let manifest = state.kernel.plugin_manifest(&name)?;
-    let view = state.kernel.plugin(&name)?;
+    let manifest = state.kernel.plugins().plugin_manifest(&name)?;
+    let view = state.kernel.plugins().plugin(&name)?;
     Ok(Json(serde_json::json!({
         "manifest": manifest, "digest": view.digest, "granted": view.permissions.granted, "signature": view.signature,
     })))
@@ -266,7 +271,7 @@ pub async fn lint(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let findings = lint_manifest(&state.kernel.plugin_manifest(&name)?);
+    let findings = lint_manifest(&state.kernel.plugins().plugin_manifest(&name)?);
     Ok(Json(
         serde_json::json!({ "name": name, "ok": findings.is_empty(), "findings": findings }),
     ))
@@ -280,7 +285,13 @@ pub async fn enable(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    to_json(state.kernel.set_plugin_enabled(&name, true).await?)
+    to_json(
+        state
+            .kernel
+            .plugins()
+            .set_plugin_enabled(&name, true)
+            .await?,
+    )
 }
 
 /// Disables a plugin: its tools are no longer offered.
@@ -291,7 +302,13 @@ pub async fn disable(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    to_json(state.kernel.set_plugin_enabled(&name, false).await?)
+    to_json(
+        state
+            .kernel
+            .plugins()
+            .set_plugin_enabled(&name, false)
+            .await?,
+    )
 }
 
 /// The optional body of a reload: a new package to upgrade to.
@@ -338,7 +355,7 @@ pub async fn reload(
             .source()?,
         ),
     };
-    to_json(state.kernel.reload_plugin(&name, source).await?)
+    to_json(state.kernel.plugins().reload_plugin(&name, source).await?)
 }
 
 /// The body of a sign request.
@@ -363,6 +380,7 @@ pub async fn sign(
     to_json(
         state
             .kernel
+            .plugins()
             .sign_plugin(&name, PathBuf::from(body.key_path))
             .await?,
     )
@@ -377,6 +395,7 @@ pub async fn doctor(State(state): State<AppState>) -> Json<serde_json::Value> {
     let plugins: Vec<_> = state
         .kernel
         .plugins()
+        .list()
         .into_iter()
         .map(|view| {
             let mut problems = Vec::new();

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use talon_kernel::sessions::{SessionRecord, SessionView, StoredMessage};
+use talon_kernel::conversation::{SessionRecord, SessionView, StoredMessage};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -83,7 +83,11 @@ pub async fn current(
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(view_json(
-        &state.kernel.session_view(Some(id), None).await?,
+        &state
+            .kernel
+            .conversations()
+            .session_view(Some(id), None)
+            .await?,
     )))
 }
 
@@ -96,9 +100,10 @@ pub async fn list_for_agent(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let agent = state.kernel.agent(id).await?;
+    let agent = state.kernel.agents().get(id).await?;
     let items: Vec<_> = state
         .kernel
+        .conversations()
         .sessions(Some(id))
         .await?
         .iter()
@@ -142,6 +147,7 @@ pub async fn create(
     };
     let session = state
         .kernel
+        .conversations()
         .create_session(id, body.label, body.switch)
         .await?;
     Ok((StatusCode::CREATED, Json(summary(&session))))
@@ -156,7 +162,11 @@ pub async fn switch(
     State(state): State<AppState>,
     Path((id, session)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.switch_session(id, session).await?;
+    state
+        .kernel
+        .conversations()
+        .switch_session(id, session)
+        .await?;
     Ok(Json(
         json!({ "status": "switched", "agent_id": id, "session_id": session }),
     ))
@@ -172,7 +182,11 @@ pub async fn by_label(
     Path((id, label)): Path<(Uuid, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(summary(
-        &state.kernel.session_by_label(id, label).await?,
+        &state
+            .kernel
+            .conversations()
+            .session_by_label(id, label)
+            .await?,
     )))
 }
 
@@ -185,7 +199,7 @@ pub async fn clear_history(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let session = state.kernel.clear_history(id).await?;
+    let session = state.kernel.conversations().clear_history(id).await?;
     Ok(Json(
         json!({ "status": "cleared", "agent_id": id, "session_id": session.id }),
     ))
@@ -200,7 +214,7 @@ pub async fn reset(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let session = state.kernel.reset_session(id).await?;
+    let session = state.kernel.conversations().reset_session(id).await?;
     Ok(Json(
         json!({ "status": "reset", "agent_id": id, "new_session_id": session.id }),
     ))
@@ -215,7 +229,11 @@ pub async fn compact(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (summarized, kept) = state.kernel.compact_session(id, None).await?;
+    let (summarized, kept) = state
+        .kernel
+        .conversations()
+        .compact_session(id, None)
+        .await?;
     let (status, message) = if summarized == 0 {
         (
             "unchanged",
@@ -250,7 +268,11 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut sessions = state.kernel.sessions(query.agent_id).await?;
+    let mut sessions = state
+        .kernel
+        .conversations()
+        .sessions(query.agent_id)
+        .await?;
     sessions.sort_by_key(|s| std::cmp::Reverse(s.updated_at));
     let total = sessions.len();
     let offset = query.offset.unwrap_or(0);
@@ -291,9 +313,15 @@ pub async fn search(
     }
     let limit = query.limit.unwrap_or(50).min(500);
     let mut results = Vec::new();
-    'sessions: for session in state.kernel.sessions(query.agent_id).await? {
+    'sessions: for session in state
+        .kernel
+        .conversations()
+        .sessions(query.agent_id)
+        .await?
+    {
         let view = state
             .kernel
+            .conversations()
             .session_view(Some(session.agent_id), Some(session.id))
             .await?;
         for m in &view.messages {
@@ -332,7 +360,11 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(view_json(
-        &state.kernel.session_view(None, Some(id)).await?,
+        &state
+            .kernel
+            .conversations()
+            .session_view(None, Some(id))
+            .await?,
     )))
 }
 
@@ -345,7 +377,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.delete_session(id).await?;
+    state.kernel.conversations().delete_session(id).await?;
     Ok(Json(json!({ "status": "deleted", "session_id": id })))
 }
 
@@ -369,7 +401,11 @@ pub async fn label(
     Json(body): Json<LabelRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(summary(
-        &state.kernel.label_session(id, body.label).await?,
+        &state
+            .kernel
+            .conversations()
+            .label_session(id, body.label)
+            .await?,
     )))
 }
 
@@ -401,14 +437,19 @@ pub async fn cleanup(
     let current: std::collections::HashSet<Uuid> = state
         .kernel
         .agents()
+        .list()
         .await?
         .iter()
         .filter_map(|a| a.session_id)
         .collect();
     let mut deleted = 0;
-    for session in state.kernel.sessions(None).await? {
+    for session in state.kernel.conversations().sessions(None).await? {
         if session.updated_at < cutoff && !(keep_current && current.contains(&session.id)) {
-            state.kernel.delete_session(session.id).await?;
+            state
+                .kernel
+                .conversations()
+                .delete_session(session.id)
+                .await?;
             deleted += 1;
         }
     }
@@ -433,21 +474,25 @@ pub async fn trajectory(
     Query(query): Query<TrajectoryQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let agent = state.kernel.agent(id).await?;
-    let view = state.kernel.session_view(Some(id), Some(session)).await?;
+    let agent = state.kernel.agents().get(id).await?;
+    let view = state
+        .kernel
+        .conversations()
+        .session_view(Some(id), Some(session))
+        .await?;
     let meta = json!({
         "agent_id": id,
         "agent_name": agent.name(),
         "session_id": session,
         "model": { "provider": agent.manifest.model.provider, "model": agent.manifest.model.model },
-        "system_prompt_sha256": talon_kernel::redact::fingerprint(&agent.manifest.system_prompt.clone().unwrap_or_default()),
+        "system_prompt_sha256": talon_kernel::conversation::redact::fingerprint(&agent.manifest.system_prompt.clone().unwrap_or_default()),
         "talon_version": env!("CARGO_PKG_VERSION"),
         "message_count": view.messages.len(),
     });
     let messages: Vec<serde_json::Value> = view
         .messages
         .iter()
-        .map(|m| talon_kernel::redact::redact_json(message_json(m)))
+        .map(|m| talon_kernel::conversation::redact::redact_json(message_json(m)))
         .collect();
     match query.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(json!({ "metadata": meta, "messages": messages })).into_response()),

@@ -19,7 +19,8 @@ fn skill_json(
         "enabled": view.enabled, "status": view.status, "tools": view.tools,
     });
     if full {
-        skill["instructions"] = serde_json::json!(state.kernel.skill_instructions(&view.name));
+        skill["instructions"] =
+            serde_json::json!(state.kernel.plugins().skill_instructions(&view.name));
         skill["permissions"] = serde_json::to_value(&view.permissions).unwrap_or_default();
         skill["error"] = serde_json::json!(view.error);
     }
@@ -33,6 +34,7 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
     let skills: Vec<_> = state
         .kernel
         .plugins()
+        .list()
         .iter()
         .filter(|p| p.kind == Kind::Skill)
         .map(|p| skill_json(&state, p, false))
@@ -51,6 +53,7 @@ pub async fn get(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let view = state
         .kernel
+        .plugins()
         .plugin(&name)
         .ok()
         .filter(|p| p.kind == Kind::Skill);
@@ -70,6 +73,7 @@ pub async fn install(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let view = state
         .kernel
+        .plugins()
         .install_plugin(
             body.source()?,
             body.grant()?,
@@ -92,6 +96,7 @@ pub async fn uninstall(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state
         .kernel
+        .plugins()
         .uninstall_plugin(&body.name, Some(Kind::Skill))
         .await?;
     Ok(Json(
@@ -123,10 +128,16 @@ pub async fn reload(State(state): State<AppState>) -> Json<serde_json::Value> {
     for skill in state
         .kernel
         .plugins()
+        .list()
         .into_iter()
         .filter(|p| p.kind == Kind::Skill && p.enabled)
     {
-        match state.kernel.reload_plugin(&skill.name, None).await {
+        match state
+            .kernel
+            .plugins()
+            .reload_plugin(&skill.name, None)
+            .await
+        {
             Ok(_) => reloaded.push(skill.name),
             Err(e) => {
                 errors.push(serde_json::json!({ "name": skill.name, "error": e.to_string() }))

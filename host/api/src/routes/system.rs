@@ -64,7 +64,7 @@ pub async fn health_detail(
     let store = state.kernel.store();
     let schema = store.schema_version();
     let db_size = std::fs::metadata(store.path()).map(|m| m.len()).ok();
-    let agents = state.kernel.agent_count().await?;
+    let agents = state.kernel.agents().count().await?;
     Ok(Json(serde_json::json!({
         "status": if schema.is_ok() { "ok" } else { "degraded" },
         "version": VERSION,
@@ -96,7 +96,7 @@ fn config_warnings(state: &AppState) -> Vec<String> {
     responses((status = 200, description = "Daemon status", body = Object)))]
 pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let config = state.kernel.config();
-    let agents = state.kernel.agents().await?;
+    let agents = state.kernel.agents().list().await?;
     let running = agents
         .iter()
         .filter(|a| a.state == talon_kernel::agents::AgentState::Running)
@@ -153,11 +153,11 @@ pub async fn versions() -> Json<serde_json::Value> {
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let m = &state.metrics;
     m.uptime.set(state.kernel.uptime_secs() as i64);
-    m.agents.set(state.kernel.agent_count().await? as i64);
+    m.agents.set(state.kernel.agents().count().await? as i64);
     if let Some(rss) = resident_memory_bytes() {
         m.rss.set(rss as i64);
     }
-    for plugin in state.kernel.plugins() {
+    for plugin in state.kernel.plugins().list() {
         let labels = crate::metrics::PluginLabels {
             plugin: plugin.name,
         };

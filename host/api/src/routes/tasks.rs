@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use talon_kernel::tasks::TaskStatus;
+use talon_kernel::automation::tasks::TaskStatus;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -35,6 +35,7 @@ pub async fn post(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let task = state
         .kernel
+        .automation()
         .post_task(body.title, body.description, body.assignee, None)
         .await?;
     Ok((StatusCode::CREATED, Json(json!(task))))
@@ -44,7 +45,7 @@ pub async fn post(
 #[utoipa::path(get, path = "/api/tasks/status", tag = "scheduler",
     responses((status = 200, description = "`{pending, running, completed, failed, cancelled, total}`", body = Object)))]
 pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!(state.kernel.task_counts().await?)))
+    Ok(Json(json!(state.kernel.automation().task_counts().await?)))
 }
 
 /// Query of the task list.
@@ -69,7 +70,7 @@ pub async fn list(
                 .map_err(|_| ApiError::BadRequest(format!("unknown task status `{s}`")))?,
         ),
     };
-    let tasks = state.kernel.tasks(status).await?;
+    let tasks = state.kernel.automation().tasks(status).await?;
     let total = tasks.len();
     Ok(Json(json!({ "tasks": tasks, "total": total })))
 }
@@ -83,7 +84,9 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!(state.kernel.cancel_task(id).await?)))
+    Ok(Json(json!(
+        state.kernel.automation().cancel_task(id).await?
+    )))
 }
 
 /// Body of a retry: optionally another assignee.
@@ -112,6 +115,10 @@ pub async fn retry(
             .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?
     };
     Ok(Json(json!(
-        state.kernel.retry_task(id, body.assignee).await?
+        state
+            .kernel
+            .automation()
+            .retry_task(id, body.assignee)
+            .await?
     )))
 }

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-fn summary(t: &talon_kernel::templates::Template) -> serde_json::Value {
+fn summary(t: &talon_kernel::agents::templates::Template) -> serde_json::Value {
     json!({
         "name": t.name,
         "description": t.manifest.description,
@@ -24,6 +24,7 @@ fn summary(t: &talon_kernel::templates::Template) -> serde_json::Value {
 pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let templates: Vec<_> = state
         .kernel
+        .agents()
         .templates()
         .await?
         .iter()
@@ -41,7 +42,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let template = state.kernel.template(&name).await?;
+    let template = state.kernel.agents().template(&name).await?;
     let mut value = summary(&template);
     value["manifest"] = json!(template.manifest);
     Ok(Json(value))
@@ -55,7 +56,7 @@ pub async fn toml(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let template = state.kernel.template(&name).await?;
+    let template = state.kernel.agents().template(&name).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/toml")],
         template.toml,

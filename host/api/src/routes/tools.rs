@@ -15,7 +15,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/tools", tag = "tools",
     responses((status = 200, description = "`{tools: [{name, description, input_schema, plugin, kind}], total}`", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let tools = state.kernel.tools();
+    let tools = state.kernel.plugins().tools();
     Json(serde_json::json!({ "total": tools.len(), "tools": tools }))
 }
 
@@ -28,7 +28,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tool = state.kernel.tool(&name)?;
+    let tool = state.kernel.plugins().tool(&name)?;
     serde_json::to_value(tool)
         .map(Json)
         .map_err(|e| ApiError::Internal(e.to_string()))
@@ -73,6 +73,7 @@ pub async fn invoke(
     }
     let (plugin, invocation) = state
         .kernel
+        .plugins()
         .invoke_tool(&name, &arguments.to_string(), query.agent_id)
         .await?;
     let cost = serde_json::to_value(invocation.cost).unwrap_or_default();

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use talon_kernel::triggers::{TriggerInput, TriggerPatch};
+use talon_kernel::automation::triggers::{TriggerInput, TriggerPatch};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -35,7 +35,8 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.triggers(query.agent_id)).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().triggers(query.agent_id))
+            .unwrap_or_default(),
     ))
 }
 
@@ -47,7 +48,7 @@ pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<TriggerInput>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let t = state.kernel.trigger_create(body).await?;
+    let t = state.kernel.automation().trigger_create(body).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "trigger_id": t.id, "agent_id": t.agent_id })),
@@ -62,7 +63,7 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.trigger(id)?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().trigger(id)?).unwrap_or_default(),
     ))
 }
 
@@ -76,7 +77,7 @@ pub async fn patch(
     Path(id): Path<Uuid>,
     Json(body): Json<TriggerPatch>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let t = state.kernel.trigger_patch(id, body).await?;
+    let t = state.kernel.automation().trigger_patch(id, body).await?;
     Ok(Json(serde_json::to_value(t).unwrap_or_default()))
 }
 
@@ -88,7 +89,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !state.kernel.trigger_delete(id).await? {
+    if !state.kernel.automation().trigger_delete(id).await? {
         return Err(ApiError::NotFound(format!("trigger {id} not found")));
     }
     Ok(Json(
@@ -105,6 +106,6 @@ pub async fn fires(
     Query(query): Query<FiresQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let items = state.kernel.trigger_fires(id, limit).await?;
+    let items = state.kernel.automation().trigger_fires(id, limit).await?;
     Ok(Json(serde_json::json!({ "items": items })))
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use talon_kernel::sessions::TurnRecord;
+use talon_kernel::conversation::TurnRecord;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -68,7 +68,11 @@ pub async fn usage(
     Query(query): Query<PeriodQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let period = query.period.unwrap_or_else(|| "day".into());
-    let turns = state.kernel.turns_since(since(&period)?).await?;
+    let turns = state
+        .kernel
+        .conversations()
+        .turns_since(since(&period)?)
+        .await?;
     let agents: std::collections::HashSet<Uuid> = turns.iter().map(|t| t.agent_id).collect();
     Ok(Json(json!({
         "period": period,
@@ -86,8 +90,8 @@ pub async fn usage(
     responses((status = 200, description = "`{today: {...}, month: {...}, budget: {...}}`", body = Object)))]
 pub async fn summary(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let day_start = Utc::now() - Duration::days(1);
-    let turns = state.kernel.turns_since(day_start).await?;
-    let spend = state.kernel.spending(None).await?;
+    let turns = state.kernel.conversations().turns_since(day_start).await?;
+    let spend = state.kernel.conversations().spending(None).await?;
     let budget = state.kernel.config().budget.clone();
     Ok(Json(json!({
         "today": {
@@ -107,6 +111,7 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<serde_json::V
 pub async fn by_model(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let turns = state
         .kernel
+        .conversations()
         .turns_since(Utc::now() - Duration::days(30))
         .await?;
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
@@ -131,6 +136,7 @@ pub async fn by_model(State(state): State<AppState>) -> Result<Json<serde_json::
 pub async fn daily(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let turns = state
         .kernel
+        .conversations()
         .turns_since(Utc::now() - Duration::days(30))
         .await?;
     let mut days: BTreeMap<String, Row> = BTreeMap::new();
@@ -166,7 +172,7 @@ fn status(spent: f64, limit: f64) -> &'static str {
     responses((status = 200, description = "`{daily_limit_usd, monthly_limit_usd, today_spent_usd, month_spent_usd, status}`", body = Object)))]
 pub async fn budget(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let budget = state.kernel.config().budget.clone();
-    let spend = state.kernel.spending(None).await?;
+    let spend = state.kernel.conversations().spending(None).await?;
     let worst = [
         status(spend.today_all, budget.daily_limit_usd),
         status(spend.month_all, budget.monthly_limit_usd),
@@ -240,7 +246,7 @@ pub async fn set_budget(
 pub async fn agents(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let month = Utc::now() - Duration::days(31);
     let day = Utc::now().date_naive();
-    let turns = state.kernel.turns_since(month).await?;
+    let turns = state.kernel.conversations().turns_since(month).await?;
     let mut spend: BTreeMap<Uuid, (f64, f64)> = BTreeMap::new();
     for t in &turns {
         let row = spend.entry(t.agent_id).or_default();
@@ -252,6 +258,7 @@ pub async fn agents(State(state): State<AppState>) -> Result<Json<serde_json::Va
     let names: BTreeMap<Uuid, String> = state
         .kernel
         .agents()
+        .list()
         .await?
         .into_iter()
         .map(|a| (a.id, a.manifest.name))
@@ -277,8 +284,8 @@ pub async fn agent(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let record = state.kernel.agent(id).await?;
-    let spend = state.kernel.spending(Some(id)).await?;
+    let record = state.kernel.agents().get(id).await?;
+    let spend = state.kernel.conversations().spending(Some(id)).await?;
     let b = record.budget;
     let worst = if status(spend.today_agent, b.daily_limit_usd) == "exceeded"
         || status(spend.month_agent, b.monthly_limit_usd) == "exceeded"
@@ -310,11 +317,11 @@ pub async fn set_agent(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_limit(body.daily_limit_usd)?;
     check_limit(body.monthly_limit_usd)?;
-    let current = state.kernel.agent(id).await?.budget;
+    let current = state.kernel.agents().get(id).await?.budget;
     let budget = talon_kernel::agents::AgentBudget {
         daily_limit_usd: body.daily_limit_usd.unwrap_or(current.daily_limit_usd),
         monthly_limit_usd: body.monthly_limit_usd.unwrap_or(current.monthly_limit_usd),
     };
-    state.kernel.set_agent_budget(id, budget).await?;
+    state.kernel.agents().set_budget(id, budget).await?;
     agent(State(state), Path(id)).await
 }

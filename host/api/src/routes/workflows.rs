@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use talon_kernel::workflows::{Workflow, WorkflowInput, WorkflowRun};
+use talon_kernel::automation::workflows::{Workflow, WorkflowInput, WorkflowRun};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -38,7 +38,7 @@ fn run_summary(r: &WorkflowRun) -> serde_json::Value {
 #[utoipa::path(get, path = "/api/workflows", tag = "workflows",
     responses((status = 200, description = "Array of `{id, name, description, steps, created_at}`", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let all = state.kernel.workflows().await?;
+    let all = state.kernel.automation().workflows().await?;
     Ok(Json(all.iter().map(summary).collect()))
 }
 
@@ -50,7 +50,7 @@ pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<WorkflowInput>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let w = state.kernel.workflow_create(body).await?;
+    let w = state.kernel.automation().workflow_create(body).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "workflow_id": w.id })),
@@ -65,7 +65,7 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.workflow(id).await?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().workflow(id).await?).unwrap_or_default(),
     ))
 }
 
@@ -80,7 +80,8 @@ pub async fn update(
     Json(body): Json<WorkflowInput>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.workflow_update(id, body).await?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().workflow_update(id, body).await?)
+            .unwrap_or_default(),
     ))
 }
 
@@ -91,7 +92,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !state.kernel.workflow_delete(id).await? {
+    if !state.kernel.automation().workflow_delete(id).await? {
         return Err(ApiError::NotFound(format!("workflow {id} not found")));
     }
     Ok(Json(
@@ -109,11 +110,15 @@ pub async fn run(
     Path(id): Path<Uuid>,
     Json(body): Json<RunBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let r = state.kernel.workflow_run(id, body.input).await?;
+    let r = state
+        .kernel
+        .automation()
+        .workflow_run(id, body.input)
+        .await?;
     let status = match r.state {
-        talon_kernel::workflows::RunState::Completed => "completed",
-        talon_kernel::workflows::RunState::Failed => "failed",
-        talon_kernel::workflows::RunState::Running => "running",
+        talon_kernel::automation::workflows::RunState::Completed => "completed",
+        talon_kernel::automation::workflows::RunState::Failed => "failed",
+        talon_kernel::automation::workflows::RunState::Running => "running",
     };
     Ok(Json(serde_json::json!({
         "run_id": r.id, "output": r.output, "status": status, "error": r.error,
@@ -129,7 +134,7 @@ pub async fn runs(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let all = state.kernel.workflow_runs(id).await?;
+    let all = state.kernel.automation().workflow_runs(id).await?;
     Ok(Json(all.iter().map(run_summary).collect()))
 }
 
@@ -141,6 +146,7 @@ pub async fn get_run(
     Path(run_id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
-        serde_json::to_value(state.kernel.workflow_run_get(run_id).await?).unwrap_or_default(),
+        serde_json::to_value(state.kernel.automation().workflow_run_get(run_id).await?)
+            .unwrap_or_default(),
     ))
 }

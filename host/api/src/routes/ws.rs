@@ -12,7 +12,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use talon_kernel::{MessageInput, TurnEvent};
+use talon_kernel::conversation::{MessageInput, TurnEvent};
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
@@ -52,7 +52,7 @@ pub async fn chat(
     Path(id): Path<Uuid>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    state.kernel.agent(id).await?;
+    state.kernel.agents().get(id).await?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| run(state, id, socket)))
@@ -69,6 +69,7 @@ async fn agents_frame(state: &AppState) -> Value {
     let agents: Vec<Value> = state
         .kernel
         .agents()
+        .list()
         .await
         .unwrap_or_default()
         .iter()
@@ -222,7 +223,12 @@ async fn handle(
                 session_id: None,
                 parts: Vec::new(),
             };
-            match state.kernel.start_turn(agent, input, true).await {
+            match state
+                .kernel
+                .conversations()
+                .start_turn(agent, input, true)
+                .await
+            {
                 Ok(started) => match started.events {
                     Some(events) => {
                         *running = Some(Running {
@@ -251,31 +257,31 @@ async fn command_frames(state: &AppState, agent: Uuid, command: &str, args: &str
     let outcome: Result<Vec<Value>, ApiError> = async {
         Ok(match command {
             "new" | "reset" => {
-                let session = kernel.reset_session(agent).await?;
+                let session = kernel.conversations().reset_session(agent).await?;
                 vec![json!({ "type": "command_result", "command": command,
                     "message": "Started a new session", "session_id": session.id })]
             }
             "compact" => {
-                let (summarized, kept) = kernel.compact_session(agent, None).await?;
+                let (summarized, kept) = kernel.conversations().compact_session(agent, None).await?;
                 result(format!("{summarized} messages summarized, {kept} kept"))
             }
             "stop" => {
-                let cancelled = kernel.stop_agent(agent).await?;
+                let cancelled = kernel.conversations().stop_agent(agent).await?;
                 result(format!("{cancelled} run(s) cancelled"))
             }
             "model" if !args.trim().is_empty() => {
                 let record = kernel
-                    .edit_agent_manifest(agent, vec![("model.model".into(), args.trim().into())])
+                    .agents().edit_manifest(agent, vec![("model.model".into(), args.trim().into())])
                     .await?;
                 result(format!("Model set to {}", record.manifest.model.model))
             }
             "model" => {
-                let record = kernel.agent(agent).await?;
+                let record = kernel.agents().get(agent).await?;
                 let m = &record.manifest.model;
                 result(format!("{}/{}", m.provider, m.model))
             }
             "usage" => {
-                let view = kernel.session_view(Some(agent), None).await?;
+                let view = kernel.conversations().session_view(Some(agent), None).await?;
                 let t = view.session.totals;
                 result(format!(
                     "{} input tokens, {} output tokens, ${:.4} over {} turns",
@@ -283,12 +289,12 @@ async fn command_frames(state: &AppState, agent: Uuid, command: &str, args: &str
                 ))
             }
             "models" => {
-                let ids: Vec<String> = kernel.llm().models().into_iter().map(|m| m.id).collect();
+                let ids: Vec<String> = kernel.providers().llm().models().into_iter().map(|m| m.id).collect();
                 result(ids.join(", "))
             }
             "providers" => {
                 let names: Vec<String> =
-                    kernel.llm().providers().into_iter().map(|p| p.name).collect();
+                    kernel.providers().llm().providers().into_iter().map(|p| p.name).collect();
                 result(names.join(", "))
             }
             other => {

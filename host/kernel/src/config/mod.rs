@@ -1,0 +1,626 @@
+//! `config.toml`: the daemon's settings, their defaults, and safe edits at runtime.
+//!
+//! The file is the source of truth. [`Config::load_or_init`] writes a commented
+//! default on first start; [`set_value`] edits one key in place with `toml_edit`
+//! (keeping the operator's comments), validates the result as a whole, and only
+//! then replaces the file atomically, so a rejected edit leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod file;
+
+pub(crate) use file::json_to_toml;
+use file::read_config_text;
+pub use file::{set_value, write_atomically};
+
+/// The address the daemon listens on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";
+
+/// Largest config file accepted, so a runaway file cannot exhaust memory.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The configuration file with every default spelled out and explained.
+pub const DEFAULT_CONFIG_TOML: &str = r#"# Talon configuration.
+# Every key is optional; the values below are the defaults.
+# Change a key here and run `POST /api/config/reload` (or restart), or use
+# `POST /api/config/set` with {"path": "section.key", "value": ...}.
+
+# Address of the HTTP API. Listening beyond loopback requires `api_key`
+# (or `allow_remote_without_key = true`, which you almost certainly do not want).
+api_listen = "127.0.0.1:4545"
+
+# Bearer token for the API. Empty: no authentication, and CORS is limited to
+# localhost origins. `GET /api/health` and `GET /` are always public.
+api_key = ""
+
+# Accept non-loopback clients while `api_key` is empty. Dangerous.
+allow_remote_without_key = false
+
+# Log verbosity (error, warn, info, debug, trace, or a tracing filter such as
+# "talon_api=debug,info"). RUST_LOG overrides it.
+log_level = "info"
+
+# "pretty" for terminals, "json" for log collectors.
+log_format = "pretty"
+
+[rate_limit]
+# GCRA budget per client IP, in cost units per minute. Cheap reads cost 1,
+# most requests 5, sending a message 30, running a workflow 100.
+api_requests_per_minute = 500
+# Loopback clients are limited too unless this is true.
+exempt_loopback = false
+
+[limits]
+# Largest accepted request body, in bytes.
+max_body_bytes = 2097152
+
+[cors]
+# Extra origins allowed when an api_key is set (without a key, only
+# http://localhost:* and http://127.0.0.1:* are allowed).
+allowed_origins = []
+
+[plugins]
+# Publisher public keys (hex, as written by `talon plugin keygen`) whose
+# signed packages may be installed.
+trusted_keys = []
+# Accept unsigned packages and packages signed by unknown keys. For plugin
+# authors on their own machine only.
+dev_mode = false
+# Ceilings on what any plugin call may use, whatever its manifest asks for.
+max_fuel = 1000000000
+max_memory_mb = 256
+max_timeout_ms = 30000
+
+[scheduler]
+# What happens to cron runs missed while the daemon was down (or far behind):
+# "skip" drops them, "run_once" runs a job once for all it missed, "run_all"
+# runs each missed run (at most 100). A job may choose its own.
+missed_policy = "run_once"
+# A run that starts within this many seconds of its time is on time, not missed.
+grace_secs = 30
+# How many cron run records are kept (oldest removed first).
+max_runs_kept = 10000
+# Concurrency lanes: how many runs of each lane may go at once. Jobs name a
+# lane ("default" when they name none); a burst of due jobs waits its turn.
+[scheduler.lanes]
+default = 4
+
+[tool_invoke]
+# `POST /api/tools/{name}/invoke` runs tools outside any agent. It is refused
+# unless enabled and the tool is listed here ("*" allows every tool).
+enabled = false
+allowlist = []
+
+[agents]
+# Most model calls one turn may make before it stops with what it has.
+max_iterations = 20
+# A session is compacted (older messages summarized by the model) when its
+# estimated size passes this share of the model's context window.
+compact_at_ratio = 0.8
+# Messages kept verbatim when a session is compacted.
+compact_keep_recent = 20
+# Context window assumed for models the catalog does not know, in tokens.
+default_context_window = 128000
+
+[llm]
+# Attempts per model call (1 = no retries) on 429, 5xx and connection errors.
+max_attempts = 3
+# First retry delay in milliseconds; later retries back off exponentially.
+retry_base_delay_ms = 500
+# Consecutive failures that open a provider's circuit breaker, and how long
+# it stays open before a probe call is let through.
+breaker_failure_threshold = 5
+breaker_cooldown_secs = 30
+# Longest wait for a whole (non-streamed) answer, in seconds.
+request_timeout_secs = 300
+
+[budget]
+# Spending limits over all agents in USD (0 = no limit). A turn that would
+# start past a limit is refused with 402.
+daily_limit_usd = 0.0
+monthly_limit_usd = 0.0
+"#;
+
+/// Errors reading, validating or writing the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("config file {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    /// `config/set` named a key that does not exist.
+    #[error("unknown config key `{0}`")]
+    UnknownKey(String),
+}
+
+impl ConfigError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The daemon's configuration (`config.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub api_listen: String,
+    /// Bearer token required on every route but the public ones; empty disables auth.
+    pub api_key: String,
+    /// Accept non-loopback clients while `api_key` is empty.
+    pub allow_remote_without_key: bool,
+    /// Log verbosity or tracing filter.
+    pub log_level: String,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Per-IP rate limiting.
+    pub rate_limit: RateLimitConfig,
+    /// Request size limits.
+    pub limits: LimitsConfig,
+    /// Cross-origin requests.
+    pub cors: CorsConfig,
+    /// Plugin trust and ceilings.
+    pub plugins: PluginsConfig,
+    /// Direct tool invocation over the API.
+    pub tool_invoke: ToolInvokeConfig,
+    /// Cron jobs and schedules.
+    pub scheduler: SchedulerConfig,
+    /// The agent loop.
+    pub agents: AgentsConfig,
+    /// Calls to model providers.
+    pub llm: LlmConfig,
+    /// Global spending limits.
+    pub budget: BudgetConfig,
+}
+
+/// The scheduler: missed-run policy, grace, run retention and lanes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Policy for runs missed while the daemon was down, for jobs that set none.
+    pub missed_policy: talon_scheduler::MissedPolicy,
+    /// Seconds after its time within which a run counts as on time.
+    pub grace_secs: u64,
+    /// Cron run records kept.
+    pub max_runs_kept: u64,
+    /// Lane name to the number of runs it may hold at once.
+    pub lanes: std::collections::BTreeMap<String, usize>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            missed_policy: talon_scheduler::MissedPolicy::RunOnce,
+            grace_secs: 30,
+            max_runs_kept: 10_000,
+            lanes: [("default".to_string(), 4)].into_iter().collect(),
+        }
+    }
+}
+
+/// How the agent loop runs turns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Most model calls one turn may make.
+    pub max_iterations: u32,
+    /// Share of the context window past which a session is compacted.
+    pub compact_at_ratio: f64,
+    /// Messages kept verbatim by compaction.
+    pub compact_keep_recent: usize,
+    /// Context window of models the catalog does not know, in tokens.
+    pub default_context_window: u32,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        Self {
+            max_iterations: 20,
+            compact_at_ratio: 0.8,
+            compact_keep_recent: 20,
+            default_context_window: 128_000,
+        }
+    }
+}
+
+/// Retries, timeouts and circuit breaking of model calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds.
+    pub retry_base_delay_ms: u64,
+    /// Consecutive failures that open a provider's breaker.
+    pub breaker_failure_threshold: u32,
+    /// Seconds an open breaker waits before letting a probe through.
+    pub breaker_cooldown_secs: u64,
+    /// Longest wait for a whole answer, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_base_delay_ms: 500,
+            breaker_failure_threshold: 5,
+            breaker_cooldown_secs: 30,
+            request_timeout_secs: 300,
+        }
+    }
+}
+
+/// Spending limits over all agents; 0 means none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Most USD spent per UTC day.
+    pub daily_limit_usd: f64,
+    /// Most USD spent per UTC month.
+    pub monthly_limit_usd: f64,
+}
+
+/// Plugin trust store and resource ceilings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Hex Ed25519 public keys of trusted publishers.
+    pub trusted_keys: Vec<String>,
+    /// Accept unsigned or untrusted packages.
+    pub dev_mode: bool,
+    /// Most fuel one call may burn.
+    pub max_fuel: u64,
+    /// Most linear memory one instance may hold, in MiB.
+    pub max_memory_mb: u64,
+    /// Longest wall-clock time one call may take, in milliseconds.
+    pub max_timeout_ms: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            trusted_keys: Vec::new(),
+            dev_mode: false,
+            max_fuel: 1_000_000_000,
+            max_memory_mb: 256,
+            max_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Direct tool invocation (`POST /api/tools/{name}/invoke`), closed by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolInvokeConfig {
+    /// Turns the endpoint on.
+    pub enabled: bool,
+    /// Tools it may run; `"*"` for all.
+    pub allowlist: Vec<String>,
+}
+
+impl ToolInvokeConfig {
+    /// Whether `tool` may be invoked directly.
+    pub fn allows(&self, tool: &str) -> bool {
+        self.enabled && self.allowlist.iter().any(|t| t == "*" || t == tool)
+    }
+}
+
+/// GCRA rate limiting per client IP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Cost units each IP may spend per minute (also the burst size).
+    pub api_requests_per_minute: u32,
+    /// Do not limit clients on the loopback interface.
+    pub exempt_loopback: bool,
+}
+
+/// Size limits on requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Cross-origin resource sharing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed in addition to the localhost ones.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            api_listen: DEFAULT_LISTEN.to_string(),
+            api_key: String::new(),
+            allow_remote_without_key: false,
+            log_level: "info".to_string(),
+            log_format: LogFormat::Pretty,
+            rate_limit: RateLimitConfig::default(),
+            limits: LimitsConfig::default(),
+            cors: CorsConfig::default(),
+            plugins: PluginsConfig::default(),
+            tool_invoke: ToolInvokeConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            agents: AgentsConfig::default(),
+            llm: LlmConfig::default(),
+            budget: BudgetConfig::default(),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            api_requests_per_minute: 500,
+            exempt_loopback: false,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// Keys whose change only takes effect after a restart.
+const RESTART_KEYS: &[&str] = &[
+    "api_listen",
+    "log_format",
+    "log_level",
+    "limits.max_body_bytes",
+    "cors.allowed_origins",
+    // The scheduler engine is built once at start with these.
+    "scheduler.grace_secs",
+    "scheduler.missed_policy",
+    // Breakers and connection pools are built once, at start.
+    "llm.max_attempts",
+    "llm.retry_base_delay_ms",
+    "llm.breaker_failure_threshold",
+    "llm.breaker_cooldown_secs",
+    "llm.request_timeout_secs",
+];
+
+impl Config {
+    /// Whether a change of the dotted `key` only takes effect after a restart.
+    pub fn requires_restart(key: &str) -> bool {
+        RESTART_KEYS.contains(&key)
+            || key == "scheduler.lanes"
+            || key.starts_with("scheduler.lanes.")
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `path`, writing the commented defaults there first if it does not exist.
+    pub fn load_or_init(path: &Path) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            write_atomically(path, DEFAULT_CONFIG_TOML.as_bytes())?;
+        }
+        Self::load(path)
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(&read_config_text(path)?)
+    }
+
+    /// Checks rules the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.api_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "api_listen `{}` is not an address such as 127.0.0.1:4545",
+                self.api_listen
+            )));
+        }
+        if self.rate_limit.api_requests_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "rate_limit.api_requests_per_minute must be at least 1".into(),
+            ));
+        }
+        for key in &self.plugins.trusted_keys {
+            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "plugins.trusted_keys: `{key}` is not a 64-character hex Ed25519 public key"
+                )));
+            }
+        }
+        if let Some((lane, _)) = self.scheduler.lanes.iter().find(|(_, n)| **n == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "scheduler.lanes.{lane} must be at least 1"
+            )));
+        }
+        if self.agents.max_iterations == 0 || self.llm.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "agents.max_iterations and llm.max_attempts must be at least 1".into(),
+            ));
+        }
+        if !(0.1..=1.0).contains(&self.agents.compact_at_ratio) {
+            return Err(ConfigError::Invalid(
+                "agents.compact_at_ratio must be between 0.1 and 1.0".into(),
+            ));
+        }
+        if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {
+            return Err(ConfigError::Invalid(
+                "budget limits must not be negative".into(),
+            ));
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as JSON with secrets replaced by `"***"` (or `""` when unset).
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut copy = self.clone();
+        if !copy.api_key.is_empty() {
+            copy.api_key = "***".to_string();
+        }
+        serde_json::to_value(copy).unwrap_or_default()
+    }
+
+    /// The JSON Schema of the configuration file.
+    pub fn schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+    }
+
+    /// What changed between `self` (old) and `new`, as dotted key paths.
+    pub fn diff(&self, new: &Config) -> ReloadPlan {
+        // Only key names are reported, so comparing unredacted values leaks nothing.
+        let as_json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
+        let (old, new) = (flatten(&as_json(self)), flatten(&as_json(new)));
+        let mut changed: Vec<String> = old
+            .iter()
+            .filter(|(k, v)| new.get(*k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .chain(new.keys().filter(|k| !old.contains_key(*k)).cloned())
+            .collect();
+        changed.sort();
+        changed.dedup();
+        let (restart_required, applied) = changed
+            .iter()
+            .cloned()
+            .partition(|k| Self::requires_restart(k));
+        ReloadPlan {
+            changed,
+            applied,
+            restart_required,
+        }
+    }
+}
+
+/// The result of comparing two configurations.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReloadPlan {
+    /// Every key whose value differs.
+    pub changed: Vec<String>,
+    /// Changed keys that took effect at once.
+    pub applied: Vec<String>,
+    /// Changed keys that need a restart.
+    pub restart_required: Vec<String>,
+}
+
+fn flatten(v: &serde_json::Value) -> std::collections::BTreeMap<String, serde_json::Value> {
+    fn walk(
+        prefix: &str,
+        v: &serde_json::Value,
+        out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.clone());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", v, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_matches_default_struct() {
+        assert_eq!(
+            Config::parse(DEFAULT_CONFIG_TOML).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("api_listn = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("api_listn"), "{err}");
+    }
+
+    #[test]
+    fn set_value_keeps_comments_and_refuses_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        Config::load_or_init(&path).unwrap();
+        let cfg = set_value(
+            &path,
+            "rate_limit.api_requests_per_minute",
+            &serde_json::json!(42),
+        )
+        .unwrap();
+        assert_eq!(cfg.rate_limit.api_requests_per_minute, 42);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("# GCRA budget per client IP"));
+        assert!(
+            set_value(
+                &path,
+                "rate_limit.api_requests_per_minute",
+                &serde_json::json!("many")
+            )
+            .is_err()
+        );
+        assert!(matches!(
+            set_value(&path, "nope.key", &serde_json::json!(1)),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn diff_separates_restart_keys() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.api_listen = "127.0.0.1:9999".into();
+        new.rate_limit.api_requests_per_minute = 7;
+        let plan = old.diff(&new);
+        assert_eq!(plan.restart_required, vec!["api_listen"]);
+        assert_eq!(plan.applied, vec!["rate_limit.api_requests_per_minute"]);
+    }
+}

@@ -1,0 +1,656 @@
+//! Sessions: an agent's conversations, their messages, and the record of each turn.
+//!
+//! A session's messages live under `(session id, sequence number)`, so a
+//! conversation is one range read and a turn appends without rewriting what
+//! came before. A turn's new messages, the session's counters and the turn's
+//! record (tokens, cost, tool calls, timings) commit in one transaction: a
+//! reply the API returned is on disk, and a crash mid-turn leaves the session
+//! as it was before the turn.
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::Serialize;
+use talon_llm::Message;
+use uuid::Uuid;
+
+use super::records::{SessionRecord, StoredMessage, Totals, TurnRecord};
+use crate::KernelError;
+use crate::agents::records as agents;
+use crate::store::tables::{MESSAGES, SESSIONS, TURNS};
+use crate::store::{self, Store, StoreError};
+
+/// Longest session label, in bytes.
+pub const MAX_LABEL_BYTES: usize = 128;
+
+const SESSIONS_TABLE: &str = "sessions.v1";
+const MESSAGES_TABLE: &str = "messages.v1";
+const TURNS_TABLE: &str = "turns.v1";
+
+fn session_key(id: Uuid) -> String {
+    id.to_string()
+}
+
+fn get_in<T: ReadableTable<&'static str, &'static [u8]>>(
+    table: &T,
+    id: Uuid,
+) -> Result<Option<SessionRecord>, StoreError> {
+    table
+        .get(session_key(id).as_str())?
+        .map(|v| store::decode(SESSIONS_TABLE, v.value()))
+        .transpose()
+}
+
+fn put_in(tx: &WriteTransaction, session: &SessionRecord) -> Result<(), StoreError> {
+    let bytes = store::encode(SESSIONS_TABLE, session)?;
+    tx.open_table(SESSIONS)?
+        .insert(session_key(session.id).as_str(), bytes.as_slice())?;
+    Ok(())
+}
+
+fn sessions_of(
+    tx_table: &impl ReadableTable<&'static str, &'static [u8]>,
+    agent: Uuid,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    let mut out = Vec::new();
+    for entry in tx_table.iter()? {
+        let (_, value) = entry?;
+        let session: SessionRecord = store::decode(SESSIONS_TABLE, value.value())?;
+        if session.agent_id == agent {
+            out.push(session);
+        }
+    }
+    out.sort_by_key(|s| (s.created_at, s.id));
+    Ok(out)
+}
+
+fn validate_label(label: &str) -> Result<(), KernelError> {
+    if label.trim().is_empty()
+        || label.len() > MAX_LABEL_BYTES
+        || label.chars().any(char::is_control)
+    {
+        return Err(KernelError::Invalid(format!(
+            "a session label must be 1-{MAX_LABEL_BYTES} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
+fn new_session(agent: Uuid, label: Option<String>, now: DateTime<Utc>) -> SessionRecord {
+    SessionRecord {
+        id: Uuid::new_v4(),
+        agent_id: agent,
+        label,
+        created_at: now,
+        updated_at: now,
+        message_count: 0,
+        next_seq: 0,
+        totals: Totals::default(),
+        compactions: 0,
+    }
+}
+
+/// Creates a session of `agent`; with `make_current` the agent switches to it.
+pub(crate) fn create(
+    store: &Store,
+    agent: Uuid,
+    label: Option<String>,
+    make_current: bool,
+) -> Result<SessionRecord, KernelError> {
+    if let Some(label) = &label {
+        validate_label(label)?;
+    }
+    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let mut record = agents::get_in(&tx, agent)?;
+    if let Some(label) = &label {
+        let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+        if sessions_of(&table, agent)?
+            .iter()
+            .any(|s| s.label.as_deref() == Some(label))
+        {
+            return Err(KernelError::Conflict(format!(
+                "agent {agent} already has a session labelled `{label}`"
+            )));
+        }
+    }
+    let session = new_session(agent, label, store.now());
+    put_in(&tx, &session)?;
+    if make_current {
+        record.session_id = Some(session.id);
+        agents::put_in(&tx, &record)?;
+    }
+    tx.commit().map_err(StoreError::from)?;
+    Ok(session)
+}
+
+/// The agent's current session, created (and made current) if it has none.
+pub(crate) fn current(store: &Store, agent: Uuid) -> Result<SessionRecord, KernelError> {
+    // The common case is a read; only a first message writes.
+    {
+        let tx = store.db().begin_read().map_err(StoreError::from)?;
+        let record = agents::get_read(&tx, agent)?
+            .ok_or_else(|| KernelError::NotFound(format!("agent {agent} not found")))?;
+        if let Some(id) = record.session_id {
+            let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+            if let Some(session) = get_in(&table, id)? {
+                return Ok(session);
+            }
+        }
+    }
+    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let mut record = agents::get_in(&tx, agent)?;
+    if let Some(id) = record.session_id {
+        let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+        if let Some(session) = get_in(&table, id)? {
+            return Ok(session);
+        }
+    }
+    let session = new_session(agent, None, store.now());
+    put_in(&tx, &session)?;
+    record.session_id = Some(session.id);
+    agents::put_in(&tx, &record)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(session)
+}
+
+/// One session.
+pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(SESSIONS)?;
+    get_in(&table, id)
+}
+
+/// Every session, or those of one agent, oldest first.
+pub(crate) fn list(store: &Store, agent: Option<Uuid>) -> Result<Vec<SessionRecord>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(SESSIONS)?;
+    if let Some(agent) = agent {
+        return sessions_of(&table, agent);
+    }
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (_, value) = entry?;
+        out.push(store::decode::<SessionRecord>(
+            SESSIONS_TABLE,
+            value.value(),
+        )?);
+    }
+    out.sort_by_key(|s| (s.created_at, s.id));
+    Ok(out)
+}
+
+/// The messages of a session, in order.
+pub(crate) fn messages(store: &Store, session: Uuid) -> Result<Vec<StoredMessage>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(MESSAGES)?;
+    let key = session_key(session);
+    let mut out = Vec::new();
+    for entry in table.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
+        let (_, value) = entry?;
+        out.push(store::decode(MESSAGES_TABLE, value.value())?);
+    }
+    Ok(out)
+}
+
+fn remove_messages_in(
+    tx: &WriteTransaction,
+    session: Uuid,
+    below_seq: u64,
+) -> Result<u64, StoreError> {
+    let key = session_key(session);
+    let mut table = tx.open_table(MESSAGES)?;
+    let seqs: Vec<u64> = table
+        .range((key.as_str(), 0)..(key.as_str(), below_seq))?
+        .map(|entry| entry.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()?;
+    for seq in &seqs {
+        table.remove((key.as_str(), *seq))?;
+    }
+    Ok(seqs.len() as u64)
+}
+
+/// Appends a turn's messages and records the turn, in one transaction.
+pub(crate) fn commit_turn(
+    store: &Store,
+    session: Uuid,
+    new_messages: &[Message],
+    turn: &TurnRecord,
+) -> Result<SessionRecord, KernelError> {
+    let now = store.now();
+    store.write_journaled(|tx| {
+        let mut record = {
+            let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+            get_in(&table, session)?
+                .ok_or_else(|| KernelError::NotFound(format!("session {session} not found")))?
+        };
+        let messages = new_messages
+            .iter()
+            .map(|message| {
+                let stored = StoredMessage {
+                    seq: record.next_seq,
+                    at: now,
+                    message: message.clone(),
+                };
+                record.next_seq += 1;
+                record.message_count += 1;
+                stored
+            })
+            .collect();
+        record.totals.add(turn);
+        record.updated_at = now;
+        let writes = TurnWrites {
+            session: record,
+            messages,
+            turn: turn.clone(),
+        };
+        writes.apply(tx)?;
+        let redo = store::encode(JOURNAL_RECORD, &writes)?;
+        Ok((writes.session, redo))
+    })
+}
+
+const JOURNAL_RECORD: &str = "the turn journal";
+
+/// Everything a turn's commit writes, with the values it writes. Its JSON is
+/// the journal's redo record, which the store replays at recovery without
+/// this type (see `store::journal::replay_turn`): keep the field names.
+#[derive(Serialize)]
+struct TurnWrites {
+    session: SessionRecord,
+    messages: Vec<StoredMessage>,
+    turn: TurnRecord,
+}
+
+impl TurnWrites {
+    fn apply(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
+        {
+            let key = session_key(self.session.id);
+            let mut table = tx.open_table(MESSAGES)?;
+            for stored in &self.messages {
+                let bytes = store::encode(MESSAGES_TABLE, stored)?;
+                table.insert((key.as_str(), stored.seq), bytes.as_slice())?;
+            }
+        }
+        put_in(tx, &self.session)?;
+        put_turn_in(tx, &self.turn)
+    }
+}
+
+fn put_turn_in(tx: &WriteTransaction, turn: &TurnRecord) -> Result<(), StoreError> {
+    let bytes = store::encode(TURNS_TABLE, turn)?;
+    tx.open_table(TURNS)?.insert(
+        (
+            turn.agent_id.to_string().as_str(),
+            turn.id.to_string().as_str(),
+        ),
+        bytes.as_slice(),
+    )?;
+    Ok(())
+}
+
+/// Records a turn that added no messages (a failed one).
+pub(crate) fn record_turn(store: &Store, turn: &TurnRecord) -> Result<(), StoreError> {
+    let tx = store.db().begin_write()?;
+    put_turn_in(&tx, turn)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn modify<F>(store: &Store, session: Uuid, change: F) -> Result<SessionRecord, KernelError>
+where
+    F: FnOnce(&WriteTransaction, &mut SessionRecord) -> Result<(), KernelError>,
+{
+    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let mut record = {
+        let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+        get_in(&table, session)?
+            .ok_or_else(|| KernelError::NotFound(format!("session {session} not found")))?
+    };
+    change(&tx, &mut record)?;
+    record.updated_at = store.now();
+    put_in(&tx, &record)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(record)
+}
+
+/// Removes every message of a session; the session itself stays.
+pub(crate) fn clear(store: &Store, session: Uuid) -> Result<SessionRecord, KernelError> {
+    modify(store, session, |tx, record| {
+        remove_messages_in(tx, session, u64::MAX)?;
+        record.message_count = 0;
+        Ok(())
+    })
+}
+
+/// Replaces the messages before `keep_from` (a sequence number) with `summary`.
+pub(crate) fn compact(
+    store: &Store,
+    session: Uuid,
+    keep_from: u64,
+    summary: Message,
+) -> Result<(SessionRecord, u64), KernelError> {
+    let mut removed = 0;
+    let record = modify(store, session, |tx, record| {
+        if keep_from == 0 {
+            return Err(KernelError::Invalid("nothing to compact".into()));
+        }
+        removed = remove_messages_in(tx, session, keep_from)?;
+        // The summary takes the slot just before the first kept message.
+        let stored = StoredMessage {
+            seq: keep_from - 1,
+            at: store.now(),
+            message: summary,
+        };
+        let bytes = store::encode(MESSAGES_TABLE, &stored)?;
+        tx.open_table(MESSAGES)
+            .map_err(StoreError::from)?
+            .insert(
+                (session_key(session).as_str(), keep_from - 1),
+                bytes.as_slice(),
+            )
+            .map_err(StoreError::from)?;
+        record.message_count = record.message_count + 1 - removed;
+        record.compactions += 1;
+        Ok(())
+    })?;
+    Ok((record, removed))
+}
+
+/// Sets or clears a session's label.
+pub(crate) fn set_label(
+    store: &Store,
+    session: Uuid,
+    label: Option<String>,
+) -> Result<SessionRecord, KernelError> {
+    if let Some(label) = &label {
+        validate_label(label)?;
+    }
+    modify(store, session, |tx, record| {
+        if let Some(label) = &label {
+            let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+            if sessions_of(&table, record.agent_id)?
+                .iter()
+                .any(|s| s.id != session && s.label.as_deref() == Some(label))
+            {
+                return Err(KernelError::Conflict(format!(
+                    "agent {} already has a session labelled `{label}`",
+                    record.agent_id
+                )));
+            }
+        }
+        record.label = label;
+        Ok(())
+    })
+}
+
+/// Makes `session` the agent's current one.
+pub(crate) fn switch(store: &Store, agent: Uuid, session: Uuid) -> Result<(), KernelError> {
+    agents::update(store, agent, |record| {
+        let owner = get(store, session)?
+            .ok_or_else(|| KernelError::NotFound(format!("session {session} not found")))?
+            .agent_id;
+        if owner != agent {
+            return Err(KernelError::NotFound(format!(
+                "session {session} does not belong to agent {agent}"
+            )));
+        }
+        record.session_id = Some(session);
+        Ok(None)
+    })
+    .map(|_| ())
+}
+
+/// Deletes a session and its messages; false when it did not exist.
+pub(crate) fn delete(store: &Store, session: Uuid) -> Result<bool, KernelError> {
+    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let removed = {
+        let mut table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
+        table
+            .remove(session_key(session).as_str())
+            .map_err(StoreError::from)?
+            .map(|v| store::decode::<SessionRecord>(SESSIONS_TABLE, v.value()))
+            .transpose()?
+    };
+    let Some(removed) = removed else {
+        return Ok(false);
+    };
+    remove_messages_in(&tx, session, u64::MAX)?;
+    if let Ok(mut agent) = agents::get_in(&tx, removed.agent_id)
+        && agent.session_id == Some(session)
+    {
+        agent.session_id = None;
+        agents::put_in(&tx, &agent)?;
+    }
+    tx.commit().map_err(StoreError::from)?;
+    Ok(true)
+}
+
+/// Removes an agent's sessions, messages and turn records inside `tx`.
+pub(crate) fn remove_agent_in(tx: &WriteTransaction, agent: Uuid) -> Result<(), StoreError> {
+    let sessions: Vec<Uuid> = {
+        let table = tx.open_table(SESSIONS)?;
+        sessions_of(&table, agent)?.iter().map(|s| s.id).collect()
+    };
+    for session in sessions {
+        remove_messages_in(tx, session, u64::MAX)?;
+        tx.open_table(SESSIONS)?
+            .remove(session_key(session).as_str())?;
+    }
+    let key = agent.to_string();
+    let mut turns = tx.open_table(TURNS)?;
+    let mut ids: Vec<String> = Vec::new();
+    for entry in turns.range((key.as_str(), "")..(key.as_str(), "~"))? {
+        let (k, _) = entry?;
+        ids.push(k.value().1.to_string());
+    }
+    for id in ids {
+        turns.remove((key.as_str(), id.as_str()))?;
+    }
+    Ok(())
+}
+
+/// The newest `limit` turns of one agent, newest first.
+pub(crate) fn turns_of(
+    store: &Store,
+    agent: Uuid,
+    limit: usize,
+) -> Result<Vec<TurnRecord>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(TURNS)?;
+    let key = agent.to_string();
+    let mut out = Vec::new();
+    // Keys are `(agent, v7 id)`: "~" sorts after every id of this agent.
+    for entry in table.range((key.as_str(), "")..(key.as_str(), "~"))?.rev() {
+        let (_, value) = entry?;
+        out.push(store::decode(TURNS_TABLE, value.value())?);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Every turn that started at or after `since`, of every agent.
+pub(crate) fn turns_since(
+    store: &Store,
+    since: DateTime<Utc>,
+) -> Result<Vec<TurnRecord>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(TURNS)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (_, value) = entry?;
+        let turn: TurnRecord = store::decode(TURNS_TABLE, value.value())?;
+        if turn.started_at >= since {
+            out.push(turn);
+        }
+    }
+    out.sort_by_key(|t| t.started_at);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::{AgentManifest, AgentRecord, AgentState};
+    use crate::conversation::TurnStatus;
+
+    fn store_with_agent() -> (tempfile::TempDir, Store, Uuid) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let now = Utc::now();
+        let record = AgentRecord {
+            id: Uuid::new_v4(),
+            manifest: AgentManifest {
+                name: "a".into(),
+                ..Default::default()
+            },
+            manifest_toml: "name = \"a\"".into(),
+            state: AgentState::Running,
+            created_at: now,
+            last_active: now,
+            session_id: None,
+            mode: Default::default(),
+            budget: Default::default(),
+        };
+        agents::insert(&store, &record).unwrap();
+        (dir, store, record.id)
+    }
+
+    fn turn(agent: Uuid, session: Uuid) -> TurnRecord {
+        TurnRecord {
+            id: Uuid::now_v7(),
+            agent_id: agent,
+            session_id: session,
+            started_at: Utc::now(),
+            duration_ms: 1,
+            iterations: 1,
+            provider: "p".into(),
+            model: "m".into(),
+            input_tokens: 10,
+            output_tokens: 5,
+            cost_usd: 0.5,
+            tool_calls: vec![],
+            status: TurnStatus::Completed,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn turns_append_in_order_and_compaction_keeps_the_tail() {
+        let (_dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        assert_eq!(current(&store, agent).unwrap().id, session.id, "stable");
+        for i in 0..3 {
+            let msgs = [
+                Message::user(format!("q{i}")),
+                Message::assistant(format!("a{i}")),
+            ];
+            commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        }
+        let all = messages(&store, session.id).unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[5].message.text(), "a2");
+        let (record, removed) = compact(&store, session.id, 4, Message::user("summary")).unwrap();
+        assert_eq!((removed, record.message_count), (4, 3));
+        let texts: Vec<String> = messages(&store, session.id)
+            .unwrap()
+            .iter()
+            .map(|m| m.message.text())
+            .collect();
+        assert_eq!(texts, ["summary", "q2", "a2"]);
+        assert_eq!(record.totals.turns, 3);
+        assert_eq!(turns_of(&store, agent, 2).unwrap().len(), 2);
+    }
+
+    /// The files as a `kill -9` at this moment would leave them: what the
+    /// process wrote, without anything only in its memory.
+    fn crash_copy(dir: &std::path::Path, journal: bool) -> (tempfile::TempDir, Store) {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join("t.redb"), copy.path().join("t.redb")).unwrap();
+        if journal {
+            std::fs::copy(dir.join("t.journal"), copy.path().join("t.journal")).unwrap();
+        }
+        let store = Store::open(&copy.path().join("t.redb")).unwrap();
+        (copy, store)
+    }
+
+    #[test]
+    fn journaled_turns_survive_a_crash_and_later_durable_writes_are_kept() {
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        for i in 0..3 {
+            let msgs = [Message::user(format!("q{i}")), Message::assistant("a")];
+            commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        }
+        // The database file alone has only the durable state: the session, empty.
+        let (_lost, without) = crash_copy(dir.path(), false);
+        assert_eq!(messages(&without, session.id).unwrap().len(), 0);
+        // With the journal, every acknowledged turn is back.
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        let record = get(&recovered, session.id).unwrap().unwrap();
+        assert_eq!((record.message_count, record.totals.turns), (6, 3));
+        assert_eq!(
+            messages(&recovered, session.id).unwrap()[4].message.text(),
+            "q2"
+        );
+        assert_eq!(turns_of(&recovered, agent, 10).unwrap().len(), 3);
+        // A recovered store goes on from where the journal left off.
+        let msgs = [Message::user("q3"), Message::assistant("a")];
+        commit_turn(&recovered, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        assert_eq!(
+            messages(&recovered, session.id).unwrap()[6].message.text(),
+            "q3"
+        );
+
+        // A durable write after the turns (a label) is not undone by replaying them.
+        set_label(&store, session.id, Some("kept".into())).unwrap();
+        let msgs = [Message::user("q4"), Message::assistant("a")];
+        commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        let record = get(&recovered, session.id).unwrap().unwrap();
+        assert_eq!(record.label.as_deref(), Some("kept"));
+        assert_eq!((record.message_count, record.totals.turns), (8, 4));
+    }
+
+    #[test]
+    fn turns_too_large_for_the_journal_commit_durably() {
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        let big = "x".repeat(300_000);
+        for _ in 0..5 {
+            let msgs = [Message::user(big.clone()), Message::assistant("a")];
+            commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        }
+        let msgs = [Message::user("small"), Message::assistant("a")];
+        commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        assert_eq!(
+            get(&recovered, session.id).unwrap().unwrap().message_count,
+            12
+        );
+        let (_lost, without) = crash_copy(dir.path(), false);
+        assert!(
+            messages(&without, session.id).unwrap().len() >= 8,
+            "the journal filled up, so a commit was a checkpoint"
+        );
+    }
+
+    #[test]
+    fn labels_are_unique_per_agent_and_removal_takes_everything() {
+        let (_dir, store, agent) = store_with_agent();
+        let s = create(&store, agent, Some("work".into()), false).unwrap();
+        assert!(matches!(
+            create(&store, agent, Some("work".into()), false),
+            Err(KernelError::Conflict(_))
+        ));
+        assert!(matches!(
+            create(&store, agent, Some("\u{7}".into()), false),
+            Err(KernelError::Invalid(_))
+        ));
+        commit_turn(&store, s.id, &[Message::user("x")], &turn(agent, s.id)).unwrap();
+        agents::remove(&store, agent, &[remove_agent_in]).unwrap();
+        assert!(get(&store, s.id).unwrap().is_none());
+        assert!(messages(&store, s.id).unwrap().is_empty());
+        assert!(turns_of(&store, agent, 10).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,668 @@
+//! The agent loop: one turn of a conversation.
+//!
+//! System prompt and skill instructions, the session's history and the new
+//! message go to the model; the tool calls it makes run through the plugin
+//! runtime (only the tools the agent's manifest lists); their results go back;
+//! until the model answers without calling tools, the iteration limit is
+//! reached, an interrupt is seen at a tool-call boundary, or `stop` cancels
+//! the turn. The turn's messages and its record (tokens, cost, tool calls,
+//! timings) then commit in one transaction.
+//!
+//! Turns run in their own task: a client that disconnects does not cut a
+//! turn in half, and what it did is still recorded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use talon_llm::{
+    CompletionRequest, CompletionResponse, ContentPart, Message, ResponseBuilder, Role,
+    StreamEvent, Target, ToolSpec,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::live::{LiveSession, TurnEvent, TurnReply};
+use super::records::{SessionRecord, ToolCallTrace, TurnRecord, TurnStatus};
+use super::{Conversations, prompt, repair, sessions};
+use crate::KernelError;
+use crate::agents::manifest::{AGENT_SEND, NOTIFY_OWNER};
+use crate::agents::{AgentRecord, AgentState};
+use crate::shared::blocking_kernel;
+use crate::store;
+
+/// Longest tool output handed back to the model, in characters.
+pub const MAX_TOOL_OUTPUT_CHARS: usize = 200_000;
+/// How often the same call (tool and arguments) may run in one turn.
+const MAX_IDENTICAL_CALLS: usize = 2;
+/// How many agents one chain of `agent_send` calls may involve.
+const MAX_AGENT_SEND_DEPTH: usize = 5;
+
+/// A message for an agent.
+#[derive(Debug, Clone, Default)]
+pub struct MessageInput {
+    /// The text.
+    pub text: String,
+    /// The session to use instead of the agent's current one.
+    pub session_id: Option<Uuid>,
+    /// Further content: attachments resolved to text and images.
+    pub parts: Vec<ContentPart>,
+}
+
+/// A turn started by [`Conversations::start_turn`].
+#[derive(Debug)]
+pub struct StartedTurn {
+    /// The session it runs in.
+    pub session_id: Uuid,
+    /// Its events, ending with `Done` or `Failed` (only when asked for).
+    pub events: Option<mpsc::UnboundedReceiver<TurnEvent>>,
+    /// Its outcome.
+    pub outcome: tokio::task::JoinHandle<Result<TurnReply, KernelError>>,
+}
+
+/// Where a running turn's events go.
+struct Sink {
+    caller: Option<mpsc::UnboundedSender<TurnEvent>>,
+    live: Arc<LiveSession>,
+    /// The agents whose turns wait on this one through `agent_send`,
+    /// outermost first, ending with this turn's own agent.
+    chain: Vec<Uuid>,
+}
+
+/// The turn a subagent turn runs for (`agent_send`): its interrupt and
+/// stop reach the subagent's turn.
+struct Parent {
+    live: Arc<LiveSession>,
+    cancel: CancellationToken,
+    chain: Vec<Uuid>,
+}
+
+impl Sink {
+    fn emit(&self, event: TurnEvent) {
+        self.live.publish(&event);
+        if let Some(caller) = &self.caller {
+            let _ = caller.send(event);
+        }
+    }
+
+    fn phase(&self, phase: &str, detail: Option<String>) {
+        self.emit(TurnEvent::Phase {
+            phase: phase.to_string(),
+            detail,
+        });
+    }
+
+    /// Whether anyone reads text deltas (else the blocking API is used).
+    fn streaming(&self) -> bool {
+        self.caller.is_some() || self.live.watched()
+    }
+}
+
+fn estimate_tokens(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| {
+            let text: usize = m
+                .content
+                .iter()
+                .map(|p| match p {
+                    ContentPart::Text { text } => text.len(),
+                    ContentPart::Image { .. } => 4_000,
+                })
+                .sum();
+            let calls: usize = m
+                .tool_calls
+                .iter()
+                .map(|c| c.name.len() + c.arguments.len())
+                .sum();
+            (text + calls) / 4 + 8
+        })
+        .sum()
+}
+
+fn truncate(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+        text.push_str("\n[output truncated]");
+    }
+    text
+}
+
+impl Conversations {
+    /// Sends a message and waits for the turn's reply.
+    pub async fn send_message(
+        self: &Arc<Self>,
+        agent: Uuid,
+        input: MessageInput,
+    ) -> Result<TurnReply, KernelError> {
+        let started = self.start_turn(agent, input, false).await?;
+        started
+            .outcome
+            .await
+            .map_err(|e| KernelError::Store(store::StoreError::Task(e.to_string())))?
+    }
+
+    /// Checks what can be checked before a turn (the agent runs, the session
+    /// exists, the model is configured with a key, the budget allows it) and
+    /// starts it in its own task.
+    pub async fn start_turn(
+        self: &Arc<Self>,
+        agent_id: Uuid,
+        input: MessageInput,
+        with_events: bool,
+    ) -> Result<StartedTurn, KernelError> {
+        self.begin_turn(agent_id, input, with_events, None).await
+    }
+
+    /// Starts a turn; boxed with a declared type because a turn may start
+    /// another one (agent_send), and an `async fn` future cannot contain itself.
+    fn begin_turn(
+        self: &Arc<Self>,
+        agent_id: Uuid,
+        input: MessageInput,
+        with_events: bool,
+        parent: Option<Parent>,
+    ) -> futures::future::BoxFuture<'static, Result<StartedTurn, KernelError>> {
+        let this = Arc::clone(self);
+        Box::pin(async move {
+            if input.text.trim().is_empty() && input.parts.is_empty() {
+                return Err(KernelError::Invalid("the message is empty".into()));
+            }
+            let agent = this.agents.get(agent_id).await?;
+            if agent.state != AgentState::Running {
+                return Err(KernelError::Conflict(format!(
+                    "agent {} is stopped; start it first",
+                    agent.name()
+                )));
+            }
+            let target = prompt::target(&agent.manifest)?;
+            // A missing key is reported now, as the request's error, not mid-stream.
+            this.providers.llm().api_key(&target)?;
+            this.check_budget(&agent, 0.0).await?;
+            let session = this.turn_session(agent_id, input.session_id).await?;
+            let live = this.live().get(session.id, agent_id);
+            let (caller, events) = if with_events {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let mut chain = parent.as_ref().map(|p| p.chain.clone()).unwrap_or_default();
+            chain.push(agent_id);
+            let sink = Sink {
+                caller,
+                live,
+                chain,
+            };
+            let kernel = Arc::clone(&this);
+            let session_id = session.id;
+            let outcome = tokio::spawn(async move {
+                let _turn = sink.live.turn_lock.lock().await;
+                let cancel = sink.live.begin(parent.as_ref().map(|p| &p.cancel));
+                if let Some(parent) = &parent {
+                    parent.live.adopt(&sink.live);
+                }
+                let result = kernel
+                    .run_turn(&agent, session_id, target, input, &sink, &cancel)
+                    .await;
+                if let Some(parent) = &parent {
+                    parent.live.release(&sink.live);
+                }
+                sink.live.end();
+                match &result {
+                    Ok(reply) => sink.emit(TurnEvent::Done(Arc::new(reply.clone()))),
+                    Err(e) => sink.emit(TurnEvent::Failed {
+                        error: e.to_string(),
+                    }),
+                }
+                result
+            });
+            Ok(StartedTurn {
+                session_id,
+                events,
+                outcome,
+            })
+        })
+    }
+
+    /// The session a turn runs in: the named one (it must be the agent's),
+    /// else the agent's current one.
+    pub(super) async fn turn_session(
+        &self,
+        agent: Uuid,
+        session: Option<Uuid>,
+    ) -> Result<SessionRecord, KernelError> {
+        let store = self.shared.store().clone();
+        blocking_kernel(move || match session {
+            Some(id) => match sessions::get(&store, id)? {
+                Some(s) if s.agent_id == agent => Ok(s),
+                _ => Err(KernelError::NotFound(format!(
+                    "session {id} not found for agent {agent}"
+                ))),
+            },
+            None => sessions::current(&store, agent),
+        })
+        .await
+    }
+
+    /// The tools offered to an agent: those its manifest lists that a loaded
+    /// plugin provides, plus `notify_owner` when listed.
+    pub(crate) fn agent_tools(&self, agent: &AgentRecord) -> Vec<ToolSpec> {
+        let allowed = &agent.manifest.capabilities.tools;
+        let mut specs: Vec<ToolSpec> = self
+            .plugins
+            .tools()
+            .into_iter()
+            .filter(|t| allowed.contains(&t.name))
+            .map(|t| ToolSpec::new(t.name, t.description, t.input_schema))
+            .collect();
+        if allowed.iter().any(|a| a == AGENT_SEND) {
+            specs.push(ToolSpec::new(
+                AGENT_SEND,
+                "Send a message to another agent and wait for its answer.",
+                serde_json::json!({
+                    "type": "object",
+                    "properties": {
+                        "target": {"type": "string", "description": "The agent's name or id"},
+                        "message": {"type": "string", "description": "What to tell or ask it"}
+                    },
+                    "required": ["target", "message"]
+                }),
+            ));
+        }
+        if allowed.iter().any(|a| a == NOTIFY_OWNER) {
+            specs.push(ToolSpec::new(
+                NOTIFY_OWNER,
+                "Send a private notice to this agent's owner (the operator), not shown to the user.",
+                serde_json::json!({
+                    "type": "object",
+                    "properties": {"text": {"type": "string", "description": "The notice"}},
+                    "required": ["text"]
+                }),
+            ));
+        }
+        specs
+    }
+
+    fn full_system_prompt(&self, agent: &AgentRecord) -> String {
+        let mut prompt = prompt::system_prompt(&agent.manifest);
+        for skill in &agent.manifest.skills {
+            if let Some(instructions) = self.plugins.skill_instructions(skill) {
+                prompt.push_str(&format!("\n\n## Skill: {skill}\n{instructions}"));
+            }
+        }
+        prompt
+    }
+
+    async fn run_turn(
+        self: &Arc<Self>,
+        agent: &AgentRecord,
+        session_id: Uuid,
+        target: Target,
+        input: MessageInput,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> Result<TurnReply, KernelError> {
+        let started = Instant::now();
+        let started_at = self.shared.now();
+        let config = self.shared.config();
+        let model = agent.manifest.model.model.clone();
+        let user = Message {
+            role: Role::User,
+            content: std::iter::once(ContentPart::text(input.text))
+                .filter(|p| !matches!(p, ContentPart::Text { text } if text.is_empty()))
+                .chain(input.parts)
+                .collect(),
+            ..Message::user("")
+        };
+
+        let mut history = self.load_history(session_id).await?;
+        let window = self
+            .providers
+            .llm()
+            .find_model(&model)
+            .map_or(config.agents.default_context_window, |m| m.context_window);
+        let budget = (f64::from(window) * config.agents.compact_at_ratio) as usize;
+        if estimate_tokens(&history) + estimate_tokens(std::slice::from_ref(&user)) > budget
+            && history.len() > config.agents.compact_keep_recent
+        {
+            sink.phase("context_warning", Some("compacting the session".into()));
+            self.compact_locked(agent, session_id, &target).await?;
+            history = self.load_history(session_id).await?;
+        }
+        let stored_len = history.len();
+        history.push(user);
+
+        let system = self.full_system_prompt(agent);
+        let tools = self.agent_tools(agent);
+        let mut seen_calls: HashMap<(String, String), usize> = HashMap::new();
+        let mut notices: Vec<String> = Vec::new();
+        let mut traces: Vec<ToolCallTrace> = Vec::new();
+        let (mut input_tokens, mut output_tokens, mut cost) = (0u64, 0u64, 0.0f64);
+        let mut iterations = 0u32;
+        let mut answer = String::new();
+        let mut answered_model = model.clone();
+        let mut failure: Option<KernelError> = None;
+
+        let status = loop {
+            if iterations >= config.agents.max_iterations {
+                break TurnStatus::MaxIterations;
+            }
+            if sink.live.interrupted() {
+                break TurnStatus::Interrupted;
+            }
+            if cancel.is_cancelled() {
+                break TurnStatus::Stopped;
+            }
+            if iterations > 0
+                && let Err(e) = self.check_budget(agent, cost).await
+            {
+                answer = e.to_string();
+                break TurnStatus::BudgetExceeded;
+            }
+            let mut messages = history.clone();
+            repair::repair(&mut messages);
+            let mut request = CompletionRequest::new(model.clone())
+                .with_system(system.clone())
+                .with_messages(messages);
+            request.tools = tools.clone();
+            if let Some(max) = agent.manifest.model.max_tokens {
+                request.max_tokens = max;
+            }
+            request.temperature = agent.manifest.model.temperature;
+            iterations += 1;
+            sink.phase("thinking", Some(format!("iteration {iterations}")));
+
+            let response = tokio::select! {
+                _ = cancel.cancelled() => break TurnStatus::Stopped,
+                response = self.call_model(&target, request, sink) => response,
+            };
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(e);
+                    break TurnStatus::Failed;
+                }
+            };
+            input_tokens += response.usage.input_tokens;
+            output_tokens += response.usage.output_tokens;
+            cost += self
+                .providers
+                .llm()
+                .cost_usd(&model, &response.usage)
+                .unwrap_or(0.0);
+            answered_model = response.model.clone();
+            if !response.text.is_empty() {
+                answer = response.text.clone();
+            }
+            history.push(response.to_message());
+            if response.tool_calls.is_empty() {
+                break TurnStatus::Completed;
+            }
+            for call in &response.tool_calls {
+                if sink.live.interrupted() || cancel.is_cancelled() {
+                    history.push(Message::tool_error(
+                        &call.id,
+                        "not run: the turn was interrupted",
+                    ));
+                    continue;
+                }
+                let (message, trace) = self
+                    .run_tool(agent, call, &mut seen_calls, &mut notices, sink, cancel)
+                    .await;
+                history.push(message);
+                traces.push(trace);
+            }
+        };
+
+        let record = TurnRecord {
+            id: Uuid::now_v7(),
+            agent_id: agent.id,
+            session_id,
+            started_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            iterations,
+            provider: target.provider.clone(),
+            model: answered_model.clone(),
+            input_tokens,
+            output_tokens,
+            cost_usd: cost,
+            tool_calls: traces,
+            status,
+            error: failure.as_ref().map(ToString::to_string),
+        };
+        let store = self.shared.store().clone();
+        if let Some(error) = failure {
+            // Nothing of a failed turn was acknowledged: the session stays as
+            // it was, and only the turn's record (for metrics) is kept.
+            let _ = store::blocking(move || sessions::record_turn(&store, &record)).await;
+            return Err(error);
+        }
+        let new_messages = history.split_off(stored_len);
+        blocking_kernel(move || sessions::commit_turn(&store, session_id, &new_messages, &record))
+            .await?;
+        let owner_notice = (!notices.is_empty()).then(|| notices.join("\n"));
+        if let Some(text) = &owner_notice {
+            sink.emit(TurnEvent::OwnerNotice { text: text.clone() });
+        }
+        self.shared
+            .events()
+            .publish(crate::events::Event::TurnCompleted {
+                agent_id: agent.id.to_string(),
+                session_id: session_id.to_string(),
+                status,
+                at: self.shared.now(),
+            });
+        Ok(TurnReply {
+            response: answer,
+            session_id,
+            input_tokens,
+            output_tokens,
+            iterations,
+            cost_usd: cost,
+            status,
+            owner_notice,
+            model: answered_model,
+        })
+    }
+
+    async fn load_history(&self, session: Uuid) -> Result<Vec<Message>, KernelError> {
+        let store = self.shared.store().clone();
+        let stored = store::blocking(move || sessions::messages(&store, session)).await?;
+        Ok(stored.into_iter().map(|m| m.message).collect())
+    }
+
+    /// One model call: streamed (deltas forwarded) when anyone watches.
+    async fn call_model(
+        &self,
+        target: &Target,
+        request: CompletionRequest,
+        sink: &Sink,
+    ) -> Result<CompletionResponse, KernelError> {
+        if !sink.streaming() {
+            return Ok(self.providers.llm().complete(target, request).await?);
+        }
+        let model = request.model.clone();
+        let mut stream = self.providers.llm().stream(target, request).await?;
+        sink.phase("streaming", None);
+        let mut builder = ResponseBuilder::new(model);
+        while let Some(event) = stream.next().await {
+            let event = event?;
+            if let StreamEvent::TextDelta(text) = &event {
+                sink.emit(TurnEvent::TextDelta {
+                    content: text.clone(),
+                });
+            }
+            builder.push(event)?;
+            if builder.is_done() {
+                break;
+            }
+        }
+        Ok(builder.finish()?)
+    }
+
+    /// Runs one tool call; a failure of any kind becomes an error result the
+    /// model reads, never a failed turn.
+    async fn run_tool(
+        self: &Arc<Self>,
+        agent: &AgentRecord,
+        call: &talon_llm::ToolCall,
+        seen: &mut HashMap<(String, String), usize>,
+        notices: &mut Vec<String>,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> (Message, ToolCallTrace) {
+        sink.emit(TurnEvent::ToolUse {
+            id: call.id.clone(),
+            tool: call.name.clone(),
+        });
+        let started = Instant::now();
+        let mut fuel = 0;
+        let arguments = call.parse_arguments();
+        let outcome: Result<String, String> = match &arguments {
+            Err(e) => Err(format!(
+                "the arguments of {} are not valid JSON ({e}); call it again with a JSON object matching its schema",
+                call.name
+            )),
+            Ok(args) => {
+                let key = (call.name.clone(), args.to_string());
+                let count = seen.entry(key).or_insert(0);
+                *count += 1;
+                if *count > MAX_IDENTICAL_CALLS {
+                    Err(format!(
+                        "{} was already called with these exact arguments {} times in this turn; use the earlier result or change the arguments",
+                        call.name, MAX_IDENTICAL_CALLS
+                    ))
+                } else if !agent.manifest.capabilities.tools.contains(&call.name) {
+                    Err(format!("{} is not one of this agent's tools", call.name))
+                } else if call.name == NOTIFY_OWNER {
+                    match args.get("text").and_then(|t| t.as_str()) {
+                        Some(text) if !text.trim().is_empty() => {
+                            notices.push(text.to_string());
+                            Ok("the owner will be notified".to_string())
+                        }
+                        _ => Err("notify_owner needs a non-empty `text`".to_string()),
+                    }
+                } else if call.name == AGENT_SEND {
+                    self.agent_send(agent, args, sink, cancel).await
+                } else {
+                    match self
+                        .plugins
+                        .invoke_tool(&call.name, &args.to_string(), Some(agent.id))
+                        .await
+                    {
+                        Ok((_, invocation)) => {
+                            fuel = invocation.cost.fuel;
+                            invocation.result.map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            }
+        };
+        let is_error = outcome.is_err();
+        let text = truncate(
+            match outcome {
+                Ok(text) | Err(text) => text,
+            },
+            MAX_TOOL_OUTPUT_CHARS,
+        );
+        sink.emit(TurnEvent::ToolResult {
+            id: call.id.clone(),
+            tool: call.name.clone(),
+            input: arguments.unwrap_or(serde_json::Value::Null),
+            result: text.clone(),
+            is_error,
+        });
+        let trace = ToolCallTrace {
+            tool: call.name.clone(),
+            duration_us: started.elapsed().as_micros() as u64,
+            is_error,
+            fuel,
+        };
+        let message = if is_error {
+            Message::tool_error(&call.id, text)
+        } else {
+            Message::tool_result(&call.id, text)
+        };
+        (message, trace)
+    }
+
+    /// `agent_send`: a turn of the target agent, in its session for messages
+    /// from this agent, whose answer is the tool's result.
+    async fn agent_send(
+        self: &Arc<Self>,
+        agent: &AgentRecord,
+        args: &serde_json::Value,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let field = |key: &str| {
+            args.get(key)
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+        };
+        let (Some(target), Some(message)) = (field("target"), field("message")) else {
+            return Err(format!(
+                "{AGENT_SEND} needs a `target` (an agent's name or id) and a non-empty `message`"
+            ));
+        };
+        let target_id = match Uuid::parse_str(target) {
+            Ok(id) => id,
+            Err(_) => self
+                .agents
+                .id_by_name(target.to_string())
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("there is no agent named `{target}`"))?,
+        };
+        if sink.chain.contains(&target_id) {
+            return Err(format!(
+                "`{target}` is already waiting for an answer in this chain of {AGENT_SEND} calls; \
+                 sending to it again would never finish"
+            ));
+        }
+        if sink.chain.len() >= MAX_AGENT_SEND_DEPTH {
+            return Err(format!(
+                "{AGENT_SEND} chains are limited to {MAX_AGENT_SEND_DEPTH} agents; answer with what you have"
+            ));
+        }
+        let session = self
+            .delegation_session(target_id, agent.name())
+            .await
+            .map_err(|e| e.to_string())?;
+        let parent = Parent {
+            live: Arc::clone(&sink.live),
+            cancel: cancel.clone(),
+            chain: sink.chain.clone(),
+        };
+        let input = MessageInput {
+            text: message.to_string(),
+            session_id: Some(session),
+            parts: Vec::new(),
+        };
+        let started = self
+            .begin_turn(target_id, input, false, Some(parent))
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = started
+            .outcome
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        match reply.status {
+            TurnStatus::Completed => Ok(reply.response),
+            status => Err(format!(
+                "`{target}` did not finish ({}): {}",
+                serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                reply.response
+            )),
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! Installed plugins: package files in `plugins/`, records (grants, settings,
+//! enabled) in the store, loaded components in the runtime, and the index of
+//! tools by name that agents and the API call through.
+//!
+//! A call in flight holds its own handle to the plugin it started with, so
+//! reloading or removing a plugin never fails calls already running.
+
+mod memory;
+pub mod records;
+mod registry;
+mod tools;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use talon_runtime::{Kind, LoadError, Manifest, Package, Runtime, SecretKey, Trust, TrustStore};
+
+use crate::KernelError;
+use crate::agents::Agents;
+use crate::events::Event;
+use crate::shared::Shared;
+use crate::store::audit::AuditEvent;
+use crate::store::{self, StoreError};
+use memory::StoreMemory;
+use records::{granted_for, narrow, read_records, save_record};
+use registry::{Entry, Registry, placeholder_manifest};
+
+pub use records::{Grant, PluginRecord};
+pub use registry::{CallStats, PermissionsView, PluginView, ToolView};
+
+/// The plugins domain: the runtime and the registry of installed plugins.
+pub struct Plugins {
+    shared: Arc<Shared>,
+    agents: Arc<Agents>,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugins").finish_non_exhaustive()
+    }
+}
+
+/// Where an install's package comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The package's bytes.
+    Bytes(Vec<u8>),
+    /// A package file on the daemon's machine.
+    Path(PathBuf),
+}
+
+fn load_error(e: LoadError) -> KernelError {
+    match e {
+        LoadError::Io { .. } | LoadError::Engine(_) => {
+            KernelError::Store(StoreError::Task(e.to_string()))
+        }
+        LoadError::Unsigned | LoadError::Untrusted { .. } => KernelError::Forbidden(e.to_string()),
+        other => KernelError::Invalid(other.to_string()),
+    }
+}
+
+/// Writes a file durably under a temporary name, then renames it.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("talon.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Plugins {
+    /// The domain over `shared`: a runtime with the ceilings of the config
+    /// in force, the compiled-component cache in the data directory, and
+    /// plugin memory over the agents' key-value store. Installed plugins
+    /// load with [`Plugins::load_plugins`].
+    pub(crate) fn new(shared: Arc<Shared>, agents: Arc<Agents>) -> Result<Self, KernelError> {
+        let runtime = Runtime::new(talon_runtime::RuntimeConfig {
+            cache_dir: Some(shared.home().component_cache_dir()),
+            ceilings: ceilings(&shared.config()),
+            max_instances: 128,
+        })
+        .map_err(load_error)?;
+        runtime.set_memory_backend(Arc::new(StoreMemory(shared.store().clone())));
+        Ok(Self {
+            shared,
+            agents,
+            registry: Registry::new(runtime),
+        })
+    }
+
+    fn plugin_dir(&self) -> PathBuf {
+        self.shared.home().plugins_dir()
+    }
+
+    fn package_path(&self, name: &str) -> PathBuf {
+        self.plugin_dir()
+            .join(format!("{name}.{}", talon_runtime::package::EXTENSION))
+    }
+
+    fn trust(&self) -> Result<(TrustStore, bool), KernelError> {
+        let config = self.shared.config();
+        let store = TrustStore::from_config(&config.plugins.trusted_keys).map_err(load_error)?;
+        Ok((store, config.plugins.dev_mode))
+    }
+
+    /// Reads and checks a package (checksum, signature, trust) off the
+    /// async threads: hashing a large component takes a while.
+    async fn open_package(&self, source: Source) -> Result<(Package, Trust, Vec<u8>), KernelError> {
+        let (trust_store, dev_mode) = self.trust()?;
+        tokio::task::spawn_blocking(move || {
+            let bytes = match source {
+                Source::Bytes(bytes) => bytes,
+                Source::Path(path) => std::fs::read(&path).map_err(|e| {
+                    KernelError::Invalid(format!("cannot read {}: {e}", path.display()))
+                })?,
+            };
+            let package = Package::parse(&bytes).map_err(load_error)?;
+            let trust = package
+                .check_trust(&trust_store, dev_mode)
+                .map_err(load_error)?;
+            Ok((package, trust, bytes))
+        })
+        .await
+        .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+    }
+
+    /// Loads every enabled installed plugin. A plugin that fails (a missing
+    /// or altered file, a key no longer trusted) is kept with its error so
+    /// `GET /api/plugins` and the doctor show it; the daemon still starts.
+    pub async fn load_plugins(&self) -> Result<usize, KernelError> {
+        let store = self.shared.store().clone();
+        let records = store::blocking(move || read_records(&store)).await?;
+        let mut loaded = 0;
+        for record in records {
+            let name = record.name.clone();
+            let outcome = match self
+                .open_package(Source::Path(self.package_path(&name)))
+                .await
+            {
+                Ok((package, trust, _)) if package.manifest.name == name => {
+                    let manifest = package.manifest.clone();
+                    let result = match record.enabled {
+                        true => self
+                            .registry
+                            .runtime
+                            .load(
+                                manifest.clone(),
+                                Arc::new(package.component),
+                                record.granted.clone(),
+                                record.settings.clone(),
+                            )
+                            .await
+                            .map(Some)
+                            .map_err(|e| e.to_string()),
+                        false => Ok(None),
+                    };
+                    (Some(manifest), Some(trust), result)
+                }
+                Ok((package, _, _)) => (
+                    None,
+                    None,
+                    Err(format!(
+                        "the package file holds plugin {:?}",
+                        package.manifest.name
+                    )),
+                ),
+                Err(e) => (None, None, Err(e.to_string())),
+            };
+            let (manifest, trust, result) = outcome;
+            if result.as_ref().is_ok_and(Option::is_some) {
+                loaded += 1;
+            }
+            let (loaded_plugin, error) = match result {
+                Ok(plugin) => (plugin, None),
+                Err(e) => {
+                    tracing::error!(plugin = %name, error = %e, "plugin not loaded");
+                    (None, Some(e))
+                }
+            };
+            let manifest = manifest.unwrap_or_else(|| placeholder_manifest(&name));
+            self.registry.write().insert(
+                name,
+                Entry {
+                    record,
+                    manifest,
+                    trust,
+                    loaded: loaded_plugin,
+                    error,
+                    stats: Arc::default(),
+                },
+            );
+        }
+        Ok(loaded)
+    }
+
+    /// Installs a package: checks it, loads it with the grant, stores the
+    /// file and the record, and audits the install and the grant.
+    pub async fn install_plugin(
+        &self,
+        source: Source,
+        grant: Grant,
+        settings: BTreeMap<String, String>,
+        expect: Option<Kind>,
+    ) -> Result<PluginView, KernelError> {
+        let (package, trust, bytes) = self.open_package(source).await?;
+        let manifest = package.manifest.clone();
+        if let Some(kind) = expect
+            && manifest.kind != kind
+        {
+            return Err(KernelError::Invalid(format!(
+                "{} is a {} plugin, not a {}; install it through /api/plugins/install",
+                manifest.name,
+                manifest.kind.as_str(),
+                kind.as_str()
+            )));
+        }
+        if self.registry.read().contains_key(&manifest.name) {
+            return Err(KernelError::Conflict(format!(
+                "plugin {} is already installed; uninstall it first, or reload it with the new package",
+                manifest.name
+            )));
+        }
+        self.check_tool_names(&manifest)?;
+        let granted = granted_for(&grant, &manifest)?;
+        let plugin = self
+            .registry
+            .runtime
+            .load(
+                manifest.clone(),
+                Arc::new(package.component),
+                granted.clone(),
+                settings.clone(),
+            )
+            .await
+            .map_err(load_error)?;
+        let now = self.shared.now();
+        let record = PluginRecord {
+            name: manifest.name.clone(),
+            digest: package.digest.clone(),
+            granted: granted.clone(),
+            settings,
+            enabled: true,
+            installed_at: now,
+            updated_at: now,
+        };
+        let path = self.package_path(&manifest.name);
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+            .map_err(|e| KernelError::Store(StoreError::Io(e)))?;
+        let details = serde_json::json!({
+            "plugin": manifest.name, "version": manifest.version, "digest": record.digest,
+            "signature": trust, "granted": granted,
+        });
+        self.save_plugin(
+            &manifest.name,
+            Some(&record),
+            AuditEvent::new("PluginInstalled", details.to_string()),
+        )
+        .await?;
+        let entry = Entry {
+            record,
+            manifest,
+            trust: Some(trust),
+            loaded: Some(plugin),
+            error: None,
+            stats: Arc::default(),
+        };
+        let view = entry.view(&self.registry.runtime);
+        self.registry.write().insert(view.name.clone(), entry);
+        self.shared.events().publish(Event::PluginInstalled {
+            name: view.name.clone(),
+            at: self.shared.now(),
+        });
+        Ok(view)
+    }
+
+    async fn save_plugin(
+        &self,
+        name: &str,
+        record: Option<&PluginRecord>,
+        event: AuditEvent,
+    ) -> Result<(), KernelError> {
+        let store = self.shared.store().clone();
+        let (name, record) = (name.to_string(), record.cloned());
+        let entry =
+            store::blocking(move || save_record(&store, &name, record.as_ref(), event)).await?;
+        self.shared.events().publish(Event::Audit(entry));
+        Ok(())
+    }
+
+    /// Refuses a manifest whose tools another installed plugin already offers.
+    fn check_tool_names(&self, manifest: &Manifest) -> Result<(), KernelError> {
+        let entries = self.registry.read();
+        for (name, entry) in entries.iter().filter(|(n, _)| **n != manifest.name) {
+            if let Some(tool) = entry
+                .manifest
+                .tools
+                .iter()
+                .find(|t| manifest.tools.iter().any(|m| m.name == t.name))
+            {
+                return Err(KernelError::Conflict(format!(
+                    "tool {} is already offered by plugin {name}; tool names are unique",
+                    tool.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Uninstalls a plugin: removes its record and package file. Calls in
+    /// flight finish with the version they started with.
+    pub async fn uninstall_plugin(
+        &self,
+        name: &str,
+        expect: Option<Kind>,
+    ) -> Result<(), KernelError> {
+        {
+            let entries = self.registry.read();
+            let entry = entries
+                .get(name)
+                .ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))?;
+            if expect.is_some_and(|k| k != entry.manifest.kind) {
+                return Err(KernelError::NotFound(format!("no skill named {name}")));
+            }
+        }
+        let details = serde_json::json!({ "plugin": name });
+        self.save_plugin(
+            name,
+            None,
+            AuditEvent::new("PluginUninstalled", details.to_string()),
+        )
+        .await?;
+        self.registry.write().remove(name);
+        self.shared.events().publish(Event::PluginUninstalled {
+            name: name.to_string(),
+            at: self.shared.now(),
+        });
+        let path = self.package_path(name);
+        if let Err(e) = tokio::fs::remove_file(&path).await {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove the package file");
+        }
+        Ok(())
+    }
+
+    /// Every installed plugin.
+    pub fn list(&self) -> Vec<PluginView> {
+        let runtime = &self.registry.runtime;
+        self.registry
+            .read()
+            .values()
+            .map(|e| e.view(runtime))
+            .collect()
+    }
+
+    /// One installed plugin.
+    pub fn plugin(&self, name: &str) -> Result<PluginView, KernelError> {
+        let entries = self.registry.read();
+        entries
+            .get(name)
+            .map(|e| e.view(&self.registry.runtime))
+            .ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))
+    }
+
+    /// A plugin's manifest.
+    pub fn plugin_manifest(&self, name: &str) -> Result<Manifest, KernelError> {
+        let entries = self.registry.read();
+        entries
+            .get(name)
+            .map(|e| e.manifest.clone())
+            .ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))
+    }
+
+    /// A skill's instructions, when it is loaded.
+    pub fn skill_instructions(&self, name: &str) -> Option<String> {
+        let entries = self.registry.read();
+        entries
+            .get(name)
+            .and_then(|e| e.loaded.as_ref())
+            .and_then(|p| p.instructions().map(str::to_string))
+    }
+
+    /// A plugin's record (grants, settings).
+    pub fn plugin_record(&self, name: &str) -> Result<PluginRecord, KernelError> {
+        let entries = self.registry.read();
+        entries
+            .get(name)
+            .map(|e| e.record.clone())
+            .ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))
+    }
+
+    /// Turns a plugin's tools on or off.
+    pub async fn set_plugin_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> Result<PluginView, KernelError> {
+        let mut record = self.plugin_record(name)?;
+        if record.enabled == enabled {
+            return self.plugin(name);
+        }
+        record.enabled = enabled;
+        record.updated_at = self.shared.now();
+        let details = serde_json::json!({ "plugin": name, "enabled": enabled });
+        let event = if enabled {
+            "PluginEnabled"
+        } else {
+            "PluginDisabled"
+        };
+        self.save_plugin(
+            name,
+            Some(&record),
+            AuditEvent::new(event, details.to_string()),
+        )
+        .await?;
+        if let Some(entry) = self.registry.write().get_mut(name) {
+            entry.record = record;
+            if !enabled {
+                entry.loaded = None;
+                entry.error = None;
+            }
+        }
+        if enabled {
+            return self.reload_plugin(name, None).await;
+        }
+        self.plugin(name)
+    }
+
+    /// Loads a plugin again, from a new package if one is given (an upgrade;
+    /// grants are kept where the new version still requests them) or else
+    /// from its package file. The new version replaces the old in one step;
+    /// calls in flight finish on the old one.
+    pub async fn reload_plugin(
+        &self,
+        name: &str,
+        source: Option<Source>,
+    ) -> Result<PluginView, KernelError> {
+        let mut record = self.plugin_record(name)?;
+        let upgrade = source.is_some();
+        let source = source.unwrap_or_else(|| Source::Path(self.package_path(name)));
+        let (package, trust, bytes) = self.open_package(source).await?;
+        if package.manifest.name != name {
+            return Err(KernelError::Invalid(format!(
+                "the package is plugin {}, not {name}",
+                package.manifest.name
+            )));
+        }
+        self.check_tool_names(&package.manifest)?;
+        let granted = narrow(&record.granted, &package.manifest.permissions);
+        let plugin = self
+            .registry
+            .runtime
+            .load(
+                package.manifest.clone(),
+                Arc::new(package.component),
+                granted.clone(),
+                record.settings.clone(),
+            )
+            .await
+            .map_err(load_error)?;
+        if upgrade {
+            let path = self.package_path(name);
+            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                .await
+                .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+                .map_err(|e| KernelError::Store(StoreError::Io(e)))?;
+        }
+        record.digest = package.digest.clone();
+        record.granted = granted;
+        record.enabled = true;
+        record.updated_at = self.shared.now();
+        let details = serde_json::json!({
+            "plugin": name, "version": package.manifest.version, "digest": record.digest, "upgrade": upgrade,
+        });
+        self.save_plugin(
+            name,
+            Some(&record),
+            AuditEvent::new("PluginReloaded", details.to_string()),
+        )
+        .await?;
+        {
+            let mut entries = self.registry.write();
+            if let Some(entry) = entries.get_mut(name) {
+                entry.record = record;
+                entry.manifest = package.manifest;
+                entry.trust = Some(trust);
+                entry.loaded = Some(plugin);
+                entry.error = None;
+            }
+        }
+        self.plugin(name)
+    }
+
+    /// Re-signs an installed plugin's package with a secret key file on the
+    /// daemon's machine. The key must be trusted (or development mode on),
+    /// or the package would no longer load.
+    pub async fn sign_plugin(
+        &self,
+        name: &str,
+        key_path: PathBuf,
+    ) -> Result<PluginView, KernelError> {
+        let _ = self.plugin_record(name)?;
+        let key = tokio::task::spawn_blocking(move || SecretKey::read(&key_path))
+            .await
+            .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+            .map_err(load_error)?;
+        let (package, _, _) = self
+            .open_package(Source::Path(self.package_path(name)))
+            .await?;
+        let bytes = Package::build(&package.manifest, &package.component, Some(&key))
+            .map_err(load_error)?;
+        let (trust_store, dev_mode) = self.trust()?;
+        if !dev_mode && !trust_store.trusts(&key.public()) {
+            return Err(KernelError::Invalid(format!(
+                "key {} is not in plugins.trusted_keys, so the signed package would not load; trust it first \
+                 (add {} to plugins.trusted_keys)",
+                key.public().id(),
+                key.public().to_hex()
+            )));
+        }
+        let path = self.package_path(name);
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+            .map_err(|e| KernelError::Store(StoreError::Io(e)))?;
+        let details = serde_json::json!({ "plugin": name, "key_id": key.public().id() });
+        self.shared
+            .audit(AuditEvent::new("PluginSigned", details.to_string()))
+            .await?;
+        self.reload_plugin(name, None).await
+    }
+
+    /// Instantiates a plugin and asks it to describe itself.
+    pub async fn probe_plugin(&self, name: &str) -> Result<std::time::Duration, KernelError> {
+        let plugin = {
+            let entries = self.registry.read();
+            let entry = entries
+                .get(name)
+                .ok_or_else(|| KernelError::NotFound(format!("no plugin named {name}")))?;
+            entry.loaded.clone().ok_or_else(|| {
+                KernelError::Conflict(format!(
+                    "plugin {name} is not loaded: {}",
+                    entry
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "it is disabled".into())
+                ))
+            })?
+        };
+        let started = std::time::Instant::now();
+        self.registry
+            .runtime
+            .probe(&plugin)
+            .await
+            .map_err(load_error)?;
+        Ok(started.elapsed())
+    }
+
+    /// Applies new `[plugins]` ceilings after a config reload.
+    pub fn apply_ceilings(&self) {
+        self.registry
+            .runtime
+            .set_ceilings(ceilings(&self.shared.config()));
+    }
+}
+
+/// The runtime ceilings a config asks for.
+pub(crate) fn ceilings(config: &crate::config::Config) -> talon_runtime::Ceilings {
+    talon_runtime::Ceilings {
+        fuel: config.plugins.max_fuel,
+        memory_bytes: (config.plugins.max_memory_mb as usize).saturating_mul(1 << 20),
+        timeout: std::time::Duration::from_millis(config.plugins.max_timeout_ms),
+    }
+}

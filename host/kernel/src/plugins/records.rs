@@ -1,0 +1,146 @@
+//! What the store keeps about installed plugins (`plugins.v1`), and the
+//! grants an operator gives them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+use talon_runtime::{Manifest, Permissions};
+
+use crate::KernelError;
+use crate::store::audit::{self, AuditEntry, AuditEvent};
+use crate::store::tables::PLUGINS;
+use crate::store::{self, Store, StoreError};
+
+const TABLE: &str = "plugins.v1";
+
+/// What the store keeps about an installed plugin; the package file holds
+/// the rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// The plugin's name (also its package file's name).
+    pub name: String,
+    /// SHA-256 of the package file installed.
+    pub digest: String,
+    /// What the operator granted.
+    pub granted: Permissions,
+    /// Settings the plugin reads through `talon:plugin/settings`.
+    pub settings: BTreeMap<String, String>,
+    /// Whether its tools are offered.
+    pub enabled: bool,
+    /// When it was installed.
+    pub installed_at: DateTime<Utc>,
+    /// When its package, grants or state last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the operator grants at install.
+#[derive(Debug, Clone, Default)]
+pub enum Grant {
+    /// Nothing: the plugin runs with no files, hosts, keys or variables.
+    #[default]
+    Nothing,
+    /// Everything the manifest requests.
+    All,
+    /// Exactly this, which must be within what the manifest requests.
+    Exactly(Permissions),
+}
+
+/// Every installed plugin's record.
+pub(super) fn read_records(store: &Store) -> Result<Vec<PluginRecord>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = match tx.open_table(PLUGINS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (_, value) = row?;
+        out.push(store::decode(TABLE, value.value())?);
+    }
+    Ok(out)
+}
+
+/// Writes (or with `None`, removes) a record and its audit entry in one
+/// transaction.
+pub(super) fn save_record(
+    store: &Store,
+    name: &str,
+    record: Option<&PluginRecord>,
+    event: AuditEvent,
+) -> Result<AuditEntry, StoreError> {
+    let tx = store.db().begin_write()?;
+    {
+        let mut table = tx.open_table(PLUGINS)?;
+        match record {
+            Some(record) => {
+                let bytes = store::encode(TABLE, record)?;
+                table.insert(name, bytes.as_slice())?;
+            }
+            None => {
+                table.remove(name)?;
+            }
+        }
+    }
+    let entry = audit::append_in(&tx, store.now(), event)?;
+    tx.commit()?;
+    Ok(entry)
+}
+
+/// The permissions `grant` gives a plugin with `manifest`; never more than it requests.
+pub(super) fn granted_for(grant: &Grant, manifest: &Manifest) -> Result<Permissions, KernelError> {
+    let granted = match grant {
+        Grant::Nothing => Permissions::default(),
+        Grant::All => manifest.permissions.clone(),
+        Grant::Exactly(p) => p.clone(),
+    };
+    granted.validate().map_err(KernelError::Invalid)?;
+    if let Some(extra) = granted.first_not_in(&manifest.permissions) {
+        return Err(KernelError::Invalid(format!(
+            "cannot grant {extra}: plugin {} did not request it (it requests {})",
+            manifest.name,
+            serde_json::to_string(&manifest.permissions).unwrap_or_default()
+        )));
+    }
+    Ok(granted)
+}
+
+/// Grants kept across an upgrade: only what the new version still requests.
+pub(super) fn narrow(granted: &Permissions, requested: &Permissions) -> Permissions {
+    let within = |probe: Permissions| probe.first_not_in(requested).is_none();
+    Permissions {
+        filesystem: granted
+            .filesystem
+            .filter(|_| requested.filesystem.is_some()),
+        network: granted
+            .network
+            .iter()
+            .filter(|h| {
+                within(Permissions {
+                    network: vec![(*h).clone()],
+                    ..Default::default()
+                })
+            })
+            .cloned()
+            .collect(),
+        memory: granted
+            .memory
+            .iter()
+            .filter(|k| {
+                within(Permissions {
+                    memory: vec![(*k).clone()],
+                    ..Default::default()
+                })
+            })
+            .cloned()
+            .collect(),
+        env: granted
+            .env
+            .iter()
+            .filter(|e| requested.env.contains(e))
+            .cloned()
+            .collect(),
+    }
+}

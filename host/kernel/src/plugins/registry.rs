@@ -1,0 +1,203 @@
+//! The registry of installed plugins: one entry per plugin (its record,
+//! manifest, trust and loaded component), running call figures, and the
+//! views the API shows.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use talon_runtime::{
+    EffectiveLimits, Kind, Manifest, Permissions, Plugin, Runtime, ToolSpec, Trust,
+};
+
+use super::records::PluginRecord;
+
+/// Running totals of one plugin's calls.
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    pub(super) calls: AtomicU64,
+    pub(super) errors: AtomicU64,
+    pub(super) fuel: AtomicU64,
+    pub(super) wall_us: AtomicU64,
+    pub(super) peak_memory: AtomicU64,
+}
+
+/// Call figures of one plugin since the daemon started.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallStats {
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that did not return a result.
+    pub errors: u64,
+    /// Fuel burned by all calls.
+    pub fuel_total: u64,
+    /// Wall-clock time of all calls, in microseconds.
+    pub wall_us_total: u64,
+    /// The largest memory any call held, in bytes.
+    pub peak_memory_max: u64,
+}
+
+/// One installed plugin: what is stored, its manifest, and the loaded
+/// component when it loaded.
+pub(super) struct Entry {
+    pub(super) record: PluginRecord,
+    pub(super) manifest: Manifest,
+    pub(super) trust: Option<Trust>,
+    pub(super) loaded: Option<Plugin>,
+    pub(super) error: Option<String>,
+    pub(super) stats: Arc<Stats>,
+}
+
+/// The plugin registry the kernel owns.
+pub(crate) struct Registry {
+    pub(super) runtime: Runtime,
+    entries: RwLock<BTreeMap<String, Entry>>,
+}
+
+/// Requested and granted permissions, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct PermissionsView {
+    /// What the manifest asks for.
+    pub requested: Permissions,
+    /// What the operator granted.
+    pub granted: Permissions,
+}
+
+/// An installed plugin as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginView {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// `tool` or `skill`.
+    pub kind: Kind,
+    /// One line for operators.
+    pub description: String,
+    /// Publisher, if the manifest names one.
+    pub author: Option<String>,
+    /// Whether its tools are offered.
+    pub enabled: bool,
+    /// `loaded`, `disabled` or `error`.
+    pub status: &'static str,
+    /// Why it is not loaded, when `status` is `error`.
+    pub error: Option<String>,
+    /// SHA-256 of the package file.
+    pub digest: String,
+    /// Who signed it, as the trust store sees it (absent when untrusted now).
+    pub signature: Option<Trust>,
+    /// Its tools' names.
+    pub tools: Vec<String>,
+    /// Requested and granted permissions.
+    pub permissions: PermissionsView,
+    /// The limits its calls run under.
+    pub limits: EffectiveLimits,
+    /// When it was installed.
+    pub installed_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Calls since the daemon started.
+    pub stats: CallStats,
+}
+
+/// A tool as the API and agents see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolView {
+    /// Unique name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of its arguments.
+    pub input_schema: serde_json::Value,
+    /// The plugin offering it.
+    pub plugin: String,
+    /// The plugin's kind.
+    pub kind: Kind,
+}
+
+impl Registry {
+    pub fn new(runtime: Runtime) -> Self {
+        Self {
+            runtime,
+            entries: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Entry {
+    pub(super) fn view(&self, runtime: &Runtime) -> PluginView {
+        let status = match (&self.loaded, self.record.enabled) {
+            (_, false) => "disabled",
+            (Some(_), true) => "loaded",
+            (None, true) => "error",
+        };
+        let limits = self
+            .loaded
+            .as_ref()
+            .map(|p| p.limits(&runtime.ceilings()))
+            .unwrap_or_else(|| EffectiveLimits::new(&self.manifest, &runtime.ceilings()));
+        PluginView {
+            name: self.record.name.clone(),
+            version: self.manifest.version.clone(),
+            kind: self.manifest.kind,
+            description: self.manifest.description.clone(),
+            author: self.manifest.author.clone(),
+            enabled: self.record.enabled,
+            status,
+            error: self.error.clone(),
+            digest: self.record.digest.clone(),
+            signature: self.trust.clone(),
+            tools: self.manifest.tools.iter().map(|t| t.name.clone()).collect(),
+            permissions: PermissionsView {
+                requested: self.manifest.permissions.clone(),
+                granted: self.record.granted.clone(),
+            },
+            limits,
+            installed_at: self.record.installed_at,
+            updated_at: self.record.updated_at,
+            stats: CallStats {
+                calls: self.stats.calls.load(Ordering::Relaxed),
+                errors: self.stats.errors.load(Ordering::Relaxed),
+                fuel_total: self.stats.fuel.load(Ordering::Relaxed),
+                wall_us_total: self.stats.wall_us.load(Ordering::Relaxed),
+                peak_memory_max: self.stats.peak_memory.load(Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+pub(super) fn tool_view(tool: &ToolSpec, entry: &Entry) -> ToolView {
+    ToolView {
+        name: tool.name.clone(),
+        description: tool.description.clone(),
+        input_schema: tool.parameters.clone(),
+        plugin: entry.record.name.clone(),
+        kind: entry.manifest.kind,
+    }
+}
+
+/// A stand-in manifest for a plugin whose package could not be read, so it
+/// can still be listed (with its error) and uninstalled.
+pub(super) fn placeholder_manifest(name: &str) -> Manifest {
+    Manifest {
+        name: name.to_string(),
+        version: "0.0.0".into(),
+        kind: Kind::Tool,
+        wit: talon_runtime::WIT_VERSION.into(),
+        description: String::new(),
+        author: None,
+        tools: Vec::new(),
+        permissions: Permissions::default(),
+        limits: Default::default(),
+    }
+}

@@ -1,0 +1,83 @@
+//! Every table of the database, with the format of its values.
+//!
+//! Table names carry their format version (`agents.v1`): a change of format
+//! is a new table and a migration (see [`super::migrations`]). Each table
+//! belongs to one domain, and only that domain's store functions open it;
+//! the owner heads each group below. Values are JSON unless said otherwise.
+
+use redb::TableDefinition;
+
+/// The store's own bookkeeping: the schema version and the journal's epoch
+/// and sequence number.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+// --- The audit chain (store::audit) ---
+
+/// The audit hash chain as it was stored up to schema 5: JSON entries.
+pub(crate) const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
+/// The audit hash chain by sequence number: each entry's hash, then the bytes
+/// it covers (see [`super::audit`]).
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v2");
+
+// --- Agents (agents) ---
+
+/// Agents by id: [`crate::agents::AgentRecord`].
+pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents.v1");
+/// Agent ids by agent name, so names stay unique without scanning every agent.
+pub(crate) const AGENT_NAMES: TableDefinition<&str, &str> = TableDefinition::new("agent_names.v1");
+/// Agent key-value memory by (agent id, key): JSON values.
+pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv.v1");
+/// Uploaded attachments' metadata by upload id: [`crate::agents::uploads::Upload`].
+pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads.v1");
+
+// --- Conversations (conversation) ---
+
+/// Sessions by id: [`crate::conversation::SessionRecord`].
+pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions.v1");
+/// Session messages by (session id, sequence number):
+/// [`crate::conversation::StoredMessage`].
+pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("messages.v1");
+/// The record of every turn by (agent id, turn id; v7 ids sort by time):
+/// [`crate::conversation::TurnRecord`]. Traces, usage and budgets read it.
+pub(crate) const TURNS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("turns.v1");
+
+// --- Automation (automation) ---
+
+/// Cron jobs (and schedules, a view of the same jobs) by id:
+/// [`crate::automation::cron::CronJob`].
+pub(crate) const CRON_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("cron_jobs.v1");
+/// Cron runs by sequence number, oldest first: [`crate::automation::cron::CronRun`].
+pub(crate) const CRON_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("cron_runs.v1");
+/// Event triggers by id: [`crate::automation::triggers::Trigger`].
+pub(crate) const TRIGGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("triggers.v1");
+/// What triggers did when they fired, by sequence number:
+/// [`crate::automation::triggers::TriggerFire`].
+pub(crate) const TRIGGER_FIRES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("trigger_fires.v1");
+/// Workflow definitions by id: [`crate::automation::workflows::Workflow`].
+pub(crate) const WORKFLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("workflows.v1");
+/// Workflow runs by id: [`crate::automation::workflows::WorkflowRun`].
+pub(crate) const WORKFLOW_RUNS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("workflow_runs.v1");
+/// Goals by id: [`crate::automation::goals::Goal`].
+pub(crate) const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals.v1");
+/// The task queue by task id (v7, so ids sort by posting time):
+/// [`crate::automation::tasks::Task`].
+pub(crate) const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks.v1");
+
+// --- Providers and models (providers) ---
+
+/// Custom models by id: [`talon_llm::ModelInfo`].
+pub(crate) const CUSTOM_MODELS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("custom_models.v1");
+/// Base-URL overrides by provider name. API keys are not here but in the
+/// private secrets file (see [`crate::providers`]).
+pub(crate) const PROVIDER_URLS: TableDefinition<&str, &str> =
+    TableDefinition::new("provider_urls.v1");
+
+// --- Plugins (plugins) ---
+
+/// Installed plugins by name: [`crate::plugins::PluginRecord`]. Created by
+/// the first install rather than by a migration.
+pub(crate) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins.v1");
