@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p talon-audit-bench` measures, on the release build
 //! and a real redb file in a temporary directory, the kernel's own audit
-//! module (`host/kernel/src/audit.rs`, included below):
+//! module (`host/kernel/src/store/audit.rs`, included below):
 //! - append throughput with one durable (fsynced) transaction per entry, the
 //!   way the daemon appends a single event;
 //! - append throughput inside one transaction (a change that records many);
@@ -11,12 +11,13 @@
 use std::time::Instant;
 
 #[allow(dead_code)]
-#[path = "../../../host/kernel/src/audit.rs"]
+#[path = "../../../host/kernel/src/store/audit.rs"]
 mod audit;
 mod store;
 
 use audit::AuditEvent;
-use store::Store;
+// The audit module reaches its store as `super::`: this crate's root.
+use store::{Store, StoreError, tables};
 
 fn event(i: u64) -> AuditEvent {
     AuditEvent::new(

@@ -1,13 +1,21 @@
-//! The parts of the kernel's store (`host/kernel/src/store.rs`) that the
-//! audit module uses: the same table definitions and error type, over a bare
-//! redb database.
+//! The parts of the kernel's store (`host/kernel/src/store/`) that the
+//! audit module uses: the same table definitions, error type and clock,
+//! over a bare redb database.
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, TableDefinition};
+use chrono::{DateTime, Utc};
+use redb::Database;
 
-pub(crate) const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
-pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v2");
+/// The audit chain's tables, as in `host/kernel/src/store/tables.rs`.
+pub(crate) mod tables {
+    use redb::TableDefinition;
+
+    pub(crate) const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
+    pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v2");
+}
+
+use tables::AUDIT;
 
 /// Errors from the database.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +67,11 @@ impl Store {
             db,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Now: the benchmark runs on wall time.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        Utc::now()
     }
 
     pub(crate) fn db(&self) -> &Database {
