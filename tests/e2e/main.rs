@@ -3,18 +3,24 @@
 
 mod harness;
 
+mod agent_logs;
+mod agent_settings;
 mod agents;
+mod attachments;
 mod audit;
 mod automation;
 mod cli;
 mod config;
 mod conventions;
 mod conversations;
+mod delegation;
 mod durability;
 mod goals;
 mod plugins;
 mod providers;
+mod sandbox;
 mod scheduler;
 mod system;
 mod tasks;
 mod triggers;
+mod websocket;

@@ -1,6 +1,6 @@
 //! Plugins end to end, as an author and an operator use them: keygen, pack,
 //! verify, install with grants, invoke over HTTP, restart, uninstall, in
-//! Rust, Python and JavaScript; hostile plugins and hostile packages.
+//! Rust, Python and JavaScript. Hostile plugins and packages: `sandbox.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,14 +8,14 @@ use base64::Engine as _;
 
 use crate::harness::{Daemon, assert_error, json};
 
-const OPEN_INVOKE: &str = "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n";
+pub(crate) const OPEN_INVOKE: &str = "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n";
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A component built by `scripts/build-plugins`.
-fn component(name: &str) -> String {
+pub(crate) fn component(name: &str) -> String {
     let path = repo().join("target/plugins").join(format!("{name}.wasm"));
     assert!(
         path.exists(),
@@ -25,11 +25,11 @@ fn component(name: &str) -> String {
     path.display().to_string()
 }
 
-fn manifest(dir: &str) -> String {
+pub(crate) fn manifest(dir: &str) -> String {
     repo().join(dir).join("talon.toml").display().to_string()
 }
 
-fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
+pub(crate) fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
     let out = daemon.cli(args);
     assert!(
         out.status.success(),
@@ -43,7 +43,7 @@ fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
 
 /// A publisher: a key made with `talon plugin keygen`, and a directory for packages.
 pub(crate) struct Publisher {
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     key: String,
     public: String,
 }
@@ -104,14 +104,18 @@ pub(crate) async fn install(
     daemon.post("/api/plugins/install", body).await
 }
 
-async fn invoke(daemon: &Daemon, tool: &str, args: serde_json::Value) -> (u16, serde_json::Value) {
+pub(crate) async fn invoke(
+    daemon: &Daemon,
+    tool: &str,
+    args: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let response = daemon
         .post(&format!("/api/tools/{tool}/invoke"), args)
         .await;
     (response.status().as_u16(), json(response).await)
 }
 
-async fn spawn_agent_with_tools(daemon: &Daemon, name: &str, tools: &[&str]) -> String {
+pub(crate) async fn spawn_agent_with_tools(daemon: &Daemon, name: &str, tools: &[&str]) -> String {
     let manifest = format!(
         "name = \"{name}\"\nversion = \"0.1.0\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n\
          [capabilities]\ntools = {}\n",
@@ -235,350 +239,6 @@ async fn the_same_tool_in_rust_python_and_javascript() {
         "{events:?}"
     );
     assert!(events.contains(&"PluginUninstalled"), "{events:?}");
-}
-
-#[tokio::test]
-async fn hostile_plugins_are_stopped_and_the_daemon_keeps_serving() {
-    // 100 concurrent calls from one client would exceed the default rate limit.
-    let config = format!("{OPEN_INVOKE}[rate_limit]\nexempt_loopback = true\n");
-    let daemon = Daemon::start_with_config(&config).await;
-    let publisher = Publisher::new(&daemon);
-    trust(&daemon, &publisher).await;
-    let package = publisher.pack(&daemon, "tests/plugins/hostile", "hostile");
-    assert_eq!(
-        install(&daemon, &package, serde_json::json!("all"))
-            .await
-            .status(),
-        201
-    );
-
-    for (tool, args, kind) in [
-        ("spin", serde_json::json!({}), "out_of_fuel"),
-        ("sleep_forever", serde_json::json!({}), "timeout"),
-        ("alloc", serde_json::json!({ "mb": 200 }), "memory_limit"),
-        ("trap", serde_json::json!({}), "trap"),
-    ] {
-        let (status, body) = invoke(&daemon, tool, args).await;
-        assert_eq!(
-            (status, body["kind"].as_str()),
-            (422, Some(kind)),
-            "{tool}: {body}"
-        );
-        assert!(
-            body["error"].as_str().unwrap().len() > 10,
-            "a clear message: {body}"
-        );
-    }
-    let (status, body) = invoke(
-        &daemon,
-        "recurse",
-        serde_json::json!({ "depth": 100_000_000u64 }),
-    )
-    .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        matches!(body["kind"].as_str(), Some("stack_overflow" | "trap")),
-        "{body}"
-    );
-    let (_, body) = invoke(&daemon, "trap", serde_json::json!({})).await;
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("panicked on purpose"),
-        "{body}"
-    );
-
-    // Still serving, and the plugin still answers.
-    assert_eq!(daemon.get("/api/health").await.status(), 200);
-    let health = json(daemon.get("/api/plugins/hostile/health").await).await;
-    assert_eq!(health["healthy"], true, "{health}");
-
-    // 100 concurrent invocations over HTTP.
-    let calls = (0..100).map(|i| invoke(&daemon, "echo", serde_json::json!({ "i": i })));
-    for (i, (status, body)) in futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .enumerate()
-    {
-        assert_eq!(
-            (status, body["result"]["i"].as_u64()),
-            (200, Some(i as u64)),
-            "{body}"
-        );
-    }
-    let status = json(daemon.get("/api/plugins/hostile/status").await).await;
-    assert!(
-        status["stats"]["calls"].as_u64().unwrap() >= 106,
-        "{status}"
-    );
-    assert!(status["stats"]["errors"].as_u64().unwrap() >= 6, "{status}");
-}
-
-#[tokio::test]
-async fn files_stay_in_the_agent_workspace_and_agents_call_only_their_tools() {
-    let daemon = Daemon::start_with_config(OPEN_INVOKE).await;
-    let publisher = Publisher::new(&daemon);
-    trust(&daemon, &publisher).await;
-    let package = publisher.pack(&daemon, "tests/plugins/hostile", "hostile");
-    let grant = serde_json::json!({ "filesystem": "workspace" });
-    assert_eq!(install(&daemon, &package, grant).await.status(), 201);
-    let agent = spawn_agent_with_tools(&daemon, "reader", &["read", "write"]).await;
-    let other = spawn_agent_with_tools(&daemon, "bystander", &[]).await;
-    let put = daemon
-        .put(
-            &format!("/api/agents/{agent}/files/notes.txt"),
-            serde_json::json!({ "content": "mine" }),
-        )
-        .await;
-    assert!(put.status().is_success(), "{}", put.status());
-
-    let call = |tool: &'static str, args: serde_json::Value, agent: String| {
-        let daemon = &daemon;
-        async move {
-            let response = daemon
-                .post(&format!("/api/tools/{tool}/invoke?agent_id={agent}"), args)
-                .await;
-            (response.status().as_u16(), json(response).await)
-        }
-    };
-    let (status, body) = call(
-        "read",
-        serde_json::json!({ "path": "notes.txt" }),
-        agent.clone(),
-    )
-    .await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (200, Some("mine")),
-        "{body}"
-    );
-    for path in [
-        "../../config.toml",
-        "/../../config.toml",
-        "../",
-        "/etc/passwd",
-    ] {
-        let (status, body) = call("read", serde_json::json!({ "path": path }), agent.clone()).await;
-        assert_eq!(status, 422, "{path}: {body}");
-    }
-    let (status, _) = call(
-        "write",
-        serde_json::json!({ "path": "../../escaped.txt", "text": "x" }),
-        agent.clone(),
-    )
-    .await;
-    assert_eq!(status, 422);
-    assert!(!daemon.home().join("escaped.txt").exists());
-    assert!(!daemon.home().join("workspaces/escaped.txt").exists());
-
-    // An agent may only call the tools its manifest lists.
-    assert_error(
-        daemon
-            .post(
-                &format!("/api/tools/read/invoke?agent_id={other}"),
-                serde_json::json!({ "path": "x" }),
-            )
-            .await,
-        403,
-        "capabilities.tools",
-    )
-    .await;
-
-    // Memory keys outside the grant are refused (this grant has none).
-    let (status, body) = call(
-        "remember",
-        serde_json::json!({ "key": "own/x", "value": "1" }),
-        agent.clone(),
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
-}
-
-/// A one-shot HTTP server on loopback.
-async fn local_server() -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 4096];
-            let _ = socket.read(&mut buf).await;
-            let body = "<html><body><p>internal secrets</p></body></html>";
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n",
-                body.len()
-            );
-            let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
-        }
-    });
-    port
-}
-
-#[tokio::test]
-async fn network_access_is_limited_to_granted_public_hosts() {
-    let daemon = Daemon::start_with_config(OPEN_INVOKE).await;
-    let publisher = Publisher::new(&daemon);
-    trust(&daemon, &publisher).await;
-    let package = publisher.pack(&daemon, "plugins/web_fetch", "web_fetch");
-    assert_eq!(
-        install(&daemon, &package, serde_json::json!("all"))
-            .await
-            .status(),
-        201
-    );
-    let port = local_server().await;
-    for host in ["127.0.0.1", "localhost"] {
-        let url = format!("http://{host}:{port}/");
-        let (status, body) = invoke(&daemon, "web_fetch", serde_json::json!({ "url": url })).await;
-        assert_eq!(status, 403, "{host}: {body}");
-        assert!(
-            body["error"].as_str().unwrap().contains("loopback"),
-            "{body}"
-        );
-    }
-
-    // Upgrading the grant to name this exact host lets it through.
-    run_ok(&daemon, &["plugin", "remove", "web_fetch"]);
-    let grant = serde_json::json!({ "network": [format!("127.0.0.1:{port}")] });
-    assert_eq!(install(&daemon, &package, grant).await.status(), 201);
-    let (status, body) = invoke(
-        &daemon,
-        "web_fetch",
-        serde_json::json!({ "url": format!("http://127.0.0.1:{port}/") }),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.to_string().contains("internal secrets"), "{body}");
-    let (status, body) = invoke(
-        &daemon,
-        "web_fetch",
-        serde_json::json!({ "url": "http://example.com/" }),
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
-}
-
-#[tokio::test]
-async fn untrusted_tampered_and_malformed_packages_are_refused() {
-    let daemon = Daemon::start_with_config(OPEN_INVOKE).await;
-    let publisher = Publisher::new(&daemon);
-    let signed = publisher.pack(&daemon, "examples/plugins/rust", "word_count_rust");
-
-    // Signed, but the key is not trusted yet.
-    assert_error(
-        install(&daemon, &signed, serde_json::json!("all")).await,
-        403,
-        "not trusted",
-    )
-    .await;
-    // Unsigned.
-    let unsigned = publisher
-        .dir
-        .path()
-        .join("unsigned.talon")
-        .display()
-        .to_string();
-    run_ok(
-        &daemon,
-        &[
-            "plugin",
-            "pack",
-            &manifest("examples/plugins/rust"),
-            &component("word_count_rust"),
-            "--unsigned",
-            "--out",
-            &unsigned,
-        ],
-    );
-    assert_error(
-        install(&daemon, &unsigned, serde_json::json!("all")).await,
-        403,
-        "not signed",
-    )
-    .await;
-
-    trust(&daemon, &publisher).await;
-    // One flipped byte in the middle of the component.
-    let mut bytes = std::fs::read(&signed).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    let tampered = publisher.dir.path().join("tampered.talon");
-    std::fs::write(&tampered, &bytes).unwrap();
-    assert_error(
-        install(
-            &daemon,
-            &tampered.display().to_string(),
-            serde_json::json!("all"),
-        )
-        .await,
-        400,
-        "tampered",
-    )
-    .await;
-    let verify = daemon.cli(&["plugin", "verify", &tampered.display().to_string()]);
-    assert!(!verify.status.success());
-
-    for (body, needle) in [
-        (serde_json::json!({ "package": "%%% not base64" }), "base64"),
-        (
-            serde_json::json!({ "package": "aGVsbG8=" }),
-            "talon plugin pack",
-        ),
-        (serde_json::json!({}), "missing package"),
-        (
-            serde_json::json!({ "name": "from-the-marketplace" }),
-            "not supported",
-        ),
-        (
-            serde_json::json!({ "path": "/nonexistent.talon" }),
-            "cannot read",
-        ),
-        (
-            serde_json::json!({ "package": "aGVsbG8=", "surprise": 1 }),
-            "surprise",
-        ),
-    ] {
-        assert_error(daemon.post("/api/plugins/install", body).await, 400, needle).await;
-    }
-    // A grant beyond the request.
-    let greedy = serde_json::json!({ "network": ["evil.example"] });
-    assert_error(
-        install(&daemon, &signed, greedy).await,
-        400,
-        "did not request",
-    )
-    .await;
-    // Nothing was half-installed by any of that.
-    assert_eq!(json(daemon.get("/api/plugins").await).await["total"], 0);
-    let leftovers = std::fs::read_dir(daemon.home().join("plugins"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(leftovers, 0);
-
-    assert_eq!(
-        install(&daemon, &signed, serde_json::json!("none"))
-            .await
-            .status(),
-        201
-    );
-    assert_error(
-        install(&daemon, &signed, serde_json::json!("none")).await,
-        409,
-        "already installed",
-    )
-    .await;
-    assert_error(
-        daemon
-            .post(
-                "/api/plugins/uninstall",
-                serde_json::json!({ "name": "nope" }),
-            )
-            .await,
-        404,
-        "nope",
-    )
-    .await;
 }
 
 #[tokio::test]

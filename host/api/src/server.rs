@@ -20,8 +20,9 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agents, audit, config, cron, files, goals, logs, memory, messages, models, openai, plugins,
-    sessions, skills, system, tasks, templates, tools, triggers, usage, workflows, ws,
+    agent_settings, agents, audit, config, cron, files, goals, logs, memory, messages, models,
+    openai, plugins, sessions, skills, system, tasks, templates, tools, triggers, usage, workflows,
+    ws,
 };
 use crate::state::AppState;
 
@@ -48,17 +49,23 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::clone_agent))
         .routes(routes!(agents::patch_agent))
         .routes(routes!(agents::update_agent))
-        .routes(routes!(agents::set_mode))
+        .routes(routes!(agent_settings::set_mode))
         .routes(routes!(templates::list))
         .routes(routes!(templates::get))
         .routes(routes!(templates::toml))
         .routes(routes!(templates::profiles))
         .routes(routes!(templates::profile))
-        .routes(routes!(agents::patch_identity))
-        .routes(routes!(agents::patch_config))
-        .routes(routes!(agents::set_model))
-        .routes(routes!(agents::get_tools, agents::put_tools))
-        .routes(routes!(agents::get_skills, agents::put_skills))
+        .routes(routes!(agent_settings::patch_identity))
+        .routes(routes!(agent_settings::patch_config))
+        .routes(routes!(agent_settings::set_model))
+        .routes(routes!(
+            agent_settings::get_tools,
+            agent_settings::put_tools
+        ))
+        .routes(routes!(
+            agent_settings::get_skills,
+            agent_settings::put_skills
+        ))
         .routes(routes!(agents::traces))
         .routes(routes!(agents::metrics))
         .routes(routes!(agents::logs))

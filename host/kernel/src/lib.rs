@@ -17,8 +17,9 @@
 //! ([`agents::Agents`], [`plugins::Plugins`], [`providers::Providers`],
 //! [`conversation::Conversations`], [`automation::Automation`]); a domain
 //! reaches the store only through its own store functions, and the time only
-//! through the one clock in [`shared::Shared`]. `scripts/check-layers`
-//! checks the direction of every `crate::` import.
+//! through the one clock in [`shared::Shared`]. `tests/layers.rs` checks
+//! the direction of every `crate::` import and that no two modules import
+//! each other around a circle.
 
 pub mod agents;
 pub mod automation;

@@ -1,5 +1,6 @@
 //! Route handlers, one module per group of the reference API.
 
+pub mod agent_settings;
 pub mod agents;
 pub mod audit;
 pub mod config;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::Automation;
 use crate::KernelError;
 use crate::shared::blocking_kernel;
+use crate::store::audit::{self, AuditEvent};
 use crate::store::tables::TASKS;
 use crate::store::{self, Store, StoreError};
 
@@ -86,6 +87,22 @@ fn all(store: &Store) -> Result<Vec<Task>, StoreError> {
         out.push(store::decode(TABLE, value.value())?);
     }
     Ok(out)
+}
+
+/// Stores a new task with its audit entry.
+fn insert(store: &Store, task: &Task) -> Result<(), StoreError> {
+    let tx = store.db().begin_write()?;
+    put(&tx, task)?;
+    audit::append_in(
+        &tx,
+        store.now(),
+        AuditEvent::new(
+            "task_posted",
+            format!("task '{}' ({})", task.title, task.id),
+        ),
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Changes one task in a transaction; `change` may refuse.
@@ -164,21 +181,7 @@ impl Automation {
         };
         let store = self.shared.store().clone();
         let stored = task.clone();
-        blocking_kernel(move || {
-            let tx = store.db().begin_write().map_err(StoreError::from)?;
-            put(&tx, &stored)?;
-            crate::store::audit::append_in(
-                &tx,
-                store.now(),
-                crate::store::audit::AuditEvent::new(
-                    "task_posted",
-                    format!("task '{}' ({})", stored.title, stored.id),
-                ),
-            )?;
-            tx.commit().map_err(StoreError::from)?;
-            Ok(())
-        })
-        .await?;
+        store::blocking(move || insert(&store, &stored)).await?;
         self.shared
             .events()
             .publish(crate::events::Event::TaskPosted {

@@ -16,7 +16,9 @@ use uuid::Uuid;
 use super::records::{SessionRecord, StoredMessage, Totals, TurnRecord};
 use crate::KernelError;
 use crate::agents::records as agents;
-use crate::store::tables::{MESSAGES, SESSIONS, TURNS};
+use crate::store::tables::{
+    MESSAGES, SESSIONS, TURNS, put_message_rows, put_session_row, put_turn_row,
+};
 use crate::store::{self, Store, StoreError};
 
 /// Longest session label, in bytes.
@@ -41,10 +43,7 @@ fn get_in<T: ReadableTable<&'static str, &'static [u8]>>(
 }
 
 fn put_in(tx: &WriteTransaction, session: &SessionRecord) -> Result<(), StoreError> {
-    let bytes = store::encode(SESSIONS_TABLE, session)?;
-    tx.open_table(SESSIONS)?
-        .insert(session_key(session.id).as_str(), bytes.as_slice())?;
-    Ok(())
+    put_session_row(tx, session.id, &store::encode(SESSIONS_TABLE, session)?)
 }
 
 fn sessions_of(
@@ -262,29 +261,35 @@ struct TurnWrites {
 
 impl TurnWrites {
     fn apply(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
-        {
-            let key = session_key(self.session.id);
-            let mut table = tx.open_table(MESSAGES)?;
-            for stored in &self.messages {
-                let bytes = store::encode(MESSAGES_TABLE, stored)?;
-                table.insert((key.as_str(), stored.seq), bytes.as_slice())?;
-            }
-        }
+        put_messages_in(tx, self.session.id, &self.messages)?;
         put_in(tx, &self.session)?;
         put_turn_in(tx, &self.turn)
     }
 }
 
+fn put_messages_in(
+    tx: &WriteTransaction,
+    session: Uuid,
+    messages: &[StoredMessage],
+) -> Result<(), StoreError> {
+    let encoded = messages
+        .iter()
+        .map(|m| Ok((m.seq, store::encode(MESSAGES_TABLE, m)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    put_message_rows(
+        tx,
+        session,
+        encoded.iter().map(|(seq, json)| (*seq, json.as_slice())),
+    )
+}
+
 fn put_turn_in(tx: &WriteTransaction, turn: &TurnRecord) -> Result<(), StoreError> {
-    let bytes = store::encode(TURNS_TABLE, turn)?;
-    tx.open_table(TURNS)?.insert(
-        (
-            turn.agent_id.to_string().as_str(),
-            turn.id.to_string().as_str(),
-        ),
-        bytes.as_slice(),
-    )?;
-    Ok(())
+    put_turn_row(
+        tx,
+        turn.agent_id,
+        turn.id,
+        &store::encode(TURNS_TABLE, turn)?,
+    )
 }
 
 /// Records a turn that added no messages (a failed one).
@@ -340,14 +345,7 @@ pub(crate) fn compact(
             at: store.now(),
             message: summary,
         };
-        let bytes = store::encode(MESSAGES_TABLE, &stored)?;
-        tx.open_table(MESSAGES)
-            .map_err(StoreError::from)?
-            .insert(
-                (session_key(session).as_str(), keep_from - 1),
-                bytes.as_slice(),
-            )
-            .map_err(StoreError::from)?;
+        put_messages_in(tx, session, std::slice::from_ref(&stored))?;
         record.message_count = record.message_count + 1 - removed;
         record.compactions += 1;
         Ok(())

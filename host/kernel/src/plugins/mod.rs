@@ -2,6 +2,11 @@
 //! enabled) in the store, loaded components in the runtime, and the index of
 //! tools by name that agents and the API call through.
 //!
+//! Owns the `plugins.v1` table, the `plugins/` folder and the compiled
+//! component cache. Uses the agents domain to check a tool call's agent and
+//! find its workspace, and the agents' key-value memory as plugin memory;
+//! the conversation domain above calls tools through [`Plugins`].
+//!
 //! A call in flight holds its own handle to the plugin it started with, so
 //! reloading or removing a plugin never fails calls already running.
 

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::tables::{MESSAGES, META, SESSIONS, TURNS};
+use super::tables::{META, put_message_rows, put_session_row, put_turn_row};
 
 /// Size of the journal file; a record that does not fit makes its write a checkpoint.
 const CAPACITY: u64 = 1 << 20;
@@ -86,28 +86,24 @@ pub(crate) fn replay_turn(tx: &WriteTransaction, record: &[u8]) -> Result<(), St
         })
     }
     let session: SessionKey = key(&rows.session)?;
-    let session_id = session.id.to_string();
-    {
-        let mut messages = tx.open_table(MESSAGES)?;
-        for row in &rows.messages {
-            let message: MessageKey = key(row)?;
-            let bytes = super::encode("messages.v1", row)?;
-            messages.insert((session_id.as_str(), message.seq), bytes.as_slice())?;
-        }
+    let mut messages = Vec::with_capacity(rows.messages.len());
+    for row in &rows.messages {
+        let message: MessageKey = key(row)?;
+        messages.push((message.seq, super::encode(RECORD, row)?));
     }
-    let bytes = super::encode("sessions.v1", &rows.session)?;
-    tx.open_table(SESSIONS)?
-        .insert(session_id.as_str(), bytes.as_slice())?;
-    let turn: TurnKey = key(&rows.turn)?;
-    let bytes = super::encode("turns.v1", &rows.turn)?;
-    tx.open_table(TURNS)?.insert(
-        (
-            turn.agent_id.to_string().as_str(),
-            turn.id.to_string().as_str(),
-        ),
-        bytes.as_slice(),
+    put_message_rows(
+        tx,
+        session.id,
+        messages.iter().map(|(seq, json)| (*seq, json.as_slice())),
     )?;
-    Ok(())
+    put_session_row(tx, session.id, &super::encode(RECORD, &rows.session)?)?;
+    let turn: TurnKey = key(&rows.turn)?;
+    put_turn_row(
+        tx,
+        turn.agent_id,
+        turn.id,
+        &super::encode(RECORD, &rows.turn)?,
+    )
 }
 
 /// The journal beside a database file.

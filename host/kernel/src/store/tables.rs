@@ -5,7 +5,10 @@
 //! belongs to one domain, and only that domain's store functions open it;
 //! the owner heads each group below. Values are JSON unless said otherwise.
 
-use redb::TableDefinition;
+use redb::{TableDefinition, WriteTransaction};
+use uuid::Uuid;
+
+use super::StoreError;
 
 /// The store's own bookkeeping: the schema version and the journal's epoch
 /// and sequence number.
@@ -31,6 +34,9 @@ pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new
 pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads.v1");
 
 // --- Conversations (conversation) ---
+// Their rows are written through the `put_*_row(s)` functions below, the
+// one place that knows their keys: the turn's commit and the journal's
+// replay of it both use them.
 
 /// Sessions by id: [`crate::conversation::SessionRecord`].
 pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions.v1");
@@ -41,6 +47,46 @@ pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> =
 /// The record of every turn by (agent id, turn id; v7 ids sort by time):
 /// [`crate::conversation::TurnRecord`]. Traces, usage and budgets read it.
 pub(crate) const TURNS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("turns.v1");
+
+/// Writes a session row: its key is the session id.
+pub(crate) fn put_session_row(
+    tx: &WriteTransaction,
+    session: Uuid,
+    json: &[u8],
+) -> Result<(), StoreError> {
+    tx.open_table(SESSIONS)?
+        .insert(session.to_string().as_str(), json)?;
+    Ok(())
+}
+
+/// Writes message rows of one session: each keyed by the session id and
+/// its sequence number.
+pub(crate) fn put_message_rows<'a>(
+    tx: &WriteTransaction,
+    session: Uuid,
+    rows: impl IntoIterator<Item = (u64, &'a [u8])>,
+) -> Result<(), StoreError> {
+    let session = session.to_string();
+    let mut table = tx.open_table(MESSAGES)?;
+    for (seq, json) in rows {
+        table.insert((session.as_str(), seq), json)?;
+    }
+    Ok(())
+}
+
+/// Writes a turn row: keyed by the agent id and the turn id.
+pub(crate) fn put_turn_row(
+    tx: &WriteTransaction,
+    agent: Uuid,
+    turn: Uuid,
+    json: &[u8],
+) -> Result<(), StoreError> {
+    tx.open_table(TURNS)?.insert(
+        (agent.to_string().as_str(), turn.to_string().as_str()),
+        json,
+    )?;
+    Ok(())
+}
 
 // --- Automation (automation) ---
 

@@ -1,0 +1,337 @@
+//! An agent's settings: mode, model, tools, skills, identity and hot config.
+
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::agents::{AgentPatch, detail, patch_with};
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+/// Body of `PUT /api/agents/{id}/mode`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModeRequest {
+    /// `Normal` or `Stable`.
+    pub mode: String,
+}
+
+/// Sets the agent's mode: Stable pins the model and freezes the skills.
+#[utoipa::path(put, path = "/api/agents/{id}/mode", tag = "agents", request_body = ModeRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, mode, agent_id}`", body = Object),
+              (status = 400, description = "Unknown mode"), (status = 404, description = "No such agent")))]
+pub async fn set_mode(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ModeRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use talon_kernel::agents::AgentMode;
+    let mode = match body.mode.to_ascii_lowercase().as_str() {
+        "normal" => AgentMode::Normal,
+        "stable" => AgentMode::Stable,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "mode must be Normal or Stable, not `{other}`"
+            )));
+        }
+    };
+    state.kernel.agents().set_mode(id, mode).await?;
+    Ok(Json(
+        serde_json::json!({ "status": "updated", "mode": format!("{mode:?}"), "agent_id": id }),
+    ))
+}
+
+/// Body of `PUT /api/agents/{id}/model`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRequest {
+    /// Model id or alias.
+    pub model: String,
+    /// Provider; when absent, the catalog's provider for the model (or the current one).
+    pub provider: Option<String>,
+}
+
+/// Switches the agent's model (refused in Stable mode).
+#[utoipa::path(put, path = "/api/agents/{id}/model", tag = "agents", request_body = ModelRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, model, provider}`", body = Object),
+              (status = 400, description = "Unknown provider"), (status = 404, description = "No such agent"),
+              (status = 409, description = "Stable mode")))]
+pub async fn set_model(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ModelRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.model.trim().is_empty() {
+        return Err(ApiError::BadRequest("model must not be empty".into()));
+    }
+    let current = state.kernel.agents().get(id).await?;
+    let provider = match body.provider {
+        Some(p) => {
+            state
+                .kernel
+                .providers()
+                .llm()
+                .provider(&p)
+                .map_err(ApiError::from)?
+                .name
+        }
+        None => state
+            .kernel
+            .providers()
+            .llm()
+            .find_model(&body.model)
+            .map(|m| m.provider)
+            .unwrap_or(current.manifest.model.provider),
+    };
+    let record = state
+        .kernel
+        .agents()
+        .edit_manifest(
+            id,
+            vec![
+                ("model.model".into(), body.model.clone().into()),
+                ("model.provider".into(), provider.clone().into()),
+            ],
+        )
+        .await?;
+    Ok(Json(serde_json::json!({
+        "status": "updated", "model": record.manifest.model.model, "provider": provider,
+    })))
+}
+
+/// Body of the tools and skills replacements.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NamesRequest {
+    /// Tool names (for `/tools`).
+    pub tools: Option<Vec<String>>,
+    /// Skill names (for `/skills`).
+    pub skills: Option<Vec<String>>,
+}
+
+/// The tools an agent may call.
+#[utoipa::path(get, path = "/api/agents/{id}/tools", tag = "agents",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{tools, available}`", body = Object), (status = 404, description = "No such agent")))]
+pub async fn get_tools(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = state.kernel.agents().get(id).await?;
+    let loaded: Vec<String> = state
+        .kernel
+        .plugins()
+        .tools()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let available: Vec<&String> = agent
+        .manifest
+        .capabilities
+        .tools
+        .iter()
+        .filter(|t| loaded.contains(t) || talon_kernel::agents::BUILTIN_TOOLS.contains(&t.as_str()))
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "tools": agent.manifest.capabilities.tools, "available": available }),
+    ))
+}
+
+/// Replaces the tools an agent may call.
+#[utoipa::path(put, path = "/api/agents/{id}/tools", tag = "agents", request_body = NamesRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, tools}`", body = Object),
+              (status = 400, description = "Missing `tools`"), (status = 404, description = "No such agent")))]
+pub async fn put_tools(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NamesRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let tools = body
+        .tools
+        .ok_or_else(|| ApiError::BadRequest("body must be {\"tools\": [...]}".into()))?;
+    let record = patch_with(
+        &state,
+        id,
+        vec![("capabilities.tools".into(), tools.into())],
+    )
+    .await?;
+    Ok(Json(
+        serde_json::json!({ "status": "updated", "tools": record.manifest.capabilities.tools }),
+    ))
+}
+
+/// The skills an agent uses.
+#[utoipa::path(get, path = "/api/agents/{id}/skills", tag = "agents",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{skills}`", body = Object), (status = 404, description = "No such agent")))]
+pub async fn get_skills(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = state.kernel.agents().get(id).await?;
+    Ok(Json(serde_json::json!({ "skills": agent.manifest.skills })))
+}
+
+/// Replaces the skills an agent uses (refused in Stable mode).
+#[utoipa::path(put, path = "/api/agents/{id}/skills", tag = "agents", request_body = NamesRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, skills}`", body = Object),
+              (status = 400, description = "Missing `skills`"), (status = 404, description = "No such agent"),
+              (status = 409, description = "Stable mode")))]
+pub async fn put_skills(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NamesRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let skills = body
+        .skills
+        .ok_or_else(|| ApiError::BadRequest("body must be {\"skills\": [...]}".into()))?;
+    let record = patch_with(&state, id, vec![("skills".into(), skills.into())]).await?;
+    Ok(Json(
+        serde_json::json!({ "status": "updated", "skills": record.manifest.skills }),
+    ))
+}
+
+/// Body of `PATCH /api/agents/{id}/identity`; omitted or `null` fields are kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityPatch {
+    /// An emoji.
+    pub emoji: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// Display colour.
+    pub color: Option<String>,
+    /// Persona archetype.
+    pub archetype: Option<String>,
+    /// Tone.
+    pub vibe: Option<String>,
+    /// Greeting style.
+    pub greeting_style: Option<String>,
+}
+
+impl IdentityPatch {
+    fn edits(self, out: &mut Vec<(String, serde_json::Value)>) {
+        let fields = [
+            ("emoji", self.emoji),
+            ("avatar_url", self.avatar_url),
+            ("color", self.color),
+            ("archetype", self.archetype),
+            ("vibe", self.vibe),
+            ("greeting_style", self.greeting_style),
+        ];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                out.push((format!("identity.{key}"), value.into()));
+            }
+        }
+    }
+}
+
+/// Updates how the agent presents itself.
+#[utoipa::path(patch, path = "/api/agents/{id}/identity", tag = "agents", request_body = IdentityPatch,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, agent_id, identity}`", body = Object),
+              (status = 400, description = "Nothing to change"), (status = 404, description = "No such agent")))]
+pub async fn patch_identity(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<IdentityPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut edits = Vec::new();
+    body.edits(&mut edits);
+    let record = patch_with(&state, id, edits).await?;
+    Ok(Json(serde_json::json!({
+        "status": "updated", "agent_id": id, "identity": record.manifest.identity,
+    })))
+}
+
+/// Body of `PATCH /api/agents/{id}/config`; omitted or `null` fields are kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPatch {
+    /// New name (must be unused).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New system prompt.
+    pub system_prompt: Option<String>,
+    /// Model id (refused in Stable mode).
+    pub model: Option<String>,
+    /// Provider (refused in Stable mode).
+    pub provider: Option<String>,
+    /// Environment variable of the API key.
+    pub api_key_env: Option<String>,
+    /// Provider base URL.
+    pub base_url: Option<String>,
+    /// Reply token limit.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature, 0 to 2.
+    pub temperature: Option<f32>,
+    /// An emoji.
+    pub emoji: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// Display colour.
+    pub color: Option<String>,
+    /// Persona archetype.
+    pub archetype: Option<String>,
+    /// Tone.
+    pub vibe: Option<String>,
+    /// Greeting style.
+    pub greeting_style: Option<String>,
+}
+
+/// Hot-updates name, description, prompt, model settings and identity.
+#[utoipa::path(patch, path = "/api/agents/{id}/config", tag = "agents", request_body = ConfigPatch,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "The agent", body = Object),
+              (status = 400, description = "Nothing to change or bad value"), (status = 404, description = "No such agent"),
+              (status = 409, description = "Name taken, or model change in Stable mode")))]
+pub async fn patch_config(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ConfigPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+        return Err(ApiError::BadRequest(
+            "temperature must be between 0 and 2".into(),
+        ));
+    }
+    let mut edits = AgentPatch {
+        name: body.name,
+        description: body.description,
+        system_prompt: body.system_prompt,
+        tags: None,
+    }
+    .edits();
+    let model_fields: [(&str, Option<serde_json::Value>); 5] = [
+        ("model.model", body.model.map(Into::into)),
+        ("model.provider", body.provider.map(Into::into)),
+        ("model.api_key_env", body.api_key_env.map(Into::into)),
+        ("model.base_url", body.base_url.map(Into::into)),
+        ("model.max_tokens", body.max_tokens.map(Into::into)),
+    ];
+    for (key, value) in model_fields {
+        if let Some(value) = value {
+            edits.push((key.to_string(), value));
+        }
+    }
+    if let Some(t) = body.temperature {
+        edits.push(("model.temperature".into(), serde_json::json!(t)));
+    }
+    IdentityPatch {
+        emoji: body.emoji,
+        avatar_url: body.avatar_url,
+        color: body.color,
+        archetype: body.archetype,
+        vibe: body.vibe,
+        greeting_style: body.greeting_style,
+    }
+    .edits(&mut edits);
+    Ok(Json(detail(&patch_with(&state, id, edits).await?)))
+}
