@@ -263,3 +263,48 @@ fn apply_overrides(mut config: Config, overrides: &Overrides) -> Result<Config, 
     config.validate()?;
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const MANIFEST: &str = "name = \"clocked\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n";
+
+    #[tokio::test]
+    async fn every_timestamp_comes_from_the_kernels_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Utc.with_ymd_and_hms(2031, 3, 4, 5, 6, 7).unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let kernel = Kernel::boot_with_clock(
+            Home::new(dir.path()),
+            None,
+            Overrides::default(),
+            clock.clone(),
+        )
+        .unwrap();
+
+        let agent = kernel.agents().spawn(MANIFEST.into()).await.unwrap();
+        assert_eq!(agent.created_at, start);
+        let (entries, _) = kernel.audit_recent(1).await.unwrap();
+        assert_eq!(entries[0].event_type, "agent_spawned");
+        assert_eq!(entries[0].timestamp, start);
+
+        clock.advance(std::time::Duration::from_secs(3600));
+        let later = start + chrono::Duration::hours(1);
+        let session = kernel
+            .conversations()
+            .create_session(agent.id, Some("later".into()), false)
+            .await
+            .unwrap();
+        assert_eq!(session.created_at, later);
+        let stopped = kernel
+            .agents()
+            .set_state(agent.id, crate::agents::AgentState::Stopped)
+            .await
+            .unwrap();
+        assert_eq!(stopped.last_active, later);
+    }
+}
