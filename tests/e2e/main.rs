@@ -12,6 +12,7 @@ mod conventions;
 mod conversations;
 mod durability;
 mod goals;
+mod openai_tools;
 mod plugins;
 mod providers;
 mod scheduler;
