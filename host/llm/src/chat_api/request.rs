@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::split_call_id;
 use crate::types::{
-    CompletionRequest, ContentPart, Message, ResponseFormat, Role, ToolCall, ToolChoice, ToolSpec,
+    CompletionRequest, ContentPart, Message, ResponseFormat, ToolCall, ToolChoice, ToolSpec,
 };
 
 /// Why a request was refused; the route answers it as a 400 in OpenAI's
