@@ -147,7 +147,8 @@ print(call_id)
 /// `tool_choice: "auto"` when `with_choice` (the second request has none:
 /// OpenAI's driver then says `auto` itself, the others say nothing).
 fn assert_tools_sent(api: Api, body: &Value, with_choice: bool) {
-    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
     match api {
         Api::OpenAi => {
             assert_eq!(
@@ -191,9 +192,12 @@ fn assert_call_and_result_sent(api: Api, body: &Value) -> Option<String> {
             assert_eq!(messages[1]["role"], "assistant");
             assert_eq!(call["type"], "function");
             assert_eq!(call["function"]["name"], "get_weather");
-            let arguments: Value =
-                serde_json::from_str(call["function"]["arguments"].as_str().expect("arguments text"))
-                    .expect("arguments JSON");
+            let arguments: Value = serde_json::from_str(
+                call["function"]["arguments"]
+                    .as_str()
+                    .expect("arguments text"),
+            )
+            .expect("arguments JSON");
             assert_eq!(arguments, json!({"city": "Paris"}));
             assert_eq!(
                 messages[2],
@@ -336,7 +340,10 @@ async fn request_options_reach_every_wire_format() {
                 assert_eq!(sent["user"], "user-42");
             }
             Api::Anthropic => {
-                assert_eq!(sent["tool_choice"], json!({"type": "tool", "name": "get_weather"}));
+                assert_eq!(
+                    sent["tool_choice"],
+                    json!({"type": "tool", "name": "get_weather"})
+                );
                 assert_eq!(sent["stop_sequences"], json!(["END"]));
                 assert_eq!(sent["metadata"], json!({"user_id": "user-42"}));
                 assert!(sent["system"].as_str().expect("system").contains("celsius"));
@@ -370,7 +377,10 @@ async fn request_options_reach_every_wire_format() {
         assert_eq!(completion["choices"][1]["index"], 1);
         assert_eq!(llm.request_count(), 2);
 
-        llm.push_all([Reply::text("alpha").in_chunks(2), Reply::text("beta").in_chunks(2)]);
+        llm.push_all([
+            Reply::text("alpha").in_chunks(2),
+            Reply::text("beta").in_chunks(2),
+        ]);
         let body = json!({"model": model, "n": 2, "stream": true,
             "messages": [{"role": "user", "content": "Hi"}]});
         let text = daemon
@@ -379,7 +389,10 @@ async fn request_options_reach_every_wire_format() {
             .text()
             .await
             .expect("stream");
-        let frames: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+        let frames: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
         assert_eq!(frames.last(), Some(&"[DONE]"), "{text}");
         let mut by_choice = [String::new(), String::new()];
         let mut finished = [false, false];
@@ -391,7 +404,11 @@ async fn request_options_reach_every_wire_format() {
             finished[index] |= choice["finish_reason"] == "stop";
         }
         by_choice.sort();
-        assert_eq!(by_choice, ["alpha".to_string(), "beta".to_string()], "{text}");
+        assert_eq!(
+            by_choice,
+            ["alpha".to_string(), "beta".to_string()],
+            "{text}"
+        );
         assert_eq!(finished, [true, true]);
     }
 }

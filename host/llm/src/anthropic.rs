@@ -217,7 +217,8 @@ fn request_body(request: &CompletionRequest, stream: bool) -> Result<Value, LlmE
 /// The Messages API has no JSON mode: a requested JSON answer becomes an
 /// instruction in the system prompt, with the schema when there is one.
 fn json_instruction(format: &ResponseFormat) -> Option<String> {
-    const ONLY_JSON: &str = "Answer with a single JSON object and nothing else: no prose, no code fences.";
+    const ONLY_JSON: &str =
+        "Answer with a single JSON object and nothing else: no prose, no code fences.";
     match format {
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(ONLY_JSON.to_string()),

@@ -712,9 +712,12 @@ async fn tool_choice_response_format_stop_seed_and_user_reach_each_format() {
     ];
     for wire in ALL {
         for choice in choices.clone() {
-            llm.complete(&wire.target(&server), request_with_options(wire, choice.clone()))
-                .await
-                .expect("complete");
+            llm.complete(
+                &wire.target(&server),
+                request_with_options(wire, choice.clone()),
+            )
+            .await
+            .expect("complete");
             let body = server.last_request().expect("recorded").body;
             match wire {
                 Wire::OpenAi => {
@@ -815,7 +818,9 @@ async fn a_json_object_answer_is_asked_for_in_each_format() {
     let server = TestLlm::start().await;
     let llm = client();
     for wire in ALL {
-        let request = wire.request("hi").with_response_format(ResponseFormat::JsonObject);
+        let request = wire
+            .request("hi")
+            .with_response_format(ResponseFormat::JsonObject);
         llm.complete(&wire.target(&server), request)
             .await
             .expect("complete");
@@ -823,11 +828,17 @@ async fn a_json_object_answer_is_asked_for_in_each_format() {
         match wire {
             Wire::OpenAi => assert_eq!(body["response_format"], json!({"type": "json_object"})),
             Wire::Anthropic => assert!(
-                body["system"].as_str().expect("system").contains("JSON object"),
+                body["system"]
+                    .as_str()
+                    .expect("system")
+                    .contains("JSON object"),
                 "{body}"
             ),
             Wire::Gemini => {
-                assert_eq!(body["generationConfig"]["responseMimeType"], "application/json");
+                assert_eq!(
+                    body["generationConfig"]["responseMimeType"],
+                    "application/json"
+                );
                 assert!(body["generationConfig"].get("responseJsonSchema").is_none());
             }
         }

@@ -182,7 +182,11 @@ pub(crate) fn check_anthropic(body: &Value) -> Verdict {
             if !missing.is_empty() {
                 return Err(format!(
                     "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
-                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -250,7 +254,10 @@ pub(crate) fn check_gemini(body: &Value) -> Verdict {
     // Names of the calls of the previous model turn.
     let mut called: Vec<String> = Vec::new();
     for (i, content) in array(body, "contents").iter().enumerate() {
-        let role = content.get("role").and_then(Value::as_str).unwrap_or("user");
+        let role = content
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("user");
         let parts = array(content, "parts");
         let mut answered: Vec<String> = Vec::new();
         for part in parts {
@@ -311,8 +318,7 @@ mod tests {
         assert!(check_openai(&orphan).unwrap_err().contains("preceeding"));
         let unanswered = json!({"messages": [{"role": "user", "content": "x"}, call]});
         assert!(check_openai(&unanswered).unwrap_err().contains("c1"));
-        let anthropic_tools =
-            json!({"messages": [], "tools": [{"name": "f", "input_schema": {}}]});
+        let anthropic_tools = json!({"messages": [], "tools": [{"name": "f", "input_schema": {}}]});
         assert!(check_openai(&anthropic_tools).is_err());
         let choice_without_tools = json!({"messages": [], "tool_choice": "auto"});
         assert!(check_openai(&choice_without_tools).is_err());
@@ -356,6 +362,10 @@ mod tests {
             {"role": "user", "parts": [{"text": "x"}]}, call,
             {"role": "user", "parts": [{"text": "no answer"}]}
         ]});
-        assert!(check_gemini(&missing).unwrap_err().contains("number of function response"));
+        assert!(
+            check_gemini(&missing)
+                .unwrap_err()
+                .contains("number of function response")
+        );
     }
 }

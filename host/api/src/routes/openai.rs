@@ -352,10 +352,8 @@ async fn model_completion(
     // several at once, and one path for every format is simpler than two.
     let copies = (0..request.n).map(|_| llm_request.clone());
     if !request.stream {
-        let answers = futures::future::try_join_all(
-            copies.map(|copy| llm.complete(&target, copy)),
-        )
-        .await?;
+        let answers =
+            futures::future::try_join_all(copies.map(|copy| llm.complete(&target, copy))).await?;
         let body = chat_api::completion(&completion_id(), &model, now_secs(), &answers);
         return Ok(axum::Json(body).into_response());
     }

@@ -131,7 +131,11 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ChatError> {
         return Err(ChatError::Body("expected a JSON object".into()));
     };
     let model = match body.get("model") {
-        None | Some(Value::Null) => return Err(ChatError::Missing { param: "model".into() }),
+        None | Some(Value::Null) => {
+            return Err(ChatError::Missing {
+                param: "model".into(),
+            });
+        }
         Some(Value::String(model)) => model.clone(),
         Some(_) => return Err(ChatError::expected("model", "a string")),
     };
@@ -144,8 +148,8 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ChatError> {
         completion.system = Some(system.join("\n\n"));
     }
     completion.messages = messages;
-    if let Some(max) = optional_u32(&body, "max_completion_tokens")?
-        .or(optional_u32(&body, "max_tokens")?)
+    if let Some(max) =
+        optional_u32(&body, "max_completion_tokens")?.or(optional_u32(&body, "max_tokens")?)
     {
         if max == 0 {
             return Err(ChatError::value("max_tokens", "must be at least 1"));
@@ -395,7 +399,9 @@ fn response_format(body: &Map<String, Value>) -> Result<Option<ResponseFormat>, 
                 let strict = match spec.get("strict") {
                     None | Some(Value::Null) => None,
                     Some(Value::Bool(strict)) => Some(*strict),
-                    Some(_) => return Err(ChatError::expected(format!("{at}.strict"), "a boolean")),
+                    Some(_) => {
+                        return Err(ChatError::expected(format!("{at}.strict"), "a boolean"));
+                    }
                 };
                 ResponseFormat::JsonSchema {
                     name: name.to_string(),
@@ -450,13 +456,20 @@ fn stop(body: &Map<String, Value>) -> Result<Vec<String>, ChatError> {
         ));
     }
     if stops.iter().any(String::is_empty) {
-        return Err(ChatError::value("stop", "stop sequences must not be empty."));
+        return Err(ChatError::value(
+            "stop",
+            "stop sequences must not be empty.",
+        ));
     }
     Ok(stops)
 }
 
 /// Content as parts; images only where `images` allows them.
-fn content(value: Option<&Value>, param: &str, images: bool) -> Result<Vec<ContentPart>, ChatError> {
+fn content(
+    value: Option<&Value>,
+    param: &str,
+    images: bool,
+) -> Result<Vec<ContentPart>, ChatError> {
     let parts = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(text)) if text.is_empty() => return Ok(Vec::new()),
@@ -616,10 +629,11 @@ fn messages(body: &Map<String, Value>) -> Result<(Vec<String>, Vec<Message>), Ch
             }
             "tool" => {
                 let id_at = format!("{at}.tool_call_id");
-                let external = string_field(message, "tool_call_id", &at)?
-                    .ok_or_else(|| ChatError::Missing {
+                let external = string_field(message, "tool_call_id", &at)?.ok_or_else(|| {
+                    ChatError::Missing {
                         param: id_at.clone(),
-                    })?;
+                    }
+                })?;
                 let (id, _) = split_call_id(external);
                 let Some(position) = open.iter().position(|open| open == id) else {
                     return Err(ChatError::UnknownToolCall {
@@ -698,10 +712,16 @@ mod tests {
         assert_eq!(completion.system.as_deref(), Some("Be brief."));
         assert_eq!(completion.tools.len(), 1);
         assert_eq!(completion.tools[0].name, "get_weather");
-        assert_eq!(completion.tool_choice, Some(ToolChoice::Tool("get_weather".into())));
+        assert_eq!(
+            completion.tool_choice,
+            Some(ToolChoice::Tool("get_weather".into()))
+        );
         assert_eq!(completion.response_format, Some(ResponseFormat::JsonObject));
         assert_eq!(completion.stop, vec!["END".to_string()]);
-        assert_eq!((completion.seed, completion.user.as_deref()), (Some(7), Some("u1")));
+        assert_eq!(
+            (completion.seed, completion.user.as_deref()),
+            (Some(7), Some("u1"))
+        );
         assert_eq!(completion.max_tokens, 100);
         let mut call = ToolCall::new("call_1", "get_weather", "{\"city\":\"Paris\"}");
         call.signature = Some("c2ln".into());
@@ -718,19 +738,47 @@ mod tests {
     #[test]
     fn malformed_tools_name_the_parameter() {
         let cases = [
-            (json!([{"type": "function"}]), "tools[0].function", "missing_required_parameter"),
-            (json!([{"function": {"name": "f"}}]), "tools[0].type", "missing_required_parameter"),
-            (json!([{"type": "retrieval", "function": {"name": "f"}}]), "tools[0].type", "invalid_value"),
-            (json!([{"type": "function", "function": {"name": "no spaces"}}]), "tools[0].function.name", "invalid_value"),
-            (json!([{"type": "function", "function": {"name": "f", "parameters": "{}"}}]), "tools[0].function.parameters", "invalid_type"),
-            (json!([weather_tool(), weather_tool()]), "tools[1].function.name", "invalid_value"),
+            (
+                json!([{"type": "function"}]),
+                "tools[0].function",
+                "missing_required_parameter",
+            ),
+            (
+                json!([{"function": {"name": "f"}}]),
+                "tools[0].type",
+                "missing_required_parameter",
+            ),
+            (
+                json!([{"type": "retrieval", "function": {"name": "f"}}]),
+                "tools[0].type",
+                "invalid_value",
+            ),
+            (
+                json!([{"type": "function", "function": {"name": "no spaces"}}]),
+                "tools[0].function.name",
+                "invalid_value",
+            ),
+            (
+                json!([{"type": "function", "function": {"name": "f", "parameters": "{}"}}]),
+                "tools[0].function.parameters",
+                "invalid_type",
+            ),
+            (
+                json!([weather_tool(), weather_tool()]),
+                "tools[1].function.name",
+                "invalid_value",
+            ),
             (json!({"name": "f"}), "tools", "invalid_type"),
         ];
         for (tools, param, code) in cases {
             let error = parse(json!({"model": "m", "tools": tools,
                 "messages": [{"role": "user", "content": "x"}]}))
             .expect_err("refused");
-            assert_eq!((error.param(), error.code()), (Some(param), code), "{error}");
+            assert_eq!(
+                (error.param(), error.code()),
+                (Some(param), code),
+                "{error}"
+            );
         }
     }
 
@@ -741,7 +789,10 @@ mod tests {
                 "messages": [{"role": "user", "content": "x"}]}))
         };
         let error = base(json!("sometimes"), json!([weather_tool()])).expect_err("refused");
-        assert_eq!((error.param(), error.code()), (Some("tool_choice"), "invalid_value"));
+        assert_eq!(
+            (error.param(), error.code()),
+            (Some("tool_choice"), "invalid_value")
+        );
         let error = base(
             json!({"type": "function", "function": {"name": "nope"}}),
             json!([weather_tool()]),
@@ -789,8 +840,9 @@ mod tests {
         ]))
         .expect_err("answered twice");
         assert_eq!(error.param(), Some("messages[3].tool_call_id"));
-        let error = with(json!([{"role": "user", "content": "x"}, call, {"role": "user", "content": "y"}]))
-            .expect_err("unanswered");
+        let error =
+            with(json!([{"role": "user", "content": "x"}, call, {"role": "user", "content": "y"}]))
+                .expect_err("unanswered");
         assert_eq!(
             (error.param(), error.code()),
             (Some("messages[1]"), "missing_tool_results")
@@ -817,8 +869,14 @@ mod tests {
             (json!({"stop": 5}), "stop"),
             (json!({"seed": "x"}), "seed"),
             (json!({"user": 1}), "user"),
-            (json!({"response_format": {"type": "xml"}}), "response_format.type"),
-            (json!({"response_format": {"type": "json_schema"}}), "response_format.json_schema"),
+            (
+                json!({"response_format": {"type": "xml"}}),
+                "response_format.type",
+            ),
+            (
+                json!({"response_format": {"type": "json_schema"}}),
+                "response_format.json_schema",
+            ),
             (json!({"temperature": "hot"}), "temperature"),
             (json!({"stream": "yes"}), "stream"),
         ] {
@@ -830,18 +888,28 @@ mod tests {
         }, "parallel_tool_calls": true, "logprobs": false}))
         .expect("valid");
         assert_eq!(request.n, 3);
-        assert_eq!(request.completion.stop, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            request.completion.stop,
+            vec!["a".to_string(), "b".to_string()]
+        );
         assert!(matches!(
             request.completion.response_format,
             Some(ResponseFormat::JsonSchema { ref name, strict: Some(true), .. }) if name == "out"
         ));
-        assert!(matches!(parse_request(b"{\"model\": "), Err(ChatError::Body(_))));
+        assert!(matches!(
+            parse_request(b"{\"model\": "),
+            Err(ChatError::Body(_))
+        ));
         assert_eq!(
-            parse(json!({"messages": []})).expect_err("no model").param(),
+            parse(json!({"messages": []}))
+                .expect_err("no model")
+                .param(),
             Some("model")
         );
         assert_eq!(
-            parse(json!({"model": "m", "messages": []})).expect_err("empty").param(),
+            parse(json!({"model": "m", "messages": []}))
+                .expect_err("empty")
+                .param(),
             Some("messages")
         );
     }

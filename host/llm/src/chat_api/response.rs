@@ -117,7 +117,12 @@ pub struct ChunkEncoder {
 
 impl ChunkEncoder {
     /// An encoder for choice `choice` of the completion `id`.
-    pub fn new(id: impl Into<String>, model: impl Into<String>, created: i64, choice: usize) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        model: impl Into<String>,
+        created: i64,
+        choice: usize,
+    ) -> Self {
         ChunkEncoder {
             id: id.into(),
             model: model.into(),
@@ -224,8 +229,14 @@ mod tests {
         assert_eq!(finish_reason(&StopReason::ToolUse, true), "tool_calls");
         assert_eq!(finish_reason(&StopReason::ToolUse, false), "stop");
         assert_eq!(finish_reason(&StopReason::MaxTokens, false), "length");
-        assert_eq!(finish_reason(&StopReason::Other("stop_sequence".into()), false), "stop");
-        assert_eq!(finish_reason(&StopReason::Other("SAFETY".into()), false), "content_filter");
+        assert_eq!(
+            finish_reason(&StopReason::Other("stop_sequence".into()), false),
+            "stop"
+        );
+        assert_eq!(
+            finish_reason(&StopReason::Other("SAFETY".into()), false),
+            "content_filter"
+        );
         assert_eq!(
             finish_reason(&StopReason::Other("blocked: OTHER".into()), false),
             "content_filter"
@@ -261,13 +272,32 @@ mod tests {
         let mut encoder = ChunkEncoder::new("chatcmpl-1", "m", 1, 0);
         let events = [
             StreamEvent::TextDelta("Let me look.".into()),
-            StreamEvent::ToolCallStart { index: 0, id: "a".into(), name: "f".into() },
-            StreamEvent::ToolCallSignature { index: 0, signature: "s".into() },
-            StreamEvent::ToolCallDelta { index: 0, arguments_fragment: "{\"x\":".into() },
-            StreamEvent::ToolCallDelta { index: 0, arguments_fragment: "1}".into() },
-            StreamEvent::ToolCallStart { index: 1, id: "b".into(), name: "g".into() },
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "a".into(),
+                name: "f".into(),
+            },
+            StreamEvent::ToolCallSignature {
+                index: 0,
+                signature: "s".into(),
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments_fragment: "{\"x\":".into(),
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments_fragment: "1}".into(),
+            },
+            StreamEvent::ToolCallStart {
+                index: 1,
+                id: "b".into(),
+                name: "g".into(),
+            },
             StreamEvent::Usage(Usage::new(3, 4)),
-            StreamEvent::Done { stop_reason: StopReason::ToolUse },
+            StreamEvent::Done {
+                stop_reason: StopReason::ToolUse,
+            },
         ];
         let chunks: Vec<Value> = events.into_iter().flat_map(|e| encoder.push(e)).collect();
         let deltas: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
@@ -277,7 +307,10 @@ mod tests {
             &json!({"tool_calls": [{"index": 0, "id": "a__sig__s", "type": "function",
                 "function": {"name": "f", "arguments": ""}}]})
         );
-        assert_eq!(deltas[2]["tool_calls"][0], json!({"index": 0, "function": {"arguments": "{\"x\":"}}));
+        assert_eq!(
+            deltas[2]["tool_calls"][0],
+            json!({"index": 0, "function": {"arguments": "{\"x\":"}})
+        );
         assert_eq!(deltas[3]["tool_calls"][0]["function"]["arguments"], "1}");
         assert_eq!(deltas[4]["tool_calls"][0]["id"], "b");
         assert_eq!(deltas[5], &json!({}));
