@@ -33,7 +33,8 @@ pub fn finish_reason(stop: &StopReason, has_calls: bool) -> &'static str {
     }
 }
 
-fn usage_json(usage: Usage) -> Value {
+/// `usage` in OpenAI's shape, for callers that put it on the last chunk.
+pub fn usage_object(usage: Usage) -> Value {
     json!({
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
@@ -85,7 +86,7 @@ pub fn completion(id: &str, model: &str, created: i64, answers: &[CompletionResp
         "created": created,
         "model": model,
         "choices": choices,
-        "usage": usage_json(usage),
+        "usage": usage_object(usage),
     })
 }
 
@@ -211,11 +212,6 @@ impl ChunkEncoder {
         }
         out
     }
-}
-
-/// `usage` in OpenAI's shape, for the caller to put on the last chunk.
-pub fn usage_object(usage: Usage) -> Value {
-    usage_json(usage)
 }
 
 #[cfg(test)]
