@@ -16,6 +16,7 @@ mod conversations;
 mod delegation;
 mod durability;
 mod goals;
+mod openai_tools;
 mod plugins;
 mod providers;
 mod sandbox;

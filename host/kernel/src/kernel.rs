@@ -271,7 +271,8 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    const MANIFEST: &str = "name = \"clocked\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n";
+    const MANIFEST: &str =
+        "name = \"clocked\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n";
 
     #[tokio::test]
     async fn every_timestamp_comes_from_the_kernels_clock() {

@@ -10,8 +10,8 @@ use crate::sse::SseEvent;
 use crate::stream::{Decoder, build_response, normalize_stop};
 use crate::transport::PreparedRequest;
 use crate::types::{
-    CompletionRequest, CompletionResponse, ContentPart, Role, StopReason, StreamEvent, Usage,
-    joined_text,
+    CompletionRequest, CompletionResponse, ContentPart, ResponseFormat, Role, StopReason,
+    StreamEvent, ToolChoice, Usage, joined_text,
 };
 use crate::wire::{
     arguments_object, arguments_text, count, f32_json, parse_chunk, parse_json, string,
@@ -171,8 +171,17 @@ fn request_body(request: &CompletionRequest, stream: bool) -> Result<Value, LlmE
         "max_tokens": request.max_tokens,
         "messages": messages,
     });
+    if let Some(instruction) = request.response_format.as_ref().and_then(json_instruction) {
+        system.push(instruction);
+    }
     if !system.is_empty() {
         body["system"] = Value::String(system.join("\n\n"));
+    }
+    if !request.stop.is_empty() {
+        body["stop_sequences"] = json!(request.stop);
+    }
+    if let Some(user) = &request.user {
+        body["metadata"] = json!({"user_id": user});
     }
     if let Some(temperature) = request.temperature {
         body["temperature"] = f32_json(temperature);
@@ -190,11 +199,33 @@ fn request_body(request: &CompletionRequest, stream: bool) -> Result<Value, LlmE
             })
             .collect();
         body["tools"] = Value::Array(tools);
+        if let Some(choice) = &request.tool_choice {
+            body["tool_choice"] = match choice {
+                ToolChoice::Auto => json!({"type": "auto"}),
+                ToolChoice::None => json!({"type": "none"}),
+                ToolChoice::Required => json!({"type": "any"}),
+                ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
+            };
+        }
     }
     if stream {
         body["stream"] = Value::Bool(true);
     }
     Ok(body)
+}
+
+/// The Messages API has no JSON mode: a requested JSON answer becomes an
+/// instruction in the system prompt, with the schema when there is one.
+fn json_instruction(format: &ResponseFormat) -> Option<String> {
+    const ONLY_JSON: &str =
+        "Answer with a single JSON object and nothing else: no prose, no code fences.";
+    match format {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(ONLY_JSON.to_string()),
+        ResponseFormat::JsonSchema { schema, .. } => Some(format!(
+            "{ONLY_JSON} The object must match this JSON Schema: {schema}"
+        )),
+    }
 }
 
 fn stop_reason(reason: Option<&str>) -> StopReason {

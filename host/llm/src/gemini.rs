@@ -14,8 +14,8 @@ use crate::sse::SseEvent;
 use crate::stream::{Decoder, build_response, normalize_stop, synthesize_call_id};
 use crate::transport::PreparedRequest;
 use crate::types::{
-    CompletionRequest, CompletionResponse, ContentPart, Role, StopReason, StreamEvent, Usage,
-    joined_text,
+    CompletionRequest, CompletionResponse, ContentPart, ResponseFormat, Role, StopReason,
+    StreamEvent, ToolChoice, Usage, joined_text,
 };
 use crate::wire::{
     arguments_object, arguments_text, count, f32_json, parse_chunk, parse_json, string,
@@ -189,6 +189,24 @@ fn request_body(request: &CompletionRequest) -> Result<Value, LlmError> {
     if let Some(temperature) = request.temperature {
         generation["temperature"] = f32_json(temperature);
     }
+    if !request.stop.is_empty() {
+        generation["stopSequences"] = json!(request.stop);
+    }
+    if let Some(seed) = request.seed {
+        generation["seed"] = json!(seed);
+    }
+    match &request.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            generation["responseMimeType"] = json!("application/json");
+        }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            generation["responseMimeType"] = json!("application/json");
+            // Like `parametersJsonSchema`: plain JSON Schema, not the
+            // OpenAPI subset `responseSchema` takes.
+            generation["responseJsonSchema"] = schema.clone();
+        }
+    }
     let mut body = json!({"contents": contents, "generationConfig": generation});
     if !system.is_empty() {
         body["systemInstruction"] = json!({"parts": [{"text": system.join("\n\n")}]});
@@ -209,6 +227,15 @@ fn request_body(request: &CompletionRequest) -> Result<Value, LlmError> {
             })
             .collect();
         body["tools"] = json!([{"functionDeclarations": declarations}]);
+        if let Some(choice) = &request.tool_choice {
+            let config = match choice {
+                ToolChoice::Auto => json!({"mode": "AUTO"}),
+                ToolChoice::None => json!({"mode": "NONE"}),
+                ToolChoice::Required => json!({"mode": "ANY"}),
+                ToolChoice::Tool(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+            };
+            body["toolConfig"] = json!({"functionCallingConfig": config});
+        }
     }
     Ok(body)
 }
@@ -317,6 +344,16 @@ impl GeminiDecoder {
                     id,
                     name: string(call, "/name").unwrap_or_default().to_string(),
                 });
+                // The signature right after the start, before the
+                // arguments: a consumer that must show the call's identity
+                // with its first fragment (the OpenAI-compatible API puts
+                // the signature in the id) then has it in time.
+                if let Some(signature) = string(part, "/thoughtSignature") {
+                    out.push(StreamEvent::ToolCallSignature {
+                        index,
+                        signature: signature.to_string(),
+                    });
+                }
                 let arguments = match call.get("args") {
                     None | Some(Value::Null) => "{}".to_string(),
                     Some(args) => arguments_text(args),
@@ -325,12 +362,6 @@ impl GeminiDecoder {
                     index,
                     arguments_fragment: arguments,
                 });
-                if let Some(signature) = string(part, "/thoughtSignature") {
-                    out.push(StreamEvent::ToolCallSignature {
-                        index,
-                        signature: signature.to_string(),
-                    });
-                }
             } else if let Some(text) = string(part, "/text") {
                 // Thought summaries are not part of the answer.
                 let thought = part

@@ -27,6 +27,7 @@
 
 mod anthropic;
 mod catalog;
+pub mod chat_api;
 mod client;
 mod driver;
 mod error;
@@ -54,6 +55,6 @@ pub use resilience::{
 };
 pub use stream::{EventStream, ResponseBuilder, collect};
 pub use types::{
-    CompletionRequest, CompletionResponse, ContentPart, Message, Role, StopReason, StreamEvent,
-    ToolCall, ToolSpec, Usage,
+    CompletionRequest, CompletionResponse, ContentPart, Message, ResponseFormat, Role, StopReason,
+    StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
 };

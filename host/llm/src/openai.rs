@@ -12,8 +12,8 @@ use crate::sse::SseEvent;
 use crate::stream::{Decoder, build_response, normalize_stop, synthesize_call_id};
 use crate::transport::PreparedRequest;
 use crate::types::{
-    CompletionRequest, CompletionResponse, ContentPart, Message, Role, StopReason, StreamEvent,
-    Usage, joined_text,
+    CompletionRequest, CompletionResponse, ContentPart, Message, ResponseFormat, Role, StopReason,
+    StreamEvent, ToolChoice, Usage, joined_text,
 };
 use crate::wire::{arguments_text, f32_json, parse_chunk, parse_json, string, usage};
 
@@ -111,13 +111,58 @@ fn request_body(
             })
             .collect();
         body["tools"] = Value::Array(tools);
-        body["tool_choice"] = json!("auto");
+        body["tool_choice"] = tool_choice(request.tool_choice.as_ref());
+    }
+    if let Some(format) = &request.response_format {
+        body["response_format"] = response_format(format);
+    }
+    if !request.stop.is_empty() {
+        body["stop"] = json!(request.stop);
+    }
+    if let Some(seed) = request.seed {
+        body["seed"] = json!(seed);
+    }
+    if let Some(user) = &request.user {
+        body["user"] = json!(user);
     }
     if stream {
         // Without this, streamed answers carry no token counts at all.
         body["stream_options"] = json!({"include_usage": true});
     }
     Ok(body)
+}
+
+/// `tool_choice`; without one, `auto` (what the API assumes anyway, said
+/// explicitly because some compatible servers default to `none`).
+fn tool_choice(choice: Option<&ToolChoice>) -> Value {
+    match choice {
+        None | Some(ToolChoice::Auto) => json!("auto"),
+        Some(ToolChoice::None) => json!("none"),
+        Some(ToolChoice::Required) => json!("required"),
+        Some(ToolChoice::Tool(name)) => json!({"type": "function", "function": {"name": name}}),
+    }
+}
+
+fn response_format(format: &ResponseFormat) -> Value {
+    match format {
+        ResponseFormat::Text => json!({"type": "text"}),
+        ResponseFormat::JsonObject => json!({"type": "json_object"}),
+        ResponseFormat::JsonSchema {
+            name,
+            description,
+            schema,
+            strict,
+        } => {
+            let mut inner = json!({"name": name, "schema": schema});
+            if let Some(description) = description {
+                inner["description"] = json!(description);
+            }
+            if let Some(strict) = strict {
+                inner["strict"] = json!(strict);
+            }
+            json!({"type": "json_schema", "json_schema": inner})
+        }
+    }
 }
 
 fn encode_message(message: &Message) -> Result<Value, LlmError> {

@@ -235,6 +235,43 @@ impl ToolSpec {
     }
 }
 
+/// Whether and which tools the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (the providers' default when tools are given).
+    Auto,
+    /// The model must not call tools, although they are described.
+    None,
+    /// The model must call at least one tool.
+    Required,
+    /// The model must call this tool.
+    Tool(String),
+}
+
+/// The shape the answer's text must have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any single JSON object.
+    JsonObject,
+    /// JSON matching a schema.
+    JsonSchema {
+        /// The schema's name, as OpenAI requires one.
+        name: String,
+        /// What the schema is for, for the model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// The JSON Schema.
+        schema: serde_json::Value,
+        /// Whether the provider must follow the schema exactly (OpenAI's `strict`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+    },
+}
+
 fn default_max_tokens() -> u32 {
     CompletionRequest::DEFAULT_MAX_TOKENS
 }
@@ -261,6 +298,24 @@ pub struct CompletionRequest {
     /// models reject any explicit value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Whether and which tools must be called; `None` leaves the
+    /// provider's default (the model decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// The shape of the answer's text; `None` is free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Texts that end the answer when the model produces them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Seed for reproducible sampling, where the provider has one (OpenAI,
+    /// Gemini; Anthropic has none, so it is not sent there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// An id of the end user, for the provider's abuse monitoring (OpenAI's
+    /// `user`, Anthropic's `metadata.user_id`; Gemini has no such field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl CompletionRequest {
@@ -276,6 +331,11 @@ impl CompletionRequest {
             tools: Vec::new(),
             max_tokens: Self::DEFAULT_MAX_TOKENS,
             temperature: None,
+            tool_choice: None,
+            response_format: None,
+            stop: Vec::new(),
+            seed: None,
+            user: None,
         }
     }
 
@@ -312,6 +372,36 @@ impl CompletionRequest {
     /// Sets the temperature.
     pub fn with_temperature(mut self, temperature: f32) -> Self {
         self.temperature = Some(temperature);
+        self
+    }
+
+    /// Sets which tools must be called.
+    pub fn with_tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Sets the shape of the answer.
+    pub fn with_response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
+        self
+    }
+
+    /// Adds a stop sequence.
+    pub fn with_stop(mut self, stop: impl Into<String>) -> Self {
+        self.stop.push(stop.into());
+        self
+    }
+
+    /// Sets the sampling seed.
+    pub fn with_seed(mut self, seed: i64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets the end-user id.
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
         self
     }
 }
@@ -449,6 +539,8 @@ pub enum StreamEvent {
         arguments_fragment: String,
     },
     /// Provider signature of a started tool call (see [`ToolCall::signature`]).
+    /// Drivers send it right after the call's [`StreamEvent::ToolCallStart`],
+    /// before any argument fragment.
     ToolCallSignature {
         /// Position of the call in this answer.
         index: usize,

@@ -6,7 +6,8 @@ mod common;
 use common::{ALL, KEY, Wire, client, drain, events, word_count_tool};
 use serde_json::json;
 use talon_llm::{
-    CompletionRequest, LlmError, Message, StopReason, StreamEvent, ToolCall, Usage, collect,
+    CompletionRequest, LlmError, Message, ResponseFormat, StopReason, StreamEvent, ToolCall,
+    ToolChoice, Usage, collect,
 };
 use talon_test_llm::{Api, Reply, TestLlm};
 
@@ -680,4 +681,166 @@ async fn echo_mode_answers_without_a_script() {
         assert_eq!(response.text, talon_test_llm::DEFAULT_REPLY);
     }
     assert_eq!(server.request_count(), 3);
+}
+
+/// A request using every option the OpenAI-compatible API forwards.
+fn request_with_options(wire: Wire, choice: ToolChoice) -> CompletionRequest {
+    wire.request("count")
+        .with_tool(word_count_tool())
+        .with_tool_choice(choice)
+        .with_response_format(ResponseFormat::JsonSchema {
+            name: "count".into(),
+            description: None,
+            schema: json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+            strict: Some(true),
+        })
+        .with_stop("END")
+        .with_stop("STOP")
+        .with_seed(42)
+        .with_user("user-7")
+}
+
+#[tokio::test]
+async fn tool_choice_response_format_stop_seed_and_user_reach_each_format() {
+    let server = TestLlm::start().await;
+    let llm = client();
+    let choices = [
+        ToolChoice::Auto,
+        ToolChoice::None,
+        ToolChoice::Required,
+        ToolChoice::Tool("word_count".into()),
+    ];
+    for wire in ALL {
+        for choice in choices.clone() {
+            llm.complete(
+                &wire.target(&server),
+                request_with_options(wire, choice.clone()),
+            )
+            .await
+            .expect("complete");
+            let body = server.last_request().expect("recorded").body;
+            match wire {
+                Wire::OpenAi => {
+                    let expected = match &choice {
+                        ToolChoice::Auto => json!("auto"),
+                        ToolChoice::None => json!("none"),
+                        ToolChoice::Required => json!("required"),
+                        ToolChoice::Tool(name) => {
+                            json!({"type": "function", "function": {"name": name}})
+                        }
+                    };
+                    assert_eq!(body["tool_choice"], expected);
+                    assert_eq!(
+                        body["response_format"],
+                        json!({"type": "json_schema", "json_schema": {
+                            "name": "count",
+                            "schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+                            "strict": true,
+                        }})
+                    );
+                    assert_eq!(body["stop"], json!(["END", "STOP"]));
+                    assert_eq!(body["seed"], 42);
+                    assert_eq!(body["user"], "user-7");
+                }
+                Wire::Anthropic => {
+                    let expected = match &choice {
+                        ToolChoice::Auto => json!({"type": "auto"}),
+                        ToolChoice::None => json!({"type": "none"}),
+                        ToolChoice::Required => json!({"type": "any"}),
+                        ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
+                    };
+                    assert_eq!(body["tool_choice"], expected);
+                    assert_eq!(body["stop_sequences"], json!(["END", "STOP"]));
+                    assert_eq!(body["metadata"], json!({"user_id": "user-7"}));
+                    // No JSON mode and no seed in the Messages API.
+                    let system = body["system"].as_str().expect("system prompt");
+                    assert!(system.contains("single JSON object"), "{system}");
+                    assert!(system.contains(r#""integer""#), "{system}");
+                    assert!(body.get("seed").is_none() && body.get("response_format").is_none());
+                }
+                Wire::Gemini => {
+                    let expected = match &choice {
+                        ToolChoice::Auto => json!({"mode": "AUTO"}),
+                        ToolChoice::None => json!({"mode": "NONE"}),
+                        ToolChoice::Required => json!({"mode": "ANY"}),
+                        ToolChoice::Tool(name) => {
+                            json!({"mode": "ANY", "allowedFunctionNames": [name]})
+                        }
+                    };
+                    assert_eq!(
+                        body["toolConfig"],
+                        json!({"functionCallingConfig": expected})
+                    );
+                    let generation = &body["generationConfig"];
+                    assert_eq!(generation["stopSequences"], json!(["END", "STOP"]));
+                    assert_eq!(generation["seed"], 42);
+                    assert_eq!(generation["responseMimeType"], "application/json");
+                    assert_eq!(
+                        generation["responseJsonSchema"],
+                        json!({"type": "object", "properties": {"n": {"type": "integer"}}})
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_options_nothing_extra_is_sent() {
+    let server = TestLlm::start().await;
+    let llm = client();
+    for wire in ALL {
+        llm.complete(&wire.target(&server), wire.request("hi"))
+            .await
+            .expect("complete");
+        let body = server.last_request().expect("recorded").body;
+        for key in [
+            "tool_choice",
+            "response_format",
+            "stop",
+            "stop_sequences",
+            "seed",
+            "user",
+            "metadata",
+            "toolConfig",
+            "system",
+        ] {
+            assert!(body.get(key).is_none(), "{wire:?} sent {key}: {body}");
+        }
+        if wire == Wire::Gemini {
+            assert_eq!(body["generationConfig"], json!({"maxOutputTokens": 4096}));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_json_object_answer_is_asked_for_in_each_format() {
+    let server = TestLlm::start().await;
+    let llm = client();
+    for wire in ALL {
+        let request = wire
+            .request("hi")
+            .with_response_format(ResponseFormat::JsonObject);
+        llm.complete(&wire.target(&server), request)
+            .await
+            .expect("complete");
+        let body = server.last_request().expect("recorded").body;
+        match wire {
+            Wire::OpenAi => assert_eq!(body["response_format"], json!({"type": "json_object"})),
+            Wire::Anthropic => assert!(
+                body["system"]
+                    .as_str()
+                    .expect("system")
+                    .contains("JSON object"),
+                "{body}"
+            ),
+            Wire::Gemini => {
+                assert_eq!(
+                    body["generationConfig"]["responseMimeType"],
+                    "application/json"
+                );
+                assert!(body["generationConfig"].get("responseJsonSchema").is_none());
+            }
+        }
+    }
 }

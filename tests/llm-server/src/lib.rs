@@ -32,6 +32,8 @@
 
 #![warn(missing_docs)]
 
+mod tools;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -887,7 +889,7 @@ fn validate_openai(incoming: &Incoming, _headers: &HeaderMap) -> Result<(), Stri
         return Err("you must provide a model parameter".into());
     }
     match incoming.body.get("messages").and_then(Value::as_array) {
-        Some(messages) if !messages.is_empty() => Ok(()),
+        Some(messages) if !messages.is_empty() => tools::check_openai(&incoming.body),
         _ => Err("'messages' must be a non-empty array".into()),
     }
 }
@@ -1023,7 +1025,7 @@ fn validate_anthropic(incoming: &Incoming, headers: &HeaderMap) -> Result<(), St
         return Err("max_tokens: Field required".into());
     }
     match incoming.body.get("messages").and_then(Value::as_array) {
-        Some(messages) if !messages.is_empty() => Ok(()),
+        Some(messages) if !messages.is_empty() => tools::check_anthropic(&incoming.body),
         _ => Err("messages: at least one message is required".into()),
     }
 }
@@ -1161,7 +1163,7 @@ fn validate_gemini(incoming: &Incoming, _headers: &HeaderMap) -> Result<(), Stri
         return Err("model name is required".into());
     }
     match incoming.body.get("contents").and_then(Value::as_array) {
-        Some(contents) if !contents.is_empty() => Ok(()),
+        Some(contents) if !contents.is_empty() => tools::check_gemini(&incoming.body),
         _ => Err("* GenerateContentRequest.contents: contents is not specified".into()),
     }
 }

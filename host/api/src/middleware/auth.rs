@@ -10,7 +10,20 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::routes::openai::OpenAiError;
 use crate::state::AppState;
+
+/// A refusal, in OpenAI's error shape on the OpenAI-compatible `/v1` routes
+/// (whose clients read `error.code` and `error.type`), in the API's own
+/// shape everywhere else.
+fn refuse(request: &Request, error: ApiError, openai_code: &'static str) -> Response {
+    let path = request.uri().path();
+    if path == "/v1" || path.starts_with("/v1/") {
+        OpenAiError::auth(error.status(), error.to_string(), openai_code).into_response()
+    } else {
+        error.into_response()
+    }
+}
 
 /// Routes anyone may call, key or not.
 fn is_public(method: &Method, path: &str) -> bool {
@@ -50,10 +63,13 @@ pub async fn auth(State(state): State<AppState>, request: Request, next: Next) -
     if config.api_key.is_empty() {
         let remote = peer.is_some_and(|ip| !ip.is_loopback());
         if remote && !config.allow_remote_without_key {
-            return ApiError::Forbidden(
-                "this daemon has no api_key, so it only accepts loopback clients; set api_key in config.toml".into(),
-            )
-            .into_response();
+            return refuse(
+                &request,
+                ApiError::Forbidden(
+                    "this daemon has no api_key, so it only accepts loopback clients; set api_key in config.toml".into(),
+                ),
+                "remote_access_refused",
+            );
         }
         return next.run(request).await;
     }
@@ -62,11 +78,18 @@ pub async fn auth(State(state): State<AppState>, request: Request, next: Next) -
     }
     match presented_key(&request) {
         Some(key) if keys_match(key, &config.api_key) => next.run(request).await,
-        Some(_) => ApiError::Unauthorized("invalid API key".into()).into_response(),
-        None => ApiError::Unauthorized(
-            "missing Authorization header: send `Authorization: Bearer <api_key>`".into(),
-        )
-        .into_response(),
+        Some(_) => refuse(
+            &request,
+            ApiError::Unauthorized("invalid API key".into()),
+            "invalid_api_key",
+        ),
+        None => refuse(
+            &request,
+            ApiError::Unauthorized(
+                "missing Authorization header: send `Authorization: Bearer <api_key>`".into(),
+            ),
+            "missing_api_key",
+        ),
     }
 }
 

@@ -9,20 +9,31 @@
 //!   request's messages go to that model as they are, statelessly.
 //! - else 404 `model_not_found`.
 //!
-//! Errors use OpenAI's shape, `{"error": {"message", "type", "code"}}`.
+//! For catalog models the request is read by [`talon_llm::chat_api`]:
+//! tools, `tool_choice`, `response_format`, `n`, `stop`, `seed`, `user`,
+//! assistant `tool_calls` and `role: "tool"` results all reach the model,
+//! whatever wire format its provider speaks, and tool calls come back as
+//! `tool_calls` with `finish_reason: "tool_calls"`, whole or streamed.
+//!
+//! Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`,
+//! so the official clients fill in their exceptions' `code`, `type` and
+//! `param`; the auth middleware answers `/v1` with it too ([`OpenAiError`]).
 
 use std::convert::Infallible;
+
+use std::collections::VecDeque;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt};
-use serde::Deserialize;
 use serde_json::json;
 use talon_kernel::conversation::{MessageInput, TurnEvent};
-use talon_llm::{CompletionRequest, ContentPart, Message, Role, StreamEvent, Target};
+use talon_llm::chat_api::{self, ChatError, ChatRequest, ChunkEncoder};
+use talon_llm::{ContentPart, LlmError, Role, StreamEvent, Target, Usage};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -31,13 +42,14 @@ use crate::state::AppState;
 /// Prefix of agent model names in `/v1/models`.
 pub const AGENT_PREFIX: &str = "talon";
 
-/// An error in OpenAI's shape.
+/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug)]
 pub struct OpenAiError {
     status: StatusCode,
     message: String,
     kind: &'static str,
     code: Option<&'static str>,
+    param: Option<String>,
 }
 
 impl OpenAiError {
@@ -47,6 +59,34 @@ impl OpenAiError {
             message: message.into(),
             kind: "invalid_request_error",
             code: Some(code),
+            param: None,
+        }
+    }
+
+    fn with_param(mut self, param: &str) -> Self {
+        self.param = Some(param.to_string());
+        self
+    }
+
+    /// A refusal by the auth middleware (401 or 403) for a `/v1` route,
+    /// with OpenAI's `code` for it (`invalid_api_key`, ...).
+    pub fn auth(status: StatusCode, message: impl Into<String>, code: &'static str) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind: "invalid_request_error",
+            code: Some(code),
+            param: None,
+        }
+    }
+}
+
+impl From<ChatError> for OpenAiError {
+    fn from(e: ChatError) -> Self {
+        let param = e.param().map(str::to_string);
+        Self {
+            param,
+            ..Self::invalid(e.to_string(), e.code())
         }
     }
 }
@@ -69,6 +109,7 @@ impl From<ApiError> for OpenAiError {
             message: e.to_string(),
             kind,
             code,
+            param: None,
         }
     }
 }
@@ -87,83 +128,10 @@ impl From<talon_llm::LlmError> for OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({ "error": { "message": self.message, "type": self.kind, "code": self.code } });
+        let body = json!({ "error": {
+            "message": self.message, "type": self.kind, "param": self.param, "code": self.code,
+        } });
         (self.status, axum::Json(body)).into_response()
-    }
-}
-
-/// One message of a chat request.
-#[derive(Debug, Deserialize)]
-struct ChatMessage {
-    role: String,
-    #[serde(default)]
-    content: Option<ChatContent>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ChatContent {
-    Text(String),
-    Parts(Vec<ChatPart>),
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatPart {
-    #[serde(rename = "type")]
-    kind: String,
-    text: Option<String>,
-    image_url: Option<ImageUrl>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ImageUrl {
-    url: String,
-}
-
-/// `POST /v1/chat/completions`; fields not read here are accepted and ignored,
-/// as OpenAI's own clients send many.
-#[derive(Debug, Deserialize)]
-struct ChatRequest {
-    model: String,
-    messages: Vec<ChatMessage>,
-    #[serde(default)]
-    stream: bool,
-    max_tokens: Option<u32>,
-    max_completion_tokens: Option<u32>,
-    temperature: Option<f32>,
-}
-
-fn parts(content: Option<&ChatContent>) -> Result<Vec<ContentPart>, OpenAiError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(ChatContent::Text(text)) => Ok(vec![ContentPart::text(text.clone())]),
-        Some(ChatContent::Parts(parts)) => parts
-            .iter()
-            .map(|p| match (p.kind.as_str(), &p.text, &p.image_url) {
-                ("text", Some(text), _) => Ok(ContentPart::text(text.clone())),
-                ("image_url", _, Some(image)) => {
-                    let (meta, data) = image
-                        .url
-                        .strip_prefix("data:")
-                        .and_then(|rest| rest.split_once(','))
-                        .ok_or_else(|| {
-                            OpenAiError::invalid(
-                                "image_url must be a data: URL (data:<type>;base64,...)",
-                                "invalid_image_url",
-                            )
-                        })?;
-                    let media_type = meta.strip_suffix(";base64").ok_or_else(|| {
-                        OpenAiError::invalid("image data must be base64", "invalid_image_url")
-                    })?;
-                    Ok(ContentPart::image(media_type, data))
-                }
-                (kind, _, _) => Err(OpenAiError::invalid(
-                    format!("unsupported content part `{kind}`"),
-                    "invalid_content",
-                )),
-            })
-            .collect(),
     }
 }
 
@@ -199,6 +167,7 @@ async fn resolve(state: &AppState, model: &str) -> Result<Answerer, OpenAiError>
         message: format!("No agent or model found for model '{model}'"),
         kind: "invalid_request_error",
         code: Some("model_not_found"),
+        param: Some("model".into()),
     })
 }
 
@@ -262,20 +231,13 @@ where
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
     request_body(content = Object, description = "OpenAI chat completion request", content_type = "application/json"),
     responses((status = 200, description = "`chat.completion`, or `chat.completion.chunk` events when `stream` is true", body = Object),
-              (status = 400, description = "Malformed request or no user message"),
+              (status = 400, description = "Malformed request (bad tools, a tool message answering no call, unknown tool_choice...), in OpenAI's error shape with `param` and `code`"),
               (status = 404, description = "`model_not_found`")))]
 pub async fn chat_completions(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Response, OpenAiError> {
-    let request: ChatRequest = serde_json::from_slice(&body)
-        .map_err(|e| OpenAiError::invalid(format!("invalid request body: {e}"), "invalid_body"))?;
-    if request.messages.is_empty() {
-        return Err(OpenAiError::invalid(
-            "messages must not be empty",
-            "missing_message",
-        ));
-    }
+    let request = chat_api::parse_request(&body)?;
     match resolve(&state, &request.model).await? {
         Answerer::Agent { id, name } => agent_completion(state, request, id, name).await,
         Answerer::Model(resolved) => model_completion(state, request, resolved).await,
@@ -288,13 +250,22 @@ async fn agent_completion(
     agent: Uuid,
     name: String,
 ) -> Result<Response, OpenAiError> {
+    // An agent keeps one session: several answers would be several turns.
+    if request.n > 1 {
+        return Err(OpenAiError::invalid(
+            "agents give one answer per request; `n` must be 1",
+            "invalid_value",
+        )
+        .with_param("n"));
+    }
     let latest = request
+        .completion
         .messages
-        .iter()
+        .into_iter()
         .rev()
-        .find(|m| m.role == "user")
+        .find(|m| m.role == Role::User)
         .ok_or_else(|| OpenAiError::invalid("no user message to send", "missing_message"))?;
-    let mut content = parts(latest.content.as_ref())?;
+    let mut content = latest.content;
     let text_index = content
         .iter()
         .position(|p| matches!(p, ContentPart::Text { .. }));
@@ -370,113 +341,128 @@ async fn agent_completion(
     Ok(chunk_stream(first, rest))
 }
 
+/// A mid-stream failure as the data frame OpenAI sends for one.
+fn stream_error(message: String) -> serde_json::Value {
+    json!({ "error": { "message": message, "type": "server_error", "param": null, "code": null } })
+}
+
 async fn model_completion(
     state: AppState,
     request: ChatRequest,
     resolved: talon_llm::ResolvedModel,
 ) -> Result<Response, OpenAiError> {
-    let mut llm_request = CompletionRequest::new(resolved.model.clone());
-    let mut system = Vec::new();
-    for message in &request.messages {
-        let content = parts(message.content.as_ref())?;
-        let role = match message.role.as_str() {
-            "system" | "developer" => {
-                system.push(
-                    Message {
-                        role: Role::User,
-                        content,
-                        ..Message::user("")
-                    }
-                    .text(),
-                );
-                continue;
-            }
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            other => {
-                return Err(OpenAiError::invalid(
-                    format!("role `{other}` is not supported for catalog models"),
-                    "invalid_role",
-                ));
-            }
-        };
-        llm_request.messages.push(Message {
-            role,
-            content,
-            ..Message::user("")
-        });
-    }
-    if !system.is_empty() {
-        llm_request.system = Some(system.join("\n\n"));
-    }
-    if let Some(max) = request.max_completion_tokens.or(request.max_tokens) {
-        llm_request.max_tokens = max;
-    }
-    llm_request.temperature = request.temperature;
+    let mut llm_request = request.completion;
+    llm_request.model = resolved.model.clone();
     let target = Target::new(resolved.provider.clone());
     let model = resolved.model.clone();
+    let llm = state.kernel.providers().llm();
+    // `n` answers are `n` requests: only OpenAI's format can ask for
+    // several at once, and one path for every format is simpler than two.
+    let copies = (0..request.n).map(|_| llm_request.clone());
     if !request.stream {
-        let response = state
-            .kernel
-            .providers()
-            .llm()
-            .complete(&target, llm_request)
-            .await?;
-        let body = completion(
-            &completion_id(),
-            &model,
-            &response.text,
-            response.usage.input_tokens,
-            response.usage.output_tokens,
-        );
+        let answers =
+            futures::future::try_join_all(copies.map(|copy| llm.complete(&target, copy))).await?;
+        let body = chat_api::completion(&completion_id(), &model, now_secs(), &answers);
         return Ok(axum::Json(body).into_response());
     }
-    let events = state
-        .kernel
-        .providers()
-        .llm()
-        .stream(&target, llm_request)
-        .await?;
+    let streams =
+        futures::future::try_join_all(copies.map(|copy| llm.stream(&target, copy))).await?;
     let id = completion_id();
-    let first = data(chunk(
-        &id,
-        &model,
-        json!({ "role": "assistant", "content": "" }),
-        None,
-    ));
-    let rest = futures::stream::unfold(Some((events, talon_llm::Usage::default())), move |state| {
-        let (id, model) = (id.clone(), model.clone());
-        async move {
-            let (mut events, mut usage) = state?;
-            loop {
-                let frame = match events.next().await {
-                    Some(Ok(StreamEvent::TextDelta(text))) => {
-                        chunk(&id, &model, json!({ "content": text }), None)
-                    }
-                    Some(Ok(StreamEvent::Usage(u))) => {
-                        usage = u;
+    let created = now_secs();
+    let encoders: Vec<ChunkEncoder> = (0..streams.len())
+        .map(|choice| ChunkEncoder::new(id.clone(), model.clone(), created, choice))
+        .collect();
+    // One role chunk per choice; the first opens the response.
+    let mut queue: VecDeque<serde_json::Value> = encoders.iter().map(ChunkEncoder::role).collect();
+    let first = queue
+        .pop_front()
+        .ok_or_else(|| OpenAiError::from(ApiError::Internal("no choice to stream".into())))?;
+    let merged = futures::stream::select_all(
+        streams
+            .into_iter()
+            .enumerate()
+            .map(|(choice, events)| events.map(move |event| (choice, event)).boxed()),
+    );
+    let choices = Choices {
+        open: encoders.len(),
+        encoders,
+        merged,
+        queue,
+        ended: false,
+    };
+    let rest = futures::stream::unfold(choices, |mut choices| async move {
+        let frame = choices.next_frame().await?;
+        Some((data(frame), choices))
+    });
+    Ok(chunk_stream(data(first), rest))
+}
+
+/// The streams of the `n` choices of one streamed completion, merged into
+/// one sequence of chunks.
+struct Choices {
+    encoders: Vec<ChunkEncoder>,
+    merged: SelectAll<BoxStream<'static, (usize, Result<StreamEvent, LlmError>)>>,
+    /// Chunks made but not yet sent.
+    queue: VecDeque<serde_json::Value>,
+    /// Choices whose answer has not finished.
+    open: usize,
+    /// Whether the last chunk (or an error) has been queued.
+    ended: bool,
+}
+
+impl Choices {
+    /// The next chunk to send; `None` once everything was sent.
+    async fn next_frame(&mut self) -> Option<serde_json::Value> {
+        loop {
+            if let Some(frame) = self.queue.pop_front() {
+                return Some(frame);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.merged.next().await {
+                Some((choice, Ok(event))) => {
+                    let done = matches!(event, StreamEvent::Done { .. });
+                    let Some(encoder) = self.encoders.get_mut(choice) else {
                         continue;
+                    };
+                    let mut chunks = encoder.push(event);
+                    if done {
+                        self.open = self.open.saturating_sub(1);
+                        if self.open == 0 {
+                            // The usage of every choice, on the very last
+                            // chunk, as the agent path and OpenAI do.
+                            let usage = self.encoders.iter().fold(Usage::default(), |sum, e| {
+                                let u = e.usage();
+                                Usage::new(
+                                    sum.input_tokens + u.input_tokens,
+                                    sum.output_tokens + u.output_tokens,
+                                )
+                            });
+                            if let Some(last) = chunks.last_mut() {
+                                last["usage"] = chat_api::usage_object(usage);
+                            }
+                            self.ended = true;
+                        }
                     }
-                    Some(Ok(StreamEvent::Done { .. })) | None => {
-                        let mut last = chunk(&id, &model, json!({}), Some("stop"));
-                        last["usage"] = json!({
-                            "prompt_tokens": usage.input_tokens,
-                            "completion_tokens": usage.output_tokens,
-                            "total_tokens": usage.total(),
-                        });
-                        return Some((data(last), None));
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => {
-                        let frame = json!({ "error": { "message": e.to_string(), "type": "server_error" } });
-                        return Some((data(frame), None));
-                    }
-                };
-                return Some((data(frame), Some((events, usage))));
+                    self.queue.extend(chunks);
+                }
+                Some((_, Err(e))) => {
+                    self.queue.push_back(stream_error(e.to_string()));
+                    self.ended = true;
+                }
+                None => {
+                    // Drivers end every stream with Done or an error; a
+                    // stream that just stops is reported, not passed off
+                    // as a finished answer.
+                    self.queue.push_back(stream_error(
+                        "the model's answer ended before it finished".into(),
+                    ));
+                    self.ended = true;
+                }
             }
         }
-    });
-    Ok(chunk_stream(first, rest))
+    }
 }
 
 /// Agents (as `talon:<name>`) and catalog models, in OpenAI's list shape.
