@@ -21,6 +21,9 @@ pub struct ClientArgs {
 /// A connection to the daemon.
 pub(crate) struct Client {
     base: String,
+    /// Whether `base` names a daemon of this home (its `daemon.json`) or one
+    /// the caller named (`--url`), rather than the configured default.
+    located: bool,
     key: Option<String>,
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
@@ -41,12 +44,11 @@ impl Client {
         } else {
             Config::default()
         };
+        let running = running_address(home);
+        let located = args.url.is_some() || running.is_some();
         let base = match &args.url {
             Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!(
-                "http://{}",
-                running_address(home).unwrap_or(config.api_listen.clone())
-            ),
+            None => format!("http://{}", running.unwrap_or(config.api_listen.clone())),
         };
         let key = args
             .api_key
@@ -60,10 +62,26 @@ impl Client {
             .build()?;
         Ok(Self {
             base,
+            located,
             key,
             http,
             runtime,
         })
+    }
+
+    /// Whether this home's daemon (or the one named with `--url`) answers;
+    /// a daemon of another home listening on the default address does not count.
+    pub(crate) fn daemon_is_running(&self) -> bool {
+        if !self.located {
+            return false;
+        }
+        let request = self
+            .http
+            .get(format!("{}/api/health", self.base))
+            .timeout(Duration::from_secs(2));
+        self.runtime
+            .block_on(async { request.send().await })
+            .is_ok_and(|r| r.status().is_success())
     }
 
     fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<serde_json::Value> {

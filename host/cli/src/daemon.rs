@@ -57,30 +57,40 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
         let kernel = Arc::new(kernel);
+        // The API answers from here on, also while plugins load: a plugin
+        // that fails or hangs at load is reported (and can be disabled or
+        // removed) over it instead of keeping the daemon from starting.
+        let daemon_file = kernel.home().daemon_file();
+        write_daemon_file(&daemon_file, bound)?;
+        let server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
+        let serving = tokio::spawn(server.run(listener));
         let loaded = kernel
-            .plugins().load_plugins()
+            .plugins()
+            .load_plugins()
             .await
             .context("cannot read the installed plugins")?;
         tracing::info!(loaded, "plugins loaded");
         let scheduled = kernel
-            .automation().start_scheduler()
+            .automation()
+            .start_scheduler()
             .await
             .context("cannot start the scheduler")?;
         tracing::info!(scheduled, "scheduler started");
         kernel
-            .automation().start_task_worker()
+            .automation()
+            .start_task_worker()
             .await
             .context("cannot start the task queue")?;
-        let daemon_file = kernel.home().daemon_file();
-        write_daemon_file(&daemon_file, bound)?;
-        // The one line on stdout: scripts and tests wait for it.
+        // The one line on stdout, once everything installed is running:
+        // scripts and tests wait for it.
         println!("talon listening on http://{bound}");
         std::io::stdout().flush().ok();
         tracing::info!(%bound, home = %kernel.home().root().display(), "talon started");
-
-        let server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
         release_freed_memory();
-        let served = server.run(listener).await;
+        let served = match serving.await {
+            Ok(served) => served,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
         // The database file alone is then complete, for backups and offline tools.
         if let Err(e) = kernel.store().checkpoint() {
             tracing::warn!(error = %e, "cannot checkpoint the journal; it is replayed at the next start");

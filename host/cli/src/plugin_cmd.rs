@@ -68,7 +68,9 @@ pub enum PluginCommand {
         /// The package file.
         package: PathBuf,
     },
-    /// Call a tool of a package locally, without the daemon.
+    /// Call a tool of a package locally, without the daemon. The package
+    /// must be trusted like the daemon requires (or pass --dev), and gets
+    /// only what is granted: by default nothing, not even environment variables.
     Run {
         /// The package file.
         package: PathBuf,
@@ -77,12 +79,18 @@ pub enum PluginCommand {
         /// Its arguments, as a JSON object.
         #[arg(default_value = "{}")]
         arguments: String,
-        /// Directory the plugin sees as the workspace (default: a new empty one).
+        /// Directory the plugin sees as the workspace (default: a new private one).
         #[arg(long)]
         workspace: Option<PathBuf>,
-        /// Grant nothing instead of everything the manifest requests.
+        /// Grant everything the manifest requests.
+        #[arg(long, conflicts_with = "grant")]
+        grant_all: bool,
+        /// Grant exactly this, as JSON: {"network": [...], "env": [...], ...}.
         #[arg(long)]
-        no_grants: bool,
+        grant: Option<String>,
+        /// Run an unsigned package, or one signed by a key not in plugins.trusted_keys.
+        #[arg(long)]
+        dev: bool,
     },
     /// Install a package into the running daemon.
     Install {
@@ -138,10 +146,22 @@ pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow
             tool,
             arguments,
             workspace,
-            no_grants,
-        } => run_tool(
-            home, config, &package, &tool, &arguments, workspace, no_grants,
-        ),
+            grant_all,
+            grant,
+            dev,
+        } => {
+            let grant = match (grant_all, grant) {
+                (true, _) => LocalGrant::All,
+                (false, Some(json)) => LocalGrant::Exactly(
+                    serde_json::from_str(&json)
+                        .context("--grant must be a JSON object of permissions")?,
+                ),
+                (false, None) => LocalGrant::Nothing,
+            };
+            run_tool(
+                home, config, &package, &tool, &arguments, workspace, grant, dev,
+            )
+        }
         PluginCommand::Install {
             package,
             grant_all,
@@ -150,14 +170,33 @@ pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow
             client,
         } => install(home, config, &package, grant_all, grant, settings, &client),
         PluginCommand::List { client } => list(home, config, &client),
-        PluginCommand::Remove { name, client } => {
-            let client = Client::new(home, config, &client)?;
-            let body = serde_json::json!({ "name": name });
-            client.call_with(reqwest::Method::POST, "/api/plugins/uninstall", Some(&body))?;
-            println!("uninstalled {name}");
-            Ok(())
-        }
+        PluginCommand::Remove { name, client } => remove(home, config, &name, &client),
     }
+}
+
+/// `talon plugin remove`: through the running daemon, or, when none runs,
+/// directly in the data directory, so a plugin that keeps the daemon from
+/// working can still be removed.
+fn remove(home: &Home, config: Option<&Path>, name: &str, args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(home, config, args)?;
+    if client.daemon_is_running() {
+        let body = serde_json::json!({ "name": name });
+        client.call_with(reqwest::Method::POST, "/api/plugins/uninstall", Some(&body))?;
+        println!("uninstalled {name}");
+        return Ok(());
+    }
+    let kernel = talon_kernel::Kernel::boot(
+        home.clone(),
+        config.map(Path::to_path_buf),
+        talon_kernel::kernel::Overrides::default(),
+    )
+    .context("cannot open the data directory (is another talon using it?)")?;
+    async_runtime()?.block_on(kernel.plugins().uninstall_offline(name))?;
+    println!(
+        "uninstalled {name} (the daemon is not running; removed from {})",
+        home.root().display()
+    );
+    Ok(())
 }
 
 fn default_key(home: &Home) -> PathBuf {
@@ -377,6 +416,17 @@ fn verify(home: &Home, config: Option<&Path>, path: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// What `talon plugin run` grants the package.
+enum LocalGrant {
+    /// Nothing: no files but the workspace, no hosts, no variables.
+    Nothing,
+    /// Everything the manifest requests.
+    All,
+    /// Exactly this, which must be within what the manifest requests.
+    Exactly(Permissions),
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_tool(
     home: &Home,
     config: Option<&Path>,
@@ -384,22 +434,44 @@ fn run_tool(
     tool: &str,
     arguments: &str,
     workspace: Option<PathBuf>,
-    no_grants: bool,
+    grant: LocalGrant,
+    dev: bool,
 ) -> anyhow::Result<()> {
     let package = read_package(path)?;
     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(arguments)
         .context("the arguments must be a JSON object")?;
     let config = load_config(home, config)?;
-    let runtime = local_runtime(home, &config)?;
-    let granted = match no_grants {
-        true => Permissions::default(),
-        false => package.manifest.permissions.clone(),
+    // The same trust as the daemon's: a package that would not install does
+    // not run here either, unless the author says it is theirs to try.
+    let trust = TrustStore::from_config(&config.plugins.trusted_keys)?;
+    if let Err(e) = package.check_trust(&trust, config.plugins.dev_mode || dev) {
+        bail!("{e}; to run it anyway on this machine, pass --dev");
+    }
+    let requested = &package.manifest.permissions;
+    let granted = match grant {
+        LocalGrant::Nothing => Permissions::default(),
+        LocalGrant::All => requested.clone(),
+        LocalGrant::Exactly(granted) => {
+            granted.validate().map_err(anyhow::Error::msg)?;
+            if let Some(extra) = granted.first_not_in(requested) {
+                bail!("cannot grant {extra}: the manifest does not request it");
+            }
+            granted
+        }
     };
+    let runtime = local_runtime(home, &config)?;
+    // A private directory of our own (mode 0700, an unpredictable name):
+    // a path someone else could plant a link at would become the workspace.
     let scratch = match &workspace {
         Some(_) => None,
-        None => Some(std::env::temp_dir().join(format!("talon-run-{}", std::process::id()))),
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("talon-run-")
+                .tempdir()
+                .context("cannot create a private workspace")?,
+        ),
     };
-    let workspace = workspace.or_else(|| scratch.clone());
+    let workspace = workspace.or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf()));
     if let Some(dir) = &workspace {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -418,9 +490,7 @@ fn run_tool(
         };
         anyhow::Ok(runtime.invoke(&plugin, tool, arguments, &ctx).await)
     });
-    if let Some(dir) = scratch {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop(scratch);
     let invocation = outcome?;
     let cost = invocation.cost;
     eprintln!(

@@ -321,6 +321,9 @@ pub struct ReloadRequest {
     /// A new package, base64.
     #[serde(default)]
     pub package: Option<String>,
+    /// Accept a package of a lower version than the installed one.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Reloads a plugin without a restart, from its package file or from a new
@@ -330,7 +333,8 @@ pub struct ReloadRequest {
     request_body(content = Option<ReloadRequest>, description = "Optional new package"),
     responses((status = 200, description = "The reloaded plugin", body = Object),
               (status = 400, description = "The new package is invalid"),
-              (status = 404, description = "No such plugin")))]
+              (status = 404, description = "No such plugin"),
+              (status = 409, description = "The new package is older than the installed one (pass `force`), or the plugin is being changed")))]
 pub async fn reload(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -342,6 +346,7 @@ pub async fn reload(
         false => serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?,
     };
+    let force = body.force;
     let source = match (body.path, body.package) {
         (None, None) => None,
         (path, package) => Some(
@@ -355,7 +360,13 @@ pub async fn reload(
             .source()?,
         ),
     };
-    to_json(state.kernel.plugins().reload_plugin(&name, source).await?)
+    to_json(
+        state
+            .kernel
+            .plugins()
+            .reload_plugin(&name, source, force)
+            .await?,
+    )
 }
 
 /// The body of a sign request.

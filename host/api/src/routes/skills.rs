@@ -135,7 +135,7 @@ pub async fn reload(State(state): State<AppState>) -> Json<serde_json::Value> {
         match state
             .kernel
             .plugins()
-            .reload_plugin(&skill.name, None)
+            .reload_plugin(&skill.name, None, false)
             .await
         {
             Ok(_) => reloaded.push(skill.name),

@@ -320,12 +320,41 @@ impl Agents {
             caps.remove("tools");
         }
         let text = toml::to_string(&manifest).map_err(|e| KernelError::Invalid(e.to_string()))?;
-        let clone = self.spawn(text).await?;
-        let (from, to) = (
-            self.shared.home().workspace(&id),
-            self.shared.home().workspace(&clone.id),
-        );
-        blocking_kernel(move || workspace::copy_all(&from, &to)).await?;
+        // All or nothing: the files are copied aside first, the clone is
+        // spawned only when they all copied, and they become its workspace
+        // in one rename.
+        let staging = self
+            .shared
+            .home()
+            .workspaces_dir()
+            .join(format!(".clone-{}", Uuid::new_v4()));
+        let (from, staged) = (self.shared.home().workspace(&id), staging.clone());
+        let discard = |dir: std::path::PathBuf| async move {
+            if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a clone's staging copy");
+            }
+        };
+        if let Err(e) = blocking_kernel(move || workspace::copy_all(&from, &staged)).await {
+            discard(staging).await;
+            return Err(e);
+        }
+        let clone = match self.spawn(text).await {
+            Ok(clone) => clone,
+            Err(e) => {
+                discard(staging).await;
+                return Err(e);
+            }
+        };
+        if tokio::fs::try_exists(&staging).await.unwrap_or(false)
+            && let Err(e) =
+                tokio::fs::rename(&staging, self.shared.home().workspace(&clone.id)).await
+        {
+            discard(staging).await;
+            self.remove(clone.id).await?;
+            return Err(KernelError::Store(crate::store::StoreError::Io(e)));
+        }
         Ok(clone)
     }
 

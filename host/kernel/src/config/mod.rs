@@ -73,6 +73,10 @@ dev_mode = false
 max_fuel = 1000000000
 max_memory_mb = 256
 max_timeout_ms = 30000
+# Longest time one installed plugin may take to load when the daemon starts
+# (compiling it if the cache lacks it, and its load-time calls); past it the
+# plugin is marked failed and the daemon goes on.
+load_timeout_secs = 120
 
 [scheduler]
 # What happens to cron runs missed while the daemon was down (or far behind):
@@ -299,6 +303,8 @@ pub struct PluginsConfig {
     pub max_memory_mb: u64,
     /// Longest wall-clock time one call may take, in milliseconds.
     pub max_timeout_ms: u64,
+    /// Longest time one plugin may take to load at start, in seconds.
+    pub load_timeout_secs: u64,
 }
 
 impl Default for PluginsConfig {
@@ -309,6 +315,7 @@ impl Default for PluginsConfig {
             max_fuel: 1_000_000_000,
             max_memory_mb: 256,
             max_timeout_ms: 30_000,
+            load_timeout_secs: 120,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! A call in flight holds its own handle to the plugin it started with, so
 //! reloading or removing a plugin never fails calls already running.
 
+mod locks;
 mod memory;
 pub mod records;
 mod registry;
@@ -27,6 +28,7 @@ use crate::events::Event;
 use crate::shared::Shared;
 use crate::store::audit::AuditEvent;
 use crate::store::{self, StoreError};
+use locks::{Claim, Locks};
 use memory::StoreMemory;
 use records::{granted_for, narrow, read_records, save_record};
 use registry::{Entry, Registry, placeholder_manifest};
@@ -39,6 +41,7 @@ pub struct Plugins {
     shared: Arc<Shared>,
     agents: Arc<Agents>,
     registry: Registry,
+    locks: Locks,
 }
 
 impl std::fmt::Debug for Plugins {
@@ -96,6 +99,7 @@ impl Plugins {
             shared,
             agents,
             registry: Registry::new(runtime),
+            locks: Locks::default(),
         })
     }
 
@@ -121,9 +125,7 @@ impl Plugins {
         tokio::task::spawn_blocking(move || {
             let bytes = match source {
                 Source::Bytes(bytes) => bytes,
-                Source::Path(path) => std::fs::read(&path).map_err(|e| {
-                    KernelError::Invalid(format!("cannot read {}: {e}", path.display()))
-                })?,
+                Source::Path(path) => read_package_file(&path)?,
             };
             let package = Package::parse(&bytes).map_err(load_error)?;
             let trust = package
@@ -135,73 +137,115 @@ impl Plugins {
         .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
     }
 
-    /// Loads every enabled installed plugin. A plugin that fails (a missing
-    /// or altered file, a key no longer trusted) is kept with its error so
-    /// `GET /api/plugins` and the doctor show it; the daemon still starts.
+    /// Loads every enabled installed plugin, one after the other, each with
+    /// its name's lock held and at most `[plugins] load_timeout_secs`. Every
+    /// installed plugin is listed first (status `loading`), so the API shows
+    /// them while they load. A plugin that fails or takes too long (a
+    /// missing or altered file, a key no longer trusted, a guest that hangs
+    /// at load) is kept with its error, so `GET /api/plugins` and the doctor
+    /// show it and it can be disabled or removed; the daemon still starts.
     pub async fn load_plugins(&self) -> Result<usize, KernelError> {
-        let store = self.shared.store().clone();
-        let records = store::blocking(move || read_records(&store)).await?;
+        let records = self.register_installed().await?;
+        let timeout =
+            std::time::Duration::from_secs(self.shared.config().plugins.load_timeout_secs.max(1));
         let mut loaded = 0;
-        for record in records {
+        for record in records.into_iter().filter(|r| r.enabled) {
             let name = record.name.clone();
-            let outcome = match self
-                .open_package(Source::Path(self.package_path(&name)))
-                .await
-            {
-                Ok((package, trust, _)) if package.manifest.name == name => {
-                    let manifest = package.manifest.clone();
-                    let result = match record.enabled {
-                        true => self
-                            .registry
-                            .runtime
-                            .load(
-                                manifest.clone(),
-                                Arc::new(package.component),
-                                record.granted.clone(),
-                                record.settings.clone(),
-                            )
-                            .await
-                            .map(Some)
-                            .map_err(|e| e.to_string()),
-                        false => Ok(None),
-                    };
-                    (Some(manifest), Some(trust), result)
-                }
-                Ok((package, _, _)) => (
-                    None,
-                    None,
-                    Err(format!(
-                        "the package file holds plugin {:?}",
-                        package.manifest.name
-                    )),
-                ),
-                Err(e) => (None, None, Err(e.to_string())),
-            };
-            let (manifest, trust, result) = outcome;
-            if result.as_ref().is_ok_and(Option::is_some) {
-                loaded += 1;
+            let _lock = self.locks.lock(&name).await;
+            // Removed or reloaded over the API while it waited its turn.
+            let still_waiting = self.registry.read().get(&name).is_some_and(|e| e.loading);
+            if !still_waiting {
+                continue;
             }
-            let (loaded_plugin, error) = match result {
-                Ok(plugin) => (plugin, None),
+            let outcome = tokio::time::timeout(timeout, self.load_installed(&record))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "loading took longer than {} s (plugins.load_timeout_secs); disable or remove it",
+                        timeout.as_secs()
+                    ))
+                });
+            let mut entries = self.registry.write();
+            let Some(entry) = entries.get_mut(&name) else {
+                continue;
+            };
+            entry.loading = false;
+            match outcome {
+                Ok((manifest, trust, plugin)) => {
+                    loaded += 1;
+                    entry.manifest = manifest;
+                    entry.trust = Some(trust);
+                    entry.loaded = Some(plugin);
+                }
                 Err(e) => {
                     tracing::error!(plugin = %name, error = %e, "plugin not loaded");
-                    (None, Some(e))
+                    entry.error = Some(e);
                 }
-            };
-            let manifest = manifest.unwrap_or_else(|| placeholder_manifest(&name));
-            self.registry.write().insert(
-                name,
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Lists every installed plugin in the registry without loading it:
+    /// enabled ones as `loading`. Their records, for the loader.
+    async fn register_installed(&self) -> Result<Vec<PluginRecord>, KernelError> {
+        let store = self.shared.store().clone();
+        let records = store::blocking(move || read_records(&store)).await?;
+        let mut entries = self.registry.write();
+        for record in &records {
+            entries.insert(
+                record.name.clone(),
                 Entry {
-                    record,
-                    manifest,
-                    trust,
-                    loaded: loaded_plugin,
-                    error,
+                    record: record.clone(),
+                    manifest: placeholder_manifest(&record.name),
+                    trust: None,
+                    loaded: None,
+                    error: None,
+                    loading: record.enabled,
                     stats: Arc::default(),
                 },
             );
         }
-        Ok(loaded)
+        Ok(records)
+    }
+
+    /// Reads, checks and loads one installed plugin from its package file.
+    async fn load_installed(
+        &self,
+        record: &PluginRecord,
+    ) -> Result<(Manifest, Trust, talon_runtime::Plugin), String> {
+        let name = &record.name;
+        let (package, trust, _) = self
+            .open_package(Source::Path(self.package_path(name)))
+            .await
+            .map_err(|e| e.to_string())?;
+        if package.manifest.name != *name {
+            return Err(format!(
+                "the package file holds plugin {:?}",
+                package.manifest.name
+            ));
+        }
+        let manifest = package.manifest.clone();
+        let plugin = self
+            .registry
+            .runtime
+            .load(
+                manifest.clone(),
+                Arc::new(package.component),
+                record.granted.clone(),
+                record.settings.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((manifest, trust, plugin))
+    }
+
+    /// Removes an installed plugin while the daemon is stopped (`talon
+    /// plugin remove` without a daemon): its record and package file, with
+    /// an audit entry, without loading anything.
+    pub async fn uninstall_offline(&self, name: &str) -> Result<(), KernelError> {
+        self.register_installed().await?;
+        self.uninstall_plugin(name, None).await
     }
 
     /// Installs a package: checks it, loads it with the grant, stores the
@@ -225,13 +269,19 @@ impl Plugins {
                 kind.as_str()
             )));
         }
+        let Some(_lock) = self.locks.try_lock(&manifest.name) else {
+            return Err(KernelError::Conflict(format!(
+                "plugin {} is being installed or changed right now; try again when that is done",
+                manifest.name
+            )));
+        };
         if self.registry.read().contains_key(&manifest.name) {
             return Err(KernelError::Conflict(format!(
                 "plugin {} is already installed; uninstall it first, or reload it with the new package",
                 manifest.name
             )));
         }
-        self.check_tool_names(&manifest)?;
+        let _claim = self.claim_tools(&manifest)?;
         let granted = granted_for(&grant, &manifest)?;
         let plugin = self
             .registry
@@ -275,6 +325,7 @@ impl Plugins {
             trust: Some(trust),
             loaded: Some(plugin),
             error: None,
+            loading: false,
             stats: Arc::default(),
         };
         let view = entry.view(&self.registry.runtime);
@@ -300,23 +351,25 @@ impl Plugins {
         Ok(())
     }
 
-    /// Refuses a manifest whose tools another installed plugin already offers.
-    fn check_tool_names(&self, manifest: &Manifest) -> Result<(), KernelError> {
-        let entries = self.registry.read();
-        for (name, entry) in entries.iter().filter(|(n, _)| **n != manifest.name) {
-            if let Some(tool) = entry
-                .manifest
-                .tools
+    /// Claims the manifest's tool names for the change in flight; refused
+    /// when another installed plugin offers one, or another change claims it.
+    fn claim_tools(&self, manifest: &Manifest) -> Result<Claim<'_>, KernelError> {
+        let tools: Vec<String> = manifest.tools.iter().map(|t| t.name.clone()).collect();
+        let offered_by = |tool: &str| {
+            self.registry
+                .read()
                 .iter()
-                .find(|t| manifest.tools.iter().any(|m| m.name == t.name))
-            {
-                return Err(KernelError::Conflict(format!(
-                    "tool {} is already offered by plugin {name}; tool names are unique",
-                    tool.name
-                )));
-            }
-        }
-        Ok(())
+                .filter(|(name, _)| **name != manifest.name)
+                .find(|(_, entry)| entry.manifest.tools.iter().any(|t| t.name == tool))
+                .map(|(name, _)| name.clone())
+        };
+        self.locks
+            .claim(&manifest.name, &tools, offered_by)
+            .map_err(|(tool, holder)| {
+                KernelError::Conflict(format!(
+                    "tool {tool} is already offered by plugin {holder}; tool names are unique"
+                ))
+            })
     }
 
     /// Uninstalls a plugin: removes its record and package file. Calls in
@@ -326,6 +379,7 @@ impl Plugins {
         name: &str,
         expect: Option<Kind>,
     ) -> Result<(), KernelError> {
+        let _lock = self.locks.lock(name).await;
         {
             let entries = self.registry.read();
             let entry = entries
@@ -406,6 +460,7 @@ impl Plugins {
         name: &str,
         enabled: bool,
     ) -> Result<PluginView, KernelError> {
+        let _lock = self.locks.lock(name).await;
         let mut record = self.plugin_record(name)?;
         if record.enabled == enabled {
             return self.plugin(name);
@@ -432,7 +487,7 @@ impl Plugins {
             }
         }
         if enabled {
-            return self.reload_plugin(name, None).await;
+            return self.reload_locked(name, None, false).await;
         }
         self.plugin(name)
     }
@@ -441,10 +496,25 @@ impl Plugins {
     /// grants are kept where the new version still requests them) or else
     /// from its package file. The new version replaces the old in one step;
     /// calls in flight finish on the old one.
+    ///
+    /// A package of a lower version than the installed one is refused
+    /// unless `force`: a downgrade is a decision, not an accident.
     pub async fn reload_plugin(
         &self,
         name: &str,
         source: Option<Source>,
+        force: bool,
+    ) -> Result<PluginView, KernelError> {
+        let _lock = self.locks.lock(name).await;
+        self.reload_locked(name, source, force).await
+    }
+
+    /// [`Plugins::reload_plugin`] with `name`'s lock held.
+    async fn reload_locked(
+        &self,
+        name: &str,
+        source: Option<Source>,
+        force: bool,
     ) -> Result<PluginView, KernelError> {
         let mut record = self.plugin_record(name)?;
         let upgrade = source.is_some();
@@ -456,7 +526,11 @@ impl Plugins {
                 package.manifest.name
             )));
         }
-        self.check_tool_names(&package.manifest)?;
+        if upgrade && !force {
+            let installed = self.plugin_manifest(name)?.version;
+            refuse_downgrade(name, &installed, &package.manifest.version)?;
+        }
+        let _claim = self.claim_tools(&package.manifest)?;
         let granted = narrow(&record.granted, &package.manifest.permissions);
         let plugin = self
             .registry
@@ -497,6 +571,7 @@ impl Plugins {
                 entry.trust = Some(trust);
                 entry.loaded = Some(plugin);
                 entry.error = None;
+                entry.loading = false;
             }
         }
         self.plugin(name)
@@ -510,6 +585,7 @@ impl Plugins {
         name: &str,
         key_path: PathBuf,
     ) -> Result<PluginView, KernelError> {
+        let _lock = self.locks.lock(name).await;
         let _ = self.plugin_record(name)?;
         let key = tokio::task::spawn_blocking(move || SecretKey::read(&key_path))
             .await
@@ -538,7 +614,7 @@ impl Plugins {
         self.shared
             .audit(AuditEvent::new("PluginSigned", details.to_string()))
             .await?;
-        self.reload_plugin(name, None).await
+        self.reload_locked(name, None, false).await
     }
 
     /// Instantiates a plugin and asks it to describe itself.
@@ -573,6 +649,75 @@ impl Plugins {
             .runtime
             .set_ceilings(ceilings(&self.shared.config()));
     }
+}
+
+/// The largest package file read from a path: a manifest, a component and
+/// a signature at their limits.
+const MAX_PACKAGE_BYTES: u64 = (talon_runtime::package::MAX_MANIFEST_BYTES
+    + talon_runtime::package::MAX_COMPONENT_BYTES
+    + 64 * 1024) as u64;
+
+/// Reads a package file named by the operator: a regular file only (a FIFO
+/// or a device would block or never end), its size checked before reading
+/// and the read itself capped, in case the file grows meanwhile.
+fn read_package_file(path: &std::path::Path) -> Result<Vec<u8>, KernelError> {
+    use std::io::Read;
+    let cannot =
+        |e: std::io::Error| KernelError::Invalid(format!("cannot read {}: {e}", path.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        // Opening a FIFO for reading waits for a writer; non-blocking, the
+        // open returns at once and the type check below refuses it.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(KernelError::Invalid(format!(
+            "{} is not a regular file; give the path of a .talon package",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_PACKAGE_BYTES {
+        return Err(KernelError::Invalid(format!(
+            "{} is {} bytes; a package is at most {MAX_PACKAGE_BYTES}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_PACKAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_PACKAGE_BYTES {
+        return Err(KernelError::Invalid(format!(
+            "{} grew past {MAX_PACKAGE_BYTES} bytes while it was read",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Refuses to replace version `installed` of `name` with a lower `offered`.
+fn refuse_downgrade(name: &str, installed: &str, offered: &str) -> Result<(), KernelError> {
+    let (Ok(installed), Ok(offered)) = (
+        semver::Version::parse(installed),
+        semver::Version::parse(offered),
+    ) else {
+        // Manifests are checked to be MAJOR.MINOR.PATCH at install; an
+        // unreadable stored version cannot be ordered, so it does not block.
+        return Ok(());
+    };
+    if offered < installed {
+        return Err(KernelError::Conflict(format!(
+            "plugin {name} {installed} is installed and the package is the older {offered}; \
+             reload with force to downgrade"
+        )));
+    }
+    Ok(())
 }
 
 /// The runtime ceilings a config asks for.

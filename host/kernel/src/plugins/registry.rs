@@ -47,6 +47,8 @@ pub(super) struct Entry {
     pub(super) trust: Option<Trust>,
     pub(super) loaded: Option<Plugin>,
     pub(super) error: Option<String>,
+    /// Waiting for (or in) its load at start.
+    pub(super) loading: bool,
     pub(super) stats: Arc<Stats>,
 }
 
@@ -80,7 +82,7 @@ pub struct PluginView {
     pub author: Option<String>,
     /// Whether its tools are offered.
     pub enabled: bool,
-    /// `loaded`, `disabled` or `error`.
+    /// `loaded`, `loading` (at start), `disabled` or `error`.
     pub status: &'static str,
     /// Why it is not loaded, when `status` is `error`.
     pub error: Option<String>,
@@ -138,6 +140,7 @@ impl Entry {
     pub(super) fn view(&self, runtime: &Runtime) -> PluginView {
         let status = match (&self.loaded, self.record.enabled) {
             (_, false) => "disabled",
+            (None, true) if self.loading => "loading",
             (Some(_), true) => "loaded",
             (None, true) => "error",
         };
