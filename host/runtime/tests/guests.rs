@@ -1,83 +1,17 @@
 //! The runtime against real components built from this repository
 //! (`scripts/build-plugins` puts them in `target/plugins/`).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{author_manifest, call, component, load, load_with, runtime};
 use talon_runtime::{
-    CallContext, Ceilings, InvokeError, Manifest, Package, Permissions, Plugin, Runtime,
-    RuntimeConfig, SecretKey, TrustStore,
+    CallContext, Ceilings, GuardError, InvokeError, Package, Permissions, Runtime, RuntimeConfig,
+    SecretKey, TrustStore,
 };
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn component(name: &str) -> Arc<Vec<u8>> {
-    let path = root().join("target/plugins").join(format!("{name}.wasm"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; build the test components first with scripts/build-plugins",
-            path.display()
-        )
-    });
-    Arc::new(bytes)
-}
-
-fn author_manifest(dir: &str) -> Manifest {
-    let text = std::fs::read_to_string(root().join(dir).join("talon.toml")).unwrap();
-    Manifest::from_toml(&text).unwrap()
-}
-
-/// A runtime whose compiled components are cached under `target/`, so
-/// only the first run compiles the large Python and JavaScript components.
-fn runtime(ceilings: Ceilings) -> Runtime {
-    let cache_dir = Some(root().join("target/component-cache-tests"));
-    Runtime::new(RuntimeConfig {
-        cache_dir,
-        ceilings,
-        max_instances: 128,
-    })
-    .unwrap()
-}
-
-/// Packs the way `talon plugin pack` does, then loads with every requested
-/// permission granted.
-async fn load(rt: &Runtime, dir: &str, name: &str) -> Plugin {
-    let requested = author_manifest(dir).permissions;
-    load_with(rt, dir, name, requested, |_| {}).await
-}
-
-/// Loads a repository plugin with `granted`, after `adjust` edits its
-/// completed manifest.
-async fn load_with(
-    rt: &Runtime,
-    dir: &str,
-    name: &str,
-    granted: Permissions,
-    adjust: impl FnOnce(&mut Manifest),
-) -> Plugin {
-    let mut manifest = rt
-        .complete_manifest(author_manifest(dir), component(name))
-        .await
-        .unwrap();
-    adjust(&mut manifest);
-    rt.load(manifest, component(name), granted, BTreeMap::new())
-        .await
-        .unwrap()
-}
-
-async fn call(
-    rt: &Runtime,
-    plugin: &Plugin,
-    tool: &str,
-    args: &str,
-    ctx: &CallContext,
-) -> Result<String, InvokeError> {
-    rt.invoke(plugin, tool, args, ctx).await.result
-}
 
 #[tokio::test]
 async fn rust_example_describes_and_answers() {
@@ -126,20 +60,20 @@ async fn hostile_plugin_is_stopped_every_time() {
 
     let err = call(&rt, &plugin, "spin", "{}", &none).await.unwrap_err();
     assert!(
-        matches!(err, InvokeError::OutOfFuel { limit: 500_000_000 }),
+        matches!(err, InvokeError::Guard(GuardError::OutOfFuel { limit: 500_000_000 })),
         "{err}"
     );
 
     let err = call(&rt, &plugin, "sleep_forever", "{}", &none)
         .await
         .unwrap_err();
-    assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
+    assert!(matches!(err, InvokeError::Guard(GuardError::Timeout { .. })), "{err}");
 
     let err = call(&rt, &plugin, "alloc", r#"{"mb": 100}"#, &none)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, InvokeError::MemoryLimit { limit, .. } if limit == 32 << 20),
+        matches!(err, InvokeError::Guard(GuardError::MemoryLimit { limit, .. }) if limit == 32 << 20),
         "{err}"
     );
     // Within the limit it works: the limit is the plugin's, not arbitrary.
@@ -156,14 +90,14 @@ async fn hostile_plugin_is_stopped_every_time() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, InvokeError::StackOverflow)
-            || matches!(&err, InvokeError::Trap(m) if m.contains("out of bounds") && m.contains("stack")),
+        matches!(&err, InvokeError::Guard(GuardError::StackOverflow))
+            || matches!(&err, InvokeError::Guard(GuardError::Trap(m)) if m.contains("out of bounds") && m.contains("stack")),
         "{err}"
     );
 
     let err = call(&rt, &plugin, "trap", "{}", &none).await.unwrap_err();
     assert!(
-        matches!(&err, InvokeError::Trap(m) if m.contains("panicked on purpose")),
+        matches!(&err, InvokeError::Guard(GuardError::Trap(m)) if m.contains("panicked on purpose")),
         "{err}"
     );
 
@@ -183,6 +117,7 @@ async fn an_endless_loop_is_stopped_by_the_deadline_when_fuel_would_last() {
         fuel: u64::MAX / 2,
         memory_bytes: 64 << 20,
         timeout: Duration::from_millis(200),
+        ..Ceilings::default()
     });
     let plugin = load_with(
         &rt,
@@ -196,7 +131,7 @@ async fn an_endless_loop_is_stopped_by_the_deadline_when_fuel_would_last() {
         .invoke(&plugin, "spin", "{}", &CallContext::default())
         .await;
     assert!(
-        matches!(invocation.result, Err(InvokeError::Timeout { .. })),
+        matches!(invocation.result, Err(InvokeError::Guard(GuardError::Timeout { .. }))),
         "{:?}",
         invocation.result
     );

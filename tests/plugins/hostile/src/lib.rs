@@ -10,6 +10,15 @@
 //! - `read` / `write`: raw filesystem access to any path, without the SDK's
 //!   checks, so only the host's preopen stands in the way;
 //! - `remember`: writes a memory key, granted or not;
+//! - `spin_in_host`: an endless loop of host calls that each take the host
+//!   a while (1 MiB of random bytes) but burn little fuel: only the epoch
+//!   deadline, which yields, keeps it from holding a worker thread;
+//! - `fields_bomb`: creates `wasi:http` fields forever and keeps them (stopped
+//!   by the resource-table cap);
+//! - `huge_result`: answers `mb` MiB of text (refused by the result cap);
+//! - `log_flood`: writes `lines` log lines, each trying to forge another
+//!   line with a newline (rate-limited, escaped);
+//! - `exit`: calls `exit(code)`;
 //! - `echo`: answers its arguments (the harmless baseline, and what the
 //!   concurrency test calls).
 
@@ -118,6 +127,65 @@ fn remember(args: RememberArgs) -> Result<Value, ToolError> {
     Ok(Value::Bool(true))
 }
 
+/// Arguments of `huge_result`.
+#[talon_sdk::args]
+struct HugeArgs {
+    /// MiB of text to answer.
+    mb: u32,
+}
+
+/// Arguments of `log_flood`.
+#[talon_sdk::args]
+struct FloodArgs {
+    /// How many lines to write.
+    lines: u32,
+}
+
+/// Arguments of `exit`.
+#[talon_sdk::args]
+struct ExitArgs {
+    /// The exit status.
+    code: i32,
+}
+
+fn spin_in_host(_: Nothing) -> Result<Value, ToolError> {
+    loop {
+        black_box(wasip2::random::random::get_random_bytes(1 << 20));
+    }
+}
+
+fn fields_bomb(_: Nothing) -> Result<Value, ToolError> {
+    let mut kept = Vec::new();
+    loop {
+        let fields = wasip2::http::types::Fields::new();
+        // Each holds as many bytes as the host lets one fields resource hold.
+        let value = vec![b'x'; 1024];
+        for i in 0..1024 {
+            if fields.append(&format!("x-bomb-{i}"), &value).is_err() {
+                break;
+            }
+        }
+        kept.push(fields);
+    }
+}
+
+fn huge_result(args: HugeArgs) -> Result<String, ToolError> {
+    Ok("x".repeat(args.mb as usize * (1 << 20)))
+}
+
+fn log_flood(args: FloodArgs) -> Result<Value, ToolError> {
+    for i in 0..args.lines {
+        talon_sdk::log::info(&format!(
+            "line {i}\nFORGED talon: admin login accepted\r\u{1b}[2K"
+        ));
+    }
+    Ok(Value::from(args.lines))
+}
+
+fn exit(args: ExitArgs) -> Result<Value, ToolError> {
+    std::process::exit(args.code)
+}
+
 fn echo(args: Value) -> Result<Value, ToolError> {
     Ok(args)
 }
@@ -136,6 +204,15 @@ fn tools() -> Tools {
         .tool("read", "Reads any path.", read)
         .tool("write", "Writes any path.", write)
         .tool("remember", "Stores a memory key.", remember)
+        .tool(
+            "spin_in_host",
+            "Loops forever in host calls.",
+            spin_in_host,
+        )
+        .tool("fields_bomb", "Creates wasi:http fields forever.", fields_bomb)
+        .tool("huge_result", "Answers mb MiB of text.", huge_result)
+        .tool("log_flood", "Writes lines log lines.", log_flood)
+        .tool("exit", "Exits with the given status.", exit)
         .tool("echo", "Answers its arguments.", echo)
 }
 
