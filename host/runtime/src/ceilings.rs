@@ -33,7 +33,8 @@ pub struct Ceilings {
     pub resource_entries: usize,
     /// Bytes of headers one `wasi:http` fields resource may hold (the host's
     /// in-memory size of it), so that `resource_entries` also bounds the host
-    /// memory fields can take. Exceeded: the guest gets `header-error.size-exceeded`.
+    /// memory fields can take. Exceeded: `resource_limit` (`wasi:http`
+    /// traps rather than answering `size-exceeded`).
     pub http_fields_bytes: usize,
     /// Largest result of one tool call, in bytes. Exceeded: `result_too_large`.
     pub result_bytes: usize,

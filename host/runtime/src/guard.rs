@@ -27,7 +27,7 @@ use wasmtime::component::{Instance, ResourceTableError};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::{FieldMapError, WasiHttpCtx};
 
 use crate::ceilings::Ceilings;
 use crate::error::GuardError;
@@ -74,7 +74,10 @@ pub(crate) struct Guarded<T> {
 pub(crate) fn check_result_size(store: &Store<CallState>, size: usize) -> wasmtime::Result<()> {
     let limit = store.data().caps.result_bytes;
     if size > limit {
-        return Err(wasmtime::Error::new(GuardError::ResultTooLarge { size, limit }));
+        return Err(wasmtime::Error::new(GuardError::ResultTooLarge {
+            size,
+            limit,
+        }));
     }
     Ok(())
 }
@@ -203,6 +206,7 @@ impl Runtime {
             caps: CallCaps {
                 result_bytes: ceilings.result_bytes,
                 resource_entries: ceilings.resource_entries,
+                http_fields_bytes: ceilings.http_fields_bytes,
                 log_lines_per_call: ceilings.log_lines_per_call,
                 log_lines_per_second: ceilings.log_lines_per_second,
                 log_line_bytes: ceilings.log_line_bytes,
@@ -255,6 +259,14 @@ fn classify(
         return GuardError::ResourceLimit {
             what: "host resources (WASI handles such as wasi:http fields, requests, bodies, streams)",
             limit: state.caps.resource_entries,
+        };
+    }
+    if let Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields) =
+        error.downcast_ref::<FieldMapError>()
+    {
+        return GuardError::ResourceLimit {
+            what: "bytes of headers in one wasi:http fields resource",
+            limit: state.caps.http_fields_bytes,
         };
     }
     match error.downcast_ref::<Trap>() {

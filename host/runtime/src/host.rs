@@ -73,6 +73,7 @@ pub(crate) struct CallState {
 pub(crate) struct CallCaps {
     pub result_bytes: usize,
     pub resource_entries: usize,
+    pub http_fields_bytes: usize,
     pub log_lines_per_call: u32,
     pub log_lines_per_second: u32,
     pub log_line_bytes: usize,

@@ -43,5 +43,5 @@ pub use manifest::{Filesystem, Kind, Limits, Manifest, Permissions, ToolSpec, WI
 pub use package::{Package, Trust};
 pub use plugin::{CallContext, Cost, Description, EffectiveLimits, Invocation, Plugin};
 pub use runtime::{Runtime, RuntimeConfig};
-pub use slots::RETRY_AFTER;
 pub use signing::{PublicKey, SecretKey, TrustStore};
+pub use slots::RETRY_AFTER;

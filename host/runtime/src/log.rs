@@ -134,7 +134,10 @@ mod tests {
             escape_controls("ok\nINFO talon: admin logged in\r\x1b[2J\tx"),
             "ok\\nINFO talon: admin logged in\\r\\u{1b}[2J\\tx"
         );
-        assert_eq!(escape_controls("a\u{2028}b\u{202e}c"), "a\\u{2028}b\\u{202e}c");
+        assert_eq!(
+            escape_controls("a\u{2028}b\u{202e}c"),
+            "a\\u{2028}b\\u{202e}c"
+        );
         // An escape written by the plugin stays distinguishable from ours.
         assert_eq!(escape_controls("\\n"), "\\\\n");
         assert!(!escape_controls("x\u{0}\u{7f}\u{85}y").contains(|c: char| c.is_control()));

@@ -325,7 +325,11 @@ impl NetworkPolicy {
 /// Whether the plugin may connect to `addr`, given the rules that matched
 /// the request: the embedder's denied addresses never, a non-public address
 /// only when one of the rules names it (IP and port) literally.
-fn check_address(addr: SocketAddr, rules: &[&HostRule], denied: &[SocketAddr]) -> Result<(), String> {
+fn check_address(
+    addr: SocketAddr,
+    rules: &[&HostRule],
+    denied: &[SocketAddr],
+) -> Result<(), String> {
     let ip = addr.ip().to_canonical();
     if denied.iter().any(|d| {
         d.port() == addr.port() && (d.ip().is_unspecified() || d.ip().to_canonical() == ip)
@@ -472,7 +476,13 @@ mod tests {
     #[tokio::test]
     async fn non_public_addresses_need_a_literal_ip_and_port() {
         let wildcard = NetworkPolicy::new(&["*".into()]);
-        for host in ["127.0.0.1", "localhost", "::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             let err = wildcard.resolve(host, 80, false, &[]).await.unwrap_err();
             assert!(
                 err.contains("loopback") || err.contains("unspecified"),

@@ -9,8 +9,9 @@ use serde::Serialize;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre};
 
-use crate::bindings::talon::plugin::types::ToolError;
+use crate::Ceilings;
 use crate::bindings::ToolIndices;
+use crate::bindings::talon::plugin::types::ToolError;
 use crate::error::{InvokeError, LoadError};
 use crate::guard::{GuestCall, GuestFuture, check_result_size};
 use crate::host::{CallState, Grants};
@@ -18,7 +19,6 @@ use crate::manifest::{Kind, Manifest, Permissions, ToolSpec};
 use crate::permissions::NetworkPolicy;
 use crate::runtime::Runtime;
 use crate::slots::PerPlugin;
-use crate::Ceilings;
 
 /// Who is calling a tool, and with what.
 #[derive(Debug, Clone, Default)]
@@ -157,7 +157,6 @@ pub struct Description {
     pub instructions: Option<String>,
 }
 
-
 fn world_of(kind: Kind) -> &'static str {
     match kind {
         Kind::Skill => "skill",
@@ -184,8 +183,7 @@ impl Runtime {
         }
         granted.validate().map_err(LoadError::Manifest)?;
         let (component, cached) = self.compile(component).await?;
-        let (instance_pre, indices, instructions_export) =
-            self.link(&component, manifest.kind)?;
+        let (instance_pre, indices, instructions_export) = self.link(&component, manifest.kind)?;
         let env = granted
             .env
             .iter()
@@ -285,8 +283,14 @@ impl Runtime {
         &self,
         component: &wasmtime::component::Component,
         kind: Kind,
-    ) -> Result<(InstancePre<CallState>, ToolIndices, Option<ComponentExportIndex>), LoadError>
-    {
+    ) -> Result<
+        (
+            InstancePre<CallState>,
+            ToolIndices,
+            Option<ComponentExportIndex>,
+        ),
+        LoadError,
+    > {
         let world = world_of(kind);
         let world_err = |detail: String| LoadError::World { world, detail };
         let pre: InstancePre<CallState> = self

@@ -129,14 +129,19 @@ impl Slots {
             }),
             Ok(Err(_closed)) => {
                 plugin.give_back();
-                Err(GuardError::Instantiate("the runtime is shutting down".into()))
+                Err(GuardError::Instantiate(
+                    "the runtime is shutting down".into(),
+                ))
             }
             Err(_elapsed) => {
                 plugin.give_back();
                 Err(self.refuse(
                     plugin,
                     entry,
-                    format!("all {} instance slots of the runtime are in use", self.total),
+                    format!(
+                        "all {} instance slots of the runtime are in use",
+                        self.total
+                    ),
                 ))
             }
         }

@@ -143,9 +143,14 @@ async fn probes_take_a_slot_of_their_plugin_and_cannot_starve_others() {
         4,
     );
     logs();
-    let stuck = load_with_settings(&rt, "tests/plugins/stuck", "stuck", &[("block", "describe")])
-        .await
-        .unwrap();
+    let stuck = load_with_settings(
+        &rt,
+        "tests/plugins/stuck",
+        "stuck",
+        &[("block", "describe")],
+    )
+    .await
+    .unwrap();
     let hostile = load(&rt, "tests/plugins/hostile", "hostile").await;
 
     let probes: Vec<_> = (0..20)
@@ -178,7 +183,10 @@ async fn probes_take_a_slot_of_their_plugin_and_cannot_starve_others() {
             other => panic!("a probe of a plugin stuck in describe: {other:?}"),
         }
     }
-    assert!(busy >= 1 && timed_out >= 1, "busy {busy}, timed out {timed_out}");
+    assert!(
+        busy >= 1 && timed_out >= 1,
+        "busy {busy}, timed out {timed_out}"
+    );
     let logs = logged();
     assert!(
         logs.lines()
@@ -214,7 +222,14 @@ async fn a_full_runtime_refuses_with_busy_and_recovers() {
         tokio::task::yield_now().await;
     }
     let err = guard_error(
-        call(&rt, &greeter, "greet", r#"{"name":"x"}"#, &CallContext::default()).await,
+        call(
+            &rt,
+            &greeter,
+            "greet",
+            r#"{"name":"x"}"#,
+            &CallContext::default(),
+        )
+        .await,
     );
     assert!(
         matches!(&err, GuardError::Busy { plugin, reason, .. }
@@ -228,9 +243,15 @@ async fn a_full_runtime_refuses_with_busy_and_recovers() {
         assert!(matches!(err, GuardError::Timeout { .. }), "{err}");
     }
     assert!(
-        call(&rt, &greeter, "greet", r#"{"name":"x"}"#, &CallContext::default())
-            .await
-            .is_ok()
+        call(
+            &rt,
+            &greeter,
+            "greet",
+            r#"{"name":"x"}"#,
+            &CallContext::default()
+        )
+        .await
+        .is_ok()
     );
 }
 
@@ -256,9 +277,14 @@ async fn describe_and_instructions_that_never_return_are_stopped() {
         "{err}"
     );
 
-    let stuck = load_with_settings(&rt, "tests/plugins/stuck", "stuck", &[("block", "describe")])
-        .await
-        .unwrap();
+    let stuck = load_with_settings(
+        &rt,
+        "tests/plugins/stuck",
+        "stuck",
+        &[("block", "describe")],
+    )
+    .await
+    .unwrap();
     let err = rt.probe(&stuck).await.unwrap_err();
     assert!(
         matches!(err, LoadError::Guard(GuardError::Timeout { .. })),
@@ -283,12 +309,38 @@ async fn a_resource_table_bomb_is_stopped_at_the_cap() {
         ..Ceilings::default()
     });
     let hostile = load(&rt, "tests/plugins/hostile", "hostile").await;
-    let err = guard_error(call(&rt, &hostile, "fields_bomb", "{}", &CallContext::default()).await);
+    // Small fields, many of them: the table fills up.
+    let err = guard_error(
+        call(
+            &rt,
+            &hostile,
+            "fields_bomb",
+            r#"{"kib":4}"#,
+            &CallContext::default(),
+        )
+        .await,
+    );
     assert!(
-        matches!(err, GuardError::ResourceLimit { limit: 128, .. }),
+        matches!(err, GuardError::ResourceLimit { limit: 128, what } if what.contains("host resources")),
         "{err}"
     );
     assert_eq!(err.kind(), "resource_limit");
+    // Large fields: one of them reaches its size cap first.
+    let err = guard_error(
+        call(
+            &rt,
+            &hostile,
+            "fields_bomb",
+            r#"{"kib":1024}"#,
+            &CallContext::default(),
+        )
+        .await,
+    );
+    assert!(
+        matches!(err, GuardError::ResourceLimit { limit, what }
+            if limit == Ceilings::default().http_fields_bytes && what.contains("headers")),
+        "{err}"
+    );
     echo_works(&rt, &hostile).await;
 }
 
@@ -297,7 +349,14 @@ async fn a_huge_result_is_refused() {
     let rt = runtime(Ceilings::default());
     let hostile = load(&rt, "tests/plugins/hostile", "hostile").await;
     let err = guard_error(
-        call(&rt, &hostile, "huge_result", r#"{"mb":4}"#, &CallContext::default()).await,
+        call(
+            &rt,
+            &hostile,
+            "huge_result",
+            r#"{"mb":4}"#,
+            &CallContext::default(),
+        )
+        .await,
     );
     assert!(
         matches!(err, GuardError::ResultTooLarge { size, limit }
@@ -310,9 +369,15 @@ async fn a_huge_result_is_refused() {
         ..Ceilings::default()
     });
     let hostile = load(&rt, "tests/plugins/hostile", "hostile").await;
-    let out = call(&rt, &hostile, "huge_result", r#"{"mb":4}"#, &CallContext::default())
-        .await
-        .unwrap();
+    let out = call(
+        &rt,
+        &hostile,
+        "huge_result",
+        r#"{"mb":4}"#,
+        &CallContext::default(),
+    )
+    .await
+    .unwrap();
     assert!(out.len() > 4 << 20);
 }
 
@@ -342,7 +407,7 @@ async fn a_log_flood_is_capped_and_cannot_forge_lines() {
     let logs = logged();
     let written: Vec<&str> = logs
         .lines()
-        .filter(|l| l.contains("plugin log") && l.contains("hostile"))
+        .filter(|l| l.contains("plugin log") && l.contains(" text=") && l.contains("hostile"))
         .collect();
     assert!(
         !written.is_empty() && written.len() <= 50,
@@ -368,8 +433,16 @@ async fn a_log_flood_is_capped_and_cannot_forge_lines() {
 async fn exit_is_an_exit_with_its_status() {
     let rt = runtime(Ceilings::default());
     let hostile = load(&rt, "tests/plugins/hostile", "hostile").await;
-    let err =
-        guard_error(call(&rt, &hostile, "exit", r#"{"code":3}"#, &CallContext::default()).await);
+    let err = guard_error(
+        call(
+            &rt,
+            &hostile,
+            "exit",
+            r#"{"code":3}"#,
+            &CallContext::default(),
+        )
+        .await,
+    );
     assert_eq!(err, GuardError::Exited(3));
     assert_eq!(err.to_string(), "plugin exited with status 3");
     assert_eq!(err.kind(), "exited");

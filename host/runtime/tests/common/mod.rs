@@ -85,7 +85,6 @@ pub async fn call(
     rt.invoke(plugin, tool, args, ctx).await.result
 }
 
-
 /// Packs a repository plugin, then loads it with nothing granted and the
 /// given settings; the load's own result (a skill's instructions are read
 /// through the guard while loading).

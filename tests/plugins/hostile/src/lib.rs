@@ -13,12 +13,14 @@
 //! - `spin_in_host`: an endless loop of host calls that each take the host
 //!   a while (1 MiB of random bytes) but burn little fuel: only the epoch
 //!   deadline, which yields, keeps it from holding a worker thread;
-//! - `fields_bomb`: creates `wasi:http` fields forever and keeps them (stopped
-//!   by the resource-table cap);
+//! - `fields_bomb`: creates `wasi:http` fields of `kib` KiB of headers each,
+//!   forever, and keeps them (stopped by the resource-table cap, or by the
+//!   size cap of one fields resource);
 //! - `huge_result`: answers `mb` MiB of text (refused by the result cap);
 //! - `log_flood`: writes `lines` log lines, each trying to forge another
 //!   line with a newline (rate-limited, escaped);
-//! - `exit`: calls `exit(code)`;
+//! - `exit`: exits with `code` (`wasi:cli/exit.exit-with-code`, WASI 0.2.12;
+//!   `std::process::exit` tells the host only success or failure);
 //! - `echo`: answers its arguments (the harmless baseline, and what the
 //!   concurrency test calls).
 
@@ -145,7 +147,14 @@ struct FloodArgs {
 #[talon_sdk::args]
 struct ExitArgs {
     /// The exit status.
-    code: i32,
+    code: u8,
+}
+
+/// Arguments of `fields_bomb`.
+#[talon_sdk::args]
+struct BombArgs {
+    /// KiB of headers in each fields resource.
+    kib: u32,
 }
 
 fn spin_in_host(_: Nothing) -> Result<Value, ToolError> {
@@ -154,16 +163,15 @@ fn spin_in_host(_: Nothing) -> Result<Value, ToolError> {
     }
 }
 
-fn fields_bomb(_: Nothing) -> Result<Value, ToolError> {
+fn fields_bomb(args: BombArgs) -> Result<Value, ToolError> {
     let mut kept = Vec::new();
+    let value = vec![b'x'; 1024];
     loop {
         let fields = wasip2::http::types::Fields::new();
-        // Each holds as many bytes as the host lets one fields resource hold.
-        let value = vec![b'x'; 1024];
-        for i in 0..1024 {
-            if fields.append(&format!("x-bomb-{i}"), &value).is_err() {
-                break;
-            }
+        for i in 0..args.kib {
+            fields
+                .append(&format!("x-bomb-{i}"), &value)
+                .map_err(|e| ToolError::failed(format!("{e:?}")))?;
         }
         kept.push(fields);
     }
@@ -183,7 +191,8 @@ fn log_flood(args: FloodArgs) -> Result<Value, ToolError> {
 }
 
 fn exit(args: ExitArgs) -> Result<Value, ToolError> {
-    std::process::exit(args.code)
+    wasip2::cli::exit::exit_with_code(args.code);
+    Err(ToolError::failed("exit returned"))
 }
 
 fn echo(args: Value) -> Result<Value, ToolError> {
