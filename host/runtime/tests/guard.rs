@@ -448,3 +448,50 @@ async fn exit_is_an_exit_with_its_status() {
     assert_eq!(err.kind(), "exited");
     echo_works(&rt, &hostile).await;
 }
+
+/// A guest blocked inside a host call (here `wasi:io/poll` on an HTTP
+/// response that never comes) runs no WebAssembly, so no epoch check can
+/// stop it: the outer timeout does, at the plugin's deadline rather than at
+/// the guest's own (much longer) one.
+#[tokio::test]
+async fn the_outer_timeout_ends_a_guest_blocked_in_a_host_call() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds every connection, never answering.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let rt = runtime(Ceilings::default());
+    let granted = talon_runtime::Permissions {
+        network: vec![format!("127.0.0.1:{port}")],
+        ..Default::default()
+    };
+    let plugin = common::load_with(&rt, "plugins/web_fetch", "web_fetch", granted, |m| {
+        m.limits.timeout_ms = Some(300)
+    })
+    .await;
+    let args = serde_json::json!({
+        "url": format!("http://127.0.0.1:{port}/"),
+        "timeout_ms": 30_000,
+    });
+    let err = guard_error(
+        call(
+            &rt,
+            &plugin,
+            "web_fetch",
+            &args.to_string(),
+            &CallContext::default(),
+        )
+        .await,
+    );
+    assert_eq!(
+        err,
+        GuardError::Timeout {
+            limit: Duration::from_millis(300)
+        }
+    );
+    assert_eq!(plugin.running_calls(), 0);
+}

@@ -213,12 +213,12 @@ fn tools() -> Tools {
         .tool("read", "Reads any path.", read)
         .tool("write", "Writes any path.", write)
         .tool("remember", "Stores a memory key.", remember)
+        .tool("spin_in_host", "Loops forever in host calls.", spin_in_host)
         .tool(
-            "spin_in_host",
-            "Loops forever in host calls.",
-            spin_in_host,
+            "fields_bomb",
+            "Creates wasi:http fields forever.",
+            fields_bomb,
         )
-        .tool("fields_bomb", "Creates wasi:http fields forever.", fields_bomb)
         .tool("huge_result", "Answers mb MiB of text.", huge_result)
         .tool("log_flood", "Writes lines log lines.", log_flood)
         .tool("exit", "Exits with the given status.", exit)
