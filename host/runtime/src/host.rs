@@ -1,7 +1,9 @@
 //! What a plugin's store holds during one call, and the host side of the
-//! imports: WASI, `wasi:http` behind the network grant, log, memory, settings.
+//! imports: WASI, `wasi:http` behind the network grant, memory, settings
+//! (the log import is in `log.rs`).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http::uri::{Authority, Scheme};
@@ -11,8 +13,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::bindings::talon::plugin::{log, memory, settings, types};
+use crate::bindings::talon::plugin::{memory, settings, types};
+use crate::log::CallLog;
 use crate::permissions::{NetworkPolicy, memory_allowed};
+use crate::slots::PerPlugin;
 
 /// Longest memory key a plugin may use, in bytes.
 pub const MAX_MEMORY_KEY: usize = 256;
@@ -47,12 +51,32 @@ pub(crate) struct Grants {
 pub(crate) struct CallState {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
+    /// Capped at `Ceilings::resource_entries`: every WASI resource a guest
+    /// makes the host hold (fields, requests, bodies, streams) is an entry.
     pub table: ResourceTable,
     pub gate: HttpGate,
     pub limiter: Limiter,
     pub grants: Arc<Grants>,
     pub memory: Option<(Arc<dyn MemoryBackend>, String)>,
     pub stderr: MemoryOutputPipe,
+    /// The ceilings this call runs under that host code checks.
+    pub caps: CallCaps,
+    /// What this call has logged.
+    pub log: CallLog,
+    /// What all calls of this plugin share (its log budget).
+    pub shared: Arc<PerPlugin>,
+}
+
+/// The host-side caps of one call, copied from the ceilings when the call
+/// starts so a reload never changes them mid-call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallCaps {
+    pub result_bytes: usize,
+    pub resource_entries: usize,
+    pub http_fields_bytes: usize,
+    pub log_lines_per_call: u32,
+    pub log_lines_per_second: u32,
+    pub log_line_bytes: usize,
 }
 
 impl WasiView for CallState {
@@ -78,6 +102,8 @@ impl WasiHttpView for CallState {
 /// grant after DNS resolution, or is refused with `HTTP-request-denied`.
 pub(crate) struct HttpGate {
     pub policy: Arc<NetworkPolicy>,
+    /// The embedder's own addresses (the daemon's listeners), never reachable.
+    pub denied_addrs: Arc<[SocketAddr]>,
     /// The reason of the last refusal, added to the tool's error so the
     /// author sees why (the WASI error code carries no text).
     pub denied: Arc<Mutex<Option<String>>>,
@@ -100,6 +126,7 @@ impl WasiHttpHooks for HttpGate {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let policy = self.policy.clone();
         let denied = self.denied.clone();
+        let denied_addrs = self.denied_addrs.clone();
         Box::new(async move {
             let uri = request.uri();
             let https = uri.scheme() == Some(&Scheme::HTTPS);
@@ -107,7 +134,7 @@ impl WasiHttpHooks for HttpGate {
             let Some(host) = uri.host().map(str::to_owned) else {
                 return Err(ErrorCode::HttpRequestUriInvalid.into());
             };
-            let addrs = match policy.resolve(&host, port).await {
+            let addrs = match policy.resolve(&host, port, https, &denied_addrs).await {
                 Ok(addrs) => addrs,
                 Err(reason) => {
                     tracing::warn!(%host, port, %reason, "plugin network request refused");
@@ -201,20 +228,6 @@ impl wasmtime::ResourceLimiter for Limiter {
 }
 
 impl types::Host for CallState {}
-
-impl log::Host for CallState {
-    async fn log(&mut self, level: log::Level, message: String) {
-        let plugin = &*self.grants.plugin;
-        let message = truncate(&message, 4096);
-        match level {
-            log::Level::Trace => tracing::trace!(plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin, "{message}"),
-            log::Level::Info => tracing::info!(plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, "{message}"),
-            log::Level::Error => tracing::error!(plugin, "{message}"),
-        }
-    }
-}
 
 impl settings::Host for CallState {
     async fn get(&mut self, key: String) -> Option<String> {

@@ -5,6 +5,11 @@
 //!
 //! - [`Runtime`]: one wasmtime engine with fuel, epoch deadlines, a memory
 //!   limiter and the pooling allocator; compiled components cached on disk.
+//! - The guard (`guard.rs`): the one path into guest code. Every entry
+//!   (tool calls, `describe`, `instructions`, probes) takes an instance slot
+//!   (per plugin and in all), runs under fuel, a yielding epoch deadline and
+//!   an outer timeout, with host resources, results and logs capped by the
+//!   [`Ceilings`]; refusals and stops are named [`GuardError`]s.
 //! - [`Plugin`]: a loaded component; [`Runtime::invoke`] calls one of its
 //!   tools in a fresh store and reports what the call [`Cost`].
 //! - [`Package`]: the signed file operators install, and [`TrustStore`].
@@ -16,8 +21,11 @@
 
 mod bindings;
 mod cache;
+mod ceilings;
 pub mod error;
+mod guard;
 mod host;
+pub mod log;
 pub mod manifest;
 pub mod package;
 pub mod permissions;
@@ -25,12 +33,15 @@ mod plugin;
 mod runtime;
 pub mod scaffold;
 pub mod signing;
+mod slots;
 mod ticker;
 
-pub use error::{InvokeError, LoadError};
+pub use ceilings::Ceilings;
+pub use error::{GuardError, InvokeError, LoadError};
 pub use host::{MAX_MEMORY_KEY, MAX_MEMORY_VALUE, MemoryBackend};
 pub use manifest::{Filesystem, Kind, Limits, Manifest, Permissions, ToolSpec, WIT_VERSION};
 pub use package::{Package, Trust};
 pub use plugin::{CallContext, Cost, Description, EffectiveLimits, Invocation, Plugin};
-pub use runtime::{Ceilings, Runtime, RuntimeConfig};
+pub use runtime::{Runtime, RuntimeConfig};
 pub use signing::{PublicKey, SecretKey, TrustStore};
+pub use slots::RETRY_AFTER;

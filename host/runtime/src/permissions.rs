@@ -5,6 +5,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One granted network host.
+///
+/// A rule without a port allows only the scheme's default port (80 for
+/// `http`, 443 for `https`). Only a rule naming an IP address *and* a port
+/// reaches a non-public address (loopback, private, link-local, CGNAT,
+/// metadata, unspecified, multicast...), and only that address and port:
+/// a host name never does, whatever it resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostRule {
     host: HostPattern,
@@ -17,8 +23,11 @@ enum HostPattern {
     Any,
     /// `*.example.com`: subdomains of a domain, public addresses only.
     Suffix(String),
-    /// `example.com` or `10.0.0.5`: exactly this host, whatever it resolves to.
-    Exact(String),
+    /// `example.com`: exactly this host name, public addresses only.
+    Name(String),
+    /// `10.0.0.5` or `[::1]`: exactly this address (canonical form: an
+    /// IPv4-mapped IPv6 address is its IPv4 address).
+    Ip(IpAddr),
 }
 
 impl HostRule {
@@ -48,10 +57,11 @@ impl HostRule {
         let pattern = match host.strip_prefix("*.") {
             Some(domain) if valid_hostname(domain) => HostPattern::Suffix(domain.to_string()),
             Some(_) => return Err(invalid()),
-            None if host.parse::<IpAddr>().is_ok() || valid_hostname(&host) => {
-                HostPattern::Exact(host)
-            }
-            None => return Err(invalid()),
+            None => match host.parse::<IpAddr>() {
+                Ok(ip) => HostPattern::Ip(ip.to_canonical()),
+                Err(_) if valid_hostname(&host) => HostPattern::Name(host),
+                Err(_) => return Err(invalid()),
+            },
         };
         Ok(Self {
             host: pattern,
@@ -61,34 +71,52 @@ impl HostRule {
 
     /// Whether every host this rule `other` allows is also allowed by `self`:
     /// an operator may grant a narrower rule than the plugin requested.
+    ///
+    /// A request of `*` covers every grant, any port included: the plugin
+    /// asks for whatever the operator chooses to open (for example one
+    /// local service's `127.0.0.1:8080`).
     pub fn covers(&self, other: &HostRule) -> bool {
-        if self.port.is_some() && self.port != other.port {
-            return false;
+        if self.host == HostPattern::Any && self.port.is_none() {
+            return true;
         }
-        match (&self.host, &other.host) {
-            (HostPattern::Any, _) => true,
-            (HostPattern::Suffix(d), HostPattern::Suffix(o)) => o == d || is_subdomain(o, d),
-            (HostPattern::Suffix(d), HostPattern::Exact(h)) => is_subdomain(h, d),
-            (HostPattern::Exact(e), HostPattern::Exact(h)) => e == h,
-            _ => false,
-        }
+        let ports = match (self.port, other.port) {
+            (Some(mine), theirs) => theirs == Some(mine),
+            // No port means the default ports: a grant naming one of them
+            // is narrower, a grant naming another port is wider.
+            (None, theirs) => theirs.is_none_or(|p| p == 80 || p == 443),
+        };
+        ports
+            && match (&self.host, &other.host) {
+                (HostPattern::Any, _) => true,
+                (HostPattern::Suffix(d), HostPattern::Suffix(o)) => o == d || is_subdomain(o, d),
+                (HostPattern::Suffix(d), HostPattern::Name(h)) => is_subdomain(h, d),
+                (HostPattern::Name(e), HostPattern::Name(h)) => e == h,
+                (HostPattern::Ip(a), HostPattern::Ip(b)) => a == b,
+                _ => false,
+            }
     }
 
-    fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
+    /// Whether a request for `host` (lowercase, no brackets) on `port`
+    /// falls under this rule; `default_port` is the scheme's.
+    fn matches(&self, host: &str, port: u16, default_port: u16) -> bool {
+        if self.port.unwrap_or(default_port) != port {
             return false;
         }
         match &self.host {
             HostPattern::Any => true,
             HostPattern::Suffix(domain) => is_subdomain(host, domain),
-            HostPattern::Exact(exact) => exact == host,
+            HostPattern::Name(name) => name == host,
+            HostPattern::Ip(ip) => host
+                .parse::<IpAddr>()
+                .is_ok_and(|h| h.to_canonical() == *ip),
         }
     }
 
-    /// Only a rule naming the host itself lets it reach a private address:
-    /// a wildcard never does.
-    fn allows_private(&self) -> bool {
-        matches!(self.host, HostPattern::Exact(_))
+    /// Whether this rule opens exactly `addr`, a non-public address: it
+    /// names that IP and that port literally.
+    fn opens(&self, addr: SocketAddr) -> bool {
+        matches!(self.host, HostPattern::Ip(ip) if ip == addr.ip().to_canonical())
+            && self.port == Some(addr.port())
     }
 }
 
@@ -139,7 +167,9 @@ fn valid_hostname(host: &str) -> bool {
         })
 }
 
-/// Why an address is not public, or `None` when it is.
+/// Why an address is not public, or `None` when it is. IPv4 addresses
+/// embedded in IPv6 ones (mapped, compatible, NAT64, 6to4) are judged as
+/// the IPv4 address they carry.
 pub fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => non_public_v4(v4),
@@ -147,27 +177,37 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return non_public_v4(v4);
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let o = v6.octets();
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
             } else if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
                 Some("cloud metadata")
-            } else if first & 0xfe00 == 0xfc00 {
+            } else if s[0] & 0xfe00 == 0xfc00 {
                 Some("private (unique local)")
-            } else if first & 0xffc0 == 0xfe80 {
+            } else if s[0] & 0xffc0 == 0xfe80 {
                 Some("link-local")
-            } else if first & 0xff00 == 0xff00 {
+            } else if s[0] & 0xffc0 == 0xfec0 {
+                Some("site-local (deprecated private)")
+            } else if s[0] & 0xff00 == 0xff00 {
                 Some("multicast")
-            } else if v6.segments()[..6] == [0, 0, 0, 0, 0, 0] {
+            } else if s[..6] == [0, 0, 0, 0, 0, 0] {
                 // IPv4-compatible (deprecated): judge the embedded address.
-                let o = v6.octets();
                 non_public_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
-            } else if v6.segments()[..2] == [0x64, 0xff9b] {
+            } else if s[..2] == [0x64, 0xff9b] {
                 // NAT64: judge the embedded IPv4 address.
-                let o = v6.octets();
                 non_public_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if s[0] == 0x2002 {
+                // 6to4: the IPv4 address follows the prefix.
+                non_public_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+            } else if s[..2] == [0x2001, 0] {
+                Some("Teredo tunnel")
+            } else if s[..2] == [0x2001, 0xdb8] {
+                Some("documentation")
+            } else if s[..4] == [0x100, 0, 0, 0] {
+                Some("discard-only")
             } else {
                 None
             }
@@ -176,7 +216,7 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
         Some("cloud metadata")
     } else if ip.is_loopback() {
@@ -189,10 +229,18 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("shared (carrier-grade NAT)")
     } else if ip.is_unspecified() || a == 0 {
         Some("unspecified")
-    } else if ip.is_broadcast() || ip.is_multicast() || a >= 240 {
-        Some("multicast or reserved")
+    } else if ip.is_broadcast() {
+        Some("broadcast")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else if a >= 240 {
+        Some("reserved")
     } else if a == 198 && (b & 0xfe) == 18 {
         Some("benchmarking")
+    } else if (a, b, c) == (192, 0, 0) {
+        Some("IETF protocol assignment")
+    } else if matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113)) {
+        Some("documentation")
     } else {
         None
     }
@@ -220,23 +268,35 @@ impl NetworkPolicy {
         self.rules.is_empty()
     }
 
-    /// Resolves `host` and returns the addresses the plugin may connect to,
-    /// or why it may not. Every resolved address is checked, so a name that
-    /// resolves to a private address is refused even if it also resolves to
-    /// a public one.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    /// Resolves `host` and returns the addresses the plugin may connect to
+    /// on `port`, or why it may not. `https` chooses the default port a
+    /// portless grant allows. Every resolved address is checked, so a name
+    /// that resolves to a non-public address is refused even if it also
+    /// resolves to a public one; `denied` (the embedder's own addresses,
+    /// such as the daemon's listeners) is refused whatever was granted.
+    pub async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        https: bool,
+        denied: &[SocketAddr],
+    ) -> Result<Vec<SocketAddr>, String> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let host = host.trim_start_matches('[').trim_end_matches(']');
+        let default_port = if https { 443 } else { 80 };
         let matching: Vec<&HostRule> = self
             .rules
             .iter()
-            .filter(|r| r.matches(host, port))
+            .filter(|r| r.matches(host, port, default_port))
             .collect();
         if matching.is_empty() {
             return Err(if self.rules.is_empty() {
                 format!("{host}:{port}: this plugin was granted no network access")
             } else {
-                format!("{host}:{port} is not among the plugin's granted network hosts")
+                format!(
+                    "{host}:{port} is not among the plugin's granted network hosts (a grant \
+                     without a port allows only port {default_port} for this scheme)"
+                )
             });
         }
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
@@ -249,19 +309,42 @@ impl NetworkPolicy {
         if addrs.is_empty() {
             return Err(format!("{host}: DNS lookup returned no address"));
         }
-        let explicit = matching.iter().any(|r| r.allows_private());
         for addr in &addrs {
-            if let Some(reason) = non_public(addr.ip())
-                && !explicit
-            {
-                return Err(format!(
-                    "{host} resolves to {}, a {reason} address; only a grant naming this host \
-                     exactly (not a wildcard) allows that",
-                    addr.ip()
-                ));
-            }
+            check_address(*addr, &matching, denied).map_err(|reason| {
+                if host.parse::<IpAddr>().is_ok() {
+                    reason
+                } else {
+                    format!("{host} resolves to {reason}")
+                }
+            })?;
         }
         Ok(addrs)
+    }
+}
+
+/// Whether the plugin may connect to `addr`, given the rules that matched
+/// the request: the embedder's denied addresses never, a non-public address
+/// only when one of the rules names it (IP and port) literally.
+fn check_address(
+    addr: SocketAddr,
+    rules: &[&HostRule],
+    denied: &[SocketAddr],
+) -> Result<(), String> {
+    let ip = addr.ip().to_canonical();
+    if denied.iter().any(|d| {
+        d.port() == addr.port() && (d.ip().is_unspecified() || d.ip().to_canonical() == ip)
+    }) {
+        return Err(format!(
+            "{addr}, an address of the daemon itself, which no grant opens"
+        ));
+    }
+    match non_public(ip) {
+        Some(reason) if !rules.iter().any(|r| r.opens(addr)) => Err(format!(
+            "{addr}, a {reason} address; only a grant naming this IP address and port \
+             literally (for example \"{}\") allows that",
+            SocketAddr::new(ip, addr.port())
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -303,68 +386,188 @@ mod tests {
     #[test]
     fn matching() {
         let rule = HostRule::parse("*.example.com").unwrap();
-        assert!(rule.matches("api.example.com", 443));
-        assert!(!rule.matches("example.com", 443));
-        assert!(!rule.matches("badexample.com", 443));
+        assert!(rule.matches("api.example.com", 443, 443));
+        assert!(!rule.matches("example.com", 443, 443));
+        assert!(!rule.matches("badexample.com", 443, 443));
         let rule = HostRule::parse("example.com:8080").unwrap();
-        assert!(rule.matches("example.com", 8080));
-        assert!(!rule.matches("example.com", 80));
+        assert!(rule.matches("example.com", 8080, 80));
+        assert!(!rule.matches("example.com", 80, 80));
     }
 
     #[test]
+    fn a_grant_without_a_port_means_the_default_port_of_the_scheme() {
+        for (grant, host) in [
+            ("example.com", "example.com"),
+            ("*.example.com", "api.example.com"),
+            ("*", "api.example.com"),
+        ] {
+            let rule = HostRule::parse(grant).unwrap();
+            assert!(rule.matches(host, 80, 80), "{grant}: http on 80");
+            assert!(rule.matches(host, 443, 443), "{grant}: https on 443");
+            assert!(!rule.matches(host, 443, 80), "{grant}: http on 443");
+            assert!(!rule.matches(host, 80, 443), "{grant}: https on 80");
+            for port in [22, 4545, 6379, 8080] {
+                assert!(!rule.matches(host, port, 80), "{grant}: port {port}");
+                assert!(!rule.matches(host, port, 443), "{grant}: port {port}");
+            }
+        }
+    }
+
+    /// Every class of non-public address, IPv4 and IPv6 (and IPv4 inside
+    /// IPv6), with the reason the policy gives.
+    #[test]
     fn classifies_addresses() {
-        for (ip, public) in [
-            ("8.8.8.8", true),
-            ("127.0.0.1", false),
-            ("10.1.2.3", false),
-            ("172.16.0.1", false),
-            ("192.168.1.1", false),
-            ("169.254.169.254", false),
-            ("100.64.0.1", false),
-            ("0.0.0.0", false),
-            ("::1", false),
-            ("fd00:ec2::254", false),
-            ("fe80::1", false),
-            ("::ffff:127.0.0.1", false),
-            ("::ffff:8.8.8.8", true),
-            ("64:ff9b::a00:1", false),
-            ("2606:4700::1111", true),
+        for (ip, class) in [
+            ("127.0.0.1", Some("loopback")),
+            ("127.255.0.9", Some("loopback")),
+            ("::1", Some("loopback")),
+            ("::ffff:127.0.0.1", Some("loopback")),
+            ("::127.0.0.1", Some("loopback")),
+            ("10.1.2.3", Some("private")),
+            ("172.16.0.1", Some("private")),
+            ("172.31.255.255", Some("private")),
+            ("192.168.1.1", Some("private")),
+            ("::ffff:10.0.0.1", Some("private")),
+            ("fc00::1", Some("private (unique local)")),
+            ("fd12:3456::1", Some("private (unique local)")),
+            ("fec0::1", Some("site-local (deprecated private)")),
+            ("169.254.1.1", Some("link-local")),
+            ("fe80::1", Some("link-local")),
+            ("100.64.0.1", Some("shared (carrier-grade NAT)")),
+            ("100.127.255.254", Some("shared (carrier-grade NAT)")),
+            ("169.254.169.254", Some("cloud metadata")),
+            ("::ffff:169.254.169.254", Some("cloud metadata")),
+            ("100.100.100.200", Some("cloud metadata")),
+            ("fd00:ec2::254", Some("cloud metadata")),
+            ("0.0.0.0", Some("unspecified")),
+            ("0.1.2.3", Some("unspecified")),
+            ("::", Some("unspecified")),
+            ("::ffff:0.0.0.0", Some("unspecified")),
+            ("224.0.0.1", Some("multicast")),
+            ("239.255.255.250", Some("multicast")),
+            ("ff02::1", Some("multicast")),
+            ("ff05::1:3", Some("multicast")),
+            ("255.255.255.255", Some("broadcast")),
+            ("240.0.0.1", Some("reserved")),
+            ("198.18.0.1", Some("benchmarking")),
+            ("192.0.0.8", Some("IETF protocol assignment")),
+            ("192.0.2.1", Some("documentation")),
+            ("2001:db8::1", Some("documentation")),
+            ("64:ff9b::a00:1", Some("private")),
+            ("64:ff9b::7f00:1", Some("loopback")),
+            ("2002:7f00:1::", Some("loopback")),
+            ("2001:0:4136:e378::1", Some("Teredo tunnel")),
+            ("100::1", Some("discard-only")),
+            // Public addresses.
+            ("8.8.8.8", None),
+            ("100.63.255.255", None),
+            ("100.128.0.0", None),
+            ("172.32.0.1", None),
+            ("::ffff:8.8.8.8", None),
+            ("64:ff9b::808:808", None),
+            ("2002:808:808::", None),
+            ("2606:4700::1111", None),
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(non_public(ip).is_none(), public, "{ip}");
+            assert_eq!(non_public(ip), class, "{ip}");
         }
     }
 
     #[tokio::test]
-    async fn refuses_private_addresses_unless_named() {
+    async fn non_public_addresses_need_a_literal_ip_and_port() {
         let wildcard = NetworkPolicy::new(&["*".into()]);
-        let err = wildcard.resolve("127.0.0.1", 80).await.unwrap_err();
-        assert!(err.contains("loopback"), "{err}");
-        let err = wildcard.resolve("localhost", 80).await.unwrap_err();
-        assert!(err.contains("loopback"), "{err}");
-        let err = NetworkPolicy::new(&["169.254.169.254".into(), "*".into()])
-            .resolve("169.254.169.254", 80)
-            .await;
-        assert!(
-            err.is_ok(),
-            "an exact grant allows even metadata: the operator asked for it"
-        );
-        let named = NetworkPolicy::new(&["127.0.0.1:8080".into()]);
-        assert!(named.resolve("127.0.0.1", 8080).await.is_ok());
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
+            let err = wildcard.resolve(host, 80, false, &[]).await.unwrap_err();
+            assert!(
+                err.contains("loopback") || err.contains("unspecified"),
+                "{host}: {err}"
+            );
+        }
+        // A host name, even granted exactly with its port, never reaches
+        // loopback: DNS could point it anywhere.
+        let by_name = NetworkPolicy::new(&["localhost".into(), "localhost:8080".into()]);
+        for port in [80, 8080] {
+            let err = by_name
+                .resolve("localhost", port, false, &[])
+                .await
+                .unwrap_err();
+            assert!(
+                err.contains("resolves to") && err.contains("loopback"),
+                "{err}"
+            );
+        }
+        // An IP without a port is not enough either.
+        let ip_only = NetworkPolicy::new(&["169.254.169.254".into(), "127.0.0.1".into()]);
+        for host in ["169.254.169.254", "127.0.0.1"] {
+            let err = ip_only.resolve(host, 80, false, &[]).await.unwrap_err();
+            assert!(err.contains("literally"), "{host}: {err}");
+        }
+        // The literal IP and port: that address and port, nothing else.
+        let named = NetworkPolicy::new(&["127.0.0.1:8080".into(), "[::1]:9090".into()]);
+        assert!(named.resolve("127.0.0.1", 8080, false, &[]).await.is_ok());
         assert!(
             named
-                .resolve("127.0.0.1", 8081)
+                .resolve("::ffff:127.0.0.1", 8080, false, &[])
                 .await
-                .unwrap_err()
-                .contains("not among")
+                .is_ok()
         );
+        assert!(named.resolve("[::1]", 9090, true, &[]).await.is_ok());
+        for (host, port) in [("127.0.0.1", 8081), ("127.0.0.2", 8080), ("::1", 8080)] {
+            let err = named.resolve(host, port, false, &[]).await.unwrap_err();
+            assert!(err.contains("not among"), "{host}:{port}: {err}");
+        }
         let none = NetworkPolicy::new(&[]);
         assert!(
-            none.resolve("example.com", 443)
+            none.resolve("example.com", 443, true, &[])
                 .await
                 .unwrap_err()
                 .contains("no network access")
         );
+    }
+
+    #[tokio::test]
+    async fn the_embedders_addresses_are_denied_whatever_the_grant() {
+        let granted = NetworkPolicy::new(&["127.0.0.1:4545".into(), "127.0.0.1:4546".into()]);
+        let daemon: SocketAddr = "127.0.0.1:4545".parse().unwrap();
+        let err = granted
+            .resolve("127.0.0.1", 4545, false, &[daemon])
+            .await
+            .unwrap_err();
+        assert!(err.contains("the daemon itself"), "{err}");
+        assert!(
+            granted
+                .resolve("127.0.0.1", 4546, false, &[daemon])
+                .await
+                .is_ok()
+        );
+        // Listening on every address denies the port on every address.
+        let everywhere: SocketAddr = "0.0.0.0:4546".parse().unwrap();
+        let err = granted
+            .resolve("127.0.0.1", 4546, false, &[everywhere])
+            .await
+            .unwrap_err();
+        assert!(err.contains("the daemon itself"), "{err}");
+    }
+
+    #[test]
+    fn a_literal_grant_opens_only_its_address_and_port() {
+        let rule = HostRule::parse("10.0.0.5:8443").unwrap();
+        let ok: SocketAddr = "10.0.0.5:8443".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.5]:8443".parse().unwrap();
+        let other_port: SocketAddr = "10.0.0.5:8444".parse().unwrap();
+        let other_ip: SocketAddr = "10.0.0.6:8443".parse().unwrap();
+        assert!(check_address(ok, &[&rule], &[]).is_ok());
+        assert!(check_address(mapped, &[&rule], &[]).is_ok());
+        assert!(check_address(other_port, &[&rule], &[]).is_err());
+        assert!(check_address(other_ip, &[&rule], &[]).is_err());
+        let public: SocketAddr = "8.8.8.8:443".parse().unwrap();
+        assert!(check_address(public, &[], &[]).is_ok());
     }
 
     #[test]
@@ -376,7 +579,11 @@ mod tests {
         assert!(!rule("*.example.com").covers(&rule("example.com")));
         assert!(!rule("*.example.com").covers(&rule("*")));
         assert!(rule("example.com").covers(&rule("example.com:443")));
+        assert!(rule("example.com").covers(&rule("example.com:80")));
+        assert!(!rule("example.com").covers(&rule("example.com:8443")));
         assert!(!rule("example.com:443").covers(&rule("example.com")));
+        assert!(rule("10.0.0.5:80").covers(&rule("10.0.0.5:80")));
+        assert!(!rule("example.com").covers(&rule("10.0.0.5:80")));
         assert!(memory_covers("notes/*", "notes/a"));
         assert!(memory_covers("notes/*", "notes/x/*"));
         assert!(!memory_covers("notes/a", "notes/*"));

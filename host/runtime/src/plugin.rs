@@ -1,32 +1,24 @@
-//! A loaded plugin and how it is called: a fresh store per call, metered for
-//! fuel, wall-clock time and memory, with only what the operator granted.
+//! A loaded plugin and its entries: tool calls, `describe`, `instructions`
+//! and probes, each in a fresh instance through the guard (`guard.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmtime::component::{Instance, InstancePre};
-use wasmtime::{Store, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime::Store;
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre};
 
+use crate::Ceilings;
+use crate::bindings::ToolIndices;
 use crate::bindings::talon::plugin::types::ToolError;
-use crate::bindings::{Tool, ToolPre};
 use crate::error::{InvokeError, LoadError};
-use crate::host::{CallState, Grants, HttpGate, Limiter, MemoryLimitHit, truncate};
+use crate::guard::{GuestCall, GuestFuture, check_result_size};
+use crate::host::{CallState, Grants};
 use crate::manifest::{Kind, Manifest, Permissions, ToolSpec};
 use crate::permissions::NetworkPolicy;
-use crate::runtime::{Ceilings, FUEL_YIELD_INTERVAL, Runtime};
-use crate::ticker::ticks_for;
-
-/// Bytes of a guest's stderr kept per call (shown when it traps).
-const STDERR_CAPACITY: usize = 64 * 1024;
-/// Grace given to the async timeout beyond the epoch deadline, so the more
-/// precise epoch trap normally fires first.
-const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
+use crate::runtime::Runtime;
+use crate::slots::PerPlugin;
 
 /// Who is calling a tool, and with what.
 #[derive(Debug, Clone, Default)]
@@ -39,9 +31,6 @@ pub struct CallContext {
     pub workspace: Option<PathBuf>,
 }
 
-/// Where the network gate leaves the reason it refused a request.
-type DeniedReason = Arc<Mutex<Option<String>>>;
-
 /// What one call cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Cost {
@@ -51,6 +40,8 @@ pub struct Cost {
     pub wall_us: u64,
     /// Peak linear memory of the instance, in bytes.
     pub peak_memory: u64,
+    /// Log lines the call wrote beyond its limits, dropped.
+    pub log_lines_dropped: u32,
 }
 
 /// The result of one call and what it cost.
@@ -102,16 +93,21 @@ pub struct Plugin {
     inner: Arc<PluginInner>,
 }
 
-struct PluginInner {
-    manifest: Manifest,
-    granted: Permissions,
-    grants: Arc<Grants>,
-    env: Vec<(String, String)>,
-    /// Linked, with the exports' indices resolved once, so a call only
-    /// instantiates and calls.
-    pre: ToolPre<CallState>,
-    instructions: Option<String>,
-    cached: bool,
+pub(crate) struct PluginInner {
+    pub manifest: Manifest,
+    pub granted: Permissions,
+    pub grants: Arc<Grants>,
+    pub env: Vec<(String, String)>,
+    /// Linked, so a call only instantiates...
+    pub instance_pre: InstancePre<CallState>,
+    /// ...and finds the exports by the indices resolved once.
+    pub indices: ToolIndices,
+    /// A skill's `instructions` function, resolved once.
+    pub instructions_export: Option<ComponentExportIndex>,
+    /// Slots and log budget, shared with every version of the plugin.
+    pub shared: Arc<PerPlugin>,
+    pub instructions: Option<String>,
+    pub cached: bool,
 }
 
 impl Plugin {
@@ -144,6 +140,11 @@ impl Plugin {
     pub fn limits(&self, ceilings: &Ceilings) -> EffectiveLimits {
         EffectiveLimits::new(&self.inner.manifest, ceilings)
     }
+
+    /// Calls of this plugin (of any of its versions) running now.
+    pub fn running_calls(&self) -> u32 {
+        self.inner.shared.running()
+    }
 }
 
 /// What a component says about itself: its tools, and its instructions if
@@ -156,9 +157,17 @@ pub struct Description {
     pub instructions: Option<String>,
 }
 
+fn world_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Skill => "skill",
+        _ => "tool",
+    }
+}
+
 impl Runtime {
     /// Loads a plugin: compiles (or loads from the cache) its component,
-    /// and links it (for a skill, also reads its instructions).
+    /// and links it (for a skill, also reads its instructions, through the
+    /// guard like every other entry into guest code).
     /// `granted` must be a subset of what the manifest requests.
     pub async fn load(
         &self,
@@ -174,12 +183,7 @@ impl Runtime {
         }
         granted.validate().map_err(LoadError::Manifest)?;
         let (component, cached) = self.compile(component).await?;
-        let world = if manifest.kind == Kind::Skill {
-            "skill"
-        } else {
-            "tool"
-        };
-        let pre = self.link(&component, world)?;
+        let (instance_pre, indices, instructions_export) = self.link(&component, manifest.kind)?;
         let env = granted
             .env
             .iter()
@@ -192,19 +196,26 @@ impl Runtime {
             network: Arc::new(NetworkPolicy::new(&granted.network)),
         });
         let mut plugin = PluginInner {
+            shared: self.inner.slots.plugin(&manifest.name),
             manifest,
             granted,
             grants,
             env,
-            pre,
+            instance_pre,
+            indices,
+            instructions_export,
             instructions: None,
             cached,
         };
         // The tools are not described again here: `pack` wrote them into the
         // manifest from the component itself, and the signature binds the
         // two. Loading stays cheap; `probe` instantiates on demand.
-        if plugin.manifest.kind == Kind::Skill {
-            plugin.instructions = Some(self.instructions_of(&plugin).await?);
+        if let Some(export) = plugin.instructions_export {
+            let text = self
+                .guarded(&plugin, &CallContext::default(), ReadInstructions(export))
+                .await
+                .result?;
+            plugin.instructions = Some(text);
         }
         Ok(Plugin {
             inner: Arc::new(plugin),
@@ -219,12 +230,7 @@ impl Runtime {
         component: Arc<Vec<u8>>,
     ) -> Result<Description, LoadError> {
         let (compiled, cached) = self.compile(component).await?;
-        let world = if manifest.kind == Kind::Skill {
-            "skill"
-        } else {
-            "tool"
-        };
-        let pre = self.link(&compiled, world)?;
+        let (instance_pre, indices, instructions_export) = self.link(&compiled, manifest.kind)?;
         let plugin = PluginInner {
             manifest: manifest.clone(),
             granted: Permissions::default(),
@@ -235,11 +241,14 @@ impl Runtime {
                 network: Arc::new(NetworkPolicy::default()),
             }),
             env: Vec::new(),
-            pre,
+            instance_pre,
+            indices,
+            instructions_export,
+            shared: self.inner.slots.plugin(&manifest.name),
             instructions: None,
             cached,
         };
-        self.describe_with(&plugin, world).await
+        self.describe_with(&plugin).await
     }
 
     /// Completes an author's manifest for packing: asks the component for
@@ -262,82 +271,62 @@ impl Runtime {
     }
 
     /// Instantiates a loaded plugin and asks it to describe itself: proof
-    /// that it still starts and answers.
+    /// that it still starts and answers. Takes a slot like any call, so
+    /// probes cannot pile up beyond the plugin's share.
     pub async fn probe(&self, plugin: &Plugin) -> Result<Description, LoadError> {
-        let world = if plugin.inner.manifest.kind == Kind::Skill {
-            "skill"
-        } else {
-            "tool"
-        };
-        self.describe_with(&plugin.inner, world).await
+        self.describe_with(&plugin.inner).await
     }
 
     /// Links a component against the host's imports and checks it exports
-    /// the `tools` interface.
+    /// the `tools` interface (and a skill, `instructions`).
     fn link(
         &self,
         component: &wasmtime::component::Component,
-        world: &'static str,
-    ) -> Result<ToolPre<CallState>, LoadError> {
-        let world_err = |e: wasmtime::Error| LoadError::World {
-            world,
-            detail: format!("{e:#}"),
-        };
+        kind: Kind,
+    ) -> Result<
+        (
+            InstancePre<CallState>,
+            ToolIndices,
+            Option<ComponentExportIndex>,
+        ),
+        LoadError,
+    > {
+        let world = world_of(kind);
+        let world_err = |detail: String| LoadError::World { world, detail };
         let pre: InstancePre<CallState> = self
             .inner
             .linker
             .instantiate_pre(component)
-            .map_err(world_err)?;
-        ToolPre::new(pre).map_err(world_err)
+            .map_err(|e| world_err(format!("{e:#}")))?;
+        let indices = ToolIndices::new(&pre).map_err(|e| world_err(format!("{e:#}")))?;
+        let instructions = match kind {
+            Kind::Skill => {
+                let interface = component
+                    .get_export_index(None, "talon:plugin/instructions@0.1.0")
+                    .ok_or_else(|| {
+                        world_err("a skill must export talon:plugin/instructions@0.1.0".into())
+                    })?;
+                let func = component
+                    .get_export_index(Some(&interface), "instructions")
+                    .ok_or_else(|| {
+                        world_err("talon:plugin/instructions has no `instructions` function".into())
+                    })?;
+                Some(func)
+            }
+            _ => None,
+        };
+        Ok((pre, indices, instructions))
     }
 
-    /// A fresh instance with no caller: for reading instructions and
-    /// descriptions. The caller holds a ticker guard while using it.
-    async fn bare_instance(
-        &self,
-        plugin: &PluginInner,
-    ) -> Result<(Store<CallState>, Instance), LoadError> {
-        let limits = EffectiveLimits::new(&plugin.manifest, &self.ceilings());
-        let (mut store, _) = self
-            .new_store(plugin, &CallContext::default(), &limits)
-            .map_err(LoadError::Describe)?;
-        let instance = plugin
-            .pre
-            .instance_pre()
-            .instantiate_async(&mut store)
+    async fn describe_with(&self, plugin: &PluginInner) -> Result<Description, LoadError> {
+        let call = Describe {
+            indices: &plugin.indices,
+            instructions: plugin.instructions_export,
+        };
+        let (descriptors, instructions) = self
+            .guarded(plugin, &CallContext::default(), call)
             .await
-            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        Ok((store, instance))
-    }
-
-    async fn instructions_of(&self, plugin: &PluginInner) -> Result<String, LoadError> {
-        let _running = self.inner.ticker.running();
-        let (mut store, instance) = self.bare_instance(plugin).await?;
-        read_instructions(&mut store, &instance)
-            .await
-            .map_err(|e| LoadError::World {
-                world: "skill",
-                detail: format!("{e:#}"),
-            })
-    }
-
-    async fn describe_with(
-        &self,
-        plugin: &PluginInner,
-        world: &'static str,
-    ) -> Result<Description, LoadError> {
-        let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
-        let _running = self.inner.ticker.running();
-        let (mut store, instance) = self.bare_instance(plugin).await?;
-        let tool = Tool::new(&mut store, &instance).map_err(|e| LoadError::World {
-            world,
-            detail: format!("{e:#}"),
-        })?;
-        let descriptors = tool
-            .talon_plugin_tools()
-            .call_describe(&mut store)
-            .await
-            .map_err(describe_err)?;
+            .result?;
         let mut tools = Vec::with_capacity(descriptors.len());
         for d in descriptors {
             let parameters: serde_json::Value = serde_json::from_str(&d.parameters_schema)
@@ -353,23 +342,13 @@ impl Runtime {
                 parameters,
             });
         }
-        let instructions =
-            match plugin.manifest.kind {
-                Kind::Skill => Some(read_instructions(&mut store, &instance).await.map_err(
-                    |e| LoadError::World {
-                        world,
-                        detail: format!("{e:#}"),
-                    },
-                )?),
-                _ => None,
-            };
         Ok(Description {
             tools,
             instructions,
         })
     }
 
-    /// Calls one tool of a plugin in a fresh instance.
+    /// Calls one tool of a plugin in a fresh instance, through the guard.
     pub async fn invoke(
         &self,
         plugin: &Plugin,
@@ -377,7 +356,6 @@ impl Runtime {
         arguments: &str,
         ctx: &CallContext,
     ) -> Invocation {
-        let started = Instant::now();
         let inner = &*plugin.inner;
         if !inner.manifest.tools.iter().any(|t| t.name == tool) {
             return Invocation {
@@ -388,107 +366,122 @@ impl Runtime {
                 cost: Cost::default(),
             };
         }
-        let limits = plugin.limits(&self.ceilings());
-        // Bounded concurrency: the pool has a fixed number of slots.
-        let Ok(_slot) = self.inner.slots.acquire().await else {
-            return Invocation {
-                result: Err(InvokeError::Instantiate("runtime is shutting down".into())),
-                cost: Cost::default(),
-            };
+        let call = Invoke {
+            indices: &inner.indices,
+            tool,
+            arguments,
         };
-        let (mut store, denied) = match self.new_store(inner, ctx, &limits) {
-            Ok(store) => store,
-            Err(e) => {
-                return Invocation {
-                    result: Err(InvokeError::Instantiate(e)),
-                    cost: Cost::default(),
-                };
-            }
+        let guarded = self.guarded(inner, ctx, call).await;
+        let result = match guarded.result {
+            Ok(answer) => answer,
+            Err(stopped) => Err(InvokeError::Guard(stopped)),
         };
-        let _running = self.inner.ticker.running();
-        let timeout = Duration::from_millis(limits.timeout_ms);
-        let call = async {
-            let tool_instance = inner.pre.instantiate_async(&mut store).await?;
-            tool_instance
-                .talon_plugin_tools()
-                .call_invoke(&mut store, tool, arguments)
-                .await
-        };
-        let outcome = tokio::time::timeout(timeout + TIMEOUT_GRACE, call).await;
-        let fuel_left = store.get_fuel().unwrap_or(0);
-        let state = store.data();
-        let cost = Cost {
-            fuel: limits.fuel.saturating_sub(fuel_left),
-            wall_us: started.elapsed().as_micros() as u64,
-            peak_memory: state.limiter.peak as u64,
-        };
-        let result = match outcome {
-            Err(_elapsed) => Err(InvokeError::Timeout { limit: timeout }),
-            Ok(Ok(Ok(output))) => Ok(output),
-            Ok(Ok(Err(tool_error))) => Err(from_tool_error(tool_error, &denied)),
-            Ok(Err(trap)) => Err(classify(trap, &limits, &state.stderr)),
-        };
-        if let Err(e) = &result {
-            tracing::debug!(plugin = %inner.manifest.name, tool, error = %e, "tool call failed");
+        Invocation {
+            result,
+            cost: guarded.cost,
         }
-        Invocation { result, cost }
     }
+}
 
-    /// A store for one call: WASI with only the granted preopen and
-    /// environment, no sockets, the network gate, the limiter and the fuel
-    /// and epoch deadline.
-    fn new_store(
-        &self,
-        plugin: &PluginInner,
-        ctx: &CallContext,
-        limits: &EffectiveLimits,
-    ) -> Result<(Store<CallState>, DeniedReason), String> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .stderr(stderr.clone());
-        for (name, value) in &plugin.env {
-            wasi.env(name, value);
-        }
-        if plugin.granted.filesystem.is_some()
-            && let Some(workspace) = &ctx.workspace
-        {
-            wasi.preopened_dir(workspace, "/", FsPerms::ReadWrite)
-                .map_err(|e| format!("cannot open the agent's workspace: {e:#}"))?;
-        }
-        let denied = Arc::new(Mutex::new(None));
-        let memory = match (&ctx.agent_id, self.memory_backend()) {
-            (Some(agent), Some(backend)) => Some((backend, agent.clone())),
-            _ => None,
-        };
-        let state = CallState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: Default::default(),
-            gate: HttpGate {
-                policy: plugin.grants.network.clone(),
-                denied: denied.clone(),
-            },
-            limiter: Limiter {
-                max_memory: limits.memory_bytes,
-                total: 0,
-                peak: 0,
-            },
-            grants: plugin.grants.clone(),
-            memory,
-            stderr,
-        };
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        store.set_fuel(limits.fuel).map_err(|e| e.to_string())?;
-        store
-            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
-            .map_err(|e| e.to_string())?;
-        store.set_epoch_deadline(ticks_for(Duration::from_millis(limits.timeout_ms)));
-        store.epoch_deadline_trap();
-        Ok((store, denied))
+/// `tools.invoke` of one tool.
+struct Invoke<'a> {
+    indices: &'a ToolIndices,
+    tool: &'a str,
+    arguments: &'a str,
+}
+
+impl GuestCall for Invoke<'_> {
+    type Output = Result<String, InvokeError>;
+    const ENTRY: &'static str = "invoke";
+
+    fn call<'s>(
+        self,
+        store: &'s mut Store<CallState>,
+        instance: Instance,
+    ) -> GuestFuture<'s, Self::Output>
+    where
+        Self: 's,
+    {
+        Box::pin(async move {
+            let tool = self.indices.load(&mut *store, &instance)?;
+            let answer = tool
+                .talon_plugin_tools()
+                .call_invoke(&mut *store, self.tool, self.arguments)
+                .await?;
+            Ok(match answer {
+                Ok(output) => {
+                    check_result_size(store, output.len())?;
+                    Ok(output)
+                }
+                Err(error) => Err(from_tool_error(error, &store.data().gate.denied)),
+            })
+        })
+    }
+}
+
+/// A tool's descriptor as the guest describes it.
+type Descriptor = crate::bindings::talon::plugin::types::ToolDescriptor;
+
+/// `tools.describe`, and a skill's `instructions` in the same instance.
+struct Describe<'a> {
+    indices: &'a ToolIndices,
+    instructions: Option<ComponentExportIndex>,
+}
+
+impl GuestCall for Describe<'_> {
+    type Output = (Vec<Descriptor>, Option<String>);
+    const ENTRY: &'static str = "describe";
+
+    fn call<'s>(
+        self,
+        store: &'s mut Store<CallState>,
+        instance: Instance,
+    ) -> GuestFuture<'s, Self::Output>
+    where
+        Self: 's,
+    {
+        Box::pin(async move {
+            let tool = self.indices.load(&mut *store, &instance)?;
+            let descriptors = tool.talon_plugin_tools().call_describe(&mut *store).await?;
+            let mut size: usize = descriptors
+                .iter()
+                .map(|d| d.name.len() + d.description.len() + d.parameters_schema.len())
+                .sum();
+            check_result_size(store, size)?;
+            let instructions = match self.instructions {
+                Some(export) => {
+                    let text = read_instructions(store, &instance, &export).await?;
+                    size += text.len();
+                    check_result_size(store, size)?;
+                    Some(text)
+                }
+                None => None,
+            };
+            Ok((descriptors, instructions))
+        })
+    }
+}
+
+/// A skill's `instructions`.
+struct ReadInstructions(ComponentExportIndex);
+
+impl GuestCall for ReadInstructions {
+    type Output = String;
+    const ENTRY: &'static str = "instructions";
+
+    fn call<'s>(
+        self,
+        store: &'s mut Store<CallState>,
+        instance: Instance,
+    ) -> GuestFuture<'s, Self::Output>
+    where
+        Self: 's,
+    {
+        Box::pin(async move {
+            let text = read_instructions(store, &instance, &self.0).await?;
+            check_result_size(store, text.len())?;
+            Ok(text)
+        })
     }
 }
 
@@ -497,18 +490,9 @@ impl Runtime {
 async fn read_instructions(
     store: &mut Store<CallState>,
     instance: &Instance,
+    export: &ComponentExportIndex,
 ) -> wasmtime::Result<String> {
-    let interface = instance
-        .get_export_index(&mut *store, None, "talon:plugin/instructions@0.1.0")
-        .ok_or_else(|| {
-            wasmtime::format_err!("a skill must export talon:plugin/instructions@0.1.0")
-        })?;
-    let func = instance
-        .get_export_index(&mut *store, Some(&interface), "instructions")
-        .ok_or_else(|| {
-            wasmtime::format_err!("talon:plugin/instructions has no `instructions` function")
-        })?;
-    let func = instance.get_typed_func::<(), (String,)>(&mut *store, &func)?;
+    let func = instance.get_typed_func::<(), (String,)>(&mut *store, export)?;
     let (text,) = func.call_async(&mut *store, ()).await?;
     Ok(text)
 }
@@ -523,52 +507,5 @@ fn from_tool_error(error: ToolError, denied: &Mutex<Option<String>>) -> InvokeEr
             None => InvokeError::PermissionDenied(m),
         },
         ToolError::Failed(m) => InvokeError::Failed(m),
-    }
-}
-
-/// Turns a trap into the error an author can act on.
-fn classify(
-    error: wasmtime::Error,
-    limits: &EffectiveLimits,
-    stderr: &MemoryOutputPipe,
-) -> InvokeError {
-    if let Some(hit) = error.downcast_ref::<MemoryLimitHit>() {
-        return InvokeError::MemoryLimit {
-            requested: hit.requested,
-            limit: hit.limit,
-        };
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => InvokeError::OutOfFuel { limit: limits.fuel },
-        Some(Trap::Interrupt) => InvokeError::Timeout {
-            limit: Duration::from_millis(limits.timeout_ms),
-        },
-        Some(Trap::StackOverflow) => InvokeError::StackOverflow,
-        Some(Trap::MemoryOutOfBounds) => InvokeError::Trap(format!(
-            "{}; often the plugin's own stack in linear memory overflowing (deep recursion)",
-            Trap::MemoryOutOfBounds
-        )),
-        Some(trap) => {
-            // A Rust panic prints its message to stderr before trapping.
-            let output = stderr.contents();
-            let text = String::from_utf8_lossy(&output);
-            // Its last lines, without Rust's hint about backtraces.
-            let mut tail: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
-                .rev()
-                .take(2)
-                .collect();
-            tail.reverse();
-            match tail.is_empty() {
-                true => InvokeError::Trap(trap.to_string()),
-                false => InvokeError::Trap(format!(
-                    "{trap}; stderr: {}",
-                    truncate(&tail.join(" "), 1000)
-                )),
-            }
-        }
-        None => InvokeError::Instantiate(truncate(&format!("{error:#}"), 2000).to_string()),
     }
 }

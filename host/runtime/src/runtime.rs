@@ -1,39 +1,20 @@
 //! The runtime: one engine, one linker, the compiled-component cache, the
 //! epoch ticker and the host's ceilings, shared by every plugin.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Tool;
 use crate::cache::Cache;
+use crate::ceilings::Ceilings;
 use crate::error::LoadError;
 use crate::host::{CallState, MemoryBackend};
+use crate::slots::Slots;
 use crate::ticker::Ticker;
-
-/// Limits that apply to every call, whatever a manifest asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ceilings {
-    /// Most fuel one call may burn.
-    pub fuel: u64,
-    /// Most linear memory one instance may hold, in bytes.
-    pub memory_bytes: usize,
-    /// Longest wall-clock time of one call.
-    pub timeout: Duration,
-}
-
-impl Default for Ceilings {
-    fn default() -> Self {
-        Self {
-            fuel: 1_000_000_000,
-            memory_bytes: 256 << 20,
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -43,7 +24,10 @@ pub struct RuntimeConfig {
     /// Per-call ceilings (can be changed later with [`Runtime::set_ceilings`],
     /// except that memory never exceeds the pool's slot size set here).
     pub ceilings: Ceilings,
-    /// Instances that may exist at once; more calls wait for a slot.
+    /// Instances that may exist at once in the whole runtime (the pooling
+    /// allocator is sized for them); more calls wait up to
+    /// [`Ceilings::slot_wait`] for a slot, then are refused as busy. Each
+    /// plugin also has its own share, [`Ceilings::per_plugin_instances`].
     pub max_instances: u32,
 }
 
@@ -57,8 +41,9 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Fuel a running guest burns between yields to the async executor, so a
-/// busy plugin shares its thread with the server's other work.
+/// Fuel a running guest burns between yields to the async executor. The
+/// epoch deadline yields at every tick too, which also covers a guest whose
+/// time goes to host calls rather than to fuel.
 pub(crate) const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
 
 /// The plugin runtime. Cheap to clone.
@@ -74,8 +59,10 @@ pub(crate) struct Inner {
     pub ceilings: RwLock<Ceilings>,
     pub pool_memory_bytes: usize,
     pub ticker: Ticker,
-    pub slots: tokio::sync::Semaphore,
+    pub slots: Slots,
     pub memory: RwLock<Option<Arc<dyn MemoryBackend>>>,
+    /// Socket addresses no plugin may reach, whatever it was granted.
+    pub denied_addrs: RwLock<Arc<[SocketAddr]>>,
 }
 
 impl Runtime {
@@ -118,8 +105,9 @@ impl Runtime {
                 ceilings: RwLock::new(config.ceilings),
                 pool_memory_bytes: config.ceilings.memory_bytes,
                 ticker,
-                slots: tokio::sync::Semaphore::new(instances as usize),
+                slots: Slots::new(instances),
                 memory: RwLock::new(None),
+                denied_addrs: RwLock::new(Arc::from(Vec::new())),
             }),
         })
     }
@@ -136,6 +124,27 @@ impl Runtime {
     /// The ceilings in force.
     pub fn ceilings(&self) -> Ceilings {
         self.inner.ceilings.read().map(|c| *c).unwrap_or_default()
+    }
+
+    /// Socket addresses no plugin may reach whatever it was granted, on top
+    /// of the address policy (non-public addresses need a literal IP and
+    /// port grant): the daemon passes its own listen addresses. An
+    /// unspecified IP (`0.0.0.0:4545`, `[::]:4545`) denies that port on
+    /// every address, since the daemon then answers on all of them.
+    /// Applies to calls that start afterwards.
+    pub fn deny_addresses(&self, addrs: impl IntoIterator<Item = SocketAddr>) {
+        let addrs: Arc<[SocketAddr]> = addrs.into_iter().collect();
+        if let Ok(mut slot) = self.inner.denied_addrs.write() {
+            *slot = addrs;
+        }
+    }
+
+    pub(crate) fn denied_addresses(&self) -> Arc<[SocketAddr]> {
+        self.inner
+            .denied_addrs
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|_| Arc::from(Vec::new()))
     }
 
     /// Connects plugin memory to the kernel's store.

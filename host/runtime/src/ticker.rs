@@ -85,8 +85,3 @@ impl Drop for Running {
         self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
-
-/// Epoch ticks that cover `timeout`, plus one for the tick in progress.
-pub(crate) fn ticks_for(timeout: Duration) -> u64 {
-    (timeout.as_nanos() / TICK.as_nanos()) as u64 + 1
-}

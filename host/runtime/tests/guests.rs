@@ -1,83 +1,17 @@
 //! The runtime against real components built from this repository
 //! (`scripts/build-plugins` puts them in `target/plugins/`).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{author_manifest, call, component, load, load_with, runtime};
 use talon_runtime::{
-    CallContext, Ceilings, InvokeError, Manifest, Package, Permissions, Plugin, Runtime,
-    RuntimeConfig, SecretKey, TrustStore,
+    CallContext, Ceilings, GuardError, InvokeError, Package, Permissions, Runtime, RuntimeConfig,
+    SecretKey, TrustStore,
 };
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn component(name: &str) -> Arc<Vec<u8>> {
-    let path = root().join("target/plugins").join(format!("{name}.wasm"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; build the test components first with scripts/build-plugins",
-            path.display()
-        )
-    });
-    Arc::new(bytes)
-}
-
-fn author_manifest(dir: &str) -> Manifest {
-    let text = std::fs::read_to_string(root().join(dir).join("talon.toml")).unwrap();
-    Manifest::from_toml(&text).unwrap()
-}
-
-/// A runtime whose compiled components are cached under `target/`, so
-/// only the first run compiles the large Python and JavaScript components.
-fn runtime(ceilings: Ceilings) -> Runtime {
-    let cache_dir = Some(root().join("target/component-cache-tests"));
-    Runtime::new(RuntimeConfig {
-        cache_dir,
-        ceilings,
-        max_instances: 128,
-    })
-    .unwrap()
-}
-
-/// Packs the way `talon plugin pack` does, then loads with every requested
-/// permission granted.
-async fn load(rt: &Runtime, dir: &str, name: &str) -> Plugin {
-    let requested = author_manifest(dir).permissions;
-    load_with(rt, dir, name, requested, |_| {}).await
-}
-
-/// Loads a repository plugin with `granted`, after `adjust` edits its
-/// completed manifest.
-async fn load_with(
-    rt: &Runtime,
-    dir: &str,
-    name: &str,
-    granted: Permissions,
-    adjust: impl FnOnce(&mut Manifest),
-) -> Plugin {
-    let mut manifest = rt
-        .complete_manifest(author_manifest(dir), component(name))
-        .await
-        .unwrap();
-    adjust(&mut manifest);
-    rt.load(manifest, component(name), granted, BTreeMap::new())
-        .await
-        .unwrap()
-}
-
-async fn call(
-    rt: &Runtime,
-    plugin: &Plugin,
-    tool: &str,
-    args: &str,
-    ctx: &CallContext,
-) -> Result<String, InvokeError> {
-    rt.invoke(plugin, tool, args, ctx).await.result
-}
 
 #[tokio::test]
 async fn rust_example_describes_and_answers() {
@@ -126,20 +60,26 @@ async fn hostile_plugin_is_stopped_every_time() {
 
     let err = call(&rt, &plugin, "spin", "{}", &none).await.unwrap_err();
     assert!(
-        matches!(err, InvokeError::OutOfFuel { limit: 500_000_000 }),
+        matches!(
+            err,
+            InvokeError::Guard(GuardError::OutOfFuel { limit: 500_000_000 })
+        ),
         "{err}"
     );
 
     let err = call(&rt, &plugin, "sleep_forever", "{}", &none)
         .await
         .unwrap_err();
-    assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
+    assert!(
+        matches!(err, InvokeError::Guard(GuardError::Timeout { .. })),
+        "{err}"
+    );
 
     let err = call(&rt, &plugin, "alloc", r#"{"mb": 100}"#, &none)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, InvokeError::MemoryLimit { limit, .. } if limit == 32 << 20),
+        matches!(err, InvokeError::Guard(GuardError::MemoryLimit { limit, .. }) if limit == 32 << 20),
         "{err}"
     );
     // Within the limit it works: the limit is the plugin's, not arbitrary.
@@ -156,14 +96,14 @@ async fn hostile_plugin_is_stopped_every_time() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, InvokeError::StackOverflow)
-            || matches!(&err, InvokeError::Trap(m) if m.contains("out of bounds") && m.contains("stack")),
+        matches!(&err, InvokeError::Guard(GuardError::StackOverflow))
+            || matches!(&err, InvokeError::Guard(GuardError::Trap(m)) if m.contains("out of bounds") && m.contains("stack")),
         "{err}"
     );
 
     let err = call(&rt, &plugin, "trap", "{}", &none).await.unwrap_err();
     assert!(
-        matches!(&err, InvokeError::Trap(m) if m.contains("panicked on purpose")),
+        matches!(&err, InvokeError::Guard(GuardError::Trap(m)) if m.contains("panicked on purpose")),
         "{err}"
     );
 
@@ -183,6 +123,7 @@ async fn an_endless_loop_is_stopped_by_the_deadline_when_fuel_would_last() {
         fuel: u64::MAX / 2,
         memory_bytes: 64 << 20,
         timeout: Duration::from_millis(200),
+        ..Ceilings::default()
     });
     let plugin = load_with(
         &rt,
@@ -196,7 +137,10 @@ async fn an_endless_loop_is_stopped_by_the_deadline_when_fuel_would_last() {
         .invoke(&plugin, "spin", "{}", &CallContext::default())
         .await;
     assert!(
-        matches!(invocation.result, Err(InvokeError::Timeout { .. })),
+        matches!(
+            invocation.result,
+            Err(InvokeError::Guard(GuardError::Timeout { .. }))
+        ),
         "{:?}",
         invocation.result
     );
@@ -488,53 +432,68 @@ async fn network_grants_are_enforced_after_dns() {
         .await
         .unwrap();
     let port = serve_once("hello from loopback").await;
-    let url =
-        |host: &str| serde_json::json!({ "url": format!("http://{host}:{port}/") }).to_string();
-    let ctx = CallContext::default();
-
-    // Granted "*": any public host, but loopback stays refused, by IP or by name.
-    let wildcard = Permissions {
-        network: vec!["*".into()],
-        ..Default::default()
+    let url = |host: &str, port: u16| {
+        serde_json::json!({ "url": format!("http://{host}:{port}/") }).to_string()
     };
-    let plugin = rt
-        .load(
-            manifest.clone(),
-            component("web_fetch"),
-            wildcard,
-            BTreeMap::new(),
-        )
-        .await
-        .unwrap();
-    for host in ["127.0.0.1", "localhost"] {
-        let err = call(&rt, &plugin, "web_fetch", &url(host), &ctx)
+    let ctx = CallContext::default();
+    let load_granting = |network: Vec<String>| {
+        let (rt, manifest) = (rt.clone(), manifest.clone());
+        async move {
+            let granted = Permissions {
+                network,
+                ..Default::default()
+            };
+            rt.load(manifest, component("web_fetch"), granted, BTreeMap::new())
+                .await
+                .unwrap()
+        }
+    };
+    let refused = |err: &InvokeError, why: &str| matches!(err, InvokeError::PermissionDenied(m) if m.contains(why));
+
+    // Granted "*": any public host on the scheme's default port; loopback
+    // stays refused, by IP or by name, and other ports are not granted.
+    let plugin = load_granting(vec!["*".into()]).await;
+    for host in ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"] {
+        let err = call(&rt, &plugin, "web_fetch", &url(host, 80), &ctx)
+            .await
+            .unwrap_err();
+        assert!(refused(&err, "loopback"), "{host}: {err}");
+        let err = call(&rt, &plugin, "web_fetch", &url(host, port), &ctx)
+            .await
+            .unwrap_err();
+        assert!(refused(&err, "not among"), "{host}: {err}");
+    }
+
+    // Granted a host name resolving to loopback, even with the right port:
+    // refused (the vendor-hostname-pointing-at-127.0.0.1 attack).
+    let plugin = load_granting(vec!["localhost".into(), format!("localhost:{port}")]).await;
+    for port in [80, port] {
+        let err = call(&rt, &plugin, "web_fetch", &url("localhost", port), &ctx)
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, InvokeError::PermissionDenied(m) if m.contains("loopback")),
-            "{host}: {err}"
+            refused(&err, "resolves to") && refused(&err, "loopback"),
+            "{err}"
         );
     }
 
-    // Granted this exact host and port: allowed, even though it is loopback.
-    let exact = Permissions {
-        network: vec![format!("127.0.0.1:{port}")],
-        ..Default::default()
-    };
-    let plugin = rt
-        .load(
-            manifest.clone(),
-            component("web_fetch"),
-            exact,
-            BTreeMap::new(),
-        )
-        .await
-        .unwrap();
-    let out = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx)
+    // Granted this literal IP and port: allowed, even though it is loopback...
+    let plugin = load_granting(vec![format!("127.0.0.1:{port}")]).await;
+    let out = call(&rt, &plugin, "web_fetch", &url("127.0.0.1", port), &ctx)
         .await
         .unwrap();
     assert!(out.contains("hello from loopback"), "{out}");
-    // ...but nothing else.
+    // ...but no other port of it, and nothing else.
+    let err = call(
+        &rt,
+        &plugin,
+        "web_fetch",
+        &url("127.0.0.1", port.wrapping_add(1)),
+        &ctx,
+    )
+    .await
+    .unwrap_err();
+    assert!(refused(&err, "not among"), "{err}");
     let err = call(
         &rt,
         &plugin,
@@ -544,26 +503,20 @@ async fn network_grants_are_enforced_after_dns() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(&err, InvokeError::PermissionDenied(m) if m.contains("not among")),
-        "{err}"
-    );
+    assert!(refused(&err, "not among"), "{err}");
 
-    // Granted nothing.
-    let plugin = rt
-        .load(
-            manifest,
-            component("web_fetch"),
-            Permissions::default(),
-            BTreeMap::new(),
-        )
-        .await
-        .unwrap();
-    let err = call(&rt, &plugin, "web_fetch", &url("127.0.0.1"), &ctx)
+    // The embedder's own address is refused whatever the grant.
+    rt.deny_addresses([std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
+    let err = call(&rt, &plugin, "web_fetch", &url("127.0.0.1", port), &ctx)
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, InvokeError::PermissionDenied(m) if m.contains("no network access")),
-        "{err}"
-    );
+    assert!(refused(&err, "the daemon itself"), "{err}");
+    rt.deny_addresses([]);
+
+    // Granted nothing.
+    let plugin = load_granting(Vec::new()).await;
+    let err = call(&rt, &plugin, "web_fetch", &url("127.0.0.1", port), &ctx)
+        .await
+        .unwrap_err();
+    assert!(refused(&err, "no network access"), "{err}");
 }

@@ -10,6 +10,17 @@
 //! - `read` / `write`: raw filesystem access to any path, without the SDK's
 //!   checks, so only the host's preopen stands in the way;
 //! - `remember`: writes a memory key, granted or not;
+//! - `spin_in_host`: an endless loop of host calls that each take the host
+//!   a while (1 MiB of random bytes) but burn little fuel: only the epoch
+//!   deadline, which yields, keeps it from holding a worker thread;
+//! - `fields_bomb`: creates `wasi:http` fields of `kib` KiB of headers each,
+//!   forever, and keeps them (stopped by the resource-table cap, or by the
+//!   size cap of one fields resource);
+//! - `huge_result`: answers `mb` MiB of text (refused by the result cap);
+//! - `log_flood`: writes `lines` log lines, each trying to forge another
+//!   line with a newline (rate-limited, escaped);
+//! - `exit`: exits with `code` (`wasi:cli/exit.exit-with-code`, WASI 0.2.12;
+//!   `std::process::exit` tells the host only success or failure);
 //! - `echo`: answers its arguments (the harmless baseline, and what the
 //!   concurrency test calls).
 
@@ -118,6 +129,72 @@ fn remember(args: RememberArgs) -> Result<Value, ToolError> {
     Ok(Value::Bool(true))
 }
 
+/// Arguments of `huge_result`.
+#[talon_sdk::args]
+struct HugeArgs {
+    /// MiB of text to answer.
+    mb: u32,
+}
+
+/// Arguments of `log_flood`.
+#[talon_sdk::args]
+struct FloodArgs {
+    /// How many lines to write.
+    lines: u32,
+}
+
+/// Arguments of `exit`.
+#[talon_sdk::args]
+struct ExitArgs {
+    /// The exit status.
+    code: u8,
+}
+
+/// Arguments of `fields_bomb`.
+#[talon_sdk::args]
+struct BombArgs {
+    /// KiB of headers in each fields resource.
+    kib: u32,
+}
+
+fn spin_in_host(_: Nothing) -> Result<Value, ToolError> {
+    loop {
+        black_box(wasip2::random::random::get_random_bytes(1 << 20));
+    }
+}
+
+fn fields_bomb(args: BombArgs) -> Result<Value, ToolError> {
+    let mut kept = Vec::new();
+    let value = vec![b'x'; 1024];
+    loop {
+        let fields = wasip2::http::types::Fields::new();
+        for i in 0..args.kib {
+            fields
+                .append(&format!("x-bomb-{i}"), &value)
+                .map_err(|e| ToolError::failed(format!("{e:?}")))?;
+        }
+        kept.push(fields);
+    }
+}
+
+fn huge_result(args: HugeArgs) -> Result<String, ToolError> {
+    Ok("x".repeat(args.mb as usize * (1 << 20)))
+}
+
+fn log_flood(args: FloodArgs) -> Result<Value, ToolError> {
+    for i in 0..args.lines {
+        talon_sdk::log::info(&format!(
+            "line {i}\nFORGED talon: admin login accepted\r\u{1b}[2K"
+        ));
+    }
+    Ok(Value::from(args.lines))
+}
+
+fn exit(args: ExitArgs) -> Result<Value, ToolError> {
+    wasip2::cli::exit::exit_with_code(args.code);
+    Err(ToolError::failed("exit returned"))
+}
+
 fn echo(args: Value) -> Result<Value, ToolError> {
     Ok(args)
 }
@@ -136,6 +213,15 @@ fn tools() -> Tools {
         .tool("read", "Reads any path.", read)
         .tool("write", "Writes any path.", write)
         .tool("remember", "Stores a memory key.", remember)
+        .tool("spin_in_host", "Loops forever in host calls.", spin_in_host)
+        .tool(
+            "fields_bomb",
+            "Creates wasi:http fields forever.",
+            fields_bomb,
+        )
+        .tool("huge_result", "Answers mb MiB of text.", huge_result)
+        .tool("log_flood", "Writes lines log lines.", log_flood)
+        .tool("exit", "Exits with the given status.", exit)
         .tool("echo", "Answers its arguments.", echo)
 }
 
