@@ -701,3 +701,150 @@ async fn a_broken_plugin_is_reported_and_removable_with_the_daemon_running_or_no
             .exists()
     );
 }
+
+/// A tool call's status, `kind` and body, with its `Retry-After` header.
+async fn call(
+    daemon: &Daemon,
+    tool: &str,
+    args: serde_json::Value,
+) -> (u16, serde_json::Value, Option<String>) {
+    let response = daemon
+        .post(&format!("/api/tools/{tool}/invoke"), args)
+        .await;
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, json(response).await, retry)
+}
+
+#[tokio::test]
+async fn hostile_plugins_of_every_class_are_refused_by_name_while_health_answers() {
+    let config = format!(
+        "{OPEN_INVOKE}[rate_limit]\nexempt_loopback = true\n\
+         [plugins]\nmax_instances_per_plugin = 2\nslot_wait_ms = 200\n"
+    );
+    let mut daemon = Daemon::start_with_config(&config).await;
+    let publisher = Publisher::new(&daemon);
+    trust(&daemon, &publisher).await;
+    let hostile = publisher.pack(&daemon, "tests/plugins/hostile", "hostile");
+    assert_eq!(
+        install(&daemon, &hostile, serde_json::json!("all"))
+            .await
+            .status(),
+        201
+    );
+
+    // Guests that spend their time in host calls are preempted: health
+    // answers while they spin; past the plugin's two slots calls are
+    // refused at once with 503 and Retry-After, not queued forever.
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let request = daemon
+                .request(reqwest::Method::POST, "/api/tools/spin_in_host/invoke")
+                .json(&serde_json::json!({}));
+            tokio::spawn(async move { request.send().await.unwrap() })
+        })
+        .collect();
+    for _ in 0..20 {
+        assert_eq!(daemon.get("/api/health").await.status(), 200);
+    }
+    let mut kinds = Vec::new();
+    for spinner in spinners {
+        let response = spinner.await.unwrap();
+        let status = response.status().as_u16();
+        let retry = response.headers().get("retry-after").cloned();
+        let body = json(response).await;
+        match status {
+            503 => assert!(retry.is_some(), "503 without Retry-After: {body}"),
+            422 => {}
+            other => panic!("spin_in_host answered {other}: {body}"),
+        }
+        kinds.push(body["kind"].as_str().unwrap_or("").to_string());
+    }
+    kinds.sort();
+    assert!(kinds.contains(&"busy".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"timeout".to_string()), "{kinds:?}");
+
+    // Host resources, results, exits: each refused by name.
+    let (status, body, _) = call(&daemon, "fields_bomb", serde_json::json!({ "kib": 1 })).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (422, Some("resource_limit")),
+        "{body}"
+    );
+    let (status, body, _) = call(&daemon, "huge_result", serde_json::json!({ "mb": 2 })).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (422, Some("result_too_large")),
+        "{body}"
+    );
+    let (status, body, _) = call(&daemon, "exit", serde_json::json!({ "code": 3 })).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (422, Some("exited")),
+        "{body}"
+    );
+    assert!(body["error"].as_str().unwrap().contains('3'), "{body}");
+
+    // A log flood is cut, and a newline in a message forges no line.
+    let (status, body, _) = call(&daemon, "log_flood", serde_json::json!({ "lines": 5000 })).await;
+    assert_eq!(status, 200, "{body}");
+    let log = daemon.log();
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line reached the log"
+    );
+    let flood_lines = log.matches("admin login accepted").count();
+    assert!(
+        flood_lines > 0 && flood_lines < 5000,
+        "{flood_lines} flood lines logged"
+    );
+
+    // A skill that blocks in instructions() at load is refused, in time.
+    let stuck = publisher.pack(&daemon, "tests/plugins/stuck", "stuck");
+    let bytes = std::fs::read(&stuck).unwrap();
+    let response = daemon
+        .post(
+            "/api/plugins/install",
+            serde_json::json!({
+                "package": base64::engine::general_purpose::STANDARD.encode(&bytes),
+                "grant": "all",
+                "settings": { "block": "instructions" },
+            }),
+        )
+        .await;
+    assert!(response.status().is_client_error(), "{}", response.status());
+    assert_eq!(daemon.get("/api/health").await.status(), 200);
+    assert_eq!(
+        install(&daemon, &stuck, serde_json::json!("all"))
+            .await
+            .status(),
+        201
+    );
+
+    // The daemon's own address is out of reach even with a literal grant.
+    let web_fetch = publisher.pack(&daemon, "plugins/web_fetch", "web_fetch");
+    let own = daemon.base_url().trim_start_matches("http://").to_string();
+    let grant = serde_json::json!({ "network": [own.clone()] });
+    assert_eq!(install(&daemon, &web_fetch, grant).await.status(), 201);
+    let (status, body, _) = call(
+        &daemon,
+        "web_fetch",
+        serde_json::json!({ "url": format!("http://{own}/api/config") }),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+
+    // Every hostile package installed, the daemon restarts cleanly.
+    assert_eq!(daemon.terminate().code(), Some(0));
+    daemon.restart();
+    for name in ["hostile", "stuck", "web_fetch"] {
+        let plugin = json(daemon.get(&format!("/api/plugins/{name}")).await).await;
+        assert_eq!(plugin["status"], "loaded", "{plugin}");
+    }
+    let (status, body, _) = call(&daemon, "echo", serde_json::json!({ "still": "here" })).await;
+    assert_eq!(status, 200, "{body}");
+}

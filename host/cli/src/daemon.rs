@@ -57,6 +57,7 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
         let kernel = Arc::new(kernel);
+        kernel.plugins().deny_addresses([bound]);
         // The API answers from here on, also while plugins load: a plugin
         // that fails or hangs at load is reported (and can be disabled or
         // removed) over it instead of keeping the daemon from starting.

@@ -293,16 +293,11 @@ fn scaffold(
 /// A runtime for local commands, with the host's ceilings and compiled
 /// component cache, so a later install by the daemon reuses the compile.
 fn local_runtime(home: &Home, config: &Config) -> anyhow::Result<Runtime> {
-    let ceilings = talon_runtime::Ceilings {
-        fuel: config.plugins.max_fuel,
-        memory_bytes: (config.plugins.max_memory_mb as usize).saturating_mul(1 << 20),
-        timeout: std::time::Duration::from_millis(config.plugins.max_timeout_ms),
-    };
-    let cache_dir = Some(home.component_cache_dir());
+    // The daemon's ceilings, so a package behaves here as it will there.
     Ok(Runtime::new(RuntimeConfig {
-        cache_dir,
-        ceilings,
-        max_instances: 128,
+        cache_dir: Some(home.component_cache_dir()),
+        ceilings: talon_kernel::plugins::ceilings(config),
+        max_instances: config.plugins.max_instances.max(1),
     })?)
 }
 

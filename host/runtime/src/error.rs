@@ -85,8 +85,9 @@ pub enum InvokeError {
     /// The arguments do not fit the tool's schema.
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
-    /// The plugin has no such tool.
-    #[error("no such tool: {0}")]
+    /// What the tool was asked about does not exist (a file, a record): the
+    /// tool's own answer, not a missing tool.
+    #[error("not found: {0}")]
     NotFound(String),
     /// The host refused something the tool needed (a host, a path, a key).
     #[error("permission denied: {0}")]

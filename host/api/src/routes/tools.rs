@@ -52,7 +52,8 @@ pub struct InvokeQuery {
               (status = 400, description = "Arguments not a JSON object, or refused by the tool's schema"),
               (status = 403, description = "Direct invocation is closed for this tool, or the agent may not call it"),
               (status = 404, description = "No such tool or agent"),
-              (status = 422, description = "The tool failed or was stopped (fuel, deadline, memory, trap): `{error, kind, cost}`")))]
+              (status = 422, description = "The tool failed (its own error, `not_found` included) or was stopped (fuel, deadline, memory, resources, result size, trap, exit): `{error, kind, cost}`"),
+              (status = 503, description = "No free instance slot for the plugin: `{error, kind: busy}` with `Retry-After`")))]
 pub async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -85,16 +86,33 @@ pub async fn invoke(
             Ok(Json(serde_json::json!({ "tool": name, "plugin": plugin, "result": result, "cost": cost })).into_response())
         }
         Err(error) => {
+            // A tool's own `not-found` (a missing file) is the tool's answer,
+            // not a missing route or tool: a 422 like its other failures.
             let status = match &error {
                 InvokeError::InvalidArguments(_) => StatusCode::BAD_REQUEST,
                 InvokeError::PermissionDenied(_) => StatusCode::FORBIDDEN,
-                InvokeError::NotFound(_) => StatusCode::NOT_FOUND,
+                InvokeError::Guard(guard) if guard.retry_after().is_some() => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let retry_after = match &error {
+                InvokeError::Guard(guard) => guard.retry_after(),
+                _ => None,
             };
             let body = serde_json::json!({
                 "error": error.to_string(), "kind": error.kind(), "tool": name, "plugin": plugin, "cost": cost,
             });
-            Ok((status, Json(body)).into_response())
+            let mut response = (status, Json(body)).into_response();
+            if let Some(wait) = retry_after {
+                let secs = wait.as_secs().max(1).to_string();
+                if let Ok(value) = axum::http::HeaderValue::from_str(&secs) {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, value);
+                }
+            }
+            Ok(response)
         }
     }
 }

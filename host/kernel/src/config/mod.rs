@@ -73,6 +73,22 @@ dev_mode = false
 max_fuel = 1000000000
 max_memory_mb = 256
 max_timeout_ms = 30000
+# Instances running at once: in all (read at start), and of one plugin, so
+# one plugin cannot take every slot. A call that finds no free slot within
+# slot_wait_ms is refused with 503 and Retry-After.
+max_instances = 128
+max_instances_per_plugin = 16
+slot_wait_ms = 1000
+# Host resources one call may make the daemon hold (wasi:http fields,
+# requests, bodies, streams), and the bytes of one set of HTTP fields.
+max_resources_per_call = 1024
+max_http_fields_kib = 64
+# Largest result one call may return.
+max_result_kib = 1024
+# Log lines: per call, per plugin per second, and the longest line kept.
+max_log_lines_per_call = 200
+max_log_lines_per_second = 100
+max_log_line_bytes = 4096
 # Longest time one installed plugin may take to load when the daemon starts
 # (compiling it if the cache lacks it, and its load-time calls); past it the
 # plugin is marked failed and the daemon goes on.
@@ -303,6 +319,24 @@ pub struct PluginsConfig {
     pub max_memory_mb: u64,
     /// Longest wall-clock time one call may take, in milliseconds.
     pub max_timeout_ms: u64,
+    /// Instances running at once, all plugins together (read at start).
+    pub max_instances: u32,
+    /// Instances of one plugin running at once.
+    pub max_instances_per_plugin: u32,
+    /// How long a call waits for a free instance slot, in milliseconds.
+    pub slot_wait_ms: u64,
+    /// Host resources one call may hold (resource-table entries).
+    pub max_resources_per_call: usize,
+    /// Bytes of one set of `wasi:http` fields, in KiB.
+    pub max_http_fields_kib: usize,
+    /// Largest result of one call, in KiB.
+    pub max_result_kib: usize,
+    /// Log lines one call may write.
+    pub max_log_lines_per_call: u32,
+    /// Log lines one plugin may write per second.
+    pub max_log_lines_per_second: u32,
+    /// Longest log line kept, in bytes.
+    pub max_log_line_bytes: usize,
     /// Longest time one plugin may take to load at start, in seconds.
     pub load_timeout_secs: u64,
 }
@@ -315,6 +349,15 @@ impl Default for PluginsConfig {
             max_fuel: 1_000_000_000,
             max_memory_mb: 256,
             max_timeout_ms: 30_000,
+            max_instances: 128,
+            max_instances_per_plugin: 16,
+            slot_wait_ms: 1000,
+            max_resources_per_call: 1024,
+            max_http_fields_kib: 64,
+            max_result_kib: 1024,
+            max_log_lines_per_call: 200,
+            max_log_lines_per_second: 100,
+            max_log_line_bytes: 4096,
             load_timeout_secs: 120,
         }
     }
@@ -407,6 +450,8 @@ const RESTART_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "limits.max_body_bytes",
+    // The runtime's instance pool is sized once, at start.
+    "plugins.max_instances",
     "cors.allowed_origins",
     // The scheduler engine is built once at start with these.
     "scheduler.grace_secs",

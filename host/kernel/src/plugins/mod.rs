@@ -91,7 +91,7 @@ impl Plugins {
         let runtime = Runtime::new(talon_runtime::RuntimeConfig {
             cache_dir: Some(shared.home().component_cache_dir()),
             ceilings: ceilings(&shared.config()),
-            max_instances: 128,
+            max_instances: shared.config().plugins.max_instances.max(1),
         })
         .map_err(load_error)?;
         runtime.set_memory_backend(Arc::new(StoreMemory(shared.store().clone())));
@@ -643,6 +643,12 @@ impl Plugins {
         Ok(started.elapsed())
     }
 
+    /// Keeps plugins away from the daemon's own listening addresses, whatever
+    /// they are granted: a plugin must never reach the admin API.
+    pub fn deny_addresses(&self, addresses: impl IntoIterator<Item = std::net::SocketAddr>) {
+        self.registry.runtime.deny_addresses(addresses);
+    }
+
     /// Applies new `[plugins]` ceilings after a config reload.
     pub fn apply_ceilings(&self) {
         self.registry
@@ -721,10 +727,19 @@ fn refuse_downgrade(name: &str, installed: &str, offered: &str) -> Result<(), Ke
 }
 
 /// The runtime ceilings a config asks for.
-pub(crate) fn ceilings(config: &crate::config::Config) -> talon_runtime::Ceilings {
+pub fn ceilings(config: &crate::config::Config) -> talon_runtime::Ceilings {
+    let p = &config.plugins;
     talon_runtime::Ceilings {
-        fuel: config.plugins.max_fuel,
-        memory_bytes: (config.plugins.max_memory_mb as usize).saturating_mul(1 << 20),
-        timeout: std::time::Duration::from_millis(config.plugins.max_timeout_ms),
+        fuel: p.max_fuel,
+        memory_bytes: (p.max_memory_mb as usize).saturating_mul(1 << 20),
+        timeout: std::time::Duration::from_millis(p.max_timeout_ms),
+        per_plugin_instances: p.max_instances_per_plugin.max(1),
+        slot_wait: std::time::Duration::from_millis(p.slot_wait_ms),
+        resource_entries: p.max_resources_per_call.max(1),
+        http_fields_bytes: p.max_http_fields_kib.saturating_mul(1024),
+        result_bytes: p.max_result_kib.saturating_mul(1024),
+        log_lines_per_call: p.max_log_lines_per_call,
+        log_lines_per_second: p.max_log_lines_per_second,
+        log_line_bytes: p.max_log_line_bytes.max(64),
     }
 }
