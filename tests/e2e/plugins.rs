@@ -169,7 +169,39 @@ async fn the_same_tool_in_rust_python_and_javascript() {
             6,
             "{name}: {local}"
         );
-        let installed = run_ok(&daemon, &["plugin", "install", &package, "--grant-all"]);
+        // The install compiles the component; meanwhile its status says so.
+        let install = {
+            let (bin, home, package) = (
+                crate::harness::talon_bin(),
+                daemon.home().to_path_buf(),
+                package.clone(),
+            );
+            std::thread::spawn(move || {
+                std::process::Command::new(bin)
+                    .arg("--home")
+                    .arg(home)
+                    .args(["plugin", "install", &package, "--grant-all"])
+                    .env_remove("TALON_URL")
+                    .output()
+                    .unwrap()
+            })
+        };
+        let mut seen_compiling = false;
+        while !install.is_finished() {
+            let status = daemon.get(&format!("/api/plugins/{name}/status")).await;
+            if status.status() == 200 {
+                let body = json(status).await;
+                seen_compiling |= body["status"] == "compiling" && body["compiling_ms"].is_u64();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let out = install.join().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let installed = String::from_utf8_lossy(&out.stdout).into_owned();
+        if name != "word_count_rust" {
+            // Python and JavaScript components take seconds to compile.
+            assert!(seen_compiling, "{name} was never seen compiling");
+        }
         assert!(
             installed.contains(&format!("installed {name}")),
             "{installed}"

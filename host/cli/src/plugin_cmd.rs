@@ -534,7 +534,14 @@ fn install(
         "settings": settings,
     });
     let client = Client::new(home, config, args)?;
-    let view = client.call_with(reqwest::Method::POST, "/api/plugins/install", Some(&body))?;
+    // Compiling a large component takes a while: on a terminal, say so.
+    let progress = Package::parse(&bytes)
+        .ok()
+        .filter(|_| std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .and_then(|package| Progress::start(home, config, args, package.manifest.name));
+    let result = client.call_with(reqwest::Method::POST, "/api/plugins/install", Some(&body));
+    drop(progress);
+    let view = result?;
     println!(
         "installed {} {} with tools {}",
         view["name"].as_str().unwrap_or("?"),
@@ -544,6 +551,56 @@ fn install(
     println!("requested: {}", view["permissions"]["requested"]);
     println!("granted:   {}", view["permissions"]["granted"]);
     Ok(())
+}
+
+/// A line on stderr that shows how long the daemon has been compiling a
+/// plugin, from its status, until dropped.
+struct Progress {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(home: &Home, config: Option<&Path>, args: &ClientArgs, name: String) -> Option<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let client = Client::new(home, config, args).ok()?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut shown = false;
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                let path = format!("/api/plugins/{name}/status");
+                let ms = client
+                    .call_with(reqwest::Method::GET, &path, None)
+                    .ok()
+                    .and_then(|status| status["compiling_ms"].as_u64());
+                if let Some(ms) = ms {
+                    eprint!(
+                        "\r{name}: compiling and loading ({:.0} s)",
+                        ms as f64 / 1000.0
+                    );
+                    shown = true;
+                }
+            }
+            if shown {
+                eprintln!();
+            }
+        });
+        Some(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn list(home: &Home, config: Option<&Path>, args: &ClientArgs) -> anyhow::Result<()> {

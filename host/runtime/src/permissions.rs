@@ -290,6 +290,22 @@ impl NetworkPolicy {
             .filter(|r| r.matches(host, port, default_port))
             .collect();
         if matching.is_empty() {
+            // Name the real obstacle when the target is plainly not public:
+            // a literal IP of a private range, or a `localhost` name
+            // (RFC 6761; known without asking DNS, which an unmatched name
+            // must never reach: a lookup alone can leak data).
+            let local = match host.parse::<IpAddr>() {
+                Ok(ip) => non_public(ip.to_canonical()),
+                Err(_) if host == "localhost" || host.ends_with(".localhost") => Some("loopback"),
+                Err(_) => None,
+            };
+            if let Some(reason) = local {
+                return Err(format!(
+                    "{host}:{port} is not among the plugin's granted network hosts, and it is \
+                     a {reason} address: only a grant naming its IP address and port literally \
+                     (for example \"127.0.0.1:{port}\") allows that"
+                ));
+            }
             return Err(if self.rules.is_empty() {
                 format!("{host}:{port}: this plugin was granted no network access")
             } else {

@@ -146,19 +146,34 @@ fn to_json(value: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiE
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Runtime status: loaded or not, why, and call figures.
+/// Runtime status: loaded or not, why, and call figures. While a package
+/// of this name is being compiled (an install, a reload, the start's load),
+/// `compiling_ms` says for how long; a plugin still being installed answers
+/// `status: compiling`.
 #[utoipa::path(get, path = "/api/plugins/{name}/status", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
-    responses((status = 200, description = "`{name, status, enabled, error, stats, limits}`", body = Object),
+    responses((status = 200, description = "`{name, status, enabled, error, stats, limits, compiling_ms}`", body = Object),
               (status = 404, description = "No such plugin")))]
 pub async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let view = state.kernel.plugins().plugin(&name)?;
+    let plugins = state.kernel.plugins();
+    let compiling_ms = plugins
+        .compiling_for(&name)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let view = match (plugins.plugin(&name), compiling_ms) {
+        (Ok(view), _) => view,
+        (Err(_), Some(ms)) => {
+            return Ok(Json(serde_json::json!({
+                "name": name, "status": "compiling", "compiling_ms": ms,
+            })));
+        }
+        (Err(e), None) => return Err(e.into()),
+    };
     Ok(Json(serde_json::json!({
         "name": view.name, "version": view.version, "status": view.status, "enabled": view.enabled,
-        "error": view.error, "stats": view.stats, "limits": view.limits,
+        "error": view.error, "stats": view.stats, "limits": view.limits, "compiling_ms": compiling_ms,
     })))
 }
 

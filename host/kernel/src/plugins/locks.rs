@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedMutexGuard;
 
@@ -19,6 +20,20 @@ pub(super) struct Locks {
     names: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Tool name -> the plugin whose change in flight claims it.
     claimed: Mutex<BTreeMap<String, String>>,
+    /// Plugins being compiled and loaded, since when.
+    compiling: Mutex<BTreeMap<String, Instant>>,
+}
+
+/// A plugin marked as compiling until this is dropped.
+pub(super) struct Compiling<'a> {
+    locks: &'a Locks,
+    name: String,
+}
+
+impl Drop for Compiling<'_> {
+    fn drop(&mut self) {
+        self.locks.compiling_map().remove(&self.name);
+    }
 }
 
 /// Tools claimed by one change, released when it ends (done or failed).
@@ -44,6 +59,25 @@ impl Locks {
 
     fn claimed(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
         self.claimed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn compiling_map(&self) -> MutexGuard<'_, BTreeMap<String, Instant>> {
+        self.compiling.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks `name` as compiling until the returned guard is dropped.
+    pub(super) fn compiling(&self, name: &str) -> Compiling<'_> {
+        self.compiling_map()
+            .insert(name.to_string(), Instant::now());
+        Compiling {
+            locks: self,
+            name: name.to_string(),
+        }
+    }
+
+    /// For how long `name` has been compiling, if it is.
+    pub(super) fn compiling_for(&self, name: &str) -> Option<Duration> {
+        self.compiling_map().get(name).map(Instant::elapsed)
     }
 
     /// Waits for `name`'s lock.

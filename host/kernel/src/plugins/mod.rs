@@ -226,6 +226,7 @@ impl Plugins {
             ));
         }
         let manifest = package.manifest.clone();
+        let _compiling = self.locks.compiling(name);
         let plugin = self
             .registry
             .runtime
@@ -283,6 +284,7 @@ impl Plugins {
         }
         let _claim = self.claim_tools(&manifest)?;
         let granted = granted_for(&grant, &manifest)?;
+        let compiling = self.locks.compiling(&manifest.name);
         let plugin = self
             .registry
             .runtime
@@ -294,6 +296,8 @@ impl Plugins {
             )
             .await
             .map_err(load_error)?;
+        drop(compiling);
+        release_freed_memory().await;
         let now = self.shared.now();
         let record = PluginRecord {
             name: manifest.name.clone(),
@@ -418,6 +422,12 @@ impl Plugins {
             .collect()
     }
 
+    /// For how long `name` has been compiling and loading (an install, a
+    /// reload or the start's load in progress), if it is.
+    pub fn compiling_for(&self, name: &str) -> Option<std::time::Duration> {
+        self.locks.compiling_for(name)
+    }
+
     /// One installed plugin.
     pub fn plugin(&self, name: &str) -> Result<PluginView, KernelError> {
         let entries = self.registry.read();
@@ -532,6 +542,7 @@ impl Plugins {
         }
         let _claim = self.claim_tools(&package.manifest)?;
         let granted = narrow(&record.granted, &package.manifest.permissions);
+        let compiling = self.locks.compiling(name);
         let plugin = self
             .registry
             .runtime
@@ -543,6 +554,8 @@ impl Plugins {
             )
             .await
             .map_err(load_error)?;
+        drop(compiling);
+        release_freed_memory().await;
         if upgrade {
             let path = self.package_path(name);
             tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
@@ -654,6 +667,18 @@ impl Plugins {
         self.registry
             .runtime
             .set_ceilings(ceilings(&self.shared.config()));
+    }
+}
+
+/// Gives the heap that compiling a component used back to the system:
+/// cranelift's working memory is freed when a compile ends, but glibc keeps
+/// it mapped, and a Python or JavaScript component leaves hundreds of MiB.
+async fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free memory to the kernel; it is
+        // thread-safe and has no preconditions.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
 
