@@ -5,8 +5,12 @@
 //! - `POST /api/tools/echo/invoke` of a trivial tool (a fresh instance per
 //!   call), p50 and p99 over keep-alive HTTP, beside `GET /api/health` as the
 //!   HTTP baseline;
+//! - `GET /api/health` while 8 hostile calls spin in host calls (the guard
+//!   preempts them, so they must not hold the server's threads);
 //! - what the installed first-party and test plugins add to a restart
-//!   (exec to first 200), and to resident memory.
+//!   (exec to first 200), and to resident memory;
+//! - resident memory after installing the Python and JavaScript examples
+//!   (compiled there and then) against a restart with them installed.
 
 mod daemon;
 
@@ -151,7 +155,15 @@ fn main() {
         health.sort();
         (invoke, health)
     });
+    let (calm, spinning) = tokio.block_on(health_under_hostile_load(&url));
     stop(child);
+    println!(
+        "GET /api/health alone: p50 {:.0} µs, p99 {:.0} µs; while 8 hostile calls spin in host calls: p50 {:.0} µs, p99 {:.0} µs",
+        us(percentile(&calm, 0.5)),
+        us(percentile(&calm, 0.99)),
+        us(percentile(&spinning, 0.5)),
+        us(percentile(&spinning, 0.99))
+    );
     println!(
         "POST /api/tools/echo/invoke, fresh instance per call ({CALLS} calls, keep-alive): p50 {:.0} µs, p99 {:.0} µs",
         us(percentile(&invoke, 0.5)),
@@ -176,4 +188,115 @@ fn main() {
         "resident memory with {n} plugins: {rss_with} KiB; without: {rss_without} KiB; {:.0} KiB per plugin",
         rss_with.saturating_sub(rss_without) as f64 / n as f64
     );
+
+    // Python and JavaScript components compile for seconds; what that
+    // leaves resident is compared with a restart's.
+    let fresh = tempfile::tempdir().expect("home");
+    std::fs::write(fresh.path().join("config.toml"), &config).expect("config");
+    let (child, url) = daemon::spawn(fresh.path());
+    for (dir, name) in [
+        ("examples/plugins/python", "word_count_python"),
+        ("examples/plugins/js", "word_count_js"),
+    ] {
+        let component = repo.join("target/plugins").join(format!("{name}.wasm"));
+        let package = keys
+            .path()
+            .join(format!("{name}.talon"))
+            .display()
+            .to_string();
+        let manifest = repo.join(dir).join("talon.toml").display().to_string();
+        talon(
+            fresh.path(),
+            &[
+                "plugin",
+                "pack",
+                &manifest,
+                &component.display().to_string(),
+                "--key",
+                &key,
+                "--out",
+                &package,
+            ],
+        );
+        let started = Instant::now();
+        talon(
+            fresh.path(),
+            &["plugin", "install", &package, "--grant-all", "--url", &url],
+        );
+        println!(
+            "install of {name} (compile included): {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after_install = rss_kib(child.id());
+    stop(child);
+    let (_, after_restart) = restarts_once(fresh.path());
+    println!(
+        "resident memory after installing the Python and JavaScript examples: {after_install} KiB; after a restart with them: {after_restart} KiB ({:+.0} %)",
+        (after_install as f64 / after_restart as f64 - 1.0) * 100.0
+    );
+}
+
+/// One start of `home`: exec to first 200 and the RSS a moment later.
+fn restarts_once(home: &Path) -> (Duration, u64) {
+    let (time, child, _) = time_to_first_health(home);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = rss_kib(child.id());
+    stop(child);
+    (time, rss)
+}
+
+/// `GET /api/health` latencies without load, then while 8 calls of the
+/// hostile `spin_in_host` (a loop of cheap host calls, stopped by the
+/// guard at the plugin's deadline) run, restarted as they end.
+async fn health_under_hostile_load(url: &str) -> (Vec<Duration>, Vec<Duration>) {
+    const PROBES: usize = 2_000;
+    let http = reqwest::Client::new();
+    let probe = |http: reqwest::Client| {
+        let url = url.to_string();
+        async move {
+            let started = Instant::now();
+            http.get(format!("{url}/api/health"))
+                .send()
+                .await
+                .expect("health")
+                .bytes()
+                .await
+                .expect("body");
+            started.elapsed()
+        }
+    };
+    let mut calm = Vec::with_capacity(PROBES);
+    for _ in 0..PROBES {
+        calm.push(probe(http.clone()).await);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinners: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url, stop) = (reqwest::Client::new(), url.to_string(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = http
+                        .post(format!("{url}/api/tools/spin_in_host/invoke"))
+                        .json(&serde_json::json!({}))
+                        .send()
+                        .await;
+                }
+            })
+        })
+        .collect();
+    // Let every spinner get going before measuring.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut spinning = Vec::with_capacity(PROBES);
+    for _ in 0..PROBES {
+        spinning.push(probe(http.clone()).await);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for spinner in spinners {
+        let _ = spinner.await;
+    }
+    calm.sort();
+    spinning.sort();
+    (calm, spinning)
 }
