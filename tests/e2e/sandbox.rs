@@ -724,7 +724,7 @@ async fn call(
 async fn hostile_plugins_of_every_class_are_refused_by_name_while_health_answers() {
     let config = format!(
         "{OPEN_INVOKE}[rate_limit]\nexempt_loopback = true\n\
-         [plugins]\nmax_instances_per_plugin = 2\nslot_wait_ms = 200\n"
+         [plugins]\nmax_instances_per_plugin = 2\nslot_wait_ms = 200\nmax_memory_keys_per_agent = 3\n"
     );
     let mut daemon = Daemon::start_with_config(&config).await;
     let publisher = Publisher::new(&daemon);
@@ -788,6 +788,31 @@ async fn hostile_plugins_of_every_class_are_refused_by_name_while_health_answers
         "{body}"
     );
     assert!(body["error"].as_str().unwrap().contains('3'), "{body}");
+
+    // A plugin's share of an agent's memory is capped.
+    let agent = spawn_agent_with_tools(&daemon, "keeper", &["remember"]).await;
+    for i in 0..4 {
+        let response = daemon
+            .post(
+                &format!("/api/tools/remember/invoke?agent_id={agent}"),
+                serde_json::json!({ "key": format!("own/{i}"), "value": "v" }),
+            )
+            .await;
+        let status = response.status().as_u16();
+        let body = json(response).await;
+        if i < 3 {
+            assert_eq!(status, 200, "key {i}: {body}");
+        } else {
+            assert_eq!(status, 403, "{body}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("memory quota exceeded"),
+                "{body}"
+            );
+        }
+    }
 
     // A log flood is cut, and a newline in a message forges no line.
     let (status, body, _) = call(&daemon, "log_flood", serde_json::json!({ "lines": 5000 })).await;

@@ -44,6 +44,58 @@ pub(crate) fn set(
     Ok(())
 }
 
+/// How much of an agent's memory one scope may hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quota {
+    /// Most keys.
+    pub keys: u64,
+    /// Most bytes of keys and values together.
+    pub bytes: u64,
+}
+
+/// Writes one value under `key`, which starts with `scope` (a plugin's
+/// `plugin:<name>:`), unless the scope's keys would then exceed `quota`:
+/// counted and written in one transaction, so concurrent writers cannot
+/// both slip under the limit. Replacing a key counts its new size only.
+pub(crate) fn set_within(
+    store: &Store,
+    agent: Uuid,
+    scope: &str,
+    key: &str,
+    value: &serde_json::Value,
+    quota: Quota,
+) -> Result<Result<(), String>, StoreError> {
+    let bytes = store::encode(TABLE, value)?;
+    let tx = store.db().begin_write()?;
+    {
+        let id = agent.to_string();
+        let mut table = tx.open_table(KV)?;
+        let (mut keys, mut used) = (1u64, (key.len() + bytes.len()) as u64);
+        for entry in table.range((id.as_str(), scope)..)? {
+            let (k, v) = entry?;
+            let (owner, stored) = k.value();
+            if owner != id || !stored.starts_with(scope) {
+                break;
+            }
+            if stored != key {
+                keys += 1;
+                used += (stored.len() + v.value().len()) as u64;
+            }
+        }
+        if keys > quota.keys || used > quota.bytes {
+            return Ok(Err(format!(
+                "memory quota exceeded: this would hold {keys} keys and {used} bytes of the \
+                 agent's memory; the limits are {} keys and {} bytes ([plugins] \
+                 max_memory_keys_per_agent, max_memory_kib_per_agent)",
+                quota.keys, quota.bytes
+            )));
+        }
+        table.insert((id.as_str(), key), bytes.as_slice())?;
+    }
+    tx.commit()?;
+    Ok(Ok(()))
+}
+
 /// Deletes one value; true when it existed.
 pub(crate) fn delete(store: &Store, agent: Uuid, key: &str) -> Result<bool, StoreError> {
     let tx = store.db().begin_write()?;

@@ -89,6 +89,10 @@ max_result_kib = 1024
 max_log_lines_per_call = 200
 max_log_lines_per_second = 100
 max_log_line_bytes = 4096
+# What one plugin may keep in one agent's memory: keys, and KiB of keys and
+# values together.
+max_memory_keys_per_agent = 10000
+max_memory_kib_per_agent = 16384
 # Longest time one installed plugin may take to load when the daemon starts
 # (compiling it if the cache lacks it, and its load-time calls); past it the
 # plugin is marked failed and the daemon goes on.
@@ -337,6 +341,10 @@ pub struct PluginsConfig {
     pub max_log_lines_per_second: u32,
     /// Longest log line kept, in bytes.
     pub max_log_line_bytes: usize,
+    /// Keys one plugin may keep in one agent's memory.
+    pub max_memory_keys_per_agent: u64,
+    /// KiB (keys and values) one plugin may keep in one agent's memory.
+    pub max_memory_kib_per_agent: u64,
     /// Longest time one plugin may take to load at start, in seconds.
     pub load_timeout_secs: u64,
 }
@@ -358,6 +366,8 @@ impl Default for PluginsConfig {
             max_log_lines_per_call: 200,
             max_log_lines_per_second: 100,
             max_log_line_bytes: 4096,
+            max_memory_keys_per_agent: 10_000,
+            max_memory_kib_per_agent: 16 * 1024,
             load_timeout_secs: 120,
         }
     }

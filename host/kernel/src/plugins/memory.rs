@@ -1,13 +1,17 @@
 //! Plugin memory (`talon:plugin/memory`) over the agents' key-value store.
 
+use std::sync::Arc;
+
 use talon_runtime::MemoryBackend;
 use uuid::Uuid;
 
-use crate::agents::memory;
-use crate::store::Store;
+use crate::agents::memory::{self, Quota};
+use crate::shared::Shared;
 
-/// Plugin memory over the agents' key-value store: values are JSON strings.
-pub(crate) struct StoreMemory(pub Store);
+/// Plugin memory over the agents' key-value store: values are JSON strings,
+/// and each plugin's share of an agent's memory is capped by `[plugins]`
+/// `max_memory_keys_per_agent` and `max_memory_kib_per_agent`.
+pub(crate) struct StoreMemory(pub Arc<Shared>);
 
 fn agent_uuid(agent: &str) -> Result<Uuid, String> {
     agent
@@ -17,7 +21,8 @@ fn agent_uuid(agent: &str) -> Result<Uuid, String> {
 
 impl MemoryBackend for StoreMemory {
     fn get(&self, agent_id: &str, key: &str) -> Result<Option<String>, String> {
-        let value = memory::get(&self.0, agent_uuid(agent_id)?, key).map_err(|e| e.to_string())?;
+        let value =
+            memory::get(self.0.store(), agent_uuid(agent_id)?, key).map_err(|e| e.to_string())?;
         Ok(value.map(|v| match v {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
@@ -26,15 +31,33 @@ impl MemoryBackend for StoreMemory {
 
     fn set(&self, agent_id: &str, key: &str, value: &str) -> Result<(), String> {
         let value = serde_json::Value::String(value.to_string());
-        memory::set(&self.0, agent_uuid(agent_id)?, key, &value).map_err(|e| e.to_string())
+        // Keys arrive scoped as `plugin:<name>:<key>`: the quota is the plugin's.
+        let scope_end = key
+            .match_indices(':')
+            .nth(1)
+            .map_or(key.len(), |(at, _)| at + 1);
+        let limits = &self.0.config().plugins;
+        let quota = Quota {
+            keys: limits.max_memory_keys_per_agent,
+            bytes: limits.max_memory_kib_per_agent.saturating_mul(1024),
+        };
+        memory::set_within(
+            self.0.store(),
+            agent_uuid(agent_id)?,
+            &key[..scope_end],
+            key,
+            &value,
+            quota,
+        )
+        .map_err(|e| e.to_string())?
     }
 
     fn delete(&self, agent_id: &str, key: &str) -> Result<bool, String> {
-        memory::delete(&self.0, agent_uuid(agent_id)?, key).map_err(|e| e.to_string())
+        memory::delete(self.0.store(), agent_uuid(agent_id)?, key).map_err(|e| e.to_string())
     }
 
     fn list(&self, agent_id: &str, prefix: &str) -> Result<Vec<String>, String> {
-        let all = memory::list(&self.0, agent_uuid(agent_id)?).map_err(|e| e.to_string())?;
+        let all = memory::list(self.0.store(), agent_uuid(agent_id)?).map_err(|e| e.to_string())?;
         Ok(all
             .into_iter()
             .map(|(k, _)| k)

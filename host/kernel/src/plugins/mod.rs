@@ -94,7 +94,7 @@ impl Plugins {
             max_instances: shared.config().plugins.max_instances.max(1),
         })
         .map_err(load_error)?;
-        runtime.set_memory_backend(Arc::new(StoreMemory(shared.store().clone())));
+        runtime.set_memory_backend(Arc::new(StoreMemory(shared.clone())));
         Ok(Self {
             shared,
             agents,
