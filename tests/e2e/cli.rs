@@ -17,15 +17,32 @@ async fn status_config_show_and_stop() {
     assert!(out.contains("status:  running"), "{out}");
 
     let shown = daemon.cli(&["config", "show"]);
+    let toml = String::from_utf8_lossy(&shown.stdout);
+    assert!(toml.contains("api_listen = \""), "{toml}");
+    let shown = daemon.cli(&["config", "show", "--json"]);
     assert!(String::from_utf8_lossy(&shown.stdout).contains("\"api_listen\""));
+
+    // A second daemon on the same home says who is there.
+    let second = daemon.cli(&["start", "--listen", "127.0.0.1:0"]);
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("talon is already running") && said.contains("pid"),
+        "{said}"
+    );
 
     let stop = daemon.cli(&["stop"]);
     assert!(stop.status.success());
     assert!(daemon.wait_exit().success());
 
+    // Stopped, the home has no daemon.json: the CLI says so instead of
+    // talking to whatever listens on the default address.
     let after = daemon.cli(&["status"]);
     assert!(!after.status.success());
-    assert!(String::from_utf8_lossy(&after.stderr).contains("is `talon start` running?"));
+    assert!(
+        String::from_utf8_lossy(&after.stderr).contains("no talon is running"),
+        "{after:?}"
+    );
 }
 
 #[test]

@@ -21,6 +21,8 @@ pub struct ClientArgs {
 /// A connection to the daemon.
 pub(crate) struct Client {
     base: String,
+    /// The data directory, for messages.
+    home: std::path::PathBuf,
     /// Whether `base` names a daemon of this home (its `daemon.json`) or one
     /// the caller named (`--url`), rather than the configured default.
     located: bool,
@@ -62,6 +64,7 @@ impl Client {
             .build()?;
         Ok(Self {
             base,
+            home: home.root().to_path_buf(),
             located,
             key,
             http,
@@ -96,6 +99,15 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
+        if !self.located {
+            // Never talk to whatever listens on the default address: it may
+            // be another home's daemon.
+            bail!(
+                "no talon is running for {} (it has no daemon.json); start one with `talon start`, \
+                 or name a daemon with --url",
+                self.home.display()
+            );
+        }
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             // Installing a large package takes a while: compiling it is part of the call.
@@ -162,10 +174,23 @@ pub fn stop(home: &Home, config: Option<&Path>, args: &ClientArgs) -> anyhow::Re
     Ok(())
 }
 
-/// `talon config show`.
-pub fn config_show(home: &Home, config: Option<&Path>, args: &ClientArgs) -> anyhow::Result<()> {
+/// `talon config show`: the running configuration as TOML (secrets
+/// redacted), or as JSON with `--json`.
+pub fn config_show(
+    home: &Home,
+    config: Option<&Path>,
+    args: &ClientArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let client = Client::new(home, config, args)?;
     let value = client.call(reqwest::Method::GET, "/api/config")?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!(
+            "{}",
+            toml::to_string_pretty(&value).context("the configuration does not fit TOML")?
+        );
+    }
     Ok(())
 }

@@ -25,6 +25,12 @@ pub struct StartArgs {
 
 /// Runs the daemon until SIGINT, SIGTERM or `POST /api/shutdown`.
 pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Result<()> {
+    if let Some((pid, listen)) = running_daemon(&home) {
+        bail!(
+            "talon is already running for {} (pid {pid}, http://{listen}); stop it with `talon stop`",
+            home.root().display()
+        );
+    }
     let overrides = Overrides {
         api_listen: args.listen.clone(),
         allow_remote_without_key: args.allow_remote_without_key,
@@ -101,6 +107,21 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         tracing::info!("talon stopped");
         Ok(())
     })
+}
+
+/// The pid and address of a daemon of `home` that is alive and listening,
+/// from its `daemon.json` (a file left by a crash names neither).
+fn running_daemon(home: &Home) -> Option<(u32, std::net::SocketAddr)> {
+    let text = std::fs::read_to_string(home.daemon_file()).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = u32::try_from(value.get("pid")?.as_u64()?).ok()?;
+    let listen: std::net::SocketAddr = value.get("listen")?.as_str()?.parse().ok()?;
+    let alive = i32::try_from(pid)
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        .is_ok_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+    let listening =
+        std::net::TcpStream::connect_timeout(&listen, std::time::Duration::from_secs(1)).is_ok();
+    (alive && listening).then_some((pid, listen))
 }
 
 fn write_daemon_file(path: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::Result<()> {

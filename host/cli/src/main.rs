@@ -50,8 +50,14 @@ enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Print the running daemon's configuration (secrets redacted).
-    Show(client::ClientArgs),
+    /// Print the running daemon's configuration as TOML (secrets redacted).
+    Show {
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,8 +70,8 @@ fn main() -> std::process::ExitCode {
         Command::Start(args) => daemon::start(home, cli.config, args),
         Command::Status(args) => client::status(&home, cli.config.as_deref(), &args),
         Command::Stop(args) => client::stop(&home, cli.config.as_deref(), &args),
-        Command::Config(ConfigCommand::Show(args)) => {
-            client::config_show(&home, cli.config.as_deref(), &args)
+        Command::Config(ConfigCommand::Show { json, client }) => {
+            client::config_show(&home, cli.config.as_deref(), &client, json)
         }
         Command::Audit(AuditCommand::Verify) => audit_cmd::verify(&home),
         Command::Plugin(command) => plugin_cmd::run(&home, cli.config.as_deref(), command),
