@@ -483,3 +483,47 @@ async fn connectivity_tests_speak_each_format() {
         "{tested}"
     );
 }
+
+#[tokio::test]
+async fn any_openai_compatible_server_under_openai_compatible() {
+    let llm = TestLlm::start().await;
+    let daemon = Daemon::start().await;
+    // A base URL of the agent's own and no key: LibreFang's provider name.
+    let agent = daemon
+        .spawn_manifest(format!(
+            "name = \"compat\"\n[model]\nprovider = \"openai-compatible\"\nmodel = \"local-model\"\n\
+             base_url = \"{}\"\n",
+            llm.openai_url()
+        ))
+        .await;
+    llm.push(Reply::text("from any server"));
+    let reply = daemon.message(&agent, "hello").await;
+    assert_eq!(reply.status(), 200);
+    assert_eq!(json(reply).await["response"], "from any server");
+    assert!(
+        llm.last_request()
+            .unwrap()
+            .headers
+            .get("authorization")
+            .is_none()
+    );
+
+    // Without a base URL anywhere, the message names what to set.
+    let lost = daemon
+        .spawn_manifest(
+            "name = \"lost\"\n[model]\nprovider = \"openai-compatible\"\nmodel = \"m\"\n".into(),
+        )
+        .await;
+    assert_error(daemon.message(&lost, "hello").await, 400, "base_url").await;
+    // The operator's URL for the provider serves every such agent.
+    let put = daemon
+        .put(
+            "/api/providers/openai-compatible/url",
+            json!({ "base_url": llm.openai_url() }),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
+    llm.push(Reply::text("found"));
+    let reply = daemon.message(&lost, "hello").await;
+    assert_eq!(reply.status(), 200);
+}

@@ -151,8 +151,21 @@ pub fn builtin_providers() -> Vec<ProviderInfo> {
             "LMSTUDIO_API_KEY",
             false,
         ),
+        // Any server speaking OpenAI's chat completions: it has no address of
+        // its own, so an agent names one (`base_url`) or the operator sets
+        // it (`PUT /api/providers/openai-compatible/url`); a key is optional.
+        ProviderInfo::new(
+            OPENAI_COMPATIBLE,
+            OpenAi,
+            "",
+            "OPENAI_COMPATIBLE_API_KEY",
+            false,
+        ),
     ]
 }
+
+/// The provider for any OpenAI-compatible server, named as LibreFang names it.
+pub const OPENAI_COMPATIBLE: &str = "openai-compatible";
 
 /// What Talon knows about a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -332,9 +332,19 @@ impl LlmClient {
         if let Some(url) = target.base_url.as_ref().filter(|url| !url.is_empty()) {
             return Ok(url.clone());
         }
-        Ok(self
+        let url = self
             .base_url_override(&provider.name)
-            .unwrap_or(provider.base_url))
+            .unwrap_or(provider.base_url);
+        if url.is_empty() {
+            return Err(LlmError::InvalidRequest {
+                detail: format!(
+                    "provider {} has no base URL of its own: set `base_url` in the agent's [model] \
+                     section, or PUT /api/providers/{}/url",
+                    provider.name, provider.name
+                ),
+            });
+        }
+        Ok(url)
     }
 
     /// Tests the connection to a target's provider with one free request

@@ -43,7 +43,8 @@ mod wire;
 
 pub use anthropic::ANTHROPIC_VERSION;
 pub use catalog::{
-    DriverKind, MaxTokensField, ModelCatalog, ModelInfo, ProviderInfo, builtin_providers,
+    DriverKind, MaxTokensField, ModelCatalog, ModelInfo, OPENAI_COMPATIBLE, ProviderInfo,
+    builtin_providers,
 };
 pub use client::{LlmClient, ResolvedModel, Target, validate_api_key, validate_base_url};
 pub use driver::{Driver, DriverConfig, build_driver};

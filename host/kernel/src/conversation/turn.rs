@@ -180,6 +180,7 @@ impl Conversations {
             let target = prompt::target(&agent.manifest)?;
             // A missing key is reported now, as the request's error, not mid-stream.
             this.providers.llm().api_key(&target)?;
+            this.providers.llm().base_url(&target)?;
             this.check_budget(&agent, 0.0).await?;
             let session = this.turn_session(agent_id, input.session_id).await?;
             let live = this.live().get(session.id, agent_id);
