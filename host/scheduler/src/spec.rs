@@ -126,10 +126,15 @@ impl Schedule {
         if let Ok(t) = DateTime::parse_from_rfc3339(text) {
             return Ok(Schedule::At(t.with_timezone(&Utc)));
         }
+        let pattern = expand_alias(text);
+        check_cron_fields(pattern).map_err(|message| SpecError::Cron {
+            expr: text.to_string(),
+            message,
+        })?;
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
             .build()
-            .parse(text)
+            .parse(pattern)
             .map_err(|e| SpecError::Cron {
                 expr: text.to_string(),
                 message: e.to_string(),
@@ -169,6 +174,70 @@ impl Schedule {
     pub fn is_one_shot(&self) -> bool {
         matches!(self, Schedule::At(_))
     }
+}
+
+/// The common aliases beyond those the cron parser knows (`@hourly`,
+/// `@daily`, `@weekly`, `@monthly`, `@yearly`, `@annually`).
+fn expand_alias(text: &str) -> &str {
+    match text.to_ascii_lowercase().as_str() {
+        "@minutely" => "* * * * *",
+        "@midnight" => "0 0 * * *",
+        _ => text,
+    }
+}
+
+/// The fields of a cron expression, in order, with their ranges: five, or
+/// six with seconds first.
+const FIELDS_5: [(&str, u32, u32); 5] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
+
+/// Checks the count of fields and every number in them against its range,
+/// so a mistake is named (`minute 61 out of range 0-59`) rather than left to
+/// the parser's message. Names (`JAN`, `MON`) and `L`, `W`, `#`, `?` are
+/// left to the parser.
+fn check_cron_fields(pattern: &str) -> Result<(), String> {
+    if pattern.starts_with('@') {
+        return Ok(());
+    }
+    let fields: Vec<&str> = pattern.split_whitespace().collect();
+    let named: Vec<(&str, u32, u32)> = match fields.len() {
+        5 => FIELDS_5.to_vec(),
+        6 => std::iter::once(("second", 0, 59)).chain(FIELDS_5).collect(),
+        n => {
+            return Err(format!(
+                "a cron expression has 5 fields (minute hour day-of-month month day-of-week), \
+                 or 6 with seconds first; this one has {n}"
+            ));
+        }
+    };
+    for (field, (name, lo, hi)) in fields.iter().zip(named) {
+        for item in field.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (item, None),
+            };
+            if let Some(step) = step {
+                match step.parse::<u32>() {
+                    Ok(0) => return Err(format!("{name} step 0: a step is at least 1")),
+                    Ok(_) => {}
+                    Err(_) => return Err(format!("{name} step `{step}` is not a number")),
+                }
+            }
+            for bound in range.split('-') {
+                if let Ok(value) = bound.parse::<u32>()
+                    && !(lo..=hi).contains(&value)
+                {
+                    return Err(format!("{name} {value} out of range {lo}-{hi}"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `"every 5m"` → `Some(" 5m")` when `text` starts with `word` followed by whitespace.
@@ -378,5 +447,32 @@ mod tests {
         let s = Schedule::parse("0 0 30 2 *", None).unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         assert_eq!(s.next_after(t, t), None);
+    }
+
+    #[test]
+    fn cron_mistakes_name_the_field_and_aliases_are_known() {
+        let message = |text: &str| Schedule::parse(text, None).err().unwrap().to_string();
+        assert!(message("61 * * * *").contains("minute 61 out of range 0-59"));
+        assert!(message("0 25 * * *").contains("hour 25 out of range 0-23"));
+        assert!(message("0 0 32 * *").contains("day of month 32 out of range 1-31"));
+        assert!(message("0 0 * 13 *").contains("month 13 out of range 1-12"));
+        assert!(message("0 0 * * 8").contains("day of week 8 out of range 0-7"));
+        assert!(message("61 0 0 * * *").contains("second 61 out of range 0-59"));
+        assert!(message("*/0 * * * *").contains("minute step 0"));
+        assert!(message("* * *").contains("has 3"));
+        for alias in [
+            "@minutely",
+            "@hourly",
+            "@daily",
+            "@midnight",
+            "@weekly",
+            "@monthly",
+            "@yearly",
+            "@annually",
+        ] {
+            assert!(Schedule::parse(alias, None).is_ok(), "{alias}");
+        }
+        assert!(Schedule::parse("0 9 * * MON-FRI", None).is_ok());
+        assert!(Schedule::parse("0 0 L * *", None).is_ok());
     }
 }
