@@ -10,6 +10,7 @@ mod attachments;
 mod audit;
 mod automation;
 mod cli;
+mod compat;
 mod config;
 mod conventions;
 mod conversations;

@@ -231,8 +231,19 @@ pub async fn get_skills(
     Ok(Json(serde_json::json!({ "skills": agent.manifest.skills })))
 }
 
+/// Body of `PUT /api/agents/{id}/skills`: LibreFang's bare array of names,
+/// or Talon's `{skills}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SkillsRequest {
+    /// `["web-search", ...]`.
+    Names(Vec<String>),
+    /// `{"skills": [...]}`.
+    Object(NamesRequest),
+}
+
 /// Replaces the skills an agent uses (refused in Stable mode).
-#[utoipa::path(put, path = "/api/agents/{id}/skills", tag = "agents", request_body = NamesRequest,
+#[utoipa::path(put, path = "/api/agents/{id}/skills", tag = "agents", request_body = SkillsRequest,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, skills}`", body = Object),
               (status = 400, description = "Missing `skills`"), (status = 404, description = "No such agent"),
@@ -240,11 +251,20 @@ pub async fn get_skills(
 pub async fn put_skills(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(body): Json<NamesRequest>,
+    Json(body): Json<SkillsRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let skills = body
-        .skills
-        .ok_or_else(|| ApiError::BadRequest("body must be {\"skills\": [...]}".into()))?;
+    let skills = match body {
+        SkillsRequest::Names(names) => names,
+        SkillsRequest::Object(NamesRequest {
+            skills: Some(skills),
+            ..
+        }) => skills,
+        SkillsRequest::Object(_) => {
+            return Err(ApiError::BadRequest(
+                "body must be [names] or {\"skills\": [...]}".into(),
+            ));
+        }
+    };
     let record = patch_with(&state, id, vec![("skills".into(), skills.into())]).await?;
     Ok(Json(
         serde_json::json!({ "status": "updated", "skills": record.manifest.skills }),

@@ -388,6 +388,13 @@ pub async fn sign(
             .join("keys")
             .join("publisher.key"),
     };
+    // A missing key file is the caller's mistake, not the daemon's.
+    if !key_path.is_file() {
+        return Err(ApiError::BadRequest(format!(
+            "no key file at {}: create one with `talon plugin keygen` or give key_path",
+            key_path.display()
+        )));
+    }
     to_json(state.kernel.plugins().sign_plugin(&name, key_path).await?)
 }
 
