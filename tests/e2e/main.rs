@@ -17,6 +17,7 @@ mod conversations;
 mod delegation;
 mod durability;
 mod goals;
+mod message_options;
 mod openai_tools;
 mod plugins;
 mod providers;

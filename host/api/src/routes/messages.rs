@@ -104,13 +104,12 @@ async fn input(
     }
     let ids = body.attachments.iter().map(|a| a.file_id).collect();
     let parts = state.kernel.agents().attachment_parts(agent, ids).await?;
-    let sender =
-        (body.sender_id.is_some() || body.sender_name.is_some() || body.channel_type.is_some())
-            .then(|| Sender {
-                id: body.sender_id,
-                name: body.sender_name,
-                channel_type: body.channel_type,
-            });
+    let sender = Sender {
+        id: body.sender_id,
+        name: body.sender_name,
+        channel_type: body.channel_type,
+    };
+    let sender = (sender != Sender::default()).then_some(sender);
     Ok(MessageInput {
         text: body.message,
         session_id: body.session_id,
