@@ -174,13 +174,15 @@ async fn uploads_raw_and_multipart() {
         .await;
     assert_eq!(image.headers()["content-type"], "image/png");
 
+    // Without X-Filename the file is called `upload`, as in LibreFang.
     let nameless = daemon
         .request(reqwest::Method::POST, &format!("/api/agents/{id}/upload"))
         .body("x")
         .send()
         .await
         .unwrap();
-    assert_error(nameless, 400, "x-filename").await;
+    assert_eq!(nameless.status(), 201);
+    assert_eq!(json(nameless).await["filename"], "upload");
     let sneaky = daemon
         .request(reqwest::Method::POST, &format!("/api/agents/{id}/upload"))
         .header("x-filename", "../../config.toml")

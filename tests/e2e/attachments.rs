@@ -51,7 +51,7 @@ async fn upload(daemon: &Daemon, agent: &str, name: &str, mime: &str, bytes: Vec
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200, "upload of {name}");
+    assert_eq!(response.status(), 201, "upload of {name}");
     json(response).await["file_id"]
         .as_str()
         .unwrap()

@@ -125,3 +125,30 @@ async fn new_entries_are_streamed_over_sse() {
     daemon.post("/api/shutdown", serde_json::json!({})).await;
     assert!(daemon.wait_exit().success());
 }
+
+#[tokio::test]
+async fn a_new_log_subscriber_gets_the_recent_entries_first() {
+    let daemon = Daemon::start().await;
+    daemon.spawn_agent("before-one").await;
+    daemon.spawn_agent("before-two").await;
+    let mut response = daemon.get("/api/logs/stream").await;
+    let mut seen = String::new();
+    while seen.matches("\n\n").count() < 2 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the backlog at once")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let ids: Vec<u64> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(d).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(&ids[..2], &[1, 2], "oldest first: {seen}");
+}

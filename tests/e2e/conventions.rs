@@ -150,12 +150,27 @@ async fn security_headers_are_on_every_response() {
     }
 }
 
+/// A GET through a (pretend) proxy: a loopback request with a forwarding header.
+async fn get_forwarded(daemon: &Daemon, path: &str, header: &str) -> reqwest::Response {
+    daemon
+        .request(reqwest::Method::GET, path)
+        .header(header, "203.0.113.7")
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_burst_is_answered_with_429_and_retry_after() {
     let daemon = Daemon::start_with_config("[rate_limit]\napi_requests_per_minute = 10\n").await;
+    // A local client talking to its own daemon is not limited, as in LibreFang.
+    for _ in 0..30 {
+        assert_eq!(daemon.get("/api/status").await.status(), 200);
+    }
+    // A request relayed by a proxy is.
     let mut limited = None;
     for _ in 0..30 {
-        let response = daemon.get("/api/status").await;
+        let response = get_forwarded(&daemon, "/api/status", "x-forwarded-for").await;
         if response.status() == 429 {
             limited = Some(response);
             break;
@@ -170,11 +185,29 @@ async fn a_burst_is_answered_with_429_and_retry_after() {
         .unwrap();
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
     assert!(response.headers().contains_key("x-request-id"));
-    assert_error(response, 429, "rate limit exceeded").await;
+    // The message names the limit and how to raise it.
+    assert_error(response, 429, "budget of 10 cost units per minute").await;
+    let again = get_forwarded(&daemon, "/api/status", "forwarded").await;
+    assert_error(again, 429, "rate_limit.api_requests_per_minute").await;
 
     // The budget belongs to the client IP, not to one route.
-    let metrics = daemon.get("/api/metrics").await;
+    let metrics = get_forwarded(&daemon, "/api/metrics", "x-real-ip").await;
     assert_eq!(metrics.status(), 429, "the budget is per IP, across routes");
+}
+
+#[tokio::test]
+async fn loopback_clients_are_limited_when_the_exemption_is_off() {
+    let daemon = Daemon::start_with_config(
+        "[rate_limit]\napi_requests_per_minute = 10\nexempt_loopback = false\n",
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(daemon.get("/api/status").await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let response = daemon.get("/api/status").await;
+    assert_error(response, 429, "rate_limit.exempt_loopback = true").await;
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ async fn custom_models_are_validated_priced_and_survive_a_restart() {
             }),
         )
         .await;
-    assert_eq!(added.status(), 200);
+    assert_eq!(added.status(), 201);
     let added = json(added).await;
     assert_eq!(added["status"], "added");
     assert_eq!(added["id"], "acme-large");
@@ -156,7 +156,7 @@ async fn custom_models_are_validated_priced_and_survive_a_restart() {
             json!({"id": "acme/vendor-model", "provider": "openrouter"}),
         )
         .await;
-    assert_eq!(slashed.status(), 200);
+    assert_eq!(slashed.status(), 201);
     assert_eq!(
         json(daemon.get("/api/models/acme/vendor-model").await).await["provider"],
         "openrouter"

@@ -158,15 +158,53 @@ async fn cron_jobs_crud_validation_and_schedule_views() {
     .await;
     assert_eq!(structured["schedule"], "every 3600s");
 
+    // LibreFang's own body: a structured schedule and an `agent_turn` action; 201.
+    let libre = daemon
+        .post(
+            "/api/cron/jobs",
+            serde_json::json!({"agent_id": agent, "name": "libre",
+                               "schedule": {"kind": "cron", "expr": "0 9 * * 1-5"},
+                               "action": {"kind": "agent_turn", "message": "Weekday briefing."}}),
+        )
+        .await;
+    assert_eq!(libre.status(), 201);
+    let libre = json(libre).await;
+    assert_eq!(libre["status"], "created");
+    assert_eq!(libre["prompt"], "Weekday briefing.");
+    assert_error(
+        bad(
+            serde_json::json!({"agent_id": agent, "schedule": "0 9 * * *",
+                               "action": {"kind": "system_event", "text": "x"}}),
+        )
+        .await,
+        400,
+        "system_event",
+    )
+    .await;
+    let libre_id = libre["job_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        daemon
+            .request(
+                reqwest::Method::DELETE,
+                &format!("/api/cron/jobs/{libre_id}")
+            )
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
     let list = json(daemon.get("/api/cron/jobs").await).await;
-    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 3);
+    assert_eq!(list["total"], 3);
     let filtered = json(
         daemon
             .get("/api/cron/jobs?agent_id=00000000-0000-0000-0000-000000000000")
             .await,
     )
     .await;
-    assert_eq!(filtered.as_array().unwrap().len(), 0);
+    assert_eq!(filtered["total"], 0);
     let schedules = json(daemon.get("/api/schedules").await).await;
     assert_eq!(schedules["total"], 3);
     assert_eq!(schedules["offset"], 0);

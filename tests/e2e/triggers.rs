@@ -158,7 +158,8 @@ async fn a_trigger_fires_on_agent_spawn_within_its_budget_and_survives_a_restart
     );
 
     let listed = json(daemon.get(&format!("/api/triggers?agent_id={owner}")).await).await;
-    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed["triggers"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["total"], 2);
 
     // Restart: triggers and their counters are on disk.
     assert!(daemon.terminate().success());

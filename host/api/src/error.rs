@@ -25,14 +25,28 @@ pub enum ApiError {
     /// 409: conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// 426: a WebSocket route was called without an upgrade.
+    #[error("{0}")]
+    UpgradeRequired(String),
     /// 413: the body is larger than allowed.
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// 429: rate limit exceeded; retry after this many seconds.
-    #[error("Rate limit exceeded")]
+    /// 429: rate limit exceeded; retry after this many seconds. The message
+    /// names the limit and how to raise it.
+    #[error(
+        "Rate limit exceeded: this client spent its budget of {per_minute} cost units per minute \
+         (this request costs {cost}); retry after {retry_after_secs} s, or raise \
+         rate_limit.api_requests_per_minute (POST /api/config/set or config.toml){loopback_hint}"
+    )]
     RateLimited {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
+        /// The budget in force (`rate_limit.api_requests_per_minute`).
+        per_minute: u32,
+        /// What the refused request costs.
+        cost: u32,
+        /// Advice for loopback clients, or empty.
+        loopback_hint: &'static str,
     },
     /// 412: the agent's model provider has no API key configured.
     #[error("{0}")]
@@ -65,6 +79,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ProviderAuthMissing(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::BudgetExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -91,7 +106,10 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "request failed");
         }
         let mut response = error_response(self.status(), &self.to_string());
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

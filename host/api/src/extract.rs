@@ -23,6 +23,35 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// An optional JSON body: none at all (or only whitespace) is `T::default()`,
+/// for the routes LibreFang's clients call without a body. A body that is
+/// there must be valid JSON of the right shape, whatever its content type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(e.body_text()),
+                _ => ApiError::BadRequest(e.body_text()),
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
+    }
+}
+
 /// Path parameters with API-style rejections (a malformed UUID is a 400).
 #[derive(Debug, Clone, Copy, Default, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]

@@ -10,6 +10,8 @@ use utoipa::OpenApi;
         description = "Talon agent operating system: REST API compatible with LibreFang's.",
         license(name = "MIT OR Apache-2.0")
     ),
+    // Served outside the OpenAPI router (their ids may hold slashes), so listed here.
+    paths(crate::routes::models::get, crate::routes::models::remove_custom),
     modifiers(&BearerAuth),
     tags(
         (name = "system", description = "Health, status, version, metrics, shutdown"),

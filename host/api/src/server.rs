@@ -30,6 +30,7 @@ use crate::state::AppState;
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::health))
+        .routes(routes!(system::ready))
         .routes(routes!(system::health_detail))
         .routes(routes!(system::status))
         .routes(routes!(system::version))

@@ -27,7 +27,8 @@ fn refuse(request: &Request, error: ApiError, openai_code: &'static str) -> Resp
 
 /// Routes anyone may call, key or not.
 fn is_public(method: &Method, path: &str) -> bool {
-    (method == Method::GET || method == Method::HEAD) && matches!(path, "/" | "/api/health")
+    (method == Method::GET || method == Method::HEAD)
+        && matches!(path, "/" | "/api/health" | "/api/ready")
 }
 
 /// The credential a request carries: `Authorization: Bearer <key>` or `X-API-Key`.
@@ -107,6 +108,7 @@ mod tests {
     #[test]
     fn only_health_and_root_are_public() {
         assert!(is_public(&Method::GET, "/api/health"));
+        assert!(is_public(&Method::GET, "/api/ready"));
         assert!(is_public(&Method::GET, "/"));
         assert!(!is_public(&Method::POST, "/api/health"));
         assert!(!is_public(&Method::GET, "/api/health/detail"));

@@ -24,7 +24,7 @@ use crate::state::AppState;
 pub fn operation_cost(method: &Method, path: &str) -> u32 {
     let get = method == Method::GET;
     match path {
-        "/api/health" | "/api/version" | "/api/versions" => 1,
+        "/api/health" | "/api/ready" | "/api/version" | "/api/versions" => 1,
         "/api/status" | "/api/tools" | "/api/providers" | "/api/metrics" if get => 1,
         "/api/agents" | "/api/skills" | "/api/config" if get => 2,
         "/api/usage" if get => 3,
@@ -82,7 +82,19 @@ impl RateLimiter {
     }
 }
 
-/// Refuses requests over budget with 429 and `Retry-After`.
+/// Headers a proxy adds: a loopback peer that sends one is relaying someone else.
+const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "x-real-ip", "forwarded"];
+
+/// Whether the request came through a proxy (it carries a forwarding header).
+fn forwarded(request: &Request) -> bool {
+    FORWARDING_HEADERS
+        .iter()
+        .any(|name| request.headers().contains_key(*name))
+}
+
+/// Refuses requests over budget with 429 and `Retry-After`. Loopback
+/// callers without forwarding headers (a dashboard or a script on this
+/// machine) are exempt when `rate_limit.exempt_loopback` is on, as in LibreFang.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let config = state.kernel.config();
     let Some(ip) = request
@@ -92,19 +104,28 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     else {
         return next.run(request).await;
     };
-    if ip.is_loopback() && config.rate_limit.exempt_loopback {
+    let loopback = ip.is_loopback() && !forwarded(&request);
+    if loopback && config.rate_limit.exempt_loopback {
         return next.run(request).await;
     }
     let cost = operation_cost(request.method(), request.uri().path());
-    match state
-        .limiter
-        .check(ip, cost, config.rate_limit.api_requests_per_minute)
-    {
+    let per_minute = config.rate_limit.api_requests_per_minute;
+    match state.limiter.check(ip, cost, per_minute) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             state.metrics.rate_limited.inc();
             let retry_after_secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            ApiError::RateLimited { retry_after_secs }.into_response()
+            ApiError::RateLimited {
+                retry_after_secs,
+                per_minute,
+                cost,
+                loopback_hint: if loopback {
+                    "; clients on this machine are exempt with rate_limit.exempt_loopback = true"
+                } else {
+                    ""
+                },
+            }
+            .into_response()
         }
     }
 }

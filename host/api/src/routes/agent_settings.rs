@@ -103,7 +103,7 @@ pub async fn set_model(
     })))
 }
 
-/// Body of the tools and skills replacements.
+/// Body of the skills replacement (and Talon's own form of the tools one).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NamesRequest {
     /// Tool names (for `/tools`).
@@ -112,15 +112,24 @@ pub struct NamesRequest {
     pub skills: Option<Vec<String>>,
 }
 
-/// The tools an agent may call.
-#[utoipa::path(get, path = "/api/agents/{id}/tools", tag = "agents",
-    params(("id" = Uuid, Path, description = "Agent id")),
-    responses((status = 200, description = "`{tools, available}`", body = Object), (status = 404, description = "No such agent")))]
-pub async fn get_tools(
-    State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let agent = state.kernel.agents().get(id).await?;
+/// Body of `PUT /api/agents/{id}/tools`: LibreFang's `SetAgentToolsRequest`,
+/// or Talon's `{tools}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsRequest {
+    /// The tools the agent may call (the grant surface); replaces them.
+    pub capabilities_tools: Option<Vec<String>>,
+    /// Talon's name for `capabilities_tools`.
+    pub tools: Option<Vec<String>>,
+    /// Narrows the tools to those matching one of these globs (`file_*`).
+    /// Applied at once to the stored tools, which are what Talon keeps.
+    pub tool_allowlist: Option<Vec<String>>,
+    /// Removes the tools matching one of these globs, after the allowlist.
+    pub tool_blocklist: Option<Vec<String>>,
+}
+
+/// The tools answer shared by GET and PUT, in LibreFang's keys.
+fn tools_json(state: &AppState, tools: &[String]) -> serde_json::Value {
     let loaded: Vec<String> = state
         .kernel
         .plugins()
@@ -128,40 +137,86 @@ pub async fn get_tools(
         .into_iter()
         .map(|t| t.name)
         .collect();
-    let available: Vec<&String> = agent
-        .manifest
-        .capabilities
-        .tools
+    let available: Vec<&String> = tools
         .iter()
         .filter(|t| loaded.contains(t) || talon_kernel::agents::BUILTIN_TOOLS.contains(&t.as_str()))
         .collect();
-    Ok(Json(
-        serde_json::json!({ "tools": agent.manifest.capabilities.tools, "available": available }),
-    ))
+    // Allow- and blocklists are applied to the stored tools when set, so none remains to show.
+    serde_json::json!({
+        "capabilities_tools": tools, "tool_allowlist": [], "tool_blocklist": [],
+        "disabled": false, "tools": tools, "available": available,
+    })
 }
 
-/// Replaces the tools an agent may call.
-#[utoipa::path(put, path = "/api/agents/{id}/tools", tag = "agents", request_body = NamesRequest,
+/// The tools an agent may call.
+#[utoipa::path(get, path = "/api/agents/{id}/tools", tag = "agents",
     params(("id" = Uuid, Path, description = "Agent id")),
-    responses((status = 200, description = "`{status: updated, tools}`", body = Object),
-              (status = 400, description = "Missing `tools`"), (status = 404, description = "No such agent")))]
+    responses((status = 200, description = "`{capabilities_tools, tool_allowlist, tool_blocklist, disabled, tools, available}`", body = Object),
+              (status = 404, description = "No such agent")))]
+pub async fn get_tools(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = state.kernel.agents().get(id).await?;
+    Ok(Json(tools_json(&state, &agent.manifest.capabilities.tools)))
+}
+
+/// Replaces the tools an agent may call, then narrows them by the allow-
+/// and blocklists given.
+#[utoipa::path(put, path = "/api/agents/{id}/tools", tag = "agents", request_body = ToolsRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{status: updated, capabilities_tools, tool_allowlist, tool_blocklist, disabled, tools, available}`", body = Object),
+              (status = 400, description = "Nothing to change, or both `tools` and `capabilities_tools`"),
+              (status = 404, description = "No such agent")))]
 pub async fn put_tools(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(body): Json<NamesRequest>,
+    Json(body): Json<ToolsRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tools = body
-        .tools
-        .ok_or_else(|| ApiError::BadRequest("body must be {\"tools\": [...]}".into()))?;
+    use talon_kernel::automation::triggers::glob;
+    let granted = match (body.capabilities_tools, body.tools) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give `capabilities_tools` or `tools`, not both".into(),
+            ));
+        }
+        (Some(tools), None) | (None, Some(tools)) => Some(tools),
+        (None, None) => None,
+    };
+    if granted.is_none() && body.tool_allowlist.is_none() && body.tool_blocklist.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: give capabilities_tools, tool_allowlist or tool_blocklist".into(),
+        ));
+    }
+    let mut tools = match granted {
+        Some(tools) => tools,
+        None => {
+            state
+                .kernel
+                .agents()
+                .get(id)
+                .await?
+                .manifest
+                .capabilities
+                .tools
+        }
+    };
+    // An empty allowlist clears it (LibreFang's `Some([])`), which narrows nothing.
+    if let Some(allow) = body.tool_allowlist.filter(|a| !a.is_empty()) {
+        tools.retain(|t| allow.iter().any(|p| glob(p, t)));
+    }
+    if let Some(block) = body.tool_blocklist {
+        tools.retain(|t| !block.iter().any(|p| glob(p, t)));
+    }
     let record = patch_with(
         &state,
         id,
         vec![("capabilities.tools".into(), tools.into())],
     )
     .await?;
-    Ok(Json(
-        serde_json::json!({ "status": "updated", "tools": record.manifest.capabilities.tools }),
-    ))
+    let mut answer = tools_json(&state, &record.manifest.capabilities.tools);
+    answer["status"] = "updated".into();
+    Ok(Json(answer))
 }
 
 /// The skills an agent uses.
@@ -176,8 +231,19 @@ pub async fn get_skills(
     Ok(Json(serde_json::json!({ "skills": agent.manifest.skills })))
 }
 
+/// Body of `PUT /api/agents/{id}/skills`: LibreFang's bare array of names,
+/// or Talon's `{skills}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SkillsRequest {
+    /// `["web-search", ...]`.
+    Names(Vec<String>),
+    /// `{"skills": [...]}`.
+    Object(NamesRequest),
+}
+
 /// Replaces the skills an agent uses (refused in Stable mode).
-#[utoipa::path(put, path = "/api/agents/{id}/skills", tag = "agents", request_body = NamesRequest,
+#[utoipa::path(put, path = "/api/agents/{id}/skills", tag = "agents", request_body = SkillsRequest,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, skills}`", body = Object),
               (status = 400, description = "Missing `skills`"), (status = 404, description = "No such agent"),
@@ -185,11 +251,20 @@ pub async fn get_skills(
 pub async fn put_skills(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(body): Json<NamesRequest>,
+    Json(body): Json<SkillsRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let skills = body
-        .skills
-        .ok_or_else(|| ApiError::BadRequest("body must be {\"skills\": [...]}".into()))?;
+    let skills = match body {
+        SkillsRequest::Names(names) => names,
+        SkillsRequest::Object(NamesRequest {
+            skills: Some(skills),
+            ..
+        }) => skills,
+        SkillsRequest::Object(_) => {
+            return Err(ApiError::BadRequest(
+                "body must be [names] or {\"skills\": [...]}".into(),
+            ));
+        }
+    };
     let record = patch_with(&state, id, vec![("skills".into(), skills.into())]).await?;
     Ok(Json(
         serde_json::json!({ "status": "updated", "skills": record.manifest.skills }),
@@ -284,6 +359,13 @@ pub struct ConfigPatch {
     pub vibe: Option<String>,
     /// Greeting style.
     pub greeting_style: Option<String>,
+    /// LibreFang's fallback models. Talon has no fallback chain (an agent
+    /// uses its one model; retries and circuit breakers are per provider), so
+    /// only an empty list, which asks for none, is accepted.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub fallback_models: Option<Vec<serde_json::Value>>,
+    /// LibreFang's web search augmentation. Talon has none, so only `off`.
+    pub web_search_augmentation: Option<String>,
 }
 
 /// Hot-updates name, description, prompt, model settings and identity.
@@ -297,6 +379,23 @@ pub async fn patch_config(
     Path(id): Path<Uuid>,
     Json(body): Json<ConfigPatch>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.fallback_models.as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(ApiError::BadRequest(
+            "fallback_models: Talon agents have one model and no fallback chain; \
+             only an empty list is accepted"
+                .into(),
+        ));
+    }
+    if body
+        .web_search_augmentation
+        .as_deref()
+        .is_some_and(|m| m != "off")
+    {
+        return Err(ApiError::BadRequest(
+            "web_search_augmentation: Talon has no web search augmentation; only \"off\" is accepted"
+                .into(),
+        ));
+    }
     if body.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
         return Err(ApiError::BadRequest(
             "temperature must be between 0 and 2".into(),

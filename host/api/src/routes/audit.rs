@@ -17,7 +17,7 @@ pub struct RecentQuery {
 
 /// The newest audit entries, newest first.
 #[utoipa::path(get, path = "/api/audit/recent", tag = "audit", params(RecentQuery),
-    responses((status = 200, description = "`{entries, total, limit, tip_hash}`", body = Object)))]
+    responses((status = 200, description = "`{items, entries, total, offset, limit, tip_hash}` (`items` is LibreFang's name, `entries` Talon's)", body = Object)))]
 pub async fn recent(
     State(state): State<AppState>,
     Query(query): Query<RecentQuery>,
@@ -26,8 +26,10 @@ pub async fn recent(
     let (entries, total) = state.kernel.audit_recent(limit).await?;
     let tip = entries.first().map(|e| e.hash.clone());
     Ok(Json(serde_json::json!({
+        "items": entries,
         "entries": entries,
         "total": total,
+        "offset": 0,
         "limit": limit,
         "tip_hash": tip,
     })))

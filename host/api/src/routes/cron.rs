@@ -5,6 +5,7 @@
 //! spelling, and every job is shown with both.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use talon_kernel::automation::schedules::{CronJobInput, CronJobView};
 use utoipa::IntoParams;
@@ -53,29 +54,40 @@ fn job_json(view: CronJobView) -> serde_json::Value {
     value
 }
 
-/// Lists cron jobs, oldest first.
+/// Lists cron jobs, oldest first, as LibreFang does: `{jobs, total}`.
 #[utoipa::path(get, path = "/api/cron/jobs", tag = "scheduler", params(JobsQuery),
-    responses((status = 200, description = "Array of jobs, each with `next_run` and `last_run`", body = Object)))]
+    responses((status = 200, description = "`{jobs, total}`; each job with `job_id`, `next_run` and `last_run`", body = Object)))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     Query(query): Query<JobsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let jobs = state.kernel.automation().cron_jobs(query.agent_id).await?;
-    Ok(Json(jobs.into_iter().map(job_json).collect()))
+    let jobs: Vec<_> = state
+        .kernel
+        .automation()
+        .cron_jobs(query.agent_id)
+        .await?
+        .into_iter()
+        .map(job_json)
+        .collect();
+    let total = jobs.len();
+    Ok(Json(serde_json::json!({ "jobs": jobs, "total": total })))
 }
 
-/// Creates a cron job: `{name?, agent_id, schedule, tz?, prompt, enabled?, missed_policy?, lane?}`.
+/// Creates a cron job: `{name?, agent_id, schedule, tz?, prompt | action, enabled?, missed_policy?, lane?}`.
 #[utoipa::path(post, path = "/api/cron/jobs", tag = "scheduler", request_body = Object,
-    responses((status = 200, description = "The job, with `job_id` and `next_run`", body = Object),
+    responses((status = 201, description = "The job, with `job_id`, `status: created` and `next_run`", body = Object),
               (status = 400, description = "Malformed body, schedule, time zone or lane"),
               (status = 404, description = "No such agent")))]
 pub async fn create_job(
     State(state): State<AppState>,
     Json(body): Json<CronJobInput>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(job_json(
-        state.kernel.automation().cron_create(body).await?,
-    )))
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let mut job = job_json(state.kernel.automation().cron_create(body).await?);
+    // LibreFang answers `{job_id, status: "created"}`; the whole job is kept beside it.
+    if let Some(object) = job.as_object_mut() {
+        object.insert("status".into(), "created".into());
+    }
+    Ok((StatusCode::CREATED, Json(job)))
 }
 
 /// One cron job.
@@ -192,12 +204,12 @@ pub async fn list_schedules(
 
 /// Creates a schedule: `{agent_id, cron, prompt, enabled?, name?, tz?, missed_policy?, lane?}`.
 #[utoipa::path(post, path = "/api/schedules", tag = "scheduler", request_body = Object,
-    responses((status = 200, description = "The schedule", body = Object),
+    responses((status = 201, description = "The schedule", body = Object),
               (status = 400, description = "Invalid schedule definition"), (status = 404, description = "No such agent")))]
 pub async fn create_schedule(
     state: State<AppState>,
     body: Json<CronJobInput>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     create_job(state, body).await
 }
 

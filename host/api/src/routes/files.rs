@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -108,18 +108,23 @@ pub async fn delete_file(
     ))
 }
 
+/// The name of an upload that came without one (LibreFang's default).
+const DEFAULT_UPLOAD_NAME: &str = "upload";
+
 /// Uploads an attachment: a raw body with `Content-Type` and `X-Filename`,
-/// or `multipart/form-data` with one file field.
+/// or `multipart/form-data` with one file field. Without a name the file is
+/// called `upload`, as in LibreFang.
 #[utoipa::path(post, path = "/api/agents/{id}/upload", tag = "agents",
     params(("id" = Uuid, Path, description = "Agent id")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, description = "`{file_id, filename, content_type, size}`", body = Object),
-              (status = 400, description = "Missing file name, bad multipart, too large")))]
+    responses((status = 201, description = "`{file_id, filename, content_type, size}`", body = Object),
+              (status = 400, description = "Bad multipart body or file type"),
+              (status = 404, description = "No such agent"), (status = 413, description = "Too large")))]
 pub async fn upload(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     request: Request,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let headers = request.headers().clone();
     let content_type =
         header_str(&headers, header::CONTENT_TYPE.as_str()).unwrap_or("application/octet-stream");
@@ -134,8 +139,9 @@ pub async fn upload(
             .ok_or_else(|| ApiError::BadRequest("the multipart body has no file field".into()))?;
         let filename = field
             .file_name()
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::BadRequest("the file field has no filename".into()))?;
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_UPLOAD_NAME)
+            .to_string();
         let kind = field
             .content_type()
             .unwrap_or("application/octet-stream")
@@ -147,8 +153,8 @@ pub async fn upload(
         (filename, kind, bytes)
     } else {
         let filename = header_str(&headers, "x-filename")
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::BadRequest("missing X-Filename header".into()))?;
+            .unwrap_or(DEFAULT_UPLOAD_NAME)
+            .to_string();
         let kind = content_type.to_string();
         let bytes = Bytes::from_request(request, &state)
             .await
@@ -160,12 +166,15 @@ pub async fn upload(
         .agents()
         .upload(id, filename, content_type, bytes.to_vec())
         .await?;
-    Ok(Json(serde_json::json!({
-        "file_id": upload.id,
-        "filename": upload.filename,
-        "content_type": upload.content_type,
-        "size": upload.size,
-    })))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "file_id": upload.id,
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "size": upload.size,
+        })),
+    ))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

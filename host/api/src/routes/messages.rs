@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use talon_kernel::conversation::{MessageInput, TurnEvent, TurnReply};
+use talon_kernel::conversation::{MessageInput, Sender, TurnEvent, TurnReply};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -41,7 +41,8 @@ pub struct AttachmentRef {
     pub content_type: Option<String>,
 }
 
-/// Body of `message` and `message/stream`.
+/// Body of `message` and `message/stream`: every field LibreFang's
+/// `MessageRequest` declares (and nothing else).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
@@ -52,6 +53,37 @@ pub struct MessageRequest {
     /// Uploaded files to include.
     #[serde(default)]
     pub attachments: Vec<AttachmentRef>,
+    /// A side question: answered with the agent's system prompt but without
+    /// the session's history, and not stored in the session.
+    #[serde(default)]
+    pub ephemeral: bool,
+    /// Answered with the session's history, but the turn's messages are not stored.
+    #[serde(default)]
+    pub incognito: bool,
+    /// The sender's platform id: recorded with the turn (see `/traces`) and
+    /// passed to the provider as the end user's id.
+    pub sender_id: Option<String>,
+    /// The sender's display name, recorded with the turn.
+    pub sender_name: Option<String>,
+    /// The channel the message came through, recorded with the turn.
+    pub channel_type: Option<String>,
+    /// Deep thinking on or off for this call. Accepted for LibreFang's
+    /// clients; Talon's model drivers send no reasoning options, so thinking
+    /// stays the model's default (see docs/COMPATIBILITY.md).
+    pub thinking: Option<bool>,
+    /// Whether to include the thinking trace. Accepted; Talon's drivers
+    /// return no thinking traces, so there is none to include.
+    pub show_thinking: Option<bool>,
+    /// From a group chat. Accepted; Talon has no channel gateways yet.
+    #[serde(default)]
+    pub is_group: bool,
+    /// The bot was @mentioned in a group. Accepted; no channel gateways yet.
+    #[serde(default)]
+    pub was_mentioned: bool,
+    /// A group's participants (LibreFang's addressee guard). Accepted; no
+    /// channel gateways yet.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub group_participants: Option<Vec<serde_json::Value>>,
 }
 
 async fn input(
@@ -72,10 +104,19 @@ async fn input(
     }
     let ids = body.attachments.iter().map(|a| a.file_id).collect();
     let parts = state.kernel.agents().attachment_parts(agent, ids).await?;
+    let sender = Sender {
+        id: body.sender_id,
+        name: body.sender_name,
+        channel_type: body.channel_type,
+    };
+    let sender = (sender != Sender::default()).then_some(sender);
     Ok(MessageInput {
         text: body.message,
         session_id: body.session_id,
         parts,
+        ephemeral: body.ephemeral,
+        incognito: body.incognito,
+        sender,
     })
 }
 

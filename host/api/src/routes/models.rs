@@ -1,6 +1,7 @@
 //! The model catalog, the providers, and their circuit breakers.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -20,7 +21,11 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 /// One model by id, alias or `provider/model` (ids may contain slashes).
 /// Served at `/api/models/{*id}`, outside the OpenAPI router, whose paths
-/// cannot express a segment holding slashes.
+/// cannot express a segment holding slashes; documented through `ApiDoc`.
+#[utoipa::path(get, path = "/api/models/{id}", tag = "models",
+    params(("id" = String, Path, description = "Model id, alias or `provider/model`; may contain slashes")),
+    responses((status = 200, description = "The model: `{id, provider, aliases, context_window, max_output_tokens, prices, supports_*}`", body = Object),
+              (status = 404, description = "Unknown model")))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -228,13 +233,13 @@ pub struct CustomModelBody {
 #[utoipa::path(post, path = "/api/models/custom", tag = "models",
     request_body = CustomModelBody,
     responses(
-        (status = 200, description = "`{status: added, id, provider, model}`", body = Object),
+        (status = 201, description = "`{status: added, id, provider, model}`", body = Object),
         (status = 400, description = "Malformed model, unknown provider, or a built-in model's id or alias"),
         (status = 409, description = "Another custom model has this id or alias")))]
 pub async fn add_custom(
     State(state): State<AppState>,
     Json(body): Json<CustomModelBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let info = talon_llm::ModelInfo {
         id: body.id,
         provider: body.provider,
@@ -249,17 +254,24 @@ pub async fn add_custom(
         supports_vision: body.supports_vision,
     };
     let info = state.kernel.providers().add_custom_model(info).await?;
-    Ok(Json(json!({
-        "status": "added",
-        "id": info.id,
-        "provider": info.provider,
-        "model": info,
-    })))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "status": "added",
+            "id": info.id,
+            "provider": info.provider,
+            "model": info,
+        })),
+    ))
 }
 
 /// Removes a custom model (built-in ones cannot be removed). Served at
 /// `/api/models/custom/{*id}`, outside the OpenAPI router, because ids may
-/// contain slashes.
+/// contain slashes; documented through `ApiDoc`.
+#[utoipa::path(delete, path = "/api/models/custom/{id}", tag = "models",
+    params(("id" = String, Path, description = "Custom model id; may contain slashes")),
+    responses((status = 200, description = "`{status: removed, id, provider}`", body = Object),
+              (status = 400, description = "A built-in model"), (status = 404, description = "No such custom model")))]
 pub async fn remove_custom(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -275,8 +275,8 @@ async fn agent_completion(
     };
     let input = MessageInput {
         text,
-        session_id: None,
         parts: content,
+        ..MessageInput::default()
     };
     let model = format!("{AGENT_PREFIX}:{name}");
     if !request.stream {

@@ -11,7 +11,7 @@ use talon_kernel::plugins::{Grant, Source};
 use talon_runtime::Permissions;
 
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, OptionalJson, Path};
 use crate::state::AppState;
 
 /// The body of `POST /api/plugins/install` (and `/api/skills/install`).
@@ -384,32 +384,44 @@ pub async fn reload(
     )
 }
 
-/// The body of a sign request.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of a sign request; optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
-    /// A secret key file (from `talon plugin keygen`) on the daemon's machine.
-    pub key_path: String,
+    /// A secret key file (from `talon plugin keygen`) on the daemon's
+    /// machine; default `<home>/keys/publisher.key`, where keygen writes it.
+    pub key_path: Option<String>,
 }
 
 /// Re-signs an installed package with a trusted key (Ed25519).
 #[utoipa::path(post, path = "/api/plugins/{name}/sign", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")), request_body = SignRequest,
+    params(("name" = String, Path, description = "Plugin name")),
+    request_body(content = SignRequest, description = "Optional", content_type = "application/json"),
     responses((status = 200, description = "The plugin, now signed", body = Object),
               (status = 400, description = "Bad key file or untrusted key"),
               (status = 404, description = "No such plugin")))]
 pub async fn sign(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(body): Json<SignRequest>,
+    OptionalJson(body): OptionalJson<SignRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    to_json(
-        state
+    let key_path = match body.key_path {
+        Some(path) => PathBuf::from(path),
+        None => state
             .kernel
-            .plugins()
-            .sign_plugin(&name, PathBuf::from(body.key_path))
-            .await?,
-    )
+            .home()
+            .root()
+            .join("keys")
+            .join("publisher.key"),
+    };
+    // A missing key file is the caller's mistake, not the daemon's.
+    if !key_path.is_file() {
+        return Err(ApiError::BadRequest(format!(
+            "no key file at {}: create one with `talon plugin keygen` or give key_path",
+            key_path.display()
+        )));
+    }
+    to_json(state.kernel.plugins().sign_plugin(&name, key_path).await?)
 }
 
 /// Diagnoses every installed plugin.
@@ -471,6 +483,32 @@ pub struct ScaffoldRequest {
     /// Where to write the project; default `<home>/plugin-projects/<name>`.
     #[serde(default)]
     pub directory: Option<String>,
+    /// Skills only (LibreFang's `prompt_context`): the instructions added to
+    /// the system prompt of an agent with the skill, written into the
+    /// project in place of the template's placeholder.
+    #[serde(default)]
+    pub prompt_context: Option<String>,
+}
+
+/// The placeholder instructions of the Rust skill template (talon-runtime's scaffold).
+const SKILL_PLACEHOLDER: &str =
+    "\"Describe here when an agent with this skill should use its tools.\"";
+
+/// Puts a skill's instructions into its new project's source, as a Rust
+/// string literal where the template has its placeholder.
+fn write_instructions(
+    dir: &std::path::Path,
+    text: &str,
+) -> Result<(), talon_runtime::scaffold::ScaffoldError> {
+    let path = dir.join("src/lib.rs");
+    let io = |source| talon_runtime::scaffold::ScaffoldError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let source = std::fs::read_to_string(&path).map_err(io)?;
+    // `{:?}` of a str is a valid Rust string literal (quotes and escapes included).
+    let source = source.replace(SKILL_PLACEHOLDER, &format!("{text:?}"));
+    std::fs::write(&path, source).map_err(io)
 }
 
 /// Writes a new plugin project and returns its directory and files.
@@ -499,6 +537,12 @@ pub(crate) async fn scaffold_project(
             .join("plugin-projects")
             .join(&body.name),
     };
+    let prompt_context = body.prompt_context;
+    if prompt_context.is_some() && kind != talon_runtime::Kind::Skill {
+        return Err(ApiError::BadRequest(
+            "prompt_context is for skills (kind skill) only".into(),
+        ));
+    }
     let scaffold = Scaffold {
         description: body
             .description
@@ -508,10 +552,15 @@ pub(crate) async fn scaffold_project(
         kind,
         sdk_dir: sdk_dir(language),
     };
-    let written =
-        tokio::task::spawn_blocking(move || scaffold.write(&dir).map(|files| (dir, files)))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let written = tokio::task::spawn_blocking(move || {
+        let files = scaffold.write(&dir)?;
+        if let Some(text) = &prompt_context {
+            write_instructions(&dir, text)?;
+        }
+        Ok::<_, ScaffoldError>((dir, files))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     match written {
         Ok((dir, files)) => Ok((
             dir.display().to_string(),

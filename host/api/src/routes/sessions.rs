@@ -2,7 +2,6 @@
 //! cross-agent view (`/api/sessions`).
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use talon_kernel::conversation::{SessionRecord, SessionView, StoredMessage};
@@ -10,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::state::AppState;
 
 fn summary(s: &SessionRecord) -> serde_json::Value {
@@ -131,26 +130,20 @@ pub struct CreateSession {
 #[utoipa::path(post, path = "/api/agents/{id}/sessions", tag = "sessions",
     request_body(content = CreateSession, description = "Optional", content_type = "application/json"),
     params(("id" = Uuid, Path, description = "Agent id")),
-    responses((status = 201, description = "The session", body = Object),
+    responses((status = 200, description = "The session (LibreFang answers 200 here, not 201)", body = Object),
               (status = 404, description = "No such agent"), (status = 409, description = "Label taken")))]
 pub async fn create(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     // The body is optional: clients create unlabelled sessions with none.
-    let body: CreateSession = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateSession::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?
-    };
+    OptionalJson(body): OptionalJson<CreateSession>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let session = state
         .kernel
         .conversations()
         .create_session(id, body.label, body.switch)
         .await?;
-    Ok((StatusCode::CREATED, Json(summary(&session))))
+    Ok(Json(summary(&session)))
 }
 
 /// Makes a session the agent's current one.
@@ -409,30 +402,39 @@ pub async fn label(
     )))
 }
 
-/// Body of `POST /api/sessions/cleanup`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `POST /api/sessions/cleanup`; optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CleanupRequest {
     /// Delete sessions without activity for this many days (at least 1).
-    pub older_than_days: u32,
+    /// Without it, only orphaned sessions go (LibreFang's bodyless call);
+    /// Talon removes an agent's sessions with the agent, so there are none.
+    pub older_than_days: Option<u32>,
     /// Keep every agent's current session (default true).
     pub keep_current: Option<bool>,
 }
 
 /// Deletes sessions idle for longer than a number of days.
-#[utoipa::path(post, path = "/api/sessions/cleanup", tag = "sessions", request_body = CleanupRequest,
+#[utoipa::path(post, path = "/api/sessions/cleanup", tag = "sessions",
+    request_body(content = CleanupRequest, description = "Optional", content_type = "application/json"),
     responses((status = 200, description = "`{deleted}`", body = Object),
               (status = 400, description = "Bad age")))]
 pub async fn cleanup(
     State(state): State<AppState>,
-    Json(body): Json<CleanupRequest>,
+    OptionalJson(body): OptionalJson<CleanupRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if body.older_than_days == 0 {
+    let Some(days) = body.older_than_days else {
+        return Ok(Json(json!({ "deleted": 0 })));
+    };
+    if days == 0 {
         return Err(ApiError::BadRequest(
             "older_than_days must be at least 1".into(),
         ));
     }
-    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(body.older_than_days));
+    // Checked: an age beyond the calendar means "everything idle", not a panic.
+    let cutoff = chrono::Duration::try_days(i64::from(days))
+        .and_then(|age| state.kernel.store().now().checked_sub_signed(age))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
     let keep_current = body.keep_current.unwrap_or(true);
     let current: std::collections::HashSet<Uuid> = state
         .kernel

@@ -1,7 +1,7 @@
 //! System endpoints: health, status, version, metrics, shutdown, the root page.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -53,6 +53,41 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
             status: if db { "ok" } else { "error" }.into(),
         }],
     })
+}
+
+/// The readiness answer: no version or detail, since it needs no auth.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`, or `not_ready` when a check fails.
+    pub status: String,
+    /// Per-component checks.
+    pub checks: Vec<HealthCheck>,
+}
+
+/// Readiness probe (public): 200 when the daemon can accept work, 503 when
+/// a dependency it needs (the database) is unavailable. Unlike `/api/health`
+/// (liveness), a failure here takes the daemon out of a load balancer
+/// without restarting it. The body carries check names and statuses only.
+#[utoipa::path(get, path = "/api/ready", tag = "system",
+    responses((status = 200, description = "Ready", body = Ready),
+              (status = 503, description = "A required dependency is unavailable", body = Ready)))]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+    let db = database_ok(&state);
+    let status = if db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Ready {
+            status: if db { "ready" } else { "not_ready" }.into(),
+            checks: vec![HealthCheck {
+                name: "database".into(),
+                status: if db { "ok" } else { "error" }.into(),
+            }],
+        }),
+    )
 }
 
 /// Full health diagnostics (authenticated).

@@ -27,16 +27,17 @@ pub struct FiresQuery {
     pub limit: Option<usize>,
 }
 
-/// Lists triggers.
+/// Lists triggers, as LibreFang does: `{triggers, total}`.
 #[utoipa::path(get, path = "/api/triggers", tag = "triggers", params(ListQuery),
-    responses((status = 200, description = "Array of triggers", body = Object)))]
+    responses((status = 200, description = "`{triggers, total}`", body = Object)))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let triggers = state.kernel.automation().triggers(query.agent_id);
+    let total = triggers.len();
     Ok(Json(
-        serde_json::to_value(state.kernel.automation().triggers(query.agent_id))
-            .unwrap_or_default(),
+        serde_json::json!({ "triggers": triggers, "total": total }),
     ))
 }
 

@@ -34,12 +34,16 @@ fn run_summary(r: &WorkflowRun) -> serde_json::Value {
     })
 }
 
-/// Lists workflows.
+/// Lists workflows in LibreFang's paginated envelope (all of them: one page).
 #[utoipa::path(get, path = "/api/workflows", tag = "workflows",
-    responses((status = 200, description = "Array of `{id, name, description, steps, created_at}`", body = Object)))]
+    responses((status = 200, description = "`{items: [{id, name, description, steps, created_at, updated_at}], total, offset, limit}`", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let all = state.kernel.automation().workflows().await?;
-    Ok(Json(all.iter().map(summary).collect()))
+    let items: Vec<_> = all.iter().map(summary).collect();
+    let total = items.len();
+    Ok(Json(serde_json::json!({
+        "items": items, "total": total, "offset": 0, "limit": total,
+    })))
 }
 
 /// Creates a workflow: `{name, description?, steps: [...]}`.

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -46,13 +48,23 @@ fn default_type() -> String {
 #[utoipa::path(get, path = "/api/agents/{id}/ws", tag = "agents",
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 101, description = "WebSocket: see docs/STREAMING.md"),
-              (status = 400, description = "Malformed id"), (status = 404, description = "No such agent")))]
+              (status = 400, description = "Malformed id or upgrade headers"), (status = 404, description = "No such agent"),
+              (status = 426, description = "Called without a WebSocket upgrade")))]
 pub async fn chat(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     state.kernel.agents().get(id).await?;
+    // axum answers a missing upgrade in plain text; this API answers JSON.
+    let upgrade = upgrade.map_err(|rejection| {
+        let message = rejection.body_text();
+        match rejection.status() {
+            StatusCode::UPGRADE_REQUIRED => ApiError::UpgradeRequired(message),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(message),
+            _ => ApiError::BadRequest(message),
+        }
+    })?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| run(state, id, socket)))
@@ -220,8 +232,7 @@ async fn handle(
             }
             let input = MessageInput {
                 text: frame.content.clone(),
-                session_id: None,
-                parts: Vec::new(),
+                ..MessageInput::default()
             };
             match state
                 .kernel

@@ -86,7 +86,7 @@ impl Automation {
         let input = MessageInput {
             text: prompt,
             session_id,
-            parts: Vec::new(),
+            ..MessageInput::default()
         };
         let reply = self
             .conversations

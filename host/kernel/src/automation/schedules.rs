@@ -96,6 +96,34 @@ pub struct CronJobInput {
     pub missed_policy: Option<MissedPolicy>,
     /// Concurrency lane (default `default`).
     pub lane: Option<String>,
+    /// LibreFang's form of the prompt: `{"kind": "agent_turn", "message": ...}`.
+    pub action: Option<CronActionInput>,
+}
+
+/// What a job does, in LibreFang's tagged form. Talon's jobs run one kind of
+/// action, a turn of their agent; other kinds are refused by name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CronActionInput {
+    /// Send `message` to the job's agent.
+    AgentTurn {
+        /// The message (the job's prompt).
+        message: String,
+    },
+}
+
+impl CronJobInput {
+    /// The prompt, given as `prompt` (or `message`) or as LibreFang's `action`.
+    fn take_prompt(&mut self) -> Result<Option<String>, KernelError> {
+        match (self.prompt.take(), self.action.take()) {
+            (Some(_), Some(_)) => Err(KernelError::Invalid(
+                "give the prompt once: as `prompt` (or `message`) or as `action`".into(),
+            )),
+            (Some(prompt), None) => Ok(Some(prompt)),
+            (None, Some(CronActionInput::AgentTurn { message })) => Ok(Some(message)),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// A job and when it fires next.
@@ -255,7 +283,10 @@ impl Automation {
     }
 
     /// Creates a cron job; it is on disk and scheduled when this returns.
-    pub async fn cron_create(&self, input: CronJobInput) -> Result<CronJobView, KernelError> {
+    pub async fn cron_create(&self, mut input: CronJobInput) -> Result<CronJobView, KernelError> {
+        let prompt = input.take_prompt()?.ok_or_else(|| {
+            KernelError::Invalid("prompt (or message, or action.message) is required".into())
+        })?;
         let agent_id = input
             .agent_id
             .ok_or_else(|| KernelError::Invalid("agent_id is required".into()))?;
@@ -263,9 +294,6 @@ impl Automation {
             .schedule
             .ok_or_else(|| KernelError::Invalid("schedule (or cron) is required".into()))?
             .into_text();
-        let prompt = input
-            .prompt
-            .ok_or_else(|| KernelError::Invalid("prompt (or message) is required".into()))?;
         let id = Uuid::new_v4();
         let now = self.shared.now();
         let job = CronJob {
@@ -355,8 +383,9 @@ impl Automation {
     pub async fn cron_update(
         &self,
         id: Uuid,
-        input: CronJobInput,
+        mut input: CronJobInput,
     ) -> Result<CronJobView, KernelError> {
+        let new_prompt = input.take_prompt()?;
         let _guard = self.cron_edit.lock().await;
         let mut job = self.cron_job(id).await?.job;
         let now = self.shared.now();
@@ -384,7 +413,7 @@ impl Automation {
             reanchor = true;
             changed.push("tz");
         }
-        if let Some(prompt) = input.prompt {
+        if let Some(prompt) = new_prompt {
             job.prompt = prompt;
             changed.push("prompt");
         }

@@ -50,8 +50,11 @@ log_format = "pretty"
 # GCRA budget per client IP, in cost units per minute. Cheap reads cost 1,
 # most requests 5, sending a message 30, running a workflow 100.
 api_requests_per_minute = 500
-# Loopback clients are limited too unless this is true.
-exempt_loopback = false
+# Loopback clients (a dashboard or a script on this machine) are not limited,
+# as in LibreFang, unless the request carries a forwarding header
+# (X-Forwarded-For, X-Real-IP, Forwarded): then it came through a proxy and
+# is limited like any other. false limits loopback clients too.
+exempt_loopback = true
 
 [limits]
 # Largest accepted request body, in bytes.
@@ -396,7 +399,8 @@ impl ToolInvokeConfig {
 pub struct RateLimitConfig {
     /// Cost units each IP may spend per minute (also the burst size).
     pub api_requests_per_minute: u32,
-    /// Do not limit clients on the loopback interface.
+    /// Do not limit clients on the loopback interface whose requests carry
+    /// no forwarding header (default true, as in LibreFang).
     pub exempt_loopback: bool,
 }
 
@@ -441,7 +445,7 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             api_requests_per_minute: 500,
-            exempt_loopback: false,
+            exempt_loopback: true,
         }
     }
 }

@@ -104,6 +104,8 @@ impl Conversations {
             tool_calls: Vec::new(),
             status: TurnStatus::Compaction,
             error: None,
+            sender: None,
+            ephemeral: false,
         };
         let store = self.shared.store().clone();
         let kept = (stored.len() - split) as u64;

@@ -321,6 +321,8 @@ mod tests {
             ],
             status,
             error: (status == TurnStatus::Failed).then(|| "provider said no".into()),
+            sender: None,
+            ephemeral: false,
         }
     }
 

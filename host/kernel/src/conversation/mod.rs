@@ -34,7 +34,9 @@ use crate::store;
 
 pub use budget::Spending;
 pub use live::{LiveSessions, TurnEvent, TurnReply};
-pub use records::{SessionRecord, StoredMessage, ToolCallTrace, Totals, TurnRecord, TurnStatus};
+pub use records::{
+    Sender, SessionRecord, StoredMessage, ToolCallTrace, Totals, TurnRecord, TurnStatus,
+};
 pub(crate) use sessions::remove_agent_in;
 pub use turn::{MessageInput, StartedTurn};
 

@@ -69,6 +69,21 @@ pub struct StoredMessage {
     pub message: Message,
 }
 
+/// Who sent a turn's message, as a channel or client names them
+/// (LibreFang's `sender_id`, `sender_name`, `channel_type`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The platform's id of the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The sender's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The channel it came through (`telegram`, `whatsapp`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_type: Option<String>,
+}
+
 /// One tool call of a turn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallTrace {
@@ -115,4 +130,11 @@ pub struct TurnRecord {
     /// Why it failed, for [`TurnStatus::Failed`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Who sent the message, when the caller said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Sender>,
+    /// An ephemeral or incognito turn: its messages were not stored (only
+    /// this record and its cost were).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ephemeral: bool,
 }

@@ -530,6 +530,8 @@ mod tests {
             tool_calls: vec![],
             status: TurnStatus::Completed,
             error: None,
+            sender: None,
+            ephemeral: false,
         }
     }
 

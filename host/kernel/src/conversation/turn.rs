@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::live::{LiveSession, TurnEvent, TurnReply};
-use super::records::{SessionRecord, ToolCallTrace, TurnRecord, TurnStatus};
+use super::records::{Sender, SessionRecord, ToolCallTrace, TurnRecord, TurnStatus};
 use super::{Conversations, prompt, repair, sessions};
 use crate::KernelError;
 use crate::agents::manifest::{AGENT_SEND, NOTIFY_OWNER};
@@ -49,6 +49,16 @@ pub struct MessageInput {
     pub session_id: Option<Uuid>,
     /// Further content: attachments resolved to text and images.
     pub parts: Vec<ContentPart>,
+    /// Answer without the session's history and store none of the turn's
+    /// messages (LibreFang's `/btw` side question); the turn's record and
+    /// cost are still kept.
+    pub ephemeral: bool,
+    /// Answer with the session's history but store none of the turn's
+    /// messages (LibreFang's incognito turn).
+    pub incognito: bool,
+    /// Who sent it: recorded with the turn, and the id is passed to the
+    /// provider as the end user's id.
+    pub sender: Option<Sender>,
 }
 
 /// A turn started by [`Conversations::start_turn`].
@@ -319,14 +329,24 @@ impl Conversations {
             ..Message::user("")
         };
 
-        let mut history = self.load_history(session_id).await?;
+        let ephemeral = input.ephemeral;
+        let input_incognito = input.incognito;
+        let sender = input.sender;
+        let end_user = sender.as_ref().and_then(|s| s.id.clone());
+        // An ephemeral turn sees only the system prompt and its own message.
+        let mut history = if ephemeral {
+            Vec::new()
+        } else {
+            self.load_history(session_id).await?
+        };
         let window = self
             .providers
             .llm()
             .find_model(&model)
             .map_or(config.agents.default_context_window, |m| m.context_window);
         let budget = (f64::from(window) * config.agents.compact_at_ratio) as usize;
-        if estimate_tokens(&history) + estimate_tokens(std::slice::from_ref(&user)) > budget
+        if !ephemeral
+            && estimate_tokens(&history) + estimate_tokens(std::slice::from_ref(&user)) > budget
             && history.len() > config.agents.compact_keep_recent
         {
             sink.phase("context_warning", Some("compacting the session".into()));
@@ -373,6 +393,7 @@ impl Conversations {
                 request.max_tokens = max;
             }
             request.temperature = agent.manifest.model.temperature;
+            request.user = end_user.clone();
             iterations += 1;
             sink.phase("thinking", Some(format!("iteration {iterations}")));
 
@@ -433,6 +454,8 @@ impl Conversations {
             tool_calls: traces,
             status,
             error: failure.as_ref().map(ToString::to_string),
+            sender,
+            ephemeral: ephemeral || input_incognito,
         };
         let store = self.shared.store().clone();
         if let Some(error) = failure {
@@ -441,7 +464,11 @@ impl Conversations {
             let _ = store::blocking(move || sessions::record_turn(&store, &record)).await;
             return Err(error);
         }
-        let new_messages = history.split_off(stored_len);
+        let new_messages = if ephemeral || input_incognito {
+            Vec::new()
+        } else {
+            history.split_off(stored_len)
+        };
         blocking_kernel(move || sessions::commit_turn(&store, session_id, &new_messages, &record))
             .await?;
         let owner_notice = (!notices.is_empty()).then(|| notices.join("\n"));
@@ -643,7 +670,7 @@ impl Conversations {
         let input = MessageInput {
             text: message.to_string(),
             session_id: Some(session),
-            parts: Vec::new(),
+            ..MessageInput::default()
         };
         let started = self
             .begin_turn(target_id, input, false, Some(parent))

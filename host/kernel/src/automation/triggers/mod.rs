@@ -55,9 +55,15 @@ fn star() -> String {
     "*".into()
 }
 
-/// What a trigger fires on.
+/// What a trigger fires on. Stored as `{"<kind>": {...}}`; LibreFang's
+/// clients may also give a bare kind (`"lifecycle"`), which means the kind
+/// with its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    try_from = "PatternInput"
+)]
 pub enum TriggerPattern {
     /// Agent spawned or terminated.
     Lifecycle {},
@@ -77,6 +83,56 @@ pub enum TriggerPattern {
         #[serde(default)]
         assignee_match: AssigneeMatch,
     },
+}
+
+/// A pattern as a body gives it: a bare kind or the tagged object.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PatternInput {
+    /// `"task_posted"`.
+    Kind(String),
+    /// `{"task_posted": {"assignee_match": "self"}}`.
+    Tagged(serde_json::Map<String, serde_json::Value>),
+}
+
+/// The tagged form, parsed by serde's derived rules (kept apart so that
+/// [`TriggerPattern`]'s own `Deserialize` can accept the bare kind too).
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum TaggedPattern {
+    Lifecycle {},
+    AgentSpawned {
+        #[serde(default = "star")]
+        name_pattern: String,
+    },
+    AgentTerminated {},
+    All {},
+    TaskPosted {
+        #[serde(default)]
+        assignee_match: AssigneeMatch,
+    },
+}
+
+impl TryFrom<PatternInput> for TriggerPattern {
+    type Error = serde_json::Error;
+
+    fn try_from(input: PatternInput) -> Result<Self, Self::Error> {
+        let tagged = match input {
+            PatternInput::Kind(kind) => serde_json::from_value(serde_json::json!({ kind: {} }))?,
+            PatternInput::Tagged(map) => serde_json::from_value(serde_json::Value::Object(map))?,
+        };
+        Ok(match tagged {
+            TaggedPattern::Lifecycle {} => TriggerPattern::Lifecycle {},
+            TaggedPattern::AgentSpawned { name_pattern } => {
+                TriggerPattern::AgentSpawned { name_pattern }
+            }
+            TaggedPattern::AgentTerminated {} => TriggerPattern::AgentTerminated {},
+            TaggedPattern::All {} => TriggerPattern::All {},
+            TaggedPattern::TaskPosted { assignee_match } => {
+                TriggerPattern::TaskPosted { assignee_match }
+            }
+        })
+    }
 }
 
 /// Session continuity for each fire.
@@ -501,6 +557,32 @@ mod tests {
             serde_json::from_str::<TriggerPattern>(text).unwrap();
         }
         assert!(serde_json::from_str::<TriggerPattern>(r#"{"sunrise": {}}"#).is_err());
+        assert!(serde_json::from_str::<TriggerPattern>(r#""sunrise""#).is_err());
+    }
+
+    #[test]
+    fn a_bare_kind_is_the_kind_with_its_defaults() {
+        let p: TriggerPattern = serde_json::from_str(r#""lifecycle""#).unwrap();
+        assert_eq!(p, TriggerPattern::Lifecycle {});
+        let p: TriggerPattern = serde_json::from_str(r#""task_posted""#).unwrap();
+        assert_eq!(
+            p,
+            TriggerPattern::TaskPosted {
+                assignee_match: AssigneeMatch::default()
+            }
+        );
+        let p: TriggerPattern = serde_json::from_str(r#""agent_spawned""#).unwrap();
+        assert_eq!(
+            p,
+            TriggerPattern::AgentSpawned {
+                name_pattern: "*".into()
+            }
+        );
+        // The stored form is unchanged.
+        assert_eq!(
+            serde_json::to_string(&TriggerPattern::Lifecycle {}).unwrap(),
+            r#"{"lifecycle":{}}"#
+        );
     }
 
     #[test]

@@ -89,6 +89,11 @@ fn default_iterations() -> u32 {
     5
 }
 
+/// The pass-the-input-on prompt, LibreFang's default for a step without one.
+fn input_prompt() -> String {
+    "{{input}}".into()
+}
+
 /// One step of a workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,7 +107,8 @@ pub struct Step {
     #[serde(default)]
     pub agent_name: Option<String>,
     /// The prompt template (`{{input}}`, `{{var}}`); unused by `collect`.
-    #[serde(default)]
+    /// Default `{{input}}`, as in LibreFang.
+    #[serde(default = "input_prompt")]
     pub prompt: String,
     /// How it runs.
     #[serde(default)]
