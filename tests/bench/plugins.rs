@@ -205,8 +205,10 @@ fn main() {
             .display()
             .to_string();
         let manifest = repo.join(dir).join("talon.toml").display().to_string();
+        // Packed from another home, so the daemon's compile cache stays cold
+        // and the install compiles.
         talon(
-            fresh.path(),
+            keys.path(),
             &[
                 "plugin",
                 "pack",
@@ -228,7 +230,8 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The daemon returns freed heap half a second after an install.
+    std::thread::sleep(Duration::from_millis(1500));
     let after_install = rss_kib(child.id());
     stop(child);
     let (_, after_restart) = restarts_once(fresh.path());

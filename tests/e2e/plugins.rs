@@ -169,7 +169,10 @@ async fn the_same_tool_in_rust_python_and_javascript() {
             6,
             "{name}: {local}"
         );
-        // The install compiles the component; meanwhile its status says so.
+        // The install compiles the component (packing above compiled it
+        // into this home's cache: emptied, so the daemon compiles again);
+        // meanwhile its status says so.
+        let _ = std::fs::remove_dir_all(daemon.home().join("cache"));
         let install = {
             let (bin, home, package) = (
                 crate::harness::talon_bin(),

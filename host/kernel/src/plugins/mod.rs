@@ -297,7 +297,7 @@ impl Plugins {
             .await
             .map_err(load_error)?;
         drop(compiling);
-        release_freed_memory().await;
+        release_freed_memory_soon();
         let now = self.shared.now();
         let record = PluginRecord {
             name: manifest.name.clone(),
@@ -555,7 +555,7 @@ impl Plugins {
             .await
             .map_err(load_error)?;
         drop(compiling);
-        release_freed_memory().await;
+        release_freed_memory_soon();
         if upgrade {
             let path = self.package_path(name);
             tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
@@ -670,16 +670,18 @@ impl Plugins {
     }
 }
 
-/// Gives the heap that compiling a component used back to the system:
-/// cranelift's working memory is freed when a compile ends, but glibc keeps
-/// it mapped, and a Python or JavaScript component leaves hundreds of MiB.
-async fn release_freed_memory() {
+/// Gives the heap an install or reload used back to the system, once the
+/// request that carried the package is done: the compiler's working memory,
+/// the package and its base64 text are freed by then, but glibc keeps freed
+/// heap mapped, and a Python or JavaScript component leaves tens of MiB.
+fn release_freed_memory_soon() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         // SAFETY: malloc_trim only returns free memory to the kernel; it is
         // thread-safe and has no preconditions.
         let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-    }
+    });
 }
 
 /// The largest package file read from a path: a manifest, a component and
