@@ -299,7 +299,7 @@ impl NetworkPolicy {
                 Err(_) if host == "localhost" || host.ends_with(".localhost") => Some("loopback"),
                 Err(_) => None,
             };
-            if let Some(reason) = local {
+            if let Some(reason) = local.filter(|_| !self.rules.is_empty()) {
                 return Err(format!(
                     "{host}:{port} is not among the plugin's granted network hosts, and it is \
                      a {reason} address: only a grant naming its IP address and port literally \

@@ -12,8 +12,10 @@
 
 mod locks;
 mod memory;
+mod package_file;
 pub mod records;
 mod registry;
+mod startup;
 mod tools;
 
 use std::collections::BTreeMap;
@@ -30,8 +32,9 @@ use crate::store::audit::AuditEvent;
 use crate::store::{self, StoreError};
 use locks::{Claim, Locks};
 use memory::StoreMemory;
-use records::{granted_for, narrow, read_records, save_record};
-use registry::{Entry, Registry, placeholder_manifest};
+use package_file::{read_package_file, refuse_downgrade};
+use records::{granted_for, narrow, save_record};
+use registry::{Entry, Registry};
 
 pub use records::{Grant, PluginRecord};
 pub use registry::{CallStats, PermissionsView, PluginView, ToolView};
@@ -135,118 +138,6 @@ impl Plugins {
         })
         .await
         .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
-    }
-
-    /// Loads every enabled installed plugin, one after the other, each with
-    /// its name's lock held and at most `[plugins] load_timeout_secs`. Every
-    /// installed plugin is listed first (status `loading`), so the API shows
-    /// them while they load. A plugin that fails or takes too long (a
-    /// missing or altered file, a key no longer trusted, a guest that hangs
-    /// at load) is kept with its error, so `GET /api/plugins` and the doctor
-    /// show it and it can be disabled or removed; the daemon still starts.
-    pub async fn load_plugins(&self) -> Result<usize, KernelError> {
-        let records = self.register_installed().await?;
-        let timeout =
-            std::time::Duration::from_secs(self.shared.config().plugins.load_timeout_secs.max(1));
-        let mut loaded = 0;
-        for record in records.into_iter().filter(|r| r.enabled) {
-            let name = record.name.clone();
-            let _lock = self.locks.lock(&name).await;
-            // Removed or reloaded over the API while it waited its turn.
-            let still_waiting = self.registry.read().get(&name).is_some_and(|e| e.loading);
-            if !still_waiting {
-                continue;
-            }
-            let outcome = tokio::time::timeout(timeout, self.load_installed(&record))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "loading took longer than {} s (plugins.load_timeout_secs); disable or remove it",
-                        timeout.as_secs()
-                    ))
-                });
-            let mut entries = self.registry.write();
-            let Some(entry) = entries.get_mut(&name) else {
-                continue;
-            };
-            entry.loading = false;
-            match outcome {
-                Ok((manifest, trust, plugin)) => {
-                    loaded += 1;
-                    entry.manifest = manifest;
-                    entry.trust = Some(trust);
-                    entry.loaded = Some(plugin);
-                }
-                Err(e) => {
-                    tracing::error!(plugin = %name, error = %e, "plugin not loaded");
-                    entry.error = Some(e);
-                }
-            }
-        }
-        Ok(loaded)
-    }
-
-    /// Lists every installed plugin in the registry without loading it:
-    /// enabled ones as `loading`. Their records, for the loader.
-    async fn register_installed(&self) -> Result<Vec<PluginRecord>, KernelError> {
-        let store = self.shared.store().clone();
-        let records = store::blocking(move || read_records(&store)).await?;
-        let mut entries = self.registry.write();
-        for record in &records {
-            entries.insert(
-                record.name.clone(),
-                Entry {
-                    record: record.clone(),
-                    manifest: placeholder_manifest(&record.name),
-                    trust: None,
-                    loaded: None,
-                    error: None,
-                    loading: record.enabled,
-                    stats: Arc::default(),
-                },
-            );
-        }
-        Ok(records)
-    }
-
-    /// Reads, checks and loads one installed plugin from its package file.
-    async fn load_installed(
-        &self,
-        record: &PluginRecord,
-    ) -> Result<(Manifest, Trust, talon_runtime::Plugin), String> {
-        let name = &record.name;
-        let (package, trust, _) = self
-            .open_package(Source::Path(self.package_path(name)))
-            .await
-            .map_err(|e| e.to_string())?;
-        if package.manifest.name != *name {
-            return Err(format!(
-                "the package file holds plugin {:?}",
-                package.manifest.name
-            ));
-        }
-        let manifest = package.manifest.clone();
-        let _compiling = self.locks.compiling(name);
-        let plugin = self
-            .registry
-            .runtime
-            .load(
-                manifest.clone(),
-                Arc::new(package.component),
-                record.granted.clone(),
-                record.settings.clone(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((manifest, trust, plugin))
-    }
-
-    /// Removes an installed plugin while the daemon is stopped (`talon
-    /// plugin remove` without a daemon): its record and package file, with
-    /// an audit entry, without loading anything.
-    pub async fn uninstall_offline(&self, name: &str) -> Result<(), KernelError> {
-        self.register_installed().await?;
-        self.uninstall_plugin(name, None).await
     }
 
     /// Installs a package: checks it, loads it with the grant, stores the
@@ -682,75 +573,6 @@ fn release_freed_memory_soon() {
         // thread-safe and has no preconditions.
         let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     });
-}
-
-/// The largest package file read from a path: a manifest, a component and
-/// a signature at their limits.
-const MAX_PACKAGE_BYTES: u64 = (talon_runtime::package::MAX_MANIFEST_BYTES
-    + talon_runtime::package::MAX_COMPONENT_BYTES
-    + 64 * 1024) as u64;
-
-/// Reads a package file named by the operator: a regular file only (a FIFO
-/// or a device would block or never end), its size checked before reading
-/// and the read itself capped, in case the file grows meanwhile.
-fn read_package_file(path: &std::path::Path) -> Result<Vec<u8>, KernelError> {
-    use std::io::Read;
-    let cannot =
-        |e: std::io::Error| KernelError::Invalid(format!("cannot read {}: {e}", path.display()));
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        // Opening a FIFO for reading waits for a writer; non-blocking, the
-        // open returns at once and the type check below refuses it.
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(cannot)?;
-    let meta = file.metadata().map_err(cannot)?;
-    if !meta.is_file() {
-        return Err(KernelError::Invalid(format!(
-            "{} is not a regular file; give the path of a .talon package",
-            path.display()
-        )));
-    }
-    if meta.len() > MAX_PACKAGE_BYTES {
-        return Err(KernelError::Invalid(format!(
-            "{} is {} bytes; a package is at most {MAX_PACKAGE_BYTES}",
-            path.display(),
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_PACKAGE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_PACKAGE_BYTES {
-        return Err(KernelError::Invalid(format!(
-            "{} grew past {MAX_PACKAGE_BYTES} bytes while it was read",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
-/// Refuses to replace version `installed` of `name` with a lower `offered`.
-fn refuse_downgrade(name: &str, installed: &str, offered: &str) -> Result<(), KernelError> {
-    let (Ok(installed), Ok(offered)) = (
-        semver::Version::parse(installed),
-        semver::Version::parse(offered),
-    ) else {
-        // Manifests are checked to be MAJOR.MINOR.PATCH at install; an
-        // unreadable stored version cannot be ordered, so it does not block.
-        return Ok(());
-    };
-    if offered < installed {
-        return Err(KernelError::Conflict(format!(
-            "plugin {name} {installed} is installed and the package is the older {offered}; \
-             reload with force to downgrade"
-        )));
-    }
-    Ok(())
 }
 
 /// The runtime ceilings a config asks for.
