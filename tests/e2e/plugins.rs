@@ -295,12 +295,13 @@ async fn direct_invocation_is_closed_by_default() {
         )
         .await;
     assert_error(response, 403, "tool_invoke.allowlist").await;
+    // A misspelt tool is a 404, not "closed".
     assert_error(
         daemon
-            .post("/api/tools/nope/invoke", serde_json::json!({}))
+            .post("/api/tools/word_count_rusty/invoke", serde_json::json!({}))
             .await,
-        403,
-        "closed",
+        404,
+        "word_count_rusty",
     )
     .await;
 }

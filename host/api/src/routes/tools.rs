@@ -60,6 +60,9 @@ pub async fn invoke(
     Query(query): Query<InvokeQuery>,
     Json(arguments): Json<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    // A misspelt name is a 404 first: "closed" would send the operator to
+    // the allowlist for a tool that does not exist.
+    state.kernel.plugins().tool(&name)?;
     let config = state.kernel.config();
     if !config.tool_invoke.allows(&name) {
         return Err(ApiError::Forbidden(format!(
