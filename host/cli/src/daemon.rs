@@ -53,6 +53,7 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         );
     }
 
+    limit_heap_retention();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,6 +124,23 @@ fn running_daemon(home: &Home) -> Option<(u32, std::net::SocketAddr)> {
         std::net::TcpStream::connect_timeout(&listen, std::time::Duration::from_secs(1)).is_ok();
     (alive && listening).then_some((pid, listen))
 }
+
+/// Keeps glibc from holding on to memory the daemon freed: a fixed mmap
+/// threshold (large blocks, a compiler's buffers, are unmapped when freed
+/// instead of raising the threshold and staying in the heap) and two arenas
+/// (cranelift's worker threads would otherwise each keep one).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_heap_retention() {
+    // SAFETY: mallopt only sets allocator parameters; called before the
+    // daemon's threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_heap_retention() {}
 
 fn write_daemon_file(path: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::Result<()> {
     let body = serde_json::json!({
