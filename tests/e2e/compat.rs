@@ -47,14 +47,7 @@ impl Fixtures {
             }
             let parent = segments.get(i.wrapping_sub(1)).copied().unwrap_or("");
             let value = match (parent, *seg) {
-                ("agents" | "budget", "{id}") => {
-                    if template.starts_with("/api/memory/") || template.starts_with("/api/budget/")
-                    {
-                        self.get("agent")
-                    } else {
-                        self.get("agent")
-                    }
-                }
+                ("agents" | "budget", "{id}") => self.get("agent"),
                 (_, "{session_id}") => self.get("session"),
                 ("sessions", "{id}") => self.get("spare_session"),
                 ("jobs" | "schedules", "{id}") => self.get("job"),
@@ -89,10 +82,12 @@ impl Fixtures {
                     .and_then(|r| r.strip_suffix('}'))
                 {
                     *s = self.get("manifest").replace("compat-agent-name", name);
-                } else if s.starts_with('{') && s.ends_with('}') && !s.contains("{{") {
-                    if let Some(v) = self.values.get(&s[1..s.len() - 1]) {
-                        *s = v.clone();
-                    }
+                } else if s.starts_with('{')
+                    && s.ends_with('}')
+                    && !s.contains("{{")
+                    && let Some(v) = self.values.get(&s[1..s.len() - 1])
+                {
+                    *s = v.clone();
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.fill(v)),
