@@ -51,6 +51,34 @@ fn talon(home: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Packs the component `name` built by `scripts/build-plugins` with the
+/// manifest in `dir`, signed with `key`, from `home` (whose compile cache
+/// the packing fills) into `out/<name>.talon`; the package's path.
+fn pack(home: &Path, repo: &Path, out: &Path, key: &str, dir: &str, name: &str) -> String {
+    let component = repo.join("target/plugins").join(format!("{name}.wasm"));
+    assert!(
+        component.exists(),
+        "{} is missing: run scripts/build-plugins",
+        component.display()
+    );
+    let package = out.join(format!("{name}.talon")).display().to_string();
+    let manifest = repo.join(dir).join("talon.toml").display().to_string();
+    talon(
+        home,
+        &[
+            "plugin",
+            "pack",
+            &manifest,
+            &component.display().to_string(),
+            "--key",
+            key,
+            "--out",
+            &package,
+        ],
+    );
+    package
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -88,31 +116,7 @@ fn main() {
 
     let (child, url) = daemon::spawn(with.path());
     for (dir, name) in PLUGINS {
-        let component = repo.join("target/plugins").join(format!("{name}.wasm"));
-        assert!(
-            component.exists(),
-            "{} is missing: run scripts/build-plugins",
-            component.display()
-        );
-        let package = keys
-            .path()
-            .join(format!("{name}.talon"))
-            .display()
-            .to_string();
-        let manifest = repo.join(dir).join("talon.toml").display().to_string();
-        talon(
-            with.path(),
-            &[
-                "plugin",
-                "pack",
-                &manifest,
-                &component.display().to_string(),
-                "--key",
-                &key,
-                "--out",
-                &package,
-            ],
-        );
+        let package = pack(with.path(), &repo, keys.path(), &key, dir, name);
         talon(
             with.path(),
             &["plugin", "install", &package, "--grant-all", "--url", &url],
@@ -198,28 +202,9 @@ fn main() {
         ("examples/plugins/python", "word_count_python"),
         ("examples/plugins/js", "word_count_js"),
     ] {
-        let component = repo.join("target/plugins").join(format!("{name}.wasm"));
-        let package = keys
-            .path()
-            .join(format!("{name}.talon"))
-            .display()
-            .to_string();
-        let manifest = repo.join(dir).join("talon.toml").display().to_string();
         // Packed from another home, so the daemon's compile cache stays cold
         // and the install compiles.
-        talon(
-            keys.path(),
-            &[
-                "plugin",
-                "pack",
-                &manifest,
-                &component.display().to_string(),
-                "--key",
-                &key,
-                "--out",
-                &package,
-            ],
-        );
+        let package = pack(keys.path(), &repo, keys.path(), &key, dir, name);
         let started = Instant::now();
         talon(
             fresh.path(),

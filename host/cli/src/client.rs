@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use talon_kernel::config::Config;
 use talon_kernel::home::Home;
 
+use crate::daemon_file::DaemonFile;
+
 /// Flags shared by client commands.
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
@@ -46,7 +48,7 @@ impl Client {
         } else {
             Config::default()
         };
-        let running = running_address(home);
+        let running = DaemonFile::read(home).map(|d| d.listen.to_string());
         let located = args.url.is_some() || running.is_some();
         let base = match &args.url {
             Some(url) => url.trim_end_matches('/').to_string(),
@@ -135,13 +137,6 @@ impl Client {
             Ok(body)
         })
     }
-}
-
-/// The address in the running daemon's `daemon.json`, if there is one.
-fn running_address(home: &Home) -> Option<String> {
-    let text = std::fs::read_to_string(home.daemon_file()).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    value.get("listen")?.as_str().map(str::to_string)
 }
 
 /// `talon status`.

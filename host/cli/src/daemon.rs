@@ -9,6 +9,8 @@ use talon_kernel::config::LogFormat;
 use talon_kernel::home::Home;
 use talon_kernel::kernel::Overrides;
 
+use crate::daemon_file::DaemonFile;
+
 /// Flags of `talon start`.
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
@@ -25,10 +27,12 @@ pub struct StartArgs {
 
 /// Runs the daemon until SIGINT, SIGTERM or `POST /api/shutdown`.
 pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Result<()> {
-    if let Some((pid, listen)) = running_daemon(&home) {
+    if let Some(running) = DaemonFile::read(&home).filter(DaemonFile::is_alive) {
         bail!(
-            "talon is already running for {} (pid {pid}, http://{listen}); stop it with `talon stop`",
-            home.root().display()
+            "talon is already running for {} (pid {}, http://{}); stop it with `talon stop`",
+            home.root().display(),
+            running.pid,
+            running.listen
         );
     }
     let overrides = Overrides {
@@ -69,7 +73,7 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         // that fails or hangs at load is reported (and can be disabled or
         // removed) over it instead of keeping the daemon from starting.
         let daemon_file = kernel.home().daemon_file();
-        write_daemon_file(&daemon_file, bound)?;
+        DaemonFile::write(&daemon_file, bound)?;
         let server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
         let serving = tokio::spawn(server.run(listener));
         let loaded = kernel
@@ -110,21 +114,6 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
     })
 }
 
-/// The pid and address of a daemon of `home` that is alive and listening,
-/// from its `daemon.json` (a file left by a crash names neither).
-fn running_daemon(home: &Home) -> Option<(u32, std::net::SocketAddr)> {
-    let text = std::fs::read_to_string(home.daemon_file()).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let pid = u32::try_from(value.get("pid")?.as_u64()?).ok()?;
-    let listen: std::net::SocketAddr = value.get("listen")?.as_str()?.parse().ok()?;
-    let alive = i32::try_from(pid)
-        // SAFETY: kill(2) with signal 0 only checks that the process exists.
-        .is_ok_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
-    let listening =
-        std::net::TcpStream::connect_timeout(&listen, std::time::Duration::from_secs(1)).is_ok();
-    (alive && listening).then_some((pid, listen))
-}
-
 /// Keeps glibc from holding on to memory the daemon freed: a fixed mmap
 /// threshold (large blocks, a compiler's buffers, are unmapped when freed
 /// instead of raising the threshold and staying in the heap) and two arenas
@@ -141,15 +130,6 @@ fn limit_heap_retention() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_heap_retention() {}
-
-fn write_daemon_file(path: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::Result<()> {
-    let body = serde_json::json!({
-        "pid": std::process::id(),
-        "listen": bound.to_string(),
-    });
-    std::fs::write(path, body.to_string())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
 
 fn init_logging(level: &str, json: bool) {
     use tracing_subscriber::EnvFilter;

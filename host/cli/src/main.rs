@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod client;
 mod daemon;
+mod daemon_file;
 mod plugin_cmd;
 
 use std::path::PathBuf;

@@ -60,11 +60,12 @@ pub async fn invoke(
     Query(query): Query<InvokeQuery>,
     Json(arguments): Json<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    // A misspelt name is a 404 first: "closed" would send the operator to
-    // the allowlist for a tool that does not exist.
-    state.kernel.plugins().tool(&name)?;
     let config = state.kernel.config();
     if !config.tool_invoke.allows(&name) {
+        // A misspelt name is a 404: "closed" would send the operator to the
+        // allowlist for a tool that does not exist. Looked up only here, so
+        // an allowed call does not look its tool up twice.
+        state.kernel.plugins().tool(&name)?;
         return Err(ApiError::Forbidden(format!(
             "direct invocation of {name} is closed: set tool_invoke.enabled = true and add \"{name}\" (or \"*\") to \
              tool_invoke.allowlist"
