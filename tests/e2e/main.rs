@@ -10,6 +10,7 @@ mod attachments;
 mod audit;
 mod automation;
 mod cli;
+mod cli_daily;
 mod compat;
 mod config;
 mod conventions;

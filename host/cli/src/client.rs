@@ -6,8 +6,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use talon_kernel::config::Config;
 use talon_kernel::home::Home;
+use talon_llm::sse::{SseEvent, SseParser};
 
 use crate::daemon_file::DaemonFile;
+use crate::output;
 
 /// Flags shared by client commands.
 #[derive(Debug, clap::Args)]
@@ -61,8 +63,10 @@ impl Client {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // No overall timeout here: plain calls set their own, streams last
+        // as long as the turn or the log they follow.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
             .build()?;
         Ok(Self {
             base,
@@ -89,18 +93,26 @@ impl Client {
             .is_ok_and(|r| r.status().is_success())
     }
 
+    /// GET `path`.
+    pub(crate) fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.call_with(reqwest::Method::GET, path, None)
+    }
+
+    /// The daemon's address, for messages.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<serde_json::Value> {
         self.call_with(method, path, None)
     }
 
-    /// Calls the API with an optional JSON body; a non-2xx answer is an
-    /// error carrying the daemon's message.
-    pub(crate) fn call_with(
+    fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&serde_json::Value>,
-    ) -> anyhow::Result<serde_json::Value> {
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
         if !self.located {
             // Never talk to whatever listens on the default address: it may
             // be another home's daemon.
@@ -112,52 +124,166 @@ impl Client {
         }
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
-            // Installing a large package takes a while: compiling it is part of the call.
-            request = request.json(body).timeout(Duration::from_secs(300));
+            request = request.json(body);
         }
         if let Some(key) = &self.key {
             request = request.bearer_auth(key);
         }
+        Ok(request)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the daemon at {} (is `talon start` running?)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        Err(DaemonError::new(status, &body).into())
+    }
+
+    /// Calls the API with an optional JSON body; a non-2xx answer is a
+    /// [`DaemonError`] carrying the daemon's message.
+    pub(crate) fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        // Installing a large package takes a while: compiling it is part of the call.
+        let timeout = Duration::from_secs(if body.is_some() { 300 } else { 30 });
+        let request = self.request(method, path, body)?.timeout(timeout);
         self.runtime.block_on(async {
-            let response = request.send().await.with_context(|| {
-                format!(
-                    "cannot reach the daemon at {} (is `talon start` running?)",
-                    self.base
-                )
-            })?;
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
-            if !status.is_success() {
-                let message = body
-                    .get("error")
-                    .and_then(|e| e.as_str())
-                    .unwrap_or("no details");
-                bail!("{status}: {message}");
+            let response = self.send(request).await?;
+            Ok(response.json().await.unwrap_or(serde_json::Value::Null))
+        })
+    }
+
+    /// POSTs `body` to an SSE endpoint and hands each event to `on_event`
+    /// as it arrives, until the stream ends or `on_event` answers false.
+    /// A daemon silent for longer than [`STALL`] (it sends a keep-alive
+    /// every 15 s) is an error rather than a hang.
+    pub(crate) fn stream(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        mut on_event: impl FnMut(SseEvent) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let request = self.request(method, path, body)?;
+        self.runtime.block_on(async {
+            let mut response = self.send(request).await?;
+            let mut parser = SseParser::new();
+            let mut events = Vec::new();
+            loop {
+                let chunk = tokio::time::timeout(STALL, response.chunk())
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("the daemon sent nothing for {} s", STALL.as_secs())
+                    })?
+                    .context("the daemon closed the stream")?;
+                let Some(chunk) = chunk else {
+                    return Ok(());
+                };
+                parser.push(&chunk, &mut events)?;
+                for event in events.drain(..) {
+                    if !on_event(event)? {
+                        return Ok(());
+                    }
+                }
             }
-            Ok(body)
         })
     }
 }
 
-/// `talon status`.
-pub fn status(home: &Home, config: Option<&Path>, args: &ClientArgs) -> anyhow::Result<()> {
+/// How long a stream may stay silent: four keep-alive periods.
+const STALL: Duration = Duration::from_secs(60);
+
+/// A refusal from the daemon: its status and message, with a hint at what
+/// to do about it.
+#[derive(Debug)]
+pub(crate) struct DaemonError {
+    /// The HTTP status.
+    pub status: reqwest::StatusCode,
+    /// The daemon's own words (`error`, or `error.message` on `/v1`).
+    pub message: String,
+}
+
+impl DaemonError {
+    fn new(status: reqwest::StatusCode, body: &serde_json::Value) -> Self {
+        let error = &body["error"];
+        let message = error
+            .as_str()
+            .or_else(|| error["message"].as_str())
+            .unwrap_or("no details")
+            .to_string();
+        Self { status, message }
+    }
+
+    /// What usually helps, by status.
+    fn hint(&self) -> Option<&'static str> {
+        Some(match self.status.as_u16() {
+            401 => {
+                "pass the daemon's api_key with --api-key or TALON_API_KEY (or set api_key in config.toml)"
+            }
+            403 => "the daemon's configuration forbids it (see `talon config show`)",
+            404 => "check the name or id (`talon agent list`, `talon cron list`, `talon plugin list`)",
+            409 => "the target is not in a state that allows it (`talon agent show` tells its state)",
+            412 => "set what it names where the daemon runs, then restart the daemon",
+            413 => "the request is larger than the daemon accepts (limits.max_body_bytes)",
+            429 => "wait a moment and retry, or raise the limit it names",
+            500..=599 => "the daemon's log says more",
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = self.status.as_u16();
+        write!(f, "{} (HTTP {code})", self.message)?;
+        if let Some(hint) = self.hint() {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// `talon status` (`--json`: the API's answer as it is).
+pub fn status(
+    home: &Home,
+    config: Option<&Path>,
+    args: &ClientArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let client = Client::new(home, config, args)?;
     let s = client.call(reqwest::Method::GET, "/api/status")?;
-    let field = |k: &str| {
-        s.get(k)
-            .map(|v| v.to_string().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
-    println!("talon {} at {}", field("version"), client.base);
-    println!("  status:  {}", field("status"));
-    println!("  uptime:  {} s", field("uptime_seconds"));
-    println!(
+    if json {
+        return output::print_json(&s);
+    }
+    let field = |k: &str| output::text(&s[k]);
+    let bold = output::BOLD;
+    anstream::println!(
+        "{bold}talon {}{bold:#} at {}",
+        field("version"),
+        client.base
+    );
+    anstream::println!("  status:  {}", field("status"));
+    anstream::println!("  uptime:  {} s", field("uptime_seconds"));
+    anstream::println!(
         "  agents:  {} ({} active)",
         field("agent_count"),
         field("active_agent_count")
     );
-    println!("  memory:  {} MB", field("memory_used_mb"));
-    println!("  home:    {}", field("home_dir"));
+    anstream::println!("  memory:  {} MB", field("memory_used_mb"));
+    anstream::println!("  home:    {}", field("home_dir"));
     Ok(())
 }
 
@@ -180,7 +306,7 @@ pub fn config_show(
     let client = Client::new(home, config, args)?;
     let value = client.call(reqwest::Method::GET, "/api/config")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        output::print_json(&value)?;
     } else {
         print!(
             "{}",
@@ -188,4 +314,15 @@ pub fn config_show(
         );
     }
     Ok(())
+}
+
+/// `path` with `pairs` as its query string, percent-encoded.
+pub(crate) fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse("http://talon.invalid").expect("a constant URL parses");
+    url.set_path(path);
+    url.query_pairs_mut().extend_pairs(pairs);
+    match url.query() {
+        Some(query) if !query.is_empty() => format!("{}?{query}", url.path()),
+        _ => url.path().to_string(),
+    }
 }

@@ -136,8 +136,11 @@ fn init_logging(level: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a log written to a file or a
+    // pipe (a service manager, `2> daemon.log`) stays plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(crate::output::stderr_has_colour())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

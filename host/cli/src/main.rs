@@ -1,14 +1,20 @@
 //! `talon`: the daemon (`talon start`) and the commands that talk to it.
 
+mod agent_cmd;
 mod audit_cmd;
 mod client;
+mod cron_cmd;
 mod daemon;
 mod daemon_file;
+mod doctor;
+mod logs_cmd;
+mod output;
 mod plugin_cmd;
+mod progress;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Talon, an agent operating system.
 #[derive(Debug, Parser)]
@@ -29,7 +35,13 @@ enum Command {
     /// Run the daemon in the foreground.
     Start(daemon::StartArgs),
     /// Show the running daemon's status.
-    Status(client::ClientArgs),
+    Status {
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     /// Ask the running daemon to shut down gracefully.
     Stop(client::ClientArgs),
     /// Configuration commands.
@@ -41,6 +53,22 @@ enum Command {
     /// Plugin commands: keygen, scaffold, pack, verify, run, install, list, remove.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// Agent commands: list, new, templates, show, rm, chat.
+    #[command(subcommand)]
+    Agent(agent_cmd::AgentCommand),
+    /// Cron jobs: list, add, rm.
+    #[command(subcommand)]
+    Cron(cron_cmd::CronCommand),
+    /// Print the audit trail, or one agent's log; --follow keeps printing.
+    Logs(logs_cmd::LogsArgs),
+    /// Check this machine and home: config, disk, daemon, port, plugins,
+    /// provider keys, plugin toolchains.
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,24 +91,38 @@ enum ConfigCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Start(_)) {
+        output::die_quietly_on_closed_pipe();
+    }
     let home = match cli.home {
         Some(dir) => talon_kernel::home::Home::new(dir),
         None => talon_kernel::home::Home::from_env(),
     };
     let result = match cli.command {
         Command::Start(args) => daemon::start(home, cli.config, args),
-        Command::Status(args) => client::status(&home, cli.config.as_deref(), &args),
+        Command::Status { json, client } => {
+            client::status(&home, cli.config.as_deref(), &client, json)
+        }
         Command::Stop(args) => client::stop(&home, cli.config.as_deref(), &args),
         Command::Config(ConfigCommand::Show { json, client }) => {
             client::config_show(&home, cli.config.as_deref(), &client, json)
         }
         Command::Audit(AuditCommand::Verify) => audit_cmd::verify(&home),
         Command::Plugin(command) => plugin_cmd::run(&home, cli.config.as_deref(), command),
+        Command::Agent(command) => agent_cmd::run(&home, cli.config.as_deref(), command),
+        Command::Cron(command) => cron_cmd::run(&home, cli.config.as_deref(), command),
+        Command::Logs(args) => logs_cmd::run(&home, cli.config.as_deref(), args),
+        Command::Doctor(args) => doctor::run(&home, cli.config.as_deref(), args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "talon", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("talon: {e:#}");
+            let fail = output::FAIL;
+            anstream::eprintln!("{fail}error:{fail:#} {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

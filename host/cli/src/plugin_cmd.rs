@@ -17,6 +17,7 @@ use talon_runtime::{
 };
 
 use crate::client::{Client, ClientArgs};
+use crate::progress::Spinner;
 
 /// Plugin commands.
 #[derive(Debug, clap::Subcommand)]
@@ -110,6 +111,9 @@ pub enum PluginCommand {
     },
     /// List the daemon's installed plugins.
     List {
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -169,7 +173,7 @@ pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow
             settings,
             client,
         } => install(home, config, &package, grant_all, grant, settings, &client),
-        PluginCommand::List { client } => list(home, config, &client),
+        PluginCommand::List { json, client } => list(home, config, &client, json),
         PluginCommand::Remove { name, client } => remove(home, config, &name, &client),
     }
 }
@@ -341,8 +345,10 @@ fn pack(
     };
     let config = load_config(home, config)?;
     let runtime = local_runtime(home, &config)?;
+    let compiling = Spinner::start(format!("{}: compiling the component", manifest.name));
     let manifest =
         async_runtime()?.block_on(runtime.complete_manifest(manifest, component.clone()))?;
+    drop(compiling);
     let bytes = Package::build(&manifest, &component, key.as_ref())?;
     let out = out.unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -535,10 +541,10 @@ fn install(
     });
     let client = Client::new(home, config, args)?;
     // Compiling a large component takes a while: on a terminal, say so.
-    let progress = Package::parse(&bytes)
-        .ok()
-        .filter(|_| std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .and_then(|package| Progress::start(home, config, args, package.manifest.name));
+    let name = Package::parse(&bytes)
+        .map(|package| package.manifest.name)
+        .unwrap_or_else(|_| path.display().to_string());
+    let progress = Spinner::start(format!("{name}: installing (compiling and loading)"));
     let result = client.call_with(reqwest::Method::POST, "/api/plugins/install", Some(&body));
     drop(progress);
     let view = result?;
@@ -553,59 +559,12 @@ fn install(
     Ok(())
 }
 
-/// A line on stderr that shows how long the daemon has been compiling a
-/// plugin, from its status, until dropped.
-struct Progress {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Progress {
-    fn start(home: &Home, config: Option<&Path>, args: &ClientArgs, name: String) -> Option<Self> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let client = Client::new(home, config, args).ok()?;
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut shown = false;
-            while !stopped.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(250));
-                let path = format!("/api/plugins/{name}/status");
-                let ms = client
-                    .call_with(reqwest::Method::GET, &path, None)
-                    .ok()
-                    .and_then(|status| status["compiling_ms"].as_u64());
-                if let Some(ms) = ms {
-                    eprint!(
-                        "\r{name}: compiling and loading ({:.0} s)",
-                        ms as f64 / 1000.0
-                    );
-                    shown = true;
-                }
-            }
-            if shown {
-                eprintln!();
-            }
-        });
-        Some(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn list(home: &Home, config: Option<&Path>, args: &ClientArgs) -> anyhow::Result<()> {
+fn list(home: &Home, config: Option<&Path>, args: &ClientArgs, json: bool) -> anyhow::Result<()> {
     let client = Client::new(home, config, args)?;
     let body = client.call_with(reqwest::Method::GET, "/api/plugins", None)?;
+    if json {
+        return crate::output::print_json(&body);
+    }
     let plugins = body["plugins"].as_array().cloned().unwrap_or_default();
     if plugins.is_empty() {
         println!("no plugins installed");
