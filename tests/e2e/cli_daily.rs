@@ -138,7 +138,13 @@ async fn an_agent_from_a_manifest_file_chats_and_calls_a_tool() {
     // Messages read from stdin, one per line.
     llm.push_all([Reply::text("one"), Reply::text("two")]);
     let mut piped = Command::new(talon_bin())
-        .args(["--home", daemon.home().to_str().unwrap(), "agent", "chat", "reader"])
+        .args([
+            "--home",
+            daemon.home().to_str().unwrap(),
+            "agent",
+            "chat",
+            "reader",
+        ])
         .env_remove("TALON_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -164,20 +170,22 @@ async fn an_agent_from_a_manifest_file_chats_and_calls_a_tool() {
 async fn agent_mistakes_are_the_daemons_words_with_a_hint() {
     let daemon = Daemon::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let typo = dir.path().join("typo.toml");
-    std::fs::write(
-        &typo,
-        "name = \"t\"\n[model]\nprovder = \"openai\"\nmodel = \"gpt-4o-mini\"\n",
-    )
-    .unwrap();
-    let said = run_err(&daemon, &["agent", "new", typo.to_str().unwrap()]);
-    assert!(said.contains("HTTP 400") && said.contains("provder"), "{said}");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "name = \"t\"\n[model\nprovider = \"openai\"\n").unwrap();
+    let said = run_err(&daemon, &["agent", "new", broken.to_str().unwrap()]);
+    assert!(
+        said.contains("HTTP 400") && said.contains("line 2"),
+        "{said}"
+    );
 
     let missing = dir.path().join("missing.toml");
     let said = run_err(&daemon, &["agent", "new", missing.to_str().unwrap()]);
     assert!(said.contains("cannot read the manifest"), "{said}");
     let said = run_err(&daemon, &["agent", "new", "no-such-template"]);
-    assert!(said.contains("HTTP 404") && said.contains("hint:"), "{said}");
+    assert!(
+        said.contains("HTTP 404") && said.contains("hint:"),
+        "{said}"
+    );
     let said = run_err(&daemon, &["agent", "show", "nobody"]);
     assert!(said.contains("no agent named `nobody`"), "{said}");
     let said = run_err(
@@ -188,10 +196,20 @@ async fn agent_mistakes_are_the_daemons_words_with_a_hint() {
 
     // From a template, renamed.
     let templates = run_json(&daemon, &["agent", "templates", "--json"]);
-    let template = templates["templates"][0]["name"].as_str().unwrap().to_string();
+    let template = templates["templates"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let spawned = run_ok(
         &daemon,
-        &["agent", "new", &template, "--name", "from-template", "--json"],
+        &[
+            "agent",
+            "new",
+            &template,
+            "--name",
+            "from-template",
+            "--json",
+        ],
     );
     let spawned: Value = serde_json::from_str(&spawned).unwrap();
     assert_eq!(spawned["name"], "from-template");
@@ -248,14 +266,28 @@ async fn cron_jobs_are_added_listed_and_removed() {
     let said = run_err(
         &daemon,
         &[
-            "cron", "add", "--agent", "digest", "--schedule", "61 * * * *", "--prompt", "x",
+            "cron",
+            "add",
+            "--agent",
+            "digest",
+            "--schedule",
+            "61 * * * *",
+            "--prompt",
+            "x",
         ],
     );
     assert!(said.contains("HTTP 400"), "{said}");
     let said = run_err(
         &daemon,
         &[
-            "cron", "add", "--agent", "nobody", "--schedule", "@hourly", "--prompt", "x",
+            "cron",
+            "add",
+            "--agent",
+            "nobody",
+            "--schedule",
+            "@hourly",
+            "--prompt",
+            "x",
         ],
     );
     assert!(said.contains("no agent named"), "{said}");
@@ -282,7 +314,10 @@ async fn logs_print_follow_and_filter() {
         .collect();
     assert_eq!(lines.len(), 1, "{one}");
     assert_eq!(lines[0]["action"], "agent_spawned");
-    let said = run_err(&daemon, &["logs", "--agent", "logged", "--level", "verbose"]);
+    let said = run_err(
+        &daemon,
+        &["logs", "--agent", "logged", "--level", "verbose"],
+    );
     assert!(said.contains("HTTP 400"), "{said}");
     let said = run_err(&daemon, &["logs", "--level", "error"]);
     assert!(said.contains("--agent"), "{said}");
@@ -360,11 +395,18 @@ async fn doctor_reports_each_check_and_fails_on_a_broken_config() {
         );
     }
     // No key in the test daemon's environment: a warning with a hint, not a failure.
-    assert!(checks.iter().all(|c| c["status"] != "warn" || c["hint"].is_string()));
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["status"] != "warn" || c["hint"].is_string())
+    );
     assert_eq!(report_json["ok"], true);
     assert!(report.status.success(), "{}", stderr(&report));
     let plain = run_ok(&daemon, &["doctor"]);
-    assert!(plain.lines().any(|l| l.starts_with("ok   daemon")), "{plain}");
+    assert!(
+        plain.lines().any(|l| l.starts_with("ok   daemon")),
+        "{plain}"
+    );
 
     // A home with a broken config and no daemon.
     let home = tempfile::tempdir().unwrap();

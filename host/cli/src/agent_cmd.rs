@@ -186,7 +186,8 @@ fn list(client: &Client, json: bool) -> anyhow::Result<()> {
 
 fn new(client: &Client, source: &str, name: Option<String>, json: bool) -> anyhow::Result<()> {
     let path = PathBuf::from(source);
-    let looks_like_a_file = path.extension().is_some() || source.contains(std::path::MAIN_SEPARATOR);
+    let looks_like_a_file =
+        path.extension().is_some() || source.contains(std::path::MAIN_SEPARATOR);
     let body = if path.is_file() || looks_like_a_file {
         if name.is_some() {
             bail!("--name goes with a template; a manifest names its agent itself (`name = ...`)");

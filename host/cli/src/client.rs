@@ -232,8 +232,12 @@ impl DaemonError {
                 "pass the daemon's api_key with --api-key or TALON_API_KEY (or set api_key in config.toml)"
             }
             403 => "the daemon's configuration forbids it (see `talon config show`)",
-            404 => "check the name or id (`talon agent list`, `talon cron list`, `talon plugin list`)",
-            409 => "the target is not in a state that allows it (`talon agent show` tells its state)",
+            404 => {
+                "check the name or id (`talon agent list`, `talon cron list`, `talon plugin list`)"
+            }
+            409 => {
+                "the target is not in a state that allows it (`talon agent show` tells its state)"
+            }
             412 => "set what it names where the daemon runs, then restart the daemon",
             413 => "the request is larger than the daemon accepts (limits.max_body_bytes)",
             429 => "wait a moment and retry, or raise the limit it names",

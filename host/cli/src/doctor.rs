@@ -80,7 +80,13 @@ pub fn run(home: &Home, config_path: Option<&Path>, args: DoctorArgs) -> anyhow:
     let config = check_config(home, config_path, &mut checks);
     checks.push(check_disk(home));
     // A home without a daemon has nothing more to ask it.
-    let daemon = check_daemon(home, config_path, &args.client, config.as_ref(), &mut checks);
+    let daemon = check_daemon(
+        home,
+        config_path,
+        &args.client,
+        config.as_ref(),
+        &mut checks,
+    );
     match &daemon {
         Some(client) => {
             checks.push(check_plugins(client));
@@ -359,7 +365,13 @@ fn check_keys_of_daemon(client: &Client) -> Check {
         .iter()
         .filter(|p| p["name"].as_str().is_some_and(|n| used.contains(n)))
         .filter(|p| p["auth_status"].as_str() == Some("missing"))
-        .map(|p| format!("{} ({})", output::text(&p["name"]), output::text(&p["api_key_env"])))
+        .map(|p| {
+            format!(
+                "{} ({})",
+                output::text(&p["name"]),
+                output::text(&p["api_key_env"])
+            )
+        })
         .collect();
     if !missing.is_empty() {
         return Check::fail(

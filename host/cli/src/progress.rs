@@ -27,7 +27,6 @@ impl Spinner {
     pub fn set_message(&self, message: impl Into<Cow<'static, str>>) {
         self.0.set_message(message);
     }
-
 }
 
 impl Drop for Spinner {
