@@ -178,6 +178,22 @@ async fn agent_mistakes_are_the_daemons_words_with_a_hint() {
         "{said}"
     );
 
+    // Larger than the daemon takes: refused whole, nothing spawned.
+    let huge = dir.path().join("huge.toml");
+    let padding = "x".repeat(3 * 1024 * 1024);
+    std::fs::write(
+        &huge,
+        format!("name = \"huge\"\ndescription = \"{padding}\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n"),
+    )
+    .unwrap();
+    let said = run_err(&daemon, &["agent", "new", huge.to_str().unwrap()]);
+    assert!(
+        said.contains("HTTP 413") && said.contains("max_body_bytes"),
+        "{said}"
+    );
+    let listed = run_json(&daemon, &["agent", "list", "--json"]);
+    assert_eq!(listed["total"], 0, "{listed}");
+
     let missing = dir.path().join("missing.toml");
     let said = run_err(&daemon, &["agent", "new", missing.to_str().unwrap()]);
     assert!(said.contains("cannot read the manifest"), "{said}");
