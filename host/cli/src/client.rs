@@ -164,10 +164,10 @@ impl Client {
         })
     }
 
-    /// POSTs `body` to an SSE endpoint and hands each event to `on_event`
-    /// as it arrives, until the stream ends or `on_event` answers false.
-    /// A daemon silent for longer than [`STALL`] (it sends a keep-alive
-    /// every 15 s) is an error rather than a hang.
+    /// Calls an SSE endpoint and hands each event to `on_event` as it
+    /// arrives, until the stream ends or `on_event` answers false. A daemon
+    /// silent for longer than [`STALL`] (it sends a keep-alive every 15 s)
+    /// is an error rather than a hang.
     pub(crate) fn stream(
         &self,
         method: reqwest::Method,
@@ -176,16 +176,17 @@ impl Client {
         mut on_event: impl FnMut(SseEvent) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
         let request = self.request(method, path, body)?;
+        let stalled = || anyhow::anyhow!("the daemon sent nothing for {} s", STALL.as_secs());
         self.runtime.block_on(async {
-            let mut response = self.send(request).await?;
+            let mut response = tokio::time::timeout(STALL, self.send(request))
+                .await
+                .map_err(|_| stalled())??;
             let mut parser = SseParser::new();
             let mut events = Vec::new();
             loop {
                 let chunk = tokio::time::timeout(STALL, response.chunk())
                     .await
-                    .map_err(|_| {
-                        anyhow::anyhow!("the daemon sent nothing for {} s", STALL.as_secs())
-                    })?
+                    .map_err(|_| stalled())?
                     .context("the daemon closed the stream")?;
                 let Some(chunk) = chunk else {
                     return Ok(());
