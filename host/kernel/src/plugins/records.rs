@@ -202,3 +202,23 @@ pub(super) fn narrow(granted: &Permissions, requested: &Permissions) -> Permissi
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_bundled_plugins_are_the_operators() {
+        let stored = r#"{"name":"old","digest":"00","granted":{},"settings":{},"enabled":true,
+            "installed_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#;
+        let record: PluginRecord = store::decode(TABLE, stored.as_bytes()).unwrap();
+        assert_eq!(record.source, Origin::Package);
+        let bundled = PluginRecord {
+            source: Origin::Bundled,
+            ..record
+        };
+        let again: PluginRecord =
+            store::decode(TABLE, &store::encode(TABLE, &bundled).unwrap()).unwrap();
+        assert_eq!(again.source, Origin::Bundled);
+    }
+}
