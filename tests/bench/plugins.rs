@@ -107,8 +107,10 @@ fn main() {
     let key = keys.path().join("publisher.key").display().to_string();
     talon(with.path(), &["plugin", "keygen", "--out", &key]);
     let public = std::fs::read_to_string(keys.path().join("publisher.pub")).expect("public key");
+    // The bench installs the first-party plugins itself: without the
+    // bundled copies, which would hold their names.
     let config = format!(
-        "{CONFIG}[plugins]\ntrusted_keys = [\"{}\"]\n",
+        "{CONFIG}[plugins]\ntrusted_keys = [\"{}\"]\nbundled = false\n",
         public.trim()
     );
     std::fs::write(with.path().join("config.toml"), &config).expect("config");

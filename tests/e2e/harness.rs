@@ -14,6 +14,25 @@ pub fn talon_bin() -> &'static str {
     env!("CARGO_BIN_EXE_talon")
 }
 
+/// `config` with `plugins.bundled = false` added, unless it mentions
+/// `bundled`; the default config file so when it is empty.
+fn leave_out_bundled(config: &str) -> String {
+    const OFF: &str = "bundled = false\n";
+    if config.contains("bundled") {
+        return config.to_string();
+    }
+    if config.is_empty() {
+        return talon_kernel::config::DEFAULT_CONFIG_TOML.replacen("bundled = true\n", OFF, 1);
+    }
+    match config.find("[plugins]\n") {
+        Some(at) => {
+            let at = at + "[plugins]\n".len();
+            format!("{}{OFF}{}", &config[..at], &config[at..])
+        }
+        None => format!("{config}\n[plugins]\n{OFF}"),
+    }
+}
+
 /// A running (or stopped) daemon with its own data directory.
 pub struct Daemon {
     child: Option<Child>,
@@ -37,8 +56,20 @@ impl Daemon {
     }
 
     /// Starts a daemon with `config` and these extra environment variables
-    /// (set again at every restart).
+    /// (set again at every restart). The plugins the binary ships are left
+    /// out (`plugins.bundled = false`) unless `config` mentions `bundled`:
+    /// most tests install the plugins they use themselves.
     pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_raw(&leave_out_bundled(config), env).await
+    }
+
+    /// Starts a daemon with `config` as written (so with the bundled
+    /// plugins unless it says otherwise) and these environment variables.
+    pub async fn start_bundled(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_raw(config, env).await
+    }
+
+    async fn start_raw(config: &str, env: &[(&str, &str)]) -> Daemon {
         let home = tempfile::tempdir().expect("temporary home");
         if !config.is_empty() {
             std::fs::write(home.path().join("config.toml"), config).expect("write config");

@@ -9,6 +9,7 @@ mod agents;
 mod attachments;
 mod audit;
 mod automation;
+mod bundled;
 mod cli;
 mod cli_daily;
 mod compat;

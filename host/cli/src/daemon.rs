@@ -78,7 +78,7 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         let serving = tokio::spawn(server.run(listener));
         let loaded = kernel
             .plugins()
-            .load_plugins()
+            .load_plugins(&bundled_plugins())
             .await
             .context("cannot read the installed plugins")?;
         tracing::info!(loaded, "plugins loaded");
@@ -112,6 +112,19 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         tracing::info!("talon stopped");
         Ok(())
     })
+}
+
+/// The plugins this binary ships, for the kernel to install and upgrade.
+fn bundled_plugins() -> Vec<talon_kernel::plugins::BundledPlugin> {
+    talon_bundled::PLUGINS
+        .iter()
+        .map(|p| talon_kernel::plugins::BundledPlugin {
+            name: p.name,
+            manifest: p.manifest,
+            component: p.component,
+            sha256: p.sha256,
+        })
+        .collect()
 }
 
 /// Keeps glibc from holding on to memory the daemon freed: a fixed mmap

@@ -69,6 +69,10 @@ pub enum Trust {
     },
     /// Not signed (development mode).
     Unsigned,
+    /// Shipped inside the daemon's binary: trusted because its contents
+    /// match what the binary embeds, not because of a key. The host
+    /// decides this; [`Package::check_trust`] never does.
+    Bundled,
 }
 
 impl Package {

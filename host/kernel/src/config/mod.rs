@@ -72,6 +72,13 @@ trusted_keys = []
 # Accept unsigned packages and packages signed by unknown keys. For plugin
 # authors on their own machine only.
 dev_mode = false
+# Install the plugins this binary ships (file_read, file_list, file_write,
+# web_fetch, toolbox) on start, granted what their manifests request, and
+# upgrade them with the binary. Trusted by the hashes embedded in the
+# binary, not by a key. false (or a name in bundled_exclude) uninstalls the
+# bundled copies on the next start; `talon plugin remove` removes one for good.
+bundled = true
+bundled_exclude = []
 # Ceilings on what any plugin call may use, whatever its manifest asks for.
 max_fuel = 1000000000
 max_memory_mb = 256
@@ -320,6 +327,10 @@ pub struct PluginsConfig {
     pub trusted_keys: Vec<String>,
     /// Accept unsigned or untrusted packages.
     pub dev_mode: bool,
+    /// Install and keep up to date the plugins the binary ships.
+    pub bundled: bool,
+    /// Bundled plugins not to install (uninstalled at start if they are).
+    pub bundled_exclude: Vec<String>,
     /// Most fuel one call may burn.
     pub max_fuel: u64,
     /// Most linear memory one instance may hold, in MiB.
@@ -357,6 +368,8 @@ impl Default for PluginsConfig {
         Self {
             trusted_keys: Vec::new(),
             dev_mode: false,
+            bundled: true,
+            bundled_exclude: Vec::new(),
             max_fuel: 1_000_000_000,
             max_memory_mb: 256,
             max_timeout_ms: 30_000,

@@ -10,6 +10,7 @@
 //! A call in flight holds its own handle to the plugin it started with, so
 //! reloading or removing a plugin never fails calls already running.
 
+mod bundled;
 mod locks;
 mod memory;
 mod package_file;
@@ -20,7 +21,7 @@ mod tools;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use talon_runtime::{Kind, LoadError, Manifest, Package, Runtime, SecretKey, Trust, TrustStore};
 
@@ -33,10 +34,11 @@ use crate::store::{self, StoreError};
 use locks::{Claim, Locks};
 use memory::StoreMemory;
 use package_file::{read_package_file, refuse_downgrade};
-use records::{granted_for, narrow, save_record};
+use records::{Removed, granted_for, narrow, save_record};
 use registry::{Entry, Registry};
 
-pub use records::{Grant, PluginRecord};
+pub use bundled::BundledPlugin;
+pub use records::{Grant, Origin, PluginRecord};
 pub use registry::{CallStats, PermissionsView, PluginView, ToolView};
 
 /// The plugins domain: the runtime and the registry of installed plugins.
@@ -45,6 +47,9 @@ pub struct Plugins {
     agents: Arc<Agents>,
     registry: Registry,
     locks: Locks,
+    /// The package digest of each plugin the binary ships, by name, as built
+    /// at start: a package with that name and digest is trusted without a key.
+    bundled: RwLock<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Plugins {
@@ -103,6 +108,7 @@ impl Plugins {
             agents,
             registry: Registry::new(runtime),
             locks: Locks::default(),
+            bundled: RwLock::default(),
         })
     }
 
@@ -122,15 +128,24 @@ impl Plugins {
     }
 
     /// Reads and checks a package (checksum, signature, trust) off the
-    /// async threads: hashing a large component takes a while.
+    /// async threads: hashing a large component takes a while. The very
+    /// package the binary ships under that name is trusted as bundled.
     async fn open_package(&self, source: Source) -> Result<(Package, Trust, Vec<u8>), KernelError> {
         let (trust_store, dev_mode) = self.trust()?;
+        let bundled = self
+            .bundled
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         tokio::task::spawn_blocking(move || {
             let bytes = match source {
                 Source::Bytes(bytes) => bytes,
                 Source::Path(path) => read_package_file(&path)?,
             };
             let package = Package::parse(&bytes).map_err(load_error)?;
+            if bundled.get(&package.manifest.name) == Some(&package.digest) {
+                return Ok((package, Trust::Bundled, bytes));
+            }
             let trust = package
                 .check_trust(&trust_store, dev_mode)
                 .map_err(load_error)?;
@@ -150,6 +165,30 @@ impl Plugins {
         expect: Option<Kind>,
     ) -> Result<PluginView, KernelError> {
         let (package, trust, bytes) = self.open_package(source).await?;
+        self.install_opened(
+            package,
+            trust,
+            bytes,
+            grant,
+            settings,
+            expect,
+            Origin::Package,
+        )
+        .await
+    }
+
+    /// [`Plugins::install_plugin`] of a package already read and trusted.
+    #[allow(clippy::too_many_arguments)]
+    async fn install_opened(
+        &self,
+        package: Package,
+        trust: Trust,
+        bytes: Vec<u8>,
+        grant: Grant,
+        settings: BTreeMap<String, String>,
+        expect: Option<Kind>,
+        source: Origin,
+    ) -> Result<PluginView, KernelError> {
         let manifest = package.manifest.clone();
         if let Some(kind) = expect
             && manifest.kind != kind
@@ -198,6 +237,7 @@ impl Plugins {
             enabled: true,
             installed_at: now,
             updated_at: now,
+            source,
         };
         let path = self.package_path(&manifest.name);
         tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
@@ -206,7 +246,7 @@ impl Plugins {
             .map_err(|e| KernelError::Store(StoreError::Io(e)))?;
         let details = serde_json::json!({
             "plugin": manifest.name, "version": manifest.version, "digest": record.digest,
-            "signature": trust, "granted": granted,
+            "signature": trust, "granted": granted, "source": source,
         });
         self.save_plugin(
             &manifest.name,
@@ -238,10 +278,23 @@ impl Plugins {
         record: Option<&PluginRecord>,
         event: AuditEvent,
     ) -> Result<(), KernelError> {
+        self.save_plugin_with(name, record, Removed::Unchanged, event)
+            .await
+    }
+
+    /// [`Plugins::save_plugin`], also remembering a bundled plugin's removal.
+    async fn save_plugin_with(
+        &self,
+        name: &str,
+        record: Option<&PluginRecord>,
+        removed: Removed,
+        event: AuditEvent,
+    ) -> Result<(), KernelError> {
         let store = self.shared.store().clone();
         let (name, record) = (name.to_string(), record.cloned());
         let entry =
-            store::blocking(move || save_record(&store, &name, record.as_ref(), event)).await?;
+            store::blocking(move || save_record(&store, &name, record.as_ref(), removed, event))
+                .await?;
         self.shared.events().publish(Event::Audit(entry));
         Ok(())
     }
@@ -268,14 +321,15 @@ impl Plugins {
     }
 
     /// Uninstalls a plugin: removes its record and package file. Calls in
-    /// flight finish with the version they started with.
+    /// flight finish with the version they started with. A bundled plugin
+    /// is remembered as removed, so later starts do not install it again.
     pub async fn uninstall_plugin(
         &self,
         name: &str,
         expect: Option<Kind>,
     ) -> Result<(), KernelError> {
         let _lock = self.locks.lock(name).await;
-        {
+        let source = {
             let entries = self.registry.read();
             let entry = entries
                 .get(name)
@@ -283,11 +337,17 @@ impl Plugins {
             if expect.is_some_and(|k| k != entry.manifest.kind) {
                 return Err(KernelError::NotFound(format!("no skill named {name}")));
             }
-        }
-        let details = serde_json::json!({ "plugin": name });
-        self.save_plugin(
+            entry.record.source
+        };
+        let removed = match source {
+            Origin::Bundled => Removed::Remember,
+            Origin::Package => Removed::Unchanged,
+        };
+        let details = serde_json::json!({ "plugin": name, "source": source });
+        self.save_plugin_with(
             name,
             None,
+            removed,
             AuditEvent::new("PluginUninstalled", details.to_string()),
         )
         .await?;
@@ -457,6 +517,11 @@ impl Plugins {
         record.digest = package.digest.clone();
         record.granted = granted;
         record.enabled = true;
+        // Running anything but the package the binary ships makes it the
+        // operator's: later starts no longer replace it with the bundled copy.
+        if trust != Trust::Bundled {
+            record.source = Origin::Package;
+        }
         record.updated_at = self.shared.now();
         let details = serde_json::json!({
             "plugin": name, "version": package.manifest.version, "digest": record.digest, "upgrade": upgrade,

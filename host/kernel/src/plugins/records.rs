@@ -10,10 +10,29 @@ use talon_runtime::{Manifest, Permissions};
 
 use crate::KernelError;
 use crate::store::audit::{self, AuditEntry, AuditEvent};
-use crate::store::tables::PLUGINS;
+use crate::store::tables::{BUNDLED_REMOVED, PLUGINS};
 use crate::store::{self, Store, StoreError};
 
 const TABLE: &str = "plugins.v1";
+const REMOVED_TABLE: &str = "bundled_removed.v1";
+
+/// Where an installed plugin came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A package the operator installed.
+    #[default]
+    Package,
+    /// Shipped inside the daemon's binary, installed and upgraded by it.
+    Bundled,
+}
+
+/// Why a bundled plugin is not installed again: the operator removed it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Removal {
+    /// When it was removed.
+    pub removed_at: DateTime<Utc>,
+}
 
 /// What the store keeps about an installed plugin; the package file holds
 /// the rest.
@@ -33,6 +52,10 @@ pub struct PluginRecord {
     pub installed_at: DateTime<Utc>,
     /// When its package, grants or state last changed.
     pub updated_at: DateTime<Utc>,
+    /// Installed by the operator or shipped with the binary. Records
+    /// written before bundled plugins existed are the operator's.
+    #[serde(default)]
+    pub source: Origin,
 }
 
 /// What the operator grants at install.
@@ -63,12 +86,39 @@ pub(super) fn read_records(store: &Store) -> Result<Vec<PluginRecord>, StoreErro
     Ok(out)
 }
 
+/// The names of the bundled plugins the operator removed.
+pub(super) fn read_removed(store: &Store) -> Result<Vec<String>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = match tx.open_table(BUNDLED_REMOVED) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (name, _) = row?;
+        out.push(name.value().to_string());
+    }
+    Ok(out)
+}
+
+/// What [`save_record`] does to the list of removed bundled plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removed {
+    /// Nothing.
+    Unchanged,
+    /// Adds the name: the operator removed a bundled plugin for good.
+    Remember,
+}
+
 /// Writes (or with `None`, removes) a record and its audit entry in one
-/// transaction.
+/// transaction; with [`Removed::Remember`], also remembers that the bundled
+/// plugin of that name was removed.
 pub(super) fn save_record(
     store: &Store,
     name: &str,
     record: Option<&PluginRecord>,
+    removed: Removed,
     event: AuditEvent,
 ) -> Result<AuditEntry, StoreError> {
     let tx = store.db().begin_write()?;
@@ -83,6 +133,14 @@ pub(super) fn save_record(
                 table.remove(name)?;
             }
         }
+    }
+    if removed == Removed::Remember {
+        let removal = Removal {
+            removed_at: store.now(),
+        };
+        let bytes = store::encode(REMOVED_TABLE, &removal)?;
+        tx.open_table(BUNDLED_REMOVED)?
+            .insert(name, bytes.as_slice())?;
     }
     let entry = audit::append_in(&tx, store.now(), event)?;
     tx.commit()?;
@@ -142,5 +200,25 @@ pub(super) fn narrow(granted: &Permissions, requested: &Permissions) -> Permissi
             .filter(|e| requested.env.contains(e))
             .cloned()
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_bundled_plugins_are_the_operators() {
+        let stored = r#"{"name":"old","digest":"00","granted":{},"settings":{},"enabled":true,
+            "installed_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#;
+        let record: PluginRecord = store::decode(TABLE, stored.as_bytes()).unwrap();
+        assert_eq!(record.source, Origin::Package);
+        let bundled = PluginRecord {
+            source: Origin::Bundled,
+            ..record
+        };
+        let again: PluginRecord =
+            store::decode(TABLE, &store::encode(TABLE, &bundled).unwrap()).unwrap();
+        assert_eq!(again.source, Origin::Bundled);
     }
 }

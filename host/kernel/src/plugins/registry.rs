@@ -12,7 +12,7 @@ use talon_runtime::{
     EffectiveLimits, Kind, Manifest, Permissions, Plugin, Runtime, ToolSpec, Trust,
 };
 
-use super::records::PluginRecord;
+use super::records::{Origin, PluginRecord};
 
 /// Running totals of one plugin's calls.
 #[derive(Debug, Default)]
@@ -88,8 +88,12 @@ pub struct PluginView {
     pub error: Option<String>,
     /// SHA-256 of the package file.
     pub digest: String,
-    /// Who signed it, as the trust store sees it (absent when untrusted now).
+    /// Who signed it, as the trust store sees it (absent when untrusted
+    /// now); `bundled` for the copy the binary ships.
     pub signature: Option<Trust>,
+    /// `package` (installed by the operator) or `bundled` (shipped with
+    /// the binary, installed and upgraded by it).
+    pub source: Origin,
     /// Its tools' names.
     pub tools: Vec<String>,
     /// Requested and granted permissions.
@@ -160,6 +164,7 @@ impl Entry {
             error: self.error.clone(),
             digest: self.record.digest.clone(),
             signature: self.trust.clone(),
+            source: self.record.source,
             tools: self.manifest.tools.iter().map(|t| t.name.clone()).collect(),
             permissions: PermissionsView {
                 requested: self.manifest.permissions.clone(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use talon_runtime::{Manifest, Trust};
 
+use super::bundled::BundledPlugin;
 use super::records::{PluginRecord, read_records};
 use super::registry::{Entry, placeholder_manifest};
 use super::{Plugins, Source};
@@ -19,7 +20,12 @@ impl Plugins {
     /// missing or altered file, a key no longer trusted, a guest that hangs
     /// at load) is kept with its error, so `GET /api/plugins` and the doctor
     /// show it and it can be disabled or removed; the daemon still starts.
-    pub async fn load_plugins(&self) -> Result<usize, KernelError> {
+    ///
+    /// `shipped` are the plugins the binary ships: installed ones are first
+    /// brought up to date with it, missing ones installed after the rest
+    /// loaded (see `bundled.rs`). Returns how many plugins run.
+    pub async fn load_plugins(&self, shipped: &[BundledPlugin]) -> Result<usize, KernelError> {
+        let missing = self.sync_bundled(shipped).await?;
         let records = self.register_installed().await?;
         let timeout =
             std::time::Duration::from_secs(self.shared.config().plugins.load_timeout_secs.max(1));
@@ -58,7 +64,7 @@ impl Plugins {
                 }
             }
         }
-        Ok(loaded)
+        Ok(loaded + self.install_bundled(missing).await)
     }
 
     /// Lists every installed plugin in the registry without loading it:

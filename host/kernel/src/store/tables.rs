@@ -127,3 +127,8 @@ pub(crate) const PROVIDER_URLS: TableDefinition<&str, &str> =
 /// Installed plugins by name: [`crate::plugins::PluginRecord`]. Created by
 /// the first install rather than by a migration.
 pub(crate) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins.v1");
+/// Bundled plugins the operator removed, by name, so a restart does not
+/// install them again: [`crate::plugins::records::Removal`]. Created by the
+/// first such removal.
+pub(crate) const BUNDLED_REMOVED: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("bundled_removed.v1");
