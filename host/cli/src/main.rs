@@ -4,6 +4,7 @@ mod audit_cmd;
 mod client;
 mod daemon;
 mod daemon_file;
+mod plugin_author;
 mod plugin_cmd;
 
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ enum Command {
     /// Audit trail commands.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Plugin commands: keygen, scaffold, pack, verify, run, install, list, remove.
+    /// Plugin commands: new, build, dev, keygen, pack, verify, run, install, list, remove.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
 }
