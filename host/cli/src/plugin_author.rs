@@ -194,7 +194,8 @@ impl Project {
             })
             .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
             .filter_map(|f| f.as_str().map(PathBuf::from))
-            .rfind(|f| f.extension().is_some_and(|e| e == "wasm"));
+            .filter(|f| f.extension().is_some_and(|e| e == "wasm"))
+            .last();
         component.context("cargo built no .wasm: is the crate a cdylib (`crate-type = [\"cdylib\"]`)?")
     }
 
