@@ -31,11 +31,9 @@ async fn dev_daemon() -> Daemon {
 /// Runs `talon --home <home> args...` with the build tools of these tests.
 fn talon(home: &Path, args: &[&str]) -> Output {
     let tools = repo().join("target/plugin-tools/venv/bin");
-    let path = std::env::join_paths(
-        std::iter::once(tools).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )
+    let path = std::env::join_paths(std::iter::once(tools).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .expect("PATH");
     Command::new(talon_bin())
         .arg("--home")
@@ -104,7 +102,10 @@ async fn authoring_loop(lang: &str, source: &str, prepare: impl FnOnce(&Path)) {
     let project = dir.to_str().expect("utf-8 path");
 
     let out = talon_ok(home, &["plugin", "dev", "--once", project]);
-    assert!(out.contains(&format!("installed {name} 0.1.0: tools {name}")), "{out}");
+    assert!(
+        out.contains(&format!("installed {name} 0.1.0: tools {name}")),
+        "{out}"
+    );
     let (status, body) = invoke(&daemon, &name, serde_json::json!({ "name": "world" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["message"], "Hello, world!", "{body}");
@@ -116,7 +117,10 @@ async fn authoring_loop(lang: &str, source: &str, prepare: impl FnOnce(&Path)) {
     let (status, body) = invoke(&daemon, &name, serde_json::json!({ "name": "world" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["message"], "Howdy, world!", "{body}");
-    eprintln!("plugin authoring loop, {lang}: {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "plugin authoring loop, {lang}: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test]
@@ -133,7 +137,11 @@ async fn python_plugin_new_test_dev_change_dev() {
             .current_dir(dir)
             .output()
             .expect("python3");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     })
     .await;
 }
@@ -152,7 +160,11 @@ async fn js_plugin_new_test_dev_change_dev() {
             .current_dir(dir)
             .output()
             .expect("node");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     })
     .await;
 }
@@ -167,7 +179,15 @@ async fn install_upgrade_replaces_and_refuses_a_silent_downgrade() {
     let sdk = repo();
     talon_ok(
         home,
-        &["plugin", "new", "bump", "--sdk-path", sdk.to_str().expect("utf-8"), "--dir", project],
+        &[
+            "plugin",
+            "new",
+            "bump",
+            "--sdk-path",
+            sdk.to_str().expect("utf-8"),
+            "--dir",
+            project,
+        ],
     );
     let out = talon_ok(home, &["plugin", "build", project]);
     let component = out
@@ -178,7 +198,11 @@ async fn install_upgrade_replaces_and_refuses_a_silent_downgrade() {
     let key = home.join("keys/dev.key");
     let manifest = dir.join("talon.toml");
     let pack = |version: &str| {
-        edit(&manifest, "version = \"0.1.0\"", &format!("version = \"{version}\""));
+        edit(
+            &manifest,
+            "version = \"0.1.0\"",
+            &format!("version = \"{version}\""),
+        );
         let package = dir.join(format!("bump-{version}.talon"));
         talon_ok(
             home,
@@ -193,7 +217,11 @@ async fn install_upgrade_replaces_and_refuses_a_silent_downgrade() {
                 package.to_str().expect("utf-8"),
             ],
         );
-        edit(&manifest, &format!("version = \"{version}\""), "version = \"0.1.0\"");
+        edit(
+            &manifest,
+            &format!("version = \"{version}\""),
+            "version = \"0.1.0\"",
+        );
         package.to_str().expect("utf-8").to_string()
     };
     // The first dev round makes the development key and installs 0.1.0.
@@ -211,7 +239,11 @@ async fn install_upgrade_replaces_and_refuses_a_silent_downgrade() {
     let out = talon_ok(home, &["plugin", "install", "--upgrade", "--force", &older]);
     assert!(out.contains("upgraded bump to 0.0.9"), "{out}");
     let (status, body) = invoke(&daemon, "bump", serde_json::json!({ "name": "x" })).await;
-    assert_eq!((status, body["result"]["message"].as_str()), (200, Some("Hello, x!")), "{body}");
+    assert_eq!(
+        (status, body["result"]["message"].as_str()),
+        (200, Some("Hello, x!")),
+        "{body}"
+    );
     // --force alone is not an upgrade.
     let err = talon_err(home, &["plugin", "install", "--force", &older]);
     assert!(err.contains("--upgrade"), "{err}");
@@ -231,30 +263,75 @@ async fn new_and_dev_refuse_bad_input_and_write_nothing() {
     let home = tempfile::tempdir().expect("home");
     let home = home.path();
     let projects = tempfile::tempdir().expect("projects dir");
-    let at = |name: &str| projects.path().join(name).to_str().expect("utf-8").to_string();
+    let at = |name: &str| {
+        projects
+            .path()
+            .join(name)
+            .to_str()
+            .expect("utf-8")
+            .to_string()
+    };
     let err = talon_err(home, &["plugin", "new", "Bad-Name", "--dir", &at("a")]);
     assert!(err.contains("lowercase"), "{err}");
-    let err = talon_err(home, &["plugin", "new", "ok", "--lang", "cobol", "--dir", &at("b")]);
+    let err = talon_err(
+        home,
+        &["plugin", "new", "ok", "--lang", "cobol", "--dir", &at("b")],
+    );
     assert!(err.contains("rust, python or js"), "{err}");
-    let err = talon_err(home, &["plugin", "new", "ok", "--kind", "hand", "--dir", &at("c")]);
+    let err = talon_err(
+        home,
+        &["plugin", "new", "ok", "--kind", "hand", "--dir", &at("c")],
+    );
     assert!(err.contains("tool or skill"), "{err}");
     let err = talon_err(
         home,
-        &["plugin", "new", "ok", "--lang", "js", "--sdk-path", "/nonexistent", "--dir", &at("d")],
+        &[
+            "plugin",
+            "new",
+            "ok",
+            "--lang",
+            "js",
+            "--sdk-path",
+            "/nonexistent",
+            "--dir",
+            &at("d"),
+        ],
     );
     assert!(err.contains("neither a Talon checkout"), "{err}");
     let err = talon_err(
         home,
-        &["plugin", "new", "ok", "--description", "a \"quoted\" one", "--dir", &at("e")],
+        &[
+            "plugin",
+            "new",
+            "ok",
+            "--description",
+            "a \"quoted\" one",
+            "--dir",
+            &at("e"),
+        ],
     );
     assert!(err.contains("double quotes"), "{err}");
     assert_eq!(std::fs::read_dir(projects.path()).expect("list").count(), 0);
     // An existing project is not overwritten; `scaffold` is the same command.
-    talon_ok(home, &["plugin", "scaffold", "ok", "--lang", "python", "--dir", &at("f")]);
+    talon_ok(
+        home,
+        &[
+            "plugin",
+            "scaffold",
+            "ok",
+            "--lang",
+            "python",
+            "--dir",
+            &at("f"),
+        ],
+    );
     let err = talon_err(home, &["plugin", "new", "ok", "--dir", &at("f")]);
     assert!(err.contains("not empty"), "{err}");
     // dev and build need a project.
-    let err = talon_err(home, &["plugin", "dev", "--once", projects.path().to_str().unwrap()]);
+    let err = talon_err(
+        home,
+        &["plugin", "dev", "--once", projects.path().to_str().unwrap()],
+    );
     assert!(err.contains("no talon.toml"), "{err}");
     std::fs::write(at("f") + "/talon.toml", "name = \"ok\"\nversion = 1\n").expect("write");
     let err = talon_err(home, &["plugin", "build", &at("f")]);

@@ -194,9 +194,9 @@ impl Project {
             })
             .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
             .filter_map(|f| f.as_str().map(PathBuf::from))
-            .filter(|f| f.extension().is_some_and(|e| e == "wasm"))
-            .last();
-        component.context("cargo built no .wasm: is the crate a cdylib (`crate-type = [\"cdylib\"]`)?")
+            .rfind(|f| f.extension().is_some_and(|e| e == "wasm"));
+        component
+            .context("cargo built no .wasm: is the crate a cdylib (`crate-type = [\"cdylib\"]`)?")
     }
 
     fn build_python(&self) -> anyhow::Result<PathBuf> {
@@ -225,8 +225,8 @@ impl Project {
         if !path.is_file() {
             return Ok(None);
         }
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let table: toml::Table =
             toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
         match table
@@ -236,7 +236,10 @@ impl Project {
         {
             None => Ok(None),
             Some(toml::Value::String(dir)) => Ok(Some(PathBuf::from(dir))),
-            Some(other) => bail!("{}: [tool.talon] sdk-path must be a string, not {other}", path.display()),
+            Some(other) => bail!(
+                "{}: [tool.talon] sdk-path must be a string, not {other}",
+                path.display()
+            ),
         }
     }
 
@@ -282,10 +285,13 @@ fn make_parent(path: &Path) -> anyhow::Result<()> {
 
 /// Runs a build tool with the terminal's output streams and fails when it does.
 fn run_tool(command: &mut Command, what: &str, missing: &str) -> anyhow::Result<()> {
-    let status = command.stdin(Stdio::null()).status().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!("{missing}"),
-        _ => anyhow::Error::new(e).context(format!("cannot run {what}")),
-    })?;
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{missing}"),
+            _ => anyhow::Error::new(e).context(format!("cannot run {what}")),
+        })?;
     match status.success() {
         true => Ok(()),
         false => bail!("{what} failed ({status})"),
@@ -352,7 +358,14 @@ fn dev(
 
 /// Whether a changed file is one the build reads, not one it writes.
 fn is_source(path: &Path) -> bool {
-    const OUTPUTS: &[&str] = &["target", "build", "node_modules", ".git", "__pycache__", ".venv"];
+    const OUTPUTS: &[&str] = &[
+        "target",
+        "build",
+        "node_modules",
+        ".git",
+        "__pycache__",
+        ".venv",
+    ];
     !path.components().any(|c| {
         c.as_os_str()
             .to_str()
@@ -380,15 +393,16 @@ fn dev_round(
         &component,
         Some(key),
     )?;
-    let upgraded = upgrade_installed(client, &manifest.name, &bytes, true)
-        .and_then(|view| match view {
+    let upgraded =
+        upgrade_installed(client, &manifest.name, &bytes, true).and_then(|view| match view {
             Some(view) => Ok(("upgraded", view)),
             None => {
                 let body = serde_json::json!({
                     "package": base64::engine::general_purpose::STANDARD.encode(&bytes),
                     "grant": "all",
                 });
-                let view = client.call_with(reqwest::Method::POST, "/api/plugins/install", Some(&body))?;
+                let view =
+                    client.call_with(reqwest::Method::POST, "/api/plugins/install", Some(&body))?;
                 Ok(("installed", view))
             }
         });
@@ -399,7 +413,7 @@ fn dev_round(
             .and_then(|doctor| doctor["dev_mode"].as_bool());
         match dev_mode {
             Some(false) => e.context(
-            "the daemon does not run in development mode, so it refuses the development key: \
+                "the daemon does not run in development mode, so it refuses the development key: \
              on your own machine set `[plugins] dev_mode = true` in its config.toml and restart it",
             ),
             _ => e,
@@ -443,7 +457,10 @@ pub(crate) fn upgrade(
         view["tools"]
     );
     println!("requested: {}", view["permissions"]["requested"]);
-    println!("granted:   {} (kept from the installed version)", view["permissions"]["granted"]);
+    println!(
+        "granted:   {} (kept from the installed version)",
+        view["permissions"]["granted"]
+    );
     Ok(true)
 }
 
@@ -493,7 +510,11 @@ mod tests {
     fn detects_the_language_of_a_project() {
         let dir = tempfile::tempdir().unwrap();
         assert!(Project::open(dir.path()).is_err());
-        for (language, name) in [(Language::Rust, "r"), (Language::Python, "p"), (Language::Js, "j")] {
+        for (language, name) in [
+            (Language::Rust, "r"),
+            (Language::Python, "p"),
+            (Language::Js, "j"),
+        ] {
             let dir = dir.path().join(name);
             Scaffold {
                 name: name.into(),

@@ -11,8 +11,7 @@ use base64::Engine as _;
 use talon_kernel::config::Config;
 use talon_kernel::home::Home;
 use talon_runtime::{
-    CallContext, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey,
-    TrustStore,
+    CallContext, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey, TrustStore,
 };
 
 use crate::client::{Client, ClientArgs};

@@ -142,31 +142,85 @@ pub struct Scaffold {
 const WIT: &str = include_str!("../../../wit/talon-plugin-0.1.0/plugin.wit");
 
 const RUST_FILES: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../../sdk/rust/template/Cargo.toml")),
-    ("talon.toml", include_str!("../../../sdk/rust/template/talon.toml")),
-    ("README.md", include_str!("../../../sdk/rust/template/README.md")),
-    (".gitignore", include_str!("../../../sdk/rust/template/.gitignore")),
-    ("src/lib.rs", include_str!("../../../sdk/rust/template/src/lib.rs")),
+    (
+        "Cargo.toml",
+        include_str!("../../../sdk/rust/template/Cargo.toml"),
+    ),
+    (
+        "talon.toml",
+        include_str!("../../../sdk/rust/template/talon.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/rust/template/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/rust/template/.gitignore"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../sdk/rust/template/src/lib.rs"),
+    ),
 ];
 
 const PYTHON_FILES: &[(&str, &str)] = &[
-    ("app.py", include_str!("../../../sdk/python/template/app.py")),
-    ("test_app.py", include_str!("../../../sdk/python/template/test_app.py")),
-    ("talon.toml", include_str!("../../../sdk/python/template/talon.toml")),
-    ("pyproject.toml", include_str!("../../../sdk/python/template/pyproject.toml")),
-    ("README.md", include_str!("../../../sdk/python/template/README.md")),
-    (".gitignore", include_str!("../../../sdk/python/template/.gitignore")),
+    (
+        "app.py",
+        include_str!("../../../sdk/python/template/app.py"),
+    ),
+    (
+        "test_app.py",
+        include_str!("../../../sdk/python/template/test_app.py"),
+    ),
+    (
+        "talon.toml",
+        include_str!("../../../sdk/python/template/talon.toml"),
+    ),
+    (
+        "pyproject.toml",
+        include_str!("../../../sdk/python/template/pyproject.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/python/template/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/python/template/.gitignore"),
+    ),
     ("wit/plugin.wit", WIT),
 ];
 
 const JS_FILES: &[(&str, &str)] = &[
-    ("package.json", include_str!("../../../sdk/js/template/package.json")),
-    ("src/plugin.js", include_str!("../../../sdk/js/template/src/plugin.js")),
-    ("src/tool.js", include_str!("../../../sdk/js/template/src/tool.js")),
-    ("test/tool.test.js", include_str!("../../../sdk/js/template/test/tool.test.js")),
-    ("talon.toml", include_str!("../../../sdk/js/template/talon.toml")),
-    ("README.md", include_str!("../../../sdk/js/template/README.md")),
-    (".gitignore", include_str!("../../../sdk/js/template/.gitignore")),
+    (
+        "package.json",
+        include_str!("../../../sdk/js/template/package.json"),
+    ),
+    (
+        "src/plugin.js",
+        include_str!("../../../sdk/js/template/src/plugin.js"),
+    ),
+    (
+        "src/tool.js",
+        include_str!("../../../sdk/js/template/src/tool.js"),
+    ),
+    (
+        "test/tool.test.js",
+        include_str!("../../../sdk/js/template/test/tool.test.js"),
+    ),
+    (
+        "talon.toml",
+        include_str!("../../../sdk/js/template/talon.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/js/template/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/js/template/.gitignore"),
+    ),
     ("wit/plugin.wit", WIT),
 ];
 
@@ -353,17 +407,33 @@ mod tests {
                         .unwrap();
                     for file in &files {
                         let text = std::fs::read_to_string(file).unwrap();
-                        assert!(!text.contains("{{"), "{} keeps a placeholder", file.display());
+                        assert!(
+                            !text.contains("{{"),
+                            "{} keeps a placeholder",
+                            file.display()
+                        );
                     }
-                    let manifest = crate::Manifest::from_toml(&read(dir.path(), "talon.toml")).unwrap();
-                    assert_eq!((manifest.name.as_str(), manifest.kind), ("hello_tool", kind));
+                    let manifest =
+                        crate::Manifest::from_toml(&read(dir.path(), "talon.toml")).unwrap();
+                    assert_eq!(
+                        (manifest.name.as_str(), manifest.kind),
+                        ("hello_tool", kind)
+                    );
                     let everything: String = files
                         .iter()
                         .map(|f| std::fs::read_to_string(f).unwrap())
                         .collect();
-                    assert_eq!(everything.contains("/opt/talon/sdk/x"), sdk.is_some(), "{language:?}");
+                    assert_eq!(
+                        everything.contains("/opt/talon/sdk/x"),
+                        sdk.is_some(),
+                        "{language:?}"
+                    );
                     let has_instructions = everything.contains(SKILL_TEXT);
-                    assert_eq!(has_instructions, kind == Kind::Skill, "{language:?} {kind:?}");
+                    assert_eq!(
+                        has_instructions,
+                        kind == Kind::Skill,
+                        "{language:?} {kind:?}"
+                    );
                 }
             }
         }
@@ -372,13 +442,21 @@ mod tests {
     #[test]
     fn the_sdk_comes_from_git_or_the_given_path() {
         let dir = tempfile::tempdir().unwrap();
-        scaffold(Language::Rust, Kind::Tool, None).write(dir.path(), None).unwrap();
+        scaffold(Language::Rust, Kind::Tool, None)
+            .write(dir.path(), None)
+            .unwrap();
         let cargo = read(dir.path(), "Cargo.toml");
         assert!(cargo.contains(&format!("talon-sdk = {{ git = \"{SDK_GIT_URL}\" }}")));
         let dir = tempfile::tempdir().unwrap();
-        scaffold(Language::Js, Kind::Tool, Some("/opt/talon/sdk/js")).write(dir.path(), None).unwrap();
-        let package: serde_json::Value = serde_json::from_str(&read(dir.path(), "package.json")).unwrap();
-        assert_eq!(package["dependencies"]["talon-sdk"], "file:/opt/talon/sdk/js");
+        scaffold(Language::Js, Kind::Tool, Some("/opt/talon/sdk/js"))
+            .write(dir.path(), None)
+            .unwrap();
+        let package: serde_json::Value =
+            serde_json::from_str(&read(dir.path(), "package.json")).unwrap();
+        assert_eq!(
+            package["dependencies"]["talon-sdk"],
+            "file:/opt/talon/sdk/js"
+        );
         assert!(read(dir.path(), "wit/plugin.wit").contains("world tool"));
     }
 
@@ -396,10 +474,17 @@ mod tests {
                 .unwrap();
             let source = read(dir.path(), file);
             assert!(!source.contains(hostile), "{language:?} wrote the text raw");
-            assert!(source.contains(r#"Use \"quotes\" and \\ and\nnew lines"#), "{language:?}");
+            assert!(
+                source.contains(r#"Use \"quotes\" and \\ and\nnew lines"#),
+                "{language:?}"
+            );
         }
         let dir = tempfile::tempdir().unwrap();
-        assert!(scaffold(Language::Rust, Kind::Tool, None).write(dir.path(), Some("x")).is_err());
+        assert!(
+            scaffold(Language::Rust, Kind::Tool, None)
+                .write(dir.path(), Some("x"))
+                .is_err()
+        );
     }
 
     #[test]
@@ -409,8 +494,16 @@ mod tests {
             name: name.into(),
             ..scaffold(Language::Python, Kind::Tool, None)
         };
-        assert!(named("Bad Name").write(&dir.path().join("a"), None).is_err());
-        assert!(named("../escape").write(&dir.path().join("b"), None).is_err());
+        assert!(
+            named("Bad Name")
+                .write(&dir.path().join("a"), None)
+                .is_err()
+        );
+        assert!(
+            named("../escape")
+                .write(&dir.path().join("b"), None)
+                .is_err()
+        );
         let quoted = Scaffold {
             description: "say \"hi\"".into(),
             ..named("ok_name")
@@ -433,7 +526,9 @@ mod tests {
             assert!(from_root.ends_with(language.sdk_subdir()) && from_root.is_absolute());
             assert_eq!(language.find_sdk(&from_root).unwrap(), from_root);
         }
-        let err = Language::Js.find_sdk(Path::new("/nonexistent")).unwrap_err();
+        let err = Language::Js
+            .find_sdk(Path::new("/nonexistent"))
+            .unwrap_err();
         assert!(err.to_string().contains("neither a Talon checkout"));
     }
 }
