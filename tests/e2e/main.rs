@@ -21,6 +21,7 @@ mod durability;
 mod goals;
 mod message_options;
 mod openai_tools;
+mod plugin_authoring;
 mod plugin_lifecycle;
 mod plugins;
 mod providers;

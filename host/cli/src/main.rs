@@ -9,6 +9,7 @@ mod daemon_file;
 mod doctor;
 mod logs_cmd;
 mod output;
+mod plugin_author;
 mod plugin_cmd;
 mod progress;
 
@@ -50,7 +51,7 @@ enum Command {
     /// Audit trail commands.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Plugin commands: keygen, scaffold, pack, verify, run, install, list, remove.
+    /// Plugin commands: new, build, dev, keygen, pack, verify, run, install, list, remove.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
     /// Agent commands: list, new, templates, show, rm, chat.

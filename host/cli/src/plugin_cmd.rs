@@ -1,6 +1,6 @@
-//! `talon plugin ...`: the author's commands (keygen, scaffold, pack, verify,
-//! run work without a daemon) and the operator's (install, list, remove talk
-//! to the running daemon).
+//! `talon plugin ...`: the author's commands (keygen, pack, verify, run work
+//! without a daemon; new, build and dev are in `plugin_author`) and the
+//! operator's (install, list, remove talk to the running daemon).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,10 +10,8 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use talon_kernel::config::Config;
 use talon_kernel::home::Home;
-use talon_runtime::scaffold::{Language, Scaffold};
 use talon_runtime::{
-    CallContext, Kind, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey,
-    TrustStore,
+    CallContext, Manifest, Package, Permissions, Runtime, RuntimeConfig, SecretKey, TrustStore,
 };
 
 use crate::client::{Client, ClientArgs};
@@ -31,23 +29,8 @@ pub enum PluginCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Write a new plugin project from the SDK's template.
-    Scaffold {
-        /// The plugin's name (also its first tool's).
-        name: String,
-        /// rust or python.
-        #[arg(long, default_value = "rust")]
-        language: String,
-        /// tool or skill.
-        #[arg(long, default_value = "tool")]
-        kind: String,
-        /// One line about it.
-        #[arg(long)]
-        description: Option<String>,
-        /// Directory to create (default: ./<name>).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
+    #[command(flatten)]
+    Author(crate::plugin_author::AuthorCommand),
     /// Build a signed package from a manifest and a component.
     Pack {
         /// The manifest (talon.toml).
@@ -106,6 +89,13 @@ pub enum PluginCommand {
         /// A setting the plugin reads, as key=value (repeatable).
         #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
+        /// If the plugin is installed, replace it by this version (same or
+        /// newer), keeping its grants and settings; else install it.
+        #[arg(long)]
+        upgrade: bool,
+        /// With --upgrade: accept an older version too.
+        #[arg(long, requires = "upgrade")]
+        force: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -130,13 +120,7 @@ pub enum PluginCommand {
 pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow::Result<()> {
     match command {
         PluginCommand::Keygen { out, force } => keygen(home, out, force),
-        PluginCommand::Scaffold {
-            name,
-            language,
-            kind,
-            description,
-            dir,
-        } => scaffold(name, &language, &kind, description, dir),
+        PluginCommand::Author(command) => crate::plugin_author::run(home, config, command),
         PluginCommand::Pack {
             manifest,
             component,
@@ -171,8 +155,15 @@ pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow
             grant_all,
             grant,
             settings,
+            upgrade,
+            force,
             client,
-        } => install(home, config, &package, grant_all, grant, settings, &client),
+        } => {
+            if upgrade && crate::plugin_author::upgrade(home, config, &package, force, &client)? {
+                return Ok(());
+            }
+            install(home, config, &package, grant_all, grant, settings, &client)
+        }
         PluginCommand::List { json, client } => list(home, config, &client, json),
         PluginCommand::Remove { name, client } => remove(home, config, &name, &client),
     }
@@ -244,8 +235,9 @@ fn keygen(home: &Home, out: Option<PathBuf>, force: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Writes a secret key file readable by its owner only.
 #[cfg(unix)]
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -259,39 +251,10 @@ fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes a secret key file.
 #[cfg(not(unix))]
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn scaffold(
-    name: String,
-    language: &str,
-    kind: &str,
-    description: Option<String>,
-    dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let language = Language::parse(language)?;
-    let kind = match kind {
-        "tool" => Kind::Tool,
-        "skill" => Kind::Skill,
-        other => bail!("--kind {other}: use tool or skill"),
-    };
-    let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-    let sdk_dir = talon_api::sdk_dir(language);
-    let description = description.unwrap_or_else(|| format!("The {name} plugin."));
-    let files = Scaffold {
-        name,
-        description,
-        language,
-        kind,
-        sdk_dir,
-    }
-    .write(&dir)?;
-    for file in files {
-        println!("wrote {}", file.display());
-    }
-    Ok(())
 }
 
 /// A runtime for local commands, with the host's ceilings and compiled
@@ -320,14 +283,6 @@ fn pack(
     unsigned: bool,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(manifest_path)
-        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let manifest =
-        Manifest::from_toml(&text).with_context(|| format!("in {}", manifest_path.display()))?;
-    let component = Arc::new(
-        std::fs::read(component_path)
-            .with_context(|| format!("cannot read {}", component_path.display()))?,
-    );
     let key = match (unsigned, key_path) {
         (true, _) => None,
         (false, Some(path)) => Some(SecretKey::read(&path)?),
@@ -343,13 +298,7 @@ fn pack(
             Some(SecretKey::read(&path)?)
         }
     };
-    let config = load_config(home, config)?;
-    let runtime = local_runtime(home, &config)?;
-    let compiling = Spinner::start(format!("{}: compiling the component", manifest.name));
-    let manifest =
-        async_runtime()?.block_on(runtime.complete_manifest(manifest, component.clone()))?;
-    drop(compiling);
-    let bytes = Package::build(&manifest, &component, key.as_ref())?;
+    let (manifest, bytes) = pack_bytes(home, config, manifest_path, component_path, key.as_ref())?;
     let out = out.unwrap_or_else(|| {
         PathBuf::from(format!(
             "{}-{}.{}",
@@ -373,6 +322,34 @@ fn pack(
     }
     println!("wrote {} ({} bytes)", out.display(), bytes.len());
     Ok(())
+}
+
+/// A package of the manifest and component, signed with `key`: the manifest
+/// completed with the tools the component describes (which compiles it, into
+/// the home's cache that the daemon reuses).
+pub(crate) fn pack_bytes(
+    home: &Home,
+    config: Option<&Path>,
+    manifest_path: &Path,
+    component_path: &Path,
+    key: Option<&SecretKey>,
+) -> anyhow::Result<(Manifest, Vec<u8>)> {
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest =
+        Manifest::from_toml(&text).with_context(|| format!("in {}", manifest_path.display()))?;
+    let component = Arc::new(
+        std::fs::read(component_path)
+            .with_context(|| format!("cannot read {}", component_path.display()))?,
+    );
+    let config = load_config(home, config)?;
+    let runtime = local_runtime(home, &config)?;
+    let compiling = Spinner::start(format!("{}: compiling the component", manifest.name));
+    let manifest =
+        async_runtime()?.block_on(runtime.complete_manifest(manifest, component.clone()))?;
+    drop(compiling);
+    let bytes = Package::build(&manifest, &component, key)?;
+    Ok((manifest, bytes))
 }
 
 fn read_package(path: &Path) -> anyhow::Result<Package> {

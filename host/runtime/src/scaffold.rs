@@ -1,32 +1,104 @@
-//! New plugin projects: what `talon plugin scaffold` and
+//! New plugin projects: what `talon plugin new` and
 //! `POST /api/plugins/scaffold` write.
 //!
-//! The Rust template is `sdk/rust/template/`, compiled into the binary so an
-//! installed `talon` can scaffold without the repository.
+//! The templates are `sdk/<language>/template/`, compiled into the binary so
+//! an installed `talon` scaffolds without the repository. A project gets the
+//! SDK either from a directory the author names (a checkout's `sdk/<language>`)
+//! or from where it is published: the Talon git repository for Rust (cargo
+//! fetches it), the `talon-sdk` package names of PyPI and npm for Python and
+//! JavaScript. Python and JavaScript projects carry their own copy of the WIT
+//! contract (`wit/`), which their build tools read.
 
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{Kind, valid_name};
 
+/// The repository the Rust SDK is fetched from by default (the workspace's
+/// `repository`): cargo clones it and builds `talon-sdk` from `sdk/rust`.
+pub const SDK_GIT_URL: &str = env!("CARGO_PKG_REPOSITORY");
+
 /// The languages a project can be scaffolded in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
-    /// Rust with `talon-sdk`.
+    /// Rust with `talon-sdk`, built by cargo.
     Rust,
-    /// Python with `talon_sdk` and componentize-py.
+    /// Python with `talon_sdk`, built by componentize-py.
     Python,
+    /// JavaScript with `talon-sdk`, bundled by esbuild and built by componentize-js.
+    Js,
 }
 
 impl Language {
-    /// Parses `rust` or `python`.
+    /// Parses `rust`, `python` or `js` (and the usual spellings of each).
     pub fn parse(text: &str) -> Result<Self, ScaffoldError> {
         match text.to_ascii_lowercase().as_str() {
             "rust" | "rs" => Ok(Self::Rust),
             "python" | "py" => Ok(Self::Python),
-            "javascript" | "js" => Err(ScaffoldError::Invalid(
-                "there is no JavaScript template yet: copy examples/plugins/js and follow sdk/js/GUIDE.md".into(),
-            )),
-            other => Err(ScaffoldError::Invalid(format!("unknown language {other:?}: use rust or python"))),
+            "javascript" | "js" => Ok(Self::Js),
+            other => Err(ScaffoldError::Invalid(format!(
+                "unknown language {other:?}: use rust, python or js"
+            ))),
+        }
+    }
+
+    /// The lowercase name, as `--lang` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::Python => "python",
+            Self::Js => "js",
+        }
+    }
+
+    /// The SDK's directory inside a Talon checkout.
+    pub fn sdk_subdir(self) -> &'static str {
+        match self {
+            Self::Rust => "sdk/rust",
+            Self::Python => "sdk/python",
+            Self::Js => "sdk/js",
+        }
+    }
+
+    /// A file only this language's SDK directory has.
+    fn sdk_marker(self) -> &'static str {
+        match self {
+            Self::Rust => "src/tools.rs",
+            Self::Python => "talon_sdk/__init__.py",
+            Self::Js => "talon-sdk.js",
+        }
+    }
+
+    /// Finds this language's SDK from what an author gave: a Talon checkout
+    /// (its `sdk/<language>` is used) or the SDK directory itself. The result
+    /// is absolute, since the project's build files outlive the current
+    /// directory.
+    pub fn find_sdk(self, given: &Path) -> Result<PathBuf, ScaffoldError> {
+        let candidates = [given.join(self.sdk_subdir()), given.to_path_buf()];
+        let found = candidates
+            .into_iter()
+            .find(|dir| dir.join(self.sdk_marker()).is_file())
+            .ok_or_else(|| {
+                ScaffoldError::Invalid(format!(
+                    "{} is neither a Talon checkout nor its {} SDK (no {}/{})",
+                    given.display(),
+                    self.as_str(),
+                    self.sdk_subdir(),
+                    self.sdk_marker()
+                ))
+            })?;
+        let found = found.canonicalize().map_err(|source| ScaffoldError::Io {
+            path: found.display().to_string(),
+            source,
+        })?;
+        match found.to_str() {
+            // The path is written into TOML and JSON strings: keep it plain.
+            Some(text) if !text.contains(['"', '\\']) && !text.chars().any(char::is_control) => {
+                Ok(found)
+            }
+            _ => Err(ScaffoldError::Invalid(format!(
+                "{}: the SDK path must be UTF-8 without quotes, backslashes or control characters",
+                found.display()
+            ))),
         }
     }
 }
@@ -34,7 +106,7 @@ impl Language {
 /// Why a project could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
-    /// The name, language or kind is not acceptable.
+    /// The name, language, kind or SDK path is not acceptable.
     #[error("{0}")]
     Invalid(String),
     /// The directory exists and is not empty.
@@ -57,14 +129,17 @@ pub struct Scaffold {
     pub name: String,
     /// One line about it.
     pub description: String,
-    /// Rust or Python.
+    /// The language of the project.
     pub language: Language,
     /// Tool or skill.
     pub kind: Kind,
-    /// Where `talon-sdk` (Rust) or `talon_sdk` (Python) lives; written into
-    /// the project's build files.
-    pub sdk_dir: PathBuf,
+    /// The SDK directory the project builds against (from
+    /// [`Language::find_sdk`]); `None` for the published SDK.
+    pub sdk: Option<PathBuf>,
 }
+
+/// The WIT contract, copied into Python and JavaScript projects.
+const WIT: &str = include_str!("../../../wit/talon-plugin-0.1.0/plugin.wit");
 
 const RUST_FILES: &[(&str, &str)] = &[
     (
@@ -89,89 +164,94 @@ const RUST_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-const PYTHON_APP: &str = r#""""{{description}}"""
+const PYTHON_FILES: &[(&str, &str)] = &[
+    (
+        "app.py",
+        include_str!("../../../sdk/python/template/app.py"),
+    ),
+    (
+        "test_app.py",
+        include_str!("../../../sdk/python/template/test_app.py"),
+    ),
+    (
+        "talon.toml",
+        include_str!("../../../sdk/python/template/talon.toml"),
+    ),
+    (
+        "pyproject.toml",
+        include_str!("../../../sdk/python/template/pyproject.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/python/template/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/python/template/.gitignore"),
+    ),
+    ("wit/plugin.wit", WIT),
+];
 
-from typing import Annotated
+const JS_FILES: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../sdk/js/template/package.json"),
+    ),
+    (
+        "src/plugin.js",
+        include_str!("../../../sdk/js/template/src/plugin.js"),
+    ),
+    (
+        "src/tool.js",
+        include_str!("../../../sdk/js/template/src/tool.js"),
+    ),
+    (
+        "test/tool.test.js",
+        include_str!("../../../sdk/js/template/test/tool.test.js"),
+    ),
+    (
+        "talon.toml",
+        include_str!("../../../sdk/js/template/talon.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/js/template/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/js/template/.gitignore"),
+    ),
+    ("wit/plugin.wit", WIT),
+];
 
-from talon_sdk import Plugin, ToolError, log
-
-plugin = Plugin()
-
-
-@plugin.tool
-def {{name}}(
-    name: Annotated[str, "Who or what to greet."],
-    excitement: Annotated[int, "How many exclamation marks to add (0 to 5)."] = 1,
-) -> dict:
-    """{{description}}"""
-    if not name.strip():
-        raise ToolError.invalid_arguments("name must not be empty")
-    if not 0 <= excitement <= 5:
-        raise ToolError.invalid_arguments("excitement must be between 0 and 5")
-    log.info(f"greeting {name}")
-    return {"message": f"Hello, {name}" + "!" * excitement}
-
-
-# componentize-py instantiates the class named after the exported interface.
-Tools = plugin.tools_export()
-"#;
-
-const PYTHON_MANIFEST: &str = r#"# The plugin's manifest. `talon plugin pack` puts it in the package beside the
-# component and signs both; the tools and their schemas come from the component.
-name = "{{name}}"
-version = "0.1.0"
-kind = "tool"
-wit = "0.1.0"
-description = "{{description}}"
-
-# What the plugin may use, granted (or not) by the operator at install.
-[permissions]
-
-# Ceilings for one call; the host's own ceilings apply too. CPython needs more
-# fuel and memory than a Rust plugin.
-[limits]
-fuel = 5_000_000_000
-memory_mb = 128
-timeout_ms = 5_000
-"#;
-
-const PYTHON_README: &str = r#"# {{name}}
-
-{{description}}
-
-A Talon tool plugin written in Python with `talon_sdk` and componentize-py.
-
-```sh
-pip install componentize-py==0.25.1
-componentize-py -d {{wit_dir}} -w tool componentize app -p . -p {{sdk_dir}} -o {{name}}.wasm
-talon plugin pack talon.toml {{name}}.wasm
-talon plugin run {{name}}-0.1.0.talon {{name}} '{"name": "world"}'
-```
-
-The guide is `sdk/python/GUIDE.md` in the Talon repository.
-"#;
+/// The placeholder instructions of a new skill, in every language.
+const SKILL_TEXT: &str = "Describe here when an agent with this skill should use its tools.";
 
 impl Scaffold {
     /// Writes the project into `dir` (created; it must not hold files yet)
-    /// and returns the files written.
-    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
+    /// and returns the files written. `instructions` replaces a skill's
+    /// placeholder instructions.
+    pub fn write(
+        &self,
+        dir: &Path,
+        instructions: Option<&str>,
+    ) -> Result<Vec<PathBuf>, ScaffoldError> {
         if !valid_name(&self.name) || self.name.contains('-') {
             return Err(ScaffoldError::Invalid(format!(
                 "name {:?}: use lowercase letters, digits and '_' (it is also the tool's name)",
                 self.name
             )));
         }
-        if self.description.contains(['"', '\\', '\n']) {
+        if self.description.contains(['"', '\\', '\n', '\r']) {
             return Err(ScaffoldError::Invalid(
-                "description must be one line without quotes or backslashes".into(),
+                "description must be one line without double quotes or backslashes".into(),
             ));
         }
-        match (self.kind, self.language) {
-            (Kind::Tool, _) | (Kind::Skill, Language::Rust) => {}
-            (Kind::Skill, Language::Python) => {
+        match (self.kind, instructions) {
+            (Kind::Tool, None) | (Kind::Skill, _) => {}
+            (Kind::Tool, Some(_)) => {
                 return Err(ScaffoldError::Invalid(
-                    "the Python template is a tool; for a skill add the `instructions` export as sdk/python/GUIDE.md shows"
-                        .into(),
+                    "instructions are for skills (kind skill) only".into(),
                 ));
             }
             _ => return Err(ScaffoldError::Invalid("kind must be tool or skill".into())),
@@ -183,29 +263,17 @@ impl Scaffold {
         {
             return Err(ScaffoldError::Exists(dir.display().to_string()));
         }
-        let wit_dir = self.sdk_dir.join("../../wit/talon-plugin-0.1.0");
-        let fill = |text: &str| {
-            text.replace("{{name}}", &self.name)
-                .replace("{{description}}", &self.description)
-                .replace("{{sdk_path}}", &self.sdk_dir.display().to_string())
-                .replace("{{sdk_dir}}", &self.sdk_dir.display().to_string())
-                .replace("{{wit_dir}}", &wit_dir.display().to_string())
-        };
-        let files: Vec<(&str, String)> = match self.language {
-            Language::Rust => RUST_FILES
-                .iter()
-                .map(|(path, text)| (*path, fill(text)))
-                .collect(),
-            Language::Python => vec![
-                ("app.py", fill(PYTHON_APP)),
-                ("talon.toml", fill(PYTHON_MANIFEST)),
-                ("README.md", fill(PYTHON_README)),
-            ],
+        let fill = self.placeholders(instructions.unwrap_or(SKILL_TEXT));
+        let templates = match self.language {
+            Language::Rust => RUST_FILES,
+            Language::Python => PYTHON_FILES,
+            Language::Js => JS_FILES,
         };
         let mut written = Vec::new();
-        for (relative, mut text) in files {
-            if self.kind == Kind::Skill {
-                text = make_skill(relative, text);
+        for (relative, template) in templates {
+            let mut text = template.to_string();
+            for (placeholder, value) in &fill {
+                text = text.replace(placeholder, value);
             }
             let path = dir.join(relative);
             let io = |source| ScaffoldError::Io {
@@ -220,73 +288,247 @@ impl Scaffold {
         }
         Ok(written)
     }
+
+    /// What each placeholder of the templates becomes for this project.
+    fn placeholders(&self, instructions: &str) -> Vec<(&'static str, String)> {
+        let skill = self.kind == Kind::Skill;
+        let sdk = self.sdk.as_ref().map(|dir| dir.display().to_string());
+        let (dependency, note) = match (self.language, &sdk) {
+            (Language::Rust, Some(dir)) => (
+                format!("talon-sdk = {{ path = \"{dir}\" }}"),
+                format!("`Cargo.toml` takes `talon-sdk` from `{dir}`."),
+            ),
+            (Language::Rust, None) => (
+                format!(
+                    "# From the Talon repository; once it is on crates.io: talon-sdk = \"0.1\"\n\
+                     talon-sdk = {{ git = \"{SDK_GIT_URL}\" }}"
+                ),
+                format!(
+                    "`Cargo.toml` takes `talon-sdk` from the Talon repository ({SDK_GIT_URL}); \
+                     cargo fetches it at the first build. To build against a checkout instead, write \
+                     `talon-sdk = {{ path = \"/path/to/talon/sdk/rust\" }}`."
+                ),
+            ),
+            (Language::Js, Some(dir)) => (
+                format!("file:{dir}"),
+                format!("package.json takes `talon-sdk` from `{dir}`."),
+            ),
+            (Language::Js, None) => (
+                "0.1.0".into(),
+                "package.json asks npm for `talon-sdk` 0.1.0. Until it is published there, \
+                 install it from a checkout of the Talon repository first: \
+                 `npm install /path/to/talon/sdk/js`."
+                    .into(),
+            ),
+            (Language::Python, _) => (String::new(), String::new()),
+        };
+        let (setting, install, python_path) = match &sdk {
+            Some(dir) => (
+                format!("# talon_sdk comes from here, not from the installed talon-sdk.\nsdk-path = \"{dir}\""),
+                format!("# talon_sdk comes from {dir} (pyproject.toml, [tool.talon] sdk-path)"),
+                format!("-p {dir} "),
+            ),
+            None => (
+                "# sdk-path = \"/path/to/talon/sdk/python\"   # a checkout's SDK instead of the installed talon-sdk".into(),
+                "pip install talon-sdk==0.1.0             # once it is published on PyPI; until then:\n\
+                 pip install /path/to/talon/sdk/python    # from a checkout of the Talon repository"
+                    .into(),
+                String::new(),
+            ),
+        };
+        let skill_export = match (skill, self.language) {
+            (false, _) | (true, Language::Rust) => String::new(),
+            (true, Language::Python) => format!(
+                "\n# A skill's instructions: prompt text added to every agent that has the skill.\n\
+                 Instructions = plugin.instructions_export({})\n",
+                json_string(instructions)
+            ),
+            (true, Language::Js) => format!(
+                "\n// A skill's instructions: prompt text added to every agent that has the skill.\n\
+                 export const instructions = {{ instructions: () => {} }};\n",
+                json_string(instructions)
+            ),
+        };
+        let mut fill = vec![
+            ("{{name}}", self.name.clone()),
+            ("{{description}}", self.description.clone()),
+            ("{{kind}}", self.kind.as_str().to_string()),
+            ("{{sdk_dependency}}", dependency),
+            ("{{sdk_note}}", note),
+            ("{{sdk_setting}}", setting),
+            ("{{sdk_install}}", install),
+            ("{{sdk_python_path}}", python_path),
+            ("{{skill_export}}\n", skill_export),
+        ];
+        if skill {
+            fill.push(("kind = \"tool\"", "kind = \"skill\"".into()));
+            // `{:?}` of a str is a valid Rust string literal.
+            fill.push((
+                "talon_sdk::export_plugin!(tools);",
+                format!("talon_sdk::export_skill!(tools, {instructions:?});"),
+            ));
+        }
+        fill
+    }
 }
 
-/// Turns the tool template into a skill: the manifest's kind and, in Rust,
-/// the export macro with instructions.
-fn make_skill(relative: &str, text: String) -> String {
-    match relative {
-        "talon.toml" => text.replace("kind = \"tool\"", "kind = \"skill\""),
-        "src/lib.rs" => text.replace(
-            "talon_sdk::export_plugin!(tools);",
-            "talon_sdk::export_skill!(tools, \"Describe here when an agent with this skill should use its tools.\");",
-        ),
-        _ => text,
-    }
+/// `text` as a JSON string literal, which Python and JavaScript read as the
+/// same string.
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn writes_a_rust_project_and_refuses_to_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("hello_tool");
-        let scaffold = Scaffold {
+    fn scaffold(language: Language, kind: Kind, sdk: Option<&str>) -> Scaffold {
+        Scaffold {
             name: "hello_tool".into(),
             description: "Says hello.".into(),
-            language: Language::Rust,
-            kind: Kind::Skill,
-            sdk_dir: PathBuf::from("/opt/talon/sdk/rust"),
-        };
-        let files = scaffold.write(&target).unwrap();
-        assert_eq!(files.len(), RUST_FILES.len());
-        let manifest = std::fs::read_to_string(target.join("talon.toml")).unwrap();
-        let parsed = crate::Manifest::from_toml(&manifest).unwrap();
-        assert_eq!(
-            (parsed.name.as_str(), parsed.kind),
-            ("hello_tool", Kind::Skill)
-        );
-        let lib = std::fs::read_to_string(target.join("src/lib.rs")).unwrap();
-        assert!(lib.contains("export_skill!") && !lib.contains("{{"));
-        let cargo = std::fs::read_to_string(target.join("Cargo.toml")).unwrap();
-        assert!(cargo.contains("/opt/talon/sdk/rust"));
-        assert!(matches!(
-            scaffold.write(&target),
-            Err(ScaffoldError::Exists(_))
-        ));
+            language,
+            kind,
+            sdk: sdk.map(PathBuf::from),
+        }
+    }
+
+    fn read(dir: &Path, file: &str) -> String {
+        std::fs::read_to_string(dir.join(file)).unwrap()
     }
 
     #[test]
-    fn refuses_bad_names_and_languages() {
-        let scaffold = |name: &str| Scaffold {
-            name: name.into(),
-            description: "x".into(),
-            language: Language::Python,
-            kind: Kind::Tool,
-            sdk_dir: PathBuf::from("sdk/python"),
-        };
+    fn writes_every_language_without_leftover_placeholders() {
+        for language in [Language::Rust, Language::Python, Language::Js] {
+            for kind in [Kind::Tool, Kind::Skill] {
+                for sdk in [None, Some("/opt/talon/sdk/x")] {
+                    let dir = tempfile::tempdir().unwrap();
+                    let files = scaffold(language, kind, sdk)
+                        .write(dir.path(), None)
+                        .unwrap();
+                    for file in &files {
+                        let text = std::fs::read_to_string(file).unwrap();
+                        assert!(
+                            !text.contains("{{"),
+                            "{} keeps a placeholder",
+                            file.display()
+                        );
+                    }
+                    let manifest =
+                        crate::Manifest::from_toml(&read(dir.path(), "talon.toml")).unwrap();
+                    assert_eq!(
+                        (manifest.name.as_str(), manifest.kind),
+                        ("hello_tool", kind)
+                    );
+                    let everything: String = files
+                        .iter()
+                        .map(|f| std::fs::read_to_string(f).unwrap())
+                        .collect();
+                    assert_eq!(
+                        everything.contains("/opt/talon/sdk/x"),
+                        sdk.is_some(),
+                        "{language:?}"
+                    );
+                    let has_instructions = everything.contains(SKILL_TEXT);
+                    assert_eq!(
+                        has_instructions,
+                        kind == Kind::Skill,
+                        "{language:?} {kind:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_sdk_comes_from_git_or_the_given_path() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(scaffold("Bad Name").write(&dir.path().join("a")).is_err());
-        assert!(scaffold("../escape").write(&dir.path().join("b")).is_err());
-        assert!(scaffold("ok_name").write(&dir.path().join("c")).is_ok());
-        assert!(
-            Language::parse("js")
-                .unwrap_err()
-                .to_string()
-                .contains("sdk/js/GUIDE.md")
+        scaffold(Language::Rust, Kind::Tool, None)
+            .write(dir.path(), None)
+            .unwrap();
+        let cargo = read(dir.path(), "Cargo.toml");
+        assert!(cargo.contains(&format!("talon-sdk = {{ git = \"{SDK_GIT_URL}\" }}")));
+        let dir = tempfile::tempdir().unwrap();
+        scaffold(Language::Js, Kind::Tool, Some("/opt/talon/sdk/js"))
+            .write(dir.path(), None)
+            .unwrap();
+        let package: serde_json::Value =
+            serde_json::from_str(&read(dir.path(), "package.json")).unwrap();
+        assert_eq!(
+            package["dependencies"]["talon-sdk"],
+            "file:/opt/talon/sdk/js"
         );
+        assert!(read(dir.path(), "wit/plugin.wit").contains("world tool"));
+    }
+
+    #[test]
+    fn instructions_become_string_literals() {
+        let hostile = "Use \"quotes\" and \\ and\nnew lines */ `x`";
+        for (language, file) in [
+            (Language::Rust, "src/lib.rs"),
+            (Language::Python, "app.py"),
+            (Language::Js, "src/plugin.js"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            scaffold(language, Kind::Skill, None)
+                .write(dir.path(), Some(hostile))
+                .unwrap();
+            let source = read(dir.path(), file);
+            assert!(!source.contains(hostile), "{language:?} wrote the text raw");
+            assert!(
+                source.contains(r#"Use \"quotes\" and \\ and\nnew lines"#),
+                "{language:?}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            scaffold(Language::Rust, Kind::Tool, None)
+                .write(dir.path(), Some("x"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn refuses_bad_names_descriptions_and_existing_projects() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = |name: &str| Scaffold {
+            name: name.into(),
+            ..scaffold(Language::Python, Kind::Tool, None)
+        };
+        assert!(
+            named("Bad Name")
+                .write(&dir.path().join("a"), None)
+                .is_err()
+        );
+        assert!(
+            named("../escape")
+                .write(&dir.path().join("b"), None)
+                .is_err()
+        );
+        let quoted = Scaffold {
+            description: "say \"hi\"".into(),
+            ..named("ok_name")
+        };
+        assert!(quoted.write(&dir.path().join("c"), None).is_err());
+        assert!(named("ok_name").write(&dir.path().join("d"), None).is_ok());
+        assert!(matches!(
+            named("ok_name").write(&dir.path().join("d"), None),
+            Err(ScaffoldError::Exists(_))
+        ));
         assert!(Language::parse("cobol").is_err());
+        assert_eq!(Language::parse("JavaScript").unwrap(), Language::Js);
+    }
+
+    #[test]
+    fn finds_the_sdk_in_a_checkout_or_as_given() {
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for language in [Language::Rust, Language::Python, Language::Js] {
+            let from_root = language.find_sdk(&checkout).unwrap();
+            assert!(from_root.ends_with(language.sdk_subdir()) && from_root.is_absolute());
+            assert_eq!(language.find_sdk(&from_root).unwrap(), from_root);
+        }
+        let err = Language::Js
+            .find_sdk(Path::new("/nonexistent"))
+            .unwrap_err();
+        assert!(err.to_string().contains("neither a Talon checkout"));
     }
 }

@@ -474,7 +474,7 @@ pub struct ScaffoldRequest {
     /// One line about it.
     #[serde(default)]
     pub description: Option<String>,
-    /// `rust` (default) or `python`.
+    /// `rust` (default), `python` or `js`.
     #[serde(default)]
     pub language: Option<String>,
     /// `tool` (default) or `skill`.
@@ -488,27 +488,6 @@ pub struct ScaffoldRequest {
     /// project in place of the template's placeholder.
     #[serde(default)]
     pub prompt_context: Option<String>,
-}
-
-/// The placeholder instructions of the Rust skill template (talon-runtime's scaffold).
-const SKILL_PLACEHOLDER: &str =
-    "\"Describe here when an agent with this skill should use its tools.\"";
-
-/// Puts a skill's instructions into its new project's source, as a Rust
-/// string literal where the template has its placeholder.
-fn write_instructions(
-    dir: &std::path::Path,
-    text: &str,
-) -> Result<(), talon_runtime::scaffold::ScaffoldError> {
-    let path = dir.join("src/lib.rs");
-    let io = |source| talon_runtime::scaffold::ScaffoldError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let source = std::fs::read_to_string(&path).map_err(io)?;
-    // `{:?}` of a str is a valid Rust string literal (quotes and escapes included).
-    let source = source.replace(SKILL_PLACEHOLDER, &format!("{text:?}"));
-    std::fs::write(&path, source).map_err(io)
 }
 
 /// Writes a new plugin project and returns its directory and files.
@@ -538,11 +517,6 @@ pub(crate) async fn scaffold_project(
             .join(&body.name),
     };
     let prompt_context = body.prompt_context;
-    if prompt_context.is_some() && kind != talon_runtime::Kind::Skill {
-        return Err(ApiError::BadRequest(
-            "prompt_context is for skills (kind skill) only".into(),
-        ));
-    }
     let scaffold = Scaffold {
         description: body
             .description
@@ -550,13 +524,10 @@ pub(crate) async fn scaffold_project(
         name: body.name,
         language,
         kind,
-        sdk_dir: sdk_dir(language),
+        sdk: sdk_dir(language),
     };
     let written = tokio::task::spawn_blocking(move || {
-        let files = scaffold.write(&dir)?;
-        if let Some(text) = &prompt_context {
-            write_instructions(&dir, text)?;
-        }
+        let files = scaffold.write(&dir, prompt_context.as_deref())?;
         Ok::<_, ScaffoldError>((dir, files))
     })
     .await
@@ -574,15 +545,12 @@ pub(crate) async fn scaffold_project(
     }
 }
 
-/// Where the SDK of a language is: the repository this binary was built
-/// from, which is where plugin authors build against it.
-pub fn sdk_dir(language: talon_runtime::scaffold::Language) -> PathBuf {
+/// The SDK of a language in the repository this binary was built from, when
+/// that checkout is still there (a daemon run from its source tree); `None`
+/// elsewhere, and the project uses the published SDK.
+pub fn sdk_dir(language: talon_runtime::scaffold::Language) -> Option<PathBuf> {
     let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let root = root.canonicalize().unwrap_or(root);
-    match language {
-        talon_runtime::scaffold::Language::Rust => root.join("sdk/rust"),
-        talon_runtime::scaffold::Language::Python => root.join("sdk/python"),
-    }
+    language.find_sdk(&root).ok()
 }
 
 /// Creates a new plugin project from the SDK's template.

@@ -37,3 +37,23 @@ fn tools() -> Tools {
 }
 
 talon_sdk::export_plugin!(tools);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Tools run natively too: `cargo test`.
+    #[test]
+    fn greets() {
+        let out = tools().invoke("{{name}}", r#"{"name": "world", "excitement": 2}"#);
+        assert_eq!(out, Ok(r#"{"message":"Hello, world!!"}"#.into()));
+    }
+
+    #[test]
+    fn refuses_an_empty_name() {
+        assert!(matches!(
+            tools().invoke("{{name}}", r#"{"name": " "}"#),
+            Err(ToolError::InvalidArguments(_))
+        ));
+    }
+}
