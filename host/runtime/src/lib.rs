@@ -35,6 +35,7 @@ pub mod scaffold;
 pub mod signing;
 mod slots;
 mod ticker;
+pub mod workspace;
 
 pub use ceilings::Ceilings;
 pub use error::{GuardError, InvokeError, LoadError};

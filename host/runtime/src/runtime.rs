@@ -15,6 +15,7 @@ use crate::error::LoadError;
 use crate::host::{CallState, MemoryBackend};
 use crate::slots::Slots;
 use crate::ticker::Ticker;
+use crate::workspace::Workspaces;
 
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     pub memory: RwLock<Option<Arc<dyn MemoryBackend>>>,
     /// Socket addresses no plugin may reach, whatever it was granted.
     pub denied_addrs: RwLock<Arc<[SocketAddr]>>,
+    /// The workspace counts of the calls writing now.
+    pub workspaces: Workspaces,
 }
 
 impl Runtime {
@@ -94,6 +97,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
+        crate::workspace::shadow_writes(&mut linker).map_err(engine_err)?;
 
         let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));
         let ticker = Ticker::start(&engine);
@@ -108,6 +112,7 @@ impl Runtime {
                 slots: Slots::new(instances),
                 memory: RwLock::new(None),
                 denied_addrs: RwLock::new(Arc::from(Vec::new())),
+                workspaces: Workspaces::default(),
             }),
         })
     }

@@ -590,5 +590,6 @@ pub fn ceilings(config: &crate::config::Config) -> talon_runtime::Ceilings {
         log_lines_per_call: p.max_log_lines_per_call,
         log_lines_per_second: p.max_log_lines_per_second,
         log_line_bytes: p.max_log_line_bytes.max(64),
+        workspace_bytes: p.max_workspace_mib_per_agent.saturating_mul(1 << 20),
     }
 }
