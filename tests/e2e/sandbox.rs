@@ -192,8 +192,19 @@ async fn writes_past_the_workspace_quota_are_refused_and_what_came_before_is_int
     let publisher = Publisher::new(&daemon);
     trust(&daemon, &publisher).await;
     let package = publisher.pack(&daemon, "tests/plugins/hostile", "hostile");
+    // Packing filled the compile cache; emptied, the install compiles.
+    std::fs::remove_dir_all(daemon.home().join("cache/components")).unwrap();
     let grant = serde_json::json!({ "filesystem": "workspace" });
     assert_eq!(install(&daemon, &package, grant).await.status(), 201);
+    // The install compiled the component in a child process (the daemon's
+    // heap never held the compiler's memory).
+    assert!(
+        daemon
+            .log()
+            .contains("component compiled in a child process"),
+        "{}",
+        daemon.log()
+    );
     let agent = spawn_agent_with_tools(&daemon, "filler", &["fill", "read"]).await;
     let workspace = daemon.home().join("workspaces").join(&agent);
     let put = daemon

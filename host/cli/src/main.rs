@@ -2,6 +2,7 @@
 
 mod audit_cmd;
 mod client;
+mod compile_cmd;
 mod daemon;
 mod daemon_file;
 mod plugin_cmd;
@@ -41,6 +42,9 @@ enum Command {
     /// Plugin commands: keygen, scaffold, pack, verify, run, install, list, remove.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// The daemon's compiler process: compiles the component on stdin.
+    #[command(name = "__compile", hide = true)]
+    Compile(compile_cmd::CompileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +80,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Audit(AuditCommand::Verify) => audit_cmd::verify(&home),
         Command::Plugin(command) => plugin_cmd::run(&home, cli.config.as_deref(), command),
+        Command::Compile(args) => compile_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

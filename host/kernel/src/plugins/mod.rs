@@ -553,6 +553,18 @@ impl Plugins {
         self.registry.runtime.deny_addresses(addresses);
     }
 
+    /// Compiles components in child processes running `program` (the
+    /// daemon's own executable, which implements `talon_runtime::compiler`'s
+    /// subcommand), so the compiler's memory is returned when each ends. A
+    /// compile may take up to `[plugins] load_timeout_secs`.
+    pub fn compile_with(&self, program: PathBuf) {
+        let timeout =
+            std::time::Duration::from_secs(self.shared.config().plugins.load_timeout_secs.max(1));
+        self.registry
+            .runtime
+            .set_compiler(talon_runtime::Compiler::new(program, timeout));
+    }
+
     /// Applies new `[plugins]` ceilings after a config reload.
     pub fn apply_ceilings(&self) {
         self.registry
