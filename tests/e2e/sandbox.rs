@@ -169,6 +169,144 @@ async fn files_stay_in_the_agent_workspace_and_agents_call_only_their_tools() {
     assert_eq!(status, 403, "{body}");
 }
 
+/// The total size of the regular files under `dir`.
+fn tree_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let meta = e.path().symlink_metadata().unwrap();
+            match meta.is_dir() {
+                true => tree_size(&e.path()),
+                false => meta.len(),
+            }
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn writes_past_the_workspace_quota_are_refused_and_what_came_before_is_intact() {
+    const MIB: u64 = 1 << 20;
+    let config = format!("{OPEN_INVOKE}[plugins]\nmax_workspace_mib_per_agent = 4\n");
+    let daemon = Daemon::start_with_config(&config).await;
+    let publisher = Publisher::new(&daemon);
+    trust(&daemon, &publisher).await;
+    let package = publisher.pack(&daemon, "tests/plugins/hostile", "hostile");
+    // Packing filled the compile cache; emptied, the install compiles.
+    std::fs::remove_dir_all(daemon.home().join("cache/components")).unwrap();
+    let grant = serde_json::json!({ "filesystem": "workspace" });
+    assert_eq!(install(&daemon, &package, grant).await.status(), 201);
+    // The install compiled the component in a child process (the daemon's
+    // heap never held the compiler's memory).
+    assert!(
+        daemon
+            .log()
+            .contains("component compiled in a child process"),
+        "{}",
+        daemon.log()
+    );
+    let agent = spawn_agent_with_tools(&daemon, "filler", &["fill", "read"]).await;
+    let workspace = daemon.home().join("workspaces").join(&agent);
+    let put = daemon
+        .put(
+            &format!("/api/agents/{agent}/files/keep.txt"),
+            serde_json::json!({ "content": "before" }),
+        )
+        .await;
+    assert!(put.status().is_success(), "{}", put.status());
+    let fill = |args: serde_json::Value| {
+        let daemon = &daemon;
+        let agent = &agent;
+        async move {
+            let response = daemon
+                .post(&format!("/api/tools/fill/invoke?agent_id={agent}"), args)
+                .await;
+            (response.status().as_u16(), json(response).await)
+        }
+    };
+
+    // Within the quota: written.
+    let (status, body) = fill(serde_json::json!({ "path": "a.bin", "mb": 2 })).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Past it: the guest's write fails with ENOSPC and the call is named.
+    let (status, body) = fill(serde_json::json!({ "path": "b.bin", "mb": 64 })).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (422, Some("workspace_quota")),
+        "{body}"
+    );
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("4194304 bytes") && error.to_lowercase().contains("space"),
+        "{error}"
+    );
+    assert!(
+        tree_size(&workspace) <= 4 * MIB,
+        "{}",
+        tree_size(&workspace)
+    );
+
+    // Growing a file without writing it (a sparse file) counts too.
+    let (status, body) =
+        fill(serde_json::json!({ "path": "c.bin", "mb": 0, "grow_mb": 1024 })).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (422, Some("workspace_quota")),
+        "{body}"
+    );
+    assert!(
+        tree_size(&workspace) <= 4 * MIB,
+        "{}",
+        tree_size(&workspace)
+    );
+
+    // The daemon answers, and what was written before is intact.
+    assert_eq!(daemon.get("/api/health").await.status(), 200);
+    let keep = daemon
+        .get(&format!("/api/agents/{agent}/files/keep.txt"))
+        .await;
+    assert_eq!(keep.status(), 200);
+    assert!(keep.text().await.unwrap().contains("before"));
+    assert_eq!(
+        std::fs::metadata(workspace.join("a.bin")).unwrap().len(),
+        2 * MIB
+    );
+
+    // The file API is held to the same quota: 413, nothing written.
+    let big = "y".repeat(1_500_000);
+    assert_error(
+        daemon
+            .put(
+                &format!("/api/agents/{agent}/files/big.txt"),
+                serde_json::json!({ "content": big }),
+            )
+            .await,
+        413,
+        "max_workspace_mib_per_agent",
+    )
+    .await;
+    assert!(!workspace.join("big.txt").exists());
+
+    // Space freed between calls is counted again by the next call.
+    let delete = daemon
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/agents/{agent}/files/a.bin"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(delete.status().is_success(), "{}", delete.status());
+    let (status, body) = fill(serde_json::json!({ "path": "d.bin", "mb": 2 })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        tree_size(&workspace) <= 4 * MIB,
+        "{}",
+        tree_size(&workspace)
+    );
+}
+
 /// A one-shot HTTP server on loopback.
 async fn local_server() -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

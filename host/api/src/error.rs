@@ -131,6 +131,7 @@ impl From<KernelError> for ApiError {
             },
             KernelError::Store(e) => ApiError::Internal(e.to_string()),
             KernelError::BudgetExceeded(m) => ApiError::BudgetExceeded(m),
+            KernelError::TooLarge(m) => ApiError::PayloadTooLarge(m),
             KernelError::Llm(e) => e.into(),
         }
     }

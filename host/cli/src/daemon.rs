@@ -69,6 +69,14 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         let bound = listener.local_addr()?;
         let kernel = Arc::new(kernel);
         kernel.plugins().deny_addresses([bound]);
+        // Components are compiled by this executable in a child process,
+        // which returns the compiler's memory when it ends.
+        match std::env::current_exe() {
+            Ok(program) => kernel.plugins().compile_with(program),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot find the daemon's executable; compiling plugins in process")
+            }
+        }
         // The API answers from here on, also while plugins load: a plugin
         // that fails or hangs at load is reported (and can be disabled or
         // removed) over it instead of keeping the daemon from starting.

@@ -3,6 +3,7 @@
 mod agent_cmd;
 mod audit_cmd;
 mod client;
+mod compile_cmd;
 mod cron_cmd;
 mod daemon;
 mod daemon_file;
@@ -70,6 +71,9 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// The daemon's compiler process: compiles the component on stdin.
+    #[command(name = "__compile", hide = true)]
+    Compile(compile_cmd::CompileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +122,7 @@ fn main() -> std::process::ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "talon", &mut std::io::stdout());
             Ok(())
         }
+        Command::Compile(args) => compile_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

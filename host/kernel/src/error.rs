@@ -30,4 +30,8 @@ pub enum KernelError {
     /// A spending limit was reached; the message names it.
     #[error("{0}")]
     BudgetExceeded(String),
+    /// What was sent would take something past a size quota; the message
+    /// names the quota and its config key.
+    #[error("{0}")]
+    TooLarge(String),
 }

@@ -37,21 +37,45 @@ impl Cache {
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
-    /// The compiled component, from the cache when possible. Returns whether
-    /// it was a cache hit.
-    pub fn load(&self, engine: &Engine, component: &[u8]) -> Result<(Component, bool), LoadError> {
+    /// Where the compiled `component` is cached, and the cached component if
+    /// it is there and usable (an unusable file is removed, to be compiled
+    /// again).
+    pub fn cached(
+        &self,
+        engine: &Engine,
+        component: &[u8],
+    ) -> Result<(PathBuf, Option<Component>), LoadError> {
         let path = self.path_for(component);
-        if path.exists() {
-            // SAFETY: the file is in the daemon's own data directory, written
-            // only by `store` below from `Component::serialize` of the same
-            // engine configuration (the name carries the compatibility hash).
-            // A file that fails to deserialize is recompiled and replaced.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(compiled) => return Ok((compiled, true)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component")
-                }
+        if !path.exists() {
+            return Ok((path, None));
+        }
+        match self.map(engine, &path) {
+            Ok(compiled) => Ok((path, Some(compiled))),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component");
+                let _ = std::fs::remove_file(&path);
+                Ok((path, None))
             }
+        }
+    }
+
+    /// Maps a compiled component from a file of this cache.
+    pub fn map(&self, engine: &Engine, path: &Path) -> Result<Component, LoadError> {
+        // SAFETY: the file is in the daemon's own data directory, named after
+        // the SHA-256 of bytes the daemon verified and the engine's
+        // compatibility hash, and written only by `store` below or by the
+        // compiler process (`compiler.rs`) from those bytes with this
+        // engine's configuration; wasmtime still checks its header.
+        unsafe { Component::deserialize_file(engine, path) }
+            .map_err(|e| LoadError::Compile(format!("cannot map {}: {e:#}", path.display())))
+    }
+
+    /// The compiled component, from the cache when possible, else compiled
+    /// in this process and cached. Returns whether it was a cache hit.
+    pub fn load(&self, engine: &Engine, component: &[u8]) -> Result<(Component, bool), LoadError> {
+        let (path, hit) = self.cached(engine, component)?;
+        if let Some(compiled) = hit {
+            return Ok((compiled, true));
         }
         let compiled =
             Component::new(engine, component).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
@@ -61,10 +85,8 @@ impl Cache {
         }
         // Used from the file just written, like after a restart: the code is
         // then mapped from the file (paged in as it runs, shared with the
-        // page cache) instead of held in the heap the compiler filled, which
-        // for a Python or JavaScript component is tens of MiB kept resident.
-        // SAFETY: as above: written by `store` from this engine's output.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        // page cache) instead of held in the heap the compiler filled.
+        match self.map(engine, &path) {
             Ok(mapped) => Ok((mapped, false)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot map the component just cached");

@@ -47,6 +47,10 @@ pub struct Ceilings {
     pub log_lines_per_second: u32,
     /// Longest log message, in bytes; longer ones are cut.
     pub log_line_bytes: usize,
+    /// Bytes of files one agent's workspace may hold when a plugin writes
+    /// to it: a write that would take it past this fails with
+    /// `insufficient-space` (ENOSPC) in the guest. Exceeded: `workspace_quota`.
+    pub workspace_bytes: u64,
 }
 
 impl Default for Ceilings {
@@ -63,6 +67,7 @@ impl Default for Ceilings {
             log_lines_per_call: 200,
             log_lines_per_second: 100,
             log_line_bytes: 4096,
+            workspace_bytes: 256 << 20,
         }
     }
 }

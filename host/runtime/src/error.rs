@@ -186,6 +186,19 @@ pub enum GuardError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A write into the agent's workspace was refused (the guest saw
+    /// `insufficient-space`, ENOSPC) because it would have taken the
+    /// workspace past its quota, and the call then failed.
+    #[error(
+        "workspace quota exceeded: the agent's workspace may hold at most {limit} bytes, \
+         and a write past that was refused (the plugin reported: {detail})"
+    )]
+    WorkspaceQuota {
+        /// The quota in bytes.
+        limit: u64,
+        /// What the plugin made of the refusal (its error or trap).
+        detail: String,
+    },
     /// The plugin called `exit` (WASI `wasi:cli/exit`) instead of returning.
     #[error("plugin exited with status {0}")]
     Exited(i32),
@@ -211,6 +224,7 @@ impl GuardError {
             Self::MemoryLimit { .. } => "memory_limit",
             Self::ResourceLimit { .. } => "resource_limit",
             Self::ResultTooLarge { .. } => "result_too_large",
+            Self::WorkspaceQuota { .. } => "workspace_quota",
             Self::Exited(_) => "exited",
             Self::StackOverflow => "stack_overflow",
             Self::Trap(_) => "trap",

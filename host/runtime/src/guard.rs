@@ -147,6 +147,12 @@ impl Runtime {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(error)) => Err(classify(error, &limits, state, instantiated)),
         };
+        // A guest that traps after a refused write (a panic on the error)
+        // was stopped by the quota.
+        let result = match (result, quota_refusal(state)) {
+            (Err(GuardError::Trap(detail)), Some(refusal)) => Err(refusal(detail)),
+            (result, _) => result,
+        };
         if let Err(e) = &result {
             tracing::debug!(plugin = plugin_name, entry = C::ENTRY, error = %e, "plugin call stopped");
         }
@@ -172,11 +178,17 @@ impl Runtime {
         for (name, value) in &plugin.env {
             wasi.env(name, value);
         }
+        let mut quota = None;
         if plugin.granted.filesystem.is_some()
             && let Some(workspace) = &ctx.workspace
         {
             wasi.preopened_dir(workspace, "/", FsPerms::ReadWrite)
                 .map_err(|e| format!("cannot open the agent's workspace: {e:#}"))?;
+            quota = Some(
+                self.inner
+                    .workspaces
+                    .call(workspace, ceilings.workspace_bytes),
+            );
         }
         let memory = match (&ctx.agent_id, self.memory_backend()) {
             (Some(agent), Some(backend)) => Some((backend, agent.clone())),
@@ -213,6 +225,7 @@ impl Runtime {
             },
             log: CallLog::default(),
             shared: plugin.shared.clone(),
+            workspace: quota,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -234,6 +247,17 @@ impl Runtime {
         });
         Ok(store)
     }
+}
+
+/// If a write of the call was refused by the workspace quota, the error
+/// naming it, around the guest's own account of what failed.
+pub(crate) fn quota_refusal(state: &CallState) -> Option<impl FnOnce(String) -> GuardError> {
+    let quota = state.workspace.as_ref().filter(|q| q.was_refused())?;
+    let limit = quota.limit;
+    Some(move |detail: String| GuardError::WorkspaceQuota {
+        limit,
+        detail: truncate(&detail, 1000).to_string(),
+    })
 }
 
 /// Turns what stopped a call into the error an author can act on.

@@ -17,6 +17,7 @@ use crate::bindings::talon::plugin::{memory, settings, types};
 use crate::log::CallLog;
 use crate::permissions::{NetworkPolicy, memory_allowed};
 use crate::slots::PerPlugin;
+use crate::workspace::CallQuota;
 
 /// Longest memory key a plugin may use, in bytes.
 pub const MAX_MEMORY_KEY: usize = 256;
@@ -65,6 +66,8 @@ pub(crate) struct CallState {
     pub log: CallLog,
     /// What all calls of this plugin share (its log budget).
     pub shared: Arc<PerPlugin>,
+    /// The agent's workspace quota, when the call has the workspace preopened.
+    pub workspace: Option<Arc<CallQuota>>,
 }
 
 /// The host-side caps of one call, copied from the ceilings when the call

@@ -22,6 +22,7 @@
 mod bindings;
 mod cache;
 mod ceilings;
+pub mod compiler;
 pub mod error;
 mod guard;
 mod host;
@@ -35,8 +36,10 @@ pub mod scaffold;
 pub mod signing;
 mod slots;
 mod ticker;
+pub mod workspace;
 
 pub use ceilings::Ceilings;
+pub use compiler::Compiler;
 pub use error::{GuardError, InvokeError, LoadError};
 pub use host::{MAX_MEMORY_KEY, MAX_MEMORY_VALUE, MemoryBackend};
 pub use manifest::{Filesystem, Kind, Limits, Manifest, Permissions, ToolSpec, WIT_VERSION};

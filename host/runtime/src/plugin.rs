@@ -413,7 +413,17 @@ impl GuestCall for Invoke<'_> {
                     check_result_size(store, output.len())?;
                     Ok(output)
                 }
-                Err(error) => Err(from_tool_error(error, &store.data().gate.denied)),
+                Err(error) => {
+                    let state = store.data();
+                    match crate::guard::quota_refusal(state) {
+                        // The tool failed after a write was refused: the
+                        // quota is the cause, the tool's message the detail.
+                        Some(refusal) => Err(InvokeError::Guard(refusal(
+                            from_tool_error(error, &state.gate.denied).to_string(),
+                        ))),
+                        None => Err(from_tool_error(error, &state.gate.denied)),
+                    }
+                }
             })
         })
     }

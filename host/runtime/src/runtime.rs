@@ -11,10 +11,12 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::Tool;
 use crate::cache::Cache;
 use crate::ceilings::Ceilings;
+use crate::compiler::{Compiler, EngineShape};
 use crate::error::LoadError;
 use crate::host::{CallState, MemoryBackend};
 use crate::slots::Slots;
 use crate::ticker::Ticker;
+use crate::workspace::Workspaces;
 
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -63,6 +65,37 @@ pub(crate) struct Inner {
     pub memory: RwLock<Option<Arc<dyn MemoryBackend>>>,
     /// Socket addresses no plugin may reach, whatever it was granted.
     pub denied_addrs: RwLock<Arc<[SocketAddr]>>,
+    /// The workspace counts of the calls writing now.
+    pub workspaces: Workspaces,
+    /// The engine's settings, for a compiler process to share.
+    pub shape: EngineShape,
+    /// Where components are compiled, if not in this process.
+    pub compiler: RwLock<Option<Compiler>>,
+}
+
+/// The engine configuration: fuel, epochs, the stack limit and the pooling
+/// allocator sized for `shape`. A compiler process builds its engine from
+/// the same function, so its output fits this one.
+pub(crate) fn engine_config(shape: EngineShape) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = shape.max_instances;
+    // A component is a handful of core instances and memories (Python
+    // and JavaScript ones more than Rust ones); size the pool for that.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 4)
+        .total_tables(instances * 8)
+        .total_stacks(instances)
+        .max_memories_per_component(16)
+        .max_tables_per_component(32)
+        .max_core_instances_per_component(64)
+        .max_memory_size(shape.memory_bytes);
+    let mut wasm = Config::new();
+    wasm.consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(1 << 20)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
 }
 
 impl Runtime {
@@ -70,30 +103,19 @@ impl Runtime {
     /// with WASI, `wasi:http` and Talon's host interfaces.
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
         let engine_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
-        let mut pool = PoolingAllocationConfig::default();
         let instances = config.max_instances.max(1);
-        // A component is a handful of core instances and memories (Python
-        // and JavaScript ones more than Rust ones); size the pool for that.
-        pool.total_component_instances(instances)
-            .total_core_instances(instances * 8)
-            .total_memories(instances * 4)
-            .total_tables(instances * 8)
-            .total_stacks(instances)
-            .max_memories_per_component(16)
-            .max_tables_per_component(32)
-            .max_core_instances_per_component(64)
-            .max_memory_size(config.ceilings.memory_bytes);
-        let mut wasm = Config::new();
-        wasm.consume_fuel(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(1 << 20)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let shape = EngineShape {
+            max_instances: instances,
+            memory_bytes: config.ceilings.memory_bytes,
+        };
+        let wasm = engine_config(shape);
         let engine = Engine::new(&wasm).map_err(engine_err)?;
 
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
+        crate::workspace::shadow_writes(&mut linker).map_err(engine_err)?;
 
         let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));
         let ticker = Ticker::start(&engine);
@@ -108,6 +130,9 @@ impl Runtime {
                 slots: Slots::new(instances),
                 memory: RwLock::new(None),
                 denied_addrs: RwLock::new(Arc::from(Vec::new())),
+                workspaces: Workspaces::default(),
+                shape,
+                compiler: RwLock::new(None),
             }),
         })
     }
@@ -158,13 +183,56 @@ impl Runtime {
         self.inner.memory.read().ok().and_then(|m| m.clone())
     }
 
+    /// Compiles components in a child process from now on (the daemon
+    /// passes its own executable; see `compiler.rs`). Needs the cache
+    /// directory, where the child writes; without one, or without a
+    /// compiler, components are compiled in this process.
+    pub fn set_compiler(&self, compiler: Compiler) {
+        if let Ok(mut slot) = self.inner.compiler.write() {
+            *slot = Some(compiler);
+        }
+    }
+
     /// Compiles a component, or loads it from the cache. Returns whether it
-    /// was a cache hit. Compiling takes a while: this runs on a blocking thread.
+    /// was a cache hit. Compiling takes a while: it runs in the compiler
+    /// process if there is one, else on a blocking thread.
     pub(crate) async fn compile(
         &self,
         bytes: Arc<Vec<u8>>,
     ) -> Result<(wasmtime::component::Component, bool), LoadError> {
         let inner = self.inner.clone();
+        let compiler = inner.compiler.read().ok().and_then(|c| c.clone());
+        let blocking = |e: tokio::task::JoinError| LoadError::Engine(e.to_string());
+        if let (Some(compiler), Some(_)) = (compiler, &inner.cache) {
+            let (path, hit) = {
+                let inner = inner.clone();
+                let bytes = bytes.clone();
+                tokio::task::spawn_blocking(move || match &inner.cache {
+                    Some(cache) => cache.cached(&inner.engine, &bytes),
+                    None => Err(LoadError::Engine("no component cache".into())),
+                })
+                .await
+                .map_err(blocking)??
+            };
+            if let Some(component) = hit {
+                return Ok((component, true));
+            }
+            let started = std::time::Instant::now();
+            if compiler.compile(inner.shape, bytes.clone(), &path).await? {
+                tracing::info!(
+                    bytes = bytes.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "component compiled in a child process"
+                );
+                let component = tokio::task::spawn_blocking(move || match &inner.cache {
+                    Some(cache) => cache.map(&inner.engine, &path),
+                    None => Err(LoadError::Engine("no component cache".into())),
+                })
+                .await
+                .map_err(blocking)??;
+                return Ok((component, false));
+            }
+        }
         tokio::task::spawn_blocking(move || match &inner.cache {
             Some(cache) => cache.load(&inner.engine, &bytes),
             None => wasmtime::component::Component::new(&inner.engine, &**bytes)
@@ -172,6 +240,6 @@ impl Runtime {
                 .map_err(|e| LoadError::Compile(format!("{e:#}"))),
         })
         .await
-        .map_err(|e| LoadError::Engine(e.to_string()))?
+        .map_err(blocking)?
     }
 }

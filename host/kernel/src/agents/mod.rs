@@ -197,7 +197,8 @@ impl Agents {
         blocking_kernel(move || workspace::read(&root, &name)).await
     }
 
-    /// Writes a file of an agent's workspace; returns once it is on disk.
+    /// Writes a file of an agent's workspace, within the workspace quota
+    /// (`[plugins] max_workspace_mib_per_agent`); returns once it is on disk.
     pub async fn write_file(
         &self,
         agent: Uuid,
@@ -206,7 +207,18 @@ impl Agents {
     ) -> Result<(), KernelError> {
         self.get(agent).await?;
         let root = self.shared.home().workspace(&agent);
-        blocking_kernel(move || workspace::write(&root, &name, &bytes)).await
+        let quota = self
+            .shared
+            .config()
+            .plugins
+            .max_workspace_mib_per_agent
+            .saturating_mul(1 << 20);
+        blocking_kernel(move || {
+            workspace::validate_name(&name)?;
+            workspace::check_quota(&root, &name, bytes.len(), quota)?;
+            workspace::write(&root, &name, &bytes)
+        })
+        .await
     }
 
     /// Deletes a file of an agent's workspace.

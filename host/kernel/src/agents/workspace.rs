@@ -134,6 +134,27 @@ pub fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<(), KernelError> {
     result.map_err(|e| io_error(name, e))
 }
 
+/// Checks that writing `len` bytes as `name` keeps the workspace within
+/// `quota` bytes (`[plugins] max_workspace_mib_per_agent`, the quota plugin
+/// writes are held to): the file it replaces no longer counts.
+pub fn check_quota(root: &Path, name: &str, len: usize, quota: u64) -> Result<(), KernelError> {
+    let used = talon_runtime::workspace::usage(root)
+        .map_err(|e| KernelError::Invalid(format!("cannot measure the workspace: {e}")))?;
+    let replaced = match root.join(name).symlink_metadata() {
+        Ok(meta) if meta.is_file() => meta.len(),
+        _ => 0,
+    };
+    let after = (used - replaced.min(used)).saturating_add(len as u64);
+    if after > quota {
+        return Err(KernelError::TooLarge(format!(
+            "workspace quota exceeded: the agent's workspace may hold at most {quota} bytes \
+             ([plugins] max_workspace_mib_per_agent); it holds {used}, and writing `{name}` \
+             would take it to {after}"
+        )));
+    }
+    Ok(())
+}
+
 /// Deletes one file.
 pub fn delete(root: &Path, name: &str) -> Result<(), KernelError> {
     validate_name(name)?;
@@ -169,6 +190,13 @@ mod tests {
         std::os::unix::fs::symlink(home.path().join("secret"), ws.join("link")).unwrap();
         let err = read(&ws, "link").unwrap_err().to_string();
         assert!(err.contains("outside the workspace"), "{err}");
+        check_quota(&ws, "notes.md", 100, 100).unwrap();
+        let err = check_quota(&ws, "other.md", 96, 100).unwrap_err();
+        assert!(matches!(err, KernelError::TooLarge(_)), "{err}");
+        assert!(
+            err.to_string().contains("max_workspace_mib_per_agent"),
+            "{err}"
+        );
         delete(&ws, "notes.md").unwrap();
         assert!(matches!(
             read(&ws, "notes.md"),

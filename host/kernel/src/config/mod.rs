@@ -103,6 +103,10 @@ max_log_line_bytes = 4096
 # values together.
 max_memory_keys_per_agent = 10000
 max_memory_kib_per_agent = 16384
+# Files one agent's workspace may hold, in MiB: a plugin's write past it fails
+# (ENOSPC in the plugin, `workspace_quota` for the call), and so does a file
+# written through the API (413).
+max_workspace_mib_per_agent = 256
 # Longest time one installed plugin may take to load when the daemon starts
 # (compiling it if the cache lacks it, and its load-time calls); past it the
 # plugin is marked failed and the daemon goes on.
@@ -359,6 +363,8 @@ pub struct PluginsConfig {
     pub max_memory_keys_per_agent: u64,
     /// KiB (keys and values) one plugin may keep in one agent's memory.
     pub max_memory_kib_per_agent: u64,
+    /// MiB of files one agent's workspace may hold.
+    pub max_workspace_mib_per_agent: u64,
     /// Longest time one plugin may take to load at start, in seconds.
     pub load_timeout_secs: u64,
 }
@@ -384,6 +390,7 @@ impl Default for PluginsConfig {
             max_log_line_bytes: 4096,
             max_memory_keys_per_agent: 10_000,
             max_memory_kib_per_agent: 16 * 1024,
+            max_workspace_mib_per_agent: 256,
             load_timeout_secs: 120,
         }
     }

@@ -618,6 +618,18 @@ impl Plugins {
         self.registry.runtime.deny_addresses(addresses);
     }
 
+    /// Compiles components in child processes running `program` (the
+    /// daemon's own executable, which implements `talon_runtime::compiler`'s
+    /// subcommand), so the compiler's memory is returned when each ends. A
+    /// compile may take up to `[plugins] load_timeout_secs`.
+    pub fn compile_with(&self, program: PathBuf) {
+        let timeout =
+            std::time::Duration::from_secs(self.shared.config().plugins.load_timeout_secs.max(1));
+        self.registry
+            .runtime
+            .set_compiler(talon_runtime::Compiler::new(program, timeout));
+    }
+
     /// Applies new `[plugins]` ceilings after a config reload.
     pub fn apply_ceilings(&self) {
         self.registry
@@ -655,5 +667,6 @@ pub fn ceilings(config: &crate::config::Config) -> talon_runtime::Ceilings {
         log_lines_per_call: p.max_log_lines_per_call,
         log_lines_per_second: p.max_log_lines_per_second,
         log_line_bytes: p.max_log_line_bytes.max(64),
+        workspace_bytes: p.max_workspace_mib_per_agent.saturating_mul(1 << 20),
     }
 }

@@ -21,6 +21,10 @@
 //!   line with a newline (rate-limited, escaped);
 //! - `exit`: exits with `code` (`wasi:cli/exit.exit-with-code`, WASI 0.2.12;
 //!   `std::process::exit` tells the host only success or failure);
+//! - `fill`: writes `mb` MiB into `path` of the agent's workspace, 1 MiB at
+//!   a time, through a plain file write, then grows it with `set_len` to
+//!   `grow_mb` MiB (a sparse file) if asked (stopped by the workspace quota:
+//!   the guest sees ENOSPC);
 //! - `echo`: answers its arguments (the harmless baseline, and what the
 //!   concurrency test calls).
 
@@ -60,6 +64,17 @@ struct WriteArgs {
     path: String,
     /// What to write.
     text: String,
+}
+
+/// Arguments of `fill`.
+#[talon_sdk::args]
+struct FillArgs {
+    /// A file of the workspace.
+    path: String,
+    /// MiB to write.
+    mb: u32,
+    /// MiB to grow the file to afterwards with `set_len`, if any.
+    grow_mb: Option<u32>,
 }
 
 /// Arguments of `remember`.
@@ -120,6 +135,24 @@ fn read(args: ReadArgs) -> Result<String, ToolError> {
 fn write(args: WriteArgs) -> Result<Value, ToolError> {
     std::fs::write(&args.path, args.text)
         .map_err(|e| ToolError::failed(format!("{}: {e}", args.path)))?;
+    Ok(Value::Bool(true))
+}
+
+fn fill(args: FillArgs) -> Result<Value, ToolError> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| ToolError::failed(format!("{}: {e}", args.path));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.path)
+        .map_err(failed)?;
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..args.mb {
+        file.write_all(&chunk).map_err(failed)?;
+    }
+    if let Some(mb) = args.grow_mb {
+        file.set_len(u64::from(mb) << 20).map_err(failed)?;
+    }
     Ok(Value::Bool(true))
 }
 
@@ -222,6 +255,7 @@ fn tools() -> Tools {
         .tool("huge_result", "Answers mb MiB of text.", huge_result)
         .tool("log_flood", "Writes lines log lines.", log_flood)
         .tool("exit", "Exits with the given status.", exit)
+        .tool("fill", "Writes mb MiB into a file of the workspace.", fill)
         .tool("echo", "Answers its arguments.", echo)
 }
 

@@ -1,0 +1,267 @@
+//! Compiling components in a short-lived child process.
+//!
+//! Cranelift's allocations while compiling a large component (a Python or
+//! JavaScript one: 20–30 s, hundreds of MiB) fragment the heap, and the
+//! daemon would keep most of it resident afterwards. So the embedder may
+//! name a program (the daemon's own executable) that the runtime runs as
+//! `<program> __compile --max-instances N --memory-bytes M <output>`: the
+//! child reads the component from its stdin, compiles it with an engine
+//! configured exactly like the runtime's (same settings, same compatibility
+//! hash) and writes the compiled artifact to `<output>` atomically; the
+//! runtime then maps that file with `Component::deserialize_file`, like a
+//! cache hit after a restart. The memory goes away with the child.
+//!
+//! The child only compiles: it never instantiates or runs guest code. It
+//! gets the bytes the runtime already verified (signature, checksum) through
+//! a pipe, so nothing can swap them on disk, and it writes only the cache
+//! file the runtime named after their SHA-256.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::LoadError;
+use crate::runtime::engine_config;
+
+/// The hidden subcommand the child is run with.
+pub const SUBCOMMAND: &str = "__compile";
+
+/// How often the runtime looks whether the child is done.
+const POLL: Duration = Duration::from_millis(50);
+/// Stderr of the child kept for the error message.
+const STDERR_CAPACITY: u64 = 16 * 1024;
+
+/// A program that compiles components in a child process.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    /// The executable; it must implement [`SUBCOMMAND`] by calling
+    /// [`compile_child`].
+    pub program: PathBuf,
+    /// Longest time a compile may take; past it the child is killed and the
+    /// load fails.
+    pub timeout: Duration,
+}
+
+impl Compiler {
+    /// Compiles with `program`, allowing `timeout` per component.
+    pub fn new(program: PathBuf, timeout: Duration) -> Self {
+        Self { program, timeout }
+    }
+}
+
+/// The engine settings the child must share with the runtime.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EngineShape {
+    pub max_instances: u32,
+    pub memory_bytes: usize,
+}
+
+/// Kills the child unless it was reaped: dropped when the load is abandoned
+/// (the request gone, a timeout), it leaves no compiler running.
+struct Reaper(Option<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Compiler {
+    /// Runs the child on `component` and waits for it to write `output`.
+    /// `Ok(false)` if the program could not be started at all (the
+    /// executable was removed or replaced on disk): the caller compiles in
+    /// process instead.
+    pub(crate) async fn compile(
+        &self,
+        shape: EngineShape,
+        component: std::sync::Arc<Vec<u8>>,
+        output: &Path,
+    ) -> Result<bool, LoadError> {
+        let spawned = Command::new(&self.program)
+            .arg(SUBCOMMAND)
+            .arg("--max-instances")
+            .arg(shape.max_instances.to_string())
+            .arg("--memory-bytes")
+            .arg(shape.memory_bytes.to_string())
+            .arg(output)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::warn!(program = %self.program.display(), error = %e, "cannot start the compiler process; compiling in process");
+                return Ok(false);
+            }
+        };
+        let stdin = child.stdin.take();
+        let stderr = child.stderr.take();
+        let mut reaper = Reaper(Some(child));
+
+        // The pipes are fed and drained on blocking threads; a child that
+        // stops reading ends them with an error, which its exit explains.
+        let feeding = tokio::task::spawn_blocking(move || {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&component);
+            }
+        });
+        let draining = tokio::task::spawn_blocking(move || {
+            let mut text = String::new();
+            if let Some(stderr) = stderr {
+                let mut limited = stderr.take(STDERR_CAPACITY);
+                let _ = limited.read_to_string(&mut text);
+                // Whatever is beyond the cap is read and dropped, so the
+                // child never blocks on a full pipe.
+                let _ = std::io::copy(&mut limited.into_inner(), &mut std::io::sink());
+            }
+            text
+        });
+
+        let started = Instant::now();
+        let status = loop {
+            let Some(child) = reaper.0.as_mut() else {
+                return Err(LoadError::Compile("compiler process lost".into()));
+            };
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    reaper.0 = None;
+                    break status;
+                }
+                Ok(None) if started.elapsed() >= self.timeout => {
+                    drop(reaper);
+                    return Err(LoadError::Compile(format!(
+                        "compiling took longer than {} s; the compiler process was stopped",
+                        self.timeout.as_secs()
+                    )));
+                }
+                Ok(None) => tokio::time::sleep(POLL).await,
+                Err(e) => {
+                    return Err(LoadError::Compile(format!(
+                        "cannot wait for the compiler process: {e}"
+                    )));
+                }
+            }
+        };
+        let _ = feeding.await;
+        let stderr = draining.await.unwrap_or_default();
+        if status.success() {
+            return Ok(true);
+        }
+        let last = stderr
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("no message");
+        Err(LoadError::Compile(format!(
+            "the compiler process failed ({status}): {last}"
+        )))
+    }
+}
+
+/// The child's side: reads a component from stdin, compiles it with the
+/// engine settings given, and writes the artifact to `output` (under a
+/// temporary name, synced, then renamed, so a crash never leaves a
+/// half-written file under the final name).
+pub fn compile_child(
+    max_instances: u32,
+    memory_bytes: usize,
+    output: &Path,
+) -> Result<(), LoadError> {
+    let mut component = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut component)
+        .map_err(|e| LoadError::io("<stdin>", e))?;
+    let engine = wasmtime::Engine::new(&engine_config(EngineShape {
+        max_instances,
+        memory_bytes,
+    }))
+    .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+    let compiled = engine
+        .precompile_component(&component)
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let tmp = output.with_extension(format!("tmp{}", std::process::id()));
+    let written = (|| {
+        if let Some(dir) = output.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&compiled)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, output)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(LoadError::io(output, e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    use super::*;
+
+    const SHAPE: EngineShape = EngineShape {
+        max_instances: 1,
+        memory_bytes: 1 << 20,
+    };
+
+    /// A stand-in compiler: a shell script.
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("compiler.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_stuck_child_is_a_clear_error_and_a_missing_one_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.cwasm");
+        let bytes = Arc::new(b"not a component".to_vec());
+
+        let failing = Compiler::new(
+            script(dir.path(), "echo 'boom: bad input' >&2; exit 3"),
+            Duration::from_secs(60),
+        );
+        let err = failing
+            .compile(SHAPE, bytes.clone(), &out)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("compiler process failed") && err.contains("boom: bad input"),
+            "{err}"
+        );
+
+        let crashing = Compiler::new(script(dir.path(), "kill -9 $$"), Duration::from_secs(60));
+        let err = crashing
+            .compile(SHAPE, bytes.clone(), &out)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("signal"), "{err}");
+
+        let stuck = Compiler::new(
+            script(dir.path(), "exec sleep 600"),
+            Duration::from_millis(1),
+        );
+        let err = stuck
+            .compile(SHAPE, bytes.clone(), &out)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("was stopped"), "{err}");
+
+        let missing = Compiler::new(dir.path().join("nowhere"), Duration::from_secs(60));
+        assert!(!missing.compile(SHAPE, bytes, &out).await.unwrap());
+        assert!(!out.exists());
+    }
+}
