@@ -5,6 +5,7 @@ mod client;
 mod daemon;
 mod daemon_file;
 mod plugin_cmd;
+mod plugin_grants;
 
 use std::path::PathBuf;
 
