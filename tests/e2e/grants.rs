@@ -142,7 +142,10 @@ async fn grants_are_shown_asked_for_and_changed_without_reinstalling() {
             .await,
     )
     .await;
-    assert_eq!(view["permissions"]["granted"]["filesystem"], "workspace", "{view}");
+    assert_eq!(
+        view["permissions"]["granted"]["filesystem"], "workspace",
+        "{view}"
+    );
     let (status, _) = read().await;
     assert_eq!(status, 200);
     let audit = json(daemon.get("/api/audit/recent?limit=50").await).await;
@@ -164,12 +167,16 @@ async fn grants_are_shown_asked_for_and_changed_without_reinstalling() {
     assert!(daemon.terminate().success());
     daemon.restart();
     let plugin = json(daemon.get("/api/plugins/file_read").await).await;
-    assert_eq!(plugin["permissions"]["granted"]["filesystem"], "workspace", "{plugin}");
+    assert_eq!(
+        plugin["permissions"]["granted"]["filesystem"], "workspace",
+        "{plugin}"
+    );
 }
 
 #[tokio::test]
 async fn tool_invoke_takes_additions_and_removals() {
-    let daemon = Daemon::start_with_config("[tool_invoke]\nenabled = true\nallowlist = [\"a\"]\n").await;
+    let daemon =
+        Daemon::start_with_config("[tool_invoke]\nenabled = true\nallowlist = [\"a\"]\n").await;
     let change = |op: &str, value: serde_json::Value| {
         daemon.post(
             "/api/config/set",
@@ -187,7 +194,9 @@ async fn tool_invoke_takes_additions_and_removals() {
     );
     assert_eq!(allowlist().await, serde_json::json!(["a", "b", "c"]));
     assert_eq!(
-        change("remove", serde_json::json!(["a", "c"])).await.status(),
+        change("remove", serde_json::json!(["a", "c"]))
+            .await
+            .status(),
         200
     );
     assert_eq!(allowlist().await, serde_json::json!(["b"]));
@@ -229,7 +238,11 @@ async fn tool_invoke_takes_additions_and_removals() {
     )
     .await;
     assert_error(change("add", serde_json::json!(5)).await, 400, "invalid").await;
-    assert_eq!(allowlist().await, serde_json::json!(["b"]), "nothing written");
+    assert_eq!(
+        allowlist().await,
+        serde_json::json!(["b"]),
+        "nothing written"
+    );
     let audit = json(daemon.get("/api/audit/recent").await).await;
     assert!(
         audit["entries"]

@@ -22,7 +22,8 @@ async fn spawn(daemon: &Daemon, manifest: &str) -> reqwest::Response {
 async fn mistakes_are_refused_with_line_key_and_choices() {
     let daemon = Daemon::start().await;
 
-    let typo = "name = \"a\"\n[model]\nprovider = \"openai\"\nprovder = \"openai\"\nmodel = \"m\"\n";
+    let typo =
+        "name = \"a\"\n[model]\nprovider = \"openai\"\nprovder = \"openai\"\nmodel = \"m\"\n";
     assert_error(
         spawn(&daemon, typo).await,
         400,
@@ -36,7 +37,11 @@ async fn mistakes_are_refused_with_line_key_and_choices() {
     )
     .await;
     assert_error(
-        spawn(&daemon, &format!("name = \"a\"\n{MODEL}[capabilities]\ntool = []\n")).await,
+        spawn(
+            &daemon,
+            &format!("name = \"a\"\n{MODEL}[capabilities]\ntool = []\n"),
+        )
+        .await,
         400,
         "line 6: unknown key `tool` in [capabilities]; did you mean `tools`?",
     )
@@ -73,8 +78,9 @@ async fn mistakes_are_refused_with_line_key_and_choices() {
     let body = json(unknown).await;
     let message = body["error"].as_str().unwrap_or_default();
     assert!(
-        message.contains("line 3: unknown provider `opneai`; did you mean `openai`? valid providers: ")
-            && message.contains("openai-compatible"),
+        message.contains(
+            "line 3: unknown provider `opneai`; did you mean `openai`? valid providers: "
+        ) && message.contains("openai-compatible"),
         "{body}"
     );
     assert_error(
@@ -88,13 +94,21 @@ async fn mistakes_are_refused_with_line_key_and_choices() {
     )
     .await;
     assert_error(
-        spawn(&daemon, &format!("name = \"a\"\nskills = [\"greeter\"]\n{MODEL}")).await,
+        spawn(
+            &daemon,
+            &format!("name = \"a\"\nskills = [\"greeter\"]\n{MODEL}"),
+        )
+        .await,
         400,
         "line 2: skill `greeter` is not installed; installed skills: none",
     )
     .await;
     // Several mistakes are reported together.
-    let both = spawn(&daemon, "name = \"a\"\ncolour = 1\n[model]\nprovider = \"openai\"\n").await;
+    let both = spawn(
+        &daemon,
+        "name = \"a\"\ncolour = 1\n[model]\nprovider = \"openai\"\n",
+    )
+    .await;
     let body = json(both).await;
     let message = body["error"].as_str().unwrap_or_default();
     assert!(
@@ -264,7 +278,11 @@ async fn install_missing(daemon: &Daemon, tools: &[&str]) {
 #[tokio::test]
 async fn every_example_agent_spawns() {
     let daemon = Daemon::start().await;
-    install_missing(&daemon, &["file_read", "file_write", "file_list", "web_fetch"]).await;
+    install_missing(
+        &daemon,
+        &["file_read", "file_write", "file_list", "web_fetch"],
+    )
+    .await;
     let dir = repo().join("examples/agents");
     let mut spawned = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {

@@ -174,12 +174,18 @@ pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow
             settings,
             client,
         } => install(home, config, &package, grant_all, grant, settings, &client),
-        PluginCommand::Grant(args) => {
-            crate::plugin_grants::change(home, config, &args, crate::plugin_grants::Direction::Grant)
-        }
-        PluginCommand::Revoke(args) => {
-            crate::plugin_grants::change(home, config, &args, crate::plugin_grants::Direction::Revoke)
-        }
+        PluginCommand::Grant(args) => crate::plugin_grants::change(
+            home,
+            config,
+            &args,
+            crate::plugin_grants::Direction::Grant,
+        ),
+        PluginCommand::Revoke(args) => crate::plugin_grants::change(
+            home,
+            config,
+            &args,
+            crate::plugin_grants::Direction::Revoke,
+        ),
         PluginCommand::List { client } => list(home, config, &client),
         PluginCommand::Remove { name, client } => remove(home, config, &name, &client),
     }

@@ -102,7 +102,9 @@ pub fn install_grant(
              --grant '{{}}' to install it with nothing granted"
         );
     }
-    eprint!("Grant all of this? [y]es / [n]o, install with nothing granted / anything else cancels: ");
+    eprint!(
+        "Grant all of this? [y]es / [n]o, install with nothing granted / anything else cancels: "
+    );
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin()
@@ -167,7 +169,9 @@ pub fn change(
         && args.memory.is_empty()
         && args.env.is_empty();
     if nothing_named {
-        bail!("name what to change: --all, --network HOST, --memory KEY, --env VAR or --filesystem");
+        bail!(
+            "name what to change: --all, --network HOST, --memory KEY, --env VAR or --filesystem"
+        );
     }
     let client = Client::new(home, config, &args.client)?;
     let path = format!("/api/plugins/{}", urlencoding(&args.name));
@@ -228,15 +232,38 @@ mod tests {
             ..Default::default()
         };
         let none = Permissions::default();
-        let one = changed(&none, &requested, &args(false, &["a.example"], true), Direction::Grant);
+        let one = changed(
+            &none,
+            &requested,
+            &args(false, &["a.example"], true),
+            Direction::Grant,
+        );
         assert_eq!(one.network, ["a.example"]);
         assert_eq!(one.filesystem, Some(Filesystem::Workspace));
-        let again = changed(&one, &requested, &args(false, &["a.example"], false), Direction::Grant);
+        let again = changed(
+            &one,
+            &requested,
+            &args(false, &["a.example"], false),
+            Direction::Grant,
+        );
         assert_eq!(again.network, ["a.example"], "no duplicates");
-        let back = changed(&one, &requested, &args(false, &["a.example"], true), Direction::Revoke);
+        let back = changed(
+            &one,
+            &requested,
+            &args(false, &["a.example"], true),
+            Direction::Revoke,
+        );
         assert!(is_empty(&back));
-        assert_eq!(changed(&none, &requested, &args(true, &[], false), Direction::Grant), requested);
-        assert!(is_empty(&changed(&requested, &requested, &args(true, &[], false), Direction::Revoke)));
+        assert_eq!(
+            changed(&none, &requested, &args(true, &[], false), Direction::Grant),
+            requested
+        );
+        assert!(is_empty(&changed(
+            &requested,
+            &requested,
+            &args(true, &[], false),
+            Direction::Revoke
+        )));
     }
 
     #[test]

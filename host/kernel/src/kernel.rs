@@ -246,9 +246,10 @@ impl Kernel {
             config::Change::Add(_) => "added to",
             config::Change::Remove(_) => "removed from",
         };
-        let written = tokio::task::spawn_blocking(move || config::change_value(&path, &key, change))
-            .await
-            .map_err(|e| KernelError::Invalid(e.to_string()))??;
+        let written =
+            tokio::task::spawn_blocking(move || config::change_value(&path, &key, change))
+                .await
+                .map_err(|e| KernelError::Invalid(e.to_string()))??;
         let new = apply_overrides(written, &self.overrides)?;
         let plan = self.replace_config(new);
         // The key is recorded, never the value: it may be a secret.

@@ -330,7 +330,10 @@ fuel = 1_000_000
             Manifest::from_toml(&GOOD.replace("kind = \"tool\"", "kind = \"gadget\"")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("line 4") && text.contains("gadget"), "{text}");
-        assert!(text.contains("use `tool` or `skill`") && !text.contains("hand"), "{text}");
+        assert!(
+            text.contains("use `tool` or `skill`") && !text.contains("hand"),
+            "{text}"
+        );
 
         let err = Manifest::from_toml(&GOOD.replace("word_count", "Word Count")).unwrap_err();
         assert!(err.to_string().contains("name \"Word Count\""), "{err}");

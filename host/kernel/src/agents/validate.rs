@@ -178,11 +178,18 @@ fn closest<'a>(
         .map(|(_, c)| c)
 }
 
-/// `; did you mean `x`?` or nothing.
-fn hint<'a>(word: &str, choices: impl IntoIterator<Item = &'a str>) -> String {
-    did_you_mean(word, choices)
-        .map(|c| format!("; did you mean `{c}`?"))
-        .unwrap_or_default()
+/// `; did you mean `x`? <label>: <choices>`, or `; <label>: <choices>`
+/// when none is close.
+fn choices_of<'a>(
+    word: &str,
+    label: &str,
+    choices: impl IntoIterator<Item = &'a str> + Clone,
+) -> String {
+    let list = listed(choices.clone());
+    match did_you_mean(word, choices) {
+        Some(close) => format!("; did you mean `{close}`? {label}: {list}"),
+        None => format!("; {label}: {list}"),
+    }
 }
 
 /// Choices as a short list for a message: at most 40 names.
@@ -277,9 +284,8 @@ fn unknown_keys(table: &Table, section: &str, valid: &[&str], lines: &Lines, out
             line: lines.of(table.key(key).and_then(|k| k.span())),
             key: dotted(section, key),
             message: format!(
-                "unknown key `{key}` {place}{}; valid keys: {}",
-                hint(key, valid.iter().copied()),
-                listed(valid.iter().copied())
+                "unknown key `{key}` {place}{}",
+                choices_of(key, "valid keys", valid.iter().copied())
             ),
         });
     }
@@ -314,11 +320,10 @@ fn model_issues(
         });
         return;
     };
-    let section_line = lines.of(
-        root.key("model")
-            .and_then(|k| k.span())
-            .or_else(|| root.get("model").and_then(Item::span)),
-    );
+    let section_line = lines.of(root
+        .key("model")
+        .and_then(|k| k.span())
+        .or_else(|| root.get("model").and_then(Item::span)));
     for (key, _) in model.iter() {
         if MODEL_KEYS.contains(&key) {
             continue;
@@ -351,9 +356,12 @@ fn model_issues(
             line: lines.of(model.get("provider").and_then(Item::span)),
             key: "model.provider".into(),
             message: format!(
-                "unknown provider `{provider}`{}; valid providers: {}",
-                hint(provider, choices.providers.iter().map(String::as_str)),
-                listed(choices.providers.iter().map(String::as_str))
+                "unknown provider `{provider}`{}",
+                choices_of(
+                    provider,
+                    "valid providers",
+                    choices.providers.iter().map(String::as_str)
+                )
             ),
         });
     }
@@ -393,9 +401,8 @@ fn name_issues(
                 line: tools_line,
                 key: "capabilities.tools".into(),
                 message: format!(
-                    "tool `{tool}` is not installed{}; installed and built-in tools: {}",
-                    hint(tool, tools.iter().copied()),
-                    listed(tools.iter().copied())
+                    "tool `{tool}` is not installed{}",
+                    choices_of(tool, "installed and built-in tools", tools.iter().copied())
                 ),
             });
         }
@@ -407,9 +414,12 @@ fn name_issues(
                 line: skills_line,
                 key: "skills".into(),
                 message: format!(
-                    "skill `{skill}` is not installed{}; installed skills: {}",
-                    hint(skill, choices.skills.iter().map(String::as_str)),
-                    listed(choices.skills.iter().map(String::as_str))
+                    "skill `{skill}` is not installed{}",
+                    choices_of(
+                        skill,
+                        "installed skills",
+                        choices.skills.iter().map(String::as_str)
+                    )
                 ),
             });
         }
