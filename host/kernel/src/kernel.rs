@@ -289,11 +289,11 @@ fn choices_source(
         }
         if let Some(plugins) = plugins.upgrade() {
             for plugin in plugins.list() {
+                // A skill offers tools too, besides its instructions.
                 if plugin.kind == talon_runtime::Kind::Skill {
                     choices.skills.insert(plugin.name);
-                } else {
-                    choices.tools.extend(plugin.tools);
                 }
+                choices.tools.extend(plugin.tools);
             }
         }
         choices
