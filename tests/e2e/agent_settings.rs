@@ -20,11 +20,11 @@ async fn templates_profiles_identity_config_and_modes() {
     let spawned = daemon
         .post(
             "/api/agents",
-            json!({ "template": "coder", "name": "my-coder" }),
+            json!({ "template": "assistant", "name": "my-assistant" }),
         )
         .await;
     assert_eq!(spawned.status(), 201);
-    assert_eq!(json(spawned).await["name"], "my-coder");
+    assert_eq!(json(spawned).await["name"], "my-assistant");
     let both = daemon
         .post(
             "/api/agents",

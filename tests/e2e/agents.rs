@@ -4,7 +4,7 @@
 use crate::harness::{Daemon, assert_error, json};
 
 fn manifest(name: &str) -> serde_json::Value {
-    serde_json::json!({ "manifest_toml": format!("name = \"{name}\"\n[capabilities]\ntools = [\"file_read\"]\n") })
+    serde_json::json!({ "manifest_toml": format!("name = \"{name}\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n[capabilities]\ntools = [\"notify_owner\"]\n") })
 }
 
 #[tokio::test]

@@ -269,11 +269,11 @@ async fn the_same_tool_in_rust_python_and_javascript() {
         .filter_map(|e| e["event_type"].as_str())
         .collect();
     assert_eq!(
-        events.iter().filter(|e| **e == "PluginInstalled").count(),
+        events.iter().filter(|e| **e == "plugin_installed").count(),
         3,
         "{events:?}"
     );
-    assert!(events.contains(&"PluginUninstalled"), "{events:?}");
+    assert!(events.contains(&"plugin_uninstalled"), "{events:?}");
 }
 
 #[tokio::test]

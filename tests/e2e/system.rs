@@ -142,7 +142,7 @@ async fn refuses_a_public_address_without_a_key() {
 async fn duplicate_agent_names_conflict() {
     let daemon = Daemon::start().await;
     daemon.spawn_agent("twin").await;
-    let manifest = "name = \"twin\"\n";
+    let manifest = "name = \"twin\"\n[model]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n";
     let response = daemon
         .post(
             "/api/agents",

@@ -129,6 +129,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(plugins::status))
         .routes(routes!(plugins::health))
         .routes(routes!(plugins::env))
+        .routes(routes!(plugins::set_grants))
         .routes(routes!(plugins::export))
         .routes(routes!(plugins::lint))
         .routes(routes!(plugins::enable))

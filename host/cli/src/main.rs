@@ -12,6 +12,7 @@ mod logs_cmd;
 mod output;
 mod plugin_author;
 mod plugin_cmd;
+mod plugin_grants;
 mod progress;
 
 use std::path::PathBuf;

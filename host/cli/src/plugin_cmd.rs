@@ -99,6 +99,11 @@ pub enum PluginCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Grant an installed plugin more of what its manifest requests.
+    Grant(crate::plugin_grants::ChangeArgs),
+    /// Take back part or all of what an installed plugin is granted; the
+    /// next call runs without it.
+    Revoke(crate::plugin_grants::ChangeArgs),
     /// List the daemon's installed plugins.
     List {
         /// Print the API's JSON.
@@ -164,6 +169,18 @@ pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow
             }
             install(home, config, &package, grant_all, grant, settings, &client)
         }
+        PluginCommand::Grant(args) => crate::plugin_grants::change(
+            home,
+            config,
+            &args,
+            crate::plugin_grants::Direction::Grant,
+        ),
+        PluginCommand::Revoke(args) => crate::plugin_grants::change(
+            home,
+            config,
+            &args,
+            crate::plugin_grants::Direction::Revoke,
+        ),
         PluginCommand::List { json, client } => list(home, config, &client, json),
         PluginCommand::Remove { name, client } => remove(home, config, &name, &client),
     }
@@ -496,13 +513,15 @@ fn install(
     args: &ClientArgs,
 ) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let grant = match (grant_all, grant) {
-        (true, _) => serde_json::json!("all"),
-        (false, Some(json)) => {
-            serde_json::from_str(&json).context("--grant must be a JSON object")?
-        }
-        (false, None) => serde_json::json!("none"),
-    };
+    // The daemon checks the package; this parse only learns what it requests.
+    let package = Package::parse(&bytes)
+        .with_context(|| format!("{} is not a Talon package", path.display()))?;
+    let grant = crate::plugin_grants::install_grant(
+        &package.manifest.name,
+        &package.manifest.permissions,
+        grant_all,
+        grant,
+    )?;
     let settings: BTreeMap<String, String> = settings
         .iter()
         .map(|s| {
@@ -518,10 +537,10 @@ fn install(
     });
     let client = Client::new(home, config, args)?;
     // Compiling a large component takes a while: on a terminal, say so.
-    let name = Package::parse(&bytes)
-        .map(|package| package.manifest.name)
-        .unwrap_or_else(|_| path.display().to_string());
-    let progress = Spinner::start(format!("{name}: installing (compiling and loading)"));
+    let progress = Spinner::start(format!(
+        "{}: installing (compiling and loading)",
+        package.manifest.name
+    ));
     let result = client.call_with(reqwest::Method::POST, "/api/plugins/install", Some(&body));
     drop(progress);
     let view = result?;
@@ -531,8 +550,13 @@ fn install(
         view["version"].as_str().unwrap_or("?"),
         view["tools"]
     );
-    println!("requested: {}", view["permissions"]["requested"]);
-    println!("granted:   {}", view["permissions"]["granted"]);
+    let granted: Permissions = serde_json::from_value(view["permissions"]["granted"].clone())
+        .context("the daemon's answer is unreadable")?;
+    println!("granted:\n{}", crate::plugin_grants::describe(&granted));
+    println!(
+        "change it later with `talon plugin grant {0} ...` or `talon plugin revoke {0} ...`",
+        view["name"].as_str().unwrap_or("<name>")
+    );
     Ok(())
 }
 

@@ -97,6 +97,7 @@ impl Kernel {
             plugins.clone(),
             providers.clone(),
         ));
+        agents.set_choices(choices_source(&plugins, &providers));
         let automation = Arc::new(Automation::new(
             shared.clone(),
             agents.clone(),
@@ -228,17 +229,33 @@ impl Kernel {
         key: String,
         value: serde_json::Value,
     ) -> Result<ReloadPlan, KernelError> {
+        self.change_config(key, config::Change::Set(value)).await
+    }
+
+    /// Changes one dotted key in the config file (sets it, or adds items to
+    /// or removes items from the list it holds) and applies it.
+    pub async fn change_config(
+        &self,
+        key: String,
+        change: config::Change,
+    ) -> Result<ReloadPlan, KernelError> {
         let path = self.config_path.clone();
         let audited_key = key.clone();
-        let written = tokio::task::spawn_blocking(move || config::set_value(&path, &key, &value))
-            .await
-            .map_err(|e| KernelError::Invalid(e.to_string()))??;
+        let verb = match &change {
+            config::Change::Set(_) => "set",
+            config::Change::Add(_) => "added to",
+            config::Change::Remove(_) => "removed from",
+        };
+        let written =
+            tokio::task::spawn_blocking(move || config::change_value(&path, &key, change))
+                .await
+                .map_err(|e| KernelError::Invalid(e.to_string()))??;
         let new = apply_overrides(written, &self.overrides)?;
         let plan = self.replace_config(new);
         // The key is recorded, never the value: it may be a secret.
         self.audit(AuditEvent::new(
             "config_changed",
-            format!("set {audited_key}"),
+            format!("{verb} {audited_key}"),
         ))
         .await?;
         Ok(plan)
@@ -251,6 +268,36 @@ impl Kernel {
         self.plugins.apply_ceilings();
         plan
     }
+}
+
+/// What manifests may name, read from the plugins and providers when asked;
+/// held weakly so the agents domain does not keep the domains above it alive.
+fn choices_source(
+    plugins: &Arc<Plugins>,
+    providers: &Arc<Providers>,
+) -> crate::agents::ChoicesSource {
+    let (plugins, providers) = (Arc::downgrade(plugins), Arc::downgrade(providers));
+    Box::new(move || {
+        let mut choices = crate::agents::Choices::default();
+        if let Some(providers) = providers.upgrade() {
+            choices.providers = providers
+                .llm()
+                .providers()
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+        }
+        if let Some(plugins) = plugins.upgrade() {
+            for plugin in plugins.list() {
+                // A skill offers tools too, besides its instructions.
+                if plugin.kind == talon_runtime::Kind::Skill {
+                    choices.skills.insert(plugin.name);
+                }
+                choices.tools.extend(plugin.tools);
+            }
+        }
+        choices
+    })
 }
 
 fn apply_overrides(mut config: Config, overrides: &Overrides) -> Result<Config, KernelError> {

@@ -41,7 +41,7 @@ pub struct Manifest {
 }
 
 /// The world a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Offers tools.
@@ -62,6 +62,25 @@ impl Kind {
             Self::Skill => "skill",
             Self::Hand => "hand",
             Self::Channel => "channel",
+        }
+    }
+}
+
+/// Reads a kind by name. A name that is no kind at all is answered with
+/// the kinds that load (tool, skill), not every kind the WIT specifies;
+/// `hand` and `channel` parse, and [`Manifest::validate`] says they do not
+/// load yet.
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "tool" => Ok(Self::Tool),
+            "skill" => Ok(Self::Skill),
+            "hand" => Ok(Self::Hand),
+            "channel" => Ok(Self::Channel),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown kind `{other}`: use `tool` or `skill`"
+            ))),
         }
     }
 }
@@ -311,6 +330,10 @@ fuel = 1_000_000
             Manifest::from_toml(&GOOD.replace("kind = \"tool\"", "kind = \"gadget\"")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("line 4") && text.contains("gadget"), "{text}");
+        assert!(
+            text.contains("use `tool` or `skill`") && !text.contains("hand"),
+            "{text}"
+        );
 
         let err = Manifest::from_toml(&GOOD.replace("word_count", "Word Count")).unwrap_err();
         assert!(err.to_string().contains("name \"Word Count\""), "{err}");

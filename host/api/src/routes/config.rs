@@ -30,22 +30,51 @@ pub async fn config_schema() -> Json<serde_json::Value> {
 pub struct SetConfig {
     /// Dotted key, for example `rate_limit.api_requests_per_minute`.
     pub path: String,
-    /// New value, of the key's type.
+    /// New value, of the key's type; with `op` `add` or `remove`, an item
+    /// or a list of items.
     #[schema(value_type = Object)]
     pub value: serde_json::Value,
+    /// `set` (the default) replaces the value; `add` and `remove` change
+    /// the list the key holds (`tool_invoke.allowlist`, for example).
+    #[serde(default)]
+    pub op: ConfigOp,
 }
 
-/// Sets one key, writes `config.toml` and applies the change.
+/// How `POST /api/config/set` changes its key.
+#[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigOp {
+    /// Replace the value.
+    #[default]
+    Set,
+    /// Add items to the list.
+    Add,
+    /// Remove items from the list.
+    Remove,
+}
+
+/// Sets one key (or adds to or removes from the list it holds), writes
+/// `config.toml` and applies the change.
 #[utoipa::path(post, path = "/api/config/set", tag = "config", request_body = SetConfig,
     responses((status = 200, description = "Value persisted and applied", body = Object),
-              (status = 400, description = "Unknown key or invalid value; nothing written")))]
+              (status = 400, description = "Unknown key, invalid value, or add/remove on a key that is not a list; nothing written")))]
 pub async fn set_config(
     State(state): State<AppState>,
     Json(body): Json<SetConfig>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    use talon_kernel::config::Change;
+    let items = || match body.value.clone() {
+        serde_json::Value::Array(items) => items,
+        item => vec![item],
+    };
+    let change = match body.op {
+        ConfigOp::Set => Change::Set(body.value.clone()),
+        ConfigOp::Add => Change::Add(items()),
+        ConfigOp::Remove => Change::Remove(items()),
+    };
     let plan = state
         .kernel
-        .set_config(body.path.clone(), body.value)
+        .change_config(body.path.clone(), change)
         .await?;
     let restart_required = talon_kernel::config::Config::requires_restart(&body.path);
     Ok(Json(serde_json::json!({

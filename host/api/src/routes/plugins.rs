@@ -58,19 +58,25 @@ impl InstallRequest {
     }
 
     pub(crate) fn grant(&self) -> Result<Grant, ApiError> {
-        match &self.grant {
-            None => Ok(Grant::Nothing),
-            Some(serde_json::Value::String(s)) if s == "none" => Ok(Grant::Nothing),
-            Some(serde_json::Value::String(s)) if s == "all" => Ok(Grant::All),
-            Some(value @ serde_json::Value::Object(_)) => {
-                serde_json::from_value::<Permissions>(value.clone())
-                    .map(Grant::Exactly)
-                    .map_err(|e| ApiError::BadRequest(format!("grant: {e}")))
-            }
-            Some(other) => Err(ApiError::BadRequest(format!(
-                "grant must be \"all\", \"none\" or an object {{filesystem, network, memory, env}}, not {other}"
-            ))),
+        parse_grant(self.grant.as_ref())
+    }
+}
+
+/// A grant as install and `PUT .../grants` take it: `"all"`, `"none"`
+/// (also what an absent grant means) or a permissions object.
+fn parse_grant(grant: Option<&serde_json::Value>) -> Result<Grant, ApiError> {
+    match grant {
+        None => Ok(Grant::Nothing),
+        Some(serde_json::Value::String(s)) if s == "none" => Ok(Grant::Nothing),
+        Some(serde_json::Value::String(s)) if s == "all" => Ok(Grant::All),
+        Some(value @ serde_json::Value::Object(_)) => {
+            serde_json::from_value::<Permissions>(value.clone())
+                .map(Grant::Exactly)
+                .map_err(|e| ApiError::BadRequest(format!("grant: {e}")))
         }
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "grant must be \"all\", \"none\" or an object {{filesystem, network, memory, env}}, not {other}"
+        ))),
     }
 }
 
@@ -195,6 +201,34 @@ pub async fn health(
             serde_json::json!({ "name": name, "healthy": false, "latency_ms": null, "error": e.to_string() }),
         )),
     }
+}
+
+/// The body of `PUT /api/plugins/{name}/grants`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsRequest {
+    /// `"all"` (everything the manifest requests), `"none"`, or an object
+    /// `{filesystem, network, memory, env}` within the request: the whole
+    /// new grant, replacing the old one.
+    #[schema(value_type = Object)]
+    pub grant: serde_json::Value,
+}
+
+/// Replaces what a plugin is granted, without reinstalling it. The next
+/// call runs with the new grant; more than the manifest requests is refused.
+#[utoipa::path(put, path = "/api/plugins/{name}/grants", tag = "plugins", request_body = GrantsRequest,
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "The plugin: requested and granted permissions side by side", body = Object),
+              (status = 400, description = "Malformed grant, or a grant beyond what the manifest requests"),
+              (status = 404, description = "No such plugin"),
+              (status = 409, description = "The plugin is being installed or changed")))]
+pub async fn set_grants(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<GrantsRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let grant = parse_grant(Some(&body.grant))?;
+    to_json(state.kernel.plugins().set_grants(&name, grant).await?)
 }
 
 /// The environment variables and settings a plugin sees, values redacted.

@@ -17,9 +17,10 @@ pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 
 /// An agent manifest (`agent.toml`), in the reference's format.
 ///
-/// Unknown keys are accepted and ignored so manifests written for other
-/// runtimes of the same API still load; known keys are type-checked, and a
-/// mistake is reported with its line and key.
+/// [`AgentManifest::parse`] checks the structure (known keys are
+/// type-checked, a mistake is reported with its line and key); the checks at
+/// the door ([`crate::agents::validate`]) then refuse keys neither Talon nor
+/// LibreFang defines, a wrong `[model]`, and tools or skills not installed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AgentManifest {
@@ -73,7 +74,8 @@ pub struct Identity {
 pub struct ModelSpec {
     /// Provider name (openai, anthropic, groq, ...).
     pub provider: String,
-    /// Model id at that provider.
+    /// Model id at that provider (LibreFang also calls it `name`).
+    #[serde(alias = "name")]
     pub model: String,
     /// Environment variable holding the API key.
     pub api_key_env: Option<String>,

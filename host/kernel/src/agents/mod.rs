@@ -12,9 +12,10 @@ pub mod memory;
 pub mod records;
 pub mod templates;
 pub mod uploads;
+pub mod validate;
 pub mod workspace;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
@@ -27,12 +28,19 @@ use crate::store::audit::AuditEvent;
 pub use manifest::{AgentManifest, BUILTIN_TOOLS, Capabilities, Identity, ModelSpec};
 pub(crate) use records::RemoveHook;
 pub use records::{AgentBudget, AgentMode, AgentRecord, AgentState};
+pub use validate::{Choices, Issue};
+
+/// Where the door's checks learn what is installed: the domains above
+/// (plugins, providers) know, and the kernel tells this domain at boot.
+pub type ChoicesSource = Box<dyn Fn() -> Choices + Send + Sync>;
 
 /// The agents domain.
 pub struct Agents {
     shared: Arc<Shared>,
     /// What other domains remove with an agent, in its transaction.
     remove_hooks: Vec<RemoveHook>,
+    /// What manifests may name; set once at boot.
+    choices: OnceLock<ChoicesSource>,
 }
 
 impl std::fmt::Debug for Agents {
@@ -47,12 +55,42 @@ impl Agents {
         Self {
             shared,
             remove_hooks,
+            choices: OnceLock::new(),
         }
     }
 
-    /// Spawns an agent from manifest text.
+    /// Tells the door's checks where to learn what is installed; the first
+    /// source given stays.
+    pub(crate) fn set_choices(&self, source: ChoicesSource) {
+        if self.choices.set(source).is_err() {
+            tracing::warn!("manifest choices were already set");
+        }
+    }
+
+    /// What manifests may name right now (only the built-in tools before
+    /// the kernel has told this domain).
+    pub fn choices(&self) -> Choices {
+        self.choices
+            .get()
+            .map(|source| source())
+            .unwrap_or_default()
+    }
+
+    /// Parses manifest text and runs the door's checks: the manifest, or a
+    /// 400 naming each mistake's line, key and valid choices.
+    pub fn check(&self, text: &str) -> Result<AgentManifest, KernelError> {
+        let manifest = AgentManifest::parse(text)?;
+        let issues = validate::issues(text, &manifest, &self.choices());
+        if issues.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(validate::refuse(&issues))
+        }
+    }
+
+    /// Spawns an agent from manifest text, once it passed [`Agents::check`].
     pub async fn spawn(&self, manifest_toml: String) -> Result<AgentRecord, KernelError> {
-        let manifest = AgentManifest::parse(&manifest_toml)?;
+        let manifest = self.check(&manifest_toml)?;
         let now = self.shared.now();
         let record = AgentRecord {
             id: Uuid::new_v4(),
@@ -397,13 +435,17 @@ impl Agents {
         Ok(count)
     }
 
-    /// Changes manifest keys of an agent (`null` removes one), with an audit entry.
+    /// Changes manifest keys of an agent (`null` removes one), with an audit
+    /// entry. The edit may not bring a mistake the door's checks would
+    /// refuse; mistakes the stored manifest already had (a tool uninstalled
+    /// since, a key accepted before the checks existed) do not block it.
     pub async fn edit_manifest(
         &self,
         id: Uuid,
         edits: Vec<(String, serde_json::Value)>,
     ) -> Result<AgentRecord, KernelError> {
         let store = self.shared.store().clone();
+        let choices = self.choices();
         blocking_kernel(move || {
             records::update(&store, id, |record| {
                 let pairs: Vec<(&str, serde_json::Value)> =
@@ -419,6 +461,18 @@ impl Agents {
                     )));
                 }
                 let (text, manifest) = records::edit_manifest_text(&record.manifest_toml, &pairs)?;
+                let before = validate::issues(&record.manifest_toml, &record.manifest, &choices);
+                let brought: Vec<Issue> = validate::issues(&text, &manifest, &choices)
+                    .into_iter()
+                    .filter(|new| {
+                        !before
+                            .iter()
+                            .any(|old| old.key == new.key && old.message == new.message)
+                    })
+                    .collect();
+                if !brought.is_empty() {
+                    return Err(validate::refuse(&brought));
+                }
                 record.manifest_toml = text;
                 record.manifest = manifest;
                 let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();

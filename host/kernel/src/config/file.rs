@@ -17,6 +17,56 @@ pub(super) fn read_config_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))
 }
 
+/// A change to one key of the config file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The key takes this value.
+    Set(serde_json::Value),
+    /// These items join the list the key holds (those already in it are skipped).
+    Add(Vec<serde_json::Value>),
+    /// These items leave the list the key holds (those not in it are skipped).
+    Remove(Vec<serde_json::Value>),
+}
+
+/// Applies `change` to the dotted `key` of the file at `path`, like
+/// [`set_value`]; additions and removals start from the list the file
+/// holds now (or the default, when the file does not set the key), and are
+/// refused for a key that does not hold a list.
+pub fn change_value(path: &Path, key: &str, change: Change) -> Result<Config, ConfigError> {
+    let (items, adding) = match change {
+        Change::Set(value) => return set_value(path, key, &value),
+        Change::Add(items) => (items, true),
+        Change::Remove(items) => (items, false),
+    };
+    let text = if path.exists() {
+        read_config_text(path)?
+    } else {
+        DEFAULT_CONFIG_TOML.to_string()
+    };
+    let current = serde_json::to_value(Config::parse(&text)?)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let pointer = format!("/{}", key.replace('.', "/"));
+    let mut list = match current.pointer(&pointer) {
+        Some(serde_json::Value::Array(list)) => list.clone(),
+        Some(_) => {
+            return Err(ConfigError::Invalid(format!(
+                "`{key}` is not a list: set it instead of adding to or removing from it"
+            )));
+        }
+        None => return Err(ConfigError::UnknownKey(key.to_string())),
+    };
+    if adding {
+        for item in items {
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+    } else {
+        list.retain(|item| !items.contains(item));
+    }
+    set_value(path, key, &serde_json::Value::Array(list))
+}
+
 /// Sets the dotted `key` (for example `rate_limit.api_requests_per_minute`) to the
 /// JSON `value` in the file at `path`, keeping its comments. The edited file is
 /// validated as a whole before it replaces the old one; on any error nothing is written.

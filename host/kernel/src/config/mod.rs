@@ -14,7 +14,7 @@ mod file;
 
 pub(crate) use file::json_to_toml;
 use file::read_config_text;
-pub use file::{set_value, write_atomically};
+pub use file::{Change, change_value, set_value, write_atomically};
 
 /// The address the daemon listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";
@@ -157,7 +157,7 @@ request_timeout_secs = 300
 
 [budget]
 # Spending limits over all agents in USD (0 = no limit). A turn that would
-# start past a limit is refused with 402.
+# start past a limit is refused with 429 (as in LibreFang).
 daily_limit_usd = 0.0
 monthly_limit_usd = 0.0
 "#;

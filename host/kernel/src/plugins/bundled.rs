@@ -205,7 +205,7 @@ impl Plugins {
         self.save_plugin(
             name,
             Some(&record),
-            AuditEvent::new("PluginReloaded", details.to_string()),
+            AuditEvent::new("plugin_reloaded", details.to_string()),
         )
         .await
     }
@@ -221,7 +221,7 @@ impl Plugins {
         self.save_plugin(
             name,
             None,
-            AuditEvent::new("PluginUninstalled", details.to_string()),
+            AuditEvent::new("plugin_uninstalled", details.to_string()),
         )
         .await?;
         let path = self.package_path(name);

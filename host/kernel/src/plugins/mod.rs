@@ -251,7 +251,7 @@ impl Plugins {
         self.save_plugin(
             &manifest.name,
             Some(&record),
-            AuditEvent::new("PluginInstalled", details.to_string()),
+            AuditEvent::new("plugin_installed", details.to_string()),
         )
         .await?;
         let entry = Entry {
@@ -348,7 +348,7 @@ impl Plugins {
             name,
             None,
             removed,
-            AuditEvent::new("PluginUninstalled", details.to_string()),
+            AuditEvent::new("plugin_uninstalled", details.to_string()),
         )
         .await?;
         self.registry.write().remove(name);
@@ -430,9 +430,9 @@ impl Plugins {
         record.updated_at = self.shared.now();
         let details = serde_json::json!({ "plugin": name, "enabled": enabled });
         let event = if enabled {
-            "PluginEnabled"
+            "plugin_enabled"
         } else {
-            "PluginDisabled"
+            "plugin_disabled"
         };
         self.save_plugin(
             name,
@@ -470,12 +470,53 @@ impl Plugins {
         self.reload_locked(name, source, force).await
     }
 
+    /// Replaces what an installed plugin is granted, never beyond what its
+    /// manifest requests, with an audit entry naming the grants before and
+    /// after. A loaded plugin is loaded again with the new grant in one
+    /// step: the next call runs on an instance that has only it (calls in
+    /// flight finish with the old one). A disabled plugin keeps the grant
+    /// for when it is enabled.
+    pub async fn set_grants(&self, name: &str, grant: Grant) -> Result<PluginView, KernelError> {
+        let _lock = self.locks.lock(name).await;
+        let manifest = self.plugin_manifest(name)?;
+        let mut record = self.plugin_record(name)?;
+        let granted = granted_for(&grant, &manifest)?;
+        let details = serde_json::json!({
+            "plugin": name, "before": record.granted, "after": granted,
+        });
+        let event = AuditEvent::new("plugin_grants_changed", details.to_string());
+        if !record.enabled {
+            record.granted = granted;
+            record.updated_at = self.shared.now();
+            self.save_plugin(name, Some(&record), event).await?;
+            if let Some(entry) = self.registry.write().get_mut(name) {
+                entry.record = record;
+            }
+            return self.plugin(name);
+        }
+        self.load_again(name, None, false, Some((granted, event)))
+            .await
+    }
+
     /// [`Plugins::reload_plugin`] with `name`'s lock held.
     async fn reload_locked(
         &self,
         name: &str,
         source: Option<Source>,
         force: bool,
+    ) -> Result<PluginView, KernelError> {
+        self.load_again(name, source, force, None).await
+    }
+
+    /// Loads a plugin again (`name`'s lock held): from `source` or its
+    /// package file, with `regrant`'s permissions and audit event when
+    /// given, else with its grants narrowed to what the package requests.
+    async fn load_again(
+        &self,
+        name: &str,
+        source: Option<Source>,
+        force: bool,
+        regrant: Option<(talon_runtime::Permissions, AuditEvent)>,
     ) -> Result<PluginView, KernelError> {
         let mut record = self.plugin_record(name)?;
         let upgrade = source.is_some();
@@ -492,7 +533,10 @@ impl Plugins {
             refuse_downgrade(name, &installed, &package.manifest.version)?;
         }
         let _claim = self.claim_tools(&package.manifest)?;
-        let granted = narrow(&record.granted, &package.manifest.permissions);
+        let (granted, event) = match regrant {
+            Some((granted, event)) => (granted, Some(event)),
+            None => (narrow(&record.granted, &package.manifest.permissions), None),
+        };
         let compiling = self.locks.compiling(name);
         let plugin = self
             .registry
@@ -523,15 +567,13 @@ impl Plugins {
             record.source = Origin::Package;
         }
         record.updated_at = self.shared.now();
-        let details = serde_json::json!({
-            "plugin": name, "version": package.manifest.version, "digest": record.digest, "upgrade": upgrade,
+        let event = event.unwrap_or_else(|| {
+            let details = serde_json::json!({
+                "plugin": name, "version": package.manifest.version, "digest": record.digest, "upgrade": upgrade,
+            });
+            AuditEvent::new("plugin_reloaded", details.to_string())
         });
-        self.save_plugin(
-            name,
-            Some(&record),
-            AuditEvent::new("PluginReloaded", details.to_string()),
-        )
-        .await?;
+        self.save_plugin(name, Some(&record), event).await?;
         {
             let mut entries = self.registry.write();
             if let Some(entry) = entries.get_mut(name) {
@@ -581,7 +623,7 @@ impl Plugins {
             .map_err(|e| KernelError::Store(StoreError::Io(e)))?;
         let details = serde_json::json!({ "plugin": name, "key_id": key.public().id() });
         self.shared
-            .audit(AuditEvent::new("PluginSigned", details.to_string()))
+            .audit(AuditEvent::new("plugin_signed", details.to_string()))
             .await?;
         self.reload_locked(name, None, false).await
     }

@@ -85,7 +85,9 @@ pub struct AuditEntry {
     pub id: u64,
     /// When it was appended (RFC 3339, UTC).
     pub timestamp: DateTime<Utc>,
-    /// What happened.
+    /// What happened, in snake case. An entry stored under a name retired
+    /// since (`PluginInstalled`) reads under the current one
+    /// (`plugin_installed`); `hash` covers the name as stored.
     pub event_type: String,
     /// The agent concerned, if any.
     pub agent_id: Option<String>,
@@ -190,13 +192,34 @@ impl AuditEntry {
         Ok(AuditEntry {
             id,
             timestamp,
-            event_type: text(2)?,
+            event_type: current_name(text(2)?),
             agent_id: (!agent_id.is_empty()).then_some(agent_id),
             details: text(4)?,
             outcome: text(5)?,
             prev_hash: text(6)?,
             hash: hex::encode(hash),
         })
+    }
+}
+
+/// Event names retired for the snake case every other event uses, and
+/// their current names.
+const RETIRED_NAMES: &[(&str, &str)] = &[
+    ("PluginInstalled", "plugin_installed"),
+    ("PluginUninstalled", "plugin_uninstalled"),
+    ("PluginEnabled", "plugin_enabled"),
+    ("PluginDisabled", "plugin_disabled"),
+    ("PluginReloaded", "plugin_reloaded"),
+    ("PluginSigned", "plugin_signed"),
+];
+
+/// An event name as read today: entries stored under a retired name read
+/// under its current one. Stored bytes are never rewritten (the chain's
+/// hashes cover them), so only reading renames.
+fn current_name(stored: String) -> String {
+    match RETIRED_NAMES.iter().find(|(old, _)| *old == stored) {
+        Some((_, new)) => (*new).to_string(),
+        None => stored,
     }
 }
 
@@ -469,6 +492,17 @@ mod tests {
         assert!(v.is_valid());
         assert_eq!(v.chain_length, 2);
         assert_eq!(v.tip_hash.as_deref(), Some(b.hash.as_str()));
+    }
+
+    #[test]
+    fn retired_names_read_as_current_ones_and_still_verify() {
+        let (_dir, store) = store();
+        append(&store, AuditEvent::new("PluginInstalled", "{}")).unwrap();
+        append(&store, AuditEvent::new("plugin_enabled", "{}")).unwrap();
+        let (entries, _) = recent(&store, 10).unwrap();
+        let types: Vec<&str> = entries.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(types, ["plugin_enabled", "plugin_installed"]);
+        assert!(verify(&store).unwrap().is_valid());
     }
 
     #[test]
