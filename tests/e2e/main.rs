@@ -18,6 +18,7 @@ mod conventions;
 mod conversations;
 mod delegation;
 mod durability;
+mod first_hour;
 mod goals;
 mod grants;
 mod message_options;

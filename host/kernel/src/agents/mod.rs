@@ -109,6 +109,12 @@ impl Agents {
             .await
             .map_err(|e| KernelError::Store(store::StoreError::Task(e.to_string())))??;
         tracing::info!(agent_id = %record.id, name = record.name(), "agent spawned");
+        // The workspace exists from the start, so its owner can put files in
+        // it before the first tool call (tools would create it lazily).
+        let root = self.shared.home().workspace(&record.id);
+        if let Err(e) = std::fs::create_dir_all(&root) {
+            tracing::warn!(agent_id = %record.id, error = %e, "cannot create the workspace yet");
+        }
         self.shared.events().publish(Event::Audit(entry));
         self.shared.events().publish(Event::AgentSpawned {
             agent_id: record.id.to_string(),
