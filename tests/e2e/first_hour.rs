@@ -64,7 +64,11 @@ async fn the_readme_agent_is_spawned_and_chats_from_the_command_line() {
         serde_json::from_str(&run_ok(&daemon, &["agent", "show", "helper", "--json"])).unwrap();
     let id = shown["id"].as_str().expect("an id").to_string();
     let workspace = daemon.home().join("workspaces").join(&id);
-    assert!(workspace.is_dir(), "{} exists after spawn", workspace.display());
+    assert!(
+        workspace.is_dir(),
+        "{} exists after spawn",
+        workspace.display()
+    );
     std::fs::write(workspace.join("notes.txt"), "buy milk\n").unwrap();
 
     llm.push_all([
@@ -108,9 +112,16 @@ async fn a_misspelt_manifest_is_refused_at_the_door_with_the_fix() {
     let out = daemon.cli(&["agent", "new", manifest.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("file_raed") && err.contains("file_read"), "{err}");
+    assert!(
+        err.contains("file_raed") && err.contains("file_read"),
+        "{err}"
+    );
     // Nothing was spawned by either.
     let agents = run_ok(&daemon, &["agent", "list", "--json"]);
     let agents: serde_json::Value = serde_json::from_str(&agents).unwrap();
-    assert_eq!(agents["items"].as_array().map(Vec::len), Some(0), "{agents}");
+    assert_eq!(
+        agents["items"].as_array().map(Vec::len),
+        Some(0),
+        "{agents}"
+    );
 }
