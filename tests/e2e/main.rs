@@ -11,6 +11,7 @@ mod audit;
 mod automation;
 mod cli;
 mod compat;
+mod compat_fuzz;
 mod config;
 mod conventions;
 mod conversations;

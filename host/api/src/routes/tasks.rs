@@ -52,6 +52,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Va
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// Only tasks in this status (`pending`, `running`, `completed`, `failed`, `cancelled`).
+    #[param(pattern = "^(pending|running|completed|failed|cancelled)$")]
     pub status: Option<String>,
 }
 
