@@ -90,6 +90,10 @@ async fn bodyless_calls_and_extreme_numbers_get_clear_answers() {
         .unwrap();
     assert_eq!(cleanup.status(), 200);
     assert_eq!(json(cleanup).await["deleted"], 0);
+    // `null` is the document's optional body too, so it means the same.
+    let null = daemon.post("/api/sessions/cleanup", json!(null)).await;
+    assert_eq!(null.status(), 200);
+    assert_eq!(json(null).await["deleted"], 0);
     let huge = daemon
         .post(
             "/api/sessions/cleanup",

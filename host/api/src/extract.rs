@@ -23,7 +23,7 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// An optional JSON body: none at all (or only whitespace) is `T::default()`,
+/// An optional JSON body: none at all (only whitespace, or `null`) is `T::default()`,
 /// for the routes LibreFang's clients call without a body. A body that is
 /// there must be valid JSON of the right shape, whatever its content type.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,7 +43,9 @@ where
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(e.body_text()),
                 _ => ApiError::BadRequest(e.body_text()),
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or JSON `null` (what the document's optional body allows).
+        let trimmed = bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         serde_json::from_slice(&bytes)

@@ -73,11 +73,18 @@ const PUBLIC_PATHS: [&str; 2] = ["/api/health", "/api/ready"];
 /// path names something, 413 wherever a body is read, and the `{"error"}`
 /// body on every error answer.
 pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::PartialSchema as _;
+    use utoipa::{PartialSchema as _, ToSchema as _};
     let components = doc.components.get_or_insert_with(Default::default);
     components
         .schemas
         .insert("ErrorBody".into(), ErrorBody::schema());
+    components.schemas.insert(
+        "OpenAiErrorBody".into(),
+        crate::routes::openai::OpenAiErrorBody::schema(),
+    );
+    let mut nested = Vec::new();
+    crate::routes::openai::OpenAiErrorBody::schemas(&mut nested);
+    components.schemas.extend(nested);
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
             ("get", &mut item.get),
@@ -89,13 +96,23 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
         for (method, operation) in operations {
             if let Some(operation) = operation.as_mut() {
                 let public = method == "get" && PUBLIC_PATHS.contains(&path.as_str());
-                complete_operation(operation, public);
+                // The OpenAI-compatible API answers errors in OpenAI's shape.
+                let error_body = if path.starts_with("/v1/") {
+                    "OpenAiErrorBody"
+                } else {
+                    "ErrorBody"
+                };
+                complete_operation(operation, public, error_body);
             }
         }
     }
 }
 
-fn complete_operation(operation: &mut utoipa::openapi::path::Operation, public: bool) {
+fn complete_operation(
+    operation: &mut utoipa::openapi::path::Operation,
+    public: bool,
+    error_body: &str,
+) {
     use utoipa::openapi::{RefOr, Response};
     let responses = &mut operation.responses.responses;
     let mut add = |status: &str, description: &str| {
@@ -135,7 +152,7 @@ fn complete_operation(operation: &mut utoipa::openapi::path::Operation, public: 
             response.content.insert(
                 "application/json".into(),
                 utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name(
-                    "ErrorBody",
+                    error_body,
                 ))),
             );
         }
@@ -144,8 +161,6 @@ fn complete_operation(operation: &mut utoipa::openapi::path::Operation, public: 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// Request bodies of kernel types that have no schema yet (talon-kernel
     /// does not depend on utoipa); their annotations describe the fields.
     const UNTYPED_KERNEL_BODIES: [&str; 5] = [
@@ -207,7 +222,7 @@ mod tests {
         );
     }
 
-    /// Every error answer is documented with the `{"error"}` body, and the
+    /// Every error answer is documented with an `{"error"}` body, and the
     /// middleware's errors are listed on every operation.
     #[test]
     fn every_operation_documents_its_errors() {

@@ -297,7 +297,8 @@ pub struct SearchQuery {
 /// Finds messages containing a text.
 #[utoipa::path(get, path = "/api/sessions/search", tag = "sessions", params(SearchQuery),
     responses((status = 200, description = "`{results: [{session_id, agent_id, seq, role, snippet}], total}`", body = Object),
-              (status = 400, description = "Missing or empty `q`")))]
+              (status = 400, description = "Missing or empty `q`"),
+              (status = 404, description = "No such agent (`agent_id`)")))]
 pub async fn search(
     State(state): State<AppState>,
     Query(query): Query<SearchQuery>,
@@ -409,7 +410,7 @@ pub async fn label(
 #[serde(deny_unknown_fields)]
 pub struct CleanupRequest {
     /// Delete sessions without activity for this many days (at least 1).
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     /// Without it, only orphaned sessions go (LibreFang's bodyless call);
     /// Talon removes an agent's sessions with the agent, so there are none.
     pub older_than_days: Option<u32>,

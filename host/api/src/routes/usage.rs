@@ -199,8 +199,10 @@ pub async fn budget(State(state): State<AppState>) -> Result<Json<serde_json::Va
 #[serde(deny_unknown_fields)]
 pub struct BudgetUpdate {
     /// USD per UTC day.
+    #[schema(minimum = 0.0)]
     pub daily_limit_usd: Option<f64>,
     /// USD per UTC month.
+    #[schema(minimum = 0.0)]
     pub monthly_limit_usd: Option<f64>,
 }
 
