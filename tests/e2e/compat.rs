@@ -11,6 +11,7 @@
 
 mod allowlist;
 mod bodies;
+mod sdk;
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -237,8 +238,8 @@ fn phase(op: &Operation) -> u8 {
     }
 }
 
-/// The query string for LibreFang's required query parameters.
-fn query(op: &Operation, fixtures: &Fixtures) -> String {
+/// Values for LibreFang's required query parameters.
+fn query_pairs(op: &Operation, fixtures: &Fixtures) -> Vec<(String, String)> {
     let mut pairs = Vec::new();
     for param in op.op["parameters"].as_array().into_iter().flatten() {
         if param["in"] == "query" && param["required"] == true {
@@ -248,9 +249,18 @@ fn query(op: &Operation, fixtures: &Fixtures) -> String {
             } else {
                 "hello"
             };
-            pairs.push(format!("{name}={value}"));
+            pairs.push((name.to_string(), value.to_string()));
         }
     }
+    pairs
+}
+
+/// The query string for LibreFang's required query parameters.
+fn query(op: &Operation, fixtures: &Fixtures) -> String {
+    let pairs: Vec<String> = query_pairs(op, fixtures)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     if pairs.is_empty() {
         String::new()
     } else {

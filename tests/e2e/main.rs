@@ -13,6 +13,7 @@ mod bundled;
 mod cli;
 mod cli_daily;
 mod compat;
+mod compat_fuzz;
 mod config;
 mod conventions;
 mod conversations;

@@ -90,6 +90,15 @@ async fn bodyless_calls_and_extreme_numbers_get_clear_answers() {
         .unwrap();
     assert_eq!(cleanup.status(), 200);
     assert_eq!(json(cleanup).await["deleted"], 0);
+    // `null` is the document's optional body too, so it means the same.
+    let null = daemon.post("/api/sessions/cleanup", json!(null)).await;
+    assert_eq!(null.status(), 200);
+    assert_eq!(json(null).await["deleted"], 0);
+    // Not read as the fields by position.
+    let array = daemon
+        .post("/api/sessions/cleanup", json!([null, null]))
+        .await;
+    assert_error(array, 400, "expected a JSON object").await;
     let huge = daemon
         .post(
             "/api/sessions/cleanup",

@@ -23,7 +23,7 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// An optional JSON body: none at all (or only whitespace) is `T::default()`,
+/// An optional JSON object: none at all (only whitespace, or `null`) is `T::default()`,
 /// for the routes LibreFang's clients call without a body. A body that is
 /// there must be valid JSON of the right shape, whatever its content type.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,10 +43,20 @@ where
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(e.body_text()),
                 _ => ApiError::BadRequest(e.body_text()),
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or JSON `null` (what the document's optional body allows).
+        let trimmed = bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
             return Ok(OptionalJson(T::default()));
         }
-        serde_json::from_slice(&bytes)
+        let value: serde_json::Value = serde_json::from_slice(trimmed)
+            .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+        // serde would also read a struct from an array, by position.
+        if !value.is_object() {
+            return Err(ApiError::BadRequest(
+                "invalid body: expected a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(value)
             .map(OptionalJson)
             .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
     }

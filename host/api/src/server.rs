@@ -28,7 +28,7 @@ use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
         .routes(routes!(system::health_detail))
@@ -142,7 +142,9 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(skills::reload))
         .merge(package_routes())
         .merge(scheduler_routes())
-        .split_for_parts()
+        .split_for_parts();
+    crate::openapi::complete(&mut doc);
+    (router, doc)
 }
 
 /// Cron jobs, schedules, triggers, workflows, goals and the run queue (issue 5).

@@ -48,7 +48,8 @@ pub async fn set_mode(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRequest {
-    /// Model id or alias.
+    /// Model id or alias (not blank).
+    #[schema(pattern = "\\S")]
     pub model: String,
     /// Provider; when absent, the catalog's provider for the model (or the current one).
     pub provider: Option<String>,

@@ -157,6 +157,7 @@ pub async fn list_agents(
 #[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = SpawnRequest,
     responses((status = 201, description = "Spawned", body = SpawnResponse),
               (status = 400, description = "Malformed manifest; the message names line and key"),
+              (status = 404, description = "No such template"),
               (status = 409, description = "An agent with that name exists")))]
 pub async fn spawn_agent(
     State(state): State<AppState>,
@@ -526,6 +527,7 @@ pub struct LogsQuery {
     #[serde(alias = "limit")]
     pub n: Option<usize>,
     /// Only lines of this level (`info`, `warn`, `error`), or `ok` for lines whose outcome is ok.
+    #[param(pattern = "^(info|warn|warning|error|ok)$")]
     pub level: Option<String>,
     /// Skip this many matching lines, newest first (default 0).
     pub offset: Option<usize>,

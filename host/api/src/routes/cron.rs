@@ -36,7 +36,7 @@ pub struct RunsQuery {
 }
 
 /// Body of `PUT /api/cron/jobs/{id}/enable`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnableBody {
     /// The new state.
@@ -135,7 +135,7 @@ pub async fn delete_job(
 
 /// Enables or disables a job: `{"enabled": bool}`.
 #[utoipa::path(put, path = "/api/cron/jobs/{id}/enable", tag = "scheduler", params(("id" = Uuid, Path, description = "Job id")),
-    request_body = Object,
+    request_body = EnableBody,
     responses((status = 200, description = "The job", body = Object), (status = 404, description = "No such job")))]
 pub async fn enable_job(
     State(state): State<AppState>,

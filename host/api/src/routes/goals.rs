@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 /// Lists goals, oldest first.
 #[utoipa::path(get, path = "/api/goals", tag = "goals",
-    responses((status = 200, description = "Array of goals", body = Object)))]
+    responses((status = 200, description = "Array of goals", body = [Object])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
         serde_json::to_value(state.kernel.automation().goals().await?).unwrap_or_default(),
@@ -80,7 +80,7 @@ pub async fn delete(
 
 /// The direct sub-goals of a goal.
 #[utoipa::path(get, path = "/api/goals/{id}/children", tag = "goals", params(("id" = Uuid, Path, description = "Goal id")),
-    responses((status = 200, description = "Array of goals", body = Object), (status = 404, description = "No such goal")))]
+    responses((status = 200, description = "Array of goals", body = [Object]), (status = 404, description = "No such goal")))]
 pub async fn children(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,

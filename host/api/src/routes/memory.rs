@@ -45,7 +45,7 @@ pub async fn get_kv(
 /// The body is `{"value": ...}`; any other JSON body is stored whole.
 #[utoipa::path(put, path = "/api/memory/agents/{id}/kv/{key}", tag = "memory",
     params(("id" = Uuid, Path, description = "Agent id"), ("key" = String, Path, description = "Key")),
-    request_body = Object,
+    request_body = serde_json::Value,
     responses((status = 200, description = "`{status: stored, key}`", body = Object),
               (status = 400, description = "Malformed JSON, key or oversized value"),
               (status = 404, description = "No such agent")))]

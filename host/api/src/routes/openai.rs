@@ -126,11 +126,38 @@ impl From<talon_llm::LlmError> for OpenAiError {
     }
 }
 
+/// The body of an error on `/v1`, in OpenAI's shape, so that OpenAI's
+/// clients set their error's `code` and `type`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorBody {
+    /// What went wrong.
+    pub error: OpenAiErrorDetail,
+}
+
+/// The `error` of an [`OpenAiErrorBody`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorDetail {
+    /// What went wrong, for a person.
+    pub message: String,
+    /// OpenAI's error type (`invalid_request_error`, `authentication_error`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request parameter at fault, if one is.
+    pub param: Option<String>,
+    /// A machine-readable code (`model_not_found`, `invalid_api_key`, ...).
+    pub code: Option<String>,
+}
+
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": {
-            "message": self.message, "type": self.kind, "param": self.param, "code": self.code,
-        } });
+        let body = OpenAiErrorBody {
+            error: OpenAiErrorDetail {
+                message: self.message,
+                kind: self.kind.to_string(),
+                param: self.param,
+                code: self.code.map(str::to_string),
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

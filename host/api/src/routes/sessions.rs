@@ -128,7 +128,7 @@ pub struct CreateSession {
 
 /// Creates a session of an agent.
 #[utoipa::path(post, path = "/api/agents/{id}/sessions", tag = "sessions",
-    request_body(content = CreateSession, description = "Optional", content_type = "application/json"),
+    request_body(content = Option<CreateSession>, description = "Optional", content_type = "application/json"),
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "The session (LibreFang answers 200 here, not 201)", body = Object),
               (status = 404, description = "No such agent"), (status = 409, description = "Label taken")))]
@@ -256,7 +256,8 @@ pub struct ListQuery {
 
 /// Every session, newest activity first.
 #[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(ListQuery),
-    responses((status = 200, description = "`{items, total, offset, limit}`", body = Object)))]
+    responses((status = 200, description = "`{items, total, offset, limit}`", body = Object),
+              (status = 404, description = "No such agent (`agent_id`)")))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -285,6 +286,7 @@ pub async fn list(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SearchQuery {
     /// Text to find (case-insensitive).
+    #[param(min_length = 1)]
     pub q: String,
     /// Only this agent's sessions.
     pub agent_id: Option<Uuid>,
@@ -295,7 +297,8 @@ pub struct SearchQuery {
 /// Finds messages containing a text.
 #[utoipa::path(get, path = "/api/sessions/search", tag = "sessions", params(SearchQuery),
     responses((status = 200, description = "`{results: [{session_id, agent_id, seq, role, snippet}], total}`", body = Object),
-              (status = 400, description = "Missing or empty `q`")))]
+              (status = 400, description = "Missing or empty `q`"),
+              (status = 404, description = "No such agent (`agent_id`)")))]
 pub async fn search(
     State(state): State<AppState>,
     Query(query): Query<SearchQuery>,
@@ -407,6 +410,7 @@ pub async fn label(
 #[serde(deny_unknown_fields)]
 pub struct CleanupRequest {
     /// Delete sessions without activity for this many days (at least 1).
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     /// Without it, only orphaned sessions go (LibreFang's bodyless call);
     /// Talon removes an agent's sessions with the agent, so there are none.
     pub older_than_days: Option<u32>,
@@ -416,7 +420,7 @@ pub struct CleanupRequest {
 
 /// Deletes sessions idle for longer than a number of days.
 #[utoipa::path(post, path = "/api/sessions/cleanup", tag = "sessions",
-    request_body(content = CleanupRequest, description = "Optional", content_type = "application/json"),
+    request_body(content = Option<CleanupRequest>, description = "Optional", content_type = "application/json"),
     responses((status = 200, description = "`{deleted}`", body = Object),
               (status = 400, description = "Bad age")))]
 pub async fn cleanup(

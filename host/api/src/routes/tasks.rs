@@ -16,9 +16,11 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostTask {
-    /// A short name.
+    /// A short name (not blank; at most 256 bytes).
+    #[schema(pattern = "\\S")]
     pub title: String,
-    /// What to do: the message the assignee receives.
+    /// What to do: the message the assignee receives (not blank; at most 64 KiB).
+    #[schema(pattern = "\\S")]
     pub description: String,
     /// The agent that does it; without one the task waits.
     pub assignee: Option<Uuid>,
@@ -52,6 +54,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Va
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// Only tasks in this status (`pending`, `running`, `completed`, `failed`, `cancelled`).
+    #[param(pattern = "^(pending|running|completed|failed|cancelled)$")]
     pub status: Option<String>,
 }
 

@@ -66,7 +66,7 @@ pub async fn toml(
 
 /// The tool profiles.
 #[utoipa::path(get, path = "/api/profiles", tag = "agents",
-    responses((status = 200, description = "`[{name, description, tools}]`", body = Object)))]
+    responses((status = 200, description = "`[{name, description, tools}]`", body = [Object])))]
 pub async fn profiles(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!(state.kernel.profiles()))
 }

@@ -18,6 +18,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PeriodQuery {
     /// `hour`, `day` (default), `week` or `month`.
+    #[param(pattern = "^(hour|day|week|month)$")]
     pub period: Option<String>,
 }
 
@@ -198,8 +199,10 @@ pub async fn budget(State(state): State<AppState>) -> Result<Json<serde_json::Va
 #[serde(deny_unknown_fields)]
 pub struct BudgetUpdate {
     /// USD per UTC day.
+    #[schema(minimum = 0.0)]
     pub daily_limit_usd: Option<f64>,
     /// USD per UTC month.
+    #[schema(minimum = 0.0)]
     pub monthly_limit_usd: Option<f64>,
 }
 
@@ -242,7 +245,7 @@ pub async fn set_budget(
 
 /// Agents ranked by what they spent this month.
 #[utoipa::path(get, path = "/api/budget/agents", tag = "usage",
-    responses((status = 200, description = "`[{agent_id, agent_name, total_cost_usd, today_cost_usd}]`", body = Object)))]
+    responses((status = 200, description = "`[{agent_id, agent_name, total_cost_usd, today_cost_usd}]`", body = [Object])))]
 pub async fn agents(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let month = Utc::now() - Duration::days(31);
     let day = Utc::now().date_naive();

@@ -11,7 +11,7 @@ use crate::extract::{Json, Path};
 use crate::state::AppState;
 
 /// Body of `POST /api/workflows/{id}/run`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
     /// The workflow's input (`{{input}}` of the first step).
@@ -106,7 +106,7 @@ pub async fn delete(
 
 /// Runs a workflow to its end: `{input}`.
 #[utoipa::path(post, path = "/api/workflows/{id}/run", tag = "workflows", params(("id" = Uuid, Path, description = "Workflow id")),
-    request_body = Object,
+    request_body = RunBody,
     responses((status = 200, description = "`{run_id, output, status, error?, steps}`", body = Object),
               (status = 404, description = "No such workflow")))]
 pub async fn run(
@@ -132,7 +132,7 @@ pub async fn run(
 
 /// The workflow's runs, newest first.
 #[utoipa::path(get, path = "/api/workflows/{id}/runs", tag = "workflows", params(("id" = Uuid, Path, description = "Workflow id")),
-    responses((status = 200, description = "Array of `{id, workflow_name, state, steps_completed, started_at, completed_at}`", body = Object),
+    responses((status = 200, description = "Array of `{id, workflow_name, state, steps_completed, started_at, completed_at}`", body = [Object]),
               (status = 404, description = "No such workflow")))]
 pub async fn runs(
     State(state): State<AppState>,
