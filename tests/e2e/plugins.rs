@@ -431,15 +431,34 @@ async fn skills_reload_enable_and_the_operator_endpoints() {
     );
 
     // Scaffolding a new project, then refusing to overwrite it.
-    let dir = daemon
-        .home()
-        .join("projects/hello_tool")
-        .display()
-        .to_string();
-    let body = serde_json::json!({ "name": "hello_tool", "language": "rust", "directory": dir });
+    let body = serde_json::json!({ "name": "hello_tool", "language": "rust", "directory": "mine/hello_tool" });
     let response = daemon.post("/api/plugins/scaffold", body.clone()).await;
     assert_eq!(response.status(), 201);
     assert!(json(response).await["files"].as_array().unwrap().len() >= 4);
+    assert!(
+        daemon
+            .home()
+            .join("plugin-projects/mine/hello_tool/talon.toml")
+            .is_file()
+    );
+    // Only under the home's plugin-projects/: not elsewhere on the machine.
+    let outside = tempfile::tempdir().unwrap();
+    for directory in [
+        outside.path().display().to_string(),
+        "../escape".to_string(),
+        "a/../../b".to_string(),
+        "tab\there".to_string(),
+    ] {
+        let body = serde_json::json!({ "name": "hello_tool", "directory": directory });
+        assert_error(
+            daemon.post("/api/plugins/scaffold", body).await,
+            400,
+            "plugin-projects",
+        )
+        .await;
+    }
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert!(!daemon.home().join("escape").exists());
     assert_error(
         daemon.post("/api/plugins/scaffold", body).await,
         409,

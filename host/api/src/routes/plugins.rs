@@ -514,7 +514,8 @@ pub struct ScaffoldRequest {
     /// `tool` (default) or `skill`.
     #[serde(default)]
     pub kind: Option<String>,
-    /// Where to write the project; default `<home>/plugin-projects/<name>`.
+    /// The project's folder under `<home>/plugin-projects/` (a relative path);
+    /// default `<name>`.
     #[serde(default)]
     pub directory: Option<String>,
     /// Skills only (LibreFang's `prompt_context`): the instructions added to
@@ -541,14 +542,12 @@ pub(crate) async fn scaffold_project(
             )));
         }
     };
+    // Projects live under the home: an API caller names a folder there, never
+    // a path elsewhere on the daemon's machine (or relative to its cwd).
+    let projects = state.kernel.home().root().join("plugin-projects");
     let dir = match body.directory {
-        Some(dir) => PathBuf::from(dir),
-        None => state
-            .kernel
-            .home()
-            .root()
-            .join("plugin-projects")
-            .join(&body.name),
+        Some(dir) => projects.join(project_folder(&dir)?),
+        None => projects.join(&body.name),
     };
     let prompt_context = body.prompt_context;
     let scaffold = Scaffold {
@@ -576,6 +575,26 @@ pub(crate) async fn scaffold_project(
         ))),
         Err(ScaffoldError::Invalid(m)) => Err(ApiError::BadRequest(m)),
         Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// A project folder under `<home>/plugin-projects/`: a relative path of plain
+/// names (no `..`, no root, no control characters).
+fn project_folder(dir: &str) -> Result<PathBuf, ApiError> {
+    use std::path::Component;
+    let path = std::path::Path::new(dir);
+    let plain = !dir.is_empty()
+        && !dir.chars().any(char::is_control)
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if plain {
+        Ok(path.to_path_buf())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "directory {dir:?}: name a folder under <home>/plugin-projects/ \
+             (a relative path without `..`)"
+        )))
     }
 }
 
