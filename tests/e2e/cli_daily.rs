@@ -137,15 +137,8 @@ async fn an_agent_from_a_manifest_file_chats_and_calls_a_tool() {
 
     // Messages read from stdin, one per line.
     llm.push_all([Reply::text("one"), Reply::text("two")]);
-    let mut piped = Command::new(talon_bin())
-        .args([
-            "--home",
-            daemon.home().to_str().unwrap(),
-            "agent",
-            "chat",
-            "reader",
-        ])
-        .env_remove("TALON_URL")
+    let mut piped = daemon
+        .cli_command(&["agent", "chat", "reader"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -339,17 +332,8 @@ async fn logs_print_follow_and_filter() {
     assert!(said.contains("--agent"), "{said}");
 
     // --follow: the backlog, then what happens next, filtered by agent.
-    let mut follower = Command::new(talon_bin())
-        .args([
-            "--home",
-            daemon.home().to_str().unwrap(),
-            "logs",
-            "--follow",
-            "--agent",
-            "other",
-            "--json",
-        ])
-        .env_remove("TALON_URL")
+    let mut follower = daemon
+        .cli_command(&["logs", "--follow", "--agent", "other", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

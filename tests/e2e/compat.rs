@@ -350,18 +350,46 @@ fn listed_missing(listed: &[String], op: &Operation) -> bool {
     })
 }
 
+/// A daemon with a working agent and one of everything, ready for
+/// LibreFang's requests.
+struct Served {
+    /// The provider the agent answers from, kept running.
+    llm: TestLlm,
+    daemon: Daemon,
+    /// The (method, path shape) pairs Talon's own document lists.
+    served: BTreeSet<(String, String)>,
+    fixtures: Fixtures,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let llm = TestLlm::start().await;
+        let daemon =
+            Daemon::start_with_config("[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n").await;
+        let talon: Value = daemon.get("/api/openapi.json").await.json().await.unwrap();
+        let served = operations(&talon)
+            .into_iter()
+            .map(|o| (o.method, shape(&o.path)))
+            .collect();
+        let fixtures = fixtures(&daemon, &llm).await;
+        Served {
+            llm,
+            daemon,
+            served,
+            fixtures,
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_served_librefang_operation_answers_what_librefang_answers() {
     let doc = spec::librefang();
-    let llm = TestLlm::start().await;
-    let daemon =
-        Daemon::start_with_config("[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n").await;
-    let talon: Value = daemon.get("/api/openapi.json").await.json().await.unwrap();
-    let served: BTreeSet<(String, String)> = operations(&talon)
-        .into_iter()
-        .map(|o| (o.method, shape(&o.path)))
-        .collect();
-    let fixtures = fixtures(&daemon, &llm).await;
+    let Served {
+        llm: _llm,
+        daemon,
+        served,
+        fixtures,
+    } = Served::start().await;
     let listed = readme_missing();
 
     let mut ops = operations(&doc);

@@ -273,6 +273,12 @@ impl Daemon {
 
     /// Runs a `talon` client command against this daemon's home.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_command(args).output().expect("run talon")
+    }
+
+    /// A `talon` client command against this daemon's home, to spawn with
+    /// pipes of the caller's choosing (a chat fed on stdin, a followed log).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(talon_bin());
         cmd.arg("--home")
             .arg(self.home.path())
@@ -281,7 +287,7 @@ impl Daemon {
         if let Some(key) = &self.api_key {
             cmd.env("TALON_API_KEY", key);
         }
-        cmd.output().expect("run talon")
+        cmd
     }
 
     /// The config file.

@@ -8,16 +8,13 @@
 //! the path with another method). The client is newer than the reference
 //! document; methods for operations the document lacks are called too.
 
-use std::collections::BTreeSet;
 use std::io::Write as _;
 
 use serde_json::{Map, Value, json};
-use talon_test_llm::TestLlm;
 
 use super::allowlist::{ALLOWLIST, Kind};
 use super::spec::{self, operations, shape};
-use super::{fixtures, phase, query_pairs, request_body};
-use crate::harness::Daemon;
+use super::{Served, phase, query_pairs, request_body};
 
 /// The interpreter of the virtualenv with `librefang-sdk`, which scripts/test
 /// installs and names in this variable.
@@ -61,15 +58,12 @@ async fn librefang_python_client_gets_no_400() {
         )
     });
     let doc = spec::librefang();
-    let llm = TestLlm::start().await;
-    let daemon =
-        Daemon::start_with_config("[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n").await;
-    let talon: Value = daemon.get("/api/openapi.json").await.json().await.unwrap();
-    let served: BTreeSet<(String, String)> = operations(&talon)
-        .into_iter()
-        .map(|o| (o.method, shape(&o.path)))
-        .collect();
-    let fixtures = fixtures(&daemon, &llm).await;
+    let Served {
+        llm: _llm,
+        daemon,
+        served,
+        fixtures,
+    } = Served::start().await;
 
     let is_served = |operation: &str| {
         operation
