@@ -130,3 +130,108 @@ async fn templates_profiles_identity_config_and_modes() {
         .await;
     assert_eq!(bad_mode.status(), 400);
 }
+
+/// The tool names the last model request offered.
+fn offered(llm: &TestLlm) -> Vec<String> {
+    let request = llm.last_request().expect("a model request");
+    let mut names: Vec<String> = request.body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn librefang_modes_decide_which_tools_are_offered_and_called() {
+    let llm = TestLlm::start().await;
+    let daemon = Daemon::start_bundled("", &[]).await;
+    let agent = daemon
+        .spawn_manifest(manifest(
+            "moded",
+            &llm,
+            "test-model",
+            &["file_read", "file_write", "notify_owner"],
+        ))
+        .await;
+    let set = |mode: &'static str| {
+        let daemon = &daemon;
+        let agent = agent.clone();
+        async move {
+            let response = daemon
+                .put(
+                    &format!("/api/agents/{agent}/mode"),
+                    json!({ "mode": mode }),
+                )
+                .await;
+            assert_eq!(response.status(), 200, "{mode}");
+            json(response).await
+        }
+    };
+
+    llm.push(talon_test_llm::Reply::text("hi"));
+    crate::conversations::say_ok(&daemon, &agent, "hello").await;
+    assert_eq!(offered(&llm), ["file_read", "file_write", "notify_owner"]);
+
+    // assist: only the tools that read.
+    assert_eq!(set("assist").await["mode"], "assist");
+    let shown = json(daemon.get(&format!("/api/agents/{agent}")).await).await;
+    assert_eq!(shown["tool_access"], "assist", "{shown}");
+    llm.push_all([
+        talon_test_llm::Reply::tool_call("file_write", r#"{"path": "x.txt", "content": "no"}"#),
+        talon_test_llm::Reply::text("could not write"),
+    ]);
+    crate::conversations::say_ok(&daemon, &agent, "write x.txt").await;
+    let requests = llm.requests();
+    let first = &requests[requests.len() - 2];
+    let names: Vec<&str> = first.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["file_read"]);
+    // The model called a tool the mode leaves out: refused, nothing written.
+    let answer = llm.last_request().unwrap().body["messages"].to_string();
+    assert!(
+        answer.contains("not allowed in this agent's Assist mode"),
+        "{answer}"
+    );
+    let files = json(daemon.get(&format!("/api/agents/{agent}/files")).await).await;
+    assert!(!files.to_string().contains("x.txt"), "{files}");
+
+    // observe: no tools at all.
+    set("OBSERVE").await;
+    llm.push(talon_test_llm::Reply::text("just looking"));
+    crate::conversations::say_ok(&daemon, &agent, "hello").await;
+    assert!(offered(&llm).is_empty());
+
+    // full again; Talon's Normal/Stable are a separate setting.
+    set("full").await;
+    set("Stable").await;
+    let shown = json(daemon.get(&format!("/api/agents/{agent}")).await).await;
+    assert_eq!(
+        (shown["tool_access"].as_str(), shown["mode"].as_str()),
+        (Some("full"), Some("Stable"))
+    );
+    llm.push(talon_test_llm::Reply::text("all back"));
+    crate::conversations::say_ok(&daemon, &agent, "hello").await;
+    assert_eq!(offered(&llm), ["file_read", "file_write", "notify_owner"]);
+
+    assert_error(
+        daemon
+            .put(
+                &format!("/api/agents/{agent}/mode"),
+                json!({ "mode": "Turbo" }),
+            )
+            .await,
+        400,
+        "observe, assist or full",
+    )
+    .await;
+}

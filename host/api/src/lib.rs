@@ -15,6 +15,5 @@ pub mod routes;
 pub mod server;
 pub mod state;
 
-pub use routes::plugins::sdk_dir;
 pub use server::{Server, app};
 pub use state::AppState;

@@ -88,10 +88,17 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
         "skill" => Kind::Skill,
         other => bail!("--kind {other}: use tool or skill"),
     };
-    let sdk = args
-        .sdk_path
-        .map(|dir| language.find_sdk(&dir))
-        .transpose()?;
+    // The SDK the author names, else that of the checkout this binary was
+    // built from (while it is there), else the published one.
+    let sdk = match args.sdk_path {
+        Some(dir) => Some(language.find_sdk(&dir)?),
+        None => language.checkout_sdk().inspect(|found| {
+            println!(
+                "using the SDK of this talon's source checkout: {} (--sdk-path chooses another)",
+                found.display()
+            );
+        }),
+    };
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     let description = args
         .description

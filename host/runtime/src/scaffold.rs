@@ -68,6 +68,14 @@ impl Language {
         }
     }
 
+    /// The SDK of the checkout this binary was built from, while that
+    /// checkout is still there (a `talon` built or `cargo install`ed from
+    /// source); `None` elsewhere, where projects use the published SDK.
+    pub fn checkout_sdk(self) -> Option<PathBuf> {
+        let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+        self.find_sdk(root).ok()
+    }
+
     /// Finds this language's SDK from what an author gave: a Talon checkout
     /// (its `sdk/<language>` is used) or the SDK directory itself. The result
     /// is absolute, since the project's build files outlive the current

@@ -109,11 +109,6 @@ pub const ALLOWLIST: &[Deviation] = &[
         why: "a bare array of per-agent spending; LibreFang's document says an object, unverified against its handler: to be checked with LibreFang's handler",
     },
     Deviation {
-        operation: "PUT /api/agents/{id}/mode",
-        kind: Kind::Status,
-        why: "400 for `full`: Talon's modes are Normal and Stable, LibreFang's observe/assist/full filter tools, which Talon does through capabilities.tools; not yet mapped",
-    },
-    Deviation {
         operation: "GET /api/agents/identities",
         kind: Kind::Unserved,
         why: "400, not 404: the path is read as GET /api/agents/{id} with an id that is not a UUID; identities are not served",

@@ -14,11 +14,14 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModeRequest {
-    /// `Normal` or `Stable`.
+    /// LibreFang's tool access (`observe`: no tools, `assist`: read-only
+    /// tools, `full`: all its tools) or Talon's model pinning (`Normal`,
+    /// `Stable`: the model pinned and the skills frozen); case-insensitive.
     pub mode: String,
 }
 
-/// Sets the agent's mode: Stable pins the model and freezes the skills.
+/// Sets the agent's mode: which of its tools it may call (observe, assist,
+/// full), or whether its model and skills are frozen (Normal, Stable).
 #[utoipa::path(put, path = "/api/agents/{id}/mode", tag = "agents", request_body = ModeRequest,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, mode, agent_id}`", body = Object),
@@ -28,19 +31,38 @@ pub async fn set_mode(
     Path(id): Path<Uuid>,
     Json(body): Json<ModeRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    use talon_kernel::agents::AgentMode;
+    use talon_kernel::agents::{AgentMode, ToolAccess};
+    let agents = state.kernel.agents();
     let mode = match body.mode.to_ascii_lowercase().as_str() {
-        "normal" => AgentMode::Normal,
-        "stable" => AgentMode::Stable,
+        "normal" => agents
+            .set_mode(id, AgentMode::Normal)
+            .await
+            .map(|_| "Normal"),
+        "stable" => agents
+            .set_mode(id, AgentMode::Stable)
+            .await
+            .map(|_| "Stable"),
+        "observe" => agents
+            .set_tool_access(id, ToolAccess::Observe)
+            .await
+            .map(|_| "observe"),
+        "assist" => agents
+            .set_tool_access(id, ToolAccess::Assist)
+            .await
+            .map(|_| "assist"),
+        "full" => agents
+            .set_tool_access(id, ToolAccess::Full)
+            .await
+            .map(|_| "full"),
         other => {
             return Err(ApiError::BadRequest(format!(
-                "mode must be Normal or Stable, not `{other}`"
+                "mode must be observe, assist or full (which tools it may call), \
+                 or Normal or Stable (whether its model is pinned); not `{other}`"
             )));
         }
-    };
-    state.kernel.agents().set_mode(id, mode).await?;
+    }?;
     Ok(Json(
-        serde_json::json!({ "status": "updated", "mode": format!("{mode:?}"), "agent_id": id }),
+        serde_json::json!({ "status": "updated", "mode": mode, "agent_id": id }),
     ))
 }
 

@@ -76,6 +76,7 @@ fn summary(a: &AgentRecord) -> serde_json::Value {
         "name": a.name(),
         "state": a.state,
         "mode": a.mode,
+        "tool_access": a.tool_access,
         "session_id": a.session_id,
         "created_at": a.created_at,
         "last_active": a.last_active,

@@ -557,7 +557,7 @@ pub(crate) async fn scaffold_project(
         name: body.name,
         language,
         kind,
-        sdk: sdk_dir(language),
+        sdk: language.checkout_sdk(),
     };
     let written = tokio::task::spawn_blocking(move || {
         let files = scaffold.write(&dir, prompt_context.as_deref())?;
@@ -596,14 +596,6 @@ fn project_folder(dir: &str) -> Result<PathBuf, ApiError> {
              (a relative path without `..`)"
         )))
     }
-}
-
-/// The SDK of a language in the repository this binary was built from, when
-/// that checkout is still there (a daemon run from its source tree); `None`
-/// elsewhere, and the project uses the published SDK.
-pub fn sdk_dir(language: talon_runtime::scaffold::Language) -> Option<PathBuf> {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    language.find_sdk(&root).ok()
 }
 
 /// Creates a new plugin project from the SDK's template.

@@ -27,7 +27,7 @@ use crate::store::audit::AuditEvent;
 
 pub use manifest::{AgentManifest, BUILTIN_TOOLS, Capabilities, Identity, ModelSpec};
 pub(crate) use records::RemoveHook;
-pub use records::{AgentBudget, AgentMode, AgentRecord, AgentState};
+pub use records::{AgentBudget, AgentMode, AgentRecord, AgentState, READ_ONLY_TOOLS, ToolAccess};
 pub use validate::{Choices, Issue};
 
 /// Where the door's checks learn what is installed: the domains above
@@ -101,6 +101,7 @@ impl Agents {
             last_active: now,
             session_id: None,
             mode: AgentMode::Normal,
+            tool_access: ToolAccess::Full,
             budget: AgentBudget::default(),
         };
         let store = self.shared.store().clone();
@@ -500,6 +501,26 @@ impl Agents {
                 Ok(Some(AuditEvent::new(
                     "agent_mode_changed",
                     format!("agent '{}' mode {mode:?}", record.name()),
+                )))
+            })
+        })
+        .await
+    }
+
+    /// Sets which of its tools an agent may call (observe, assist, full);
+    /// the next turn offers only those.
+    pub async fn set_tool_access(
+        &self,
+        id: Uuid,
+        access: ToolAccess,
+    ) -> Result<AgentRecord, KernelError> {
+        let store = self.shared.store().clone();
+        blocking_kernel(move || {
+            records::update(&store, id, |record| {
+                record.tool_access = access;
+                Ok(Some(AuditEvent::new(
+                    "agent_mode_changed",
+                    format!("agent '{}' tool access {access:?}", record.name()),
                 )))
             })
         })

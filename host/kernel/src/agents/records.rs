@@ -32,6 +32,43 @@ pub enum AgentMode {
     Stable,
 }
 
+/// Which of its tools an agent may call: LibreFang's operational modes, set
+/// with `PUT /api/agents/{id}/mode` (`observe`, `assist`, `full`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolAccess {
+    /// No tools at all: the agent only answers.
+    Observe,
+    /// Only the tools that read: [`READ_ONLY_TOOLS`].
+    Assist,
+    /// Every tool its manifest lists.
+    #[default]
+    Full,
+}
+
+/// The tools `assist` mode keeps, by name (LibreFang's list): they read files,
+/// memory, the web or the agent list and change nothing.
+pub const READ_ONLY_TOOLS: &[&str] = &[
+    "file_read",
+    "file_list",
+    "memory_list",
+    "memory_recall",
+    "web_fetch",
+    "web_search",
+    "agent_list",
+];
+
+impl ToolAccess {
+    /// Whether a tool the manifest lists may be offered and called.
+    pub fn allows(self, tool: &str) -> bool {
+        match self {
+            Self::Observe => false,
+            Self::Assist => READ_ONLY_TOOLS.contains(&tool),
+            Self::Full => true,
+        }
+    }
+}
+
 /// An agent's own spending limits in USD; 0 means none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -63,6 +100,9 @@ pub struct AgentRecord {
     /// Normal or Stable.
     #[serde(default)]
     pub mode: AgentMode,
+    /// Which of its tools it may call (LibreFang's observe/assist/full).
+    #[serde(default)]
+    pub tool_access: ToolAccess,
     /// The agent's own spending limits.
     #[serde(default)]
     pub budget: AgentBudget,

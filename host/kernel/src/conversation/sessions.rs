@@ -508,6 +508,7 @@ mod tests {
             last_active: now,
             session_id: None,
             mode: Default::default(),
+            tool_access: Default::default(),
             budget: Default::default(),
         };
         agents::insert(&store, &record).unwrap();

@@ -259,17 +259,24 @@ impl Conversations {
     }
 
     /// The tools offered to an agent: those its manifest lists that a loaded
-    /// plugin provides, plus `notify_owner` when listed.
+    /// plugin provides, plus the built-ins it lists, as far as its tool
+    /// access (observe, assist, full) allows.
     pub(crate) fn agent_tools(&self, agent: &AgentRecord) -> Vec<ToolSpec> {
-        let allowed = &agent.manifest.capabilities.tools;
+        let allowed: Vec<&String> = agent
+            .manifest
+            .capabilities
+            .tools
+            .iter()
+            .filter(|t| agent.tool_access.allows(t))
+            .collect();
         let mut specs: Vec<ToolSpec> = self
             .plugins
             .tools()
             .into_iter()
-            .filter(|t| allowed.contains(&t.name))
+            .filter(|t| allowed.contains(&&t.name))
             .map(|t| ToolSpec::new(t.name, t.description, t.input_schema))
             .collect();
-        if allowed.iter().any(|a| a == AGENT_SEND) {
+        if allowed.iter().any(|a| *a == AGENT_SEND) {
             specs.push(ToolSpec::new(
                 AGENT_SEND,
                 "Send a message to another agent and wait for its answer.",
@@ -283,7 +290,7 @@ impl Conversations {
                 }),
             ));
         }
-        if allowed.iter().any(|a| a == NOTIFY_OWNER) {
+        if allowed.iter().any(|a| *a == NOTIFY_OWNER) {
             specs.push(ToolSpec::new(
                 NOTIFY_OWNER,
                 "Send a private notice to this agent's owner (the operator), not shown to the user.",
@@ -565,6 +572,11 @@ impl Conversations {
                     ))
                 } else if !agent.manifest.capabilities.tools.contains(&call.name) {
                     Err(format!("{} is not one of this agent's tools", call.name))
+                } else if !agent.tool_access.allows(&call.name) {
+                    Err(format!(
+                        "{} is not allowed in this agent's {:?} mode",
+                        call.name, agent.tool_access
+                    ))
                 } else if call.name == NOTIFY_OWNER {
                     match args.get("text").and_then(|t| t.as_str()) {
                         Some(text) if !text.trim().is_empty() => {
