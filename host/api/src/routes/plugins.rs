@@ -210,8 +210,53 @@ pub struct GrantsRequest {
     /// `"all"` (everything the manifest requests), `"none"`, or an object
     /// `{filesystem, network, memory, env}` within the request: the whole
     /// new grant, replacing the old one.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = grant_schema)]
     pub grant: serde_json::Value,
+}
+
+/// The documented shape of a grant, which [`parse_grant`] reads: `"all"`,
+/// `"none"`, or a permissions object with no other keys.
+fn grant_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+    };
+    let names = || ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
+    let permissions = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "filesystem",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .enum_values(Some([
+                    serde_json::json!("workspace"),
+                    serde_json::Value::Null,
+                ]))
+                .description(Some("`workspace`: the calling agent's workspace")),
+        )
+        .property(
+            "network",
+            names().description(Some(
+                "Hosts: `example.com`, `*.example.com`, `host:port`, `*`",
+            )),
+        )
+        .property(
+            "memory",
+            names().description(Some("Memory keys or prefixes ending in `*`")),
+        )
+        .property(
+            "env",
+            names().description(Some("The daemon's environment variables")),
+        )
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["all", "none"])),
+        )
+        .item(permissions)
+        .build()
+        .into()
 }
 
 /// Replaces what a plugin is granted, without reinstalling it. The next
