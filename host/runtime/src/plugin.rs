@@ -415,14 +415,13 @@ impl GuestCall for Invoke<'_> {
                 }
                 Err(error) => {
                     let state = store.data();
-                    match crate::guard::quota_refusal(state) {
+                    let error = from_tool_error(error, &state.gate.denied);
+                    Err(match crate::guard::quota_refusal(state) {
                         // The tool failed after a write was refused: the
                         // quota is the cause, the tool's message the detail.
-                        Some(refusal) => Err(InvokeError::Guard(refusal(
-                            from_tool_error(error, &state.gate.denied).to_string(),
-                        ))),
-                        None => Err(from_tool_error(error, &state.gate.denied)),
-                    }
+                        Some(refusal) => InvokeError::Guard(refusal(error.to_string())),
+                        None => error,
+                    })
                 }
             })
         })
