@@ -1,6 +1,7 @@
 //! [`LlmClient`]: the one object the kernel holds. It knows the providers
 //! and models, finds API keys, builds drivers that share connection pools
-//! and circuit breakers, and reports breaker status.
+//! and circuit breakers (one per provider and base URL), and reports
+//! breaker status.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -25,6 +26,10 @@ pub struct Target {
     pub api_key: Option<String>,
     /// Base URL; when `None` the provider's default.
     pub base_url: Option<String>,
+    /// Deadline of each call to this target (all attempts and the whole
+    /// stream); when `None` the provider's
+    /// [`Timeouts::call_deadline`](crate::Timeouts::call_deadline).
+    pub call_deadline: Option<Duration>,
 }
 
 impl Target {
@@ -34,6 +39,7 @@ impl Target {
             provider: provider.into(),
             api_key: None,
             base_url: None,
+            call_deadline: None,
         }
     }
 
@@ -46,6 +52,12 @@ impl Target {
     /// Sets the base URL.
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Sets the deadline of each call.
+    pub fn with_call_deadline(mut self, deadline: Duration) -> Self {
+        self.call_deadline = Some(deadline);
         self
     }
 }
@@ -70,7 +82,8 @@ pub struct LlmClient {
     models: RwLock<ModelCatalog>,
     default_resilience: ResilienceConfig,
     provider_resilience: HashMap<String, ResilienceConfig>,
-    breakers: Mutex<BTreeMap<String, Arc<CircuitBreaker>>>,
+    /// By provider, then base URL (trailing slashes trimmed).
+    breakers: Mutex<BTreeMap<(String, String), Arc<CircuitBreaker>>>,
     /// One client (connection pool) per connect timeout in use.
     http: Mutex<HashMap<Duration, reqwest::Client>>,
     env: Arc<EnvLookup>,
@@ -374,14 +387,28 @@ impl LlmClient {
             .clone()
     }
 
-    fn breaker(&self, provider: &str) -> Arc<CircuitBreaker> {
-        let mut breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(breakers.entry(provider.to_string()).or_insert_with(|| {
-            Arc::new(CircuitBreaker::new(
-                provider,
-                self.resilience(provider).breaker,
-            ))
-        }))
+    fn breakers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Arc<CircuitBreaker>>> {
+        // Entries are only ever added whole; a poisoned map is still sound.
+        self.breakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The breaker of `provider` at `base_url`, made on first use.
+    pub(crate) fn breaker(&self, provider: &str, base_url: &str) -> Arc<CircuitBreaker> {
+        let endpoint = base_url.trim_end_matches('/').to_string();
+        let mut breakers = self.breakers();
+        Arc::clone(
+            breakers
+                .entry((provider.to_string(), endpoint.clone()))
+                .or_insert_with(|| {
+                    Arc::new(CircuitBreaker::new(
+                        provider,
+                        endpoint,
+                        self.resilience(provider).breaker,
+                    ))
+                }),
+        )
     }
 
     fn http(&self, provider: &str, connect_timeout: Duration) -> Result<reqwest::Client, LlmError> {
@@ -399,13 +426,17 @@ impl LlmClient {
     pub fn driver(&self, target: &Target) -> Result<Arc<dyn Driver>, LlmError> {
         let provider = self.provider(&target.provider)?;
         let api_key = self.api_key(target)?;
-        let resilience = self.resilience(&provider.name);
+        let mut resilience = self.resilience(&provider.name);
+        if let Some(deadline) = target.call_deadline {
+            resilience.timeouts.call_deadline = deadline;
+        }
+        let base_url = self.base_url(target)?;
         let config = DriverConfig {
             provider: provider.name.clone(),
-            base_url: self.base_url(target)?,
-            api_key,
             http: Some(self.http(&provider.name, resilience.timeouts.connect)?),
-            breaker: Some(self.breaker(&provider.name)),
+            breaker: Some(self.breaker(&provider.name, &base_url)),
+            base_url,
+            api_key,
             resilience,
             max_tokens_field: provider.max_tokens_field,
         };
@@ -445,18 +476,42 @@ impl LlmClient {
         driver.stream(&request).await
     }
 
-    /// Every provider's circuit-breaker state (providers never called are closed).
+    /// The circuit-breaker state of every endpoint called so far, by
+    /// provider, and a closed entry without an endpoint for each provider
+    /// never called.
     pub fn status(&self) -> Vec<BreakerStatus> {
-        self.provider_names()
-            .iter()
-            .map(|name| self.breaker(name).status())
-            .collect()
+        let breakers: Vec<Arc<CircuitBreaker>> = self.breakers().values().cloned().collect();
+        let mut statuses = Vec::new();
+        for name in self.provider_names() {
+            let before = statuses.len();
+            statuses.extend(
+                breakers
+                    .iter()
+                    .filter(|b| b.provider() == name)
+                    .map(|b| b.status()),
+            );
+            if statuses.len() == before {
+                statuses.push(BreakerStatus {
+                    provider: name,
+                    endpoint: None,
+                    state: crate::resilience::BreakerState::Closed,
+                    consecutive_failures: 0,
+                    opened_at: None,
+                    retry_in_secs: None,
+                });
+            }
+        }
+        statuses
     }
 
-    /// Closes a provider's breaker and forgets its failures.
+    /// Closes the breakers of every endpoint of a provider and forgets
+    /// their failures.
     pub fn reset(&self, provider: &str) -> Result<(), LlmError> {
         let provider = self.provider(provider)?;
-        self.breaker(&provider.name).reset();
+        let breakers: Vec<Arc<CircuitBreaker>> = self.breakers().values().cloned().collect();
+        for breaker in breakers.iter().filter(|b| b.provider() == provider.name) {
+            breaker.reset();
+        }
         Ok(())
     }
 }
@@ -598,6 +653,49 @@ mod tests {
             validate_base_url(" https://h:8/v1/ ").unwrap(),
             "https://h:8/v1"
         );
+    }
+
+    #[test]
+    fn breakers_are_keyed_by_provider_and_endpoint() {
+        let client = client();
+        let a = client.breaker("ollama", "http://a:1/v1");
+        // Same endpoint (a trailing slash is the same URL): same breaker.
+        assert!(Arc::ptr_eq(&a, &client.breaker("ollama", "http://a:1/v1/")));
+        let b = client.breaker("ollama", "http://b:1/v1");
+        assert!(!Arc::ptr_eq(&a, &b));
+        // Same URL under another provider name: its own breaker.
+        assert!(!Arc::ptr_eq(&a, &client.breaker("vllm", "http://a:1/v1")));
+        a.acquire().expect("closed").failure();
+        for _ in 0..10 {
+            if let Ok(permit) = a.acquire() {
+                permit.failure();
+            }
+        }
+        assert_eq!(a.status().state, crate::BreakerState::Open);
+        assert_eq!(b.status().state, crate::BreakerState::Closed);
+        b.acquire().expect("the other endpoint still calls");
+        let statuses: Vec<_> = client
+            .status()
+            .into_iter()
+            .filter(|s| s.provider == "ollama")
+            .collect();
+        assert_eq!(statuses.len(), 2, "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .any(|s| s.endpoint.as_deref() == Some("http://a:1/v1")
+                    && s.state == crate::BreakerState::Open)
+        );
+        // Never-called providers are listed closed, without an endpoint.
+        let openai: Vec<_> = client
+            .status()
+            .into_iter()
+            .filter(|s| s.provider == "openai")
+            .collect();
+        assert_eq!(openai.len(), 1);
+        assert_eq!(openai[0].endpoint, None);
+        client.reset("ollama").expect("reset");
+        assert_eq!(a.status().state, crate::BreakerState::Closed);
     }
 
     #[test]

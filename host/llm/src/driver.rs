@@ -53,8 +53,8 @@ pub struct DriverConfig {
     pub resilience: ResilienceConfig,
     /// Token-limit field (OpenAI-compatible drivers only).
     pub max_tokens_field: MaxTokensField,
-    /// The provider's breaker, to share it between drivers of the same
-    /// provider; a fresh one is made when `None`.
+    /// The endpoint's breaker, to share it between drivers of the same
+    /// provider and base URL; a fresh one is made when `None`.
     pub breaker: Option<Arc<CircuitBreaker>>,
     /// HTTP client to share a connection pool; a fresh one (with
     /// [`Timeouts::connect`](crate::Timeouts::connect)) is made when `None`.
@@ -107,6 +107,7 @@ impl DriverConfig {
             Some(breaker) => Arc::clone(breaker),
             None => Arc::new(CircuitBreaker::new(
                 &self.provider,
+                self.trimmed_base_url(),
                 self.resilience.breaker.clone(),
             )),
         };
@@ -195,7 +196,9 @@ impl<W: WireFormat> Driver for HttpDriver<W> {
             let prepared = self.wire.prepare(request, true)?;
             let provider = self.transport.provider().to_string();
             self.transport
-                .stream(&prepared, move || W::decoder(provider.clone()))
+                .stream(&prepared, request.max_tokens, move || {
+                    W::decoder(provider.clone())
+                })
                 .await
         })
     }

@@ -73,9 +73,12 @@ pub enum LlmError {
         /// The provider's message.
         message: String,
     },
-    /// Nothing arrived in time.
-    #[error("timed out after {after:?} {phase}")]
+    /// Nothing arrived in time. Not retried: a provider that let one
+    /// attempt run out would most likely let the next one run out too.
+    #[error("{provider} timed out after {}s {phase}", .after.as_secs_f64())]
     Timeout {
+        /// The provider.
+        provider: String,
         /// What we were waiting for.
         phase: TimeoutPhase,
         /// The limit that expired.
@@ -89,12 +92,39 @@ pub enum LlmError {
         /// What the HTTP client said.
         detail: String,
     },
-    /// The provider's circuit breaker is open: recent calls failed, so this
+    /// The call (all its attempts and, when streamed, the whole stream) did
+    /// not finish within its deadline.
+    #[error(
+        "{provider} did not finish answering within the call deadline of {}s (all attempts included)",
+        .limit.as_secs_f64()
+    )]
+    Deadline {
+        /// The provider.
+        provider: String,
+        /// The deadline that expired.
+        limit: Duration,
+    },
+    /// A streamed answer grew past what the request's `max_tokens` allows;
+    /// the stream was cut and its connection closed.
+    #[error(
+        "{provider} streamed more than {limit_bytes} bytes of output, more than max_tokens = {max_tokens} allows; the stream was cut"
+    )]
+    OutputTooLarge {
+        /// The provider.
+        provider: String,
+        /// The cap on streamed text and tool-call arguments, in bytes.
+        limit_bytes: usize,
+        /// The request's token limit the cap derives from.
+        max_tokens: u32,
+    },
+    /// The endpoint's circuit breaker is open: recent calls failed, so this
     /// one fails fast instead of waiting on a provider that is down.
-    #[error("{provider} is failing; circuit breaker open, next attempt allowed in {}s", .retry_in.as_secs_f64().ceil())]
+    #[error("{provider} at {endpoint} is failing; circuit breaker open, next attempt allowed in {}s", .retry_in.as_secs_f64().ceil())]
     CircuitOpen {
         /// The provider.
         provider: String,
+        /// The base URL its breaker guards.
+        endpoint: String,
         /// Time until a probe call will be let through.
         retry_in: Duration,
     },
@@ -129,14 +159,14 @@ fn retry_after_text(retry_after: &Option<Duration>) -> String {
 
 impl LlmError {
     /// Whether trying the same request again may succeed: rate limits,
-    /// server errors (5xx, including Anthropic's 529 "overloaded"),
-    /// timeouts and connection failures.
+    /// server errors (5xx, including Anthropic's 529 "overloaded") and
+    /// connection failures. Timeouts are not: retrying a provider that does
+    /// not answer multiplies the wait (three attempts of five minutes held a
+    /// turn for a quarter of an hour) for little chance of an answer.
     pub fn is_retryable(&self) -> bool {
         match self {
             LlmError::Http { status, .. } => *status >= 500,
-            LlmError::RateLimited { .. } | LlmError::Timeout { .. } | LlmError::Connect { .. } => {
-                true
-            }
+            LlmError::RateLimited { .. } | LlmError::Connect { .. } => true,
             _ => false,
         }
     }
@@ -154,7 +184,15 @@ impl LlmError {
     /// says nothing about the provider's health; garbage or a broken stream
     /// after a 200 does.
     pub(crate) fn counts_against_provider(&self) -> bool {
-        self.is_retryable() || matches!(self, LlmError::Decode { .. } | LlmError::Stream { .. })
+        self.is_retryable()
+            || matches!(
+                self,
+                LlmError::Timeout { .. }
+                    | LlmError::Deadline { .. }
+                    | LlmError::OutputTooLarge { .. }
+                    | LlmError::Decode { .. }
+                    | LlmError::Stream { .. }
+            )
     }
 
     pub(crate) fn decode(detail: impl Into<String>) -> Self {
@@ -213,6 +251,23 @@ mod tests {
             .is_retryable()
         );
         assert!(!LlmError::stream("x").is_retryable());
+        let timeout = LlmError::Timeout {
+            provider: "p".into(),
+            phase: TimeoutPhase::Request,
+            after: Duration::from_secs(1),
+        };
+        assert!(!timeout.is_retryable());
+        assert!(timeout.counts_against_provider());
+        let deadline = LlmError::Deadline {
+            provider: "p".into(),
+            limit: Duration::from_secs(2),
+        };
+        assert!(!deadline.is_retryable());
+        assert!(deadline.counts_against_provider());
+        assert_eq!(
+            deadline.to_string(),
+            "p did not finish answering within the call deadline of 2s (all attempts included)"
+        );
         assert!(LlmError::stream("x").counts_against_provider());
         assert!(!http(404).counts_against_provider());
     }
@@ -238,6 +293,7 @@ mod tests {
         );
         let error = LlmError::CircuitOpen {
             provider: "openai".into(),
+            endpoint: "https://api.openai.com/v1".into(),
             retry_in: Duration::from_millis(2500),
         };
         assert!(error.to_string().contains("next attempt allowed in 3s"));

@@ -83,6 +83,7 @@ fn list_request(probe: &ProbeRequest<'_>) -> Result<(String, HeaderMap), LlmErro
 fn connect_error(provider: &str, error: &reqwest::Error, timeout: Duration) -> LlmError {
     if error.is_timeout() {
         return LlmError::Timeout {
+            provider: provider.to_string(),
             phase: crate::error::TimeoutPhase::Request,
             after: timeout,
         };

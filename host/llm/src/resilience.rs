@@ -1,4 +1,5 @@
-//! Timeouts, retries with backoff, and per-provider circuit breakers.
+//! Timeouts, the call deadline, retries with backoff, and circuit breakers
+//! per provider endpoint.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +62,10 @@ pub struct Timeouts {
     /// between two chunks. Providers send keep-alives, so silence this long
     /// means the stream is dead.
     pub stream_idle: Duration,
+    /// The whole call: every attempt, the backoff between them and, when
+    /// streamed, reading the stream to its end. Whatever the other limits
+    /// say, a call fails with [`LlmError::Deadline`] once this is over.
+    pub call_deadline: Duration,
 }
 
 impl Default for Timeouts {
@@ -69,6 +74,60 @@ impl Default for Timeouts {
             connect: Duration::from_secs(10),
             request: Duration::from_secs(300),
             stream_idle: Duration::from_secs(90),
+            call_deadline: Duration::from_secs(180),
+        }
+    }
+}
+
+/// When one call must be over, fixed when the call starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// A deadline `limit` after `now`.
+    pub fn starting(now: Instant, limit: Duration) -> Self {
+        Deadline {
+            // A limit too far to represent is as good as none.
+            at: now
+                .checked_add(limit)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            limit,
+        }
+    }
+
+    /// The instant it expires.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The configured length, for error messages.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Time left at `now` (zero once expired).
+    pub fn remaining(&self, now: Instant) -> Duration {
+        self.at.saturating_duration_since(now)
+    }
+
+    /// Whether a retry after `delay` would still start before the deadline.
+    /// A retry that could only begin as the deadline expires is pointless:
+    /// the caller gets the last real error instead of a deadline error.
+    pub fn allows_retry_after(&self, now: Instant, delay: Duration) -> bool {
+        delay < self.remaining(now)
+    }
+
+    /// How long to wait for something allowed `wait` at `now`, and whether
+    /// it is the deadline (rather than `wait`) that ends the wait.
+    pub fn bound(&self, now: Instant, wait: Duration) -> (Duration, bool) {
+        let remaining = self.remaining(now);
+        if remaining <= wait {
+            (remaining, true)
+        } else {
+            (wait, false)
         }
     }
 }
@@ -114,11 +173,14 @@ pub enum BreakerState {
     HalfOpen,
 }
 
-/// A snapshot of one provider's breaker.
+/// A snapshot of one provider endpoint's breaker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerStatus {
     /// The provider.
     pub provider: String,
+    /// The base URL the breaker guards; `None` for a provider never called
+    /// (reported closed).
+    pub endpoint: Option<String>,
     /// Its state.
     pub state: BreakerState,
     /// Failed calls since the last success.
@@ -137,7 +199,9 @@ struct Inner {
     probe_in_flight: bool,
 }
 
-/// A circuit breaker guarding one provider.
+/// A circuit breaker guarding one provider endpoint: a provider name at one
+/// base URL. Agents may point the same provider name at different servers;
+/// one of them failing says nothing about the others.
 ///
 /// Closed → open after [`BreakerConfig::failure_threshold`] consecutive
 /// failed calls → after [`BreakerConfig::cooldown`], half-open: exactly one
@@ -150,15 +214,21 @@ struct Inner {
 #[derive(Debug)]
 pub struct CircuitBreaker {
     provider: String,
+    endpoint: String,
     config: BreakerConfig,
     inner: Mutex<Inner>,
 }
 
 impl CircuitBreaker {
-    /// A closed breaker for `provider`.
-    pub fn new(provider: impl Into<String>, config: BreakerConfig) -> Self {
+    /// A closed breaker for `provider` at `endpoint` (its base URL).
+    pub fn new(
+        provider: impl Into<String>,
+        endpoint: impl Into<String>,
+        config: BreakerConfig,
+    ) -> Self {
         CircuitBreaker {
             provider: provider.into(),
+            endpoint: endpoint.into(),
             config,
             inner: Mutex::new(Inner {
                 state: BreakerState::Closed,
@@ -172,6 +242,11 @@ impl CircuitBreaker {
     /// The provider it guards.
     pub fn provider(&self) -> &str {
         &self.provider
+    }
+
+    /// The base URL it guards.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -191,7 +266,7 @@ impl CircuitBreaker {
                 if !remaining.is_zero() {
                     return Err(self.open_error(remaining));
                 }
-                tracing::info!(provider = %self.provider, "circuit breaker half-open: letting one probe call through");
+                tracing::info!(provider = %self.provider, endpoint = %self.endpoint, "circuit breaker half-open: letting one probe call through");
                 inner.state = BreakerState::HalfOpen;
                 inner.probe_in_flight = true;
                 true
@@ -214,6 +289,7 @@ impl CircuitBreaker {
     fn open_error(&self, retry_in: Duration) -> LlmError {
         LlmError::CircuitOpen {
             provider: self.provider.clone(),
+            endpoint: self.endpoint.clone(),
             retry_in,
         }
     }
@@ -228,7 +304,7 @@ impl CircuitBreaker {
     fn on_success(&self, probe: bool) {
         let mut inner = self.lock();
         if inner.state != BreakerState::Closed {
-            tracing::info!(provider = %self.provider, "circuit breaker closed");
+            tracing::info!(provider = %self.provider, endpoint = %self.endpoint, "circuit breaker closed");
         }
         inner.state = BreakerState::Closed;
         inner.consecutive_failures = 0;
@@ -254,6 +330,7 @@ impl CircuitBreaker {
         if reopen {
             tracing::warn!(
                 provider = %self.provider,
+                endpoint = %self.endpoint,
                 failures = inner.consecutive_failures,
                 cooldown = ?self.config.cooldown,
                 "circuit breaker open"
@@ -280,6 +357,7 @@ impl CircuitBreaker {
         };
         BreakerStatus {
             provider: self.provider.clone(),
+            endpoint: Some(self.endpoint.clone()),
             state,
             consecutive_failures: inner.consecutive_failures,
             opened_at: inner
@@ -368,6 +446,7 @@ mod tests {
     fn breaker(threshold: u32, cooldown: Duration) -> Arc<CircuitBreaker> {
         Arc::new(CircuitBreaker::new(
             "p",
+            "http://p",
             BreakerConfig {
                 failure_threshold: threshold,
                 cooldown,
@@ -393,6 +472,42 @@ mod tests {
         }
         let values: std::collections::HashSet<_> = (0..20).map(|_| policy.backoff(3)).collect();
         assert!(values.len() > 1, "jitter must vary");
+    }
+
+    #[test]
+    fn deadline_arithmetic() {
+        let start = Instant::now();
+        let deadline = Deadline::starting(start, Duration::from_secs(10));
+        assert_eq!(deadline.limit(), Duration::from_secs(10));
+        assert_eq!(deadline.at(), start + Duration::from_secs(10));
+        assert_eq!(deadline.remaining(start), Duration::from_secs(10));
+        let later = start + Duration::from_secs(7);
+        assert_eq!(deadline.remaining(later), Duration::from_secs(3));
+        // Past the deadline: nothing left, never negative.
+        assert_eq!(
+            deadline.remaining(start + Duration::from_secs(60)),
+            Duration::ZERO
+        );
+        // A retry must be able to start before the deadline.
+        assert!(deadline.allows_retry_after(later, Duration::from_secs(2)));
+        assert!(!deadline.allows_retry_after(later, Duration::from_secs(3)));
+        assert!(!deadline.allows_retry_after(later, Duration::from_secs(4)));
+        // A wait is cut to what is left, and says so.
+        assert_eq!(
+            deadline.bound(later, Duration::from_secs(1)),
+            (Duration::from_secs(1), false)
+        );
+        assert_eq!(
+            deadline.bound(later, Duration::from_secs(90)),
+            (Duration::from_secs(3), true)
+        );
+        assert_eq!(
+            deadline.bound(start + Duration::from_secs(11), Duration::from_secs(1)),
+            (Duration::ZERO, true)
+        );
+        // An absurd limit does not overflow.
+        let far = Deadline::starting(start, Duration::MAX);
+        assert!(far.remaining(start) > Duration::from_secs(86_400 * 300));
     }
 
     #[test]

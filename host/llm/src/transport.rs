@@ -5,13 +5,13 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 use crate::error::{LlmError, TimeoutPhase};
-use crate::resilience::{BreakerPermit, CircuitBreaker, ResilienceConfig};
+use crate::resilience::{BreakerPermit, CircuitBreaker, Deadline, ResilienceConfig};
 use crate::sse::{SseEvent, SseParser};
 use crate::stream::{Decoder, EventStream};
 use crate::types::StreamEvent;
@@ -19,6 +19,11 @@ use crate::types::StreamEvent;
 /// Largest blocking response body we accept; a real completion is far
 /// smaller, so anything bigger is a broken or hostile server.
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes of streamed output (text and tool-call arguments) allowed per
+/// token of the request's `max_tokens`. A token is about four bytes of
+/// English and rarely more than eight of anything; four times that leaves
+/// room for every honest answer while still cutting a runaway stream.
+pub(crate) const STREAM_BYTES_PER_TOKEN: usize = 32;
 /// How much of an error body we read to find the provider's message.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// Longest error message kept when the body is not the usual error JSON.
@@ -118,17 +123,29 @@ impl Transport {
             .body(request.body.clone())
     }
 
+    fn deadline(&self) -> Deadline {
+        Deadline::starting(Instant::now(), self.resilience.timeouts.call_deadline)
+    }
+
+    fn deadline_error(&self, deadline: &Deadline) -> LlmError {
+        LlmError::Deadline {
+            provider: self.provider.clone(),
+            limit: deadline.limit(),
+        }
+    }
+
     /// A blocking call: send, read the whole body, `parse` it. Retried as a
-    /// whole; counted once by the breaker.
+    /// whole within the call deadline; counted once by the breaker.
     pub async fn complete<T>(
         &self,
         request: &PreparedRequest,
         parse: impl Fn(&[u8]) -> Result<T, LlmError>,
     ) -> Result<T, LlmError> {
         let permit = self.breaker.acquire()?;
+        let deadline = self.deadline();
         let parse = &parse;
         let outcome = self
-            .retrying(move || async move {
+            .retrying(&deadline, move || async move {
                 let response = self
                     .builder(request)
                     .timeout(self.resilience.timeouts.request)
@@ -148,34 +165,36 @@ impl Transport {
     /// retried like a blocking one (this covers error statuses, but also an
     /// `overloaded` error event sent as the first thing after a 200); once
     /// an event has been returned to the caller it never is, since the
-    /// caller may already have shown it.
+    /// caller may already have shown it. The call deadline runs on to the
+    /// end of the stream, and the stream is cut once its text and tool-call
+    /// arguments pass `max_tokens` × [`STREAM_BYTES_PER_TOKEN`] bytes.
     pub async fn stream<D: Decoder>(
         &self,
         request: &PreparedRequest,
+        max_tokens: u32,
         make_decoder: impl Fn() -> D,
     ) -> Result<EventStream, LlmError> {
         let permit = self.breaker.acquire()?;
+        let deadline = self.deadline();
         let idle = self.resilience.timeouts.stream_idle;
+        let cap = OutputCap::new(max_tokens);
         let make_decoder = &make_decoder;
         let outcome = self
-            .retrying(move || async move {
+            .retrying(&deadline, move || async move {
                 let response = match tokio::time::timeout(idle, self.builder(request).send()).await
                 {
-                    Err(_) => {
-                        return Err(LlmError::Timeout {
-                            phase: TimeoutPhase::StreamIdle,
-                            after: idle,
-                        });
-                    }
+                    Err(_) => return Err(self.timeout(TimeoutPhase::StreamIdle, idle)),
                     Ok(sent) => sent.map_err(|e| self.map_error(&e, TimeoutPhase::StreamIdle))?,
                 };
                 let response = self.check_status(response).await?;
                 let mut reader = EventReader {
                     transport: self.clone(),
-                    body: Box::pin(response.bytes_stream()),
+                    body: Some(Box::pin(response.bytes_stream())),
                     parser: SseParser::new(),
                     decoder: make_decoder(),
                     idle,
+                    deadline,
+                    cap,
                     pending: VecDeque::new(),
                     deferred: None,
                     eof: false,
@@ -213,7 +232,10 @@ impl Transport {
         }
     }
 
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, LlmError>
+    /// Runs `attempt` until it succeeds, fails for good, or the deadline
+    /// leaves no room for another try. An attempt still running when the
+    /// deadline expires is dropped (closing its connection).
+    async fn retrying<T, F, Fut>(&self, deadline: &Deadline, mut attempt: F) -> Result<T, LlmError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, LlmError>>,
@@ -222,9 +244,10 @@ impl Transport {
         let max_attempts = policy.max_attempts.max(1);
         let mut number = 1;
         loop {
-            let error = match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(error) => error,
+            let error = match tokio::time::timeout_at(deadline.at().into(), attempt()).await {
+                Err(_) => return Err(self.deadline_error(deadline)),
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => error,
             };
             if number >= max_attempts || !error.is_retryable() {
                 return Err(error);
@@ -234,6 +257,16 @@ impl Transport {
                 Some(after) => after,
                 None => policy.backoff(number),
             };
+            if !deadline.allows_retry_after(Instant::now(), delay) {
+                tracing::warn!(
+                    provider = %self.provider,
+                    attempt = number,
+                    ?delay,
+                    %error,
+                    "LLM call failed; no time left for a retry within the call deadline"
+                );
+                return Err(error);
+            }
             tracing::warn!(
                 provider = %self.provider,
                 attempt = number,
@@ -247,20 +280,27 @@ impl Transport {
         }
     }
 
+    fn timeout(&self, phase: TimeoutPhase, after: Duration) -> LlmError {
+        LlmError::Timeout {
+            provider: self.provider.clone(),
+            phase,
+            after,
+        }
+    }
+
     fn map_error(&self, error: &reqwest::Error, phase: TimeoutPhase) -> LlmError {
         if error.is_timeout() {
-            if error.is_connect() {
-                return LlmError::Timeout {
-                    phase: TimeoutPhase::Connect,
-                    after: self.resilience.timeouts.connect,
-                };
-            }
+            let phase = if error.is_connect() {
+                TimeoutPhase::Connect
+            } else {
+                phase
+            };
             let after = match phase {
                 TimeoutPhase::Connect => self.resilience.timeouts.connect,
                 TimeoutPhase::Request => self.resilience.timeouts.request,
                 TimeoutPhase::StreamIdle => self.resilience.timeouts.stream_idle,
             };
-            return LlmError::Timeout { phase, after };
+            return self.timeout(phase, after);
         }
         if error.is_builder() {
             return LlmError::invalid(format!(
@@ -465,13 +505,50 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The cap on one streamed answer's output.
+#[derive(Debug, Clone, Copy)]
+struct OutputCap {
+    max_tokens: u32,
+    limit_bytes: usize,
+    seen_bytes: usize,
+}
+
+impl OutputCap {
+    fn new(max_tokens: u32) -> Self {
+        OutputCap {
+            max_tokens,
+            limit_bytes: (max_tokens.max(1) as usize).saturating_mul(STREAM_BYTES_PER_TOKEN),
+            seen_bytes: 0,
+        }
+    }
+
+    /// Counts the output in `events`; false once past the limit.
+    fn admit(&mut self, events: &[StreamEvent]) -> bool {
+        for event in events {
+            let bytes = match event {
+                StreamEvent::TextDelta(text) => text.len(),
+                StreamEvent::ToolCallDelta {
+                    arguments_fragment, ..
+                } => arguments_fragment.len(),
+                _ => 0,
+            };
+            self.seen_bytes = self.seen_bytes.saturating_add(bytes);
+        }
+        self.seen_bytes <= self.limit_bytes
+    }
+}
+
 /// Reads a server-sent-event body and decodes it, one [`StreamEvent`] at a time.
 struct EventReader<S, D> {
     transport: Transport,
-    body: S,
+    /// `None` once the stream failed: dropping the body closes the
+    /// connection, so a provider that keeps sending is cut off at once.
+    body: Option<S>,
     parser: SseParser,
     decoder: D,
     idle: Duration,
+    deadline: Deadline,
+    cap: OutputCap,
     pending: VecDeque<StreamEvent>,
     /// An error to report once the events decoded before it are delivered.
     deferred: Option<LlmError>,
@@ -511,12 +588,14 @@ where
                     "the stream ended before the model finished",
                 ))));
             }
+            let Some(body) = self.body.as_mut() else {
+                return None;
+            };
             let mut out = Vec::new();
-            let result = match tokio::time::timeout(self.idle, self.body.next()).await {
-                Err(_) => Err(LlmError::Timeout {
-                    phase: TimeoutPhase::StreamIdle,
-                    after: self.idle,
-                }),
+            let (wait, deadline_limits) = self.deadline.bound(Instant::now(), self.idle);
+            let result = match tokio::time::timeout(wait, body.next()).await {
+                Err(_) if deadline_limits => Err(self.transport.deadline_error(&self.deadline)),
+                Err(_) => Err(self.transport.timeout(TimeoutPhase::StreamIdle, self.idle)),
                 Ok(Some(Err(error))) => {
                     Err(self.transport.map_error(&error, TimeoutPhase::StreamIdle))
                 }
@@ -526,8 +605,22 @@ where
                     self.decode_eof(&mut out)
                 }
             };
+            let result = result.and_then(|()| {
+                if self.cap.admit(&out) {
+                    Ok(())
+                } else {
+                    // Nothing of the chunk that went past the cap is passed on.
+                    out.clear();
+                    Err(LlmError::OutputTooLarge {
+                        provider: self.transport.provider.clone(),
+                        limit_bytes: self.cap.limit_bytes,
+                        max_tokens: self.cap.max_tokens,
+                    })
+                }
+            });
             self.pending.extend(out);
             if let Err(error) = result {
+                self.body = None;
                 self.deferred = Some(error);
             }
         }
@@ -571,6 +664,7 @@ where
 
     fn fail(&mut self, error: LlmError) -> LlmError {
         self.finished = true;
+        self.body = None;
         self.pending.clear();
         self.settle(Some(&error));
         tracing::warn!(provider = %self.transport.provider, %error, "LLM stream failed");

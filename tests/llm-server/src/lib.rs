@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+mod misbehave;
 mod reply;
 mod tools;
 mod wire;
@@ -117,6 +118,8 @@ struct Script {
 struct Shared {
     script: Mutex<Script>,
     sequence: AtomicU64,
+    /// Misbehaving answers whose connection went away before they ended.
+    abandoned: AtomicU64,
 }
 
 impl Shared {
@@ -168,6 +171,7 @@ impl TestLlm {
                 recording: true,
             }),
             sequence: AtomicU64::new(1),
+            abandoned: AtomicU64::new(0),
         });
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = router(Arc::clone(&shared));
@@ -271,6 +275,15 @@ impl TestLlm {
     /// How many requests were received.
     pub fn request_count(&self) -> usize {
         self.shared.lock().requests.len()
+    }
+
+    /// How many [`Reply::hang`], [`Reply::endless`] and [`Reply::stall`]
+    /// answers were dropped by the server because their connection went
+    /// away: the client gave up on them (or the server stopped). None of
+    /// them ever ends by itself, so this is how a test sees that a client
+    /// closed the connection of a provider that misbehaves.
+    pub fn abandoned(&self) -> u64 {
+        self.shared.abandoned.load(Ordering::SeqCst)
     }
 
     /// Forgets the recorded requests.
@@ -696,6 +709,13 @@ async fn handle(
             error_response(api, status, message, &[])
         }
         Kind::Answer { text, calls } => (format.answer)(&shared, &incoming, &reply, text, calls),
+        Kind::Hang => misbehave::hang(&shared).await,
+        Kind::Endless { piece } => {
+            misbehave::respond(&shared, api, &incoming, piece, misbehave::Tail::Endless)
+        }
+        Kind::Stall { text } => {
+            misbehave::respond(&shared, api, &incoming, text, misbehave::Tail::Stall)
+        }
     }
 }
 

@@ -16,6 +16,12 @@ pub(crate) enum Kind {
     },
     /// A 200 streaming response whose first event is an error.
     StreamError { message: String },
+    /// Never answers: no status, no headers.
+    Hang,
+    /// Starts answering and never stops: `piece` again and again.
+    Endless { piece: String },
+    /// Starts answering with `text`, then sends nothing more, ever.
+    Stall { text: String },
 }
 
 /// One scripted answer.
@@ -101,6 +107,29 @@ impl Reply {
         Self::new(Kind::StreamError {
             message: message.into(),
         })
+    }
+
+    /// A provider that accepts the request and never answers: no status
+    /// line, no headers, blocking or streamed.
+    pub fn hang() -> Self {
+        Self::new(Kind::Hang)
+    }
+
+    /// A provider that never stops answering. Streamed: the format's
+    /// opening events, then text deltas of `piece` without end. Blocking:
+    /// a 200 whose JSON body's text is `piece` repeated without end.
+    pub fn endless(piece: impl Into<String>) -> Self {
+        Self::new(Kind::Endless {
+            piece: piece.into(),
+        })
+    }
+
+    /// A provider that starts answering and then goes silent with the
+    /// connection open. Streamed: the format's opening events and one text
+    /// delta of `text`, then nothing. Blocking: a 200 and the start of the
+    /// JSON body up to `text`, then nothing.
+    pub fn stall(text: impl Into<String>) -> Self {
+        Self::new(Kind::Stall { text: text.into() })
     }
 
     /// Adds text to a tool-call answer (said before the calls).

@@ -76,6 +76,7 @@ pub fn fast() -> ResilienceConfig {
             connect: Duration::from_secs(2),
             request: Duration::from_secs(10),
             stream_idle: Duration::from_secs(10),
+            call_deadline: Duration::from_secs(30),
         },
         breaker: BreakerConfig {
             failure_threshold: 5,
