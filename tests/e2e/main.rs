@@ -27,6 +27,7 @@ mod openai_tools;
 mod plugin_authoring;
 mod plugin_lifecycle;
 mod plugins;
+mod provider_faults;
 mod providers;
 mod sandbox;
 mod scheduler;

@@ -148,7 +148,7 @@ impl From<talon_llm::LlmError> for ApiError {
             }
             L::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             L::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            L::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            L::Timeout { .. } | L::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         };
         ApiError::Upstream { status, message }

@@ -85,6 +85,9 @@ pub struct ModelSpec {
     pub max_tokens: Option<u32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// Deadline of each model call, in seconds, instead of
+    /// `llm.call_deadline_secs`.
+    pub call_deadline_secs: Option<u64>,
     /// System prompt, when given here rather than at the top level.
     pub system_prompt: Option<String>,
 }

@@ -95,6 +95,7 @@ const MODEL_KEYS: &[&str] = &[
     "max_tokens",
     "temperature",
     "system_prompt",
+    "call_deadline_secs",
     "context_window",
     "max_output_tokens",
 ];
@@ -363,6 +364,15 @@ fn model_issues(
                     choices.providers.iter().map(String::as_str)
                 )
             ),
+        });
+    }
+    if let Some(secs) = manifest.model.call_deadline_secs
+        && !(1..=86_400).contains(&secs)
+    {
+        out.push(Issue {
+            line: lines.of(model.get("call_deadline_secs").and_then(Item::span)),
+            key: "model.call_deadline_secs".into(),
+            message: format!("call_deadline_secs must be between 1 and 86400 seconds, not {secs}"),
         });
     }
     if manifest.model.model.trim().is_empty() {

@@ -154,6 +154,14 @@ breaker_failure_threshold = 5
 breaker_cooldown_secs = 30
 # Longest wait for a whole (non-streamed) answer, in seconds.
 request_timeout_secs = 300
+# Deadline of one model call, in seconds: every attempt, the waits between
+# them and, when streamed, the whole stream. A provider that does not answer
+# fails the turn when it passes. Timeouts are not retried. An agent may set
+# its own in its manifest's [model] section (`call_deadline_secs`).
+call_deadline_secs = 180
+# Longest silence in a streamed answer (before it starts or between two
+# pieces), in seconds.
+stream_idle_secs = 90
 
 [budget]
 # Spending limits over all agents in USD (0 = no limit). A turn that would
@@ -299,6 +307,10 @@ pub struct LlmConfig {
     pub breaker_cooldown_secs: u64,
     /// Longest wait for a whole answer, in seconds.
     pub request_timeout_secs: u64,
+    /// Deadline of one model call (all attempts, the whole stream), in seconds.
+    pub call_deadline_secs: u64,
+    /// Longest silence in a streamed answer, in seconds.
+    pub stream_idle_secs: u64,
 }
 
 impl Default for LlmConfig {
@@ -309,6 +321,8 @@ impl Default for LlmConfig {
             breaker_failure_threshold: 5,
             breaker_cooldown_secs: 30,
             request_timeout_secs: 300,
+            call_deadline_secs: 180,
+            stream_idle_secs: 90,
         }
     }
 }
@@ -496,6 +510,8 @@ const RESTART_KEYS: &[&str] = &[
     "llm.breaker_failure_threshold",
     "llm.breaker_cooldown_secs",
     "llm.request_timeout_secs",
+    "llm.call_deadline_secs",
+    "llm.stream_idle_secs",
 ];
 
 impl Config {
@@ -555,6 +571,14 @@ impl Config {
         if self.agents.max_iterations == 0 || self.llm.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "agents.max_iterations and llm.max_attempts must be at least 1".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.llm.call_deadline_secs)
+            || !(1..=86_400).contains(&self.llm.stream_idle_secs)
+        {
+            return Err(ConfigError::Invalid(
+                "llm.call_deadline_secs and llm.stream_idle_secs must be between 1 and 86400"
+                    .into(),
             ));
         }
         if !(0.1..=1.0).contains(&self.agents.compact_at_ratio) {

@@ -27,6 +27,9 @@ pub(crate) fn target(manifest: &AgentManifest) -> Result<Target, KernelError> {
     if let Some(url) = model.base_url.as_deref().filter(|u| !u.is_empty()) {
         target = target.with_base_url(url);
     }
+    if let Some(secs) = model.call_deadline_secs {
+        target = target.with_call_deadline(std::time::Duration::from_secs(secs));
+    }
     Ok(target)
 }
 

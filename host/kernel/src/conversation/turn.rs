@@ -9,7 +9,14 @@
 //! timings) then commit in one transaction.
 //!
 //! Turns run in their own task: a client that disconnects does not cut a
-//! turn in half, and what it did is still recorded.
+//! turn in half, and what it did is still recorded. The one exception is a
+//! streamed model call whose only reader left (the SSE or WebSocket client
+//! that asked for the turn, with nobody attached): the provider's stream
+//! is dropped at once, closing its connection, and the turn ends as
+//! `stopped`, as if `stop` had been sent.
+//!
+//! A message to a session whose turn is still running waits for it; a
+//! caller reading events is told so first with a `queued` phase.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,6 +115,23 @@ impl Sink {
     fn streaming(&self) -> bool {
         self.caller.is_some() || self.live.watched()
     }
+
+    /// Resolves once the caller that reads this turn's events has gone;
+    /// never for a turn without one.
+    async fn caller_gone(&self) {
+        match &self.caller {
+            Some(caller) => caller.closed().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// How a model call ended, short of an error.
+enum ModelOutcome {
+    /// The model answered.
+    Answered(CompletionResponse),
+    /// The only reader of the stream left while the model was answering.
+    Abandoned,
 }
 
 fn estimate_tokens(messages: &[Message]) -> usize {
@@ -210,7 +234,22 @@ impl Conversations {
             let kernel = Arc::clone(&this);
             let session_id = session.id;
             let outcome = tokio::spawn(async move {
-                let _turn = sink.live.turn_lock.lock().await;
+                let _turn = match sink.live.turn_lock.try_lock() {
+                    Ok(turn) => turn,
+                    Err(_) => {
+                        // Only to this turn's caller: watchers of the
+                        // session follow the running turn, which is not queued.
+                        if let Some(caller) = &sink.caller {
+                            let _ = caller.send(TurnEvent::Phase {
+                                phase: "queued".into(),
+                                detail: Some(
+                                    "waiting for the session's running turn to finish".into(),
+                                ),
+                            });
+                        }
+                        sink.live.turn_lock.lock().await
+                    }
+                };
                 let cancel = sink.live.begin(parent.as_ref().map(|p| &p.cancel));
                 if let Some(parent) = &parent {
                     parent.live.adopt(&sink.live);
@@ -409,7 +448,8 @@ impl Conversations {
                 response = self.call_model(&target, request, sink) => response,
             };
             let response = match response {
-                Ok(r) => r,
+                Ok(ModelOutcome::Answered(r)) => r,
+                Ok(ModelOutcome::Abandoned) => break TurnStatus::Stopped,
                 Err(e) => {
                     failure = Some(e);
                     break TurnStatus::Failed;
@@ -510,20 +550,39 @@ impl Conversations {
     }
 
     /// One model call: streamed (deltas forwarded) when anyone watches.
+    /// A stream whose caller left with nobody attached is dropped, which
+    /// closes the provider's connection.
     async fn call_model(
         &self,
         target: &Target,
         request: CompletionRequest,
         sink: &Sink,
-    ) -> Result<CompletionResponse, KernelError> {
+    ) -> Result<ModelOutcome, KernelError> {
         if !sink.streaming() {
-            return Ok(self.providers.llm().complete(target, request).await?);
+            let response = self.providers.llm().complete(target, request).await?;
+            return Ok(ModelOutcome::Answered(response));
         }
         let model = request.model.clone();
-        let mut stream = self.providers.llm().stream(target, request).await?;
+        let mut stream = tokio::select! {
+            stream = self.providers.llm().stream(target, request) => stream?,
+            () = sink.caller_gone(), if !sink.live.watched() => return Ok(ModelOutcome::Abandoned),
+        };
         sink.phase("streaming", None);
         let mut builder = ResponseBuilder::new(model);
-        while let Some(event) = stream.next().await {
+        let mut caller_left = false;
+        loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                () = sink.caller_gone(), if !caller_left => {
+                    caller_left = true;
+                    if sink.live.watched() {
+                        // Someone attached still reads the answer.
+                        continue;
+                    }
+                    return Ok(ModelOutcome::Abandoned);
+                }
+            };
+            let Some(event) = event else { break };
             let event = event?;
             if let StreamEvent::TextDelta(text) = &event {
                 sink.emit(TurnEvent::TextDelta {
@@ -535,7 +594,7 @@ impl Conversations {
                 break;
             }
         }
-        Ok(builder.finish()?)
+        Ok(ModelOutcome::Answered(builder.finish()?))
     }
 
     /// Runs one tool call; a failure of any kind becomes an error result the

@@ -63,6 +63,8 @@ fn client(config: &Config) -> LlmClient {
         },
         timeouts: Timeouts {
             request: Duration::from_secs(llm.request_timeout_secs),
+            call_deadline: Duration::from_secs(llm.call_deadline_secs),
+            stream_idle: Duration::from_secs(llm.stream_idle_secs),
             ..defaults.timeouts
         },
         breaker: BreakerConfig {
