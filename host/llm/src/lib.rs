@@ -2,7 +2,8 @@
 //! three wire formats that cover the providers people use (OpenAI-compatible
 //! Chat Completions, Anthropic Messages, Google Gemini), a catalog of
 //! providers and models, and the resilience around every call (timeouts,
-//! retries with backoff, a circuit breaker per provider).
+//! a deadline per call, retries with backoff, a cap on streamed output, a
+//! circuit breaker per provider endpoint).
 //!
 //! The kernel holds one [`LlmClient`]:
 //!

@@ -136,7 +136,7 @@ pub async fn provider(
 
 /// Every provider's circuit breaker.
 #[utoipa::path(get, path = "/api/breaker/status", tag = "models",
-    responses((status = 200, description = "`{breakers: [{provider, state, ...}]}`", body = Object)))]
+    responses((status = 200, description = "`{breakers: [{provider, endpoint, state, ...}]}`: one per provider endpoint called, one closed entry without endpoint per provider never called", body = Object)))]
 pub async fn breaker_status(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "breakers": state.kernel.providers().llm().status() }))
 }
