@@ -9,10 +9,11 @@
 //! timings) then commit in one transaction.
 //!
 //! Turns run in their own task: a client that disconnects does not cut a
-//! turn in half, and what it did is still recorded. The one exception is a
-//! streamed model call whose only reader left (the SSE or WebSocket client
-//! that asked for the turn, with nobody attached): the provider's stream
-//! is dropped at once, closing its connection, and the turn ends as
+//! turn in half, and what it did is still recorded (later model calls are
+//! made without streaming). The one exception is a streamed model call
+//! whose only reader left while the model answered (the SSE or WebSocket
+//! client that asked for the turn, with nobody attached): the provider's
+//! stream is dropped at once, closing its connection, and the turn ends as
 //! `stopped`, as if `stop` had been sent.
 //!
 //! A message to a session whose turn is still running waits for it; a
@@ -111,9 +112,10 @@ impl Sink {
         });
     }
 
-    /// Whether anyone reads text deltas (else the blocking API is used).
+    /// Whether anyone reads text deltas (else the blocking API is used):
+    /// a caller still connected, or a watcher.
     fn streaming(&self) -> bool {
-        self.caller.is_some() || self.live.watched()
+        self.caller.as_ref().is_some_and(|c| !c.is_closed()) || self.live.watched()
     }
 
     /// Resolves once the caller that reads this turn's events has gone;
