@@ -588,9 +588,7 @@ where
                     "the stream ended before the model finished",
                 ))));
             }
-            let Some(body) = self.body.as_mut() else {
-                return None;
-            };
+            let body = self.body.as_mut()?;
             let mut out = Vec::new();
             let (wait, deadline_limits) = self.deadline.bound(Instant::now(), self.idle);
             let result = match tokio::time::timeout(wait, body.next()).await {
