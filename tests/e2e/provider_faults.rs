@@ -70,6 +70,31 @@ async fn a_provider_that_never_answers_fails_the_turn_at_the_deadline() {
     assert_eq!(message_count(&daemon, &agent).await, 0);
     let reply = json(daemon.message(&agent, "hello again").await).await;
     assert_eq!(reply["response"], "never asked for", "{reply}");
+
+    // An agent's own deadline wins over [llm]'s; a senseless one is refused.
+    let with_deadline = |secs: u64| {
+        manifest("patient", &llm, "test-model", &[]).replace(
+            "[capabilities]",
+            &format!("call_deadline_secs = {secs}\n[capabilities]"),
+        )
+    };
+    let refused = daemon
+        .post("/api/agents", json!({ "manifest_toml": with_deadline(0) }))
+        .await;
+    assert_error(
+        refused,
+        400,
+        "call_deadline_secs must be between 1 and 86400",
+    )
+    .await;
+    let patient = daemon.spawn_manifest(with_deadline(1)).await;
+    llm.push(Reply::hang());
+    assert_error(
+        daemon.message(&patient, "hello?").await,
+        504,
+        "within the call deadline of 1s",
+    )
+    .await;
     assert_eq!(reply["status"], "completed");
     assert_eq!(message_count(&daemon, &agent).await, 2);
 }
