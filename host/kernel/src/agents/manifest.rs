@@ -85,6 +85,9 @@ pub struct ModelSpec {
     pub max_tokens: Option<u32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// Most tokens of history and message sent in one model call (else
+    /// `agents.max_context_tokens`); never more than the model's window.
+    pub max_context_tokens: Option<u32>,
     /// System prompt, when given here rather than at the top level.
     pub system_prompt: Option<String>,
 }

@@ -142,6 +142,11 @@ compact_at_ratio = 0.8
 compact_keep_recent = 20
 # Context window assumed for models the catalog does not know, in tokens.
 default_context_window = 128000
+# Most tokens (estimated) of history and new message sent to the model in one
+# call, for agents whose manifest sets no `max_context_tokens`; 0 means the
+# model's whole window. A session passing compact_at_ratio of it is compacted,
+# and only the newest messages that fit are read and sent.
+max_context_tokens = 32000
 
 [llm]
 # Attempts per model call (1 = no retries) on 429, 5xx and connection errors.
@@ -160,6 +165,12 @@ request_timeout_secs = 300
 # start past a limit is refused with 429 (as in LibreFang).
 daily_limit_usd = 0.0
 monthly_limit_usd = 0.0
+
+[storage]
+# The database's page cache in MiB: the most of the database file the daemon
+# keeps in memory (read at start). Larger caches make reads of a large store
+# cheaper and cost resident memory up to this size.
+cache_mib = 32
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -233,6 +244,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Global spending limits.
     pub budget: BudgetConfig,
+    /// The database.
+    pub storage: StorageConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -272,6 +285,9 @@ pub struct AgentsConfig {
     pub compact_keep_recent: usize,
     /// Context window of models the catalog does not know, in tokens.
     pub default_context_window: u32,
+    /// Most tokens of history and message sent to the model in one call,
+    /// for agents whose manifest sets none (0: the model's window).
+    pub max_context_tokens: u32,
 }
 
 impl Default for AgentsConfig {
@@ -281,6 +297,7 @@ impl Default for AgentsConfig {
             compact_at_ratio: 0.8,
             compact_keep_recent: 20,
             default_context_window: 128_000,
+            max_context_tokens: 32_000,
         }
     }
 }
@@ -321,6 +338,20 @@ pub struct BudgetConfig {
     pub daily_limit_usd: f64,
     /// Most USD spent per UTC month.
     pub monthly_limit_usd: f64,
+}
+
+/// The database file and what it may keep in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The database's page cache, in MiB: the most of the file kept in memory.
+    pub cache_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { cache_mib: 32 }
+    }
 }
 
 /// Plugin trust store and resource ceilings.
@@ -457,6 +488,7 @@ impl Default for Config {
             agents: AgentsConfig::default(),
             llm: LlmConfig::default(),
             budget: BudgetConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -490,6 +522,8 @@ const RESTART_KEYS: &[&str] = &[
     // The scheduler engine is built once at start with these.
     "scheduler.grace_secs",
     "scheduler.missed_policy",
+    // The store is opened once, at start.
+    "storage.cache_mib",
     // Breakers and connection pools are built once, at start.
     "llm.max_attempts",
     "llm.retry_base_delay_ms",
@@ -560,6 +594,11 @@ impl Config {
         if !(0.1..=1.0).contains(&self.agents.compact_at_ratio) {
             return Err(ConfigError::Invalid(
                 "agents.compact_at_ratio must be between 0.1 and 1.0".into(),
+            ));
+        }
+        if !(1..=65_536).contains(&self.storage.cache_mib) {
+            return Err(ConfigError::Invalid(
+                "storage.cache_mib must be between 1 and 65536".into(),
             ));
         }
         if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {

@@ -190,6 +190,39 @@ pub(crate) fn messages(store: &Store, session: Uuid) -> Result<Vec<StoredMessage
     Ok(out)
 }
 
+/// The newest messages of a session, in order, as many as fit in
+/// `max_tokens` by `cost`: read backwards over the key order and stopped at
+/// the first that does not fit, so the work is bounded by the budget, not
+/// by the session's length. Also whether older messages were left out.
+pub(crate) fn recent_messages(
+    store: &Store,
+    session: Uuid,
+    max_tokens: usize,
+    cost: impl Fn(&Message) -> usize,
+) -> Result<(Vec<StoredMessage>, bool), StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(MESSAGES)?;
+    let key = session_key(session);
+    let mut out: Vec<StoredMessage> = Vec::new();
+    let mut used = 0usize;
+    let mut cut = false;
+    for entry in table
+        .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
+        .rev()
+    {
+        let (_, value) = entry?;
+        let message: StoredMessage = store::decode(MESSAGES_TABLE, value.value())?;
+        used += cost(&message.message);
+        if used > max_tokens {
+            cut = true;
+            break;
+        }
+        out.push(message);
+    }
+    out.reverse();
+    Ok((out, cut))
+}
+
 fn remove_messages_in(
     tx: &WriteTransaction,
     session: Uuid,
@@ -443,7 +476,9 @@ pub(crate) fn remove_agent_in(tx: &WriteTransaction, agent: Uuid) -> Result<(), 
     for id in ids {
         turns.remove((key.as_str(), id.as_str()))?;
     }
-    Ok(())
+    // Its own totals go with it; what it spent stays in the totals over
+    // every agent and its models', so removing an agent refunds no budget.
+    store::totals::remove_scope_in(tx, &key)
 }
 
 /// The newest `limit` turns of one agent, newest first.
@@ -467,7 +502,9 @@ pub(crate) fn turns_of(
     Ok(out)
 }
 
-/// Every turn that started at or after `since`, of every agent.
+/// Every turn that started at or after `since`, of every agent: a scan,
+/// which the tests compare the running totals with.
+#[cfg(test)]
 pub(crate) fn turns_since(
     store: &Store,
     since: DateTime<Utc>,
@@ -653,5 +690,141 @@ mod tests {
         assert!(get(&store, s.id).unwrap().is_none());
         assert!(messages(&store, s.id).unwrap().is_empty());
         assert!(turns_of(&store, agent, 10).unwrap().is_empty());
+    }
+
+    /// Every row of the running totals, and the same rebuilt from the turn
+    /// rows by the migration's code (in a transaction then dropped).
+    fn totals_now_and_rebuilt(
+        store: &Store,
+    ) -> (
+        Vec<((String, String), store::totals::UsageTotals)>,
+        Vec<((String, String), store::totals::UsageTotals)>,
+    ) {
+        use crate::store::totals::{TURN_TOTALS, rebuild_in};
+        fn all(
+            table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        ) -> Vec<((String, String), store::totals::UsageTotals)> {
+            table
+                .iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    let (scope, bucket) = k.value();
+                    let mut t: store::totals::UsageTotals = store::decode("t", v.value()).unwrap();
+                    t.cost_usd = (t.cost_usd * 1e9).round() / 1e9;
+                    ((scope.to_string(), bucket.to_string()), t)
+                })
+                .collect()
+        }
+        let now = {
+            let tx = store.db().begin_read().unwrap();
+            all(&tx.open_table(TURN_TOTALS).unwrap())
+        };
+        let tx = store.db().begin_write().unwrap();
+        rebuild_in(&tx).unwrap();
+        let rebuilt = all(&tx.open_table(TURN_TOTALS).unwrap());
+        tx.abort().unwrap();
+        (now, rebuilt)
+    }
+
+    #[test]
+    fn running_totals_equal_a_scan_after_turns_failures_rewrites_and_replay() {
+        use crate::store::totals::{self, ALL, TURN_TOTALS};
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        let start = Utc::now() - chrono::Duration::days(3);
+        let mut written = Vec::new();
+        for i in 0..300u32 {
+            let mut t = turn(agent, session.id);
+            t.started_at = start + chrono::Duration::minutes(i64::from(i) * 17);
+            t.cost_usd = f64::from(i % 7) * 0.013;
+            t.iterations = i % 3;
+            t.model = format!("m{}", i % 2);
+            if i % 5 == 0 {
+                t.status = TurnStatus::Failed;
+                record_turn(&store, &t).unwrap();
+            } else {
+                let msgs = [Message::user(format!("q{i}")), Message::assistant("a")];
+                commit_turn(&store, session.id, &msgs, &t).unwrap();
+            }
+            written.push(t);
+        }
+        // A row written again replaces its share instead of adding it twice.
+        let mut again = written[7].clone();
+        again.cost_usd = 2.0;
+        record_turn(&store, &again).unwrap();
+        written[7] = again;
+
+        let (now, rebuilt) = totals_now_and_rebuilt(&store);
+        assert_eq!(now, rebuilt, "incremental totals equal the rebuild");
+        // And an independent scan: the cost of each day over every agent.
+        let scan = turns_since(&store, start - chrono::Duration::days(1)).unwrap();
+        assert_eq!(scan.len(), 300);
+        let tx = store.db().begin_read().unwrap();
+        let table = tx.open_table(TURN_TOTALS).unwrap();
+        for day in scan.iter().map(|t| t.started_at.date_naive()) {
+            let want: f64 = scan
+                .iter()
+                .filter(|t| t.started_at.date_naive() == day)
+                .map(|t| t.cost_usd)
+                .sum();
+            let want_turns = scan
+                .iter()
+                .filter(|t| t.started_at.date_naive() == day)
+                .count();
+            let got = totals::get(&table, ALL, &totals::day_bucket(day)).unwrap();
+            assert!(
+                (got.cost_usd - want).abs() < 1e-9,
+                "{day}: {got:?} vs {want}"
+            );
+            assert_eq!(got.turns, want_turns as u64);
+            let mine = totals::get(&table, &agent.to_string(), &totals::day_bucket(day)).unwrap();
+            assert_eq!(mine.turns, want_turns as u64);
+        }
+        drop((table, tx));
+
+        // After a crash, the journal's replay adds each lost turn once.
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        assert_eq!(totals_now_and_rebuilt(&recovered).0, now);
+        let (_lost, without) = crash_copy(dir.path(), false);
+        let (now, rebuilt) = totals_now_and_rebuilt(&without);
+        assert_eq!(now, rebuilt, "the durable state alone is consistent too");
+    }
+
+    #[test]
+    fn an_older_store_gets_its_totals_built_once_by_the_migration() {
+        use crate::store::tables::META;
+        use crate::store::totals::{ALL, TURN_TOTALS};
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        for _ in 0..20 {
+            commit_turn(
+                &store,
+                session.id,
+                &[Message::user("q")],
+                &turn(agent, session.id),
+            )
+            .unwrap();
+        }
+        let (expected, _) = totals_now_and_rebuilt(&store);
+        // Make it a schema-8 store: no totals table.
+        store.checkpoint().unwrap();
+        let tx = store.db().begin_write().unwrap();
+        tx.delete_table(TURN_TOTALS).unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .insert("schema_version", 8)
+            .unwrap();
+        tx.commit().unwrap();
+        drop(store);
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        assert_eq!(store.schema_version().unwrap(), store::SCHEMA_VERSION);
+        let (now, _) = totals_now_and_rebuilt(&store);
+        assert_eq!(now, expected);
+        let all_month = now
+            .iter()
+            .find(|((scope, bucket), _)| scope == ALL && bucket.starts_with('m'))
+            .map(|(_, t)| t.turns);
+        assert_eq!(all_month, Some(20));
     }
 }
