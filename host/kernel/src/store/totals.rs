@@ -238,6 +238,8 @@ pub const MODEL_SCOPES: (&str, &str) = ("model:", "model;");
 /// Builds the totals from every turn row (the migration that creates them).
 pub(crate) fn rebuild_in(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.delete_table(TURN_TOTALS)?;
+    // Created even when there is nothing to add: readers open it.
+    tx.open_table(TURN_TOTALS)?;
     let turns = tx.open_table(super::tables::TURNS)?;
     for entry in turns.iter()? {
         let (_, value) = entry?;
