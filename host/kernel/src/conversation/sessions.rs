@@ -316,13 +316,52 @@ fn put_messages_in(
     )
 }
 
+/// Longest error message a turn record keeps, in bytes: a provider's error
+/// can carry a whole response body, and a client sending only failing turns
+/// must not grow the store by more than a small record each.
+pub const MAX_TURN_ERROR_BYTES: usize = 1024;
+/// Longest sender id, name or channel a turn record keeps, in bytes.
+pub const MAX_SENDER_FIELD_BYTES: usize = 256;
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked as cut.
+fn cap(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+}
+
 fn put_turn_in(tx: &WriteTransaction, turn: &TurnRecord) -> Result<(), StoreError> {
-    put_turn_row(
-        tx,
-        turn.agent_id,
-        turn.id,
-        &store::encode(TURNS_TABLE, turn)?,
-    )
+    let oversized = turn
+        .error
+        .as_ref()
+        .is_some_and(|e| e.len() > MAX_TURN_ERROR_BYTES)
+        || turn.sender.as_ref().is_some_and(|s| {
+            [&s.id, &s.name, &s.channel_type]
+                .iter()
+                .any(|f| f.as_ref().is_some_and(|f| f.len() > MAX_SENDER_FIELD_BYTES))
+        });
+    let json = if oversized {
+        let mut bounded = turn.clone();
+        if let Some(error) = &mut bounded.error {
+            cap(error, MAX_TURN_ERROR_BYTES);
+        }
+        if let Some(sender) = &mut bounded.sender {
+            for field in [&mut sender.id, &mut sender.name, &mut sender.channel_type] {
+                if let Some(field) = field {
+                    cap(field, MAX_SENDER_FIELD_BYTES);
+                }
+            }
+        }
+        store::encode(TURNS_TABLE, &bounded)?
+    } else {
+        store::encode(TURNS_TABLE, turn)?
+    };
+    put_turn_row(tx, turn.agent_id, turn.id, &json)
 }
 
 /// Records a turn that added no messages (a failed one).
@@ -826,5 +865,56 @@ mod tests {
             .find(|((scope, bucket), _)| scope == ALL && bucket.starts_with('m'))
             .map(|(_, t)| t.turns);
         assert_eq!(all_month, Some(20));
+    }
+
+    #[test]
+    fn failing_turns_keep_a_bounded_record_each() {
+        use crate::conversation::records::Sender;
+        let (_dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        let huge = "é".repeat(200_000);
+        for _ in 0..200 {
+            let mut t = turn(agent, session.id);
+            t.status = TurnStatus::Failed;
+            t.error = Some(huge.clone());
+            t.sender = Some(Sender {
+                id: Some(huge.clone()),
+                name: Some(huge.clone()),
+                channel_type: None,
+            });
+            record_turn(&store, &t).unwrap();
+        }
+        let kept = turns_of(&store, agent, 1).unwrap().remove(0);
+        assert!(kept.error.as_ref().unwrap().len() <= MAX_TURN_ERROR_BYTES);
+        assert!(kept.error.unwrap().ends_with("..."));
+        assert!(kept.sender.unwrap().name.unwrap().len() <= MAX_SENDER_FIELD_BYTES);
+        let stats = store::stats::stats(&store).unwrap();
+        let turns = stats.tables.iter().find(|t| t.name == TURNS_TABLE).unwrap();
+        assert_eq!(turns.rows, 200);
+        assert!(
+            turns.stored_bytes / 200 < 2 * 1024,
+            "{} bytes a failed turn",
+            turns.stored_bytes / 200
+        );
+    }
+
+    #[test]
+    fn recent_messages_reads_only_the_newest_that_fit() {
+        let (_dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        for i in 0..500 {
+            let msgs = [Message::user(format!("q{i:03}")), Message::assistant("a")];
+            commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        }
+        let (window, cut) = recent_messages(&store, session.id, 10, |_| 1).unwrap();
+        assert!(cut);
+        let texts: Vec<String> = window.iter().map(|m| m.message.text()).collect();
+        assert_eq!(texts.len(), 10);
+        assert_eq!(texts[0], "q495");
+        assert_eq!(texts[9], "a");
+        assert_eq!(window[9].seq, 999);
+        let (all, cut) = recent_messages(&store, session.id, usize::MAX, |_| 1).unwrap();
+        assert!(!cut);
+        assert_eq!(all.len(), 1000);
     }
 }

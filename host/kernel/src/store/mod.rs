@@ -17,6 +17,7 @@
 pub mod audit;
 pub(crate) mod journal;
 pub(crate) mod migrations;
+pub mod stats;
 pub(crate) mod tables;
 pub mod totals;
 
