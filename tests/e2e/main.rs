@@ -30,6 +30,7 @@ mod plugins;
 mod providers;
 mod sandbox;
 mod scheduler;
+mod storage;
 mod system;
 mod tasks;
 mod triggers;

@@ -748,4 +748,15 @@ mod tests {
         assert_eq!(plan.restart_required, vec!["api_listen"]);
         assert_eq!(plan.applied, vec!["rate_limit.api_requests_per_minute"]);
     }
+
+    #[test]
+    fn the_page_cache_is_bounded_and_its_change_needs_a_restart() {
+        for bad in ["[storage]\ncache_mib = 0", "[storage]\ncache_mib = 70000"] {
+            let err = Config::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("storage.cache_mib"), "{err}");
+        }
+        assert_eq!(Config::parse("").unwrap().storage.cache_mib, 32);
+        assert!(Config::requires_restart("storage.cache_mib"));
+        assert!(Config::parse("[storage]\ncache_mbi = 1").is_err());
+    }
 }
