@@ -135,8 +135,9 @@ allowlist = []
 [agents]
 # Most model calls one turn may make before it stops with what it has.
 max_iterations = 20
-# A session is compacted (older messages summarized by the model) when its
-# estimated size passes this share of the model's context window.
+# A session is compacted (older messages summarized by the model) when the
+# history a turn sends passes this share of its context budget
+# (max_context_tokens below); 1.0 never compacts, the window only slides.
 compact_at_ratio = 0.8
 # Messages kept verbatim when a session is compacted.
 compact_keep_recent = 20
@@ -279,7 +280,7 @@ impl Default for SchedulerConfig {
 pub struct AgentsConfig {
     /// Most model calls one turn may make.
     pub max_iterations: u32,
-    /// Share of the context window past which a session is compacted.
+    /// Share of the context budget past which a session is compacted.
     pub compact_at_ratio: f64,
     /// Messages kept verbatim by compaction.
     pub compact_keep_recent: usize,
