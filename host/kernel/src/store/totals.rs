@@ -118,42 +118,55 @@ pub fn month_bucket(at: DateTime<Utc>) -> String {
     at.format("m%Y-%m").to_string()
 }
 
+/// The `(scope, bucket)` keys one turn counts in.
+fn keys(turn: &TurnUsage) -> Vec<(String, String)> {
+    let buckets = [
+        hour_bucket(turn.started_at),
+        day_bucket(turn.started_at.date_naive()),
+        month_bucket(turn.started_at),
+    ];
+    let scopes = [
+        ALL.to_string(),
+        turn.agent_id.clone(),
+        model_scope(&turn.provider, &turn.model),
+    ];
+    scopes
+        .iter()
+        .flat_map(|scope| buckets.iter().map(move |b| (scope.clone(), b.clone())))
+        .collect()
+}
+
+fn decode_turn(bytes: &[u8]) -> Result<TurnUsage, StoreError> {
+    super::decode::<TurnUsage>("turns.v1", bytes)
+}
+
 /// Moves the totals by one turn row: `old` (the row it replaces) out, `new` in.
 pub(super) fn update_in(
     tx: &WriteTransaction,
     old: Option<&[u8]>,
     new: Option<&[u8]>,
 ) -> Result<(), StoreError> {
-    let decode = |bytes: &[u8]| super::decode::<TurnUsage>("turns.v1", bytes);
-    let old = old.map(decode).transpose()?;
-    let new = new.map(decode).transpose()?;
+    let old = old.map(decode_turn).transpose()?;
+    let new = new.map(decode_turn).transpose()?;
     let mut table = tx.open_table(TURN_TOTALS)?;
     for (turn, sign) in [(old, -1), (new, 1)] {
         let Some(turn) = turn else { continue };
-        let buckets = [
-            hour_bucket(turn.started_at),
-            day_bucket(turn.started_at.date_naive()),
-            month_bucket(turn.started_at),
-        ];
-        let model = model_scope(&turn.provider, &turn.model);
-        for scope in [ALL, turn.agent_id.as_str(), model.as_str()] {
-            for bucket in &buckets {
-                let key = (scope, bucket.as_str());
-                let mut totals: UsageTotals = match table.get(key)? {
-                    Some(v) => super::decode(TABLE, v.value())?,
-                    None => UsageTotals::default(),
-                };
-                totals.apply(&turn, sign);
-                if totals.turns == 0 {
-                    table.remove(key)?;
-                    continue;
-                }
-                if scope == model.as_str() {
-                    totals.provider.clone_from(&turn.provider);
-                    totals.model.clone_from(&turn.model);
-                }
-                table.insert(key, super::encode(TABLE, &totals)?.as_slice())?;
+        for (scope, bucket) in keys(&turn) {
+            let key = (scope.as_str(), bucket.as_str());
+            let mut totals: UsageTotals = match table.get(key)? {
+                Some(v) => super::decode(TABLE, v.value())?,
+                None => UsageTotals::default(),
+            };
+            totals.apply(&turn, sign);
+            if totals.turns == 0 {
+                table.remove(key)?;
+                continue;
             }
+            if scope.starts_with(MODEL_SCOPES.0) {
+                totals.provider.clone_from(&turn.provider);
+                totals.model.clone_from(&turn.model);
+            }
+            table.insert(key, super::encode(TABLE, &totals)?.as_slice())?;
         }
     }
     Ok(())
@@ -235,15 +248,39 @@ pub const AGENT_SCOPES: (&str, &str) = ("0", "g");
 /// The scopes of the models.
 pub const MODEL_SCOPES: (&str, &str) = ("model:", "model;");
 
-/// Builds the totals from every turn row (the migration that creates them).
+/// Builds the totals from every turn row (the migration that creates
+/// them): summed in memory, then written once per key, since a store may
+/// hold millions of rows.
 pub(crate) fn rebuild_in(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut sums: std::collections::BTreeMap<(String, String), UsageTotals> = Default::default();
+    {
+        let turns = tx.open_table(super::tables::TURNS)?;
+        for entry in turns.iter()? {
+            let (_, value) = entry?;
+            let turn = decode_turn(value.value())?;
+            for key in keys(&turn) {
+                let totals = sums.entry(key).or_default();
+                totals.apply(&turn, 1);
+                // Kept only in a model's scope, below.
+                if totals.model.is_empty() {
+                    totals.provider.clone_from(&turn.provider);
+                    totals.model.clone_from(&turn.model);
+                }
+            }
+        }
+    }
     tx.delete_table(TURN_TOTALS)?;
     // Created even when there is nothing to add: readers open it.
-    tx.open_table(TURN_TOTALS)?;
-    let turns = tx.open_table(super::tables::TURNS)?;
-    for entry in turns.iter()? {
-        let (_, value) = entry?;
-        update_in(tx, None, Some(value.value()))?;
+    let mut table = tx.open_table(TURN_TOTALS)?;
+    for ((scope, bucket), mut totals) in sums {
+        if !scope.starts_with(MODEL_SCOPES.0) {
+            totals.provider.clear();
+            totals.model.clear();
+        }
+        table.insert(
+            (scope.as_str(), bucket.as_str()),
+            super::encode(TABLE, &totals)?.as_slice(),
+        )?;
     }
     Ok(())
 }
