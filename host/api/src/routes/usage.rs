@@ -44,7 +44,11 @@ pub async fn usage(
     Query(query): Query<PeriodQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let period = query.period.unwrap_or_else(|| "day".into());
-    let usage = state.kernel.conversations().usage(span(&period)?).await?;
+    let usage = state
+        .kernel
+        .conversations()
+        .usage(span(&period)?, true)
+        .await?;
     let t = &usage.totals;
     Ok(Json(json!({
         "period": period,
@@ -64,7 +68,7 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<serde_json::V
     let today = state
         .kernel
         .conversations()
-        .usage(UsageSpan::Days(1))
+        .usage(UsageSpan::Days(1), false)
         .await?
         .totals;
     let spend = state.kernel.conversations().spending(None).await?;

@@ -98,8 +98,9 @@ impl Conversations {
     }
 
     /// Usage over a span of UTC calendar time ending now, from the running
-    /// totals: what every agent used, and how many agents made turns.
-    pub async fn usage(&self, span: UsageSpan) -> Result<Usage, KernelError> {
+    /// totals: what every agent used, and, with `count_agents`, how many
+    /// agents made turns (one range read per agent that ever made one).
+    pub async fn usage(&self, span: UsageSpan, count_agents: bool) -> Result<Usage, KernelError> {
         let now = self.shared.now();
         let store = self.shared.store().clone();
         Ok(store::blocking(move || {
@@ -110,8 +111,11 @@ impl Conversations {
             for (_, totals) in totals::range(&table, totals::ALL, &first, &last)? {
                 usage.totals.add(&totals);
             }
-            let (low, high) = totals::AGENT_SCOPES;
-            usage.active_agents = totals::scopes_between(&table, low, high, &first, &last)?.len();
+            if count_agents {
+                let (low, high) = totals::AGENT_SCOPES;
+                usage.active_agents =
+                    totals::scopes_between(&table, low, high, &first, &last)?.len();
+            }
             Ok(usage)
         })
         .await?)
@@ -199,7 +203,7 @@ impl UsageSpan {
 pub struct Usage {
     /// Over every agent.
     pub totals: UsageTotals,
-    /// Agents with at least one turn in the span.
+    /// Agents with at least one turn in the span (0 unless counted).
     pub active_agents: usize,
 }
 

@@ -351,10 +351,11 @@ fn put_turn_in(tx: &WriteTransaction, turn: &TurnRecord) -> Result<(), StoreErro
             cap(error, MAX_TURN_ERROR_BYTES);
         }
         if let Some(sender) = &mut bounded.sender {
-            for field in [&mut sender.id, &mut sender.name, &mut sender.channel_type] {
-                if let Some(field) = field {
-                    cap(field, MAX_SENDER_FIELD_BYTES);
-                }
+            for field in [&mut sender.id, &mut sender.name, &mut sender.channel_type]
+                .into_iter()
+                .flatten()
+            {
+                cap(field, MAX_SENDER_FIELD_BYTES);
             }
         }
         store::encode(TURNS_TABLE, &bounded)?
@@ -731,14 +732,11 @@ mod tests {
         assert!(turns_of(&store, agent, 10).unwrap().is_empty());
     }
 
+    type TotalsRows = Vec<((String, String), store::totals::UsageTotals)>;
+
     /// Every row of the running totals, and the same rebuilt from the turn
     /// rows by the migration's code (in a transaction then dropped).
-    fn totals_now_and_rebuilt(
-        store: &Store,
-    ) -> (
-        Vec<((String, String), store::totals::UsageTotals)>,
-        Vec<((String, String), store::totals::UsageTotals)>,
-    ) {
+    fn totals_now_and_rebuilt(store: &Store) -> (TotalsRows, TotalsRows) {
         use crate::store::totals::{TURN_TOTALS, rebuild_in};
         fn all(
             table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,

@@ -211,6 +211,9 @@ pub(crate) fn range(
     Ok(out)
 }
 
+/// Buckets of one scope, in order.
+pub type Buckets = Vec<(String, UsageTotals)>;
+
 /// Every scope from `low` (included) to `high` (excluded), with its
 /// buckets from `first` to `last` (both of one kind): one range read per
 /// scope, whatever the other buckets hold.
@@ -220,7 +223,7 @@ pub(crate) fn scopes_between(
     high: &str,
     first: &str,
     last: &str,
-) -> Result<Vec<(String, Vec<(String, UsageTotals)>)>, StoreError> {
+) -> Result<Vec<(String, Buckets)>, StoreError> {
     let mut out = Vec::new();
     let mut from = low.to_string();
     loop {
