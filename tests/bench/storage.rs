@@ -242,4 +242,26 @@ fn main() {
         rss_kib(child.id()) as f64 / 1024.0
     );
     daemon::stop(child);
+
+    // The steady state: a restart on the large store, without the migration.
+    let (child, url) = daemon::spawn(home.path());
+    println!(
+        "(c) RSS after a restart on it: {:.1} MB",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
+    tokio.block_on(async {
+        report(
+            &format!("(a) turn with a budget after the restart, {RECORDS} other records"),
+            turns(&http, &url, &agent, SAMPLES, true).await,
+        );
+        report(
+            &format!("(a) GET /api/usage/summary after the restart, {RECORDS} other records"),
+            summaries(&http, &url).await,
+        );
+    });
+    println!(
+        "(c) RSS after those requests: {:.1} MB",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
+    daemon::stop(child);
 }
