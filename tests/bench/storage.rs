@@ -6,8 +6,9 @@
 //!   with no stored turn records and then with 1,000,000 more, written
 //!   straight into the stopped daemon's database (the migration that builds
 //!   the running totals from them runs at the next start, and is timed);
-//! - (b) a turn in a new session against one in a session of 10,000 messages
-//!   (sliding window only: `compact_at_ratio = 1.0`);
+//! - (b) a turn in a new session, in a session whose 2,000-token window is
+//!   full (400 messages), and in one of 10,000 messages (sliding window
+//!   only: `compact_at_ratio = 1.0`);
 //! - (c) the daemon's resident memory after starting on that store and
 //!   after the turns, with the page cache at its default of 32 MiB.
 
@@ -221,8 +222,22 @@ fn main() {
             serde_json::json!({}),
         )
         .await;
+        // 200 turns fill the 2,000-token window ("ping"/"pong" are 9 tokens
+        // each): from there on, what a turn reads and sends stays the same.
+        turns(&http, &url, &agent, 200 - WARMUP, false).await;
+        report(
+            "(b) turn in a session of 400+ messages (window full)",
+            turns(&http, &url, &agent, SAMPLES, false).await,
+        );
         let started = Instant::now();
-        turns(&http, &url, &agent, LONG_SESSION_TURNS - WARMUP, false).await;
+        turns(
+            &http,
+            &url,
+            &agent,
+            LONG_SESSION_TURNS - 500 - WARMUP,
+            false,
+        )
+        .await;
         println!(
             "{} turns into one session ({} messages) in {:.1} s",
             LONG_SESSION_TURNS,
