@@ -31,6 +31,7 @@ mod provider_faults;
 mod providers;
 mod sandbox;
 mod scheduler;
+mod storage;
 mod system;
 mod tasks;
 mod triggers;

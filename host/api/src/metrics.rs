@@ -70,6 +70,8 @@ pub struct Metrics {
     pub agents: Gauge,
     /// Resident set size in bytes (set on scrape).
     pub rss: Gauge,
+    /// Size of the database file in bytes (set on scrape).
+    pub database_size: Gauge,
     /// Plugin calls and what they cost (set on scrape).
     pub plugins: PluginMetrics,
 }
@@ -121,6 +123,12 @@ impl Metrics {
             "Resident set size of the daemon",
             rss.clone(),
         );
+        let database_size = Gauge::default();
+        registry.register(
+            "database_size_bytes",
+            "Size of the database file",
+            database_size.clone(),
+        );
         let plugins = PluginMetrics::default();
         registry.register(
             "plugin_calls",
@@ -157,6 +165,7 @@ impl Metrics {
             uptime,
             agents,
             rss,
+            database_size,
         }
     }
 

@@ -7,6 +7,7 @@ mod compile_cmd;
 mod cron_cmd;
 mod daemon;
 mod daemon_file;
+mod db_cmd;
 mod doctor;
 mod logs_cmd;
 mod output;
@@ -62,6 +63,9 @@ enum Command {
     /// Cron jobs: list, add, rm.
     #[command(subcommand)]
     Cron(cron_cmd::CronCommand),
+    /// The database file: stats, compact (daemon stopped).
+    #[command(subcommand)]
+    Db(db_cmd::DbCommand),
     /// Print the audit trail, or one agent's log; --follow keeps printing.
     Logs(logs_cmd::LogsArgs),
     /// Check this machine and home: config, disk, daemon, port, plugins,
@@ -117,6 +121,7 @@ fn main() -> std::process::ExitCode {
         Command::Plugin(command) => plugin_cmd::run(&home, cli.config.as_deref(), command),
         Command::Agent(command) => agent_cmd::run(&home, cli.config.as_deref(), command),
         Command::Cron(command) => cron_cmd::run(&home, cli.config.as_deref(), command),
+        Command::Db(command) => db_cmd::run(&home, command),
         Command::Logs(args) => logs_cmd::run(&home, cli.config.as_deref(), args),
         Command::Doctor(args) => doctor::run(&home, cli.config.as_deref(), args),
         Command::Completions { shell } => {

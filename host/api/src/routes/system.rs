@@ -111,6 +111,7 @@ pub async fn health_detail(
             "status": if schema.is_ok() { "ok" } else { "error" },
             "path": store.path(),
             "size_bytes": db_size,
+            "cache_limit_bytes": state.kernel.config().storage.cache_mib << 20,
             "schema_version": schema.ok(),
         },
         "config_warnings": config_warnings(&state),
@@ -191,6 +192,10 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     m.agents.set(state.kernel.agents().count().await? as i64);
     if let Some(rss) = resident_memory_bytes() {
         m.rss.set(rss as i64);
+    }
+    if let Ok(meta) = std::fs::metadata(state.kernel.store().path()) {
+        m.database_size
+            .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
     }
     for plugin in state.kernel.plugins().list() {
         let labels = crate::metrics::PluginLabels {

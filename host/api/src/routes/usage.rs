@@ -1,12 +1,10 @@
-//! Usage and budgets, computed from the recorded turns.
-
-use std::collections::BTreeMap;
+//! Usage and budgets, read from the running totals the kernel keeps with
+//! the turn records (never a scan of the records).
 
 use axum::extract::State;
-use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use talon_kernel::conversation::TurnRecord;
+use talon_kernel::conversation::UsageSpan;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -22,45 +20,22 @@ pub struct PeriodQuery {
     pub period: Option<String>,
 }
 
-fn since(period: &str) -> Result<DateTime<Utc>, ApiError> {
-    let span = match period {
-        "hour" => Duration::hours(1),
-        "day" => Duration::days(1),
-        "week" => Duration::weeks(1),
-        "month" => Duration::days(30),
+fn span(period: &str) -> Result<UsageSpan, ApiError> {
+    Ok(match period {
+        "hour" => UsageSpan::Hour,
+        "day" => UsageSpan::Days(1),
+        "week" => UsageSpan::Days(7),
+        "month" => UsageSpan::Days(30),
         other => {
             return Err(ApiError::BadRequest(format!(
                 "period must be hour, day, week or month, not `{other}`"
             )));
         }
-    };
-    Ok(Utc::now() - span)
+    })
 }
 
-/// Turns that called a model (compactions included: they cost tokens too).
-fn billable(turns: &[TurnRecord]) -> impl Iterator<Item = &TurnRecord> {
-    turns.iter().filter(|t| t.iterations > 0)
-}
-
-/// Totals of a group of turns.
-#[derive(Debug, Default)]
-struct Row {
-    input_tokens: u64,
-    output_tokens: u64,
-    cost_usd: f64,
-    requests: u64,
-}
-
-impl Row {
-    fn add(&mut self, turn: &TurnRecord) {
-        self.input_tokens += turn.input_tokens;
-        self.output_tokens += turn.output_tokens;
-        self.cost_usd += turn.cost_usd;
-        self.requests += u64::from(turn.iterations);
-    }
-}
-
-/// Token and cost totals over a period.
+/// Token and cost totals over a period of UTC calendar time: this hour,
+/// today, or the last 7 or 30 days (today included).
 #[utoipa::path(get, path = "/api/usage", tag = "usage", params(PeriodQuery),
     responses((status = 200, description = "`{period, total_input_tokens, total_output_tokens, total_cost_usd, request_count, active_agents}`", body = Object),
               (status = 400, description = "Unknown period")))]
@@ -69,62 +44,57 @@ pub async fn usage(
     Query(query): Query<PeriodQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let period = query.period.unwrap_or_else(|| "day".into());
-    let turns = state
+    let usage = state
         .kernel
         .conversations()
-        .turns_since(since(&period)?)
+        .usage(span(&period)?, true)
         .await?;
-    let agents: std::collections::HashSet<Uuid> = turns.iter().map(|t| t.agent_id).collect();
+    let t = &usage.totals;
     Ok(Json(json!({
         "period": period,
-        "total_input_tokens": billable(&turns).map(|t| t.input_tokens).sum::<u64>(),
-        "total_output_tokens": billable(&turns).map(|t| t.output_tokens).sum::<u64>(),
-        "total_cost_usd": billable(&turns).map(|t| t.cost_usd).sum::<f64>(),
-        "request_count": billable(&turns).map(|t| u64::from(t.iterations)).sum::<u64>(),
-        "turn_count": turns.len(),
-        "active_agents": agents.len(),
+        "total_input_tokens": t.input_tokens,
+        "total_output_tokens": t.output_tokens,
+        "total_cost_usd": t.cost_usd,
+        "request_count": t.requests,
+        "turn_count": t.turns,
+        "active_agents": usage.active_agents,
     })))
 }
 
-/// Today's totals and the budget standing.
+/// Today's totals (UTC) and the budget standing.
 #[utoipa::path(get, path = "/api/usage/summary", tag = "usage",
     responses((status = 200, description = "`{today: {...}, month: {...}, budget: {...}}`", body = Object)))]
 pub async fn summary(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let day_start = Utc::now() - Duration::days(1);
-    let turns = state.kernel.conversations().turns_since(day_start).await?;
+    let today = state
+        .kernel
+        .conversations()
+        .usage(UsageSpan::Days(1), false)
+        .await?
+        .totals;
     let spend = state.kernel.conversations().spending(None).await?;
     let budget = state.kernel.config().budget.clone();
     Ok(Json(json!({
         "today": {
-            "input_tokens": billable(&turns).map(|t| t.input_tokens).sum::<u64>(),
-            "output_tokens": billable(&turns).map(|t| t.output_tokens).sum::<u64>(),
+            "input_tokens": today.input_tokens,
+            "output_tokens": today.output_tokens,
             "cost_usd": spend.today_all,
-            "requests": billable(&turns).map(|t| u64::from(t.iterations)).sum::<u64>(),
+            "requests": today.requests,
         },
         "month": { "cost_usd": spend.month_all },
         "budget": { "daily_limit_usd": budget.daily_limit_usd, "monthly_limit_usd": budget.monthly_limit_usd },
     })))
 }
 
-/// Totals per provider and model over the last 30 days.
+/// Totals per provider and model over the last 30 UTC days.
 #[utoipa::path(get, path = "/api/usage/by-model", tag = "usage",
     responses((status = 200, description = "`{models: [{model, provider, input_tokens, output_tokens, cost_usd, request_count}]}`", body = Object)))]
 pub async fn by_model(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let turns = state
-        .kernel
-        .conversations()
-        .turns_since(Utc::now() - Duration::days(30))
-        .await?;
-    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
-    for t in billable(&turns) {
-        rows.entry((t.provider.clone(), t.model.clone()))
-            .or_default()
-            .add(t);
-    }
+    let rows = state.kernel.conversations().usage_by_model(30).await?;
     let models: Vec<_> = rows
         .into_iter()
-        .map(|((provider, model), r)| {
-            json!({ "model": model, "provider": provider, "input_tokens": r.input_tokens,
+        .filter(|r| r.requests > 0)
+        .map(|r| {
+            json!({ "model": r.model, "provider": r.provider, "input_tokens": r.input_tokens,
                     "output_tokens": r.output_tokens, "cost_usd": r.cost_usd, "request_count": r.requests })
         })
         .collect();
@@ -135,21 +105,12 @@ pub async fn by_model(State(state): State<AppState>) -> Result<Json<serde_json::
 #[utoipa::path(get, path = "/api/usage/daily", tag = "usage",
     responses((status = 200, description = "`{days: [{date, input_tokens, output_tokens, cost_usd, requests}]}`", body = Object)))]
 pub async fn daily(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let turns = state
-        .kernel
-        .conversations()
-        .turns_since(Utc::now() - Duration::days(30))
-        .await?;
-    let mut days: BTreeMap<String, Row> = BTreeMap::new();
-    for t in billable(&turns) {
-        days.entry(t.started_at.date_naive().to_string())
-            .or_default()
-            .add(t);
-    }
+    let days = state.kernel.conversations().usage_daily(30).await?;
     let days: Vec<_> = days
         .into_iter()
+        .filter(|(_, r)| r.requests > 0)
         .map(|(date, r)| {
-            json!({ "date": date, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+            json!({ "date": date.to_string(), "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                     "cost_usd": r.cost_usd, "requests": r.requests })
         })
         .collect();
@@ -243,22 +204,11 @@ pub async fn set_budget(
     budget(State(state)).await
 }
 
-/// Agents ranked by what they spent this month.
+/// Agents ranked by what they spent this UTC month.
 #[utoipa::path(get, path = "/api/budget/agents", tag = "usage",
     responses((status = 200, description = "`[{agent_id, agent_name, total_cost_usd, today_cost_usd}]`", body = [Object])))]
 pub async fn agents(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let month = Utc::now() - Duration::days(31);
-    let day = Utc::now().date_naive();
-    let turns = state.kernel.conversations().turns_since(month).await?;
-    let mut spend: BTreeMap<Uuid, (f64, f64)> = BTreeMap::new();
-    for t in &turns {
-        let row = spend.entry(t.agent_id).or_default();
-        row.0 += t.cost_usd;
-        if t.started_at.date_naive() == day {
-            row.1 += t.cost_usd;
-        }
-    }
-    let names: BTreeMap<Uuid, String> = state
+    let names: Vec<(Uuid, String)> = state
         .kernel
         .agents()
         .list()
@@ -266,13 +216,14 @@ pub async fn agents(State(state): State<AppState>) -> Result<Json<serde_json::Va
         .into_iter()
         .map(|a| (a.id, a.manifest.name))
         .collect();
-    let mut rows: Vec<_> = names
-        .iter()
-        .map(|(id, name)| {
-            let (total, today) = spend.get(id).copied().unwrap_or_default();
-            (total, json!({ "agent_id": id, "agent_name": name, "total_cost_usd": total, "today_cost_usd": today }))
-        })
-        .collect();
+    let mut rows = Vec::with_capacity(names.len());
+    for (id, name) in names {
+        let spend = state.kernel.conversations().spending(Some(id)).await?;
+        rows.push((
+            spend.month_agent,
+            json!({ "agent_id": id, "agent_name": name, "total_cost_usd": spend.month_agent, "today_cost_usd": spend.today_agent }),
+        ));
+    }
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
     Ok(Json(json!(
         rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>()

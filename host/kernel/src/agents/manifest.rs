@@ -88,6 +88,9 @@ pub struct ModelSpec {
     /// Deadline of each model call, in seconds, instead of
     /// `llm.call_deadline_secs`.
     pub call_deadline_secs: Option<u64>,
+    /// Most tokens of history and message sent in one model call (else
+    /// `agents.max_context_tokens`); never more than the model's window.
+    pub max_context_tokens: Option<u32>,
     /// System prompt, when given here rather than at the top level.
     pub system_prompt: Option<String>,
 }

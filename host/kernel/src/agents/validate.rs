@@ -94,6 +94,7 @@ const MODEL_KEYS: &[&str] = &[
     "base_url",
     "max_tokens",
     "temperature",
+    "max_context_tokens",
     "system_prompt",
     "call_deadline_secs",
     "context_window",

@@ -135,13 +135,19 @@ allowlist = []
 [agents]
 # Most model calls one turn may make before it stops with what it has.
 max_iterations = 20
-# A session is compacted (older messages summarized by the model) when its
-# estimated size passes this share of the model's context window.
+# A session is compacted (older messages summarized by the model) when the
+# history a turn sends passes this share of its context budget
+# (max_context_tokens below); 1.0 never compacts, the window only slides.
 compact_at_ratio = 0.8
 # Messages kept verbatim when a session is compacted.
 compact_keep_recent = 20
 # Context window assumed for models the catalog does not know, in tokens.
 default_context_window = 128000
+# Most tokens (estimated) of history and new message sent to the model in one
+# call, for agents whose manifest sets no `max_context_tokens`; 0 means the
+# model's whole window. A session passing compact_at_ratio of it is compacted,
+# and only the newest messages that fit are read and sent.
+max_context_tokens = 32000
 
 [llm]
 # Attempts per model call (1 = no retries) on 429, 5xx and connection errors.
@@ -168,6 +174,12 @@ stream_idle_secs = 90
 # start past a limit is refused with 429 (as in LibreFang).
 daily_limit_usd = 0.0
 monthly_limit_usd = 0.0
+
+[storage]
+# The database's page cache in MiB: the most of the database file the daemon
+# keeps in memory (read at start). Larger caches make reads of a large store
+# cheaper and cost resident memory up to this size.
+cache_mib = 32
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -241,6 +253,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Global spending limits.
     pub budget: BudgetConfig,
+    /// The database.
+    pub storage: StorageConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -274,12 +288,15 @@ impl Default for SchedulerConfig {
 pub struct AgentsConfig {
     /// Most model calls one turn may make.
     pub max_iterations: u32,
-    /// Share of the context window past which a session is compacted.
+    /// Share of the context budget past which a session is compacted.
     pub compact_at_ratio: f64,
     /// Messages kept verbatim by compaction.
     pub compact_keep_recent: usize,
     /// Context window of models the catalog does not know, in tokens.
     pub default_context_window: u32,
+    /// Most tokens of history and message sent to the model in one call,
+    /// for agents whose manifest sets none (0: the model's window).
+    pub max_context_tokens: u32,
 }
 
 impl Default for AgentsConfig {
@@ -289,6 +306,7 @@ impl Default for AgentsConfig {
             compact_at_ratio: 0.8,
             compact_keep_recent: 20,
             default_context_window: 128_000,
+            max_context_tokens: 32_000,
         }
     }
 }
@@ -335,6 +353,20 @@ pub struct BudgetConfig {
     pub daily_limit_usd: f64,
     /// Most USD spent per UTC month.
     pub monthly_limit_usd: f64,
+}
+
+/// The database file and what it may keep in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The database's page cache, in MiB: the most of the file kept in memory.
+    pub cache_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { cache_mib: 32 }
+    }
 }
 
 /// Plugin trust store and resource ceilings.
@@ -471,6 +503,7 @@ impl Default for Config {
             agents: AgentsConfig::default(),
             llm: LlmConfig::default(),
             budget: BudgetConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -504,6 +537,8 @@ const RESTART_KEYS: &[&str] = &[
     // The scheduler engine is built once at start with these.
     "scheduler.grace_secs",
     "scheduler.missed_policy",
+    // The store is opened once, at start.
+    "storage.cache_mib",
     // Breakers and connection pools are built once, at start.
     "llm.max_attempts",
     "llm.retry_base_delay_ms",
@@ -584,6 +619,11 @@ impl Config {
         if !(0.1..=1.0).contains(&self.agents.compact_at_ratio) {
             return Err(ConfigError::Invalid(
                 "agents.compact_at_ratio must be between 0.1 and 1.0".into(),
+            ));
+        }
+        if !(1..=65_536).contains(&self.storage.cache_mib) {
+            return Err(ConfigError::Invalid(
+                "storage.cache_mib must be between 1 and 65536".into(),
             ));
         }
         if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {
@@ -732,5 +772,16 @@ mod tests {
         let plan = old.diff(&new);
         assert_eq!(plan.restart_required, vec!["api_listen"]);
         assert_eq!(plan.applied, vec!["rate_limit.api_requests_per_minute"]);
+    }
+
+    #[test]
+    fn the_page_cache_is_bounded_and_its_change_needs_a_restart() {
+        for bad in ["[storage]\ncache_mib = 0", "[storage]\ncache_mib = 70000"] {
+            let err = Config::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("storage.cache_mib"), "{err}");
+        }
+        assert_eq!(Config::parse("").unwrap().storage.cache_mib, 32);
+        assert!(Config::requires_restart("storage.cache_mib"));
+        assert!(Config::parse("[storage]\ncache_mbi = 1").is_err());
     }
 }

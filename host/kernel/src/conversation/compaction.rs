@@ -36,8 +36,15 @@ impl Conversations {
         session: Uuid,
         target: &Target,
     ) -> Result<(u64, u64), KernelError> {
+        // Only what fits in the context budget is summarized (older messages
+        // were no longer sent anyway), so the summary request fits too and
+        // the work does not grow with the session.
         let store = self.shared.store().clone();
-        let stored = store::blocking(move || sessions::messages(&store, session)).await?;
+        let budget = self.context_budget(agent);
+        let (stored, _) = store::blocking(move || {
+            sessions::recent_messages(&store, session, budget, prompt::message_tokens)
+        })
+        .await?;
         let keep = self.shared.config().agents.compact_keep_recent;
         if stored.len() <= keep {
             return Ok((0, stored.len() as u64));

@@ -21,7 +21,6 @@ pub mod turn;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -32,7 +31,8 @@ use crate::providers::Providers;
 use crate::shared::{Shared, blocking_kernel};
 use crate::store;
 
-pub use budget::Spending;
+pub use budget::{Spending, Usage, UsageSpan};
+pub use crate::store::totals::UsageTotals;
 pub use live::{LiveSessions, TurnEvent, TurnReply};
 pub use records::{
     Sender, SessionRecord, StoredMessage, ToolCallTrace, Totals, TurnRecord, TurnStatus,
@@ -259,11 +259,5 @@ impl Conversations {
         self.agents.get(agent).await?;
         let store = self.shared.store().clone();
         Ok(store::blocking(move || sessions::turns_of(&store, agent, limit)).await?)
-    }
-
-    /// Every turn since `since`, of every agent.
-    pub async fn turns_since(&self, since: DateTime<Utc>) -> Result<Vec<TurnRecord>, KernelError> {
-        let store = self.shared.store().clone();
-        Ok(store::blocking(move || sessions::turns_since(&store, since)).await?)
     }
 }

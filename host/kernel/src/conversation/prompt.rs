@@ -1,7 +1,7 @@
 //! What an agent's manifest makes of a model call: the target of its
-//! `[model]` section and its system prompt.
+//! `[model]` section, its system prompt, and how much history it is sent.
 
-use talon_llm::Target;
+use talon_llm::{ContentPart, Message, Target};
 
 use crate::KernelError;
 use crate::agents::AgentManifest;
@@ -47,4 +47,40 @@ pub(crate) fn system_prompt(manifest: &AgentManifest) -> String {
             .trim()
             .to_string()
         })
+}
+
+/// Tokens a message costs the model, estimated (4 bytes of text a token,
+/// an image a fixed 4,000): what context budgets are counted in.
+pub(crate) fn message_tokens(message: &Message) -> usize {
+    let text: usize = message
+        .content
+        .iter()
+        .map(|p| match p {
+            ContentPart::Text { text } => text.len(),
+            ContentPart::Image { .. } => 4_000,
+        })
+        .sum();
+    let calls: usize = message
+        .tool_calls
+        .iter()
+        .map(|c| c.name.len() + c.arguments.len())
+        .sum();
+    (text + calls) / 4 + 8
+}
+
+/// The most tokens of history and new message one model call of this agent
+/// is sent: the manifest's `max_context_tokens`, else the configured
+/// default, never more than the model's `window` (0 leaves the window).
+pub(crate) fn context_budget(manifest: &AgentManifest, default: u32, window: u32) -> usize {
+    let wanted = manifest
+        .model
+        .max_context_tokens
+        .filter(|n| *n > 0)
+        .unwrap_or(default);
+    let budget = if wanted == 0 {
+        window
+    } else {
+        wanted.min(window)
+    };
+    budget as usize
 }

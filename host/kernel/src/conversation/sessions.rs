@@ -190,6 +190,39 @@ pub(crate) fn messages(store: &Store, session: Uuid) -> Result<Vec<StoredMessage
     Ok(out)
 }
 
+/// The newest messages of a session, in order, as many as fit in
+/// `max_tokens` by `cost`: read backwards over the key order and stopped at
+/// the first that does not fit, so the work is bounded by the budget, not
+/// by the session's length. Also whether older messages were left out.
+pub(crate) fn recent_messages(
+    store: &Store,
+    session: Uuid,
+    max_tokens: usize,
+    cost: impl Fn(&Message) -> usize,
+) -> Result<(Vec<StoredMessage>, bool), StoreError> {
+    let tx = store.db().begin_read()?;
+    let table = tx.open_table(MESSAGES)?;
+    let key = session_key(session);
+    let mut out: Vec<StoredMessage> = Vec::new();
+    let mut used = 0usize;
+    let mut cut = false;
+    for entry in table
+        .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
+        .rev()
+    {
+        let (_, value) = entry?;
+        let message: StoredMessage = store::decode(MESSAGES_TABLE, value.value())?;
+        used += cost(&message.message);
+        if used > max_tokens {
+            cut = true;
+            break;
+        }
+        out.push(message);
+    }
+    out.reverse();
+    Ok((out, cut))
+}
+
 fn remove_messages_in(
     tx: &WriteTransaction,
     session: Uuid,
@@ -283,13 +316,53 @@ fn put_messages_in(
     )
 }
 
+/// Longest error message a turn record keeps, in bytes: a provider's error
+/// can carry a whole response body, and a client sending only failing turns
+/// must not grow the store by more than a small record each.
+pub const MAX_TURN_ERROR_BYTES: usize = 1024;
+/// Longest sender id, name or channel a turn record keeps, in bytes.
+pub const MAX_SENDER_FIELD_BYTES: usize = 256;
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked as cut.
+fn cap(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+}
+
 fn put_turn_in(tx: &WriteTransaction, turn: &TurnRecord) -> Result<(), StoreError> {
-    put_turn_row(
-        tx,
-        turn.agent_id,
-        turn.id,
-        &store::encode(TURNS_TABLE, turn)?,
-    )
+    let oversized = turn
+        .error
+        .as_ref()
+        .is_some_and(|e| e.len() > MAX_TURN_ERROR_BYTES)
+        || turn.sender.as_ref().is_some_and(|s| {
+            [&s.id, &s.name, &s.channel_type]
+                .iter()
+                .any(|f| f.as_ref().is_some_and(|f| f.len() > MAX_SENDER_FIELD_BYTES))
+        });
+    let json = if oversized {
+        let mut bounded = turn.clone();
+        if let Some(error) = &mut bounded.error {
+            cap(error, MAX_TURN_ERROR_BYTES);
+        }
+        if let Some(sender) = &mut bounded.sender {
+            for field in [&mut sender.id, &mut sender.name, &mut sender.channel_type]
+                .into_iter()
+                .flatten()
+            {
+                cap(field, MAX_SENDER_FIELD_BYTES);
+            }
+        }
+        store::encode(TURNS_TABLE, &bounded)?
+    } else {
+        store::encode(TURNS_TABLE, turn)?
+    };
+    put_turn_row(tx, turn.agent_id, turn.id, &json)
 }
 
 /// Records a turn that added no messages (a failed one).
@@ -443,7 +516,9 @@ pub(crate) fn remove_agent_in(tx: &WriteTransaction, agent: Uuid) -> Result<(), 
     for id in ids {
         turns.remove((key.as_str(), id.as_str()))?;
     }
-    Ok(())
+    // Its own totals go with it; what it spent stays in the totals over
+    // every agent and its models', so removing an agent refunds no budget.
+    store::totals::remove_scope_in(tx, &key)
 }
 
 /// The newest `limit` turns of one agent, newest first.
@@ -467,7 +542,9 @@ pub(crate) fn turns_of(
     Ok(out)
 }
 
-/// Every turn that started at or after `since`, of every agent.
+/// Every turn that started at or after `since`, of every agent: a scan,
+/// which the tests compare the running totals with.
+#[cfg(test)]
 pub(crate) fn turns_since(
     store: &Store,
     since: DateTime<Utc>,
@@ -653,5 +730,189 @@ mod tests {
         assert!(get(&store, s.id).unwrap().is_none());
         assert!(messages(&store, s.id).unwrap().is_empty());
         assert!(turns_of(&store, agent, 10).unwrap().is_empty());
+    }
+
+    type TotalsRows = Vec<((String, String), store::totals::UsageTotals)>;
+
+    /// Every row of the running totals, and the same rebuilt from the turn
+    /// rows by the migration's code (in a transaction then dropped).
+    fn totals_now_and_rebuilt(store: &Store) -> (TotalsRows, TotalsRows) {
+        use crate::store::totals::{TURN_TOTALS, rebuild_in};
+        fn all(
+            table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        ) -> Vec<((String, String), store::totals::UsageTotals)> {
+            table
+                .iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    let (scope, bucket) = k.value();
+                    let mut t: store::totals::UsageTotals = store::decode("t", v.value()).unwrap();
+                    t.cost_usd = (t.cost_usd * 1e9).round() / 1e9;
+                    ((scope.to_string(), bucket.to_string()), t)
+                })
+                .collect()
+        }
+        let now = {
+            let tx = store.db().begin_read().unwrap();
+            all(&tx.open_table(TURN_TOTALS).unwrap())
+        };
+        let tx = store.db().begin_write().unwrap();
+        rebuild_in(&tx).unwrap();
+        let rebuilt = all(&tx.open_table(TURN_TOTALS).unwrap());
+        tx.abort().unwrap();
+        (now, rebuilt)
+    }
+
+    #[test]
+    fn running_totals_equal_a_scan_after_turns_failures_rewrites_and_replay() {
+        use crate::store::totals::{self, ALL, TURN_TOTALS};
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        let start = Utc::now() - chrono::Duration::days(3);
+        let mut written = Vec::new();
+        for i in 0..300u32 {
+            let mut t = turn(agent, session.id);
+            t.started_at = start + chrono::Duration::minutes(i64::from(i) * 17);
+            t.cost_usd = f64::from(i % 7) * 0.013;
+            t.iterations = i % 3;
+            t.model = format!("m{}", i % 2);
+            if i % 5 == 0 {
+                t.status = TurnStatus::Failed;
+                record_turn(&store, &t).unwrap();
+            } else {
+                let msgs = [Message::user(format!("q{i}")), Message::assistant("a")];
+                commit_turn(&store, session.id, &msgs, &t).unwrap();
+            }
+            written.push(t);
+        }
+        // A row written again replaces its share instead of adding it twice.
+        let mut again = written[7].clone();
+        again.cost_usd = 2.0;
+        record_turn(&store, &again).unwrap();
+        written[7] = again;
+
+        let (now, rebuilt) = totals_now_and_rebuilt(&store);
+        assert_eq!(now, rebuilt, "incremental totals equal the rebuild");
+        // And an independent scan: the cost of each day over every agent.
+        let scan = turns_since(&store, start - chrono::Duration::days(1)).unwrap();
+        assert_eq!(scan.len(), 300);
+        let tx = store.db().begin_read().unwrap();
+        let table = tx.open_table(TURN_TOTALS).unwrap();
+        for day in scan.iter().map(|t| t.started_at.date_naive()) {
+            let want: f64 = scan
+                .iter()
+                .filter(|t| t.started_at.date_naive() == day)
+                .map(|t| t.cost_usd)
+                .sum();
+            let want_turns = scan
+                .iter()
+                .filter(|t| t.started_at.date_naive() == day)
+                .count();
+            let got = totals::get(&table, ALL, &totals::day_bucket(day)).unwrap();
+            assert!(
+                (got.cost_usd - want).abs() < 1e-9,
+                "{day}: {got:?} vs {want}"
+            );
+            assert_eq!(got.turns, want_turns as u64);
+            let mine = totals::get(&table, &agent.to_string(), &totals::day_bucket(day)).unwrap();
+            assert_eq!(mine.turns, want_turns as u64);
+        }
+        drop((table, tx));
+
+        // After a crash, the journal's replay adds each lost turn once.
+        let (_copy, recovered) = crash_copy(dir.path(), true);
+        assert_eq!(totals_now_and_rebuilt(&recovered).0, now);
+        let (_lost, without) = crash_copy(dir.path(), false);
+        let (now, rebuilt) = totals_now_and_rebuilt(&without);
+        assert_eq!(now, rebuilt, "the durable state alone is consistent too");
+    }
+
+    #[test]
+    fn an_older_store_gets_its_totals_built_once_by_the_migration() {
+        use crate::store::tables::META;
+        use crate::store::totals::{ALL, TURN_TOTALS};
+        let (dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        for _ in 0..20 {
+            commit_turn(
+                &store,
+                session.id,
+                &[Message::user("q")],
+                &turn(agent, session.id),
+            )
+            .unwrap();
+        }
+        let (expected, _) = totals_now_and_rebuilt(&store);
+        // Make it a schema-8 store: no totals table.
+        store.checkpoint().unwrap();
+        let tx = store.db().begin_write().unwrap();
+        tx.delete_table(TURN_TOTALS).unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .insert("schema_version", 8)
+            .unwrap();
+        tx.commit().unwrap();
+        drop(store);
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        assert_eq!(store.schema_version().unwrap(), store::SCHEMA_VERSION);
+        let (now, _) = totals_now_and_rebuilt(&store);
+        assert_eq!(now, expected);
+        let all_month = now
+            .iter()
+            .find(|((scope, bucket), _)| scope == ALL && bucket.starts_with('m'))
+            .map(|(_, t)| t.turns);
+        assert_eq!(all_month, Some(20));
+    }
+
+    #[test]
+    fn failing_turns_keep_a_bounded_record_each() {
+        use crate::conversation::records::Sender;
+        let (_dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        let huge = "é".repeat(200_000);
+        for _ in 0..200 {
+            let mut t = turn(agent, session.id);
+            t.status = TurnStatus::Failed;
+            t.error = Some(huge.clone());
+            t.sender = Some(Sender {
+                id: Some(huge.clone()),
+                name: Some(huge.clone()),
+                channel_type: None,
+            });
+            record_turn(&store, &t).unwrap();
+        }
+        let kept = turns_of(&store, agent, 1).unwrap().remove(0);
+        assert!(kept.error.as_ref().unwrap().len() <= MAX_TURN_ERROR_BYTES);
+        assert!(kept.error.unwrap().ends_with("..."));
+        assert!(kept.sender.unwrap().name.unwrap().len() <= MAX_SENDER_FIELD_BYTES);
+        let stats = store::stats::stats(&store).unwrap();
+        let turns = stats.tables.iter().find(|t| t.name == TURNS_TABLE).unwrap();
+        assert_eq!(turns.rows, 200);
+        assert!(
+            turns.stored_bytes / 200 < 2 * 1024,
+            "{} bytes a failed turn",
+            turns.stored_bytes / 200
+        );
+    }
+
+    #[test]
+    fn recent_messages_reads_only_the_newest_that_fit() {
+        let (_dir, store, agent) = store_with_agent();
+        let session = current(&store, agent).unwrap();
+        for i in 0..500 {
+            let msgs = [Message::user(format!("q{i:03}")), Message::assistant("a")];
+            commit_turn(&store, session.id, &msgs, &turn(agent, session.id)).unwrap();
+        }
+        let (window, cut) = recent_messages(&store, session.id, 10, |_| 1).unwrap();
+        assert!(cut);
+        let texts: Vec<String> = window.iter().map(|m| m.message.text()).collect();
+        assert_eq!(texts.len(), 10);
+        assert_eq!(texts[0], "q495");
+        assert_eq!(texts[9], "a");
+        assert_eq!(window[9].seq, 999);
+        let (all, cut) = recent_messages(&store, session.id, usize::MAX, |_| 1).unwrap();
+        assert!(!cut);
+        assert_eq!(all.len(), 1000);
     }
 }

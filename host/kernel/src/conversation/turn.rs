@@ -137,25 +137,7 @@ enum ModelOutcome {
 }
 
 fn estimate_tokens(messages: &[Message]) -> usize {
-    messages
-        .iter()
-        .map(|m| {
-            let text: usize = m
-                .content
-                .iter()
-                .map(|p| match p {
-                    ContentPart::Text { text } => text.len(),
-                    ContentPart::Image { .. } => 4_000,
-                })
-                .sum();
-            let calls: usize = m
-                .tool_calls
-                .iter()
-                .map(|c| c.name.len() + c.arguments.len())
-                .sum();
-            (text + calls) / 4 + 8
-        })
-        .sum()
+    messages.iter().map(prompt::message_tokens).sum()
 }
 
 fn truncate(mut text: String, max_chars: usize) -> String {
@@ -381,25 +363,24 @@ impl Conversations {
         let input_incognito = input.incognito;
         let sender = input.sender;
         let end_user = sender.as_ref().and_then(|s| s.id.clone());
-        // An ephemeral turn sees only the system prompt and its own message.
+        // What is sent is bounded by the agent's context budget: only the
+        // newest messages that fit with the new one are read. An ephemeral
+        // turn sees only the system prompt and its own message.
+        let budget = self.context_budget(agent);
+        let room = budget.saturating_sub(estimate_tokens(std::slice::from_ref(&user)));
         let mut history = if ephemeral {
             Vec::new()
         } else {
-            self.load_history(session_id).await?
+            self.load_history(session_id, room).await?
         };
-        let window = self
-            .providers
-            .llm()
-            .find_model(&model)
-            .map_or(config.agents.default_context_window, |m| m.context_window);
-        let budget = (f64::from(window) * config.agents.compact_at_ratio) as usize;
+        let compact_at = (budget as f64 * config.agents.compact_at_ratio) as usize;
         if !ephemeral
-            && estimate_tokens(&history) + estimate_tokens(std::slice::from_ref(&user)) > budget
+            && estimate_tokens(&history) + estimate_tokens(std::slice::from_ref(&user)) > compact_at
             && history.len() > config.agents.compact_keep_recent
         {
             sink.phase("context_warning", Some("compacting the session".into()));
             self.compact_locked(agent, session_id, &target).await?;
-            history = self.load_history(session_id).await?;
+            history = self.load_history(session_id, room).await?;
         }
         let stored_len = history.len();
         history.push(user);
@@ -545,10 +526,30 @@ impl Conversations {
         })
     }
 
-    async fn load_history(&self, session: Uuid) -> Result<Vec<Message>, KernelError> {
+    /// The newest messages of the session that fit in `max_tokens`.
+    async fn load_history(
+        &self,
+        session: Uuid,
+        max_tokens: usize,
+    ) -> Result<Vec<Message>, KernelError> {
         let store = self.shared.store().clone();
-        let stored = store::blocking(move || sessions::messages(&store, session)).await?;
+        let (stored, _) = store::blocking(move || {
+            sessions::recent_messages(&store, session, max_tokens, prompt::message_tokens)
+        })
+        .await?;
         Ok(stored.into_iter().map(|m| m.message).collect())
+    }
+
+    /// The agent's context budget in tokens (see [`prompt::context_budget`]),
+    /// with the model's window from the catalog.
+    pub(super) fn context_budget(&self, agent: &AgentRecord) -> usize {
+        let config = self.shared.config();
+        let window = self
+            .providers
+            .llm()
+            .find_model(&agent.manifest.model.model)
+            .map_or(config.agents.default_context_window, |m| m.context_window);
+        prompt::context_budget(&agent.manifest, config.agents.max_context_tokens, window)
     }
 
     /// One model call: streamed (deltas forwarded) when anyone watches.

@@ -18,7 +18,7 @@ use super::{StoreError, decode};
 ///
 /// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
 /// tables start at 5.
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 9;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 
@@ -113,6 +113,11 @@ const MIGRATIONS: &[Migration] = &[
             tx.open_table(PROVIDER_URLS)?;
             Ok(())
         },
+    },
+    Migration {
+        to: 9,
+        description: "create turn_totals.v1 from every turn record",
+        apply: super::totals::rebuild_in,
     },
 ];
 

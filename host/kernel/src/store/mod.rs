@@ -17,7 +17,9 @@
 pub mod audit;
 pub(crate) mod journal;
 pub(crate) mod migrations;
+pub mod stats;
 pub(crate) mod tables;
+pub mod totals;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +81,10 @@ from_redb!(
     redb::CommitError
 );
 
+/// The page cache of a store opened without a configuration: the default
+/// of `[storage] cache_mib`.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -104,11 +110,24 @@ impl Store {
 
     /// Like [`Store::open`], with timestamps from `clock` (tests move it by hand).
     pub fn open_with_clock(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::open_with(path, clock, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`Store::open_with_clock`], with a page cache of `cache_bytes`:
+    /// the most of the file redb keeps in memory (its own default, 1 GiB,
+    /// would let the daemon's memory follow the file's size).
+    pub fn open_with(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let existed = path.exists() && std::fs::metadata(path)?.len() > 0;
-        let db = Database::create(path)?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         migrations::migrate(&db, path, existed)?;
         // Replay runs on the current schema: a migration that changes the
         // tables a redo record writes must keep its redo readable.

@@ -45,7 +45,8 @@ pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("messages.v1");
 /// The record of every turn by (agent id, turn id; v7 ids sort by time):
-/// [`crate::conversation::TurnRecord`]. Traces, usage and budgets read it.
+/// [`crate::conversation::TurnRecord`]. Traces and logs read it; usage and
+/// budgets read its running totals, `turn_totals.v1` ([`super::totals`]).
 pub(crate) const TURNS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("turns.v1");
 
 /// Writes a session row: its key is the session id.
@@ -74,18 +75,22 @@ pub(crate) fn put_message_rows<'a>(
     Ok(())
 }
 
-/// Writes a turn row: keyed by the agent id and the turn id.
+/// Writes a turn row, keyed by the agent id and the turn id, and moves the
+/// running totals of `turn_totals.v1` by it (see [`super::totals`]).
 pub(crate) fn put_turn_row(
     tx: &WriteTransaction,
     agent: Uuid,
     turn: Uuid,
     json: &[u8],
 ) -> Result<(), StoreError> {
-    tx.open_table(TURNS)?.insert(
-        (agent.to_string().as_str(), turn.to_string().as_str()),
-        json,
-    )?;
-    Ok(())
+    let old = tx
+        .open_table(TURNS)?
+        .insert(
+            (agent.to_string().as_str(), turn.to_string().as_str()),
+            json,
+        )?
+        .map(|v| v.value().to_vec());
+    super::totals::update_in(tx, old.as_deref(), Some(json))
 }
 
 // --- Automation (automation) ---
