@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use objects::ObjectBody;
 
 /// JSON request body (and response) with API-style rejections; a struct
 /// must come as a JSON object (an array is a 400).
@@ -29,9 +28,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(ObjectBody(value)) =
-            axum::Json::<ObjectBody<T>>::from_request(request, state).await?;
-        Ok(Json(value))
+        // axum checks the content type and the syntax; the rest is ours.
+        let axum::Json(body) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        objects::read(body).map(Json).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "Failed to deserialize the JSON body into the target type: {e}"
+            ))
+        })
     }
 }
 
@@ -66,8 +70,10 @@ where
         if trimmed.is_empty() || trimmed == b"null" {
             return Ok(OptionalJson(T::default()));
         }
-        serde_json::from_slice::<ObjectBody<T>>(trimmed)
-            .map(|ObjectBody(value)| OptionalJson(value))
+        let body = serde_json::from_slice(trimmed)
+            .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+        objects::read(body)
+            .map(OptionalJson)
             .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
     }
 }

@@ -224,7 +224,8 @@ pub fn app(state: AppState) -> Router {
     // process, and its tree of structs is several times the size of its JSON.
     // (Its maps have string keys, so serializing it cannot fail.)
     let doc = axum::body::Bytes::from(
-        serde_json::to_vec(&doc).expect("the OpenAPI document serializes to JSON"),
+        serde_json::to_vec(&crate::openapi::served(&doc))
+            .expect("the OpenAPI document serializes to JSON"),
     );
     let router = routes
         .route("/", get(system::root))

@@ -1,22 +1,76 @@
-//! Reading a struct from a JSON object only.
+//! How a parsed JSON body becomes the handler's type.
 //!
-//! serde's derived `Deserialize` for a struct also accepts a sequence and
-//! takes the fields by position, so `[null, 5]` would pass for
-//! `{"daily": null, "monthly": 5}`. No client of this API means that: an
-//! array where the document asks for an object is answered with 400. The
-//! check applies to the body's top level, the type the handler names;
-//! nested structs keep serde's rules.
+//! Two differences from serde's own rules, both so that the body means what
+//! the OpenAPI document says it means:
+//!
+//! - serde's derived `Deserialize` for a struct also accepts a sequence and
+//!   takes the fields by position, so `[null, 5]` would pass for
+//!   `{"daily": null, "monthly": 5}`. No client of this API means that: an
+//!   array where the document asks for an object is answered with 400. The
+//!   check applies to the body's top level, the type the handler names;
+//!   nested structs keep serde's rules.
+//! - JSON Schema's `integer` includes `1.0`, which serde refuses for an
+//!   integer field. A body that fails only for that is read again with its
+//!   whole-number floats as integers (free-form bodies are left as sent).
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+/// Why a body does not fit the handler's type, with the field's path.
+pub type BodyError = serde_path_to_error::Error<serde_json::Error>;
+
+/// Reads `T` from a parsed body by the rules above.
+pub fn read<T: de::DeserializeOwned>(body: Value) -> Result<T, BodyError> {
+    let first = serde_path_to_error::deserialize::<_, ObjectBody<T>>(&body);
+    match first {
+        Ok(ObjectBody(value)) => Ok(value),
+        Err(error) => {
+            let mut whole = body;
+            if !integral_floats_to_integers(&mut whole) {
+                return Err(error);
+            }
+            serde_path_to_error::deserialize::<_, ObjectBody<T>>(&whole)
+                .map(|ObjectBody(value)| value)
+                .map_err(|_| error)
+        }
+    }
+}
+
+/// Rewrites every float with no fractional part (and exactly representable)
+/// as an integer; says whether there was one.
+fn integral_floats_to_integers(value: &mut Value) -> bool {
+    /// Above 2^53 a float no longer stands for one integer.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let Some(float) = number.as_f64() else {
+                return false;
+            };
+            if float.fract() != 0.0 || float.abs() > EXACT {
+                return false;
+            }
+            // In range by the check above, so the cast is exact.
+            *number = serde_json::Number::from(float as i64);
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, item| integral_floats_to_integers(item) | any),
+        Value::Object(fields) => fields
+            .values_mut()
+            .fold(false, |any, item| integral_floats_to_integers(item) | any),
+        _ => false,
+    }
+}
 
 /// What an array in place of an object is answered with.
 pub const NOT_AN_OBJECT: &str = "expected a JSON object, not an array";
 
 /// `T` read from a body whose top level must be an object where `T` is a
 /// struct (any other `T`, such as a list or free-form JSON, reads as usual).
-pub struct ObjectBody<T>(pub T);
+struct ObjectBody<T>(T);
 
 impl<'de, T: de::Deserialize<'de>> de::Deserialize<'de> for ObjectBody<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -110,7 +164,6 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for NoSequence<V> {
 
 #[cfg(test)]
 mod tests {
-    use super::ObjectBody;
 
     #[derive(Debug, serde::Deserialize, PartialEq)]
     struct Limits {
@@ -119,9 +172,8 @@ mod tests {
     }
 
     fn read<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
-        serde_json::from_str::<ObjectBody<T>>(json)
-            .map(|ObjectBody(value)| value)
-            .map_err(|e| e.to_string())
+        let value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        super::read(value).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -136,6 +188,24 @@ mod tests {
         let refused = read::<Limits>("[null, 5]").expect_err("array for a struct");
         assert!(refused.contains(super::NOT_AN_OBJECT), "{refused}");
         assert!(read::<Limits>(r#""x""#).is_err());
+    }
+
+    #[test]
+    fn whole_number_floats_fill_integer_fields() {
+        assert_eq!(
+            read::<Limits>(r#"{"daily": 3.0, "monthly": 1e2}"#),
+            Ok(Limits {
+                daily: Some(3),
+                monthly: Some(100)
+            })
+        );
+        let refused = read::<Limits>(r#"{"daily": 2.5}"#).expect_err("a fraction");
+        assert!(refused.starts_with("daily: "), "{refused}");
+        // Free-form bodies are kept as sent.
+        assert_eq!(
+            read::<serde_json::Value>(r#"{"t": 1.0}"#),
+            Ok(serde_json::json!({"t": 1.0}))
+        );
     }
 
     #[test]

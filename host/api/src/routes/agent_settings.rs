@@ -352,7 +352,8 @@ pub async fn patch_identity(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigPatch {
-    /// New name (must be unused).
+    /// New name (must be unused; not blank).
+    #[schema(pattern = "\\S")]
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,
@@ -367,8 +368,10 @@ pub struct ConfigPatch {
     /// Provider base URL.
     pub base_url: Option<String>,
     /// Reply token limit.
+    #[schema(format = Int64, maximum = 4294967295_u64)]
     pub max_tokens: Option<u32>,
     /// Sampling temperature, 0 to 2.
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f32>,
     /// An emoji.
     pub emoji: Option<String>,
@@ -385,7 +388,7 @@ pub struct ConfigPatch {
     /// LibreFang's fallback models. Talon has no fallback chain (an agent
     /// uses its one model; retries and circuit breakers are per provider), so
     /// only an empty list, which asks for none, is accepted.
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<Object>>, max_items = 0)]
     pub fallback_models: Option<Vec<serde_json::Value>>,
     /// LibreFang's web search augmentation. Talon has none, so only `off`.
     pub web_search_augmentation: Option<String>,

@@ -41,6 +41,7 @@ pub const MAX_FIRES_KEPT: u64 = 10_000;
 
 /// Which tasks a `task_posted` trigger fires on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AssigneeMatch {
     /// Every posted task.
@@ -85,6 +86,43 @@ pub enum TriggerPattern {
     },
 }
 
+/// A pattern is documented as it is read: a bare kind, or the tagged object
+/// (`{"task_posted": {"assignee_match": "self"}}`).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TriggerPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let kinds = [
+            "lifecycle",
+            "agent_spawned",
+            "agent_terminated",
+            "all",
+            "task_posted",
+        ];
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(kinds))
+                    .description(Some("A kind with its defaults")),
+            )
+            .item(<TaggedPattern as utoipa::PartialSchema>::schema())
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TriggerPattern {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <TaggedPattern as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A pattern as a body gives it: a bare kind or the tagged object.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -98,11 +136,13 @@ enum PatternInput {
 /// The tagged form, parsed by serde's derived rules (kept apart so that
 /// [`TriggerPattern`]'s own `Deserialize` can accept the bare kind too).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum TaggedPattern {
     Lifecycle {},
     AgentSpawned {
         #[serde(default = "star")]
+        #[cfg_attr(feature = "openapi", schema(min_length = 1))]
         name_pattern: String,
     },
     AgentTerminated {},
@@ -137,6 +177,7 @@ impl TryFrom<PatternInput> for TriggerPattern {
 
 /// Session continuity for each fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionMode {
     /// The agent's ongoing session.
@@ -147,6 +188,7 @@ pub enum SessionMode {
 
 /// A stored trigger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trigger {
     /// Its id.
     pub id: Uuid,
@@ -294,6 +336,7 @@ pub fn render(template: &str, event: &Event) -> String {
 
 /// What one fire did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TriggerFire {
     /// Position in the fire log.
     pub seq: u64,
@@ -326,6 +369,7 @@ where
 
 /// Body of `POST /api/triggers`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TriggerInput {
     /// The owning agent.
@@ -333,6 +377,7 @@ pub struct TriggerInput {
     /// What it fires on.
     pub pattern: TriggerPattern,
     /// The prompt, with `{{event}}`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 16384))]
     pub prompt_template: String,
     /// Default true.
     pub enabled: Option<bool>,
@@ -348,11 +393,13 @@ pub struct TriggerInput {
 
 /// Body of `PATCH /api/triggers/{id}`: omitted fields stay; `null` clears an override.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TriggerPatch {
     /// New pattern.
     pub pattern: Option<TriggerPattern>,
     /// New template.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 16384))]
     pub prompt_template: Option<String>,
     /// Enable or disable.
     pub enabled: Option<bool>,
