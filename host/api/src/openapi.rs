@@ -5,12 +5,13 @@ use utoipa::OpenApi;
 pub mod rules;
 
 /// The document as served: `doc` as JSON, with the [`rules`] utoipa's
-/// attributes cannot express.
-pub fn served(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
+/// attributes cannot express; `providers` are the LLM providers the daemon
+/// knows as it starts (the document is made once).
+pub fn served(doc: &utoipa::openapi::OpenApi, providers: &[String]) -> serde_json::Value {
     // Its maps have string keys, so serializing it cannot fail.
     let mut json = serde_json::to_value(doc).unwrap_or_default();
     // A rule naming nothing is caught by `rules`' test; serving goes on.
-    let _missing = rules::apply(&mut json);
+    let _missing = rules::apply(&mut json, providers);
     json
 }
 
@@ -231,7 +232,7 @@ mod tests {
 
     #[test]
     fn bare_object_answers_do_not_grow() {
-        let doc = super::served(&crate::server::openapi());
+        let doc = super::served(&crate::server::openapi(), &["openai".into()]);
         let bare = serde_json::json!({ "type": "object" });
         let mut found = Vec::new();
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {

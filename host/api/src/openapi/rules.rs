@@ -74,11 +74,21 @@ fn parameter_rules() -> Vec<(&'static str, &'static str, &'static str, Value)> {
     ]
 }
 
-/// `(JSON pointer, keywords added there)`, one per rule.
-fn rules() -> Vec<(String, Value)> {
+/// `(JSON pointer, keywords added there)`, one per rule; `providers` are
+/// the LLM providers the daemon knows.
+fn rules(providers: &[String]) -> Vec<(String, Value)> {
+    let provider = json!({ "enum": providers });
+    let mut or_null = providers.iter().map(|p| json!(p)).collect::<Vec<_>>();
+    or_null.push(Value::Null);
+    let provider_or_null = json!({ "enum": or_null });
+    // A new job needs its agent and its prompt.
+    let prompts: Vec<Value> = ["prompt", "message", "action"]
+        .iter()
+        .map(|f| present(f))
+        .collect();
+    let new_job = json!({ "allOf": [present("agent_id"), { "anyOf": prompts }] });
     // The prompt of a cron job comes once: as `prompt`, its alias
     // `message`, or `action.message`.
-    let prompts = ["prompt", "message", "action"];
     // (`prompt` and `message` are one field to serde: both, even `null`, is a duplicate.)
     let one_prompt = json!({ "not": { "anyOf": [
         { "required": ["prompt", "message"] },
@@ -149,17 +159,20 @@ fn rules() -> Vec<(String, Value)> {
             schema("CronJobInput"),
             json!({ "allOf": [one_prompt], "properties": {
                 "message": { "type": ["string", "null"], "description": "Same as `prompt`" },
-                "cron": { "description": "Same as `schedule`" },
+                "cron": {
+                    "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/ScheduleInput" }],
+                    "description": "Same as `schedule`",
+                },
             } }),
         ),
+        (body("post", "/api/cron/jobs"), new_job.clone()),
+        (body("post", "/api/schedules"), new_job),
         (
-            body("post", "/api/cron/jobs"),
-            json!({ "anyOf": prompts.iter().map(|f| present(f)).collect::<Vec<_>>() }),
+            property("ConfigPatch", "provider"),
+            provider_or_null.clone(),
         ),
-        (
-            body("post", "/api/schedules"),
-            json!({ "anyOf": prompts.iter().map(|f| present(f)).collect::<Vec<_>>() }),
-        ),
+        (property("ModelRequest", "provider"), provider_or_null),
+        (property("CustomModelBody", "provider"), provider),
         (
             property("ImportRequest", "kv"),
             json!({ "propertyNames": memory_key() }),
@@ -222,10 +235,10 @@ fn unsigned_ranges(value: &mut Value) {
 
 /// Adds every rule to `doc` (the served document, as JSON); answers the
 /// pointers that name nothing (a renamed type), which a test keeps empty.
-pub fn apply(doc: &mut Value) -> Vec<String> {
+pub fn apply(doc: &mut Value, providers: &[String]) -> Vec<String> {
     unsigned_ranges(doc);
     let mut missing = Vec::new();
-    let mut rules = rules();
+    let mut rules = rules(providers);
     for (method, path, name, keywords) in parameter_rules() {
         let parameters = doc
             .pointer(&format!("{}/parameters", operation(method, path)))
@@ -272,6 +285,9 @@ mod tests {
     #[test]
     fn every_rule_names_a_place_in_the_document() {
         let mut doc = serde_json::to_value(crate::server::openapi()).expect("document as JSON");
-        assert_eq!(super::apply(&mut doc), Vec::<String>::new());
+        assert_eq!(
+            super::apply(&mut doc, &["openai".into()]),
+            Vec::<String>::new()
+        );
     }
 }

@@ -448,7 +448,7 @@ pub async fn patch_agent(
 #[utoipa::path(put, path = "/api/agents/{id}/update", tag = "agents", request_body = AgentPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, agent_id}`", body = Object),
-              (status = 404, description = "No such agent")))]
+              (status = 404, description = "No such agent"), (status = 409, description = "Name taken")))]
 pub async fn update_agent(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,

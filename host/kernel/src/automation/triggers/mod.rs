@@ -86,28 +86,57 @@ pub enum TriggerPattern {
     },
 }
 
-/// A pattern is documented as it is read: a bare kind, or the tagged object
-/// (`{"task_posted": {"assignee_match": "self"}}`).
+/// A pattern is documented as it is read: a bare kind, or an object with
+/// one key, the kind, holding its settings
+/// (`{"task_posted": {"assignee_match": "self"}}`), no other key in either.
 #[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for TriggerPattern {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        let kinds = [
-            "lifecycle",
-            "agent_spawned",
-            "agent_terminated",
-            "all",
-            "task_posted",
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let closed = |builder: ObjectBuilder| {
+            builder
+                .schema_type(Type::Object)
+                .additional_properties(Some(
+                    AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+                ))
+        };
+        let settings = [
+            ("lifecycle", closed(ObjectBuilder::new())),
+            (
+                "agent_spawned",
+                closed(ObjectBuilder::new()).property(
+                    "name_pattern",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .description(Some("Glob on the new agent's name (default `*`)")),
+                ),
+            ),
+            ("agent_terminated", closed(ObjectBuilder::new())),
+            ("all", closed(ObjectBuilder::new())),
+            (
+                "task_posted",
+                closed(ObjectBuilder::new()).property(
+                    "assignee_match",
+                    <AssigneeMatch as utoipa::PartialSchema>::schema(),
+                ),
+            ),
         ];
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(kinds))
-                    .description(Some("A kind with its defaults")),
-            )
-            .item(<TaggedPattern as utoipa::PartialSchema>::schema())
-            .into()
+        let kinds: Vec<&str> = settings.iter().map(|(kind, _)| *kind).collect();
+        let mut one_of = OneOfBuilder::new().item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(kinds))
+                .description(Some("A kind with its defaults")),
+        );
+        for (kind, settings) in settings {
+            one_of = one_of.item(
+                closed(ObjectBuilder::new())
+                    .property(kind, settings)
+                    .required(kind),
+            );
+        }
+        one_of.into()
     }
 }
 
@@ -119,7 +148,7 @@ impl utoipa::ToSchema for TriggerPattern {
             utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
         )>,
     ) {
-        <TaggedPattern as utoipa::ToSchema>::schemas(schemas);
+        <AssigneeMatch as utoipa::ToSchema>::schemas(schemas);
     }
 }
 
@@ -136,13 +165,11 @@ enum PatternInput {
 /// The tagged form, parsed by serde's derived rules (kept apart so that
 /// [`TriggerPattern`]'s own `Deserialize` can accept the bare kind too).
 #[derive(Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum TaggedPattern {
     Lifecycle {},
     AgentSpawned {
         #[serde(default = "star")]
-        #[cfg_attr(feature = "openapi", schema(min_length = 1))]
         name_pattern: String,
     },
     AgentTerminated {},
