@@ -23,6 +23,9 @@ fn not_together(fields: &[&str]) -> Value {
     json!({ "not": { "allOf": fields.iter().map(|f| present(f)).collect::<Vec<_>>() } })
 }
 
+/// Internally tagged enums read with `deny_unknown_fields`.
+const CLOSED_VARIANTS: [&str; 2] = ["StructuredSchedule", "CronActionInput"];
+
 /// A workflow step's `mode` is `mode`.
 fn mode_is(mode: &str) -> Value {
     json!({ "required": ["mode"], "properties": { "mode": { "const": mode } } })
@@ -86,12 +89,17 @@ fn rules(providers: &[String]) -> Vec<(String, Value)> {
         .iter()
         .map(|f| present(f))
         .collect();
-    let new_job = json!({ "allOf": [present("agent_id"), { "anyOf": prompts }] });
+    let new_job = json!({ "allOf": [
+        present("agent_id"),
+        { "anyOf": [present("schedule"), present("cron")] },
+        { "anyOf": prompts },
+    ] });
     // The prompt of a cron job comes once: as `prompt`, its alias
     // `message`, or `action.message`.
     // (`prompt` and `message` are one field to serde: both, even `null`, is a duplicate.)
     let one_prompt = json!({ "not": { "anyOf": [
         { "required": ["prompt", "message"] },
+        { "required": ["schedule", "cron"] },
         { "allOf": [present("prompt"), present("action")] },
         { "allOf": [present("message"), present("action")] },
     ] } });
@@ -249,6 +257,21 @@ pub fn apply(doc: &mut Value, providers: &[String]) -> Vec<String> {
                 keywords,
             )),
             None => missing.push(format!("{method} {path} {name}")),
+        }
+    }
+    // serde's `deny_unknown_fields` on internally tagged enums, which utoipa
+    // leaves open: each variant takes its own fields only.
+    for name in CLOSED_VARIANTS {
+        let variants = doc
+            .pointer_mut(&format!("{}/oneOf", schema(name)))
+            .and_then(Value::as_array_mut);
+        match variants {
+            Some(variants) => {
+                for variant in variants.iter_mut().filter_map(Value::as_object_mut) {
+                    variant.insert("additionalProperties".into(), Value::Bool(false));
+                }
+            }
+            None => missing.push(schema(name)),
         }
     }
     for (pointer, keywords) in rules {

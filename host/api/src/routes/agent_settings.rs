@@ -359,7 +359,8 @@ pub struct ConfigPatch {
     pub description: Option<String>,
     /// New system prompt.
     pub system_prompt: Option<String>,
-    /// Model id (refused in Stable mode).
+    /// Model id (refused in Stable mode; not blank).
+    #[schema(pattern = "\\S")]
     pub model: Option<String>,
     /// Provider (refused in Stable mode).
     pub provider: Option<String>,

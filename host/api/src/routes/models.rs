@@ -204,6 +204,7 @@ pub struct CustomModelBody {
     pub aliases: Vec<String>,
     /// Context window in tokens (default 128000).
     #[serde(default = "default_context_window")]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     pub context_window: u32,
     /// Largest output in tokens (default: 8192, or the context window if smaller).
     #[serde(default)]
