@@ -166,7 +166,11 @@ fn rules(providers: &[String]) -> Vec<(String, Value)> {
         (
             schema("CronJobInput"),
             json!({ "allOf": [one_prompt], "properties": {
-                "message": { "type": ["string", "null"], "description": "Same as `prompt`" },
+                "message": {
+                    "type": ["string", "null"],
+                    "pattern": "\\S",
+                    "description": "Same as `prompt`",
+                },
                 "cron": {
                     "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/ScheduleInput" }],
                     "description": "Same as `schedule`",

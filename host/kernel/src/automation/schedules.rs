@@ -107,6 +107,7 @@ pub struct CronJobInput {
     pub tz: Option<String>,
     /// The message sent to the agent (also accepted as `message`).
     #[serde(alias = "message")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
     pub prompt: Option<String>,
     /// Whether it fires (default true).
     pub enabled: Option<bool>,
@@ -128,6 +129,7 @@ pub enum CronActionInput {
     /// Send `message` to the job's agent.
     AgentTurn {
         /// The message (the job's prompt).
+        #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
         message: String,
     },
 }
