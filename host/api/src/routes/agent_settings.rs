@@ -189,7 +189,7 @@ pub async fn get_tools(
 #[utoipa::path(put, path = "/api/agents/{id}/tools", tag = "agents", request_body = ToolsRequest,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, capabilities_tools, tool_allowlist, tool_blocklist, disabled, tools, available}`", body = Object),
-              (status = 400, description = "Nothing to change, or both `tools` and `capabilities_tools`"),
+              (status = 400, description = "Both `tools` and `capabilities_tools`, or a tool not installed"),
               (status = 404, description = "No such agent")))]
 pub async fn put_tools(
     State(state): State<AppState>,
@@ -206,10 +206,10 @@ pub async fn put_tools(
         (Some(tools), None) | (None, Some(tools)) => Some(tools),
         (None, None) => None,
     };
+    // Nothing to change answers the tools as they are, like an empty PATCH.
     if granted.is_none() && body.tool_allowlist.is_none() && body.tool_blocklist.is_none() {
-        return Err(ApiError::BadRequest(
-            "nothing to change: give capabilities_tools, tool_allowlist or tool_blocklist".into(),
-        ));
+        let agent = state.kernel.agents().get(id).await?;
+        return Ok(Json(tools_json(&state, &agent.manifest.capabilities.tools)));
     }
     let mut tools = match granted {
         Some(tools) => tools,
@@ -334,7 +334,7 @@ impl IdentityPatch {
 #[utoipa::path(patch, path = "/api/agents/{id}/identity", tag = "agents", request_body = IdentityPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, agent_id, identity}`", body = Object),
-              (status = 400, description = "Nothing to change"), (status = 404, description = "No such agent")))]
+              (status = 400, description = "Malformed body"), (status = 404, description = "No such agent")))]
 pub async fn patch_identity(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -399,7 +399,7 @@ pub struct ConfigPatch {
 #[utoipa::path(patch, path = "/api/agents/{id}/config", tag = "agents", request_body = ConfigPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "The agent", body = Object),
-              (status = 400, description = "Nothing to change or bad value"), (status = 404, description = "No such agent"),
+              (status = 400, description = "A bad value"), (status = 404, description = "No such agent"),
               (status = 409, description = "Name taken, or model change in Stable mode")))]
 pub async fn patch_config(
     State(state): State<AppState>,

@@ -434,7 +434,7 @@ pub(super) async fn patch_with(
 #[utoipa::path(patch, path = "/api/agents/{id}", tag = "agents", request_body = AgentPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "The agent", body = Object),
-              (status = 400, description = "Nothing to change or invalid value"),
+              (status = 400, description = "An invalid value"),
               (status = 404, description = "No such agent"), (status = 409, description = "Name taken")))]
 pub async fn patch_agent(
     State(state): State<AppState>,
