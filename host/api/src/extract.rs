@@ -3,7 +3,10 @@
 //! axum's own extractors answer malformed input with plain-text bodies and,
 //! for JSON that parses but does not fit, 422. Clients of this API expect
 //! `{"error": "..."}` and 400, so these wrappers convert every rejection into
-//! an [`ApiError`] that keeps axum's explanation of what was wrong.
+//! an [`ApiError`] that keeps axum's explanation of what was wrong. Both JSON
+//! extractors read a struct from a JSON object only ([`objects`]).
+
+mod objects;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -12,10 +15,29 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 
-/// JSON request body (and response) with API-style rejections.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON request body (and response) with API-style rejections; a struct
+/// must come as a JSON object (an array is a 400).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        // axum checks the content type and the syntax; the rest is ours.
+        let axum::Json(body) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        objects::read(body).map(Json).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "Failed to deserialize the JSON body into the target type: {e}"
+            ))
+        })
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -48,15 +70,9 @@ where
         if trimmed.is_empty() || trimmed == b"null" {
             return Ok(OptionalJson(T::default()));
         }
-        let value: serde_json::Value = serde_json::from_slice(trimmed)
+        let body = serde_json::from_slice(trimmed)
             .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
-        // serde would also read a struct from an array, by position.
-        if !value.is_object() {
-            return Err(ApiError::BadRequest(
-                "invalid body: expected a JSON object".into(),
-            ));
-        }
-        serde_json::from_value(value)
+        objects::read(body)
             .map(OptionalJson)
             .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
     }

@@ -220,11 +220,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Builds the whole application for `state`: routes plus the shared conventions.
 pub fn app(state: AppState) -> Router {
     let (routes, doc) = api_routes();
+    let provider_names: Vec<String> = (state.kernel.providers().llm().providers().iter())
+        .map(|p| p.name.clone())
+        .collect();
     // Served as bytes made once: the document is fixed for the life of the
     // process, and its tree of structs is several times the size of its JSON.
     // (Its maps have string keys, so serializing it cannot fail.)
     let doc = axum::body::Bytes::from(
-        serde_json::to_vec(&doc).expect("the OpenAPI document serializes to JSON"),
+        serde_json::to_vec(&crate::openapi::served(&doc, &provider_names))
+            .expect("the OpenAPI document serializes to JSON"),
     );
     let router = routes
         .route("/", get(system::root))

@@ -189,7 +189,7 @@ pub async fn get_tools(
 #[utoipa::path(put, path = "/api/agents/{id}/tools", tag = "agents", request_body = ToolsRequest,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, capabilities_tools, tool_allowlist, tool_blocklist, disabled, tools, available}`", body = Object),
-              (status = 400, description = "Nothing to change, or both `tools` and `capabilities_tools`"),
+              (status = 400, description = "Both `tools` and `capabilities_tools`, or a tool not installed"),
               (status = 404, description = "No such agent")))]
 pub async fn put_tools(
     State(state): State<AppState>,
@@ -206,10 +206,10 @@ pub async fn put_tools(
         (Some(tools), None) | (None, Some(tools)) => Some(tools),
         (None, None) => None,
     };
+    // Nothing to change answers the tools as they are, like an empty PATCH.
     if granted.is_none() && body.tool_allowlist.is_none() && body.tool_blocklist.is_none() {
-        return Err(ApiError::BadRequest(
-            "nothing to change: give capabilities_tools, tool_allowlist or tool_blocklist".into(),
-        ));
+        let agent = state.kernel.agents().get(id).await?;
+        return Ok(Json(tools_json(&state, &agent.manifest.capabilities.tools)));
     }
     let mut tools = match granted {
         Some(tools) => tools,
@@ -334,7 +334,7 @@ impl IdentityPatch {
 #[utoipa::path(patch, path = "/api/agents/{id}/identity", tag = "agents", request_body = IdentityPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, agent_id, identity}`", body = Object),
-              (status = 400, description = "Nothing to change"), (status = 404, description = "No such agent")))]
+              (status = 400, description = "Malformed body"), (status = 404, description = "No such agent")))]
 pub async fn patch_identity(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -352,13 +352,15 @@ pub async fn patch_identity(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigPatch {
-    /// New name (must be unused).
+    /// New name (must be unused; not blank).
+    #[schema(pattern = "\\S")]
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,
     /// New system prompt.
     pub system_prompt: Option<String>,
-    /// Model id (refused in Stable mode).
+    /// Model id (refused in Stable mode; not blank).
+    #[schema(pattern = "\\S")]
     pub model: Option<String>,
     /// Provider (refused in Stable mode).
     pub provider: Option<String>,
@@ -367,8 +369,10 @@ pub struct ConfigPatch {
     /// Provider base URL.
     pub base_url: Option<String>,
     /// Reply token limit.
+    #[schema(format = Int64, maximum = 4294967295_u64)]
     pub max_tokens: Option<u32>,
     /// Sampling temperature, 0 to 2.
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f32>,
     /// An emoji.
     pub emoji: Option<String>,
@@ -385,7 +389,7 @@ pub struct ConfigPatch {
     /// LibreFang's fallback models. Talon has no fallback chain (an agent
     /// uses its one model; retries and circuit breakers are per provider), so
     /// only an empty list, which asks for none, is accepted.
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<Object>>, max_items = 0)]
     pub fallback_models: Option<Vec<serde_json::Value>>,
     /// LibreFang's web search augmentation. Talon has none, so only `off`.
     pub web_search_augmentation: Option<String>,
@@ -395,7 +399,7 @@ pub struct ConfigPatch {
 #[utoipa::path(patch, path = "/api/agents/{id}/config", tag = "agents", request_body = ConfigPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "The agent", body = Object),
-              (status = 400, description = "Nothing to change or bad value"), (status = 404, description = "No such agent"),
+              (status = 400, description = "A bad value"), (status = 404, description = "No such agent"),
               (status = 409, description = "Name taken, or model change in Stable mode")))]
 pub async fn patch_config(
     State(state): State<AppState>,

@@ -345,7 +345,8 @@ pub async fn bulk_stop(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloneRequest {
-    /// Name of the copy.
+    /// Name of the copy (not blank).
+    #[schema(pattern = "\\S")]
     pub new_name: String,
     /// Copy the skills (default true).
     pub include_skills: Option<bool>,
@@ -386,7 +387,8 @@ pub async fn clone_agent(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
-    /// New name (must be unused).
+    /// New name (must be unused; not blank).
+    #[schema(pattern = "\\S")]
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,
@@ -420,8 +422,10 @@ pub(super) async fn patch_with(
     id: Uuid,
     edits: Vec<(String, serde_json::Value)>,
 ) -> Result<AgentRecord, ApiError> {
+    // An empty patch is a patch that changes nothing (RFC 7396): the agent
+    // as it is, not an error.
     if edits.is_empty() {
-        return Err(ApiError::BadRequest("nothing to change".into()));
+        return Ok(state.kernel.agents().get(id).await?);
     }
     Ok(state.kernel.agents().edit_manifest(id, edits).await?)
 }
@@ -430,7 +434,7 @@ pub(super) async fn patch_with(
 #[utoipa::path(patch, path = "/api/agents/{id}", tag = "agents", request_body = AgentPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "The agent", body = Object),
-              (status = 400, description = "Nothing to change or invalid value"),
+              (status = 400, description = "An invalid value"),
               (status = 404, description = "No such agent"), (status = 409, description = "Name taken")))]
 pub async fn patch_agent(
     State(state): State<AppState>,
@@ -444,7 +448,7 @@ pub async fn patch_agent(
 #[utoipa::path(put, path = "/api/agents/{id}/update", tag = "agents", request_body = AgentPatch,
     params(("id" = Uuid, Path, description = "Agent id")),
     responses((status = 200, description = "`{status: updated, agent_id}`", body = Object),
-              (status = 404, description = "No such agent")))]
+              (status = 404, description = "No such agent"), (status = 409, description = "Name taken")))]
 pub async fn update_agent(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,

@@ -74,7 +74,7 @@ pub async fn list_jobs(
 }
 
 /// Creates a cron job: `{name?, agent_id, schedule, tz?, prompt | action, enabled?, missed_policy?, lane?}`.
-#[utoipa::path(post, path = "/api/cron/jobs", tag = "scheduler", request_body = Object,
+#[utoipa::path(post, path = "/api/cron/jobs", tag = "scheduler", request_body = CronJobInput,
     responses((status = 201, description = "The job, with `job_id`, `status: created` and `next_run`", body = Object),
               (status = 400, description = "Malformed body, schedule, time zone or lane"),
               (status = 404, description = "No such agent")))]
@@ -104,7 +104,7 @@ pub async fn get_job(
 
 /// Changes the fields given; a new schedule counts from now.
 #[utoipa::path(put, path = "/api/cron/jobs/{id}", tag = "scheduler", params(("id" = Uuid, Path, description = "Job id")),
-    request_body = Object,
+    request_body = CronJobInput,
     responses((status = 200, description = "The updated job", body = Object),
               (status = 400, description = "Invalid change"), (status = 404, description = "No such job")))]
 pub async fn update_job(
@@ -203,7 +203,7 @@ pub async fn list_schedules(
 }
 
 /// Creates a schedule: `{agent_id, cron, prompt, enabled?, name?, tz?, missed_policy?, lane?}`.
-#[utoipa::path(post, path = "/api/schedules", tag = "scheduler", request_body = Object,
+#[utoipa::path(post, path = "/api/schedules", tag = "scheduler", request_body = CronJobInput,
     responses((status = 201, description = "The schedule", body = Object),
               (status = 400, description = "Invalid schedule definition"), (status = 404, description = "No such agent")))]
 pub async fn create_schedule(
@@ -225,7 +225,7 @@ pub async fn get_schedule(
 
 /// Changes a schedule (fields given only; `enabled` toggles it).
 #[utoipa::path(put, path = "/api/schedules/{id}", tag = "scheduler", params(("id" = Uuid, Path, description = "Schedule id")),
-    request_body = Object,
+    request_body = CronJobInput,
     responses((status = 200, description = "The schedule", body = Object),
               (status = 400, description = "Invalid change"), (status = 404, description = "No such schedule")))]
 pub async fn update_schedule(

@@ -37,7 +37,8 @@ pub struct ReadQuery {
 /// Reads a workspace file: JSON `{name, size, content}` for text, or raw bytes with `?raw=true`.
 #[utoipa::path(get, path = "/api/agents/{id}/files/{filename}", tag = "agents",
     params(("id" = Uuid, Path, description = "Agent id"), ("filename" = String, Path, description = "File name"), ReadQuery),
-    responses((status = 200, description = "The file", body = Object),
+    responses((status = 200, description = "The file: JSON for text, its bytes with `?raw=true`",
+                  content((FileText = "application/json"), (Vec<u8> = "application/octet-stream"))),
               (status = 400, description = "Bad name, or a binary file without ?raw=true"),
               (status = 404, description = "No such agent or file")))]
 pub async fn get_file(
@@ -60,7 +61,23 @@ pub async fn get_file(
             "`{name}` is not UTF-8 text; fetch it with ?raw=true"
         ))
     })?;
-    Ok(Json(serde_json::json!({ "name": name, "size": size, "content": content })).into_response())
+    Ok(Json(FileText {
+        name,
+        size,
+        content,
+    })
+    .into_response())
+}
+
+/// A text file of the workspace.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct FileText {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Its text.
+    pub content: String,
 }
 
 /// Body of `PUT /api/agents/{id}/files/{filename}`.
@@ -116,7 +133,8 @@ const DEFAULT_UPLOAD_NAME: &str = "upload";
 /// called `upload`, as in LibreFang.
 #[utoipa::path(post, path = "/api/agents/{id}/upload", tag = "agents",
     params(("id" = Uuid, Path, description = "Agent id")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "The file's bytes (none makes an empty file)"),
     responses((status = 201, description = "`{file_id, filename, content_type, size}`", body = Object),
               (status = 400, description = "Bad multipart body or file type"),
               (status = 404, description = "No such agent"), (status = 413, description = "Too large")))]

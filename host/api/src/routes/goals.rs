@@ -2,93 +2,94 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use talon_kernel::automation::goals::{GoalInput, TEMPLATES};
+use talon_kernel::automation::goals::{Goal, GoalInput, TEMPLATES};
 use uuid::Uuid;
 
+use super::outcome::Outcome;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
 /// Lists goals, oldest first.
 #[utoipa::path(get, path = "/api/goals", tag = "goals",
-    responses((status = 200, description = "Array of goals", body = [Object])))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(state.kernel.automation().goals().await?).unwrap_or_default(),
-    ))
+    responses((status = 200, description = "Every goal", body = [Goal])))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Goal>>, ApiError> {
+    Ok(Json(state.kernel.automation().goals().await?))
 }
 
 /// Creates a goal: `{title, description?, status?, progress?, agent_id?, parent_id?, due_at?}`.
-#[utoipa::path(post, path = "/api/goals", tag = "goals", request_body = Object,
-    responses((status = 201, description = "The goal", body = Object),
+#[utoipa::path(post, path = "/api/goals", tag = "goals", request_body = GoalInput,
+    responses((status = 201, description = "The goal", body = Goal),
               (status = 400, description = "Invalid goal"), (status = 404, description = "No such parent or agent")))]
 pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<GoalInput>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<Goal>), ApiError> {
     let goal = state.kernel.automation().goal_create(body).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(goal).unwrap_or_default()),
-    ))
+    Ok((StatusCode::CREATED, Json(goal)))
 }
 
 /// One goal.
 #[utoipa::path(get, path = "/api/goals/{id}", tag = "goals", params(("id" = Uuid, Path, description = "Goal id")),
-    responses((status = 200, description = "The goal", body = Object), (status = 404, description = "No such goal")))]
+    responses((status = 200, description = "The goal", body = Goal), (status = 404, description = "No such goal")))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(state.kernel.automation().goal(id).await?).unwrap_or_default(),
-    ))
+) -> Result<Json<Goal>, ApiError> {
+    Ok(Json(state.kernel.automation().goal(id).await?))
 }
 
 /// Changes the fields given (`null` clears `agent_id`, `parent_id`, `due_at`).
 #[utoipa::path(put, path = "/api/goals/{id}", tag = "goals", params(("id" = Uuid, Path, description = "Goal id")),
-    request_body = Object,
-    responses((status = 200, description = "The goal", body = Object),
+    request_body = GoalInput,
+    responses((status = 200, description = "The goal", body = Goal),
               (status = 400, description = "Invalid change (a cycle, a bad progress)"), (status = 404, description = "No such goal")))]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Json(body): Json<GoalInput>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(state.kernel.automation().goal_update(id, body).await?)
-            .unwrap_or_default(),
-    ))
+) -> Result<Json<Goal>, ApiError> {
+    Ok(Json(state.kernel.automation().goal_update(id, body).await?))
 }
 
 /// Deletes a goal and all its sub-goals.
 #[utoipa::path(delete, path = "/api/goals/{id}", tag = "goals", params(("id" = Uuid, Path, description = "Goal id")),
-    responses((status = 200, description = "`{status: deleted, goal_id, deleted: [ids]}`", body = Object),
+    responses((status = 200, description = "The goals deleted", body = GoalDeleted),
               (status = 404, description = "No such goal")))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<GoalDeleted>, ApiError> {
     let removed = state.kernel.automation().goal_delete(id).await?;
     if removed.is_empty() {
         return Err(ApiError::NotFound(format!("goal {id} not found")));
     }
-    Ok(Json(
-        serde_json::json!({ "status": "deleted", "goal_id": id, "deleted": removed }),
-    ))
+    Ok(Json(GoalDeleted {
+        status: Outcome::Deleted,
+        goal_id: id,
+        deleted: removed,
+    }))
+}
+
+/// The answer of deleting a goal.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct GoalDeleted {
+    /// Always `deleted`.
+    pub status: Outcome,
+    /// The goal asked for.
+    pub goal_id: Uuid,
+    /// It and every sub-goal under it.
+    pub deleted: Vec<Uuid>,
 }
 
 /// The direct sub-goals of a goal.
 #[utoipa::path(get, path = "/api/goals/{id}/children", tag = "goals", params(("id" = Uuid, Path, description = "Goal id")),
-    responses((status = 200, description = "Array of goals", body = [Object]), (status = 404, description = "No such goal")))]
+    responses((status = 200, description = "Its direct sub-goals", body = [Goal]), (status = 404, description = "No such goal")))]
 pub async fn children(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(state.kernel.automation().goal_children(id).await?)
-            .unwrap_or_default(),
-    ))
+) -> Result<Json<Vec<Goal>>, ApiError> {
+    Ok(Json(state.kernel.automation().goal_children(id).await?))
 }
 
 /// Built-in goal templates.

@@ -23,3 +23,4 @@ pub mod triggers;
 pub mod usage;
 pub mod workflows;
 pub mod ws;
+pub mod outcome;

@@ -192,7 +192,9 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct CustomModelBody {
     /// The id the provider expects (may contain slashes). Must not be the
-    /// id or alias of a built-in model.
+    /// id or alias of a built-in model. At most 256 characters, without
+    /// spaces or control characters.
+    #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]{1,256}$")]
     pub id: String,
     /// The provider serving it (default `openrouter`, as in LibreFang).
     #[serde(default = "default_provider")]
@@ -202,6 +204,7 @@ pub struct CustomModelBody {
     pub aliases: Vec<String>,
     /// Context window in tokens (default 128000).
     #[serde(default = "default_context_window")]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     pub context_window: u32,
     /// Largest output in tokens (default: 8192, or the context window if smaller).
     #[serde(default)]

@@ -432,14 +432,9 @@ pub struct ReloadRequest {
 pub async fn reload(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    // Optional: none (or `null`) means "reload from the package file".
+    OptionalJson(body): OptionalJson<ReloadRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    // The body is optional: empty means "reload from the package file".
-    let body: ReloadRequest = match body.iter().all(u8::is_ascii_whitespace) {
-        true => ReloadRequest::default(),
-        false => serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?,
-    };
     let force = body.force;
     let source = match (body.path, body.package) {
         (None, None) => None,
@@ -549,6 +544,7 @@ pub async fn doctor(State(state): State<AppState>) -> Json<serde_json::Value> {
 #[serde(deny_unknown_fields)]
 pub struct ScaffoldRequest {
     /// The plugin's (and its first tool's) name.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_]{0,63}$")]
     pub name: String,
     /// One line about it.
     #[serde(default)]
@@ -560,8 +556,12 @@ pub struct ScaffoldRequest {
     #[serde(default)]
     pub kind: Option<String>,
     /// The project's folder under `<home>/plugin-projects/` (a relative path);
-    /// default `<name>`.
+    /// default `<name>`. Documented without folders that start with a dot,
+    /// which keeps `..` out without a lookahead.
     #[serde(default)]
+    #[schema(
+        pattern = "^[^./\\x00-\\x1f\\x7f-\\x9f][^/\\x00-\\x1f\\x7f-\\x9f]*(/[^./\\x00-\\x1f\\x7f-\\x9f][^/\\x00-\\x1f\\x7f-\\x9f]*)*$"
+    )]
     pub directory: Option<String>,
     /// Skills only (LibreFang's `prompt_context`): the instructions added to
     /// the system prompt of an agent with the skill, written into the

@@ -119,7 +119,12 @@ pub async fn list_for_agent(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
-    /// A label, unique among the agent's sessions.
+    /// A label, unique among the agent's sessions: printable, not blank,
+    /// at most 128 bytes.
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub label: Option<String>,
     /// Make it the agent's current session (default false).
     #[serde(default)]
@@ -381,7 +386,11 @@ pub async fn delete(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelRequest {
-    /// The label; `null` removes it.
+    /// The label (printable, not blank, at most 128 bytes); `null` removes it.
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub label: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::state::AppState;
 
 /// Body of `POST /api/tasks`.
@@ -109,14 +109,8 @@ pub struct RetryTask {
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    body: axum::body::Bytes,
+    OptionalJson(body): OptionalJson<RetryTask>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body: RetryTask = if body.iter().all(u8::is_ascii_whitespace) {
-        RetryTask::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?
-    };
     Ok(Json(json!(
         state
             .kernel

@@ -176,19 +176,17 @@ fn check_limit(value: Option<f64>) -> Result<(), ApiError> {
     }
 }
 
-/// Sets the global limits (written to `config.toml`).
+/// Sets the global limits (written to `config.toml`); a body with neither
+/// limit changes nothing and answers the budget as it is.
 #[utoipa::path(put, path = "/api/budget", tag = "usage", request_body = BudgetUpdate,
     responses((status = 200, description = "The budget as `GET /api/budget` shows it", body = Object),
-              (status = 400, description = "Negative or missing limits")))]
+              (status = 400, description = "Negative limits")))]
 pub async fn set_budget(
     State(state): State<AppState>,
     Json(body): Json<BudgetUpdate>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_limit(body.daily_limit_usd)?;
     check_limit(body.monthly_limit_usd)?;
-    if body.daily_limit_usd.is_none() && body.monthly_limit_usd.is_none() {
-        return Err(ApiError::BadRequest("nothing to change".into()));
-    }
     if let Some(v) = body.daily_limit_usd {
         state
             .kernel

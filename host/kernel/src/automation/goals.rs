@@ -22,6 +22,7 @@ pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
 
 /// Where a goal stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GoalStatus {
     /// Not started.
@@ -37,6 +38,7 @@ pub enum GoalStatus {
 
 /// A stored goal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Goal {
     /// Its id.
     pub id: Uuid,
@@ -71,15 +73,19 @@ where
 /// Body of creating (`title` required) or updating a goal; on update omitted
 /// fields stay and `null` clears `agent_id`, `parent_id` or `due_at`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GoalInput {
     /// What to achieve.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 500))]
     pub title: Option<String>,
     /// More about it.
+    #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
     pub description: Option<String>,
     /// Where it stands.
     pub status: Option<GoalStatus>,
     /// 0-100.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub progress: Option<u8>,
     /// The agent pursuing it.
     #[serde(default, deserialize_with = "nullable")]

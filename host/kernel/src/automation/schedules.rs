@@ -24,6 +24,7 @@ use crate::store::audit::AuditEvent;
 
 /// A schedule as an API body gives it: text, or LibreFang's structured form.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum ScheduleInput {
     /// `"0 9 * * 1-5"`, `"every 5m"`, `"at 2026-01-01T09:00:00Z"`.
@@ -35,6 +36,7 @@ pub enum ScheduleInput {
 
 /// The structured schedule form.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StructuredSchedule {
     /// A cron expression, optionally in a time zone.
@@ -72,9 +74,25 @@ impl ScheduleInput {
     }
 }
 
+/// [`MissedPolicy`]'s values, for the OpenAPI document (talon-scheduler
+/// has no schemas of its own).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used
+pub enum MissedPolicyName {
+    /// Skip the missed runs.
+    Skip,
+    /// Run once for all of them (the default).
+    RunOnce,
+    /// Run each of them.
+    RunAll,
+}
+
 /// Body of creating or updating a cron job or schedule. On update, omitted
 /// fields are left as they are.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CronJobInput {
     /// Human-readable name (default: `job-` and the id's first 8 digits).
@@ -89,10 +107,12 @@ pub struct CronJobInput {
     pub tz: Option<String>,
     /// The message sent to the agent (also accepted as `message`).
     #[serde(alias = "message")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
     pub prompt: Option<String>,
     /// Whether it fires (default true).
     pub enabled: Option<bool>,
     /// `skip`, `run_once` or `run_all` (default: the daemon's `scheduler.missed_policy`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<MissedPolicyName>))]
     pub missed_policy: Option<MissedPolicy>,
     /// Concurrency lane (default `default`).
     pub lane: Option<String>,
@@ -103,11 +123,13 @@ pub struct CronJobInput {
 /// What a job does, in LibreFang's tagged form. Talon's jobs run one kind of
 /// action, a turn of their agent; other kinds are refused by name.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CronActionInput {
     /// Send `message` to the job's agent.
     AgentTurn {
         /// The message (the job's prompt).
+        #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
         message: String,
     },
 }

@@ -41,6 +41,7 @@ pub const MAX_FIRES_KEPT: u64 = 10_000;
 
 /// Which tasks a `task_posted` trigger fires on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AssigneeMatch {
     /// Every posted task.
@@ -83,6 +84,72 @@ pub enum TriggerPattern {
         #[serde(default)]
         assignee_match: AssigneeMatch,
     },
+}
+
+/// A pattern is documented as it is read: a bare kind, or an object with
+/// one key, the kind, holding its settings
+/// (`{"task_posted": {"assignee_match": "self"}}`), no other key in either.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TriggerPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let closed = |builder: ObjectBuilder| {
+            builder
+                .schema_type(Type::Object)
+                .additional_properties(Some(
+                    AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+                ))
+        };
+        let settings = [
+            ("lifecycle", closed(ObjectBuilder::new())),
+            (
+                "agent_spawned",
+                closed(ObjectBuilder::new()).property(
+                    "name_pattern",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .description(Some("Glob on the new agent's name (default `*`)")),
+                ),
+            ),
+            ("agent_terminated", closed(ObjectBuilder::new())),
+            ("all", closed(ObjectBuilder::new())),
+            (
+                "task_posted",
+                closed(ObjectBuilder::new()).property(
+                    "assignee_match",
+                    <AssigneeMatch as utoipa::PartialSchema>::schema(),
+                ),
+            ),
+        ];
+        let kinds: Vec<&str> = settings.iter().map(|(kind, _)| *kind).collect();
+        let mut one_of = OneOfBuilder::new().item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(kinds))
+                .description(Some("A kind with its defaults")),
+        );
+        for (kind, settings) in settings {
+            one_of = one_of.item(
+                closed(ObjectBuilder::new())
+                    .property(kind, settings)
+                    .required(kind),
+            );
+        }
+        one_of.into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TriggerPattern {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <AssigneeMatch as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// A pattern as a body gives it: a bare kind or the tagged object.
@@ -137,6 +204,7 @@ impl TryFrom<PatternInput> for TriggerPattern {
 
 /// Session continuity for each fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionMode {
     /// The agent's ongoing session.
@@ -147,6 +215,7 @@ pub enum SessionMode {
 
 /// A stored trigger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trigger {
     /// Its id.
     pub id: Uuid,
@@ -294,6 +363,7 @@ pub fn render(template: &str, event: &Event) -> String {
 
 /// What one fire did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TriggerFire {
     /// Position in the fire log.
     pub seq: u64,
@@ -326,6 +396,7 @@ where
 
 /// Body of `POST /api/triggers`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TriggerInput {
     /// The owning agent.
@@ -333,6 +404,7 @@ pub struct TriggerInput {
     /// What it fires on.
     pub pattern: TriggerPattern,
     /// The prompt, with `{{event}}`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 16384))]
     pub prompt_template: String,
     /// Default true.
     pub enabled: Option<bool>,
@@ -348,11 +420,13 @@ pub struct TriggerInput {
 
 /// Body of `PATCH /api/triggers/{id}`: omitted fields stay; `null` clears an override.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TriggerPatch {
     /// New pattern.
     pub pattern: Option<TriggerPattern>,
     /// New template.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 16384))]
     pub prompt_template: Option<String>,
     /// Enable or disable.
     pub enabled: Option<bool>,

@@ -51,6 +51,7 @@ pub const JOIN_SEPARATOR: &str = "\n\n---\n\n";
 
 /// How a step runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepMode {
     /// One after the other.
@@ -68,6 +69,7 @@ pub enum StepMode {
 
 /// What a failing step does to the run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorMode {
     /// The run fails.
@@ -96,9 +98,11 @@ fn input_prompt() -> String {
 
 /// One step of a workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Its name.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
     pub name: String,
     /// The agent, by id.
     #[serde(default)]
@@ -115,15 +119,18 @@ pub struct Step {
     pub mode: StepMode,
     /// Seconds one agent call may take.
     #[serde(default = "default_timeout")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub timeout_secs: u64,
     /// What a failure does.
     #[serde(default)]
     pub error_mode: ErrorMode,
     /// Retries for `retry`.
     #[serde(default = "default_retries")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 10))]
     pub max_retries: u32,
     /// Stores the answer under this name for later templates.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_]+$"))]
     pub output_var: Option<String>,
     /// For `conditional`: text that must appear in the input.
     #[serde(default)]
@@ -138,6 +145,7 @@ pub struct Step {
 
 /// A stored workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Workflow {
     /// Its id.
     pub id: Uuid,
@@ -155,19 +163,23 @@ pub struct Workflow {
 
 /// Body of creating or replacing a workflow.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowInput {
     /// Its name.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 200))]
     pub name: String,
     /// What it is for.
     #[serde(default)]
     pub description: String,
     /// Its steps.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub steps: Vec<Step>,
 }
 
 /// A run's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RunState {
     /// Going.
     Running,
@@ -179,6 +191,7 @@ pub enum RunState {
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepResult {
     /// The step's name.
     pub name: String,
@@ -204,6 +217,7 @@ pub struct StepResult {
 
 /// A run of a workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowRun {
     /// Its id.
     pub id: Uuid,
