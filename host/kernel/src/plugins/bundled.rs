@@ -2,9 +2,10 @@
 //! `talon-bundled` crate). At start they are packaged, installed when
 //! missing (granted what their manifests request), replaced when the binary
 //! carries a different build or the file on disk differs from it,
-//! uninstalled when the config leaves them out, and never installed again
-//! once the operator removed one. They are trusted because their package is
-//! byte for byte the one built from the binary, not because of a key.
+//! uninstalled when the config leaves them out, and not installed again
+//! once the operator removed one, until the operator restores it
+//! ([`Plugins::restore_bundled`]). They are trusted because their package
+//! is byte for byte the one built from the binary, not because of a key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use talon_runtime::{Manifest, Package, Trust};
 
 use super::package_file::read_package_file;
 use super::records::{Grant, Origin, PluginRecord, narrow, read_records, read_removed};
-use super::{Plugins, load_error, write_atomically};
+use super::{PluginView, Plugins, load_error, write_atomically};
 use crate::KernelError;
 use crate::store::audit::AuditEvent;
 use crate::store::{self, StoreError};
@@ -48,6 +49,7 @@ impl Plugins {
         &self,
         shipped: &[BundledPlugin],
     ) -> Result<Vec<Built>, KernelError> {
+        *self.shipped.write().unwrap_or_else(|p| p.into_inner()) = shipped.to_vec();
         let config = self.shared.config();
         let wanted = |name: &str| {
             config.plugins.bundled && !config.plugins.bundled_exclude.iter().any(|n| n == name)
@@ -124,6 +126,61 @@ impl Plugins {
             }
         }
         installed
+    }
+
+    /// Installs again a bundled plugin the operator removed, as on a first
+    /// start: the binary's build, granted what its manifest requests, and
+    /// upgraded with the binary from then on. Refused while the config
+    /// leaves it out (that is the config's to change) or while a plugin of
+    /// that name is installed.
+    pub async fn restore_bundled(&self, name: &str) -> Result<PluginView, KernelError> {
+        let plugin = {
+            let shipped = self.shipped.read().unwrap_or_else(|p| p.into_inner());
+            match shipped.iter().find(|p| p.name == name) {
+                Some(plugin) => *plugin,
+                None => {
+                    let names: Vec<&str> = shipped.iter().map(|p| p.name).collect();
+                    return Err(KernelError::NotFound(format!(
+                        "no bundled plugin named {name}; this binary ships {}",
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    )));
+                }
+            }
+        };
+        let config = self.shared.config();
+        if !config.plugins.bundled {
+            return Err(KernelError::Conflict(format!(
+                "bundled plugins are turned off (plugins.bundled = false); set it to true and restart to get {name} back"
+            )));
+        }
+        if config.plugins.bundled_exclude.iter().any(|n| n == name) {
+            return Err(KernelError::Conflict(format!(
+                "{name} is left out by plugins.bundled_exclude; take it out of that list and restart to get it back"
+            )));
+        }
+        if let Some(source) = self.registry.read().get(name).map(|e| e.record.source) {
+            return Err(KernelError::Conflict(match source {
+                Origin::Bundled => format!("the bundled plugin {name} is installed already"),
+                Origin::Package => format!(
+                    "plugin {name} is installed from a package; remove it first to go back to the bundled copy"
+                ),
+            }));
+        }
+        let built = self.build_bundled(&plugin).await?;
+        self.bundled
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), built.package.digest.clone());
+        self.install_opened(
+            built.package,
+            Trust::Bundled,
+            built.bytes,
+            Grant::All,
+            BTreeMap::new(),
+            None,
+            Origin::Bundled,
+        )
+        .await
     }
 
     /// Packages one embedded plugin the way `talon plugin pack` would

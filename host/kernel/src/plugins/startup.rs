@@ -6,7 +6,7 @@ use std::sync::Arc;
 use talon_runtime::{Manifest, Trust};
 
 use super::bundled::BundledPlugin;
-use super::records::{PluginRecord, read_records};
+use super::records::{Origin, PluginRecord, read_records};
 use super::registry::{Entry, placeholder_manifest};
 use super::{Plugins, Source};
 use crate::KernelError;
@@ -124,8 +124,8 @@ impl Plugins {
 
     /// Removes an installed plugin while the daemon is stopped (`talon
     /// plugin remove` without a daemon): its record and package file, with
-    /// an audit entry, without loading anything.
-    pub async fn uninstall_offline(&self, name: &str) -> Result<(), KernelError> {
+    /// an audit entry, without loading anything. Returns where it came from.
+    pub async fn uninstall_offline(&self, name: &str) -> Result<Origin, KernelError> {
         self.register_installed().await?;
         self.uninstall_plugin(name, None).await
     }
