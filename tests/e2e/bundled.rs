@@ -267,7 +267,7 @@ async fn a_removed_plugin_is_restored_by_name_and_works() {
 }
 
 #[tokio::test]
-async fn config_leaves_them_out_and_brings_them_back() {
+async fn config_leaves_them_out_and_brings_them_back_at_once() {
     let daemon = Daemon::start_bundled("[plugins]\nbundled = false\n", &[]).await;
     let tools = json(daemon.get("/api/tools").await).await;
     assert_eq!(tools["total"], 0, "{tools}");
@@ -281,23 +281,32 @@ async fn config_leaves_them_out_and_brings_them_back() {
         )
         .await;
     assert_eq!(set.status(), 200);
+    // At once, and still so after a restart.
+    let three = ["file_list", "file_read", "file_write"];
+    assert_eq!(plugin_names(&daemon).await, three);
+    assert!(!tool_names(&daemon).await.contains(&"web_fetch".to_string()));
     assert_eq!(daemon.terminate().code(), Some(0));
     daemon.restart();
-    assert_eq!(
-        plugin_names(&daemon).await,
-        ["file_list", "file_read", "file_write"]
+    assert_eq!(plugin_names(&daemon).await, three);
+    // Left out by config is not removed for good: back when the config says
+    // so, at once, through an edit of the file and a reload too.
+    let config = std::fs::read_to_string(daemon.config_file()).unwrap();
+    assert!(
+        config.contains("bundled_exclude = [\"web_fetch\", \"toolbox\"]"),
+        "{config}"
     );
-    // Left out by config is not removed for good: back when the config says so.
-    let set = daemon
-        .post(
-            "/api/config/set",
-            json!({ "path": "plugins.bundled_exclude", "value": [] }),
-        )
-        .await;
-    assert_eq!(set.status(), 200);
-    assert_eq!(daemon.terminate().code(), Some(0));
-    daemon.restart();
+    std::fs::write(
+        daemon.config_file(),
+        config.replace(
+            "bundled_exclude = [\"web_fetch\", \"toolbox\"]",
+            "bundled_exclude = []",
+        ),
+    )
+    .unwrap();
+    let reload = daemon.post("/api/config/reload", json!({})).await;
+    assert_eq!(reload.status(), 200);
     assert_eq!(plugin_names(&daemon).await, SHIPPED);
+    assert_eq!(tool_names(&daemon).await, TOOLS);
 }
 
 /// A package of the installed file_read with another version, unsigned.

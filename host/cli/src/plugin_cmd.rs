@@ -233,7 +233,12 @@ fn print_restore_hint(name: &str) {
 }
 
 /// `talon plugin restore`: the daemon installs its bundled copy again.
-fn restore(home: &Home, config: Option<&Path>, name: &str, args: &ClientArgs) -> anyhow::Result<()> {
+fn restore(
+    home: &Home,
+    config: Option<&Path>,
+    name: &str,
+    args: &ClientArgs,
+) -> anyhow::Result<()> {
     let client = Client::new(home, config, args)?;
     let path = format!("/api/plugins/{}/restore", crate::client::path_segment(name));
     let view = client.call_with(reqwest::Method::POST, &path, None)?;

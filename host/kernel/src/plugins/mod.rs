@@ -50,9 +50,10 @@ pub struct Plugins {
     /// The package digest of each plugin the binary ships, by name, as built
     /// at start: a package with that name and digest is trusted without a key.
     bundled: RwLock<BTreeMap<String, String>>,
-    /// The plugins the binary ships, as given at start: what
-    /// [`Plugins::restore_bundled`] can bring back.
-    shipped: RwLock<Vec<BundledPlugin>>,
+    /// The plugins the binary ships, as given at start, once the start has
+    /// installed and loaded them: what [`Plugins::restore_bundled`] can
+    /// bring back and a config change can add or take away.
+    shipped: RwLock<Option<Vec<BundledPlugin>>>,
 }
 
 impl std::fmt::Debug for Plugins {

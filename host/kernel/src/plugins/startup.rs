@@ -64,7 +64,9 @@ impl Plugins {
                 }
             }
         }
-        Ok(loaded + self.install_bundled(missing).await)
+        let installed = self.install_bundled(missing).await;
+        *self.shipped.write().unwrap_or_else(|p| p.into_inner()) = Some(shipped.to_vec());
+        Ok(loaded + installed)
     }
 
     /// Lists every installed plugin in the registry without loading it:
