@@ -1,12 +1,12 @@
 //! The plugins the binary ships: installed and granted on a fresh home,
-//! usable by the README's agent unchanged, removable for good, revocable in
-//! config, replaced when the binary's build differs from the installed one,
+//! usable by the README's agent unchanged, removable for good (until
+//! restored), revocable in config, replaced when the binary's build differs from the installed one,
 //! and never trusted when the file on disk is not the binary's.
 
 use serde_json::json;
 use talon_test_llm::{Reply, TestLlm};
 
-use crate::harness::{Daemon, json};
+use crate::harness::{Daemon, assert_error, json};
 
 const SHIPPED: [&str; 5] = [
     "file_list",
@@ -173,7 +173,102 @@ async fn removed_stays_removed_and_disabled_stays_disabled_across_restarts() {
 }
 
 #[tokio::test]
-async fn config_leaves_them_out_and_brings_them_back() {
+async fn a_removed_plugin_is_restored_by_name_and_works() {
+    let mut daemon = Daemon::start_bundled(
+        "[tool_invoke]\nenabled = true\nallowlist = [\"calculate\"]\n",
+        &[],
+    )
+    .await;
+    let out = daemon.cli(&["plugin", "remove", "toolbox"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("talon plugin restore toolbox"), "{stdout}");
+    assert_eq!(daemon.terminate().code(), Some(0));
+    daemon.restart();
+    assert!(!plugin_names(&daemon).await.contains(&"toolbox".to_string()));
+    let (status, _) =
+        crate::plugins::invoke(&daemon, "calculate", json!({"expression": "6*7"})).await;
+    assert_eq!(status, 404);
+
+    // Names the binary does not ship, hostile ones included, are a 404
+    // listing those it ships; an installed one is a 409.
+    assert_error(
+        daemon.post("/api/plugins/toolbx/restore", json!({})).await,
+        404,
+        "toolbox",
+    )
+    .await;
+    assert_error(
+        daemon
+            .post("/api/plugins/..%2Fetc/restore", json!({}))
+            .await,
+        404,
+        "no bundled plugin",
+    )
+    .await;
+    let long = format!("/api/plugins/{}/restore", "a".repeat(5000));
+    let status = daemon.post(&long, json!({})).await.status();
+    assert!(status.is_client_error(), "{status}");
+    assert_error(
+        daemon
+            .post("/api/plugins/file_read/restore", json!({}))
+            .await,
+        409,
+        "installed already",
+    )
+    .await;
+
+    let out = daemon.cli(&["plugin", "restore", "toolbox"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("restored toolbox"), "{stdout}");
+    let toolbox = json(daemon.get("/api/plugins/toolbox").await).await;
+    assert_eq!(toolbox["source"], "bundled", "{toolbox}");
+    assert_eq!(toolbox["signature"]["status"], "bundled", "{toolbox}");
+    let (status, answer) =
+        crate::plugins::invoke(&daemon, "calculate", json!({"expression": "6*7"})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.to_string().contains("42"), "{answer}");
+    // Restored for good: the next start keeps it (and upgrades it with the binary).
+    assert_eq!(daemon.terminate().code(), Some(0));
+    daemon.restart();
+    assert_eq!(plugin_names(&daemon).await, SHIPPED);
+
+    // Left out by the config: the config is what to change, and the error says so.
+    let removed = daemon
+        .post("/api/plugins/uninstall", json!({ "name": "web_fetch" }))
+        .await;
+    assert_eq!(json(removed).await["source"], "bundled");
+    let set = daemon
+        .post(
+            "/api/config/set",
+            json!({ "path": "plugins.bundled_exclude", "value": ["web_fetch"] }),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    assert_error(
+        daemon
+            .post("/api/plugins/web_fetch/restore", json!({}))
+            .await,
+        409,
+        "bundled_exclude",
+    )
+    .await;
+    let out = daemon.cli(&["plugin", "restore", "web_fetch"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bundled_exclude"));
+}
+
+#[tokio::test]
+async fn config_leaves_them_out_and_brings_them_back_at_once() {
     let daemon = Daemon::start_bundled("[plugins]\nbundled = false\n", &[]).await;
     let tools = json(daemon.get("/api/tools").await).await;
     assert_eq!(tools["total"], 0, "{tools}");
@@ -187,23 +282,32 @@ async fn config_leaves_them_out_and_brings_them_back() {
         )
         .await;
     assert_eq!(set.status(), 200);
+    // At once, and still so after a restart.
+    let three = ["file_list", "file_read", "file_write"];
+    assert_eq!(plugin_names(&daemon).await, three);
+    assert!(!tool_names(&daemon).await.contains(&"web_fetch".to_string()));
     assert_eq!(daemon.terminate().code(), Some(0));
     daemon.restart();
-    assert_eq!(
-        plugin_names(&daemon).await,
-        ["file_list", "file_read", "file_write"]
+    assert_eq!(plugin_names(&daemon).await, three);
+    // Left out by config is not removed for good: back when the config says
+    // so, at once, through an edit of the file and a reload too.
+    let config = std::fs::read_to_string(daemon.config_file()).unwrap();
+    assert!(
+        config.contains("bundled_exclude = [\"web_fetch\", \"toolbox\"]"),
+        "{config}"
     );
-    // Left out by config is not removed for good: back when the config says so.
-    let set = daemon
-        .post(
-            "/api/config/set",
-            json!({ "path": "plugins.bundled_exclude", "value": [] }),
-        )
-        .await;
-    assert_eq!(set.status(), 200);
-    assert_eq!(daemon.terminate().code(), Some(0));
-    daemon.restart();
+    std::fs::write(
+        daemon.config_file(),
+        config.replace(
+            "bundled_exclude = [\"web_fetch\", \"toolbox\"]",
+            "bundled_exclude = []",
+        ),
+    )
+    .unwrap();
+    let reload = daemon.post("/api/config/reload", json!({})).await;
+    assert_eq!(reload.status(), 200);
     assert_eq!(plugin_names(&daemon).await, SHIPPED);
+    assert_eq!(tool_names(&daemon).await, TOOLS);
 }
 
 /// A package of the installed file_read with another version, unsigned.

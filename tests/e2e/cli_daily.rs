@@ -1,6 +1,7 @@
 //! The command line for daily work, driven as a user drives it: agents
 //! spawned from a manifest file and talked to (a tool call shown as it
-//! happens), cron jobs, logs, doctor, completions, and a closed pipe.
+//! happens), cron jobs, logs, doctor, completions, a closed pipe, and the
+//! question `talon plugin install` asks on a terminal.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -486,4 +487,113 @@ async fn a_closed_pipe_ends_the_cli_quietly() {
     // a file, has no colour codes.
     assert!(daemon.cli(&["status"]).status.success());
     assert!(!daemon.log().contains('\x1b'), "{}", daemon.log());
+}
+
+/// Runs `talon args...` with a pseudo-terminal as its stdin, stdout and
+/// stderr, as in an interactive shell; types `answer` once `prompt` shows.
+/// Returns what it printed (line ends as `\n`) and whether it succeeded.
+fn run_on_terminal(daemon: &Daemon, args: &[&str], prompt: &str, answer: &str) -> (String, bool) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use std::io::{Read, Write};
+
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+        .expect("open a pseudo-terminal");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().expect("a UTF-8 terminal path"))
+        .expect("open the terminal side");
+    let mut command = daemon.cli_command(args);
+    command
+        .stdin(terminal.try_clone().expect("dup"))
+        .stdout(terminal.try_clone().expect("dup"))
+        .stderr(terminal);
+    let mut child = command.spawn().expect("run talon");
+    // The command holds the terminal side open: without dropping it, the
+    // end of the child's output never shows as the end of the master's.
+    drop(command);
+    let mut master = std::fs::File::from(master);
+    let mut output = Vec::new();
+    let mut answered = false;
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => output.extend_from_slice(&buf[..n]),
+            // Linux reports the terminal side closed as EIO.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => break,
+            Err(e) => panic!("reading the terminal: {e}"),
+        }
+        if !answered && String::from_utf8_lossy(&output).contains(prompt) {
+            master
+                .write_all(answer.as_bytes())
+                .expect("type the answer");
+            answered = true;
+        }
+    }
+    let status = child.wait().expect("wait for talon");
+    let text = String::from_utf8_lossy(&output).replace("\r\n", "\n");
+    assert!(answered, "no {prompt:?} on the terminal: {text}");
+    (text, status.success())
+}
+
+#[tokio::test]
+async fn install_asks_on_a_terminal_and_grants_what_is_answered() {
+    let daemon = Daemon::start().await;
+    let publisher = Publisher::new(&daemon);
+    trust(&daemon, &publisher).await;
+    let package = publisher.pack(&daemon, "plugins/file_read", "file_read");
+    let install = ["plugin", "install", package.as_str()];
+    let prompt = "Grant all of this?";
+    let granted = || async {
+        let plugin = crate::harness::json(daemon.get("/api/plugins/file_read").await).await;
+        plugin["permissions"].clone()
+    };
+
+    // Anything but yes or no cancels, and nothing is installed.
+    let (said, ok) = run_on_terminal(&daemon, &install, prompt, "maybe\n");
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("file_read requests:\n  filesystem: the calling agent's workspace"),
+        "{said}"
+    );
+    assert!(
+        said.contains("install cancelled; nothing was installed"),
+        "{said}"
+    );
+    assert_eq!(daemon.get("/api/plugins/file_read").await.status(), 404);
+
+    // No: installed with nothing granted, and told how to grant later.
+    let (said, ok) = run_on_terminal(&daemon, &install, prompt, "n\n");
+    assert!(ok, "{said}");
+    assert!(said.contains("granted:\n  nothing"), "{said}");
+    assert!(said.contains("talon plugin grant file_read"), "{said}");
+    let permissions = granted().await;
+    assert_eq!(
+        permissions["granted"]["filesystem"],
+        Value::Null,
+        "{permissions}"
+    );
+    run_ok(&daemon, &["plugin", "remove", "file_read"]);
+
+    // Yes: everything it requests.
+    let (said, ok) = run_on_terminal(&daemon, &install, prompt, "yes\n");
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("granted:\n  filesystem: the calling agent's workspace"),
+        "{said}"
+    );
+    let permissions = granted().await;
+    assert_eq!(
+        permissions["granted"], permissions["requested"],
+        "{permissions}"
+    );
+    assert_ne!(
+        permissions["granted"]["filesystem"],
+        Value::Null,
+        "{permissions}"
+    );
 }

@@ -1,7 +1,10 @@
 //! The plugin author's loop as a user runs it, in each language, in a
 //! directory outside the repository: `talon plugin new`, the project's own
 //! tests, `talon plugin dev --once` into a running daemon in development
-//! mode, a call, a change of the source, `dev --once` again, the change seen.
+//! mode, a call, a change of the source, `dev --once` again, the change seen;
+//! and `talon plugin dev` watching a project: a change rebuilt and answering
+//! through the daemon, a broken build reported while it keeps watching, and
+//! Ctrl-C stopping it.
 //!
 //! Offline: the Rust project builds against this checkout's `sdk/rust` with a
 //! shared target directory (`target/scaffold-wasm`, so wit-bindgen is not
@@ -30,21 +33,26 @@ async fn dev_daemon() -> Daemon {
 
 /// Runs `talon --home <home> args...` with the build tools of these tests.
 fn talon(home: &Path, args: &[&str]) -> Output {
+    talon_command(home, args).output().expect("run talon")
+}
+
+/// The command [`talon`] runs, to spawn with pipes.
+fn talon_command(home: &Path, args: &[&str]) -> Command {
     let tools = repo().join("target/plugin-tools/venv/bin");
     let path = std::env::join_paths(std::iter::once(tools).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
     .expect("PATH");
-    Command::new(talon_bin())
+    let mut command = Command::new(talon_bin());
+    command
         .arg("--home")
         .arg(home)
         .args(args)
         .env_remove("TALON_URL")
         .env("PATH", path)
         .env("CARGO_TARGET_DIR", repo().join("target/scaffold-wasm"))
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .expect("run talon")
+        .env("CARGO_NET_OFFLINE", "true");
+    command
 }
 
 /// Runs it and expects success; returns standard output.
@@ -126,6 +134,116 @@ async fn authoring_loop(lang: &str, source: &str, prepare: impl FnOnce(&Path)) {
 #[tokio::test]
 async fn rust_plugin_new_dev_change_dev() {
     authoring_loop("rust", "src/lib.rs", |_| {}).await;
+}
+
+/// The lines a running command prints on one of its pipes, as they come.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle` (a build may take minutes on a
+/// loaded machine; the limit only keeps a broken loop from hanging the
+/// suite); returns the lines seen up to it.
+fn wait_for(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(std::time::Duration::from_secs(900)) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+            Err(e) => panic!("no line with {needle:?} ({e}); saw {seen:#?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn dev_watches_rebuilds_on_change_survives_a_broken_build_and_stops_on_ctrl_c() {
+    let daemon = dev_daemon().await;
+    let home = daemon.home();
+    let projects = tempfile::tempdir().expect("projects dir");
+    let dir = projects.path().join("greet_watch");
+    let sdk = repo();
+    talon_ok(
+        home,
+        &[
+            "plugin",
+            "new",
+            "greet_watch",
+            "--sdk-path",
+            sdk.to_str().expect("utf-8 path"),
+            "--dir",
+            dir.to_str().expect("utf-8 path"),
+        ],
+    );
+    let mut dev = talon_command(home, &["plugin", "dev", dir.to_str().expect("utf-8 path")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run talon plugin dev");
+    let out = lines_of(dev.stdout.take().expect("stdout"));
+    let err = lines_of(dev.stderr.take().expect("stderr"));
+
+    wait_for(&out, "installed greet_watch 0.1.0: tools greet_watch");
+    // Watching only from here: an edit before it would go unseen.
+    wait_for(&err, "watching");
+    let greet = || {
+        invoke(
+            &daemon,
+            "greet_watch",
+            serde_json::json!({ "name": "world" }),
+        )
+    };
+    let (status, body) = greet().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["message"], "Hello, world!", "{body}");
+
+    // A broken source: the error is shown, the installed version keeps
+    // answering, and the loop keeps watching.
+    let source = dir.join("src/lib.rs");
+    edit(&source, "Hello, ", "Hello, \" +");
+    let seen = wait_for(&err, "watching");
+    assert!(seen.iter().any(|l| l.starts_with("talon: ")), "{seen:#?}");
+    let (status, body) = greet().await;
+    assert_eq!(
+        body["result"]["message"], "Hello, world!",
+        "{status} {body}"
+    );
+
+    edit(&source, "Hello, \" +", "Howdy, ");
+    wait_for(&out, "upgraded greet_watch 0.1.0");
+    let (status, body) = greet().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["message"], "Howdy, world!", "{body}");
+
+    // Ctrl-C while it waits for a change ends it at once, as a terminal's
+    // SIGINT ends any foreground command; the daemon keeps the last version.
+    wait_for(&err, "watching");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&dev),
+        rustix::process::Signal::INT,
+    )
+    .expect("send SIGINT");
+    let status = dev.wait().expect("wait for talon plugin dev");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(rustix::process::Signal::INT.as_raw()),
+        "{status}"
+    );
+    let (_, body) = greet().await;
+    assert_eq!(body["result"]["message"], "Howdy, world!", "{body}");
 }
 
 #[tokio::test]

@@ -135,6 +135,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(plugins::enable))
         .routes(routes!(plugins::disable))
         .routes(routes!(plugins::sign))
+        .routes(routes!(plugins::restore))
         .routes(routes!(skills::list))
         .routes(routes!(skills::get))
         .routes(routes!(skills::uninstall))

@@ -321,6 +321,16 @@ pub fn config_show(
     Ok(())
 }
 
+/// A name (a plugin's, an agent's) as one percent-encoded path segment.
+pub(crate) fn path_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `path` with `pairs` as its query string, percent-encoded.
 pub(crate) fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     let mut url = reqwest::Url::parse("http://talon.invalid").expect("a constant URL parses");

@@ -119,6 +119,14 @@ pub enum PluginCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Install again a bundled plugin (file_read, web_fetch, ...) that was
+    /// removed, granted what its manifest requests, as on a first start.
+    Restore {
+        /// The bundled plugin's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Runs a plugin command.
@@ -183,6 +191,7 @@ pub fn run(home: &Home, config: Option<&Path>, command: PluginCommand) -> anyhow
         ),
         PluginCommand::List { json, client } => list(home, config, &client, json),
         PluginCommand::Remove { name, client } => remove(home, config, &name, &client),
+        PluginCommand::Restore { name, client } => restore(home, config, &name, &client),
     }
 }
 
@@ -193,8 +202,12 @@ fn remove(home: &Home, config: Option<&Path>, name: &str, args: &ClientArgs) -> 
     let client = Client::new(home, config, args)?;
     if client.daemon_is_running() {
         let body = serde_json::json!({ "name": name });
-        client.call_with(reqwest::Method::POST, "/api/plugins/uninstall", Some(&body))?;
+        let answer =
+            client.call_with(reqwest::Method::POST, "/api/plugins/uninstall", Some(&body))?;
         println!("uninstalled {name}");
+        if answer["source"] == "bundled" {
+            print_restore_hint(name);
+        }
         return Ok(());
     }
     let kernel = talon_kernel::Kernel::boot(
@@ -203,11 +216,41 @@ fn remove(home: &Home, config: Option<&Path>, name: &str, args: &ClientArgs) -> 
         talon_kernel::kernel::Overrides::default(),
     )
     .context("cannot open the data directory (is another talon using it?)")?;
-    async_runtime()?.block_on(kernel.plugins().uninstall_offline(name))?;
+    let source = async_runtime()?.block_on(kernel.plugins().uninstall_offline(name))?;
     println!(
         "uninstalled {name} (the daemon is not running; removed from {})",
         home.root().display()
     );
+    if source == talon_kernel::plugins::Origin::Bundled {
+        print_restore_hint(name);
+    }
+    Ok(())
+}
+
+/// A removed bundled plugin stays removed across restarts: say how to undo it.
+fn print_restore_hint(name: &str) {
+    println!("it ships with talon and stays removed; `talon plugin restore {name}` brings it back");
+}
+
+/// `talon plugin restore`: the daemon installs its bundled copy again.
+fn restore(
+    home: &Home,
+    config: Option<&Path>,
+    name: &str,
+    args: &ClientArgs,
+) -> anyhow::Result<()> {
+    let client = Client::new(home, config, args)?;
+    let path = format!("/api/plugins/{}/restore", crate::client::path_segment(name));
+    let view = client.call_with(reqwest::Method::POST, &path, None)?;
+    println!(
+        "restored {} {} with tools {}",
+        view["name"].as_str().unwrap_or(name),
+        view["version"].as_str().unwrap_or("?"),
+        view["tools"]
+    );
+    let granted: Permissions = serde_json::from_value(view["permissions"]["granted"].clone())
+        .context("the daemon's answer is unreadable")?;
+    println!("granted:\n{}", crate::plugin_grants::describe(&granted));
     Ok(())
 }
 

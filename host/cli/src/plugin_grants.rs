@@ -174,7 +174,7 @@ pub fn change(
         );
     }
     let client = Client::new(home, config, &args.client)?;
-    let path = format!("/api/plugins/{}", urlencoding(&args.name));
+    let path = format!("/api/plugins/{}", crate::client::path_segment(&args.name));
     let view = client.call_with(reqwest::Method::GET, &path, None)?;
     let permissions = |which: &str| -> anyhow::Result<Permissions> {
         serde_json::from_value(view["permissions"][which].clone())
@@ -188,16 +188,6 @@ pub fn change(
         .context("the daemon's answer is unreadable")?;
     println!("{} is granted:\n{}", args.name, describe(&granted));
     Ok(())
-}
-
-/// A plugin name as one path segment.
-fn urlencoding(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -214,6 +214,7 @@ impl Kernel {
             .map_err(|e| KernelError::Invalid(e.to_string()))??;
         let new = apply_overrides(loaded, &self.overrides)?;
         let plan = self.replace_config(new);
+        self.apply_plugin_config(&plan).await?;
         if !plan.changed.is_empty() {
             self.audit(AuditEvent::new(
                 "config_reloaded",
@@ -253,6 +254,7 @@ impl Kernel {
                 .map_err(|e| KernelError::Invalid(e.to_string()))??;
         let new = apply_overrides(written, &self.overrides)?;
         let plan = self.replace_config(new);
+        self.apply_plugin_config(&plan).await?;
         // The key is recorded, never the value: it may be a secret.
         self.audit(AuditEvent::new(
             "config_changed",
@@ -260,6 +262,18 @@ impl Kernel {
         ))
         .await?;
         Ok(plan)
+    }
+
+    /// Which bundled plugins are wanted is applied as soon as it changes.
+    async fn apply_plugin_config(&self, plan: &ReloadPlan) -> Result<(), KernelError> {
+        if plan
+            .changed
+            .iter()
+            .any(|k| k == "plugins.bundled" || k == "plugins.bundled_exclude")
+        {
+            self.plugins.apply_bundled_config().await?;
+        }
+        Ok(())
     }
 
     fn replace_config(&self, new: Config) -> ReloadPlan {

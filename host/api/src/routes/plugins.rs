@@ -111,19 +111,19 @@ pub async fn install(
 
 /// Uninstalls a plugin.
 #[utoipa::path(post, path = "/api/plugins/uninstall", tag = "plugins", request_body = NameRequest,
-    responses((status = 200, description = "`{status: uninstalled, name}`", body = Object),
+    responses((status = 200, description = "`{status: uninstalled, name, source}`; a `bundled` one comes back with `POST /api/plugins/{name}/restore`", body = Object),
               (status = 404, description = "No such plugin")))]
 pub async fn uninstall(
     State(state): State<AppState>,
     Json(body): Json<NameRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state
+    let source = state
         .kernel
         .plugins()
         .uninstall_plugin(&body.name, None)
         .await?;
     Ok(Json(
-        serde_json::json!({ "status": "uninstalled", "name": body.name }),
+        serde_json::json!({ "status": "uninstalled", "name": body.name, "source": source }),
     ))
 }
 
@@ -403,6 +403,24 @@ pub async fn disable(
             .set_plugin_enabled(&name, false)
             .await?,
     )
+}
+
+/// Installs again a bundled plugin the operator removed: the binary's build,
+/// granted what its manifest requests, as on a first start.
+#[utoipa::path(post, path = "/api/plugins/{name}/restore", tag = "plugins",
+    params(("name" = String, Path, description = "Name of a plugin the binary ships")),
+    responses((status = 201, description = "The restored plugin", body = Object),
+              (status = 404, description = "The binary ships no plugin of that name (the message lists those it ships)"),
+              (status = 409, description = "A plugin of that name is installed, or the config leaves it out (plugins.bundled, plugins.bundled_exclude)")))]
+pub async fn restore(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let view = state.kernel.plugins().restore_bundled(&name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))?),
+    ))
 }
 
 /// The optional body of a reload: a new package to upgrade to.

@@ -76,7 +76,8 @@ dev_mode = false
 # web_fetch, toolbox) on start, granted what their manifests request, and
 # upgrade them with the binary. Trusted by the hashes embedded in the
 # binary, not by a key. false (or a name in bundled_exclude) uninstalls the
-# bundled copies on the next start; `talon plugin remove` removes one for good.
+# bundled copies as soon as the config is reloaded; `talon plugin remove`
+# removes one for good (`talon plugin restore` brings it back).
 bundled = true
 bundled_exclude = []
 # Ceilings on what any plugin call may use, whatever its manifest asks for.

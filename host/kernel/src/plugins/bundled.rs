@@ -2,9 +2,11 @@
 //! `talon-bundled` crate). At start they are packaged, installed when
 //! missing (granted what their manifests request), replaced when the binary
 //! carries a different build or the file on disk differs from it,
-//! uninstalled when the config leaves them out, and never installed again
-//! once the operator removed one. They are trusted because their package is
-//! byte for byte the one built from the binary, not because of a key.
+//! uninstalled when the config leaves them out (at start, or at once when
+//! the config changes), and not installed again
+//! once the operator removed one, until the operator restores it
+//! ([`Plugins::restore_bundled`]). They are trusted because their package
+//! is byte for byte the one built from the binary, not because of a key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,8 +16,9 @@ use talon_runtime::{Manifest, Package, Trust};
 
 use super::package_file::read_package_file;
 use super::records::{Grant, Origin, PluginRecord, narrow, read_records, read_removed};
-use super::{Plugins, load_error, write_atomically};
+use super::{PluginView, Plugins, load_error, write_atomically};
 use crate::KernelError;
+use crate::events::Event;
 use crate::store::audit::AuditEvent;
 use crate::store::{self, StoreError};
 
@@ -126,6 +129,91 @@ impl Plugins {
         installed
     }
 
+    /// Applies a change of `[plugins] bundled` or `bundled_exclude` at
+    /// once (a config reload or set): bundled copies the config now leaves
+    /// out are uninstalled, and those it asks for again installed, granted
+    /// what their manifests request. Plugins the operator removed stay
+    /// removed. Returns how many were installed.
+    /// Before the start's own loading is done this does nothing: that
+    /// reads the config in force when it gets there.
+    pub async fn apply_bundled_config(&self) -> Result<usize, KernelError> {
+        let shipped = self
+            .shipped
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(shipped) = shipped else {
+            return Ok(0);
+        };
+        let missing = self.sync_bundled(&shipped).await?;
+        Ok(self.install_bundled(missing).await)
+    }
+
+    /// Installs again a bundled plugin the operator removed, as on a first
+    /// start: the binary's build, granted what its manifest requests, and
+    /// upgraded with the binary from then on. Refused while the config
+    /// leaves it out (that is the config's to change) or while a plugin of
+    /// that name is installed.
+    pub async fn restore_bundled(&self, name: &str) -> Result<PluginView, KernelError> {
+        let plugin = {
+            let shipped = self.shipped.read().unwrap_or_else(|p| p.into_inner());
+            let Some(shipped) = shipped.as_ref() else {
+                return Err(KernelError::Conflict(
+                    "the daemon is still loading its plugins; try again when GET /api/plugins shows none loading"
+                        .into(),
+                ));
+            };
+            match shipped.iter().find(|p| p.name == name) {
+                Some(plugin) => *plugin,
+                None => {
+                    let names: Vec<&str> = shipped.iter().map(|p| p.name).collect();
+                    return Err(KernelError::NotFound(format!(
+                        "no bundled plugin named {name}; this binary ships {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    )));
+                }
+            }
+        };
+        let config = self.shared.config();
+        if !config.plugins.bundled {
+            return Err(KernelError::Conflict(format!(
+                "bundled plugins are turned off (plugins.bundled = false); set it to true to get {name} back"
+            )));
+        }
+        if config.plugins.bundled_exclude.iter().any(|n| n == name) {
+            return Err(KernelError::Conflict(format!(
+                "{name} is left out by plugins.bundled_exclude; take it out of that list to get it back"
+            )));
+        }
+        if let Some(source) = self.registry.read().get(name).map(|e| e.record.source) {
+            return Err(KernelError::Conflict(match source {
+                Origin::Bundled => format!("the bundled plugin {name} is installed already"),
+                Origin::Package => format!(
+                    "plugin {name} is installed from a package; remove it first to go back to the bundled copy"
+                ),
+            }));
+        }
+        let built = self.build_bundled(&plugin).await?;
+        self.bundled
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), built.package.digest.clone());
+        self.install_opened(
+            built.package,
+            Trust::Bundled,
+            built.bytes,
+            Grant::All,
+            BTreeMap::new(),
+            None,
+            Origin::Bundled,
+        )
+        .await
+    }
+
     /// Packages one embedded plugin the way `talon plugin pack` would
     /// (asking the component for its tools), unsigned: its trust is that it
     /// is this binary's.
@@ -212,7 +300,7 @@ impl Plugins {
 
     /// Uninstalls a bundled copy the config leaves out (or the binary no
     /// longer ships), without remembering it as removed: it comes back when
-    /// the config asks for it again.
+    /// the config asks for it again. Calls in flight finish.
     async fn remove_bundled_copy(&self, name: &str, reason: &str) -> Result<(), KernelError> {
         let _lock = self.locks.lock(name).await;
         tracing::info!(plugin = name, reason, "uninstalling the bundled plugin");
@@ -224,6 +312,12 @@ impl Plugins {
             AuditEvent::new("plugin_uninstalled", details.to_string()),
         )
         .await?;
+        if self.registry.write().remove(name).is_some() {
+            self.shared.events().publish(Event::PluginUninstalled {
+                name: name.to_string(),
+                at: self.shared.now(),
+            });
+        }
         let path = self.package_path(name);
         if let Err(e) = tokio::fs::remove_file(&path).await
             && e.kind() != std::io::ErrorKind::NotFound

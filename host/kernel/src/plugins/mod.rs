@@ -50,6 +50,10 @@ pub struct Plugins {
     /// The package digest of each plugin the binary ships, by name, as built
     /// at start: a package with that name and digest is trusted without a key.
     bundled: RwLock<BTreeMap<String, String>>,
+    /// The plugins the binary ships, as given at start, once the start has
+    /// installed and loaded them: what [`Plugins::restore_bundled`] can
+    /// bring back and a config change can add or take away.
+    shipped: RwLock<Option<Vec<BundledPlugin>>>,
 }
 
 impl std::fmt::Debug for Plugins {
@@ -109,6 +113,7 @@ impl Plugins {
             registry: Registry::new(runtime),
             locks: Locks::default(),
             bundled: RwLock::default(),
+            shipped: RwLock::default(),
         })
     }
 
@@ -248,9 +253,15 @@ impl Plugins {
             "plugin": manifest.name, "version": manifest.version, "digest": record.digest,
             "signature": trust, "granted": granted, "source": source,
         });
-        self.save_plugin(
+        // Installing a bundled plugin (again) undoes the operator's removal.
+        let removed = match source {
+            Origin::Bundled => Removed::Forget,
+            Origin::Package => Removed::Unchanged,
+        };
+        self.save_plugin_with(
             &manifest.name,
             Some(&record),
+            removed,
             AuditEvent::new("plugin_installed", details.to_string()),
         )
         .await?;
@@ -322,12 +333,13 @@ impl Plugins {
 
     /// Uninstalls a plugin: removes its record and package file. Calls in
     /// flight finish with the version they started with. A bundled plugin
-    /// is remembered as removed, so later starts do not install it again.
+    /// is remembered as removed, so later starts do not install it again
+    /// (until [`Plugins::restore_bundled`]). Returns where it came from.
     pub async fn uninstall_plugin(
         &self,
         name: &str,
         expect: Option<Kind>,
-    ) -> Result<(), KernelError> {
+    ) -> Result<Origin, KernelError> {
         let _lock = self.locks.lock(name).await;
         let source = {
             let entries = self.registry.read();
@@ -360,7 +372,7 @@ impl Plugins {
         if let Err(e) = tokio::fs::remove_file(&path).await {
             tracing::warn!(path = %path.display(), error = %e, "could not remove the package file");
         }
-        Ok(())
+        Ok(source)
     }
 
     /// Every installed plugin.

@@ -109,11 +109,13 @@ pub(super) enum Removed {
     Unchanged,
     /// Adds the name: the operator removed a bundled plugin for good.
     Remember,
+    /// Drops the name: the bundled plugin is installed again.
+    Forget,
 }
 
 /// Writes (or with `None`, removes) a record and its audit entry in one
 /// transaction; with [`Removed::Remember`], also remembers that the bundled
-/// plugin of that name was removed.
+/// plugin of that name was removed, with [`Removed::Forget`] forgets it.
 pub(super) fn save_record(
     store: &Store,
     name: &str,
@@ -134,13 +136,19 @@ pub(super) fn save_record(
             }
         }
     }
-    if removed == Removed::Remember {
-        let removal = Removal {
-            removed_at: store.now(),
-        };
-        let bytes = store::encode(REMOVED_TABLE, &removal)?;
-        tx.open_table(BUNDLED_REMOVED)?
-            .insert(name, bytes.as_slice())?;
+    match removed {
+        Removed::Unchanged => {}
+        Removed::Remember => {
+            let removal = Removal {
+                removed_at: store.now(),
+            };
+            let bytes = store::encode(REMOVED_TABLE, &removal)?;
+            tx.open_table(BUNDLED_REMOVED)?
+                .insert(name, bytes.as_slice())?;
+        }
+        Removed::Forget => {
+            tx.open_table(BUNDLED_REMOVED)?.remove(name)?;
+        }
     }
     let entry = audit::append_in(&tx, store.now(), event)?;
     tx.commit()?;

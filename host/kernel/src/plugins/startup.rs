@@ -6,7 +6,7 @@ use std::sync::Arc;
 use talon_runtime::{Manifest, Trust};
 
 use super::bundled::BundledPlugin;
-use super::records::{PluginRecord, read_records};
+use super::records::{Origin, PluginRecord, read_records};
 use super::registry::{Entry, placeholder_manifest};
 use super::{Plugins, Source};
 use crate::KernelError;
@@ -64,7 +64,9 @@ impl Plugins {
                 }
             }
         }
-        Ok(loaded + self.install_bundled(missing).await)
+        let installed = self.install_bundled(missing).await;
+        *self.shipped.write().unwrap_or_else(|p| p.into_inner()) = Some(shipped.to_vec());
+        Ok(loaded + installed)
     }
 
     /// Lists every installed plugin in the registry without loading it:
@@ -124,8 +126,8 @@ impl Plugins {
 
     /// Removes an installed plugin while the daemon is stopped (`talon
     /// plugin remove` without a daemon): its record and package file, with
-    /// an audit entry, without loading anything.
-    pub async fn uninstall_offline(&self, name: &str) -> Result<(), KernelError> {
+    /// an audit entry, without loading anything. Returns where it came from.
+    pub async fn uninstall_offline(&self, name: &str) -> Result<Origin, KernelError> {
         self.register_installed().await?;
         self.uninstall_plugin(name, None).await
     }
