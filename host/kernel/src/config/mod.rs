@@ -160,6 +160,26 @@ request_timeout_secs = 300
 # start past a limit is refused with 429 (as in LibreFang).
 daily_limit_usd = 0.0
 monthly_limit_usd = 0.0
+
+[server]
+# A client must send a request's headers within this many seconds of
+# connecting (or of the first byte of a later request on the same
+# connection); a slower one is disconnected.
+header_read_timeout_secs = 10
+# A kept-alive connection with no request in flight is closed after this
+# many seconds without traffic.
+idle_timeout_secs = 60
+# Open connections at once, from all clients (0: derived at start from the
+# file-descriptor limit, which the daemon raises to its hard limit, keeping
+# headroom for the store, plugins and outbound connections; at most 10000)
+# and from one client IP. Connections beyond either cap are answered 503
+# with Retry-After and closed at once.
+max_connections = 0
+max_connections_per_ip = 128
+# On SIGTERM, SIGINT or `POST /api/shutdown`, requests in flight get this
+# many seconds to finish; what is still open then is closed and the daemon
+# exits.
+shutdown_grace_secs = 10
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -233,6 +253,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Global spending limits.
     pub budget: BudgetConfig,
+    /// HTTP connections: timeouts, caps, shutdown deadline.
+    pub server: ServerConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -321,6 +343,36 @@ pub struct BudgetConfig {
     pub daily_limit_usd: f64,
     /// Most USD spent per UTC month.
     pub monthly_limit_usd: f64,
+}
+
+/// The HTTP server's connections: how long a client may take, how many it
+/// may hold open, and how long shutdown waits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds a client has to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection with no request in flight stays open without traffic.
+    pub idle_timeout_secs: u64,
+    /// Open connections at once from all clients; 0 derives it from the
+    /// file-descriptor limit.
+    pub max_connections: usize,
+    /// Open connections at once from one client IP.
+    pub max_connections_per_ip: usize,
+    /// Seconds in-flight requests get to finish at shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 0,
+            max_connections_per_ip: 128,
+            shutdown_grace_secs: 10,
+        }
+    }
 }
 
 /// Plugin trust store and resource ceilings.
@@ -457,6 +509,7 @@ impl Default for Config {
             agents: AgentsConfig::default(),
             llm: LlmConfig::default(),
             budget: BudgetConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -496,6 +549,12 @@ const RESTART_KEYS: &[&str] = &[
     "llm.breaker_failure_threshold",
     "llm.breaker_cooldown_secs",
     "llm.request_timeout_secs",
+    // The listener's connection handling is set up once, at start.
+    "server.header_read_timeout_secs",
+    "server.idle_timeout_secs",
+    "server.max_connections",
+    "server.max_connections_per_ip",
+    "server.shutdown_grace_secs",
 ];
 
 impl Config {
@@ -565,6 +624,17 @@ impl Config {
         if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {
             return Err(ConfigError::Invalid(
                 "budget limits must not be negative".into(),
+            ));
+        }
+        let server = &self.server;
+        if server.header_read_timeout_secs == 0
+            || server.idle_timeout_secs == 0
+            || server.max_connections_per_ip == 0
+        {
+            return Err(ConfigError::Invalid(
+                "server.header_read_timeout_secs, server.idle_timeout_secs and \
+                 server.max_connections_per_ip must be at least 1"
+                    .into(),
             ));
         }
         if self.limits.max_body_bytes < 1024 {
