@@ -35,3 +35,4 @@ mod tasks;
 mod triggers;
 mod validation;
 mod websocket;
+mod connections;
