@@ -477,6 +477,11 @@ async fn drive<S>(
     let mut draining = false;
     loop {
         tokio::select! {
+            // The connection first: if the runtime was too busy to poll it
+            // for a while, bytes waiting in the socket are read (and a
+            // request they complete is in flight) before the watchdog
+            // judges it.
+            biased;
             served = conn.as_mut() => {
                 if let Err(e) = served {
                     tracing::debug!(%remote, error = %e, "connection ended with an error");

@@ -67,7 +67,8 @@ where
             && declared > self.max as u64
         {
             let refusal = ApiError::PayloadTooLarge(format!(
-                "request body of {declared} bytes is larger than the {} bytes this route accepts",
+                "length limit exceeded: the request body of {declared} bytes is larger than \
+                 the {} bytes this route accepts",
                 self.max
             ));
             return Either::Left(std::future::ready(Ok(refusal.into_response())));

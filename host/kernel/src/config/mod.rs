@@ -167,8 +167,11 @@ monthly_limit_usd = 0.0
 # connection); a slower one is disconnected.
 header_read_timeout_secs = 10
 # A kept-alive connection with no request in flight is closed after this
-# many seconds without traffic.
-idle_timeout_secs = 60
+# many seconds without traffic. Longer than HTTP clients keep idle pooled
+# connections (90 s for reqwest, Go, hyper): a client that reuses one just
+# as the server closes it sees its request fail, so the client should be
+# the one to let go first.
+idle_timeout_secs = 120
 # Open connections at once, from all clients (0: derived at start from the
 # file-descriptor limit, which the daemon raises to its hard limit, keeping
 # headroom for the store, plugins and outbound connections; at most 10000)
@@ -367,7 +370,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             header_read_timeout_secs: 10,
-            idle_timeout_secs: 60,
+            idle_timeout_secs: 120,
             max_connections: 0,
             max_connections_per_ip: 128,
             shutdown_grace_secs: 10,
