@@ -198,7 +198,7 @@ async fn the_total_cap_refuses_every_client_past_it() {
         "[server]\nmax_connections = 3\nheader_read_timeout_secs = 600\nidle_timeout_secs = 600\n",
     )
     .await;
-    let mut held = vec![
+    let mut held = [
         connect_from(&daemon, "127.0.0.1").await,
         connect_from(&daemon, "127.0.0.2").await,
         connect_from(&daemon, "127.0.0.3").await,

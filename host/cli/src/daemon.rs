@@ -166,6 +166,8 @@ fn raise_fd_limit() -> Option<u64> {
             tracing::warn!(error = %std::io::Error::last_os_error(), before, "cannot raise the file-descriptor limit");
         }
     }
+    // rlim_t is u64 on Linux and macOS, not on every Unix.
+    #[allow(clippy::useless_conversion)]
     let limit = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
     tracing::info!(before, limit, "file-descriptor limit");
     Some(limit)
