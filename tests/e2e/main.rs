@@ -37,3 +37,4 @@ mod tasks;
 mod triggers;
 mod validation;
 mod websocket;
+mod connections;

@@ -6,6 +6,7 @@
 //! body limits. Handlers translate HTTP into [`talon_kernel::Kernel`] calls and
 //! errors into [`error::ApiError`]; they hold no state of their own.
 
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;

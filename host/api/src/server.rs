@@ -1,6 +1,5 @@
 //! Assembling the application and serving it.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,9 +13,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::connections::ConnectionLimits;
 use crate::error::{ApiError, error_response};
 use crate::middleware::{
-    self, auth::auth, headers::security_headers, rate_limit::rate_limit, request_id::request_id,
+    self, auth::auth, body_limit::BodyLimit, headers::security_headers, rate_limit::rate_limit,
+    request_id::request_id,
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
@@ -26,8 +27,9 @@ use crate::routes::{
 };
 use crate::state::AppState;
 
-/// The routes and the OpenAPI document describing them.
-fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The routes and the OpenAPI document describing them; `max_body_bytes`
+/// limits the bodies of all but the routes that carry files and packages.
+fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
@@ -111,7 +113,6 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openai::models))
         .routes(routes!(memory::export))
         .routes(routes!(memory::import))
-        .merge(large_body_routes())
         .routes(routes!(audit::recent))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::security))
@@ -141,8 +142,12 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(skills::uninstall))
         .routes(routes!(skills::create))
         .routes(routes!(skills::reload))
-        .merge(package_routes())
         .merge(scheduler_routes())
+        // Layers wrap the routes added so far: the two groups after this
+        // one set their own, larger limits.
+        .layer(BodyLimit::max(max_body_bytes))
+        .merge(large_body_routes())
+        .merge(package_routes())
         .split_for_parts();
     crate::openapi::complete(&mut doc);
     (router, doc)
@@ -199,7 +204,7 @@ fn large_body_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(files::upload))
         .routes(routes!(files::get_upload))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(BodyLimit::max(limit))
 }
 
 /// Routes that carry plugin packages (base64 in JSON): components of
@@ -210,17 +215,17 @@ fn package_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::install))
         .routes(routes!(plugins::reload))
         .routes(routes!(skills::install))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(BodyLimit::max(limit))
 }
 
 /// The OpenAPI document of this build.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().1
+    api_routes(talon_kernel::config::LimitsConfig::default().max_body_bytes).1
 }
 
 /// Builds the whole application for `state`: routes plus the shared conventions.
 pub fn app(state: AppState) -> Router {
-    let (routes, doc) = api_routes();
+    let (routes, doc) = api_routes(state.kernel.config().limits.max_body_bytes);
     let provider_names: Vec<String> = (state.kernel.providers().llm().providers().iter())
         .map(|p| p.name.clone())
         .collect();
@@ -370,6 +375,7 @@ fn strip_version_prefix(mut request: Request) -> Request {
 pub struct Server {
     app: Router,
     state: AppState,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -377,14 +383,29 @@ impl Server {
     /// `state`. Done before serving so that the memory start-up used can be
     /// given back before the first request.
     pub fn new(state: AppState) -> Self {
+        let limits = ConnectionLimits::new(&state.kernel.config().server, None);
         Server {
             app: app(state.clone()),
             state,
+            limits,
         }
     }
 
+    /// Derives an unset total connection cap from the process's
+    /// file-descriptor limit `nofile` instead of the fixed default.
+    pub fn with_fd_limit(mut self, nofile: u64) -> Self {
+        self.limits = ConnectionLimits::new(&self.state.kernel.config().server, Some(nofile));
+        self
+    }
+
+    /// The connection limits it will serve with.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.limits
+    }
+
     /// Serves on `listener` until `state.shutdown` is cancelled or a SIGINT
-    /// or SIGTERM arrives; in-flight requests are allowed to finish.
+    /// or SIGTERM arrives; in-flight requests then get the configured grace
+    /// period to finish, after which what is left is closed.
     pub async fn run(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let shutdown = self.state.shutdown.clone();
         let limiter = self.state.limiter.clone();
@@ -395,22 +416,12 @@ impl Server {
                 limiter.cleanup();
             }
         });
+        let signals = tokio::spawn(shutdown_signal(shutdown.clone()));
         let service = tower::ServiceExt::<Request>::map_request(self.app, strip_version_prefix);
-        // Streamed answers are many small writes: without TCP_NODELAY, Nagle's
-        // algorithm meets the client's delayed ACK and each SSE event can wait 40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(
-            listener,
-            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
-        )
-        .with_graceful_shutdown(shutdown_signal(shutdown))
-        .await;
+        crate::connections::serve(listener, service, self.limits, shutdown).await;
+        signals.abort();
         janitor.abort();
-        result
+        Ok(())
     }
 }
 

@@ -58,11 +58,12 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
     }
 
     limit_heap_retention();
+    let nofile = raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -82,7 +83,18 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         // removed) over it instead of keeping the daemon from starting.
         let daemon_file = kernel.home().daemon_file();
         DaemonFile::write(&daemon_file, bound)?;
-        let server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
+        let mut server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
+        if let Some(nofile) = nofile {
+            server = server.with_fd_limit(nofile);
+        }
+        let limits = server.limits();
+        tracing::info!(
+            max_connections = limits.max_connections,
+            max_connections_per_ip = limits.max_connections_per_ip,
+            header_read_timeout_secs = limits.header_read_timeout.as_secs(),
+            idle_timeout_secs = limits.idle_timeout.as_secs(),
+            "connection limits"
+        );
         let serving = tokio::spawn(server.run(listener));
         let loaded = kernel
             .plugins()
@@ -119,7 +131,51 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         served.context("server failed")?;
         tracing::info!("talon stopped");
         Ok(())
-    })
+    });
+    // The server has drained within its deadline; tasks still running (a
+    // WebSocket, a plugin call on a blocking thread) must not keep the
+    // process alive past it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
+}
+
+/// Raises the soft limit on open file descriptors to the hard limit (each
+/// client connection is one; the usual soft limit of 1024 is soon reached)
+/// and returns the limit in force, or `None` if it cannot be read.
+#[cfg(unix)]
+fn raise_fd_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the file-descriptor limit");
+        return None;
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        } else {
+            tracing::warn!(error = %std::io::Error::last_os_error(), before, "cannot raise the file-descriptor limit");
+        }
+    }
+    // rlim_t is u64 on Linux and macOS, not on every Unix.
+    #[allow(clippy::useless_conversion)]
+    let limit = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
+    tracing::info!(before, limit, "file-descriptor limit");
+    Some(limit)
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() -> Option<u64> {
+    None
 }
 
 /// The plugins this binary ships, for the kernel to install and upgrade.

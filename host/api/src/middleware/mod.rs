@@ -6,6 +6,7 @@
 //! are limited too), authentication.
 
 pub mod auth;
+pub mod body_limit;
 pub mod headers;
 pub mod rate_limit;
 pub mod request_id;

@@ -181,6 +181,28 @@ monthly_limit_usd = 0.0
 # keeps in memory (read at start). Larger caches make reads of a large store
 # cheaper and cost resident memory up to this size.
 cache_mib = 32
+[server]
+# A client must send a request's headers within this many seconds of
+# connecting (or of the first byte of a later request on the same
+# connection); a slower one is disconnected.
+header_read_timeout_secs = 10
+# A kept-alive connection with no request in flight is closed after this
+# many seconds without traffic. Longer than HTTP clients keep idle pooled
+# connections (90 s for reqwest, Go, hyper): a client that reuses one just
+# as the server closes it sees its request fail, so the client should be
+# the one to let go first.
+idle_timeout_secs = 120
+# Open connections at once, from all clients (0: derived at start from the
+# file-descriptor limit, which the daemon raises to its hard limit, keeping
+# headroom for the store, plugins and outbound connections; at most 10000)
+# and from one client IP. Connections beyond either cap are answered 503
+# with Retry-After and closed at once.
+max_connections = 0
+max_connections_per_ip = 128
+# On SIGTERM, SIGINT or `POST /api/shutdown`, requests in flight get this
+# many seconds to finish; what is still open then is closed and the daemon
+# exits.
+shutdown_grace_secs = 10
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -256,6 +278,8 @@ pub struct Config {
     pub budget: BudgetConfig,
     /// The database.
     pub storage: StorageConfig,
+    /// HTTP connections: timeouts, caps, shutdown deadline.
+    pub server: ServerConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -367,6 +391,36 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self { cache_mib: 32 }
+    }
+}
+
+/// The HTTP server's connections: how long a client may take, how many it
+/// may hold open, and how long shutdown waits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds a client has to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection with no request in flight stays open without traffic.
+    pub idle_timeout_secs: u64,
+    /// Open connections at once from all clients; 0 derives it from the
+    /// file-descriptor limit.
+    pub max_connections: usize,
+    /// Open connections at once from one client IP.
+    pub max_connections_per_ip: usize,
+    /// Seconds in-flight requests get to finish at shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 120,
+            max_connections: 0,
+            max_connections_per_ip: 128,
+            shutdown_grace_secs: 10,
+        }
     }
 }
 
@@ -505,6 +559,7 @@ impl Default for Config {
             llm: LlmConfig::default(),
             budget: BudgetConfig::default(),
             storage: StorageConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -548,6 +603,12 @@ const RESTART_KEYS: &[&str] = &[
     "llm.request_timeout_secs",
     "llm.call_deadline_secs",
     "llm.stream_idle_secs",
+    // The listener's connection handling is set up once, at start.
+    "server.header_read_timeout_secs",
+    "server.idle_timeout_secs",
+    "server.max_connections",
+    "server.max_connections_per_ip",
+    "server.shutdown_grace_secs",
 ];
 
 impl Config {
@@ -630,6 +691,17 @@ impl Config {
         if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {
             return Err(ConfigError::Invalid(
                 "budget limits must not be negative".into(),
+            ));
+        }
+        let server = &self.server;
+        if server.header_read_timeout_secs == 0
+            || server.idle_timeout_secs == 0
+            || server.max_connections_per_ip == 0
+        {
+            return Err(ConfigError::Invalid(
+                "server.header_read_timeout_secs, server.idle_timeout_secs and \
+                 server.max_connections_per_ip must be at least 1"
+                    .into(),
             ));
         }
         if self.limits.max_body_bytes < 1024 {
