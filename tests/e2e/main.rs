@@ -35,3 +35,5 @@ mod tasks;
 mod triggers;
 mod validation;
 mod websocket;
+mod approvals;
+mod webhooks;

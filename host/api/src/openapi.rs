@@ -23,6 +23,8 @@ use utoipa::OpenApi;
         (name = "triggers", description = "Event triggers"),
         (name = "workflows", description = "Workflows and their runs"),
         (name = "goals", description = "Goals and sub-goals"),
+        (name = "approvals", description = "Tool calls waiting for an operator; TOTP"),
+        (name = "webhooks", description = "Outbound webhooks, their queue and dead letters; inbound hooks"),
     )
 )]
 pub struct ApiDoc;

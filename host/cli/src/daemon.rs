@@ -101,6 +101,8 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .start_task_worker()
             .await
             .context("cannot start the task queue")?;
+        // Deliveries a previous run left queued go out from here on.
+        kernel.webhooks().start();
         // The one line on stdout, once everything installed is running:
         // scripts and tests wait for it.
         println!("talon listening on http://{bound}");

@@ -11,10 +11,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod file;
+mod oversight;
 
 pub(crate) use file::json_to_toml;
 use file::read_config_text;
 pub use file::{Change, change_value, set_value, write_atomically};
+pub use oversight::{ApprovalRules, ApprovalsConfig, Policy, SecondFactor, WebhooksConfig};
 
 /// The address the daemon listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";
@@ -160,6 +162,32 @@ request_timeout_secs = 300
 # start past a limit is refused with 429 (as in LibreFang).
 daily_limit_usd = 0.0
 monthly_limit_usd = 0.0
+
+[approvals]
+# Whether a tool call runs ("always"), waits for an operator ("ask") or is
+# refused ("never"). An agent's own [approvals] wins; then `tools` (by tool
+# name), then `risk` (by the risk class a plugin declares for a tool), then
+# the agent's `default`, then this `default`. See docs/APPROVALS.md.
+default = "always"
+tools = {}
+risk = { high = "ask" }
+# Seconds a call waits for a decision before it fails as expired.
+timeout_secs = 300
+# "totp": approving a call of the `totp_risk` class needs a TOTP code
+# (enroll with POST /api/approvals/totp/setup and /confirm).
+second_factor = "none"
+totp_risk = "high"
+
+[webhooks]
+# Outbound deliveries: attempts before a delivery becomes a dead letter,
+# and the exponential backoff between attempts (with jitter, capped).
+max_attempts = 20
+backoff_base_ms = 1000
+backoff_cap_secs = 600
+timeout_secs = 10
+# Bearer tokens of the inbound hooks; empty turns the hook off (404).
+wake_token = ""
+agent_token = ""
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -233,6 +261,10 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Global spending limits.
     pub budget: BudgetConfig,
+    /// Which tool calls wait for an operator.
+    pub approvals: ApprovalsConfig,
+    /// Outbound webhook delivery and inbound hook tokens.
+    pub webhooks: WebhooksConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -457,6 +489,8 @@ impl Default for Config {
             agents: AgentsConfig::default(),
             llm: LlmConfig::default(),
             budget: BudgetConfig::default(),
+            approvals: ApprovalsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -567,6 +601,11 @@ impl Config {
                 "budget limits must not be negative".into(),
             ));
         }
+        if self.approvals.timeout_secs == 0 || self.webhooks.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "approvals.timeout_secs and webhooks.max_attempts must be at least 1".into(),
+            ));
+        }
         if self.limits.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "limits.max_body_bytes must be at least 1024".into(),
@@ -580,6 +619,11 @@ impl Config {
         let mut copy = self.clone();
         if !copy.api_key.is_empty() {
             copy.api_key = "***".to_string();
+        }
+        for token in [&mut copy.webhooks.wake_token, &mut copy.webhooks.agent_token] {
+            if !token.is_empty() {
+                *token = "***".to_string();
+            }
         }
         serde_json::to_value(copy).unwrap_or_default()
     }

@@ -18,7 +18,7 @@ use super::{StoreError, decode};
 ///
 /// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
 /// tables start at 5.
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 9;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 
@@ -111,6 +111,18 @@ const MIGRATIONS: &[Migration] = &[
         apply: |tx| {
             tx.open_table(CUSTOM_MODELS)?;
             tx.open_table(PROVIDER_URLS)?;
+            Ok(())
+        },
+    },
+    Migration {
+        to: 9,
+        description: "create approvals.v1, approval_meta.v1, webhooks.v1, webhook_queue.v1 and webhook_dead.v1",
+        apply: |tx| {
+            tx.open_table(APPROVALS)?;
+            tx.open_table(APPROVAL_META)?;
+            tx.open_table(WEBHOOKS)?;
+            tx.open_table(WEBHOOK_QUEUE)?;
+            tx.open_table(WEBHOOK_DEAD)?;
             Ok(())
         },
     },
