@@ -128,14 +128,14 @@ async fn approved_runs_rejected_and_expired_fail_the_call_and_twice_is_409() {
     assert!(text.contains("rejected by local: not now"), "{text}");
     assert!(text.contains("approval_expired"), "{text}");
 
-    // `never` refuses without asking.
-    let set = daemon
-        .post(
-            "/api/config/set",
-            json!({"path": "approvals.tools", "value": {"notify_owner": "never"}}),
-        )
-        .await;
-    assert_eq!(set.status(), 200);
+    // `never` refuses without asking; the config file is read again.
+    std::fs::write(
+        daemon.config_file(),
+        "[approvals]\ntools = { notify_owner = \"never\" }\n",
+    )
+    .unwrap();
+    let reloaded = daemon.post("/api/config/reload", json!({})).await;
+    assert_eq!(reloaded.status(), 200);
     llm.push_all([call(), Reply::text("refused")]);
     assert_eq!(
         json(daemon.message(&agent, "try").await).await["response"],

@@ -82,7 +82,15 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         // removed) over it instead of keeping the daemon from starting.
         let daemon_file = kernel.home().daemon_file();
         DaemonFile::write(&daemon_file, bound)?;
-        let server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
+        let state = talon_api::AppState::new(kernel.clone());
+        // A stop expires the calls waiting for approval, so the in-flight
+        // requests that a graceful stop lets finish do finish.
+        let (stopping, approvals) = (state.shutdown.clone(), kernel.approvals().clone());
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            approvals.stop();
+        });
+        let server = talon_api::Server::new(state);
         let serving = tokio::spawn(server.run(listener));
         let loaded = kernel
             .plugins()

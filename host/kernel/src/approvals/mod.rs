@@ -42,6 +42,8 @@ pub const MAX_TEXT_BYTES: usize = 4096;
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Who decided when the system did (an expiry).
 pub const SYSTEM: &str = "system";
+/// Why an approval expired when the daemon stopped while its call waited.
+const STOPPED: &str = "the daemon stopped while the call waited";
 
 /// A call that needs a decision, as the agent loop describes it.
 #[derive(Debug, Clone)]
@@ -81,6 +83,9 @@ pub struct Approvals {
     providers: Arc<Providers>,
     /// The turns waiting, by approval id: each receives the decided record.
     waiters: Mutex<HashMap<Uuid, watch::Sender<Option<Approval>>>>,
+    /// Cancelled when the daemon stops: waiting calls expire at once, so a
+    /// clean stop is not held up by a decision that may never come.
+    stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -105,10 +110,7 @@ impl Approvals {
                     Resolution {
                         status: ApprovalStatus::Expired,
                         by: SYSTEM.into(),
-                        reason: Some(
-                            "the daemon stopped while the turn waited; the turn did not survive it"
-                                .into(),
-                        ),
+                        reason: Some(format!("{STOPPED}; its turn did not survive")),
                         totp_step: None,
                     },
                 )?;
@@ -121,7 +123,14 @@ impl Approvals {
             agents,
             providers,
             waiters: Mutex::new(HashMap::new()),
+            stopping: CancellationToken::new(),
         })
+    }
+
+    /// Expires every call waiting for a decision (the daemon is stopping)
+    /// and every one that asks from now on.
+    pub fn stop(&self) {
+        self.stopping.cancel();
     }
 
     /// The policy for `tool` (declared `risk`) called by `agent`: its
@@ -170,12 +179,15 @@ impl Approvals {
             decided = rx.wait_for(Option::is_some) => decided.ok().and_then(|d| d.clone()),
             _ = tokio::time::sleep(left) => None,
             _ = cancel.cancelled() => None,
+            _ = self.stopping.cancelled() => None,
         };
         self.lock_waiters().remove(&approval.id);
         if let Some(decided) = ended {
             return Ok(decided);
         }
-        let reason = if cancel.is_cancelled() {
+        let reason = if self.stopping.is_cancelled() {
+            STOPPED.to_string()
+        } else if cancel.is_cancelled() {
             "the turn was stopped while it waited".to_string()
         } else {
             format!(
