@@ -196,7 +196,12 @@ async fn bad_input_is_refused_whole() {
         "not found",
     )
     .await;
-    assert_error(daemon.post("/api/approvals/nope/approve", json!({})).await, 400, "").await;
+    assert_error(
+        daemon.post("/api/approvals/nope/approve", json!({})).await,
+        404,
+        "approval nope not found",
+    )
+    .await;
 
     // One made over the API waits for a decision like any other.
     let made = daemon

@@ -27,6 +27,13 @@ fn view(approval: &Approval) -> serde_json::Value {
     value
 }
 
+/// An approval id from the path: one that is no UUID names no approval
+/// (404), as LibreFang's other approval paths under it (`count`, `audit`)
+/// are not served.
+fn approval_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("approval {id} not found")))
+}
+
 /// Who decides: the API key's holder, or the local user when no key is set.
 fn decider(state: &AppState) -> String {
     if state.kernel.config().api_key.is_empty() {
@@ -101,14 +108,14 @@ pub async fn create(
 
 /// One approval.
 #[utoipa::path(get, path = "/api/approvals/{id}", tag = "approvals",
-    params(("id" = Uuid, Path, description = "Approval id")),
+    params(("id" = String, Path, description = "Approval id (a UUID)")),
     responses((status = 200, description = "The approval", body = Object),
               (status = 404, description = "No such approval")))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(view(&state.kernel.approvals().get(id).await?)))
+    Ok(Json(view(&state.kernel.approvals().get(approval_id(&id)?).await?)))
 }
 
 /// Body of approve and reject.
@@ -148,7 +155,7 @@ async fn decide(
 
 /// Approves a pending request; the waiting call runs.
 #[utoipa::path(post, path = "/api/approvals/{id}/approve", tag = "approvals",
-    params(("id" = Uuid, Path, description = "Approval id")), request_body = DecideBody,
+    params(("id" = String, Path, description = "Approval id (a UUID)")), request_body = DecideBody,
     responses((status = 200, description = "The approval, approved", body = Object),
               (status = 400, description = "A TOTP code is needed and missing"),
               (status = 403, description = "Wrong or reused TOTP code"),
@@ -156,24 +163,24 @@ async fn decide(
               (status = 409, description = "Already decided or expired")))]
 pub async fn approve(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     OptionalJson(body): OptionalJson<DecideBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    decide(state, id, true, body).await
+    decide(state, approval_id(&id)?, true, body).await
 }
 
 /// Rejects a pending request; the model reads that it was rejected.
 #[utoipa::path(post, path = "/api/approvals/{id}/reject", tag = "approvals",
-    params(("id" = Uuid, Path, description = "Approval id")), request_body = DecideBody,
+    params(("id" = String, Path, description = "Approval id (a UUID)")), request_body = DecideBody,
     responses((status = 200, description = "The approval, rejected", body = Object),
               (status = 404, description = "No such approval"),
               (status = 409, description = "Already decided or expired")))]
 pub async fn reject(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     OptionalJson(body): OptionalJson<DecideBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    decide(state, id, false, body).await
+    decide(state, approval_id(&id)?, false, body).await
 }
 
 /// Body of TOTP confirm and revoke.
