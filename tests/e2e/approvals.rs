@@ -31,7 +31,10 @@ async fn pending_for(daemon: &Daemon, agent: &str) -> serde_json::Value {
 /// The last message the model was sent (the tool's result, after a call).
 fn last_sent(llm: &TestLlm) -> (String, String) {
     let requests = llm.requests();
-    sent_messages(requests.last().unwrap()).last().unwrap().clone()
+    sent_messages(requests.last().unwrap())
+        .last()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test]
@@ -70,7 +73,9 @@ async fn approved_runs_rejected_and_expired_fail_the_call_and_twice_is_409() {
     )
     .await;
     assert_error(
-        daemon.post(&format!("/api/approvals/{id}/reject"), json!({})).await,
+        daemon
+            .post(&format!("/api/approvals/{id}/reject"), json!({}))
+            .await,
         409,
         "already approved",
     )
@@ -93,7 +98,10 @@ async fn approved_runs_rejected_and_expired_fail_the_call_and_twice_is_409() {
     assert_eq!(json(turn.await.unwrap()).await["response"], "understood");
     let (role, text) = last_sent(&llm);
     assert_eq!(role, "tool");
-    assert!(text.contains("rejected") && text.contains("not now"), "{text}");
+    assert!(
+        text.contains("rejected") && text.contains("not now"),
+        "{text}"
+    );
 
     // Expired: with a one-second timeout the call fails as expired.
     let set = daemon
@@ -107,7 +115,10 @@ async fn approved_runs_rejected_and_expired_fail_the_call_and_twice_is_409() {
     let reply = json(daemon.message(&agent, "once more").await).await;
     assert_eq!(reply["response"], "gave up");
     let (_, text) = last_sent(&llm);
-    assert!(text.contains("expired") && text.contains("no decision"), "{text}");
+    assert!(
+        text.contains("expired") && text.contains("no decision"),
+        "{text}"
+    );
     let list = json(daemon.get("/api/approvals?limit=1").await).await;
     assert_eq!(list["approvals"][0]["status"], "expired");
     assert_eq!(list["total"], 3);
@@ -151,7 +162,10 @@ async fn bad_input_is_refused_whole() {
     let unknown = uuid::Uuid::new_v4();
     assert_error(
         daemon
-            .post("/api/approvals", json!({"agent_id": unknown, "action": "x"}))
+            .post(
+                "/api/approvals",
+                json!({"agent_id": unknown, "action": "x"}),
+            )
             .await,
         400,
         "no agent",
@@ -191,7 +205,9 @@ async fn bad_input_is_refused_whole() {
     assert_eq!(json(daemon.get("/api/approvals").await).await["total"], 0);
     assert_error(daemon.get("/api/approvals?limit=501").await, 400, "limit").await;
     assert_error(
-        daemon.post(&format!("/api/approvals/{unknown}/approve"), json!({})).await,
+        daemon
+            .post(&format!("/api/approvals/{unknown}/approve"), json!({}))
+            .await,
         404,
         "not found",
     )
@@ -309,12 +325,17 @@ async fn totp_enrollment_refuses_wrong_and_replayed_codes() {
     .await;
     let setup = json(daemon.post("/api/approvals/totp/setup", json!({})).await).await;
     let secret = setup["secret"].as_str().unwrap().to_string();
-    assert!(setup["otpauth_uri"]
-        .as_str()
-        .unwrap()
-        .starts_with("otpauth://totp/"));
+    assert!(
+        setup["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
     let secrets = std::fs::read_to_string(daemon.home().join("secrets.toml")).unwrap();
-    assert!(secrets.contains(&secret), "the secret is in the secrets file");
+    assert!(
+        secrets.contains(&secret),
+        "the secret is in the secrets file"
+    );
 
     let (now, next) = codes(&secret);
     let wrong = if now == "000000" { "111111" } else { "000000" };

@@ -69,7 +69,10 @@ async fn receiver() -> (SocketAddr, Arc<Received>) {
                 }
                 let value: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(value["id"].as_str().unwrap(), header("x-talon-delivery"));
-                assert_eq!(value["event_type"].as_str().unwrap(), header("x-talon-event"));
+                assert_eq!(
+                    value["event_type"].as_str().unwrap(),
+                    header("x-talon-event")
+                );
                 state.bodies.lock().unwrap().push(value);
                 StatusCode::NO_CONTENT
             }
@@ -124,9 +127,15 @@ async fn deliveries_are_signed_retried_kept_across_kill_9_and_dead_lettered() {
         (json!({"url": "ftp://example.com/x"}), "http"),
         (json!({"name": "no url"}), "`url` is required"),
         (json!({"url": "not a url"}), "not a URL"),
-        (json!({"url": url, "events": ["Not An Event"]}), "not an event type"),
+        (
+            json!({"url": url, "events": ["Not An Event"]}),
+            "not an event type",
+        ),
         (json!({"url": url, "surprise": true}), "unknown field"),
-        (json!({"url": url, "secret": "s".repeat(300)}), "at most 256"),
+        (
+            json!({"url": url, "secret": "s".repeat(300)}),
+            "at most 256",
+        ),
     ] {
         assert_error(daemon.post("/api/webhooks", body).await, 400, needle).await;
     }
@@ -146,7 +155,12 @@ async fn deliveries_are_signed_retried_kept_across_kill_9_and_dead_lettered() {
     assert!(listed.get("secret").is_none(), "{listed}");
 
     // A test delivery, outside the queue.
-    let tested = json(daemon.post(&format!("/api/webhooks/{id}/test"), json!({})).await).await;
+    let tested = json(
+        daemon
+            .post(&format!("/api/webhooks/{id}/test"), json!({}))
+            .await,
+    )
+    .await;
     assert_eq!(tested["success"], true, "{tested}");
 
     // An event it subscribes to arrives signed; others do not.
@@ -187,19 +201,31 @@ async fn deliveries_are_signed_retried_kept_across_kill_9_and_dead_lettered() {
     };
     let letter = &dead["dead_letters"][0];
     assert_eq!(letter["attempts"], 3);
-    assert!(letter["last_error"].as_str().unwrap().contains("503"), "{letter}");
+    assert!(
+        letter["last_error"].as_str().unwrap().contains("503"),
+        "{letter}"
+    );
     assert_eq!(letter["payload"]["data"]["name"], "third");
     received.up.store(true, Ordering::SeqCst);
     let letter_id = letter["id"].as_str().unwrap();
     let retried = daemon
-        .post(&format!("/api/webhooks/dead-letters/{letter_id}/retry"), json!({}))
+        .post(
+            &format!("/api/webhooks/dead-letters/{letter_id}/retry"),
+            json!({}),
+        )
         .await;
     assert_eq!(retried.status(), 202);
     delivered_spawn(&received, "third").await;
-    assert_eq!(json(daemon.get("/api/webhooks/dead-letters").await).await["total"], 0);
+    assert_eq!(
+        json(daemon.get("/api/webhooks/dead-letters").await).await["total"],
+        0
+    );
     assert_error(
         daemon
-            .post(&format!("/api/webhooks/dead-letters/{letter_id}/retry"), json!({}))
+            .post(
+                &format!("/api/webhooks/dead-letters/{letter_id}/retry"),
+                json!({}),
+            )
             .await,
         404,
         "no dead letter",
@@ -217,7 +243,9 @@ async fn deliveries_are_signed_retried_kept_across_kill_9_and_dead_lettered() {
     let sub = json(sub).await;
     assert_eq!(sub["event_type"], "agent_terminated");
     assert_error(
-        daemon.post("/api/webhooks/events", json!({"url": url})).await,
+        daemon
+            .post("/api/webhooks/events", json!({"url": url}))
+            .await,
         400,
         "event_type",
     )
@@ -253,22 +281,33 @@ async fn inbound_hooks_want_their_token_and_wake_the_agent() {
         request.send()
     };
     let wake = json!({"text": "the build broke", "agent": "sleeper"});
-    assert_error(hook("/api/hooks/wake", None, wake.clone()).await.unwrap(), 401, "missing token").await;
     assert_error(
-        hook("/api/hooks/wake", Some("agent-token"), wake.clone()).await.unwrap(),
+        hook("/api/hooks/wake", None, wake.clone()).await.unwrap(),
+        401,
+        "missing token",
+    )
+    .await;
+    assert_error(
+        hook("/api/hooks/wake", Some("agent-token"), wake.clone())
+            .await
+            .unwrap(),
         401,
         "invalid wake hook token",
     )
     .await;
     assert_error(
-        hook("/api/hooks/wake", Some("wake-token"), json!({"text": " "})).await.unwrap(),
+        hook("/api/hooks/wake", Some("wake-token"), json!({"text": " "}))
+            .await
+            .unwrap(),
         400,
         "non-empty",
     )
     .await;
 
     llm.push_all([Reply::text("looking into it")]);
-    let woke = hook("/api/hooks/wake", Some("wake-token"), wake).await.unwrap();
+    let woke = hook("/api/hooks/wake", Some("wake-token"), wake)
+        .await
+        .unwrap();
     assert_eq!(woke.status(), 200);
     let woke = json(woke).await;
     assert_eq!(woke["status"], "accepted");
@@ -282,17 +321,25 @@ async fn inbound_hooks_want_their_token_and_wake_the_agent() {
     }
 
     assert_error(
-        hook("/api/hooks/agent", Some("wake-token"), json!({"agent": "sleeper", "message": "hi"}))
-            .await
-            .unwrap(),
+        hook(
+            "/api/hooks/agent",
+            Some("wake-token"),
+            json!({"agent": "sleeper", "message": "hi"}),
+        )
+        .await
+        .unwrap(),
         401,
         "invalid agent hook token",
     )
     .await;
     assert_error(
-        hook("/api/hooks/agent", Some("agent-token"), json!({"agent": "nobody", "message": "hi"}))
-            .await
-            .unwrap(),
+        hook(
+            "/api/hooks/agent",
+            Some("agent-token"),
+            json!({"agent": "nobody", "message": "hi"}),
+        )
+        .await
+        .unwrap(),
         404,
         "no agent named",
     )

@@ -20,9 +20,9 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agent_settings, agents, approvals, webhooks, audit, config, cron, files, goals, logs, memory, messages, models,
-    openai, plugins, sessions, skills, system, tasks, templates, tools, triggers, usage, workflows,
-    ws,
+    agent_settings, agents, approvals, audit, config, cron, files, goals, logs, memory, messages,
+    models, openai, plugins, sessions, skills, system, tasks, templates, tools, triggers, usage,
+    webhooks, workflows, ws,
 };
 use crate::state::AppState;
 

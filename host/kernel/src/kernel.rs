@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::KernelError;
 use crate::agents::Agents;
-use crate::approvals::Approvals;
 use crate::agents::templates::Profile;
+use crate::approvals::Approvals;
 use crate::automation::Automation;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ReloadPlan};

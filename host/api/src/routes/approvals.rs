@@ -63,7 +63,9 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!("limit must be at most {MAX_LIMIT}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be at most {MAX_LIMIT}"
+        )));
     }
     let offset = query.offset.unwrap_or(0);
     let (page, total) = state.kernel.approvals().list(offset, limit).await?;
@@ -115,7 +117,9 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(view(&state.kernel.approvals().get(approval_id(&id)?).await?)))
+    Ok(Json(view(
+        &state.kernel.approvals().get(approval_id(&id)?).await?,
+    )))
 }
 
 /// Body of approve and reject.
@@ -135,7 +139,9 @@ async fn decide(
     body: DecideBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if body.reason.as_ref().is_some_and(|r| r.len() > 4096) {
-        return Err(ApiError::BadRequest("reason must be at most 4096 bytes".into()));
+        return Err(ApiError::BadRequest(
+            "reason must be at most 4096 bytes".into(),
+        ));
     }
     let decided = state
         .kernel
@@ -195,7 +201,9 @@ pub struct CodeBody {
 #[utoipa::path(post, path = "/api/approvals/totp/setup", tag = "approvals",
     responses((status = 200, description = "`{secret, otpauth_uri}`", body = Object),
               (status = 409, description = "Already enrolled and confirmed")))]
-pub async fn totp_setup(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn totp_setup(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!(state.kernel.approvals().totp_setup().await?)))
 }
 
@@ -208,13 +216,17 @@ pub async fn totp_confirm(
     State(state): State<AppState>,
     Json(body): Json<CodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!(state.kernel.approvals().totp_confirm(&body.code).await?)))
+    Ok(Json(json!(
+        state.kernel.approvals().totp_confirm(&body.code).await?
+    )))
 }
 
 /// Where TOTP enrollment stands.
 #[utoipa::path(get, path = "/api/approvals/totp/status", tag = "approvals",
     responses((status = 200, description = "`{enrolled, confirmed, enforced, remaining_recovery_codes}`", body = Object)))]
-pub async fn totp_status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn totp_status(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!(state.kernel.approvals().totp_status().await?)))
 }
 

@@ -105,7 +105,11 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let hook = state.kernel.webhooks().get(WebhookKind::Webhook, id).await?;
+    let hook = state
+        .kernel
+        .webhooks()
+        .get(WebhookKind::Webhook, id)
+        .await?;
     Ok(Json(view(&hook)))
 }
 
@@ -137,7 +141,11 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.webhooks().delete(WebhookKind::Webhook, id).await?;
+    state
+        .kernel
+        .webhooks()
+        .delete(WebhookKind::Webhook, id)
+        .await?;
     Ok(Json(json!({"status": "deleted", "id": id})))
 }
 
@@ -150,7 +158,11 @@ pub async fn test(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let result = state.kernel.webhooks().test(WebhookKind::Webhook, id).await?;
+    let result = state
+        .kernel
+        .webhooks()
+        .test(WebhookKind::Webhook, id)
+        .await?;
     Ok(Json(json!(result)))
 }
 
@@ -188,7 +200,9 @@ pub async fn list_events(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let hooks = state.kernel.webhooks().list(WebhookKind::Event).await?;
     let subscriptions: Vec<_> = hooks.iter().map(event_view).collect();
-    Ok(Json(json!({"subscriptions": subscriptions, "total": subscriptions.len()})))
+    Ok(Json(
+        json!({"subscriptions": subscriptions, "total": subscriptions.len()}),
+    ))
 }
 
 /// Subscribes a URL to one event type.
@@ -240,17 +254,25 @@ pub async fn delete_event(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.kernel.webhooks().delete(WebhookKind::Event, id).await?;
+    state
+        .kernel
+        .webhooks()
+        .delete(WebhookKind::Event, id)
+        .await?;
     Ok(Json(json!({"status": "deleted", "id": id})))
 }
 
 /// Deliveries waiting for their first attempt or a retry.
 #[utoipa::path(get, path = "/api/webhooks/deliveries", tag = "webhooks",
     responses((status = 200, description = "`{deliveries, total}`", body = Object)))]
-pub async fn deliveries(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn deliveries(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let queue = state.kernel.webhooks().queue().await?;
     let deliveries: Vec<_> = queue.iter().map(delivery_view).collect();
-    Ok(Json(json!({"deliveries": deliveries, "total": deliveries.len()})))
+    Ok(Json(
+        json!({"deliveries": deliveries, "total": deliveries.len()}),
+    ))
 }
 
 /// Deliveries that used up their attempts.
@@ -261,7 +283,9 @@ pub async fn dead_letters(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let dead = state.kernel.webhooks().dead_letters().await?;
     let dead_letters: Vec<_> = dead.iter().map(delivery_view).collect();
-    Ok(Json(json!({"dead_letters": dead_letters, "total": dead_letters.len()})))
+    Ok(Json(
+        json!({"dead_letters": dead_letters, "total": dead_letters.len()}),
+    ))
 }
 
 /// Puts a dead letter back on the queue with fresh attempts.
@@ -379,7 +403,9 @@ pub async fn wake(
         }
         None => None,
     };
-    Ok(Json(json!({"status": "accepted", "agent_id": agent, "session_id": session})))
+    Ok(Json(
+        json!({"status": "accepted", "agent_id": agent, "session_id": session}),
+    ))
 }
 
 /// Body of `POST /api/hooks/agent`.
@@ -403,14 +429,22 @@ pub async fn agent(
     headers: HeaderMap,
     Json(body): Json<AgentHookBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    check_token(&headers, &state.kernel.config().webhooks.agent_token, "agent")?;
+    check_token(
+        &headers,
+        &state.kernel.config().webhooks.agent_token,
+        "agent",
+    )?;
     check_hook_text(&body.message)?;
     let agent = agent_id(&state, &body.agent).await?;
     let input = MessageInput {
         text: body.message,
         ..MessageInput::default()
     };
-    let reply = state.kernel.conversations().send_message(agent, input).await?;
+    let reply = state
+        .kernel
+        .conversations()
+        .send_message(agent, input)
+        .await?;
     Ok(Json(json!({
         "status": "ok", "agent_id": agent, "session_id": reply.session_id,
         "response": reply.response,

@@ -24,8 +24,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use records::{Approval, ApprovalStatus};
 use records::Resolution;
+pub use records::{Approval, ApprovalStatus};
 pub use totp::{TotpEnrollment, TotpStatus};
 
 use crate::KernelError;

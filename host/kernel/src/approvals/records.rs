@@ -171,7 +171,9 @@ pub(super) fn resolve(
             approval.status.as_str()
         )));
     }
-    if resolution.status != ApprovalStatus::Expired && approval.status_at(now) == ApprovalStatus::Expired {
+    if resolution.status != ApprovalStatus::Expired
+        && approval.status_at(now) == ApprovalStatus::Expired
+    {
         return Err(KernelError::Conflict(format!(
             "approval {id} expired at {}",
             approval.expires_at.to_rfc3339()
@@ -231,6 +233,7 @@ fn accept_step_in(tx: &WriteTransaction, step: u64) -> Result<(), KernelError> {
             "this TOTP code was already used; wait for the next code".into(),
         ));
     }
-    meta.insert(TOTP_LAST_STEP, step).map_err(StoreError::from)?;
+    meta.insert(TOTP_LAST_STEP, step)
+        .map_err(StoreError::from)?;
     Ok(())
 }

@@ -11,8 +11,8 @@ use super::{Approvals, records};
 use crate::KernelError;
 use crate::config::SecondFactor;
 use crate::providers::TotpSecret;
-use crate::store::audit::AuditEvent;
 use crate::shared::blocking_kernel;
+use crate::store::audit::AuditEvent;
 
 /// What `POST /api/approvals/totp/setup` answers: the secret, shown once.
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +70,10 @@ impl Approvals {
             }))
             .await?;
         self.shared
-            .audit(AuditEvent::new("totp_setup", "approval TOTP secret generated"))
+            .audit(AuditEvent::new(
+                "totp_setup",
+                "approval TOTP secret generated",
+            ))
             .await?;
         Ok(TotpEnrollment {
             secret,
@@ -80,16 +83,19 @@ impl Approvals {
 
     /// Confirms enrollment with a current code.
     pub async fn totp_confirm(&self, code: &str) -> Result<TotpStatus, KernelError> {
-        let mut enrolled = self
-            .providers
-            .approval_totp()
-            .await?
-            .ok_or_else(|| KernelError::Invalid("TOTP is not enrolled; POST /api/approvals/totp/setup first".into()))?;
+        let mut enrolled = self.providers.approval_totp().await?.ok_or_else(|| {
+            KernelError::Invalid(
+                "TOTP is not enrolled; POST /api/approvals/totp/setup first".into(),
+            )
+        })?;
         self.accept_code(&enrolled.secret, code).await?;
         enrolled.confirmed = true;
         self.providers.set_approval_totp(Some(enrolled)).await?;
         self.shared
-            .audit(AuditEvent::new("totp_confirmed", "approval TOTP enrollment confirmed"))
+            .audit(AuditEvent::new(
+                "totp_confirmed",
+                "approval TOTP enrollment confirmed",
+            ))
             .await?;
         self.totp_status().await
     }
@@ -117,7 +123,10 @@ impl Approvals {
         self.accept_code(&enrolled.secret, code).await?;
         self.providers.set_approval_totp(None).await?;
         self.shared
-            .audit(AuditEvent::new("totp_revoked", "approval TOTP enrollment removed"))
+            .audit(AuditEvent::new(
+                "totp_revoked",
+                "approval TOTP enrollment removed",
+            ))
             .await?;
         Ok(())
     }
@@ -135,7 +144,9 @@ impl Approvals {
             ));
         };
         let code = code.ok_or_else(|| {
-            KernelError::Invalid("this approval needs a TOTP code: send {\"totp_code\": \"123456\"}".into())
+            KernelError::Invalid(
+                "this approval needs a TOTP code: send {\"totp_code\": \"123456\"}".into(),
+            )
         })?;
         Ok(Some(self.step_of(&enrolled.secret, code)?))
     }

@@ -620,7 +620,10 @@ impl Config {
         if !copy.api_key.is_empty() {
             copy.api_key = "***".to_string();
         }
-        for token in [&mut copy.webhooks.wake_token, &mut copy.webhooks.agent_token] {
+        for token in [
+            &mut copy.webhooks.wake_token,
+            &mut copy.webhooks.agent_token,
+        ] {
             if !token.is_empty() {
                 *token = "***".to_string();
             }

@@ -41,7 +41,12 @@ impl ApprovalRules {
     }
 
     /// What the tool and risk lists say about `tool` of class `risk`.
-    fn named(tools: &BTreeMap<String, Policy>, risks: &BTreeMap<String, Policy>, tool: &str, risk: Option<&str>) -> Option<Policy> {
+    fn named(
+        tools: &BTreeMap<String, Policy>,
+        risks: &BTreeMap<String, Policy>,
+        tool: &str,
+        risk: Option<&str>,
+    ) -> Option<Policy> {
         tools
             .get(tool)
             .or_else(|| risk.and_then(|r| risks.get(r)))
@@ -152,6 +157,9 @@ mod tests {
         assert_eq!(config.policy(&agent, "rm", Some("high")), Policy::Never);
         agent.default = Some(Policy::Ask);
         assert_eq!(config.policy(&agent, "file_read", None), Policy::Ask);
-        assert_eq!(config.policy(&agent, "file_write", Some("high")), Policy::Always);
+        assert_eq!(
+            config.policy(&agent, "file_write", Some("high")),
+            Policy::Always
+        );
     }
 }

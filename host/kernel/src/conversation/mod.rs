@@ -26,8 +26,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::KernelError;
-use crate::approvals::Approvals;
 use crate::agents::Agents;
+use crate::approvals::Approvals;
 use crate::plugins::Plugins;
 use crate::providers::Providers;
 use crate::shared::{Shared, blocking_kernel};

@@ -29,9 +29,9 @@ use super::records::{Sender, SessionRecord, ToolCallTrace, TurnRecord, TurnStatu
 use super::{Conversations, prompt, repair, sessions};
 use crate::KernelError;
 use crate::agents::manifest::{AGENT_SEND, NOTIFY_OWNER};
+use crate::agents::{AgentRecord, AgentState};
 use crate::approvals::{ApprovalStatus, CallToApprove};
 use crate::config::Policy;
-use crate::agents::{AgentRecord, AgentState};
 use crate::shared::blocking_kernel;
 use crate::store;
 

@@ -25,8 +25,8 @@ use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-pub use records::{Delivery, Webhook, WebhookKind};
 use records::Outcome;
+pub use records::{Delivery, Webhook, WebhookKind};
 
 use crate::KernelError;
 use crate::events::Event;
@@ -165,7 +165,11 @@ impl Webhooks {
     }
 
     /// Makes a subscription; `url` is required.
-    pub async fn create(&self, kind: WebhookKind, spec: WebhookSpec) -> Result<Webhook, KernelError> {
+    pub async fn create(
+        &self,
+        kind: WebhookKind,
+        spec: WebhookSpec,
+    ) -> Result<Webhook, KernelError> {
         let url = spec
             .url
             .ok_or_else(|| KernelError::Invalid("`url` is required".into()))?;
@@ -236,7 +240,10 @@ impl Webhooks {
         store::blocking(move || records::put_webhook(&store, &stored)).await?;
         // The URL is recorded, never the secret.
         self.shared
-            .audit(AuditEvent::new(what, format!("webhook {} to {}", hook.id, hook.url)))
+            .audit(AuditEvent::new(
+                what,
+                format!("webhook {} to {}", hook.id, hook.url),
+            ))
             .await?;
         Ok(())
     }
@@ -274,9 +281,14 @@ impl Webhooks {
             created_at: now,
         };
         let started = Instant::now();
-        let outcome =
-            deliver::attempt(&self.client, &hook.url, &hook.secret, &delivery, now.timestamp())
-                .await;
+        let outcome = deliver::attempt(
+            &self.client,
+            &hook.url,
+            &hook.secret,
+            &delivery,
+            now.timestamp(),
+        )
+        .await;
         let duration_ms = started.elapsed().as_millis() as u64;
         Ok(match outcome {
             Ok(status) => TestResult {
@@ -329,7 +341,10 @@ impl Webhooks {
             let first = match events.recv().await {
                 Ok(event) => event,
                 Err(broadcast::error::RecvError::Lagged(lost)) => {
-                    tracing::warn!(lost, "webhooks fell behind the event bus; events were not queued");
+                    tracing::warn!(
+                        lost,
+                        "webhooks fell behind the event bus; events were not queued"
+                    );
                     continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -415,10 +430,9 @@ impl Webhooks {
     /// (zero when more are due now), or `None` when the queue is empty.
     async fn deliver_due(&self) -> Result<Option<Duration>, KernelError> {
         let store = self.shared.store().clone();
-        let (queue, hooks) = store::blocking(move || {
-            Ok((records::queued(&store)?, records::webhooks(&store)?))
-        })
-        .await?;
+        let (queue, hooks) =
+            store::blocking(move || Ok((records::queued(&store)?, records::webhooks(&store)?)))
+                .await?;
         let now = self.shared.now();
         let (due, later): (Vec<Delivery>, Vec<Delivery>) =
             queue.into_iter().partition(|d| d.next_attempt_at <= now);
