@@ -8,7 +8,7 @@ use serde_json::json;
 use talon_test_llm::{Reply, TestLlm};
 
 use crate::conversations::{manifest, sent_messages};
-use crate::harness::{Daemon, assert_error, json};
+use crate::harness::{Daemon, assert_error, json, sse_frames};
 
 const CONFIG: &str = "[approvals]\ntools = { notify_owner = \"ask\" }\ntimeout_secs = 120\n";
 
@@ -46,9 +46,16 @@ async fn approved_runs_rejected_and_expired_fail_the_call_and_twice_is_409() {
         .await;
     let call = || Reply::tool_call("notify_owner", r#"{"text": "deploying"}"#);
 
-    // Approved: the call runs and the turn answers.
+    // Approved: the call runs and the turn answers; the stream shows the
+    // wait as an `awaiting_approval` phase.
     llm.push_all([call(), Reply::text("notified")]);
-    let turn = daemon.message_in_background(&agent, "tell the owner");
+    let stream = daemon
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/agents/{agent}/message/stream"),
+        )
+        .json(&json!({"message": "tell the owner"}));
+    let turn = tokio::spawn(async move { stream.send().await.unwrap() });
     let pending = pending_for(&daemon, &agent).await;
     assert_eq!(pending["tool_name"], "notify_owner");
     assert_eq!(pending["action"], "notify_owner");
@@ -61,8 +68,14 @@ async fn approved_runs_rejected_and_expired_fail_the_call_and_twice_is_409() {
         .await;
     assert_eq!(approved.status(), 200);
     assert_eq!(json(approved).await["decided_by"], "local");
-    let reply = json(turn.await.unwrap()).await;
-    assert_eq!(reply["response"], "notified");
+    let frames = sse_frames(turn.await.unwrap()).await;
+    let phase = frames
+        .iter()
+        .find(|f| f.event == "phase" && f.data["phase"] == "awaiting_approval")
+        .expect("an awaiting_approval phase");
+    assert!(phase.data["detail"].as_str().unwrap().contains(&id));
+    let done = frames.iter().find(|f| f.event == "done").expect("done");
+    assert_eq!(done.data["response"], "notified");
     assert_eq!(last_sent(&llm).1, "the owner will be notified");
     assert_error(
         daemon
