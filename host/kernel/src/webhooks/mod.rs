@@ -335,23 +335,33 @@ impl Webhooks {
         tokio::spawn(Arc::clone(self).deliver_queue());
     }
 
-    /// Queues each event for the subscriptions that want it, in batches.
+    /// Takes events off the bus at once, so a slow synced commit never makes
+    /// the bus drop them, and queues them for the subscriptions that want
+    /// them, in batches.
     async fn queue_events(self: Arc<Self>, mut events: broadcast::Receiver<Event>) {
-        loop {
-            let first = match events.recv().await {
-                Ok(event) => event,
-                Err(broadcast::error::RecvError::Lagged(lost)) => {
-                    tracing::warn!(
-                        lost,
-                        "webhooks fell behind the event bus; events were not queued"
-                    );
-                    continue;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        if tx.send(event).is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(lost)) => {
+                        tracing::warn!(
+                            lost,
+                            "webhooks fell behind the event bus; events were not queued"
+                        );
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
+            }
+        });
+        while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             while batch.len() < BATCH {
-                match events.try_recv() {
+                match rx.try_recv() {
                     Ok(event) => batch.push(event),
                     Err(_) => break,
                 }
