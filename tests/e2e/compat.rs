@@ -67,6 +67,11 @@ impl Fixtures {
                 ("profiles", "{name}") => self.get("profile"),
                 ("models", "{id}") => "gpt-4o-mini",
                 ("custom", "{id}") => "compat-model",
+                // Approving and rejecting one approval would make the second a 409.
+                ("approvals", "{id}") if template.ends_with("/reject") => {
+                    self.get("rejected_approval")
+                }
+                ("approvals", "{id}") => self.get("approval"),
                 _ => panic!("no fixture for {seg} in {template}"),
             };
             out.push(value.to_string());
@@ -183,6 +188,20 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
         )
         .await;
     let run = id_of(run, "run_id").await;
+    let approval = daemon
+        .post(
+            "/api/approvals",
+            json!({"agent_id": agent, "action": "delete_file", "description": "fixture"}),
+        )
+        .await;
+    let approval = id_of(approval, "id").await;
+    let rejected_approval = daemon
+        .post(
+            "/api/approvals",
+            json!({"agent_id": agent, "action": "delete_file", "description": "fixture"}),
+        )
+        .await;
+    let rejected_approval = id_of(rejected_approval, "id").await;
     let profiles: Value = daemon.get("/api/profiles").await.json().await.unwrap();
     let profiles = profiles.get("profiles").unwrap_or(&profiles);
     let profile = profiles[0]["name"].as_str().expect("a profile").to_string();
@@ -218,6 +237,8 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
         ("package", skill),
         ("tool_package", tool),
         ("profile", profile),
+        ("approval", approval),
+        ("rejected_approval", rejected_approval),
     ] {
         values.insert(k, v);
     }

@@ -36,6 +36,8 @@ pub fn served(doc: &utoipa::openapi::OpenApi, providers: &[String]) -> serde_jso
         (name = "triggers", description = "Event triggers"),
         (name = "workflows", description = "Workflows and their runs"),
         (name = "goals", description = "Goals and sub-goals"),
+        (name = "approvals", description = "Tool calls waiting for an operator; TOTP"),
+        (name = "webhooks", description = "Outbound webhooks, their queue and dead letters; inbound hooks"),
     )
 )]
 pub struct ApiDoc;

@@ -21,9 +21,9 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agent_settings, agents, audit, config, cron, files, goals, logs, memory, messages, models,
-    openai, plugins, sessions, skills, system, tasks, templates, tools, triggers, usage, workflows,
-    ws,
+    agent_settings, agents, approvals, audit, config, cron, files, goals, logs, memory, messages,
+    models, openai, plugins, sessions, skills, system, tasks, templates, tools, triggers, usage,
+    webhooks, workflows, ws,
 };
 use crate::state::AppState;
 
@@ -190,6 +190,24 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::list))
         .routes(routes!(tasks::cancel))
         .routes(routes!(tasks::retry))
+        .routes(routes!(approvals::list, approvals::create))
+        .routes(routes!(approvals::get))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::reject))
+        .routes(routes!(approvals::totp_setup))
+        .routes(routes!(approvals::totp_confirm))
+        .routes(routes!(approvals::totp_status))
+        .routes(routes!(approvals::totp_revoke))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::test))
+        .routes(routes!(webhooks::list_events, webhooks::create_event))
+        .routes(routes!(webhooks::update_event, webhooks::delete_event))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::dead_letters))
+        .routes(routes!(webhooks::retry_dead_letter))
+        .routes(routes!(webhooks::wake))
+        .routes(routes!(webhooks::agent))
 }
 
 /// Routes that carry files: their own, larger body limit replaces the global one.

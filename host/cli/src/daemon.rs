@@ -83,7 +83,15 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
         // removed) over it instead of keeping the daemon from starting.
         let daemon_file = kernel.home().daemon_file();
         DaemonFile::write(&daemon_file, bound)?;
-        let mut server = talon_api::Server::new(talon_api::AppState::new(kernel.clone()));
+        let state = talon_api::AppState::new(kernel.clone());
+        // A stop expires the calls waiting for approval, so the in-flight
+        // requests that a graceful stop lets finish do finish.
+        let (stopping, approvals) = (state.shutdown.clone(), kernel.approvals().clone());
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            approvals.stop();
+        });
+        let mut server = talon_api::Server::new(state);
         if let Some(nofile) = nofile {
             server = server.with_fd_limit(nofile);
         }
@@ -113,6 +121,8 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .start_task_worker()
             .await
             .context("cannot start the task queue")?;
+        // Deliveries a previous run left queued go out from here on.
+        kernel.webhooks().start();
         // The one line on stdout, once everything installed is running:
         // scripts and tests wait for it.
         println!("talon listening on http://{bound}");

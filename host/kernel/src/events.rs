@@ -123,6 +123,55 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+
+    // --- Approvals and hooks (issue 16) ---
+    /// A tool call waits for an operator; the approval is stored before this is published.
+    ApprovalRequested {
+        /// The approval.
+        approval_id: String,
+        /// The agent whose call waits.
+        agent_id: String,
+        /// The tool.
+        tool: String,
+        /// When the wait ends unless decided.
+        expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An approval was approved, rejected or expired; stored before this is published.
+    ApprovalResolved {
+        /// The approval.
+        approval_id: String,
+        /// The agent whose call waited.
+        agent_id: String,
+        /// The tool.
+        tool: String,
+        /// `approved`, `rejected` or `expired`.
+        status: String,
+        /// Who decided (`local`, `api_key`) or `system` for an expiry.
+        decided_by: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// `POST /api/hooks/wake` was called with a valid token.
+    HookWake {
+        /// The text the caller sent.
+        text: String,
+        /// The agent it was sent to, if one was named.
+        agent_id: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl Event {
+    /// The event's type name, as serialized in its `type` field.
+    pub fn type_name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
 }
 
 /// How a turn ended: part of the event vocabulary, since triggers and

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::KernelError;
 use crate::agents::Agents;
 use crate::agents::templates::Profile;
+use crate::approvals::Approvals;
 use crate::automation::Automation;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ReloadPlan};
@@ -26,6 +27,7 @@ use crate::providers::Providers;
 use crate::shared::Shared;
 use crate::store::audit::{self, AuditEntry, AuditEvent, Verification};
 use crate::store::{self, Store};
+use crate::webhooks::Webhooks;
 
 /// Settings given on the command line that win over `config.toml` for this run only.
 #[derive(Debug, Clone, Default)]
@@ -45,8 +47,10 @@ pub struct Kernel {
     agents: Arc<Agents>,
     plugins: Arc<Plugins>,
     providers: Arc<Providers>,
+    approvals: Arc<Approvals>,
     conversations: Arc<Conversations>,
     automation: Arc<Automation>,
+    webhooks: Arc<Webhooks>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -92,11 +96,17 @@ impl Kernel {
         ));
         let plugins = Arc::new(Plugins::new(shared.clone(), agents.clone())?);
         let providers = Arc::new(Providers::new(shared.clone())?);
+        let approvals = Arc::new(Approvals::new(
+            shared.clone(),
+            agents.clone(),
+            providers.clone(),
+        )?);
         let conversations = Arc::new(Conversations::new(
             shared.clone(),
             agents.clone(),
             plugins.clone(),
             providers.clone(),
+            approvals.clone(),
         ));
         agents.set_choices(choices_source(&plugins, &providers));
         let automation = Arc::new(Automation::new(
@@ -104,6 +114,7 @@ impl Kernel {
             agents.clone(),
             conversations.clone(),
         ));
+        let webhooks = Arc::new(Webhooks::new(shared.clone())?);
         Ok(Self {
             shared,
             config_path,
@@ -112,8 +123,10 @@ impl Kernel {
             agents,
             plugins,
             providers,
+            approvals,
             conversations,
             automation,
+            webhooks,
         })
     }
 
@@ -132,6 +145,11 @@ impl Kernel {
         &self.providers
     }
 
+    /// Tool calls waiting for an operator, and the TOTP second factor.
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
+    }
+
     /// Sessions, turns and the agent loop.
     pub fn conversations(&self) -> &Arc<Conversations> {
         &self.conversations
@@ -140,6 +158,11 @@ impl Kernel {
     /// Cron jobs, schedules, triggers, workflows, goals and the task queue.
     pub fn automation(&self) -> &Arc<Automation> {
         &self.automation
+    }
+
+    /// Outbound webhook subscriptions, their delivery queue and dead letters.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
     }
 
     /// The data directory.

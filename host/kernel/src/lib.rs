@@ -22,6 +22,7 @@
 //! each other around a circle.
 
 pub mod agents;
+pub mod approvals;
 pub mod automation;
 pub mod clock;
 pub mod config;
@@ -34,6 +35,7 @@ pub mod plugins;
 pub mod providers;
 pub mod shared;
 pub mod store;
+pub mod webhooks;
 
 pub use error::KernelError;
 pub use kernel::Kernel;

@@ -24,8 +24,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("shared", 0),
     // Domains.
     ("agents", 1),
+    ("webhooks", 1),
     ("plugins", 2),
     ("providers", 2),
+    ("approvals", 2),
     ("conversation", 3),
     ("automation", 4),
     // Composition.

@@ -91,10 +91,21 @@ impl<'de> Deserialize<'de> for Kind {
 pub struct ToolSpec {
     /// Unique among all installed tools.
     pub name: String,
-    /// What it does, for the model that decides to call it.
+    /// What it does, for the model that decides to call it (filled in by
+    /// `pack`; an author's `talon.toml` may leave it out).
+    #[serde(default)]
     pub description: String,
-    /// JSON Schema of the arguments object.
+    /// JSON Schema of the arguments object (filled in by `pack`, like `description`).
+    #[serde(default = "empty_object")]
     pub parameters: serde_json::Value,
+    /// The risk class the author declares (`low`, `medium`, `high`, ...):
+    /// approval rules may name it. Kept by `pack` from `talon.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<String>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 /// Permissions, as requested in a manifest or as granted by an operator.
@@ -191,6 +202,14 @@ impl Manifest {
             }
             if !seen.insert(tool.name.as_str()) {
                 return bad(format!("tool {:?} is listed twice", tool.name));
+            }
+            if let Some(risk) = &tool.risk
+                && !valid_name(risk)
+            {
+                return bad(format!(
+                    "tool {:?}: risk {risk:?}: use lowercase letters, digits, '_' or '-'",
+                    tool.name
+                ));
             }
             if !tool.parameters.is_object() {
                 return bad(format!(

@@ -265,7 +265,20 @@ impl Runtime {
                 "the component describes no tools".into(),
             ));
         }
-        manifest.tools = description.tools;
+        // The component describes its tools; the risk classes are the
+        // author's word in the manifest, kept by name.
+        let declared = std::mem::take(&mut manifest.tools);
+        manifest.tools = description
+            .tools
+            .into_iter()
+            .map(|mut tool| {
+                tool.risk = declared
+                    .iter()
+                    .find(|d| d.name == tool.name)
+                    .and_then(|d| d.risk.clone());
+                tool
+            })
+            .collect();
         manifest.validate()?;
         Ok(manifest)
     }
@@ -340,6 +353,7 @@ impl Runtime {
                 name: d.name,
                 description: d.description,
                 parameters,
+                risk: None,
             });
         }
         Ok(Description {

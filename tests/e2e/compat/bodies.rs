@@ -86,6 +86,14 @@ pub fn body(key: &str) -> Option<Value> {
         "POST /api/workflows/{id}/run" => json!({"input": "go"}),
         "POST /v1/chat/completions" => json!({"model": "talon:compat",
                                               "messages": [{"role": "user", "content": "hi"}]}),
+        // Seed 002's approval request; approving takes an optional TOTP code.
+        "POST /api/approvals" => json!({"agent_id": "{agent}", "action": "delete_file",
+                                        "description": "Agent wants to delete /important/config.toml",
+                                        "payload": {"path": "/important/config.toml"}}),
+        "POST /api/approvals/{id}/approve" => json!({}),
+        // LibreFang's webhook trigger bodies (`/hooks/wake`, `/hooks/agent`).
+        "POST /api/hooks/wake" => json!({"text": "the build broke", "mode": "now"}),
+        "POST /api/hooks/agent" => json!({"agent": "compat", "message": "hello"}),
         _ => return None,
     })
 }

@@ -25,10 +25,12 @@ fn refuse(request: &Request, error: ApiError, openai_code: &'static str) -> Resp
     }
 }
 
-/// Routes anyone may call, key or not.
+/// Routes anyone may call, key or not. The inbound hooks check their own
+/// tokens (`webhooks.*_token`) instead of the API key.
 fn is_public(method: &Method, path: &str) -> bool {
-    (method == Method::GET || method == Method::HEAD)
-        && matches!(path, "/" | "/api/health" | "/api/ready")
+    ((method == Method::GET || method == Method::HEAD)
+        && matches!(path, "/" | "/api/health" | "/api/ready"))
+        || (method == Method::POST && matches!(path, "/api/hooks/wake" | "/api/hooks/agent"))
 }
 
 /// The credential a request carries: `Authorization: Bearer <key>` or `X-API-Key`.
@@ -47,7 +49,7 @@ fn presented_key(request: &Request) -> Option<&str> {
 }
 
 /// Compares in constant time; hashing first hides the key's length too.
-fn keys_match(presented: &str, expected: &str) -> bool {
+pub(crate) fn keys_match(presented: &str, expected: &str) -> bool {
     let a = Sha256::digest(presented.as_bytes());
     let b = Sha256::digest(expected.as_bytes());
     a.ct_eq(&b).into()

@@ -2,6 +2,7 @@
 
 pub mod agent_settings;
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod cron;
@@ -21,6 +22,7 @@ pub mod templates;
 pub mod tools;
 pub mod triggers;
 pub mod usage;
+pub mod webhooks;
 pub mod workflows;
 pub mod ws;
 pub mod outcome;

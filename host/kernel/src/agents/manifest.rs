@@ -48,6 +48,10 @@ pub struct AgentManifest {
     pub capabilities: Capabilities,
     /// How the agent presents itself.
     pub identity: Identity,
+    /// Which of its tool calls wait for an operator (see docs/APPROVALS.md);
+    /// wins over the daemon's `[approvals]`.
+    #[serde(skip_serializing_if = "crate::config::ApprovalRules::is_empty")]
+    pub approvals: crate::config::ApprovalRules,
 }
 
 /// The `[identity]` section: how dashboards and channels show the agent.

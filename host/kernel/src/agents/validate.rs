@@ -28,6 +28,7 @@ const TALON_TOP: &[&str] = &[
     "model",
     "capabilities",
     "identity",
+    "approvals",
 ];
 
 /// Top-level keys LibreFang's `AgentManifest` defines that Talon accepts and

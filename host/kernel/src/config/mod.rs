@@ -11,10 +11,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod file;
+mod oversight;
 
 pub(crate) use file::json_to_toml;
 use file::read_config_text;
 pub use file::{Change, change_value, set_value, write_atomically};
+pub use oversight::{ApprovalRules, ApprovalsConfig, Policy, SecondFactor, WebhooksConfig};
 
 /// The address the daemon listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";
@@ -181,6 +183,7 @@ monthly_limit_usd = 0.0
 # keeps in memory (read at start). Larger caches make reads of a large store
 # cheaper and cost resident memory up to this size.
 cache_mib = 32
+
 [server]
 # A client must send a request's headers within this many seconds of
 # connecting (or of the first byte of a later request on the same
@@ -203,6 +206,32 @@ max_connections_per_ip = 128
 # many seconds to finish; what is still open then is closed and the daemon
 # exits.
 shutdown_grace_secs = 10
+
+[approvals]
+# Whether a tool call runs ("always"), waits for an operator ("ask") or is
+# refused ("never"). An agent's own [approvals] wins; then `tools` (by tool
+# name), then `risk` (by the risk class a plugin declares for a tool), then
+# the agent's `default`, then this `default`. See docs/APPROVALS.md.
+default = "always"
+tools = {}
+risk = { high = "ask" }
+# Seconds a call waits for a decision before it fails as expired.
+timeout_secs = 300
+# "totp": approving a call of the `totp_risk` class needs a TOTP code
+# (enroll with POST /api/approvals/totp/setup and /confirm).
+second_factor = "none"
+totp_risk = "high"
+
+[webhooks]
+# Outbound deliveries: attempts before a delivery becomes a dead letter,
+# and the exponential backoff between attempts (with jitter, capped).
+max_attempts = 20
+backoff_base_ms = 1000
+backoff_cap_secs = 600
+timeout_secs = 10
+# Bearer tokens of the inbound hooks; empty turns the hook off (404).
+wake_token = ""
+agent_token = ""
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -280,6 +309,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// HTTP connections: timeouts, caps, shutdown deadline.
     pub server: ServerConfig,
+    /// Which tool calls wait for an operator.
+    pub approvals: ApprovalsConfig,
+    /// Outbound webhook delivery and inbound hook tokens.
+    pub webhooks: WebhooksConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -560,6 +593,8 @@ impl Default for Config {
             budget: BudgetConfig::default(),
             storage: StorageConfig::default(),
             server: ServerConfig::default(),
+            approvals: ApprovalsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -704,6 +739,11 @@ impl Config {
                     .into(),
             ));
         }
+        if self.approvals.timeout_secs == 0 || self.webhooks.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "approvals.timeout_secs and webhooks.max_attempts must be at least 1".into(),
+            ));
+        }
         if self.limits.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "limits.max_body_bytes must be at least 1024".into(),
@@ -717,6 +757,14 @@ impl Config {
         let mut copy = self.clone();
         if !copy.api_key.is_empty() {
             copy.api_key = "***".to_string();
+        }
+        for token in [
+            &mut copy.webhooks.wake_token,
+            &mut copy.webhooks.agent_token,
+        ] {
+            if !token.is_empty() {
+                *token = "***".to_string();
+            }
         }
         serde_json::to_value(copy).unwrap_or_default()
     }

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::KernelError;
 use crate::agents::Agents;
+use crate::approvals::Approvals;
 use crate::plugins::Plugins;
 use crate::providers::Providers;
 use crate::shared::{Shared, blocking_kernel};
@@ -46,6 +47,7 @@ pub struct Conversations {
     agents: Arc<Agents>,
     plugins: Arc<Plugins>,
     providers: Arc<Providers>,
+    approvals: Arc<Approvals>,
     live: LiveSessions,
 }
 
@@ -62,12 +64,14 @@ impl Conversations {
         agents: Arc<Agents>,
         plugins: Arc<Plugins>,
         providers: Arc<Providers>,
+        approvals: Arc<Approvals>,
     ) -> Self {
         Self {
             shared,
             agents,
             plugins,
             providers,
+            approvals,
             live: LiveSessions::default(),
         }
     }

@@ -38,6 +38,8 @@ use super::{Conversations, prompt, repair, sessions};
 use crate::KernelError;
 use crate::agents::manifest::{AGENT_SEND, NOTIFY_OWNER};
 use crate::agents::{AgentRecord, AgentState};
+use crate::approvals::{ApprovalStatus, CallToApprove};
+use crate::config::Policy;
 use crate::shared::blocking_kernel;
 use crate::store;
 
@@ -84,6 +86,8 @@ pub struct StartedTurn {
 struct Sink {
     caller: Option<mpsc::UnboundedSender<TurnEvent>>,
     live: Arc<LiveSession>,
+    /// The session the turn runs in.
+    session: Uuid,
     /// The agents whose turns wait on this one through `agent_send`,
     /// outermost first, ending with this turn's own agent.
     chain: Vec<Uuid>,
@@ -213,6 +217,7 @@ impl Conversations {
             let sink = Sink {
                 caller,
                 live,
+                session: session.id,
                 chain,
             };
             let kernel = Arc::clone(&this);
@@ -639,6 +644,8 @@ impl Conversations {
                         "{} is not allowed in this agent's {:?} mode",
                         call.name, agent.tool_access
                     ))
+                } else if let Err(refusal) = self.gate(agent, call, args, sink, cancel).await {
+                    Err(refusal)
                 } else if call.name == NOTIFY_OWNER {
                     match args.get("text").and_then(|t| t.as_str()) {
                         Some(text) if !text.trim().is_empty() => {
@@ -690,6 +697,64 @@ impl Conversations {
             Message::tool_result(&call.id, text)
         };
         (message, trace)
+    }
+
+    /// Applies the approval policy to a call: `always` passes, `never`
+    /// refuses, `ask` pauses the turn (with an `awaiting_approval` phase)
+    /// until an operator decides or the approval expires. The refusal is the
+    /// tool error the model reads.
+    async fn gate(
+        &self,
+        agent: &AgentRecord,
+        call: &talon_llm::ToolCall,
+        args: &serde_json::Value,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
+        let risk = self.plugins.tool(&call.name).ok().and_then(|t| t.risk);
+        match self.approvals.policy(agent, &call.name, risk.as_deref()) {
+            Policy::Always => Ok(()),
+            Policy::Never => Err(format!(
+                "{} may not be called: the approval policy for it is `never`",
+                call.name
+            )),
+            Policy::Ask => {
+                let request = CallToApprove {
+                    agent: agent.id,
+                    agent_name: agent.name().to_string(),
+                    session: Some(sink.session),
+                    tool: call.name.clone(),
+                    risk,
+                    arguments: args.clone(),
+                };
+                let decided = self
+                    .approvals
+                    .ask(request, cancel, |pending| {
+                        sink.phase(
+                            "awaiting_approval",
+                            Some(format!("approval {} for {}", pending.id, call.name)),
+                        )
+                    })
+                    .await
+                    .map_err(|e| format!("{} could not be put up for approval: {e}", call.name))?;
+                let reason = decided
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                match decided.status {
+                    ApprovalStatus::Approved => Ok(()),
+                    ApprovalStatus::Rejected => Err(format!(
+                        "the operator rejected this call of {} (approval {}){reason}; it was not run",
+                        call.name, decided.id
+                    )),
+                    _ => Err(format!(
+                        "the approval for this call of {} expired (approval {}){reason}; it was not run",
+                        call.name, decided.id
+                    )),
+                }
+            }
+        }
     }
 
     /// `agent_send`: a turn of the target agent, in its session for messages

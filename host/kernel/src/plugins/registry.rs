@@ -121,6 +121,9 @@ pub struct ToolView {
     pub plugin: String,
     /// The plugin's kind.
     pub kind: Kind,
+    /// The risk class its manifest declares, which approval rules may name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk: Option<String>,
 }
 
 impl Registry {
@@ -191,6 +194,7 @@ pub(super) fn tool_view(tool: &ToolSpec, entry: &Entry) -> ToolView {
         input_schema: tool.parameters.clone(),
         plugin: entry.record.name.clone(),
         kind: entry.manifest.kind,
+        risk: tool.risk.clone(),
     }
 }
 

@@ -18,6 +18,8 @@
 mod records;
 mod secrets;
 
+pub use secrets::TotpSecret;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -285,6 +287,28 @@ impl Providers {
             ))
             .await?;
         Ok(())
+    }
+
+    /// The approvals' TOTP secret kept in the secrets file, if any.
+    pub async fn approval_totp(&self) -> Result<Option<TotpSecret>, KernelError> {
+        let path = self.shared.home().secrets_file();
+        tokio::task::spawn_blocking(move || Ok(secrets::read_secrets(&path)?.approval_totp))
+            .await
+            .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+    }
+
+    /// Replaces (or, with `None`, removes) the approvals' TOTP secret in the
+    /// secrets file.
+    pub async fn set_approval_totp(&self, totp: Option<TotpSecret>) -> Result<(), KernelError> {
+        let _edit = self.edit.lock().await;
+        let path = self.shared.home().secrets_file();
+        tokio::task::spawn_blocking(move || {
+            let mut secrets = secrets::read_secrets(&path)?;
+            secrets.approval_totp = totp;
+            secrets::write_secrets(&path, &secrets)
+        })
+        .await
+        .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
     }
 
     /// Removes a key set with [`Providers::set_provider_key`], durably; the

@@ -15,6 +15,19 @@ use crate::KernelError;
 pub(super) struct Secrets {
     #[serde(default)]
     pub(super) provider_keys: BTreeMap<String, String>,
+    /// The approvals' TOTP second factor (see `crate::approvals`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) approval_totp: Option<TotpSecret>,
+}
+
+/// The TOTP secret approvals use: base32, and whether a code confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpSecret {
+    /// The shared secret, base32.
+    pub secret: String,
+    /// Whether enrollment was confirmed with a valid code.
+    pub confirmed: bool,
 }
 
 const SECRETS_HEADER: &str = "# API keys set with POST /api/providers/{name}/key.\n\

@@ -18,7 +18,7 @@ use super::{StoreError, decode};
 ///
 /// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
 /// tables start at 5.
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 
@@ -118,6 +118,18 @@ const MIGRATIONS: &[Migration] = &[
         to: 9,
         description: "create turn_totals.v1 from every turn record",
         apply: super::totals::rebuild_in,
+    },
+    Migration {
+        to: 10,
+        description: "create approvals.v1, approval_meta.v1, webhooks.v1, webhook_queue.v1 and webhook_dead.v1",
+        apply: |tx| {
+            tx.open_table(APPROVALS)?;
+            tx.open_table(APPROVAL_META)?;
+            tx.open_table(WEBHOOKS)?;
+            tx.open_table(WEBHOOK_QUEUE)?;
+            tx.open_table(WEBHOOK_DEAD)?;
+            Ok(())
+        },
     },
 ];
 

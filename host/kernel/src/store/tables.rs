@@ -137,3 +137,26 @@ pub(crate) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("p
 /// first such removal.
 pub(crate) const BUNDLED_REMOVED: TableDefinition<&str, &[u8]> =
     TableDefinition::new("bundled_removed.v1");
+
+// --- Approvals (approvals) ---
+
+/// Approval requests by id (v7, so ids sort by request time):
+/// [`crate::approvals::Approval`].
+pub(crate) const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals.v1");
+/// Small counters of the approvals domain: the last TOTP time step accepted
+/// (`totp_last_step`), so a code is never accepted twice.
+pub(crate) const APPROVAL_META: TableDefinition<&str, u64> =
+    TableDefinition::new("approval_meta.v1");
+
+// --- Webhooks (webhooks) ---
+
+/// Outbound webhook subscriptions by id: [`crate::webhooks::Webhook`].
+pub(crate) const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks.v1");
+/// Deliveries waiting for their next attempt, by delivery id (v7):
+/// [`crate::webhooks::Delivery`].
+pub(crate) const WEBHOOK_QUEUE: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("webhook_queue.v1");
+/// Deliveries that used up their attempts, by delivery id:
+/// [`crate::webhooks::Delivery`].
+pub(crate) const WEBHOOK_DEAD: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("webhook_dead.v1");
