@@ -109,6 +109,13 @@ impl Runtime {
             )));
         }
         granted.validate().map_err(LoadError::Manifest)?;
+        if granted.sockets.iter().any(|s| s == "*") {
+            return Err(LoadError::Manifest(
+                "sockets: grant the server's `host:port`; `*` is what a channel requests \
+                 when the operator chooses the server, not a grant"
+                    .into(),
+            ));
+        }
         let (component, _cached) = self.compile(component).await?;
         let world_err = |e: wasmtime::Error| LoadError::World {
             world: "channel",
@@ -163,7 +170,9 @@ impl Runtime {
             .await
             .map_err(LoadError::Guard)?;
         let info = instance
-            .enter(self, |g, s| Box::pin(async move { g.call_describe(s).await }))
+            .enter(self, |g, s| {
+                Box::pin(async move { g.call_describe(s).await })
+            })
             .await
             .map_err(LoadError::Guard)?;
         serde_json::from_str::<serde_json::Value>(&info.config_schema).map_err(|e| {
@@ -217,9 +226,11 @@ impl Instance {
             )
             .map_err(GuardError::Instantiate)?;
         let _running = runtime.inner.ticker.running();
-        let made =
-            tokio::time::timeout(timeout + TIMEOUT_GRACE, plugin.pre.instantiate_async(&mut store))
-                .await;
+        let made = tokio::time::timeout(
+            timeout + TIMEOUT_GRACE,
+            plugin.pre.instantiate_async(&mut store),
+        )
+        .await;
         let world = match made {
             Err(_) => return Err(GuardError::Timeout { limit: timeout }),
             Ok(Ok(world)) => world,

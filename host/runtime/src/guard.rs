@@ -33,11 +33,11 @@ use wasmtime_wasi_http::{FieldMapError, WasiHttpCtx};
 use crate::ceilings::Ceilings;
 use crate::error::GuardError;
 use crate::host::{CallCaps, CallState, Grants, HttpGate, Limiter, MemoryLimitHit, truncate};
-use crate::permissions::SocketPolicy;
-use crate::slots::PerPlugin;
 use crate::log::CallLog;
+use crate::permissions::SocketPolicy;
 use crate::plugin::{CallContext, Cost, EffectiveLimits, PluginInner};
 use crate::runtime::{FUEL_YIELD_INTERVAL, Runtime};
+use crate::slots::PerPlugin;
 
 /// Bytes of a guest's stderr kept per call (shown when it traps).
 const STDERR_CAPACITY: usize = 64 * 1024;

@@ -234,7 +234,11 @@ impl Permissions {
             crate::permissions::HostRule::parse(host)?;
         }
         for pair in &self.sockets {
-            crate::permissions::SocketPolicy::parse_grant(pair)?;
+            // A channel requests `*` when the operator chooses the server;
+            // the grant then names it.
+            if pair != "*" {
+                crate::permissions::SocketPolicy::parse_grant(pair)?;
+            }
         }
         for key in &self.memory {
             if key.is_empty()

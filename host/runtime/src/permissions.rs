@@ -693,7 +693,13 @@ mod tests {
         for ok in ["irc.example.org:6697", "127.0.0.1:6667", "[::1]:6667"] {
             assert!(SocketPolicy::parse_grant(ok).is_ok(), "{ok}");
         }
-        for bad in ["irc.example.org", "*:6667", "*.example.org:6697", "*", "127.0.0.1"] {
+        for bad in [
+            "irc.example.org",
+            "*:6667",
+            "*.example.org:6697",
+            "*",
+            "127.0.0.1",
+        ] {
             assert!(SocketPolicy::parse_grant(bad).is_err(), "{bad}");
         }
     }
@@ -715,6 +721,11 @@ mod tests {
         let err = named.allows(lo, &[]).await.unwrap_err();
         assert!(err.contains("loopback"), "{err}");
         let none = SocketPolicy::default();
-        assert!(none.allows(lo, &[]).await.unwrap_err().contains("no sockets"));
+        assert!(
+            none.allows(lo, &[])
+                .await
+                .unwrap_err()
+                .contains("no sockets")
+        );
     }
 }
