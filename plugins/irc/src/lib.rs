@@ -445,4 +445,6 @@ impl Guest for Irc {
     }
 }
 
+// Exported only in the component: natively (unit tests) there is no host.
+#[cfg(target_arch = "wasm32")]
 wit::export!(Irc with_types_in wit);

@@ -92,4 +92,5 @@ impl Guest for Restless {
     fn disconnect() {}
 }
 
+#[cfg(target_arch = "wasm32")]
 wit::export!(Restless with_types_in wit);
