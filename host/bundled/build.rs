@@ -92,6 +92,16 @@ fn first_party_plugins(dir: &Path) -> Vec<Plugin> {
         if !cargo.is_file() || !talon.is_file() {
             continue;
         }
+        // Channels are not bundled: each reaches a server the operator
+        // names, so it is installed and granted like a third-party plugin
+        // (scripts/build-plugins builds it into target/plugins).
+        let manifest = std::fs::read_to_string(&talon).unwrap_or_default();
+        if manifest
+            .lines()
+            .any(|l| l.replace(' ', "") == "kind=\"channel\"")
+        {
+            continue;
+        }
         plugins.push(Plugin {
             crate_name: top_level_name(&cargo, "[package]"),
             name: top_level_name(&talon, ""),

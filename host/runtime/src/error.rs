@@ -37,10 +37,12 @@ pub enum LoadError {
     #[error("invalid key: {0}")]
     Key(String),
     /// The component does not fit the world its manifest names.
-    #[error("component does not implement the {world} world of talon:plugin@0.1.0: {detail}")]
+    #[error("component does not implement the {world} world of talon:plugin@{version}: {detail}")]
     World {
-        /// `tool` or `skill`.
+        /// `tool`, `skill` or `channel`.
         world: &'static str,
+        /// The version of `talon:plugin` the world was checked against.
+        version: &'static str,
         /// What wasmtime found wrong.
         detail: String,
     },

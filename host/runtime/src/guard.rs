@@ -26,15 +26,18 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Instance, ResourceTableError};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use wasmtime_wasi_http::{FieldMapError, WasiHttpCtx};
 
 use crate::ceilings::Ceilings;
 use crate::error::GuardError;
-use crate::host::{CallCaps, CallState, HttpGate, Limiter, MemoryLimitHit, truncate};
+use crate::host::{CallCaps, CallState, Grants, HttpGate, Limiter, MemoryLimitHit, truncate};
 use crate::log::CallLog;
+use crate::permissions::SocketPolicy;
 use crate::plugin::{CallContext, Cost, EffectiveLimits, PluginInner};
 use crate::runtime::{FUEL_YIELD_INTERVAL, Runtime};
+use crate::slots::PerPlugin;
 
 /// Bytes of a guest's stderr kept per call (shown when it traps).
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -111,7 +114,15 @@ impl Runtime {
             Ok(permit) => permit,
             Err(e) => return refused(e),
         };
-        let mut store = match self.new_store(plugin, ctx, &limits, &ceilings) {
+        let spec = StoreSpec {
+            env: &plugin.env,
+            filesystem: plugin.granted.filesystem.is_some(),
+            grants: &plugin.grants,
+            shared: &plugin.shared,
+            sockets: None,
+        };
+        let deadline = Deadline::after(Duration::from_millis(limits.timeout_ms));
+        let mut store = match self.new_store(spec, ctx, &limits, &ceilings, deadline) {
             Ok(store) => store,
             Err(e) => return refused(GuardError::Instantiate(e)),
         };
@@ -159,15 +170,18 @@ impl Runtime {
         Guarded { result, cost }
     }
 
-    /// A store for one call: WASI with only the granted preopen and
-    /// environment, no sockets, the network gate, the limiter, the capped
-    /// resource table, fuel and the yielding epoch deadline.
-    fn new_store(
+    /// A store for one call (a tool's) or one instance's life (a
+    /// channel's): WASI with only the granted preopen, environment and
+    /// sockets, the network gate, the limiter, the capped resource table,
+    /// fuel and the yielding epoch deadline, which traps once `deadline`
+    /// has passed (a channel moves it before every call).
+    pub(crate) fn new_store(
         &self,
-        plugin: &PluginInner,
+        spec: StoreSpec<'_>,
         ctx: &CallContext,
         limits: &EffectiveLimits,
         ceilings: &Ceilings,
+        deadline: Deadline,
     ) -> Result<Store<CallState>, String> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut wasi = WasiCtxBuilder::new();
@@ -175,11 +189,14 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .stderr(stderr.clone());
-        for (name, value) in &plugin.env {
+        if let Some(policy) = spec.sockets.filter(|p| !p.is_empty()) {
+            self.gate_sockets(&mut wasi, policy.clone());
+        }
+        for (name, value) in spec.env {
             wasi.env(name, value);
         }
         let mut quota = None;
-        if plugin.granted.filesystem.is_some()
+        if spec.filesystem
             && let Some(workspace) = &ctx.workspace
         {
             wasi.preopened_dir(workspace, "/", FsPerms::ReadWrite)
@@ -203,7 +220,7 @@ impl Runtime {
             http,
             table,
             gate: HttpGate {
-                policy: plugin.grants.network.clone(),
+                policy: spec.grants.network.clone(),
                 denied_addrs: self.denied_addresses(),
                 denied: Arc::new(Mutex::new(None)),
             },
@@ -212,7 +229,7 @@ impl Runtime {
                 total: 0,
                 peak: 0,
             },
-            grants: plugin.grants.clone(),
+            grants: spec.grants.clone(),
             memory,
             stderr,
             caps: CallCaps {
@@ -224,7 +241,7 @@ impl Runtime {
                 log_line_bytes: ceilings.log_line_bytes,
             },
             log: CallLog::default(),
-            shared: plugin.shared.clone(),
+            shared: spec.shared.clone(),
             workspace: quota,
         };
         let mut store = Store::new(&self.inner.engine, state);
@@ -236,16 +253,78 @@ impl Runtime {
         // Every tick the guest yields to the executor, so other tasks on its
         // worker thread run; once the call's time is up it traps. Fuel alone
         // cannot do this: a loop of cheap host calls burns little fuel.
-        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+            Ok(if deadline.passed() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
         Ok(store)
+    }
+}
+
+/// What a store is built from: the parts of a loaded plugin it needs.
+pub(crate) struct StoreSpec<'a> {
+    pub env: &'a [(String, String)],
+    /// Whether the workspace preopen was granted.
+    pub filesystem: bool,
+    pub grants: &'a Arc<Grants>,
+    pub shared: &'a Arc<PerPlugin>,
+    /// Granted TCP connections (channels only).
+    pub sockets: Option<&'a Arc<SocketPolicy>>,
+}
+
+/// When the running call's time is up: fixed for a tool's one call, moved
+/// before each call into a long-lived channel instance.
+#[derive(Clone)]
+pub(crate) struct Deadline(Arc<Mutex<Instant>>);
+
+impl Deadline {
+    /// A deadline `after` from now.
+    pub fn after(after: Duration) -> Self {
+        Self(Arc::new(Mutex::new(Instant::now() + after)))
+    }
+
+    /// Moves it to `after` from now.
+    pub fn reset(&self, after: Duration) {
+        if let Ok(mut at) = self.0.lock() {
+            *at = Instant::now() + after;
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.0.lock().map_or(true, |at| Instant::now() >= *at)
+    }
+}
+
+impl Runtime {
+    /// Opens `wasi:sockets` TCP to the granted pairs only: every connection
+    /// is checked after DNS by [`SocketPolicy::allows`], name lookups are
+    /// linked only when a name is granted, and the only bind allowed is
+    /// the implicit one a connect makes. No UDP, no listening.
+    fn gate_sockets(&self, wasi: &mut WasiCtxBuilder, policy: Arc<SocketPolicy>) {
+        let denied = self.denied_addresses();
+        wasi.allow_tcp(true)
+            .allow_ip_name_lookup(policy.needs_name_lookup())
+            .socket_addr_check(move |addr, usage| {
+                let policy = policy.clone();
+                let denied = denied.clone();
+                Box::pin(async move {
+                    match usage {
+                        SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                        SocketAddrUse::TcpConnect => match policy.allows(addr, &denied).await {
+                            Ok(()) => true,
+                            Err(reason) => {
+                                tracing::warn!(%addr, %reason, "plugin socket refused");
+                                false
+                            }
+                        },
+                        _ => false,
+                    }
+                })
+            });
     }
 }
 
@@ -261,7 +340,7 @@ pub(crate) fn quota_refusal(state: &CallState) -> Option<impl FnOnce(String) -> 
 }
 
 /// Turns what stopped a call into the error an author can act on.
-fn classify(
+pub(crate) fn classify(
     error: wasmtime::Error,
     limits: &EffectiveLimits,
     state: &CallState,

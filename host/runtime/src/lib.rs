@@ -13,6 +13,9 @@
 //! - [`Plugin`]: a loaded component; [`Runtime::invoke`] calls one of its
 //!   tools in a fresh store and reports what the call [`Cost`].
 //! - [`Package`]: the signed file operators install, and [`TrustStore`].
+//! - [`channel`]: channels, components of the 0.2.0 `channel` world that
+//!   live as long as they are enabled, one instance each under a
+//!   supervisor that restarts it with backoff; TCP only to granted pairs.
 //! - [`Manifest`] and [`Permissions`]: what a plugin asks for and is granted;
 //!   network grants are enforced after DNS resolution, files through a
 //!   preopen of the calling agent's workspace only.
@@ -22,6 +25,7 @@
 mod bindings;
 mod cache;
 mod ceilings;
+pub mod channel;
 pub mod compiler;
 pub mod error;
 mod guard;
@@ -42,7 +46,9 @@ pub use ceilings::Ceilings;
 pub use compiler::Compiler;
 pub use error::{GuardError, InvokeError, LoadError};
 pub use host::{MAX_MEMORY_KEY, MAX_MEMORY_VALUE, MemoryBackend};
-pub use manifest::{Filesystem, Kind, Limits, Manifest, Permissions, ToolSpec, WIT_VERSION};
+pub use manifest::{
+    CHANNEL_WIT_VERSION, Filesystem, Kind, Limits, Manifest, Permissions, ToolSpec, WIT_VERSION,
+};
 pub use package::{Package, Trust};
 pub use plugin::{CallContext, Cost, Description, EffectiveLimits, Invocation, Plugin};
 pub use runtime::{Runtime, RuntimeConfig};

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LoadError;
 
-/// The only version of the WIT contract this host implements so far.
+/// The version of the WIT contract tools and skills are built against.
 pub const WIT_VERSION: &str = "0.1.0";
+/// The version of the WIT contract channels are built against (0.2.0's
+/// `channel` world; 0.1.0's was never loaded).
+pub const CHANNEL_WIT_VERSION: &str = "0.2.0";
 
 /// The manifest of a plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +53,7 @@ pub enum Kind {
     Skill,
     /// An autonomous capability (specified in the WIT; not loaded yet).
     Hand,
-    /// A chat platform adapter (specified in the WIT; not loaded yet).
+    /// A chat platform adapter (`talon:plugin@0.2.0`'s `channel` world), long-lived.
     Channel,
 }
 
@@ -79,7 +82,7 @@ impl<'de> Deserialize<'de> for Kind {
             "hand" => Ok(Self::Hand),
             "channel" => Ok(Self::Channel),
             other => Err(serde::de::Error::custom(format!(
-                "unknown kind `{other}`: use `tool` or `skill`"
+                "unknown kind `{other}`: use `tool`, `skill` or `channel`"
             ))),
         }
     }
@@ -122,6 +125,10 @@ pub struct Permissions {
     pub memory: Vec<String>,
     /// Environment variables of the daemon passed to the plugin.
     pub env: Vec<String>,
+    /// TCP connections (`wasi:sockets`): `host:port` or `ip:port` pairs.
+    /// Channels only; checked after DNS like `network`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<String>,
 }
 
 /// Filesystem access a plugin may have.
@@ -179,18 +186,25 @@ impl Manifest {
                 self.version
             ));
         }
-        if self.wit != WIT_VERSION {
+        if self.kind == Kind::Hand {
             return bad(format!(
-                "wit {:?}: this host implements talon:plugin@{WIT_VERSION}; rebuild against it",
-                self.wit
-            ));
-        }
-        if matches!(self.kind, Kind::Hand | Kind::Channel) {
-            return bad(format!(
-                "kind {:?}: the host loads tool and skill plugins; the {} world is specified but not loaded yet",
-                self.kind.as_str(),
+                "kind {:?}: the host loads tool, skill and channel plugins; the hand world is specified but not loaded yet",
                 self.kind.as_str()
             ));
+        }
+        let wit = match self.kind {
+            Kind::Channel => CHANNEL_WIT_VERSION,
+            _ => WIT_VERSION,
+        };
+        if self.wit != wit {
+            return bad(format!(
+                "wit {:?}: this host loads {} plugins built against talon:plugin@{wit}; rebuild against it",
+                self.wit,
+                self.kind.as_str()
+            ));
+        }
+        if self.kind != Kind::Channel && !self.permissions.sockets.is_empty() {
+            return bad("permissions.sockets: only channels may open sockets".into());
         }
         let mut seen = std::collections::BTreeSet::new();
         for tool in &self.tools {
@@ -238,6 +252,13 @@ impl Permissions {
         for host in &self.network {
             crate::permissions::HostRule::parse(host)?;
         }
+        for pair in &self.sockets {
+            // A channel requests `*` when the operator chooses the server;
+            // the grant then names it.
+            if pair != "*" {
+                crate::permissions::SocketPolicy::parse_grant(pair)?;
+            }
+        }
         for key in &self.memory {
             if key.is_empty()
                 || key.len() > 256
@@ -278,6 +299,18 @@ impl Permissions {
         };
         if let Some(host) = self.network.iter().find(|g| !host_covered(g)) {
             return Some(format!("network host {host:?}"));
+        }
+        if let Some(pair) = self.sockets.iter().find(|g| {
+            let Ok(granted) = HostRule::parse(g) else {
+                return true;
+            };
+            !requested
+                .sockets
+                .iter()
+                .filter_map(|r| HostRule::parse(r).ok())
+                .any(|r| r.covers(&granted))
+        }) {
+            return Some(format!("socket {pair:?}"));
         }
         if let Some(key) = self
             .memory
@@ -350,7 +383,7 @@ fuel = 1_000_000
         let text = err.to_string();
         assert!(text.contains("line 4") && text.contains("gadget"), "{text}");
         assert!(
-            text.contains("use `tool` or `skill`") && !text.contains("hand"),
+            text.contains("use `tool`, `skill` or `channel`") && !text.contains("hand"),
             "{text}"
         );
 

@@ -373,6 +373,79 @@ pub fn memory_allowed(granted: &[String], key: &str) -> bool {
     })
 }
 
+/// The TCP connections one plugin was granted (`[permissions] sockets`):
+/// `host:port` or `ip:port` pairs, nothing wider. The guest resolves names
+/// through `wasi:sockets/ip-name-lookup` (linked only when a name is
+/// granted) and connects to an address; the host allows the connection
+/// when the address is one the granted name resolves to now, on the
+/// granted port, under the same address rules as HTTP: a non-public
+/// address only through a grant naming that IP and port literally, the
+/// daemon's own addresses never.
+#[derive(Debug, Clone, Default)]
+pub struct SocketPolicy {
+    rules: Vec<HostRule>,
+}
+
+impl SocketPolicy {
+    /// Parses one socket grant: `host:port`, `ip:port` or `[v6]:port`.
+    /// Wildcards and portless hosts are refused: a socket reaches one
+    /// service, named by the operator.
+    pub fn parse_grant(text: &str) -> Result<HostRule, String> {
+        let rule = HostRule::parse(text)?;
+        match (&rule.host, rule.port) {
+            (HostPattern::Name(_) | HostPattern::Ip(_), Some(_)) => Ok(rule),
+            _ => Err(format!(
+                "socket {text:?}: expected `host:port` or `ip:port` (no wildcard, a port required)"
+            )),
+        }
+    }
+
+    /// Builds the policy from granted pairs (already validated).
+    pub fn new(granted: &[String]) -> Self {
+        Self {
+            rules: granted
+                .iter()
+                .filter_map(|g| Self::parse_grant(g).ok())
+                .collect(),
+        }
+    }
+
+    /// Whether any connection is granted at all.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether a host name is granted, so the guest needs DNS lookups.
+    pub fn needs_name_lookup(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.host, HostPattern::Name(_)))
+    }
+
+    /// Whether the plugin may open a TCP connection to `addr`, or why not.
+    pub async fn allows(&self, addr: SocketAddr, denied: &[SocketAddr]) -> Result<(), String> {
+        let ip = addr.ip().to_canonical();
+        for rule in self.rules.iter().filter(|r| r.port == Some(addr.port())) {
+            let names_it = match &rule.host {
+                HostPattern::Ip(granted) => *granted == ip,
+                HostPattern::Name(name) => tokio::net::lookup_host((name.as_str(), addr.port()))
+                    .await
+                    .map(|mut found| found.any(|a| a.ip().to_canonical() == ip))
+                    .unwrap_or(false),
+                _ => false,
+            };
+            if names_it {
+                return check_address(addr, &[rule], denied);
+            }
+        }
+        Err(if self.rules.is_empty() {
+            format!("{addr}: this plugin was granted no sockets")
+        } else {
+            format!("{addr} is not an address of the plugin's granted sockets")
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,5 +686,46 @@ mod tests {
         assert!(!memory_allowed(&granted, "counter2"));
         assert!(!memory_allowed(&granted, "secret"));
         assert!(!memory_allowed(&[], "x"));
+    }
+
+    #[test]
+    fn socket_grants_name_one_service() {
+        for ok in ["irc.example.org:6697", "127.0.0.1:6667", "[::1]:6667"] {
+            assert!(SocketPolicy::parse_grant(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "irc.example.org",
+            "*:6667",
+            "*.example.org:6697",
+            "*",
+            "127.0.0.1",
+        ] {
+            assert!(SocketPolicy::parse_grant(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sockets_follow_the_address_rules() {
+        let lo: SocketAddr = "127.0.0.1:6667".parse().unwrap();
+        let literal = SocketPolicy::new(&["127.0.0.1:6667".into()]);
+        assert!(literal.allows(lo, &[]).await.is_ok());
+        assert!(!literal.needs_name_lookup());
+        // Another port of the same address, or the daemon's own address.
+        let other: SocketAddr = "127.0.0.1:6668".parse().unwrap();
+        assert!(literal.allows(other, &[]).await.is_err());
+        let err = literal.allows(lo, &["0.0.0.0:6667".parse().unwrap()]).await;
+        assert!(err.unwrap_err().contains("daemon itself"));
+        // A name never opens a non-public address, whatever it resolves to.
+        let named = SocketPolicy::new(&["localhost:6667".into()]);
+        assert!(named.needs_name_lookup());
+        let err = named.allows(lo, &[]).await.unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
+        let none = SocketPolicy::default();
+        assert!(
+            none.allows(lo, &[])
+                .await
+                .unwrap_err()
+                .contains("no sockets")
+        );
     }
 }

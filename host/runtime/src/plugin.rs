@@ -305,7 +305,11 @@ impl Runtime {
         LoadError,
     > {
         let world = world_of(kind);
-        let world_err = |detail: String| LoadError::World { world, detail };
+        let world_err = |detail: String| LoadError::World {
+            world,
+            version: crate::WIT_VERSION,
+            detail,
+        };
         let pre: InstancePre<CallState> = self
             .inner
             .linker

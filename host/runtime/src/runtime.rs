@@ -115,6 +115,10 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
+        crate::bindings::v0_2_0::Channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| {
+            state
+        })
+        .map_err(engine_err)?;
         crate::workspace::shadow_writes(&mut linker).map_err(engine_err)?;
 
         let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));

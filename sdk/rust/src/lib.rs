@@ -56,9 +56,11 @@
 //! text); export it with [`export_skill!`] and set `kind = "skill"` in its
 //! manifest.
 
+pub mod channel;
 mod error;
 pub mod log;
 pub mod memory;
+pub mod net;
 mod schema;
 pub mod settings;
 mod tools;
@@ -97,6 +99,9 @@ pub use error::ToolError;
 pub use talon_sdk_macros::args;
 
 pub use schema::parameters_schema;
+/// Generates the bindings of the `channel` world of `talon:plugin@0.2.0`
+/// in the calling module; see [`channel`].
+pub use talon_sdk_macros::channel_world;
 /// Marks a tool's result type: derives [`Serialize`] through the SDK's
 /// re-export. (Any `Serialize` type can be returned; this saves the
 /// `#[serde(crate = "talon_sdk::serde")]` line.)

@@ -208,6 +208,17 @@ pub(super) fn narrow(granted: &Permissions, requested: &Permissions) -> Permissi
             .filter(|e| requested.env.contains(e))
             .cloned()
             .collect(),
+        sockets: granted
+            .sockets
+            .iter()
+            .filter(|p| {
+                within(Permissions {
+                    sockets: vec![(*p).clone()],
+                    ..Default::default()
+                })
+            })
+            .cloned()
+            .collect(),
     }
 }
 

@@ -105,3 +105,4 @@ pub async fn load_with_settings(
     rt.load(manifest, component(name), Permissions::default(), settings)
         .await
 }
+pub mod irc;

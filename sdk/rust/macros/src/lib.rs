@@ -48,3 +48,29 @@ fn compile_error(message: &str) -> TokenStream {
         .parse()
         .unwrap_or_default()
 }
+
+/// Generates the bindings of the `channel` world of `talon:plugin@0.2.0` in
+/// the calling module (use it through `talon_sdk::channel_world!`). The
+/// WIT is carried inside this macro, so a plugin outside Talon's repository
+/// needs no copy of it; the bindings are generated in the plugin crate
+/// itself because a component's world is the union of the worlds its code
+/// embeds, and a channel must not also claim the `tool` world.
+#[proc_macro]
+pub fn channel_world(input: TokenStream) -> TokenStream {
+    if !input.is_empty() {
+        return "compile_error!(\"channel_world!() takes no arguments\");"
+            .parse()
+            .unwrap_or_default();
+    }
+    const WIT: &str = include_str!("../../../../wit/talon-plugin-0.2.0/plugin.wit");
+    format!(
+        "::talon_sdk::__private::wit_bindgen::generate!({{
+            inline: {WIT:?},
+            world: \"channel\",
+            pub_export_macro: true,
+            runtime_path: \"::talon_sdk::__private::wit_bindgen::rt\",
+        }});"
+    )
+    .parse()
+    .unwrap_or_default()
+}

@@ -1,0 +1,699 @@
+//! Channels: components of `talon:plugin@0.2.0`'s `channel` world that
+//! live as long as the channel is enabled, under a supervisor.
+//!
+//! A tool gets a fresh instance per call; a channel holds a connection, so
+//! it keeps one instance (one store) for its life. What stays the same is
+//! the guard: the instance holds one of the plugin's and one of the
+//! runtime's instance slots while it lives, its memory limit holds for its
+//! whole life (the store's limiter), and every call into it gets fresh fuel
+//! and its own yielding epoch deadline, under an outer timeout.
+//!
+//! The [supervisor](ChannelHandle) owns the instance in one task: it
+//! connects, calls `receive` in a loop (passing events to the embedder),
+//! runs the embedder's commands (send, health) between two receives, and
+//! when a call traps, hangs or runs out of memory it drops the instance and
+//! starts a new one after an exponential backoff, counting restarts and
+//! keeping the last error. A platform that refuses or drops the connection
+//! is not a crash: the same instance connects again after the backoff.
+//! Nothing in one channel's task can reach another channel or the daemon.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::Store;
+
+use crate::bindings::v0_2_0::exports::talon::plugin::channel_adapter::Guest as Adapter;
+use crate::bindings::v0_2_0::{Channel as ChannelWorld, ChannelPre};
+use crate::ceilings::Ceilings;
+use crate::error::{GuardError, LoadError};
+use crate::guard::{Deadline, StoreSpec, classify};
+use crate::host::{CallState, Grants};
+use crate::manifest::{CHANNEL_WIT_VERSION, Kind, Manifest, Permissions};
+use crate::permissions::{NetworkPolicy, SocketPolicy};
+use crate::plugin::{CallContext, EffectiveLimits};
+use crate::runtime::Runtime;
+use crate::slots::PerPlugin;
+
+pub use crate::bindings::v0_2_0::talon::plugin::channel_types::{
+    Attachment, AttachmentSource, Capabilities, ChannelError, ChannelEvent, ChannelHealth,
+    ChannelInfo, ChatKind, ConnectionState, Destination, InboundMessage, OutboundMessage, Sender,
+};
+
+/// How long one `receive` waits for the platform before the supervisor
+/// looks at its commands again: the most a queued send waits while the
+/// channel is idle.
+pub const RECEIVE_WAIT: Duration = Duration::from_millis(100);
+/// The first pause before a reconnect or a restart; it doubles each time
+/// up to [`MAX_BACKOFF`] and starts over once the channel connects.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest pause before a reconnect or a restart.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a connected channel is asked for its health.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
+/// Grace given to the async timeout beyond the epoch deadline.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
+
+/// A channel component compiled, linked and described, ready to start.
+#[derive(Clone)]
+pub struct ChannelPlugin {
+    inner: Arc<ChannelInner>,
+}
+
+struct ChannelInner {
+    manifest: Manifest,
+    grants: Arc<Grants>,
+    env: Vec<(String, String)>,
+    sockets: Arc<SocketPolicy>,
+    shared: Arc<PerPlugin>,
+    pre: ChannelPre<CallState>,
+    info: ChannelInfo,
+}
+
+impl ChannelPlugin {
+    /// The manifest it was loaded with.
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// What the component says it is (read at load).
+    pub fn info(&self) -> &ChannelInfo {
+        &self.inner.info
+    }
+}
+
+impl Runtime {
+    /// Loads a channel component: compiles (or loads from the cache) and
+    /// links it against the 0.2.0 `channel` world, and asks it to describe
+    /// itself in a short-lived instance. `granted` must be a subset of what
+    /// the manifest requests; sockets are opened only to the granted pairs.
+    pub async fn load_channel(
+        &self,
+        manifest: Manifest,
+        component: Arc<Vec<u8>>,
+        granted: Permissions,
+        settings: BTreeMap<String, String>,
+    ) -> Result<ChannelPlugin, LoadError> {
+        if manifest.kind != Kind::Channel {
+            return Err(LoadError::Manifest(format!(
+                "kind {:?}: only a channel runs as a channel",
+                manifest.kind.as_str()
+            )));
+        }
+        manifest.validate()?;
+        if let Some(extra) = granted.first_not_in(&manifest.permissions) {
+            return Err(LoadError::Manifest(format!(
+                "cannot grant {extra}: the plugin did not request it"
+            )));
+        }
+        granted.validate().map_err(LoadError::Manifest)?;
+        if granted.sockets.iter().any(|s| s == "*") {
+            return Err(LoadError::Manifest(
+                "sockets: grant the server's `host:port`; `*` is what a channel requests \
+                 when the operator chooses the server, not a grant"
+                    .into(),
+            ));
+        }
+        let (component, _cached) = self.compile(component).await?;
+        let world_err = |e: wasmtime::Error| LoadError::World {
+            world: "channel",
+            version: CHANNEL_WIT_VERSION,
+            detail: format!("{e:#}"),
+        };
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(world_err)?;
+        let pre = ChannelPre::new(pre).map_err(world_err)?;
+        let env = granted
+            .env
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+            .collect();
+        let mut inner = ChannelInner {
+            shared: self.inner.slots.plugin(&manifest.name),
+            grants: Arc::new(Grants {
+                plugin: manifest.name.as_str().into(),
+                memory_keys: granted.memory.clone(),
+                settings,
+                network: Arc::new(NetworkPolicy::new(&granted.network)),
+            }),
+            sockets: Arc::new(SocketPolicy::new(&granted.sockets)),
+            manifest,
+            env,
+            pre,
+            info: ChannelInfo {
+                name: String::new(),
+                display_name: String::new(),
+                config_schema: String::new(),
+                secret_keys: Vec::new(),
+                capabilities: Capabilities::empty(),
+                max_message_bytes: 0,
+            },
+        };
+        let ceilings = self.ceilings();
+        let _permit = self
+            .inner
+            .slots
+            .acquire(
+                &inner.shared,
+                ceilings.per_plugin_instances,
+                ceilings.slot_wait,
+                "describe",
+            )
+            .await
+            .map_err(LoadError::Guard)?;
+        let mut instance = Instance::start(self, &inner, &ceilings)
+            .await
+            .map_err(LoadError::Guard)?;
+        let info = instance
+            .enter(self, |g, s| {
+                Box::pin(async move { g.call_describe(s).await })
+            })
+            .await
+            .map_err(LoadError::Guard)?;
+        serde_json::from_str::<serde_json::Value>(&info.config_schema).map_err(|e| {
+            LoadError::Describe(format!("the channel's config schema is not JSON: {e}"))
+        })?;
+        inner.info = info;
+        Ok(ChannelPlugin {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+/// The future of a call into a channel instance, borrowing the store.
+type CallFuture<'s, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<T>> + Send + 's>>;
+
+/// One live instance: its store (fuel, memory limiter, WASI with the
+/// granted sockets) and its exports.
+struct Instance {
+    store: Store<CallState>,
+    world: ChannelWorld,
+    deadline: Deadline,
+    limits: EffectiveLimits,
+}
+
+impl Instance {
+    /// Instantiates the channel under the guard's limits (the caller holds
+    /// the slots).
+    async fn start(
+        runtime: &Runtime,
+        plugin: &ChannelInner,
+        ceilings: &Ceilings,
+    ) -> Result<Self, GuardError> {
+        let limits = EffectiveLimits::new(&plugin.manifest, ceilings);
+        let timeout = Duration::from_millis(limits.timeout_ms);
+        let deadline = Deadline::after(timeout);
+        let spec = StoreSpec {
+            env: &plugin.env,
+            filesystem: false,
+            grants: &plugin.grants,
+            shared: &plugin.shared,
+            sockets: Some(&plugin.sockets),
+        };
+        let mut store = runtime
+            .new_store(
+                spec,
+                &CallContext::default(),
+                &limits,
+                ceilings,
+                deadline.clone(),
+            )
+            .map_err(GuardError::Instantiate)?;
+        let _running = runtime.inner.ticker.running();
+        let made = tokio::time::timeout(
+            timeout + TIMEOUT_GRACE,
+            plugin.pre.instantiate_async(&mut store),
+        )
+        .await;
+        let world = match made {
+            Err(_) => return Err(GuardError::Timeout { limit: timeout }),
+            Ok(Ok(world)) => world,
+            Ok(Err(e)) => return Err(classify(e, &limits, store.data(), false)),
+        };
+        Ok(Self {
+            store,
+            world,
+            deadline,
+            limits,
+        })
+    }
+
+    /// Enters the instance once: fresh fuel, a new deadline, the outer
+    /// timeout. Any error means the instance can no longer be trusted (a
+    /// trap leaves it unusable) and must be dropped.
+    async fn enter<T: Send>(
+        &mut self,
+        runtime: &Runtime,
+        call: impl for<'s> FnOnce(&'s Adapter, &'s mut Store<CallState>) -> CallFuture<'s, T>,
+    ) -> Result<T, GuardError> {
+        let timeout = Duration::from_millis(self.limits.timeout_ms);
+        self.store
+            .set_fuel(self.limits.fuel)
+            .map_err(|e| GuardError::Instantiate(e.to_string()))?;
+        self.deadline.reset(timeout);
+        let _running = runtime.inner.ticker.running();
+        let adapter = self.world.talon_plugin_channel_adapter();
+        let outcome =
+            tokio::time::timeout(timeout + TIMEOUT_GRACE, call(adapter, &mut self.store)).await;
+        match outcome {
+            Err(_) => Err(GuardError::Timeout { limit: timeout }),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(classify(e, &self.limits, self.store.data(), true)),
+        }
+    }
+
+    /// Peak linear memory of the instance so far, in bytes.
+    fn peak_memory(&self) -> usize {
+        self.store.data().limiter.peak
+    }
+}
+
+/// What the supervisor is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisorState {
+    /// Starting an instance or connecting.
+    Connecting,
+    /// Connected, and the component says the platform is reachable.
+    Connected,
+    /// The platform refused or dropped the connection; reconnecting after
+    /// a backoff.
+    Disconnected,
+    /// The instance trapped, hung or leaked; a new one starts after a backoff.
+    Restarting,
+    /// Stopped by the embedder.
+    Stopped,
+}
+
+/// What the supervisor knows about its channel, for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelStatus {
+    /// What the supervisor is doing.
+    pub state: SupervisorState,
+    /// What the component last said about the connection.
+    pub detail: String,
+    /// Instances started after the first (each after a trap, hang or leak).
+    pub restarts: u32,
+    /// The last error: a crash, or a refused connection.
+    pub last_error: Option<String>,
+    /// Since when it has been connected, in ms since the Unix epoch.
+    pub connected_since_ms: Option<u64>,
+    /// Peak linear memory of the current instance, in bytes.
+    pub peak_memory: u64,
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChannelCallError {
+    /// The channel answered with an error.
+    #[error("{}", describe_channel_error(.0))]
+    Channel(ChannelError),
+    /// The channel is not connected now (the command was not attempted).
+    #[error("the channel is not connected ({0})")]
+    NotConnected(String),
+    /// The call trapped, hung or ran out of memory; the instance restarts.
+    #[error("the channel crashed: {0}")]
+    Crashed(GuardError),
+    /// The supervisor has stopped.
+    #[error("the channel has stopped")]
+    Stopped,
+}
+
+fn describe_channel_error(e: &ChannelError) -> String {
+    match e {
+        ChannelError::NotConnected(m) => format!("not connected: {m}"),
+        ChannelError::Invalid(m) => format!("invalid: {m}"),
+        ChannelError::Unsupported(m) => format!("unsupported: {m}"),
+        ChannelError::PermissionDenied(m) => format!("permission denied: {m}"),
+        ChannelError::Remote(m) => format!("the platform failed: {m}"),
+        ChannelError::RateLimited(ms) => format!("rate limited: retry after {ms} ms"),
+    }
+}
+
+enum Command {
+    Send(
+        OutboundMessage,
+        oneshot::Sender<Result<Vec<String>, ChannelCallError>>,
+    ),
+    Health(oneshot::Sender<Result<ChannelHealth, ChannelCallError>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// A running channel: the supervisor's task and the way to talk to it.
+/// Dropping it stops the task (without the polite `disconnect`; use
+/// [`ChannelHandle::stop`] for that).
+pub struct ChannelHandle {
+    commands: mpsc::Sender<Command>,
+    status: Arc<Mutex<ChannelStatus>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ChannelHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ChannelHandle {
+    /// Starts `plugin` with `config` (JSON, the secrets merged in) under a
+    /// supervisor. Events the channel receives go to `events`; the
+    /// supervisor waits for room there, so a slow consumer slows the
+    /// channel down rather than losing events.
+    pub fn start(
+        runtime: &Runtime,
+        plugin: &ChannelPlugin,
+        config: String,
+        events: mpsc::Sender<ChannelEvent>,
+    ) -> Self {
+        let (commands, inbox) = mpsc::channel(64);
+        let status = Arc::new(Mutex::new(ChannelStatus {
+            state: SupervisorState::Connecting,
+            detail: String::new(),
+            restarts: 0,
+            last_error: None,
+            connected_since_ms: None,
+            peak_memory: 0,
+        }));
+        let supervisor = Supervisor {
+            runtime: runtime.clone(),
+            plugin: plugin.inner.clone(),
+            config,
+            events,
+            inbox,
+            status: status.clone(),
+            backoff: MIN_BACKOFF,
+        };
+        let task = tokio::spawn(supervisor.run());
+        Self {
+            commands,
+            status,
+            task,
+        }
+    }
+
+    /// What the supervisor knows now.
+    pub fn status(&self) -> ChannelStatus {
+        self.status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Sends a message through the channel; the platform's ids of what it
+    /// posted.
+    pub async fn send(&self, message: OutboundMessage) -> Result<Vec<String>, ChannelCallError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Send(message, reply))
+            .await
+            .map_err(|_| ChannelCallError::Stopped)?;
+        answer.await.map_err(|_| ChannelCallError::Stopped)?
+    }
+
+    /// Asks the component, now, whether the platform is reachable.
+    pub async fn health(&self) -> Result<ChannelHealth, ChannelCallError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Health(reply))
+            .await
+            .map_err(|_| ChannelCallError::Stopped)?;
+        answer.await.map_err(|_| ChannelCallError::Stopped)?
+    }
+
+    /// Disconnects politely and stops the supervisor.
+    pub async fn stop(self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Stop(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Why the connected loop ended.
+enum Ended {
+    /// The platform dropped the connection or refused: reconnect.
+    Disconnected(String),
+    /// The instance trapped, hung or leaked: restart.
+    Crashed(GuardError),
+    /// The embedder asked to stop.
+    Stop(oneshot::Sender<()>),
+}
+
+struct Supervisor {
+    runtime: Runtime,
+    plugin: Arc<ChannelInner>,
+    config: String,
+    events: mpsc::Sender<ChannelEvent>,
+    inbox: mpsc::Receiver<Command>,
+    status: Arc<Mutex<ChannelStatus>>,
+    backoff: Duration,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Supervisor {
+    fn update(&self, change: impl FnOnce(&mut ChannelStatus)) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut status);
+    }
+
+    /// Waits out the backoff, answering commands meanwhile (sends are
+    /// refused as not connected); doubles it. `false` if told to stop.
+    async fn pause(&mut self, why: &str) -> bool {
+        let until = tokio::time::Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return true,
+                command = self.inbox.recv() => match command {
+                    None => return false,
+                    Some(Command::Stop(done)) => {
+                        let _ = done.send(());
+                        return false;
+                    }
+                    Some(Command::Send(_, reply)) => {
+                        let _ = reply.send(Err(ChannelCallError::NotConnected(why.to_string())));
+                    }
+                    Some(Command::Health(reply)) => {
+                        let _ = reply.send(Err(ChannelCallError::NotConnected(why.to_string())));
+                    }
+                },
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        let runtime = self.runtime.clone();
+        let plugin = self.plugin.clone();
+        let name = plugin.manifest.name.clone();
+        let mut first = true;
+        loop {
+            if !first {
+                self.update(|s| s.restarts += 1);
+            }
+            first = false;
+            self.update(|s| {
+                s.state = SupervisorState::Connecting;
+                s.connected_since_ms = None;
+            });
+            let ceilings = runtime.ceilings();
+            // The slots are held for the instance's whole life.
+            let permit = runtime
+                .inner
+                .slots
+                .acquire(
+                    &plugin.shared,
+                    ceilings.per_plugin_instances,
+                    ceilings.slot_wait,
+                    "channel",
+                )
+                .await;
+            let ended = match permit {
+                Err(e) => Ended::Crashed(e),
+                Ok(_permit) => match Instance::start(&runtime, &plugin, &ceilings).await {
+                    Err(e) => Ended::Crashed(e),
+                    Ok(mut instance) => self.live(&runtime, &mut instance).await,
+                },
+            };
+            match ended {
+                Ended::Stop(done) => {
+                    self.update(|s| s.state = SupervisorState::Stopped);
+                    let _ = done.send(());
+                    return;
+                }
+                Ended::Crashed(error) => {
+                    tracing::warn!(channel = %name, %error, "channel instance stopped; restarting after a backoff");
+                    let text = error.to_string();
+                    self.update(|s| {
+                        s.state = SupervisorState::Restarting;
+                        s.last_error = Some(text.clone());
+                        s.connected_since_ms = None;
+                    });
+                    if !self.pause(&text).await {
+                        self.update(|s| s.state = SupervisorState::Stopped);
+                        return;
+                    }
+                }
+                // `live` reconnects by itself; it ends so only to restart.
+                Ended::Disconnected(_) => {}
+            }
+        }
+    }
+
+    /// Connects and serves one instance until it crashes or is stopped;
+    /// reconnects it (after a backoff) when the platform drops it.
+    async fn live(&mut self, runtime: &Runtime, instance: &mut Instance) -> Ended {
+        loop {
+            self.update(|s| s.state = SupervisorState::Connecting);
+            let config = self.config.clone();
+            let connected = instance
+                .enter(runtime, move |g, s| {
+                    Box::pin(async move { g.call_connect(s, &config).await })
+                })
+                .await;
+            let why = match connected {
+                Err(e) => return Ended::Crashed(e),
+                Ok(Err(e)) => describe_channel_error(&e),
+                Ok(Ok(())) => {
+                    self.backoff = MIN_BACKOFF;
+                    let peak = instance.peak_memory() as u64;
+                    self.update(|s| {
+                        s.state = SupervisorState::Connected;
+                        s.connected_since_ms = Some(now_ms());
+                        s.detail = "connected".into();
+                        s.peak_memory = peak;
+                    });
+                    match self.serve(runtime, instance).await {
+                        Ended::Disconnected(why) => why,
+                        other => return other,
+                    }
+                }
+            };
+            tracing::info!(channel = %self.plugin.manifest.name, reason = %why, "channel disconnected; reconnecting after a backoff");
+            self.update(|s| {
+                s.state = SupervisorState::Disconnected;
+                s.last_error = Some(why.clone());
+                s.connected_since_ms = None;
+            });
+            if !self.pause(&why).await {
+                instance
+                    .enter(runtime, |g, s| {
+                        Box::pin(async move { g.call_disconnect(s).await })
+                    })
+                    .await
+                    .ok();
+                // Told to stop during the pause (the reply is already sent).
+                let (done, _) = oneshot::channel();
+                return Ended::Stop(done);
+            }
+        }
+    }
+
+    /// The connected loop: commands, then one `receive`, again.
+    async fn serve(&mut self, runtime: &Runtime, instance: &mut Instance) -> Ended {
+        let mut health_due = tokio::time::Instant::now() + HEALTH_EVERY;
+        loop {
+            while let Ok(command) = self.inbox.try_recv() {
+                match command {
+                    Command::Stop(done) => {
+                        let _ = instance
+                            .enter(runtime, |g, s| {
+                                Box::pin(async move { g.call_disconnect(s).await })
+                            })
+                            .await;
+                        return Ended::Stop(done);
+                    }
+                    Command::Send(message, reply) => {
+                        let sent = instance
+                            .enter(runtime, move |g, s| {
+                                Box::pin(async move { g.call_send(s, &message).await })
+                            })
+                            .await;
+                        match sent {
+                            Err(e) => {
+                                let _ = reply.send(Err(ChannelCallError::Crashed(e.clone())));
+                                return Ended::Crashed(e);
+                            }
+                            Ok(answer) => {
+                                let _ = reply.send(answer.map_err(ChannelCallError::Channel));
+                            }
+                        }
+                    }
+                    Command::Health(reply) => match self.check_health(runtime, instance).await {
+                        Err(e) => {
+                            let _ = reply.send(Err(ChannelCallError::Crashed(e.clone())));
+                            return Ended::Crashed(e);
+                        }
+                        Ok(health) => {
+                            let down = health.state != ConnectionState::Connected;
+                            let detail = health.detail.clone();
+                            let _ = reply.send(Ok(health));
+                            if down {
+                                return Ended::Disconnected(detail);
+                            }
+                        }
+                    },
+                }
+            }
+            if tokio::time::Instant::now() >= health_due {
+                health_due = tokio::time::Instant::now() + HEALTH_EVERY;
+                match self.check_health(runtime, instance).await {
+                    Err(e) => return Ended::Crashed(e),
+                    Ok(h) if h.state != ConnectionState::Connected => {
+                        return Ended::Disconnected(h.detail);
+                    }
+                    Ok(_) => {}
+                }
+            }
+            let wait = match self.inbox.is_empty() {
+                true => RECEIVE_WAIT.as_millis() as u32,
+                false => 0,
+            };
+            let received = instance
+                .enter(runtime, move |g, s| {
+                    Box::pin(async move { g.call_receive(s, wait).await })
+                })
+                .await;
+            match received {
+                Err(e) => return Ended::Crashed(e),
+                Ok(Err(e)) => return Ended::Disconnected(describe_channel_error(&e)),
+                Ok(Ok(events)) => {
+                    for event in events {
+                        if self.events.send(event).await.is_err() {
+                            // Nobody listens any more: the embedder is gone.
+                            let (done, _) = oneshot::channel();
+                            return Ended::Stop(done);
+                        }
+                    }
+                }
+            }
+            let peak = instance.peak_memory() as u64;
+            self.update(|s| s.peak_memory = peak);
+        }
+    }
+
+    async fn check_health(
+        &mut self,
+        runtime: &Runtime,
+        instance: &mut Instance,
+    ) -> Result<ChannelHealth, GuardError> {
+        let health = instance
+            .enter(runtime, |g, s| {
+                Box::pin(async move { g.call_health(s).await })
+            })
+            .await?;
+        let detail = health.detail.clone();
+        self.update(|s| s.detail = detail);
+        Ok(health)
+    }
+}

@@ -1,0 +1,227 @@
+//! A real IRC server for the channel tests (ngircd on a free loopback
+//! port, with a generated configuration in a temporary directory) and a
+//! person on it: a few lines of raw IRC over a TCP stream.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// An ngircd process; killed on drop.
+pub struct Ngircd {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+fn ngircd_binary() -> PathBuf {
+    ["/usr/sbin/ngircd", "/usr/bin/ngircd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("ngircd is not installed: apt-get install -y ngircd (scripts/test installs it)")
+}
+
+impl Ngircd {
+    /// Starts a server and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let config = self.dir.path().join("ngircd.conf");
+        let motd = self.dir.path().join("motd");
+        std::fs::write(&motd, "Talon test server\n").expect("write motd");
+        std::fs::write(
+            &config,
+            format!(
+                "[Global]\nName = irc.talon.test\nInfo = Talon test server\n\
+                 Listen = 127.0.0.1\nPorts = {port}\nMotdFile = {motd}\n\
+                 PidFile = {pid}\nServerUID = {uid}\nServerGID = {gid}\n\
+                 [Limits]\nPingTimeout = 120\nPongTimeout = 20\nMaxConnectionsIP = 0\n\
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n",
+                port = self.port,
+                motd = motd.display(),
+                pid = self.dir.path().join("ngircd.pid").display(),
+                uid = uid(),
+                gid = gid(),
+            ),
+        )
+        .expect("write ngircd.conf");
+        let child = Command::new(ngircd_binary())
+            .arg("-n")
+            .arg("-f")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start ngircd");
+        self.child = Some(child);
+        // Readiness, not timing: poll until it accepts.
+        for _ in 0..400 {
+            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("ngircd did not start listening on port {}", self.port);
+    }
+
+    /// Kills the server (every client is dropped) and starts it again on
+    /// the same port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Ngircd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ngircd refuses to run as root without a user to switch to; run it as
+// whoever runs the tests.
+fn uid() -> String {
+    id_of("-u").unwrap_or_else(|| "0".into())
+}
+
+fn gid() -> String {
+    id_of("-g").unwrap_or_else(|| "0".into())
+}
+
+fn id_of(flag: &str) -> Option<String> {
+    let out = Command::new("id").arg(flag).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A person on the server.
+pub struct Person {
+    pub nick: String,
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+/// A PRIVMSG a person received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    /// The whole line as it came, without CR LF.
+    pub raw: String,
+}
+
+impl Person {
+    /// Connects, registers and joins `channel`.
+    pub async fn join(port: u16, nick: &str, channel: &str) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to ngircd");
+        stream.set_nodelay(true).expect("nodelay");
+        let (read, writer) = stream.into_split();
+        let mut person = Self {
+            nick: nick.to_string(),
+            reader: BufReader::new(read),
+            writer,
+        };
+        person.send(&format!("NICK {nick}")).await;
+        person.send(&format!("USER {nick} 0 * :{nick}")).await;
+        person
+            .wait_for(|l| l.split(' ').nth(1) == Some("001"))
+            .await;
+        person.send(&format!("JOIN {channel}")).await;
+        person
+            .wait_for(|l| l.split(' ').nth(1) == Some("366"))
+            .await;
+        person
+    }
+
+    /// Sends one raw line.
+    pub async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write to ngircd");
+    }
+
+    /// Says `text` to a channel or a nick.
+    pub async fn say(&mut self, to: &str, text: &str) {
+        self.send(&format!("PRIVMSG {to} :{text}")).await;
+    }
+
+    /// Reads lines (answering PINGs) until one matches; returns it.
+    pub async fn wait_for(&mut self, matches: impl Fn(&str) -> bool) -> String {
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .await
+                .expect("read from ngircd");
+            assert!(n > 0, "ngircd closed the connection of {}", self.nick);
+            let line = line.trim_end_matches(['\r', '\n']).to_string();
+            if let Some(token) = line.strip_prefix("PING ") {
+                let token = token.to_string();
+                self.send(&format!("PONG {token}")).await;
+                continue;
+            }
+            if matches(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// The next PRIVMSG that reaches this person.
+    pub async fn next_privmsg(&mut self) -> Said {
+        let raw = self
+            .wait_for(|l| l.split(' ').nth(1) == Some("PRIVMSG"))
+            .await;
+        let mut parts = raw.splitn(4, ' ');
+        let prefix = parts.next().unwrap_or_default();
+        let _command = parts.next();
+        let to = parts.next().unwrap_or_default().to_string();
+        let text = parts
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches(':')
+            .to_string();
+        let from = prefix
+            .trim_start_matches(':')
+            .split('!')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Said {
+            from,
+            to,
+            text,
+            raw,
+        }
+    }
+}
