@@ -133,18 +133,45 @@ impl Client {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
-        let response = request.send().await.with_context(|| {
-            format!(
-                "cannot reach the daemon at {} (is `talon start` running?)",
-                self.base
-            )
-        })?;
+        let response = request.send().await.map_err(|e| self.unsent(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
         Err(DaemonError::new(status, &body).into())
+    }
+
+    /// What a request that got no answer means to the user.
+    fn unsent(&self, error: reqwest::Error) -> anyhow::Error {
+        // The daemon refuses a body over its limit as soon as the headers
+        // announce it, and closes the connection; a client still writing
+        // the body may see the reset before it reads the 413.
+        let cut_off = std::iter::successors(
+            Some(&error as &(dyn std::error::Error + 'static)),
+            |e| e.source(),
+        )
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            )
+        });
+        let context = if cut_off {
+            format!(
+                "the daemon at {} closed the connection before the request was sent whole \
+                 (a request larger than it accepts, limits.max_body_bytes, is refused before \
+                 its body is read)",
+                self.base
+            )
+        } else {
+            format!(
+                "cannot reach the daemon at {} (is `talon start` running?)",
+                self.base
+            )
+        };
+        anyhow::Error::new(error).context(context)
     }
 
     /// Calls the API with an optional JSON body; a non-2xx answer is a

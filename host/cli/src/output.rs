@@ -25,12 +25,47 @@ pub const FAIL: Style = AnsiColor::Red.on_default().bold();
 /// away (`talon agent list --json | head -c 10`) instead of panicking in
 /// `println!` on EPIPE. Not for the daemon: a client that hangs up on it
 /// must not kill it.
+///
+/// Only a closed stdout or stderr ends the CLI: a socket the daemon closed
+/// while a request body was being written (hyper writes bodies with
+/// `writev`, which raises SIGPIPE) must surface as that request's error,
+/// not as a silent death.
 pub fn die_quietly_on_closed_pipe() {
     #[cfg(unix)]
-    // SAFETY: resets one signal's disposition to its default, before any
-    // thread starts; no handler of ours is involved.
+    // SAFETY: installs a handler before any thread starts; the handler
+    // only calls async-signal-safe functions (poll, sigaction, raise).
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigpipe as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGPIPE, &action, std::ptr::null_mut());
+    }
+}
+
+/// SIGPIPE's handler: dies of it when stdout or stderr is a pipe whose
+/// reader is gone (poll reports POLLERR on such a pipe), and otherwise
+/// returns, so the write that raised it fails with EPIPE.
+#[cfg(unix)]
+extern "C" fn on_sigpipe(_: libc::c_int) {
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        let mut watched = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one pollfd on the stack, no timeout.
+        let ready = unsafe { libc::poll(&mut watched, 1, 0) };
+        if ready == 1 && watched.revents & libc::POLLERR != 0 {
+            // SAFETY: restores the default disposition and re-raises: the
+            // signal is delivered (and ends the process) once this returns.
+            unsafe {
+                let mut default: libc::sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
+                libc::raise(libc::SIGPIPE);
+            }
+            return;
+        }
     }
 }
 
