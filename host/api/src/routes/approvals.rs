@@ -2,12 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::json;
-use talon_kernel::approvals::{Approval, Decision};
+use serde::{Deserialize, Serialize};
+use talon_kernel::approvals::{Approval, Decision, TotpEnrollment, TotpStatus};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::outcome::Outcome;
 use crate::error::ApiError;
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::state::AppState;
@@ -17,14 +17,48 @@ const MAX_LIMIT: usize = 500;
 
 /// An approval as LibreFang's clients read it: its own fields plus the
 /// names its dashboard uses (`action`, `created_at`, `risk_level`).
-fn view(approval: &Approval) -> serde_json::Value {
-    let mut value = json!(approval);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("action".into(), json!(approval.tool_name));
-        map.insert("created_at".into(), json!(approval.requested_at));
-        map.insert("risk_level".into(), json!(approval.risk));
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalView {
+    /// The stored approval.
+    #[serde(flatten)]
+    pub approval: Approval,
+    /// `tool_name`, under LibreFang's name.
+    pub action: String,
+    /// `requested_at`, under LibreFang's name.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// `risk`, under LibreFang's name.
+    pub risk_level: Option<String>,
+}
+
+impl From<Approval> for ApprovalView {
+    fn from(approval: Approval) -> Self {
+        Self {
+            action: approval.tool_name.clone(),
+            created_at: approval.requested_at,
+            risk_level: approval.risk.clone(),
+            approval,
+        }
     }
-    value
+}
+
+/// A page of approvals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalPage {
+    /// The page, newest first.
+    pub approvals: Vec<ApprovalView>,
+    /// Approvals in all.
+    pub total: usize,
+    /// Items skipped.
+    pub offset: usize,
+    /// Most items asked for.
+    pub limit: usize,
+}
+
+/// The answer of revoking TOTP enrollment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpRevoked {
+    /// Always `revoked`.
+    pub status: Outcome,
 }
 
 /// An approval id from the path: one that is no UUID names no approval
@@ -55,12 +89,12 @@ pub struct ListQuery {
 
 /// Approvals, newest first: pending and decided.
 #[utoipa::path(get, path = "/api/approvals", tag = "approvals", params(ListQuery),
-    responses((status = 200, description = "`{approvals, total, offset, limit}`", body = Object),
+    responses((status = 200, description = "A page of approvals", body = ApprovalPage),
               (status = 400, description = "A limit above 500")))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ApprovalPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if limit > MAX_LIMIT {
         return Err(ApiError::BadRequest(format!(
@@ -69,10 +103,12 @@ pub async fn list(
     }
     let offset = query.offset.unwrap_or(0);
     let (page, total) = state.kernel.approvals().list(offset, limit).await?;
-    let approvals: Vec<_> = page.iter().map(view).collect();
-    Ok(Json(json!({
-        "approvals": approvals, "total": total, "offset": offset, "limit": limit
-    })))
+    Ok(Json(ApprovalPage {
+        approvals: page.into_iter().map(ApprovalView::from).collect(),
+        total,
+        offset,
+        limit,
+    }))
 }
 
 /// Body of `POST /api/approvals`.
@@ -93,33 +129,38 @@ pub struct CreateApproval {
 
 /// Registers an approval request that no turn waits on (an external tool's).
 #[utoipa::path(post, path = "/api/approvals", tag = "approvals", request_body = CreateApproval,
-    responses((status = 201, description = "The approval", body = Object),
+    responses((status = 201, description = "The approval", body = ApprovalView),
               (status = 400, description = "No such agent, blank action, or malformed body"),
               (status = 413, description = "Oversized payload")))]
 pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<CreateApproval>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<ApprovalView>), ApiError> {
     let approval = state
         .kernel
         .approvals()
         .create(body.agent_id, body.action, body.description, body.payload)
         .await?;
-    Ok((StatusCode::CREATED, Json(view(&approval))))
+    Ok((StatusCode::CREATED, Json(approval.into())))
 }
 
 /// One approval.
 #[utoipa::path(get, path = "/api/approvals/{id}", tag = "approvals",
     params(("id" = String, Path, description = "Approval id (a UUID)")),
-    responses((status = 200, description = "The approval", body = Object),
+    responses((status = 200, description = "The approval", body = ApprovalView),
               (status = 404, description = "No such approval")))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(view(
-        &state.kernel.approvals().get(approval_id(&id)?).await?,
-    )))
+) -> Result<Json<ApprovalView>, ApiError> {
+    Ok(Json(
+        state
+            .kernel
+            .approvals()
+            .get(approval_id(&id)?)
+            .await?
+            .into(),
+    ))
 }
 
 /// Body of approve and reject.
@@ -137,7 +178,7 @@ async fn decide(
     id: Uuid,
     approve: bool,
     body: DecideBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ApprovalView>, ApiError> {
     if body.reason.as_ref().is_some_and(|r| r.len() > 4096) {
         return Err(ApiError::BadRequest(
             "reason must be at most 4096 bytes".into(),
@@ -156,13 +197,13 @@ async fn decide(
             },
         )
         .await?;
-    Ok(Json(view(&decided)))
+    Ok(Json(decided.into()))
 }
 
 /// Approves a pending request; the waiting call runs.
 #[utoipa::path(post, path = "/api/approvals/{id}/approve", tag = "approvals",
     params(("id" = String, Path, description = "Approval id (a UUID)")), request_body = DecideBody,
-    responses((status = 200, description = "The approval, approved", body = Object),
+    responses((status = 200, description = "The approval, approved", body = ApprovalView),
               (status = 400, description = "A TOTP code is needed and missing"),
               (status = 403, description = "Wrong or reused TOTP code"),
               (status = 404, description = "No such approval"),
@@ -171,21 +212,21 @@ pub async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<DecideBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ApprovalView>, ApiError> {
     decide(state, approval_id(&id)?, true, body).await
 }
 
 /// Rejects a pending request; the model reads that it was rejected.
 #[utoipa::path(post, path = "/api/approvals/{id}/reject", tag = "approvals",
     params(("id" = String, Path, description = "Approval id (a UUID)")), request_body = DecideBody,
-    responses((status = 200, description = "The approval, rejected", body = Object),
+    responses((status = 200, description = "The approval, rejected", body = ApprovalView),
               (status = 404, description = "No such approval"),
               (status = 409, description = "Already decided or expired")))]
 pub async fn reject(
     State(state): State<AppState>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<DecideBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ApprovalView>, ApiError> {
     decide(state, approval_id(&id)?, false, body).await
 }
 
@@ -199,46 +240,44 @@ pub struct CodeBody {
 
 /// Generates a TOTP secret (not in force until confirmed).
 #[utoipa::path(post, path = "/api/approvals/totp/setup", tag = "approvals",
-    responses((status = 200, description = "`{secret, otpauth_uri}`", body = Object),
+    responses((status = 200, description = "The secret, shown once", body = TotpEnrollment),
               (status = 409, description = "Already enrolled and confirmed")))]
-pub async fn totp_setup(
-    State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!(state.kernel.approvals().totp_setup().await?)))
+pub async fn totp_setup(State(state): State<AppState>) -> Result<Json<TotpEnrollment>, ApiError> {
+    Ok(Json(state.kernel.approvals().totp_setup().await?))
 }
 
 /// Confirms TOTP enrollment with a current code.
 #[utoipa::path(post, path = "/api/approvals/totp/confirm", tag = "approvals", request_body = CodeBody,
-    responses((status = 200, description = "The status", body = Object),
+    responses((status = 200, description = "The status", body = TotpStatus),
               (status = 400, description = "Not enrolled, or malformed body"),
               (status = 403, description = "Wrong or reused code")))]
 pub async fn totp_confirm(
     State(state): State<AppState>,
     Json(body): Json<CodeBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!(
-        state.kernel.approvals().totp_confirm(&body.code).await?
-    )))
+) -> Result<Json<TotpStatus>, ApiError> {
+    Ok(Json(
+        state.kernel.approvals().totp_confirm(&body.code).await?,
+    ))
 }
 
 /// Where TOTP enrollment stands.
 #[utoipa::path(get, path = "/api/approvals/totp/status", tag = "approvals",
-    responses((status = 200, description = "`{enrolled, confirmed, enforced, remaining_recovery_codes}`", body = Object)))]
-pub async fn totp_status(
-    State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!(state.kernel.approvals().totp_status().await?)))
+    responses((status = 200, description = "The status", body = TotpStatus)))]
+pub async fn totp_status(State(state): State<AppState>) -> Result<Json<TotpStatus>, ApiError> {
+    Ok(Json(state.kernel.approvals().totp_status().await?))
 }
 
 /// Revokes TOTP enrollment; needs a current code.
 #[utoipa::path(delete, path = "/api/approvals/totp", tag = "approvals", request_body = CodeBody,
-    responses((status = 200, description = "`{status: \"revoked\"}`", body = Object),
+    responses((status = 200, description = "`{status: \"revoked\"}`", body = TotpRevoked),
               (status = 400, description = "Not enrolled, or malformed body"),
               (status = 403, description = "Wrong or reused code")))]
 pub async fn totp_revoke(
     State(state): State<AppState>,
     Json(body): Json<CodeBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TotpRevoked>, ApiError> {
     state.kernel.approvals().totp_revoke(&body.code).await?;
-    Ok(Json(json!({"status": "revoked"})))
+    Ok(Json(TotpRevoked {
+        status: Outcome::Revoked,
+    }))
 }

@@ -12,4 +12,10 @@ pub enum Outcome {
     Deleted,
     /// It was there and is gone (LibreFang's word for triggers).
     Removed,
+    /// It was in force and is no longer (TOTP enrollment).
+    Revoked,
+    /// Taken in; what it starts runs on without the caller (inbound hooks).
+    Accepted,
+    /// Done, with the result in the answer.
+    Ok,
 }

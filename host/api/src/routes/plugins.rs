@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::Deserialize;
-use talon_kernel::plugins::{Grant, Source};
+use talon_kernel::plugins::{Grant, PluginView, Source};
 use talon_runtime::Permissions;
 
 use crate::error::ApiError;
@@ -409,18 +409,15 @@ pub async fn disable(
 /// granted what its manifest requests, as on a first start.
 #[utoipa::path(post, path = "/api/plugins/{name}/restore", tag = "plugins",
     params(("name" = String, Path, description = "Name of a plugin the binary ships")),
-    responses((status = 201, description = "The restored plugin", body = Object),
+    responses((status = 201, description = "The restored plugin", body = PluginView),
               (status = 404, description = "The binary ships no plugin of that name (the message lists those it ships)"),
               (status = 409, description = "A plugin of that name is installed, or the config leaves it out (plugins.bundled, plugins.bundled_exclude)")))]
 pub async fn restore(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<PluginView>), ApiError> {
     let view = state.kernel.plugins().restore_bundled(&name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))?),
-    ))
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// The optional body of a reload: a new package to upgrade to.

@@ -3,42 +3,205 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use talon_kernel::conversation::MessageInput;
 use talon_kernel::events::Event;
-use talon_kernel::webhooks::{Delivery, Webhook, WebhookKind, WebhookSpec};
+use talon_kernel::webhooks::{Delivery, TestResult, Webhook, WebhookKind, WebhookSpec};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::outcome::Outcome;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::middleware::auth::keys_match;
 use crate::state::AppState;
 
-/// A subscription without its secret (shown once, when made).
-fn view(hook: &Webhook) -> serde_json::Value {
-    json!({
-        "id": hook.id, "name": hook.name, "url": hook.url, "events": hook.events,
-        "enabled": hook.enabled, "created_at": hook.created_at, "updated_at": hook.updated_at,
-    })
+/// An outbound webhook without its secret (shown once, when made).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// Its id.
+    pub id: Uuid,
+    /// A name for operators.
+    pub name: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Event types delivered; `*` (or none) is every event.
+    pub events: Vec<String>,
+    /// Off: nothing is queued for it.
+    pub enabled: bool,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
-/// An event subscription in LibreFang's shape.
-fn event_view(hook: &Webhook) -> serde_json::Value {
-    json!({
-        "id": hook.id, "event_type": hook.events.first(), "url": hook.url,
-        "enabled": hook.enabled, "created_at": hook.created_at, "updated_at": hook.updated_at,
-    })
+impl From<Webhook> for WebhookView {
+    fn from(hook: Webhook) -> Self {
+        Self {
+            id: hook.id,
+            name: hook.name,
+            url: hook.url,
+            events: hook.events,
+            enabled: hook.enabled,
+            created_at: hook.created_at,
+            updated_at: hook.updated_at,
+        }
+    }
 }
 
-fn delivery_view(d: &Delivery) -> serde_json::Value {
-    json!({
-        "id": d.id, "webhook_id": d.webhook_id, "event_type": d.event_type,
-        "attempts": d.attempts, "next_attempt_at": d.next_attempt_at,
-        "last_error": d.last_error, "created_at": d.created_at,
-        "payload": serde_json::from_str::<serde_json::Value>(&d.body).unwrap_or_default(),
-    })
+/// An event subscription in LibreFang's shape, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventSubscriptionView {
+    /// Its id.
+    pub id: Uuid,
+    /// The event type delivered (`*` for all).
+    pub event_type: Option<String>,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Off: nothing is queued for it.
+    pub enabled: bool,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Webhook> for EventSubscriptionView {
+    fn from(hook: Webhook) -> Self {
+        Self {
+            id: hook.id,
+            event_type: hook.events.into_iter().next(),
+            url: hook.url,
+            enabled: hook.enabled,
+            created_at: hook.created_at,
+            updated_at: hook.updated_at,
+        }
+    }
+}
+
+/// A subscription just made, with its secret: the only time it is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithSecret<T> {
+    /// The subscription.
+    #[serde(flatten)]
+    pub subscription: T,
+    /// The HMAC-SHA256 key deliveries are signed with.
+    pub secret: String,
+}
+
+impl<T: From<Webhook>> From<Webhook> for WithSecret<T> {
+    fn from(hook: Webhook) -> Self {
+        Self {
+            secret: hook.secret.clone(),
+            subscription: hook.into(),
+        }
+    }
+}
+
+/// A queued delivery or a dead letter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Its id, sent as `X-Talon-Delivery`.
+    pub id: Uuid,
+    /// The subscription.
+    pub webhook_id: Uuid,
+    /// The event's type.
+    pub event_type: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// The JSON body sent (`null` if it is not JSON).
+    pub payload: serde_json::Value,
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        Self {
+            payload: serde_json::from_str(&d.body).unwrap_or_default(),
+            id: d.id,
+            webhook_id: d.webhook_id,
+            event_type: d.event_type,
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_error: d.last_error,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// The outbound webhooks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    /// Every one.
+    pub webhooks: Vec<WebhookView>,
+    /// How many.
+    pub total: usize,
+}
+
+/// The event subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventSubscriptionList {
+    /// Every one.
+    pub subscriptions: Vec<EventSubscriptionView>,
+    /// How many.
+    pub total: usize,
+}
+
+/// The deliveries waiting for an attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Every one, oldest first.
+    pub deliveries: Vec<DeliveryView>,
+    /// How many.
+    pub total: usize,
+}
+
+/// The deliveries that used up their attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterList {
+    /// Every one, oldest first.
+    pub dead_letters: Vec<DeliveryView>,
+    /// How many.
+    pub total: usize,
+}
+
+/// The answer of removing a webhook or an event subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionDeleted {
+    /// Always `deleted`.
+    pub status: Outcome,
+    /// The subscription removed.
+    pub id: Uuid,
+}
+
+/// The answer of `POST /api/hooks/wake`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WakeAccepted {
+    /// Always `accepted`.
+    pub status: Outcome,
+    /// The agent sent the text, if one was named.
+    pub agent_id: Option<Uuid>,
+    /// The session its turn runs in, if an agent was named.
+    pub session_id: Option<Uuid>,
+}
+
+/// The answer of `POST /api/hooks/agent`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentHookReply {
+    /// Always `ok`.
+    pub status: Outcome,
+    /// The agent.
+    pub agent_id: Uuid,
+    /// The session the turn ran in.
+    pub session_id: Uuid,
+    /// The agent's reply.
+    pub response: String,
 }
 
 /// Body of `POST`/`PUT /api/webhooks`.
@@ -71,99 +234,103 @@ impl From<WebhookBody> for WebhookSpec {
 
 /// Outbound webhooks.
 #[utoipa::path(get, path = "/api/webhooks", tag = "webhooks",
-    responses((status = 200, description = "`{webhooks, total}`", body = Object)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    responses((status = 200, description = "Every outbound webhook", body = WebhookList)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<WebhookList>, ApiError> {
     let hooks = state.kernel.webhooks().list(WebhookKind::Webhook).await?;
-    let webhooks: Vec<_> = hooks.iter().map(view).collect();
-    Ok(Json(json!({"webhooks": webhooks, "total": webhooks.len()})))
+    let webhooks: Vec<_> = hooks.into_iter().map(WebhookView::from).collect();
+    Ok(Json(WebhookList {
+        total: webhooks.len(),
+        webhooks,
+    }))
 }
 
 /// Makes an outbound webhook; the answer holds its secret, the only time it is shown.
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = WebhookBody,
-    responses((status = 201, description = "The webhook with its `secret`", body = Object),
+    responses((status = 201, description = "The webhook with its `secret`", body = WithSecret<WebhookView>),
               (status = 400, description = "Missing or non-http(s) URL, bad event type, oversized field")))]
 pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<WebhookBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<WithSecret<WebhookView>>), ApiError> {
     let hook = state
         .kernel
         .webhooks()
         .create(WebhookKind::Webhook, body.into())
         .await?;
-    let mut answer = view(&hook);
-    answer["secret"] = json!(hook.secret);
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok((StatusCode::CREATED, Json(hook.into())))
 }
 
 /// One outbound webhook.
 #[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook id")),
-    responses((status = 200, description = "The webhook", body = Object),
+    responses((status = 200, description = "The webhook", body = WebhookView),
               (status = 404, description = "No such webhook")))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     let hook = state
         .kernel
         .webhooks()
         .get(WebhookKind::Webhook, id)
         .await?;
-    Ok(Json(view(&hook)))
+    Ok(Json(hook.into()))
 }
 
 /// Changes an outbound webhook (the fields given).
 #[utoipa::path(put, path = "/api/webhooks/{id}", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook id")), request_body = WebhookBody,
-    responses((status = 200, description = "The webhook", body = Object),
+    responses((status = 200, description = "The webhook", body = WebhookView),
               (status = 400, description = "Invalid field"),
               (status = 404, description = "No such webhook")))]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Json(body): Json<WebhookBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     let hook = state
         .kernel
         .webhooks()
         .update(WebhookKind::Webhook, id, body.into())
         .await?;
-    Ok(Json(view(&hook)))
+    Ok(Json(hook.into()))
 }
 
 /// Removes an outbound webhook with its queued deliveries and dead letters.
 #[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook id")),
-    responses((status = 200, description = "`{status: \"deleted\"}`", body = Object),
+    responses((status = 200, description = "`{status: \"deleted\", id}`", body = SubscriptionDeleted),
               (status = 404, description = "No such webhook")))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SubscriptionDeleted>, ApiError> {
     state
         .kernel
         .webhooks()
         .delete(WebhookKind::Webhook, id)
         .await?;
-    Ok(Json(json!({"status": "deleted", "id": id})))
+    Ok(Json(SubscriptionDeleted {
+        status: Outcome::Deleted,
+        id,
+    }))
 }
 
 /// Sends a signed `test` event now and reports what the receiver did.
 #[utoipa::path(post, path = "/api/webhooks/{id}/test", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook id")),
-    responses((status = 200, description = "`{success, status_code, error, duration_ms}`", body = Object),
+    responses((status = 200, description = "What the receiver did", body = TestResult),
               (status = 404, description = "No such webhook")))]
 pub async fn test(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TestResult>, ApiError> {
     let result = state
         .kernel
         .webhooks()
         .test(WebhookKind::Webhook, id)
         .await?;
-    Ok(Json(json!(result)))
+    Ok(Json(result))
 }
 
 /// Body of `POST`/`PUT /api/webhooks/events`.
@@ -194,25 +361,26 @@ impl From<EventBody> for WebhookSpec {
 
 /// Event subscriptions.
 #[utoipa::path(get, path = "/api/webhooks/events", tag = "webhooks",
-    responses((status = 200, description = "`{subscriptions, total}`", body = Object)))]
+    responses((status = 200, description = "Every event subscription", body = EventSubscriptionList)))]
 pub async fn list_events(
     State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EventSubscriptionList>, ApiError> {
     let hooks = state.kernel.webhooks().list(WebhookKind::Event).await?;
-    let subscriptions: Vec<_> = hooks.iter().map(event_view).collect();
-    Ok(Json(
-        json!({"subscriptions": subscriptions, "total": subscriptions.len()}),
-    ))
+    let subscriptions: Vec<_> = hooks.into_iter().map(EventSubscriptionView::from).collect();
+    Ok(Json(EventSubscriptionList {
+        total: subscriptions.len(),
+        subscriptions,
+    }))
 }
 
 /// Subscribes a URL to one event type.
 #[utoipa::path(post, path = "/api/webhooks/events", tag = "webhooks", request_body = EventBody,
-    responses((status = 201, description = "The subscription with its `secret`", body = Object),
+    responses((status = 201, description = "The subscription with its `secret`", body = WithSecret<EventSubscriptionView>),
               (status = 400, description = "Missing event type or URL, or invalid field")))]
 pub async fn create_event(
     State(state): State<AppState>,
     Json(body): Json<EventBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<WithSecret<EventSubscriptionView>>), ApiError> {
     if body.event_type.is_none() {
         return Err(ApiError::BadRequest("`event_type` is required".into()));
     }
@@ -221,84 +389,83 @@ pub async fn create_event(
         .webhooks()
         .create(WebhookKind::Event, body.into())
         .await?;
-    let mut answer = event_view(&hook);
-    answer["secret"] = json!(hook.secret);
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok((StatusCode::CREATED, Json(hook.into())))
 }
 
 /// Changes an event subscription.
 #[utoipa::path(put, path = "/api/webhooks/events/{id}", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Subscription id")), request_body = EventBody,
-    responses((status = 200, description = "The subscription", body = Object),
+    responses((status = 200, description = "The subscription", body = EventSubscriptionView),
               (status = 400, description = "Invalid field"),
               (status = 404, description = "No such subscription")))]
 pub async fn update_event(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Json(body): Json<EventBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EventSubscriptionView>, ApiError> {
     let hook = state
         .kernel
         .webhooks()
         .update(WebhookKind::Event, id, body.into())
         .await?;
-    Ok(Json(event_view(&hook)))
+    Ok(Json(hook.into()))
 }
 
 /// Removes an event subscription.
 #[utoipa::path(delete, path = "/api/webhooks/events/{id}", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Subscription id")),
-    responses((status = 200, description = "`{status: \"deleted\"}`", body = Object),
+    responses((status = 200, description = "`{status: \"deleted\", id}`", body = SubscriptionDeleted),
               (status = 404, description = "No such subscription")))]
 pub async fn delete_event(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SubscriptionDeleted>, ApiError> {
     state
         .kernel
         .webhooks()
         .delete(WebhookKind::Event, id)
         .await?;
-    Ok(Json(json!({"status": "deleted", "id": id})))
+    Ok(Json(SubscriptionDeleted {
+        status: Outcome::Deleted,
+        id,
+    }))
 }
 
 /// Deliveries waiting for their first attempt or a retry.
 #[utoipa::path(get, path = "/api/webhooks/deliveries", tag = "webhooks",
-    responses((status = 200, description = "`{deliveries, total}`", body = Object)))]
-pub async fn deliveries(
-    State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    responses((status = 200, description = "The queue, oldest first", body = DeliveryList)))]
+pub async fn deliveries(State(state): State<AppState>) -> Result<Json<DeliveryList>, ApiError> {
     let queue = state.kernel.webhooks().queue().await?;
-    let deliveries: Vec<_> = queue.iter().map(delivery_view).collect();
-    Ok(Json(
-        json!({"deliveries": deliveries, "total": deliveries.len()}),
-    ))
+    let deliveries: Vec<_> = queue.into_iter().map(DeliveryView::from).collect();
+    Ok(Json(DeliveryList {
+        total: deliveries.len(),
+        deliveries,
+    }))
 }
 
 /// Deliveries that used up their attempts.
 #[utoipa::path(get, path = "/api/webhooks/dead-letters", tag = "webhooks",
-    responses((status = 200, description = "`{dead_letters, total}`", body = Object)))]
-pub async fn dead_letters(
-    State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    responses((status = 200, description = "The dead letters, oldest first", body = DeadLetterList)))]
+pub async fn dead_letters(State(state): State<AppState>) -> Result<Json<DeadLetterList>, ApiError> {
     let dead = state.kernel.webhooks().dead_letters().await?;
-    let dead_letters: Vec<_> = dead.iter().map(delivery_view).collect();
-    Ok(Json(
-        json!({"dead_letters": dead_letters, "total": dead_letters.len()}),
-    ))
+    let dead_letters: Vec<_> = dead.into_iter().map(DeliveryView::from).collect();
+    Ok(Json(DeadLetterList {
+        total: dead_letters.len(),
+        dead_letters,
+    }))
 }
 
 /// Puts a dead letter back on the queue with fresh attempts.
 #[utoipa::path(post, path = "/api/webhooks/dead-letters/{id}/retry", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Delivery id")),
-    responses((status = 202, description = "The delivery, queued again", body = Object),
+    responses((status = 202, description = "The delivery, queued again", body = DeliveryView),
               (status = 404, description = "No such dead letter")))]
 pub async fn retry_dead_letter(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
     let delivery = state.kernel.webhooks().retry_dead_letter(id).await?;
-    Ok((StatusCode::ACCEPTED, Json(delivery_view(&delivery))))
+    Ok((StatusCode::ACCEPTED, Json(delivery.into())))
 }
 
 /// Checks an inbound hook's bearer token: 404 when the hook has no token
@@ -364,7 +531,7 @@ pub struct WakeBody {
 /// Publishes a `hook_wake` event (triggers and webhooks see it) and, with
 /// `agent`, starts a turn of that agent with the text.
 #[utoipa::path(post, path = "/api/hooks/wake", tag = "webhooks", request_body = WakeBody,
-    responses((status = 200, description = "`{status: \"accepted\", agent_id, session_id}`", body = Object),
+    responses((status = 200, description = "`{status: \"accepted\", agent_id, session_id}`", body = WakeAccepted),
               (status = 400, description = "Blank or oversized text"),
               (status = 401, description = "Missing or invalid bearer token"),
               (status = 404, description = "The hook is off, or no such agent")))]
@@ -372,7 +539,7 @@ pub async fn wake(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(body): Json<WakeBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<WakeAccepted>, ApiError> {
     check_token(&headers, &state.kernel.config().webhooks.wake_token, "wake")?;
     check_hook_text(&body.text)?;
     if body.mode.as_deref().is_some_and(|m| m != "now") {
@@ -403,9 +570,11 @@ pub async fn wake(
         }
         None => None,
     };
-    Ok(Json(
-        json!({"status": "accepted", "agent_id": agent, "session_id": session}),
-    ))
+    Ok(Json(WakeAccepted {
+        status: Outcome::Accepted,
+        agent_id: agent,
+        session_id: session,
+    }))
 }
 
 /// Body of `POST /api/hooks/agent`.
@@ -420,7 +589,7 @@ pub struct AgentHookBody {
 
 /// Sends a message to an agent and answers with its reply.
 #[utoipa::path(post, path = "/api/hooks/agent", tag = "webhooks", request_body = AgentHookBody,
-    responses((status = 200, description = "`{status, agent_id, session_id, response}`", body = Object),
+    responses((status = 200, description = "The agent's reply", body = AgentHookReply),
               (status = 400, description = "Blank or oversized message"),
               (status = 401, description = "Missing or invalid bearer token"),
               (status = 404, description = "The hook is off, or no such agent")))]
@@ -428,7 +597,7 @@ pub async fn agent(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(body): Json<AgentHookBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentHookReply>, ApiError> {
     check_token(
         &headers,
         &state.kernel.config().webhooks.agent_token,
@@ -445,8 +614,10 @@ pub async fn agent(
         .conversations()
         .send_message(agent, input)
         .await?;
-    Ok(Json(json!({
-        "status": "ok", "agent_id": agent, "session_id": reply.session_id,
-        "response": reply.response,
-    })))
+    Ok(Json(AgentHookReply {
+        status: Outcome::Ok,
+        agent_id: agent,
+        session_id: reply.session_id,
+        response: reply.response,
+    }))
 }

@@ -15,6 +15,7 @@ const TOTP_LAST_STEP: &str = "totp_last_step";
 
 /// Where an approval stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     /// Waiting for a decision.
@@ -42,6 +43,7 @@ impl ApprovalStatus {
 
 /// A request for an operator's decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     /// Time-ordered id (UUIDv7).
     pub id: Uuid,

@@ -16,6 +16,7 @@ use crate::store::audit::AuditEvent;
 
 /// What `POST /api/approvals/totp/setup` answers: the secret, shown once.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpEnrollment {
     /// The shared secret, base32, for manual entry.
     pub secret: String,
@@ -25,6 +26,7 @@ pub struct TotpEnrollment {
 
 /// Where TOTP enrollment stands.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpStatus {
     /// A secret exists.
     pub enrolled: bool,

@@ -18,6 +18,7 @@ const REMOVED_TABLE: &str = "bundled_removed.v1";
 
 /// Where an installed plugin came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// A package the operator installed.

@@ -26,6 +26,7 @@ pub(super) struct Stats {
 
 /// Call figures of one plugin since the daemon started.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallStats {
     /// Calls made.
     pub calls: u64,
@@ -60,21 +61,26 @@ pub(crate) struct Registry {
 
 /// Requested and granted permissions, side by side.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionsView {
     /// What the manifest asks for.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub requested: Permissions,
     /// What the operator granted.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub granted: Permissions,
 }
 
 /// An installed plugin as the API shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PluginView {
     /// Name.
     pub name: String,
     /// Version.
     pub version: String,
-    /// `tool` or `skill`.
+    /// `tool`, `skill`, `hand` or `channel`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: Kind,
     /// One line for operators.
     pub description: String,
@@ -83,6 +89,7 @@ pub struct PluginView {
     /// Whether its tools are offered.
     pub enabled: bool,
     /// `loaded`, `loading` (at start), `disabled` or `error`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: &'static str,
     /// Why it is not loaded, when `status` is `error`.
     pub error: Option<String>,
@@ -90,6 +97,7 @@ pub struct PluginView {
     pub digest: String,
     /// Who signed it, as the trust store sees it (absent when untrusted
     /// now); `bundled` for the copy the binary ships.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub signature: Option<Trust>,
     /// `package` (installed by the operator) or `bundled` (shipped with
     /// the binary, installed and upgraded by it).
@@ -99,6 +107,7 @@ pub struct PluginView {
     /// Requested and granted permissions.
     pub permissions: PermissionsView,
     /// The limits its calls run under.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub limits: EffectiveLimits,
     /// When it was installed.
     pub installed_at: DateTime<Utc>,

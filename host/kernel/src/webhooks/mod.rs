@@ -62,6 +62,7 @@ pub struct WebhookSpec {
 
 /// What a test delivery did.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestResult {
     /// The receiver answered 2xx.
     pub success: bool,
