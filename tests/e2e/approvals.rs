@@ -180,7 +180,7 @@ async fn bad_input_is_refused_whole() {
                 json!({"agent_id": unknown, "action": "x"}),
             )
             .await,
-        400,
+        404,
         "no agent",
     )
     .await;
@@ -332,7 +332,7 @@ async fn totp_enrollment_refuses_wrong_and_replayed_codes() {
         daemon
             .post("/api/approvals/totp/confirm", json!({"code": "123456"}))
             .await,
-        400,
+        409,
         "not enrolled",
     )
     .await;

@@ -55,6 +55,19 @@ fn body(method: &str, path: &str) -> String {
     )
 }
 
+/// A webhook's URL and event names as the handlers read them.
+fn webhook_fields() -> Value {
+    let url = json!({ "pattern": "^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[!-~]*)?$" });
+    let event = json!({ "pattern": "^([a-z_]{1,64}|\\*)$" });
+    let secret = json!({ "minLength": 1 });
+    json!({ "properties": {
+        "url": url,
+        "events": { "items": event, "maxItems": 64 },
+        "event_type": event,
+        "secret": secret,
+    } })
+}
+
 /// A memory key: 1-1024 bytes without control characters (the byte limit
 /// is documented as characters, which is exact for ASCII).
 fn memory_key() -> Value {
@@ -218,6 +231,29 @@ fn rules(providers: &[String]) -> Vec<(String, Value)> {
         ),
         // Creating a goal needs its title; updating one does not.
         (body("post", "/api/goals"), present("title")),
+        // An approval names the action it asks about.
+        (
+            body("post", "/api/approvals"),
+            json!({ "properties": { "action": { "pattern": "\\S" } } }),
+        ),
+        // A trigger's prompt has some text.
+        (
+            body("post", "/api/triggers"),
+            json!({ "properties": { "prompt_template": { "pattern": "\\S" } } }),
+        ),
+        // Deliveries go to http(s) URLs and name events in snake_case (or
+        // `*`); an event subscription names its event and its URL (updates
+        // may leave any out).
+        (
+            body("post", "/api/webhooks"),
+            json!({ "allOf": [present("url"), webhook_fields()] }),
+        ),
+        (body("put", "/api/webhooks/{id}"), webhook_fields()),
+        (
+            body("post", "/api/webhooks/events"),
+            json!({ "allOf": [present("event_type"), present("url"), webhook_fields()] }),
+        ),
+        (body("put", "/api/webhooks/events/{id}"), webhook_fields()),
     ]
 }
 

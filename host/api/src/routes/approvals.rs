@@ -130,7 +130,8 @@ pub struct CreateApproval {
 /// Registers an approval request that no turn waits on (an external tool's).
 #[utoipa::path(post, path = "/api/approvals", tag = "approvals", request_body = CreateApproval,
     responses((status = 201, description = "The approval", body = ApprovalView),
-              (status = 400, description = "No such agent, blank action, or malformed body"),
+              (status = 400, description = "Blank action, or malformed body"),
+              (status = 404, description = "No such agent"),
               (status = 413, description = "Oversized payload")))]
 pub async fn create(
     State(state): State<AppState>,
@@ -249,7 +250,8 @@ pub async fn totp_setup(State(state): State<AppState>) -> Result<Json<TotpEnroll
 /// Confirms TOTP enrollment with a current code.
 #[utoipa::path(post, path = "/api/approvals/totp/confirm", tag = "approvals", request_body = CodeBody,
     responses((status = 200, description = "The status", body = TotpStatus),
-              (status = 400, description = "Not enrolled, or malformed body"),
+              (status = 400, description = "Malformed body"),
+              (status = 409, description = "TOTP is not enrolled"),
               (status = 403, description = "Wrong or reused code")))]
 pub async fn totp_confirm(
     State(state): State<AppState>,
@@ -270,7 +272,8 @@ pub async fn totp_status(State(state): State<AppState>) -> Result<Json<TotpStatu
 /// Revokes TOTP enrollment; needs a current code.
 #[utoipa::path(delete, path = "/api/approvals/totp", tag = "approvals", request_body = CodeBody,
     responses((status = 200, description = "`{status: \"revoked\"}`", body = TotpRevoked),
-              (status = 400, description = "Not enrolled, or malformed body"),
+              (status = 400, description = "Malformed body"),
+              (status = 409, description = "TOTP is not enrolled"),
               (status = 403, description = "Wrong or reused code")))]
 pub async fn totp_revoke(
     State(state): State<AppState>,

@@ -230,7 +230,10 @@ impl Approvals {
             .agents
             .get(agent)
             .await
-            .map_err(|_| KernelError::Invalid(format!("no agent with id {agent}")))?;
+            .map_err(|e| match e {
+                KernelError::NotFound(_) => KernelError::NotFound(format!("no agent with id {agent}")),
+                other => other,
+            })?;
         self.store_request(
             agent,
             record.name().to_string(),

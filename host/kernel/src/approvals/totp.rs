@@ -86,7 +86,7 @@ impl Approvals {
     /// Confirms enrollment with a current code.
     pub async fn totp_confirm(&self, code: &str) -> Result<TotpStatus, KernelError> {
         let mut enrolled = self.providers.approval_totp().await?.ok_or_else(|| {
-            KernelError::Invalid(
+            KernelError::Conflict(
                 "TOTP is not enrolled; POST /api/approvals/totp/setup first".into(),
             )
         })?;
@@ -121,7 +121,7 @@ impl Approvals {
             .providers
             .approval_totp()
             .await?
-            .ok_or_else(|| KernelError::Invalid("TOTP is not enrolled".into()))?;
+            .ok_or_else(|| KernelError::Conflict("TOTP is not enrolled".into()))?;
         self.accept_code(&enrolled.secret, code).await?;
         self.providers.set_approval_totp(None).await?;
         self.shared
