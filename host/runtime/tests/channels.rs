@@ -254,14 +254,19 @@ async fn the_supervisor_restarts_a_channel_that_traps_hangs_or_leaks() {
     let (trap, _e1) = start("trap");
     let (hang, _e2) = start("hang");
     let (leak, _e3) = start("leak");
+    // A loop ends at its deadline or when its fuel runs out, whichever
+    // comes first on this machine: both are the guard ending it.
     for (handle, what, expected) in [
-        (&trap, "trap", "restless trapped on purpose"),
-        (&hang, "hang", "timed out"),
-        (&leak, "leak", "memory limit exceeded"),
+        (&trap, "trap", &["restless trapped on purpose"][..]),
+        (&hang, "hang", &["timed out", "out of fuel"][..]),
+        (&leak, "leak", &["memory limit exceeded"][..]),
     ] {
         until(handle, what, |s| s.restarts >= 2).await;
         let error = handle.status().last_error.unwrap_or_default();
-        assert!(error.contains(expected), "{what}: {error}");
+        assert!(
+            expected.iter().any(|e| error.contains(e)),
+            "{what}: {error}"
+        );
     }
     // The well-behaved one never noticed.
     let status = calm.status();
