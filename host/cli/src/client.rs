@@ -147,17 +147,17 @@ impl Client {
         // The daemon refuses a body over its limit as soon as the headers
         // announce it, and closes the connection; a client still writing
         // the body may see the reset before it reads the 413.
-        let cut_off = std::iter::successors(
-            Some(&error as &(dyn std::error::Error + 'static)),
-            |e| e.source(),
-        )
-        .filter_map(|e| e.downcast_ref::<std::io::Error>())
-        .any(|e| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-            )
-        });
+        let cut_off =
+            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .filter_map(|e| e.downcast_ref::<std::io::Error>())
+            .any(|e| {
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                )
+            });
         let context = if cut_off {
             format!(
                 "the daemon at {} closed the connection before the request was sent whole \

@@ -226,14 +226,10 @@ impl Approvals {
                 "`payload` must be at most {MAX_PAYLOAD_BYTES} bytes of JSON"
             )));
         }
-        let record = self
-            .agents
-            .get(agent)
-            .await
-            .map_err(|e| match e {
-                KernelError::NotFound(_) => KernelError::NotFound(format!("no agent with id {agent}")),
-                other => other,
-            })?;
+        let record = self.agents.get(agent).await.map_err(|e| match e {
+            KernelError::NotFound(_) => KernelError::NotFound(format!("no agent with id {agent}")),
+            other => other,
+        })?;
         self.store_request(
             agent,
             record.name().to_string(),

@@ -32,8 +32,8 @@ use crate::providers::Providers;
 use crate::shared::{Shared, blocking_kernel};
 use crate::store;
 
-pub use budget::{Spending, Usage, UsageSpan};
 pub use crate::store::totals::UsageTotals;
+pub use budget::{Spending, Usage, UsageSpan};
 pub use live::{LiveSessions, TurnEvent, TurnReply};
 pub use records::{
     Sender, SessionRecord, StoredMessage, ToolCallTrace, Totals, TurnRecord, TurnStatus,
