@@ -108,17 +108,7 @@ impl Plugins {
         let mut installed = 0;
         for built in missing {
             let name = built.package.manifest.name.clone();
-            let outcome = self
-                .install_opened(
-                    built.package,
-                    Trust::Bundled,
-                    built.bytes,
-                    Grant::All,
-                    BTreeMap::new(),
-                    None,
-                    Origin::Bundled,
-                )
-                .await;
+            let outcome = self.install_built(built).await;
             match outcome {
                 Ok(_) => installed += 1,
                 Err(e) => {
@@ -202,6 +192,12 @@ impl Plugins {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_string(), built.package.digest.clone());
+        self.install_built(built).await
+    }
+
+    /// Installs a bundled plugin as the binary ships it: trusted by its
+    /// pinned hash and granted what its manifest requests.
+    async fn install_built(&self, built: Built) -> Result<PluginView, KernelError> {
         self.install_opened(
             built.package,
             Trust::Bundled,
