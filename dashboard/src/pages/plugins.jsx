@@ -37,8 +37,9 @@ function Install({ onInstalled }) {
       <h2 id="install-title">Install a package</h2>
       <div class="row">
         <div>
-          <label for="package-file">Package file (.talon-pkg, signed by a trusted key)</label>
-          <input id="package-file" type="file" onChange={(e) => setFile(e.target.files[0] || null)} required />
+          <label for="package-file">Package file</label>
+          <input id="package-file" type="file" aria-describedby="package-help" onChange={(e) => setFile(e.target.files[0] || null)} required />
+          <p id="package-help" class="muted small">Made by <code>talon plugin pack</code>, signed by a key in <code>plugins.trusted_keys</code>.</p>
         </div>
         <div>
           <label for="package-grant">Grant</label>

@@ -81,7 +81,7 @@ export function Schedules() {
         columns={[
           { label: 'Job', get: (r) => r.job_name || r.job_id.slice(0, 8) },
           { label: 'Scheduled', get: (r) => when(r.scheduled_at) },
-          { label: 'Status', get: (r) => <Badge tone={r.status === 'completed' ? 'ok' : r.status === 'failed' ? 'bad' : ''}>{r.status}</Badge> },
+          { label: 'Status', get: (r) => <Badge tone={r.status === 'ok' ? 'ok' : r.status === 'error' ? 'bad' : ''}>{r.status}</Badge> },
           { label: 'Output', get: (r) => <span class="clip">{r.error || r.output || ''}</span> },
         ]}
       />
