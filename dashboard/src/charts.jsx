@@ -7,7 +7,8 @@ export function Bars({ title, data, format = (v) => String(v), height = 160 }) {
   const max = Math.max(...data.map((d) => d.value), 0) || 1;
   const w = 600;
   const gap = 6;
-  const bw = Math.max(4, (w - gap * data.length) / data.length);
+  // Bars at most 60 units wide, so one day or one model is not a wall.
+  const bw = Math.min(60, Math.max(4, (w - gap * data.length) / data.length));
   const desc = data.map((d) => `${d.label}: ${format(d.value)}`).join('; ');
   return (
     <figure class="chart">

@@ -178,7 +178,7 @@ async fn the_dashboard_in_a_real_browser() {
         "workflows",
         "tasks",
         "overview",
-        "chat-390px",
+        "agents-390px",
         "usage-dark",
     ] {
         assert!(shots.join(format!("{page}.png")).is_file(), "{page}");
