@@ -97,7 +97,15 @@ async fn pages_and_assets_are_served_with_their_headers() {
     let r = daemon.post("/agents", serde_json::json!({})).await;
     assert_eq!(r.status(), 405);
     // Unknown paths, with the key: JSON 404s, nothing else served.
-    for path in ["/assets/nope.js", "/assets/..%2fCargo.toml", "/agentsx"] {
+    let long = format!("/assets/{}.js", "a".repeat(8000));
+    for path in [
+        "/assets/nope.js",
+        "/assets/..%2fCargo.toml",
+        "/assets/%00.js",
+        "/assets/",
+        long.as_str(),
+        "/agentsx",
+    ] {
         let r = daemon.get(path).await;
         assert_eq!(r.status(), 404, "{path}");
         let body: serde_json::Value = r.json().await.unwrap();
