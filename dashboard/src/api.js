@@ -91,3 +91,17 @@ export async function stream(path, { body, signal, onEvent }) {
     }
   }
 }
+
+/**
+ * Uploads a file's bytes to an agent (`POST /api/agents/{id}/upload`);
+ * resolves to `{file_id, filename, content_type, size}`. Header values must
+ * be printable ASCII, so other characters of the name become `_`.
+ */
+export async function upload(agentId, file) {
+  const h = headers(false);
+  h['X-Filename'] = file.name.replace(/[^\x20-\x7e]/g, '_') || 'upload';
+  h['Content-Type'] = file.type || 'application/octet-stream';
+  const res = await fetch(`/api/agents/${agentId}/upload`, { method: 'POST', headers: h, body: file });
+  if (!res.ok) throw await failure(res);
+  return res.json();
+}

@@ -54,6 +54,8 @@ fn main() {
         false
     };
 
+    // Gzip copies of an earlier build would pile up otherwise.
+    let _ = std::fs::remove_dir_all(out_dir.join("gz"));
     let mut files = Vec::new();
     collect(&dist, &dist, &mut files);
     files.sort();

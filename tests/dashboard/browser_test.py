@@ -142,9 +142,25 @@ def main():
         expect(page.get_by_role("link", name="helper")).to_be_visible()
         shot(page, "agents")
 
+        # Edit its identity and tools.
+        page.get_by_role("button", name="Edit helper").click()
+        page.get_by_label("Vibe", exact=True).fill("calm")
+        expect(page.get_by_role("checkbox", name="notify_owner")).to_be_checked()
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status")).to_have_text("Saved helper.")
+
         # Chat: streaming text and a tool call (model calls 1 and 2).
         page.get_by_role("link", name="helper").click()
         expect(page.get_by_role("heading", level=1, name="Chat")).to_be_visible()
+        # Attachments: one dropped on the conversation, one picked with the button.
+        dropped = page.evaluate_handle(
+            "() => { const dt = new DataTransfer();"
+            " dt.items.add(new File(['dropped words'], 'dropped.txt', {type: 'text/plain'})); return dt; }")
+        page.locator(".conversation").dispatch_event("drop", {"dataTransfer": dropped})
+        page.get_by_label("Attach files", exact=True).set_input_files(
+            files=[{"name": "picked.txt", "mimeType": "text/plain", "buffer": b"picked words"}])
+        expect(page.get_by_role("list", name="Attachments")).to_contain_text("dropped.txt")
+        expect(page.get_by_role("list", name="Attachments")).to_contain_text("picked.txt")
         page.get_by_label("Message", exact=True).fill("Leave me a note")
         page.get_by_label("Message", exact=True).press("Enter")
         tool = page.locator("details.tool")

@@ -163,6 +163,13 @@ async fn the_dashboard_in_a_real_browser() {
         "browser test failed:\n{stdout}\n{stderr}\ndaemon log:\n{}",
         daemon.log()
     );
+    // The files attached in the browser reached the model with the message.
+    let sent: Vec<String> = llm.requests().iter().map(|r| r.body.to_string()).collect();
+    assert!(
+        sent.iter()
+            .any(|b| b.contains("dropped words") && b.contains("picked words")),
+        "{sent:?}"
+    );
     // The figures docs/BENCHMARKS.md records.
     let figures: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("figures as JSON");

@@ -55,6 +55,60 @@ function CreateAgent({ onCreated }) {
   );
 }
 
+
+/** Model, identity and tools of one agent, each saved by its own API call. */
+function EditAgent({ agent, onDone }) {
+  const data = useApi([`/api/agents/${agent.id}`, `/api/agents/${agent.id}/tools`, '/api/tools']);
+  const action = useAction();
+  const [form, setForm] = useState(null);
+  if (data.data && !form) {
+    const [full, tools] = data.data;
+    setForm({
+      provider: full.model.provider, model: full.model.model,
+      emoji: full.identity?.emoji || '', vibe: full.identity?.vibe || '', color: full.identity?.color || '',
+      tools: tools.capabilities_tools,
+    });
+  }
+  if (!form) return <ErrorText error={data.error} />;
+  const names = [...new Set([...data.data[1].available, ...form.tools, ...data.data[2].tools.map((t) => t.name)])].sort();
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const toggle = (name) => setForm({ ...form, tools: form.tools.includes(name) ? form.tools.filter((t) => t !== name) : [...form.tools, name] });
+  const submit = (e) => {
+    e.preventDefault();
+    action.run(async () => {
+      const base = `/api/agents/${agent.id}`;
+      await api(`${base}/model`, { method: 'PUT', body: { model: form.model.trim(), provider: form.provider.trim() } });
+      const identity = {};
+      for (const k of ['emoji', 'vibe', 'color']) if (form[k].trim()) identity[k] = form[k].trim();
+      await api(`${base}/identity`, { method: 'PATCH', body: identity });
+      await api(`${base}/tools`, { method: 'PUT', body: { tools: form.tools } });
+      onDone(`Saved ${agent.name}.`);
+    });
+  };
+  return (
+    <form class="panel" onSubmit={submit} aria-labelledby="edit-title">
+      <h2 id="edit-title">Edit {agent.name}</h2>
+      <div class="row">
+        <div><label for="edit-provider">Provider</label><input id="edit-provider" value={form.provider} onInput={set('provider')} required /></div>
+        <div><label for="edit-model">Model</label><input id="edit-model" value={form.model} onInput={set('model')} required /></div>
+        <div><label for="edit-emoji">Emoji</label><input id="edit-emoji" value={form.emoji} onInput={set('emoji')} /></div>
+        <div><label for="edit-vibe">Vibe</label><input id="edit-vibe" value={form.vibe} onInput={set('vibe')} /></div>
+      </div>
+      <fieldset class="tools">
+        <legend>Tools it may call</legend>
+        {names.map((n) => (
+          <label key={n}><input type="checkbox" checked={form.tools.includes(n)} onChange={() => toggle(n)} /> {n}</label>
+        ))}
+      </fieldset>
+      <ErrorText error={action.error} />
+      <span class="actions">
+        <button type="submit" disabled={action.busy}>Save</button>
+        <button type="button" class="link" onClick={() => onDone('')}>Cancel</button>
+      </span>
+    </form>
+  );
+}
+
 export function Agents() {
   const [q, setQ] = useState('');
   const [status, setStatus] = useState('');
@@ -64,6 +118,7 @@ export function Agents() {
   const agents = useApi(`/api/agents?${params}`, 5000);
   const action = useAction();
   const [notice, setNotice] = useState('');
+  const [editing, setEditing] = useState(null);
   const act = (fn, done) => action.run(async () => { await fn(); setNotice(done); agents.reload(); });
   const clone = (a) => {
     const newName = prompt(`Name of the copy of ${a.name}`, `${a.name}-copy`);
@@ -74,6 +129,7 @@ export function Agents() {
   };
   return (
     <Page title="Agents">
+      {editing && <EditAgent key={editing.id} agent={editing} onDone={(text) => { setEditing(null); setNotice(text); agents.reload(); }} />}
       <CreateAgent onCreated={(made) => { setNotice(`Created ${made.name}.`); agents.reload(); }} />
       <div class="filters" role="search">
         <label for="agent-q">Search</label>
@@ -98,6 +154,7 @@ export function Agents() {
           { label: 'Actions', get: (a) => (
             <span class="actions">
               <button class="small" onClick={() => act(() => api(`/api/agents/${a.id}/stop`, { method: 'POST' }), `Stopped ${a.name}'s turns.`)} aria-label={`Stop ${a.name}'s turns`}>Stop</button>
+              <button class="small" onClick={() => setEditing(a)} aria-label={`Edit ${a.name}`}>Edit</button>
               <button class="small" onClick={() => clone(a)} aria-label={`Clone ${a.name}`}>Clone</button>
               <button class="small danger" onClick={() => remove(a)} aria-label={`Delete ${a.name}`}>Delete</button>
             </span>

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, stream } from '../api.js';
+import { api, stream, upload } from '../api.js';
 import { navigate } from '../router.jsx';
 import { ErrorText, Page, useApi, when } from '../ui.jsx';
 
@@ -41,11 +41,13 @@ export function Chat({ query }) {
   const [running, setRunning] = useState(false);
   const [phase, setPhase] = useState('');
   const [error, setError] = useState(null);
+  const [attachments, setAttachments] = useState([]);
+  const [dragging, setDragging] = useState(false);
   const controller = useRef(null);
   const list = useRef(null);
   const current = sessionId || sessions.data?.current_session_id || null;
 
-  useEffect(() => { setSessionId(null); setMessages([]); }, [agentId]);
+  useEffect(() => { setSessionId(null); setMessages([]); setAttachments([]); }, [agentId]);
   useEffect(() => {
     if (!agentId || !current || running) return;
     api(`/api/sessions/${current}`).then(
@@ -64,6 +66,8 @@ export function Chat({ query }) {
     if (!message || running) return;
     setError(null);
     setDraft('');
+    const files = attachments;
+    setAttachments([]);
     let sid = current;
     try {
       if (!sid) {
@@ -73,12 +77,13 @@ export function Chat({ query }) {
         sessions.reload();
       }
     } catch (err) { setError(err); return; }
-    setMessages((ms) => [...ms, { role: 'user', text: message }, { role: 'assistant', text: '', tools: [] }]);
+    const shown = files.length ? `${message}\n[attached: ${files.map((f) => f.filename).join(', ')}]` : message;
+    setMessages((ms) => [...ms, { role: 'user', text: shown }, { role: 'assistant', text: '', tools: [] }]);
     setRunning(true);
     controller.current = new AbortController();
     try {
       await stream(`/api/agents/${agentId}/message/stream`, {
-        body: { message, session_id: sid },
+        body: { message, session_id: sid, ...(files.length ? { attachments: files.map((f) => ({ file_id: f.file_id })) } : {}) },
         signal: controller.current.signal,
         onEvent: (name, data) => {
           if (name === 'chunk') update((m) => ({ ...m, text: m.text + data.content }));
@@ -96,6 +101,19 @@ export function Chat({ query }) {
       sessions.reload();
     }
   };
+
+  // Files dropped on the conversation or picked with the button are uploaded
+  // at once and go with the next message.
+  const attach = async (fileList) => {
+    setError(null);
+    for (const file of Array.from(fileList)) {
+      try {
+        const made = await upload(agentId, file);
+        setAttachments((a) => [...a, made]);
+      } catch (err) { setError(err); }
+    }
+  };
+  const drop = (e) => { e.preventDefault(); setDragging(false); attach(e.dataTransfer.files); };
 
   const interrupt = () => {
     if (current) api(`/api/agents/${agentId}/sessions/${current}/interrupt`, { method: 'POST' }).catch(setError);
@@ -140,13 +158,27 @@ export function Chat({ query }) {
               ))}
             </ul>
           </aside>
-          <div class="conversation">
+          <div class={`conversation ${dragging ? 'dragging' : ''}`} onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
+            onDragLeave={() => setDragging(false)} onDrop={drop}>
             <ol class="messages" ref={list} aria-live="polite" aria-label="Messages">
               {messages.map((m, i) => <Message key={i} m={m} />)}
             </ol>
             {running && <p class="muted" role="status">{phase || 'working'}…</p>}
             <ErrorText error={error} />
+            {attachments.length > 0 && (
+              <ul class="attachments" aria-label="Attachments">
+                {attachments.map((f) => (
+                  <li key={f.file_id}>{f.filename} <span class="muted small">{Math.ceil(f.size / 1024)} KiB</span>{' '}
+                    <button type="button" class="link" aria-label={`Remove ${f.filename}`} onClick={() => setAttachments((a) => a.filter((x) => x.file_id !== f.file_id))}>remove</button>
+                  </li>
+                ))}
+              </ul>
+            )}
             <form class="composer" onSubmit={send}>
+              <label class="attach">
+                <input type="file" multiple class="sr-only" aria-label="Attach files" onChange={(e) => { attach(e.target.files); e.target.value = ''; }} />
+                <span aria-hidden="true">Attach</span>
+              </label>
               <label for="chat-input" class="sr-only">Message</label>
               <textarea id="chat-input" rows={2} value={draft} placeholder="Message (Enter sends, Shift+Enter for a new line)"
                 onInput={(e) => setDraft(e.target.value)}
