@@ -166,6 +166,8 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 }
 
 fn write_notice(dist: &Path) {
+    // Only the notice: no assets of an earlier build beside it.
+    let _ = std::fs::remove_dir_all(dist);
     std::fs::create_dir_all(dist).expect("cannot write to OUT_DIR");
     std::fs::write(
         dist.join("index.html"),

@@ -19,6 +19,11 @@ const ASSET_CACHE: &str = "public, max-age=31536000, immutable";
 
 /// Every page in `dashboard/src/pages.json` (`/` among them), and `/assets/{*path}`.
 pub fn router() -> Router<AppState> {
+    if !talon_dashboard::BUILT {
+        tracing::warn!(
+            "this binary was built without npm, so without its dashboard: GET / serves a page saying how to build it"
+        );
+    }
     let mut router = Router::new().route("/assets/{*path}", get(asset));
     for page in talon_dashboard::PAGES {
         router = router.route(page, get(index));
