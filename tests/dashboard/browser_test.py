@@ -196,6 +196,28 @@ def main():
         expect(page.locator(".msg.assistant")).to_contain_text("Turn interrupted.")
         expect(page.locator("details.tool")).to_contain_text("failed")
 
+        # A workflow of two steps (defined over the API: the page runs and
+        # follows workflows), run from the page; its steps get the model
+        # server's default reply.
+        page.evaluate("""async () => {
+            const r = await fetch('/api/workflows', {method: 'POST', headers: {'Content-Type': 'application/json',
+              Authorization: 'Bearer ' + sessionStorage.getItem('talon.api_key')},
+              body: JSON.stringify({name: 'review', description: 'two steps', steps: [
+                {name: 'draft', agent_name: 'helper', prompt: 'Draft: {{input}}'},
+                {name: 'check', agent_name: 'helper', prompt: 'Check: {{input}}'}]})});
+            if (r.status !== 201) throw new Error(await r.text());
+        }""")
+        go(page, "Workflows")
+        expect(page.get_by_role("cell", name="two steps", exact=True)).to_be_visible()
+        page.once("dialog", lambda dialog: dialog.accept("the plan"))
+        page.get_by_role("button", name="Run", exact=True).click()
+        steps = page.locator("ol.steps li")
+        expect(steps).to_have_count(2)
+        expect(steps.nth(0)).to_contain_text("draft")
+        expect(steps.nth(1)).to_contain_text("check")
+        expect(steps.filter(has_text="ok")).to_have_count(2)
+        shot(page, "workflows")
+
         # Install a plugin package and toggle it.
         go(page, "Plugins")
         page.get_by_label("Package file", exact=True).set_input_files(PACKAGE)
@@ -232,7 +254,7 @@ def main():
 
         # Every other page renders, at both widths and in dark mode.
         for title, name in [("Usage", "usage"), ("Logs", "logs"), ("Settings", "settings"),
-                            ("Workflows", "workflows"), ("Tasks & goals", "tasks"), ("Overview", "overview")]:
+                            ("Tasks & goals", "tasks"), ("Overview", "overview")]:
             go(page, title)
             if name == "usage":
                 expect(page.locator("figure.chart svg").first).to_be_visible()
@@ -257,6 +279,10 @@ def main():
         # Keyboard only: the skip link is the first stop and lands on the page.
         page.keyboard.press("Tab")
         expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        # And the navigation works from the keyboard: Tab to a page link, Enter.
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Audit", exact=True).focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", level=1, name="Audit")).to_be_focused()
 
         context.close()
         browser.close()

@@ -3,7 +3,11 @@ import { api } from '../api.js';
 import { Badge, ErrorText, Page, Table, useAction, useApi, when } from '../ui.jsx';
 
 const items = (x) => (Array.isArray(x) ? x : x?.runs || x?.items || []);
-const tone = (s) => (['ok', 'completed', 'approved', 'succeeded'].includes(s) ? 'ok' : ['failed', 'rejected', 'expired'].includes(s) ? 'bad' : '');
+// Statuses come in both cases (`ok`, `Completed`).
+const tone = (status) => {
+  const s = String(status).toLowerCase();
+  return ['ok', 'completed', 'approved', 'succeeded'].includes(s) ? 'ok' : ['failed', 'rejected', 'expired', 'error'].includes(s) ? 'bad' : '';
+};
 
 /** The steps of a run as a chain of boxes, coloured by status. */
 function StepGraph({ run }) {
@@ -21,12 +25,16 @@ function StepGraph({ run }) {
   );
 }
 
+/** The newest ten runs of a workflow, each with its steps (one call per run: the list has no step results). */
 function Runs({ workflow }) {
   const runs = useApi(`/api/workflows/${workflow.id}/runs`, 5000);
+  const newest = runs.data ? items(runs.data).slice().sort((a, b) => (a.started_at < b.started_at ? 1 : -1)).slice(0, 10) : null;
+  const details = useApi(newest && newest.length ? newest.map((r) => `/api/workflows/runs/${r.id}`) : null);
+  const rows = newest && newest.map((r) => (details.data || []).find((d) => d.id === r.id) || r);
   return (
     <Table
       caption={`Runs of ${workflow.name}`}
-      rows={runs.data && items(runs.data)}
+      rows={rows}
       rowKey={(r) => r.id}
       empty="No runs yet."
       columns={[
@@ -59,7 +67,8 @@ export function Workflows() {
         empty="No workflows."
         columns={[
           { label: 'Name', get: (w) => w.name },
-          { label: 'Steps', get: (w) => (w.steps || []).map((s) => s.name).join(' → ') },
+          { label: 'Description', get: (w) => w.description || '' },
+          { label: 'Steps', get: (w) => w.steps },
           { label: 'Actions', get: (w) => (
             <span class="actions">
               <button class="small" onClick={() => run(w)}>Run</button>
