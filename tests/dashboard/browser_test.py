@@ -31,6 +31,7 @@ WAIT = 30_000  # ms: how long an expectation may take to come true
 EXPECTED_ERRORS = {
     ("GET", "/api/status", 401),   # before signing in, and with the wrong key
     ("POST", "/api/agents", 400),  # the bad manifest
+    ("POST", "/api/config/set", 400),  # the setting of the wrong type
 }
 problems = []
 
@@ -261,6 +262,12 @@ def main():
             if name == "logs":
                 expect(page.get_by_role("table").get_by_role("cell", name="agent_spawned").first).to_be_visible()
             if name == "settings":
+                # A value of the wrong type: the daemon's reason, inline.
+                page.get_by_label("Key (dotted)").fill("budget.daily_limit_usd")
+                page.get_by_label("Value (JSON or text)").fill("lots")
+                page.get_by_role("button", name="Save").click()
+                expect(page.locator("#set-error")).to_be_visible()
+                expect(page.get_by_label("Value (JSON or text)")).to_have_attribute("aria-describedby", "set-error")
                 page.get_by_label("Key (dotted)").fill("budget.daily_limit_usd")
                 page.get_by_label("Value (JSON or text)").fill("5")
                 page.get_by_role("button", name="Save").click()
