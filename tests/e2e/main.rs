@@ -19,6 +19,7 @@ mod config;
 mod connections;
 mod conventions;
 mod conversations;
+mod dashboard;
 mod delegation;
 mod durability;
 mod first_hour;

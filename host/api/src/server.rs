@@ -21,9 +21,9 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agent_settings, agents, approvals, audit, config, cron, files, goals, logs, memory, messages,
-    models, openai, plugins, sessions, skills, system, tasks, templates, tools, triggers, usage,
-    webhooks, workflows, ws,
+    agent_settings, agents, approvals, audit, config, cron, dashboard, files, goals, logs, memory,
+    messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools, triggers,
+    usage, webhooks, workflows, ws,
 };
 use crate::state::AppState;
 
@@ -255,7 +255,7 @@ pub fn app(state: AppState) -> Router {
             .expect("the OpenAPI document serializes to JSON"),
     );
     let router = routes
-        .route("/", get(system::root))
+        .merge(dashboard::router())
         // Model ids may contain slashes, which a `{id}` segment cannot hold.
         .route("/api/models/{*id}", get(models::get))
         .route(

@@ -29,7 +29,7 @@ fn refuse(request: &Request, error: ApiError, openai_code: &'static str) -> Resp
 /// tokens (`webhooks.*_token`) instead of the API key.
 fn is_public(method: &Method, path: &str) -> bool {
     ((method == Method::GET || method == Method::HEAD)
-        && matches!(path, "/" | "/api/health" | "/api/ready"))
+        && (matches!(path, "/api/health" | "/api/ready") || talon_dashboard::is_public(path)))
         || (method == Method::POST && matches!(path, "/api/hooks/wake" | "/api/hooks/agent"))
 }
 
@@ -112,6 +112,8 @@ mod tests {
         assert!(is_public(&Method::GET, "/api/health"));
         assert!(is_public(&Method::GET, "/api/ready"));
         assert!(is_public(&Method::GET, "/"));
+        assert!(is_public(&Method::GET, "/assets/index-abc.js"));
+        assert!(!is_public(&Method::POST, "/"));
         assert!(!is_public(&Method::POST, "/api/health"));
         assert!(!is_public(&Method::GET, "/api/health/detail"));
         assert!(!is_public(&Method::GET, "/api/status"));

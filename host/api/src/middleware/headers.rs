@@ -3,9 +3,10 @@
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
-/// Content-Security-Policy for the API and the built-in page: nothing from
-/// elsewhere, no framing, inline styles only for the status page.
-const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+/// Content-Security-Policy for the API and the dashboard: nothing from
+/// elsewhere, no inline script or style (the dashboard's are files under
+/// `/assets/`), no framing.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; \
 connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 /// Adds CSP, X-Frame-Options, nosniff, HSTS and Referrer-Policy.

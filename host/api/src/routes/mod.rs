@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod cron;
+pub mod dashboard;
 pub mod files;
 pub mod goals;
 pub mod logs;

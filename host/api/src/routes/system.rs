@@ -1,8 +1,8 @@
-//! System endpoints: health, status, version, metrics, shutdown, the root page.
+//! System endpoints: health, status, version, metrics, shutdown.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -239,22 +239,4 @@ pub async fn shutdown(State(state): State<AppState>) -> Json<serde_json::Value> 
     tracing::info!("shutdown requested over the API");
     state.shutdown.cancel();
     Json(serde_json::json!({ "status": "shutting_down" }))
-}
-
-/// A plain status page; the dashboard comes later.
-pub async fn root(State(state): State<AppState>) -> Html<String> {
-    let uptime = state.kernel.uptime_secs();
-    Html(format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Talon</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}
-code{{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}}</style></head>
-<body><h1>Talon {VERSION}</h1>
-<p>The agent operating system is running (up {uptime} s).</p>
-<ul>
-<li><a href="/api/health">/api/health</a>: liveness</li>
-<li><a href="/api/openapi.json">/api/openapi.json</a>: the API description</li>
-<li><code>talon status</code> on the command line</li>
-</ul></body></html>"#
-    ))
 }
