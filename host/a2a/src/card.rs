@@ -6,7 +6,7 @@
 //! `protocolVersion` and `preferredTransport`, so readers of either version
 //! (and LibreFang's, which reads `url`) find the endpoint.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::wire::Version;
@@ -88,7 +88,7 @@ impl CardInput {
 }
 
 /// A skill of a remote card.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteSkill {
     /// Its id.
     pub id: String,

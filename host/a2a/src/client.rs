@@ -223,6 +223,11 @@ impl Client {
                 .map_err(|e| self.fail(e))?;
             match self.json(response).await {
                 Err(e @ ClientError::Status { status: 404, .. }) => last = Some(e),
+                Err(ClientError::NotJson(e)) => {
+                    return Err(ClientError::InvalidCard(vec![format!(
+                        "{candidate} is not JSON: {e}"
+                    )]));
+                }
                 Err(e) => return Err(e),
                 Ok(raw) => {
                     let card = card::validate(&raw).map_err(ClientError::InvalidCard)?;
