@@ -331,6 +331,19 @@ pub fn incoming_message(params: &Value) -> Result<IncomingMessage, (i64, String)
     })
 }
 
+/// Whether a send asks for the task at once rather than when it ends:
+/// 1.0's `configuration.returnImmediately: true`, 0.3's
+/// `configuration.blocking: false`.
+pub fn returns_immediately(params: &Value) -> bool {
+    let configuration = params.get("configuration");
+    let field = |key: &str| {
+        configuration
+            .and_then(|c| c.get(key))
+            .and_then(Value::as_bool)
+    };
+    field("returnImmediately") == Some(true) || field("blocking") == Some(false)
+}
+
 /// `params.id` of a get, cancel or subscribe.
 pub fn task_id(params: &Value) -> Result<String, (i64, String)> {
     match params.get("id") {
