@@ -51,9 +51,10 @@ async fn sdk_send(daemon: &Daemon, version: &str, mode: &str, text: &str, agent:
 }
 
 /// The a2a-sdk echo agent on a free port, stopped when dropped.
-struct Echo {
+pub(crate) struct Echo {
     child: Child,
-    url: String,
+    /// Its base URL.
+    pub(crate) url: String,
 }
 
 impl Drop for Echo {
@@ -71,7 +72,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_echo() -> Echo {
+pub(crate) fn start_echo() -> Echo {
     use std::io::BufRead;
     let port = free_port();
     let mut child = Command::new(python())
