@@ -381,21 +381,21 @@ fn stream(
     version: Version,
     task: TaskRecord,
 ) -> Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>> + use<>> {
-    let mut queue: VecDeque<Value> = VecDeque::from([task.view().to_stream_task(version)]);
-    let rx = state.kernel.a2a().watch(&task.id);
+    let queue: VecDeque<Value> = VecDeque::from([task.view().to_stream_task(version)]);
+    // A task that has ended already has no watcher: its end is read from
+    // the store.
+    let rx = state
+        .kernel
+        .a2a()
+        .watch(&task.id)
+        .filter(|_| !task.state.is_terminal());
+    let read_end = rx.is_none();
     let a2a = state.kernel.a2a().clone();
     let shutdown = state.shutdown.clone();
     let task_id = task.id.clone();
-    let rx = if rx.is_none() || task.state.is_terminal() {
-        // Ended already: its end is read from the store below.
-        None
-    } else {
-        rx
-    };
-    let ended_early = rx.is_none();
     let events = futures::stream::unfold(
-        (queue.split_off(0), rx, ended_early, false),
-        move |(mut queue, mut rx, mut read_end, done)| {
+        (queue, rx, read_end),
+        move |(mut queue, mut rx, mut read_end)| {
             let id = id.clone();
             let a2a = a2a.clone();
             let shutdown = shutdown.clone();
@@ -405,7 +405,7 @@ fn stream(
                     if let Some(result) = queue.pop_front() {
                         let frame =
                             SseEvent::default().data(jsonrpc::result(&id, result).to_string());
-                        return Some((Ok(frame), (queue, rx, read_end, done)));
+                        return Some((Ok(frame), (queue, rx, read_end)));
                     }
                     if read_end {
                         read_end = false;
@@ -414,9 +414,7 @@ fn stream(
                         }
                         continue;
                     }
-                    let Some(receiver) = rx.as_mut() else {
-                        return None;
-                    };
+                    let receiver = rx.as_mut()?;
                     let changed = tokio::select! {
                         changed = receiver.changed() => changed,
                         () = shutdown.cancelled() => return None,
