@@ -28,6 +28,9 @@ use spec::{Operation, example, merge, operations, resolve, shape};
 /// Ids and names the requests' paths and bodies refer to.
 struct Fixtures {
     values: BTreeMap<&'static str, String>,
+    /// What must outlive the check: the A2A peer and the model that never
+    /// answers the running A2A task.
+    _a2a: Option<(crate::a2a::Echo, TestLlm)>,
 }
 
 impl Fixtures {
@@ -48,6 +51,16 @@ impl Fixtures {
             }
             let parent = segments.get(i.wrapping_sub(1)).copied().unwrap_or("");
             let value = match (parent, *seg) {
+                ("agents", "{id}") if template.starts_with("/api/a2a/") => {
+                    self.get("a2a_peer_name")
+                }
+                ("tasks", "{id}") if template.starts_with("/api/a2a/") => {
+                    self.get("a2a_remote_task")
+                }
+                ("tasks", "{id}") if template.ends_with("/cancel") => {
+                    self.get("a2a_running_task")
+                }
+                ("tasks", "{id}") if template.starts_with("/a2a/") => self.get("a2a_task"),
                 ("agents" | "budget", "{id}") => self.get("agent"),
                 (_, "{session_id}") => self.get("session"),
                 ("sessions", "{id}") => self.get("spare_session"),
@@ -242,7 +255,64 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
     ] {
         values.insert(k, v);
     }
-    Fixtures { values }
+    let agent = values["agent"].clone();
+    let a2a = a2a_fixtures(daemon, &agent, &mut values).await;
+    Fixtures {
+        values,
+        _a2a: Some(a2a),
+    }
+}
+
+/// A2A: a task a local agent answered, one still running (its model never
+/// answers), and a discovered a2a-sdk echo agent with a task it ran.
+async fn a2a_fixtures(
+    daemon: &Daemon,
+    agent: &str,
+    values: &mut BTreeMap<&'static str, String>,
+) -> (crate::a2a::Echo, TestLlm) {
+    let done = daemon
+        .post(
+            "/a2a/tasks/send",
+            json!({"agent_id": agent, "message": "fixture"}),
+        )
+        .await;
+    values.insert("a2a_task", id_of(done, "task_id").await);
+    let silent = TestLlm::start().await;
+    silent.push(talon_test_llm::Reply::hang());
+    let slow = daemon
+        .spawn_manifest(manifest("compat-a2a-slow", &silent, "test-model", &[]))
+        .await;
+    let running: Value = daemon
+        .post(
+            "/a2a",
+            json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+                "message": {"messageId": "fixture", "role": "ROLE_USER", "parts": [{"text": "wait"}],
+                            "metadata": {"agent": slow}},
+                "configuration": {"returnImmediately": true}}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let running = running["result"]["task"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no running task: {running}"))
+        .to_string();
+    values.insert("a2a_running_task", running);
+    let echo = crate::a2a::start_echo();
+    let peer = daemon
+        .post("/api/a2a/discover", json!({"url": echo.url}))
+        .await;
+    values.insert("a2a_peer_name", id_of(peer, "name").await);
+    let sent = daemon
+        .post(
+            "/api/a2a/send",
+            json!({"agent_id": echo.url, "message": "fixture"}),
+        )
+        .await;
+    values.insert("a2a_remote_task", id_of(sent, "task_id").await);
+    values.insert("a2a_peer", echo.url.clone());
+    (echo, silent)
 }
 
 /// When an operation runs: reads first, destructive ones last.
@@ -267,6 +337,8 @@ fn query_pairs(op: &Operation, fixtures: &Fixtures) -> Vec<(String, String)> {
             let name = param["name"].as_str().unwrap_or_default();
             let value = if name == "agent_id" {
                 fixtures.get("agent")
+            } else if name == "url" && op.path.starts_with("/api/a2a/") {
+                fixtures.get("a2a_peer")
             } else {
                 "hello"
             };

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod a2a;
 mod agent_logs;
 mod agent_settings;
 mod agents;

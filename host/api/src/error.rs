@@ -133,6 +133,18 @@ impl From<KernelError> for ApiError {
             KernelError::BudgetExceeded(m) => ApiError::BudgetExceeded(m),
             KernelError::TooLarge(m) => ApiError::PayloadTooLarge(m),
             KernelError::Llm(e) => e.into(),
+            KernelError::Peer(e) => {
+                use talon_a2a::ClientError as C;
+                let message = e.to_string();
+                let status = match e {
+                    C::BadUrl(_) | C::BadMessage | C::InvalidCard(_) => {
+                        return ApiError::BadRequest(message);
+                    }
+                    C::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                ApiError::Upstream { status, message }
+            }
         }
     }
 }

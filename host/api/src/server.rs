@@ -21,9 +21,9 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agent_settings, agents, approvals, audit, config, cron, dashboard, files, goals, logs, memory,
-    messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools, triggers,
-    usage, webhooks, workflows, ws,
+    a2a, agent_settings, agents, approvals, audit, config, cron, dashboard, files, goals, logs,
+    memory, messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools,
+    triggers, usage, webhooks, workflows, ws,
 };
 use crate::state::AppState;
 
@@ -148,6 +148,7 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         .layer(BodyLimit::max(max_body_bytes))
         .merge(large_body_routes())
         .merge(package_routes())
+        .merge(a2a_routes(max_body_bytes))
         .split_for_parts();
     crate::openapi::complete(&mut doc);
     (router, doc)
@@ -234,6 +235,29 @@ fn package_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::reload))
         .routes(routes!(skills::install))
         .layer(BodyLimit::max(limit))
+}
+
+/// A2A (docs/A2A.md): the JSON-RPC endpoint reads its body itself, so an
+/// oversized one is answered with a JSON-RPC error; the rest take the
+/// global limit.
+fn a2a_routes(max_body_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(a2a::rpc))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(a2a::agent_card))
+                .routes(routes!(a2a::agent_card_v1))
+                .routes(routes!(a2a::list_agents))
+                .routes(routes!(a2a::send_task))
+                .routes(routes!(a2a::get_task))
+                .routes(routes!(a2a::cancel_task))
+                .routes(routes!(a2a::list_peers))
+                .routes(routes!(a2a::get_peer))
+                .routes(routes!(a2a::discover))
+                .routes(routes!(a2a::send_to_peer))
+                .routes(routes!(a2a::peer_task_status))
+                .layer(BodyLimit::max(max_body_bytes)),
+        )
 }
 
 /// The OpenAPI document of this build.

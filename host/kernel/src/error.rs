@@ -34,4 +34,8 @@ pub enum KernelError {
     /// names the quota and its config key.
     #[error("{0}")]
     TooLarge(String),
+    /// A remote A2A agent could not be reached, timed out, or answered
+    /// with something that is not A2A.
+    #[error(transparent)]
+    Peer(#[from] talon_a2a::ClientError),
 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use crate::KernelError;
+use crate::a2a::A2a;
 use crate::agents::Agents;
 use crate::agents::templates::Profile;
 use crate::approvals::Approvals;
@@ -28,6 +29,10 @@ use crate::shared::Shared;
 use crate::store::audit::{self, AuditEntry, AuditEvent, Verification};
 use crate::store::{self, Store};
 use crate::webhooks::Webhooks;
+
+mod a2a_tasks;
+
+pub use a2a_tasks::A2aMessage;
 
 /// Settings given on the command line that win over `config.toml` for this run only.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +56,7 @@ pub struct Kernel {
     conversations: Arc<Conversations>,
     automation: Arc<Automation>,
     webhooks: Arc<Webhooks>,
+    a2a: Arc<A2a>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -101,12 +107,14 @@ impl Kernel {
             agents.clone(),
             providers.clone(),
         )?);
+        let a2a = Arc::new(A2a::new(shared.clone())?);
         let conversations = Arc::new(Conversations::new(
             shared.clone(),
             agents.clone(),
             plugins.clone(),
             providers.clone(),
             approvals.clone(),
+            a2a.clone(),
         ));
         agents.set_choices(choices_source(&plugins, &providers));
         let automation = Arc::new(Automation::new(
@@ -127,6 +135,7 @@ impl Kernel {
             conversations,
             automation,
             webhooks,
+            a2a,
         })
     }
 
@@ -163,6 +172,11 @@ impl Kernel {
     /// Outbound webhook subscriptions, their delivery queue and dead letters.
     pub fn webhooks(&self) -> &Arc<Webhooks> {
         &self.webhooks
+    }
+
+    /// Remote A2A agents and the A2A tasks sent to this daemon's agents.
+    pub fn a2a(&self) -> &Arc<A2a> {
+        &self.a2a
     }
 
     /// The data directory.

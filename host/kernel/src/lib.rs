@@ -21,6 +21,7 @@
 //! the direction of every `crate::` import and that no two modules import
 //! each other around a circle.
 
+pub mod a2a;
 pub mod agents;
 pub mod approvals;
 pub mod automation;

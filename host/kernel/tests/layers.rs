@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("plugins", 2),
     ("providers", 2),
     ("approvals", 2),
+    ("a2a", 2),
     ("conversation", 3),
     ("automation", 4),
     // Composition.

@@ -16,6 +16,10 @@ pub fn body(key: &str) -> Option<Value> {
             json!({"manifest_toml": "{manifest:compat-spawned}", "name": "compat-spawned",
                                      "template": null, "signed_manifest": null})
         }
+        "POST /a2a/tasks/send" => json!({"agent_id": "{agent}",
+            "message": {"role": "user", "parts": [{"text": "hello"}]}}),
+        "POST /api/a2a/discover" => json!({"url": "{a2a_peer}"}),
+        "POST /api/a2a/send" => json!({"agent_id": "{a2a_peer}", "message": "hello"}),
         "POST /api/agents/bulk" => json!({"agents": [{"manifest_toml": "{manifest:compat-bulk}"}]}),
         "POST /api/agents/bulk/start" | "POST /api/agents/bulk/stop" => {
             json!({"agent_ids": ["{agent}"]})

@@ -29,7 +29,10 @@ fn refuse(request: &Request, error: ApiError, openai_code: &'static str) -> Resp
 /// tokens (`webhooks.*_token`) instead of the API key.
 fn is_public(method: &Method, path: &str) -> bool {
     ((method == Method::GET || method == Method::HEAD)
-        && (matches!(path, "/api/health" | "/api/ready") || talon_dashboard::is_public(path)))
+        && (matches!(
+            path,
+            "/api/health" | "/api/ready" | "/.well-known/agent.json" | "/.well-known/agent-card.json"
+        ) || talon_dashboard::is_public(path)))
         || (method == Method::POST && matches!(path, "/api/hooks/wake" | "/api/hooks/agent"))
 }
 

@@ -27,3 +27,4 @@ pub mod usage;
 pub mod webhooks;
 pub mod workflows;
 pub mod ws;
+pub mod a2a;

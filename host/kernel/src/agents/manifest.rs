@@ -8,9 +8,12 @@ use crate::KernelError;
 pub const NOTIFY_OWNER: &str = "notify_owner";
 /// The built-in tool that sends a message to another agent and waits for its answer.
 pub const AGENT_SEND: &str = "agent_send";
+/// The built-in tool that sends a task to a discovered remote A2A agent and
+/// waits for its answer.
+pub const A2A_SEND: &str = "a2a_send";
 /// The tools the kernel itself provides (the agent loop runs them); a
 /// manifest lists them like any other.
-pub const BUILTIN_TOOLS: &[&str] = &[NOTIFY_OWNER, AGENT_SEND];
+pub const BUILTIN_TOOLS: &[&str] = &[NOTIFY_OWNER, AGENT_SEND, A2A_SEND];
 
 /// Largest manifest accepted, in bytes.
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod a2a;
 mod file;
 mod oversight;
 
@@ -17,6 +18,7 @@ pub(crate) use file::json_to_toml;
 use file::read_config_text;
 pub use file::{Change, change_value, set_value, write_atomically};
 pub use oversight::{ApprovalRules, ApprovalsConfig, Policy, SecondFactor, WebhooksConfig};
+pub use a2a::A2aConfig;
 
 /// The address the daemon listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";
@@ -232,6 +234,13 @@ timeout_secs = 10
 # Bearer tokens of the inbound hooks; empty turns the hook off (404).
 wake_token = ""
 agent_token = ""
+
+[a2a]
+# Longest wait for a remote A2A agent (its card, a task), in seconds (read at start).
+timeout_secs = 60
+# The base URL other agents reach this daemon at, named in the agent card;
+# empty: taken from each request's Host header.
+public_url = ""
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -313,6 +322,8 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// Outbound webhook delivery and inbound hook tokens.
     pub webhooks: WebhooksConfig,
+    /// The Agent-to-Agent protocol.
+    pub a2a: A2aConfig,
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -595,6 +606,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             approvals: ApprovalsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            a2a: A2aConfig::default(),
         }
     }
 }
@@ -742,6 +754,16 @@ impl Config {
         if self.approvals.timeout_secs == 0 || self.webhooks.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "approvals.timeout_secs and webhooks.max_attempts must be at least 1".into(),
+            ));
+        }
+        if self.a2a.timeout_secs == 0
+            || !(self.a2a.public_url.is_empty()
+                || self.a2a.public_url.starts_with("http://")
+                || self.a2a.public_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(
+                "a2a.timeout_secs must be at least 1 and a2a.public_url empty or an http(s) URL"
+                    .into(),
             ));
         }
         if self.limits.max_body_bytes < 1024 {

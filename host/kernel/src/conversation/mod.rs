@@ -25,6 +25,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::KernelError;
+use crate::a2a::A2a;
 use crate::agents::Agents;
 use crate::approvals::Approvals;
 use crate::plugins::Plugins;
@@ -48,6 +49,7 @@ pub struct Conversations {
     plugins: Arc<Plugins>,
     providers: Arc<Providers>,
     approvals: Arc<Approvals>,
+    a2a: Arc<A2a>,
     live: LiveSessions,
 }
 
@@ -65,6 +67,7 @@ impl Conversations {
         plugins: Arc<Plugins>,
         providers: Arc<Providers>,
         approvals: Arc<Approvals>,
+        a2a: Arc<A2a>,
     ) -> Self {
         Self {
             shared,
@@ -72,6 +75,7 @@ impl Conversations {
             plugins,
             providers,
             approvals,
+            a2a,
             live: LiveSessions::default(),
         }
     }
@@ -221,7 +225,18 @@ impl Conversations {
         agent: Uuid,
         sender: &str,
     ) -> Result<Uuid, KernelError> {
-        let label = format!("agent:{sender}");
+        self.labelled_session(agent, format!("agent:{sender}"))
+            .await
+    }
+
+    /// The session of `agent` labelled `label`, created (not current) on
+    /// first use: the one place a conversation with a given peer is kept
+    /// (`agent:<sender>` for `agent_send`, `a2a:<context>` for A2A).
+    pub(crate) async fn labelled_session(
+        &self,
+        agent: Uuid,
+        label: String,
+    ) -> Result<Uuid, KernelError> {
         let store = self.shared.store().clone();
         blocking_kernel(move || {
             let find = || -> Result<Option<Uuid>, KernelError> {

@@ -36,7 +36,7 @@ use super::live::{LiveSession, TurnEvent, TurnReply};
 use super::records::{Sender, SessionRecord, ToolCallTrace, TurnRecord, TurnStatus};
 use super::{Conversations, prompt, repair, sessions};
 use crate::KernelError;
-use crate::agents::manifest::{AGENT_SEND, NOTIFY_OWNER};
+use crate::agents::manifest::{A2A_SEND, AGENT_SEND, NOTIFY_OWNER};
 use crate::agents::{AgentRecord, AgentState};
 use crate::approvals::{ApprovalStatus, CallToApprove};
 use crate::config::Policy;
@@ -315,6 +315,20 @@ impl Conversations {
                         "message": {"type": "string", "description": "What to tell or ask it"}
                     },
                     "required": ["target", "message"]
+                }),
+            ));
+        }
+        if allowed.iter().any(|a| *a == A2A_SEND) {
+            specs.push(ToolSpec::new(
+                A2A_SEND,
+                "Send a task to a remote agent (discovered over the A2A protocol) and wait for its answer.",
+                serde_json::json!({
+                    "type": "object",
+                    "properties": {
+                        "agent": {"type": "string", "description": "The remote agent's name or the URL it was discovered at"},
+                        "message": {"type": "string", "description": "What to tell or ask it"}
+                    },
+                    "required": ["agent", "message"]
                 }),
             ));
         }
@@ -656,6 +670,8 @@ impl Conversations {
                     }
                 } else if call.name == AGENT_SEND {
                     self.agent_send(agent, args, sink, cancel).await
+                } else if call.name == A2A_SEND {
+                    self.a2a_send(agent, args, cancel).await
                 } else {
                     match self
                         .plugins
@@ -830,6 +846,37 @@ impl Conversations {
                     .unwrap_or_default(),
                 reply.response
             )),
+        }
+    }
+
+    /// `a2a_send`: a task for a discovered remote agent, bounded by
+    /// `[a2a] timeout_secs`; its answer (or why there is none) is the
+    /// tool's result. Stopping the turn abandons the wait.
+    async fn a2a_send(
+        &self,
+        agent: &AgentRecord,
+        args: &serde_json::Value,
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let field = |key: &str| {
+            args.get(key)
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+        };
+        let (Some(target), Some(message)) = (field("agent"), field("message")) else {
+            return Err(format!(
+                "{A2A_SEND} needs an `agent` (a discovered remote agent's name or URL) and a non-empty `message`"
+            ));
+        };
+        let task = tokio::select! {
+            task = self.a2a.send(target, message, Some(agent.id)) => task.map_err(|e| e.to_string())?,
+            () = cancel.cancelled() => return Err("the turn was stopped while waiting for the remote agent".into()),
+        };
+        let text = task.text.unwrap_or_default();
+        match task.state.as_str() {
+            "completed" => Ok(text),
+            state => Err(format!("the remote agent's task {} ended {state}: {text}", task.id)),
         }
     }
 }

@@ -18,7 +18,7 @@ use super::{StoreError, decode};
 ///
 /// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
 /// tables start at 5.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 
@@ -128,6 +128,15 @@ const MIGRATIONS: &[Migration] = &[
             tx.open_table(WEBHOOKS)?;
             tx.open_table(WEBHOOK_QUEUE)?;
             tx.open_table(WEBHOOK_DEAD)?;
+            Ok(())
+        },
+    },
+    Migration {
+        to: 11,
+        description: "create a2a_peers.v1 and a2a_tasks.v1",
+        apply: |tx| {
+            tx.open_table(A2A_PEERS)?;
+            tx.open_table(A2A_TASKS)?;
             Ok(())
         },
     },

@@ -160,3 +160,11 @@ pub(crate) const WEBHOOK_QUEUE: TableDefinition<&str, &[u8]> =
 /// [`crate::webhooks::Delivery`].
 pub(crate) const WEBHOOK_DEAD: TableDefinition<&str, &[u8]> =
     TableDefinition::new("webhook_dead.v1");
+
+// --- A2A (a2a) ---
+
+/// Remote A2A agents discovered, by their card's URL: [`crate::a2a::Peer`].
+pub(crate) const A2A_PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("a2a_peers.v1");
+/// Tasks other agents sent to Talon's agents over A2A, by task id (v7):
+/// [`crate::a2a::TaskRecord`].
+pub(crate) const A2A_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("a2a_tasks.v1");
