@@ -107,4 +107,5 @@ pub async fn load_with_settings(
 }
 pub mod channel;
 pub mod irc;
+pub mod mail;
 pub mod prosody;
