@@ -165,11 +165,22 @@ async fn xmpp_room_and_direct_messages_in_replies_out_and_a_restarted_server_rec
     // The server goes away: the channel notices, reconnects once it is
     // back, rejoins the room, and the instance was not restarted.
     server.restart().await;
+    // Written while the channel may still be away: stored by the server
+    // and delivered when it is back, or delivered live; never lost.
+    let mut alice = Person::login(server.port, "alice", "pw-a").await;
+    alice
+        .say("bot@localhost", "chat", "away-1", "did you miss me?")
+        .await;
     until(&handle, "reconnected", |s| {
         s.state == SupervisorState::Connected && s.last_error.is_some()
     })
     .await;
     assert_eq!(handle.status().restarts, 0);
+    let away = next_message(&mut events).await;
+    assert_eq!(
+        (away.id.as_deref(), away.text.as_str()),
+        (Some("away-1"), "did you miss me?")
+    );
     let mut bob = Person::login(server.port, "bob", "pw-b").await;
     bob.join(&room, "bob").await;
     bob.say(&room, "groupchat", "room-2", "are you back?").await;

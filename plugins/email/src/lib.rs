@@ -345,7 +345,13 @@ impl Guest for Email {
             ));
         };
         let mut guard = SESSION.lock().unwrap_or_else(|p| p.into_inner());
-        let known = guard.take().map(|s| s.known).unwrap_or_default();
+        // What the last connection knew: the threads, and the messages the
+        // host took but that were not marked seen yet (still valid while
+        // the mailbox's UIDVALIDITY is the same).
+        let (known, to_mark, old_validity) = guard
+            .take()
+            .map(|s| (s.known, s.to_mark, s.uidvalidity))
+            .unwrap_or_default();
         let mut imap = Imap::connect(&config.imap_server, config.imap_port, TIMEOUT_MS, MAX_FETCH)
             .map_err(imap_error)?;
         let deadline = now_ms() + TIMEOUT_MS;
@@ -381,7 +387,11 @@ impl Guest for Email {
             config,
             idle,
             uidvalidity,
-            to_mark: Vec::new(),
+            to_mark: if uidvalidity == old_validity {
+                to_mark
+            } else {
+                Vec::new()
+            },
             known,
             lost: None,
         });
