@@ -20,6 +20,7 @@ mod connections;
 mod conventions;
 mod conversations;
 mod delegation;
+mod diskfull;
 mod durability;
 mod first_hour;
 mod goals;

@@ -183,6 +183,11 @@ monthly_limit_usd = 0.0
 # keeps in memory (read at start). Larger caches make reads of a large store
 # cheaper and cost resident memory up to this size.
 cache_mib = 32
+# Disk space in MiB held back in a file beside the database (talon.reserve).
+# When the disk fills, the daemon gives it up so the store can reopen cleanly
+# and keep serving reads; writes are refused (507) until the disk has twice
+# this much free again. 0 turns the reserve off.
+disk_reserve_mib = 8
 
 [server]
 # A client must send a request's headers within this many seconds of
@@ -419,11 +424,16 @@ pub struct BudgetConfig {
 pub struct StorageConfig {
     /// The database's page cache, in MiB: the most of the file kept in memory.
     pub cache_mib: u64,
+    /// Disk space, in MiB, held back for the store to recover with when the disk fills.
+    pub disk_reserve_mib: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { cache_mib: 32 }
+        Self {
+            cache_mib: 32,
+            disk_reserve_mib: 8,
+        }
     }
 }
 
@@ -630,6 +640,7 @@ const RESTART_KEYS: &[&str] = &[
     "scheduler.missed_policy",
     // The store is opened once, at start.
     "storage.cache_mib",
+    "storage.disk_reserve_mib",
     // Breakers and connection pools are built once, at start.
     "llm.max_attempts",
     "llm.retry_base_delay_ms",
@@ -721,6 +732,11 @@ impl Config {
         if !(1..=65_536).contains(&self.storage.cache_mib) {
             return Err(ConfigError::Invalid(
                 "storage.cache_mib must be between 1 and 65536".into(),
+            ));
+        }
+        if self.storage.disk_reserve_mib > 65_536 {
+            return Err(ConfigError::Invalid(
+                "storage.disk_reserve_mib must be at most 65536".into(),
             ));
         }
         if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {
