@@ -301,3 +301,28 @@ async fn an_oversized_chunked_body_is_cut_off_at_the_limit() {
     assert_eq!(&head, b"HTTP/1.1 413");
     sender.abort();
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_past_its_deadline_is_answered_408_and_closed() {
+    let daemon = Daemon::start_with_config(
+        "[server]\nbody_read_timeout_secs = 1\nheader_read_timeout_secs = 600\nidle_timeout_secs = 600\n",
+    )
+    .await;
+    let mut stream = connect_from(&daemon, "127.0.0.1").await;
+    // Headers promise 100 bytes; 10 come, then nothing.
+    stream
+        .write_all(
+            b"POST /api/agents HTTP/1.1\r\nHost: talon\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"manifest",
+        )
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_read_timeout_secs"), "{answer}");
+    // Everyone else is served, and nothing was created.
+    let agents = daemon.get("/api/agents").await;
+    assert_eq!(agents.status(), 200);
+    let list: serde_json::Value = agents.json().await.expect("agents");
+    assert_eq!(list["total"], 0, "{list}");
+}

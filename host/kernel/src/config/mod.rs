@@ -200,6 +200,10 @@ header_read_timeout_secs = 10
 # as the server closes it sees its request fail, so the client should be
 # the one to let go first.
 idle_timeout_secs = 120
+# A request's whole body must arrive within this many seconds of its headers;
+# a slower one is answered 408 and its connection closed. Raise it to upload
+# large plugin packages or files over slow links.
+body_read_timeout_secs = 60
 # Open connections at once, from all clients (0: derived at start from the
 # file-descriptor limit, which the daemon raises to its hard limit, keeping
 # headroom for the store, plugins and outbound connections; at most 10000)
@@ -446,6 +450,8 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds a connection with no request in flight stays open without traffic.
     pub idle_timeout_secs: u64,
+    /// Seconds a request's whole body has to arrive, from its headers.
+    pub body_read_timeout_secs: u64,
     /// Open connections at once from all clients; 0 derives it from the
     /// file-descriptor limit.
     pub max_connections: usize,
@@ -460,6 +466,7 @@ impl Default for ServerConfig {
         Self {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 120,
+            body_read_timeout_secs: 60,
             max_connections: 0,
             max_connections_per_ip: 128,
             shutdown_grace_secs: 10,
@@ -747,11 +754,12 @@ impl Config {
         let server = &self.server;
         if server.header_read_timeout_secs == 0
             || server.idle_timeout_secs == 0
+            || server.body_read_timeout_secs == 0
             || server.max_connections_per_ip == 0
         {
             return Err(ConfigError::Invalid(
-                "server.header_read_timeout_secs, server.idle_timeout_secs and \
-                 server.max_connections_per_ip must be at least 1"
+                "server.header_read_timeout_secs, server.idle_timeout_secs, \
+                 server.body_read_timeout_secs and server.max_connections_per_ip must be at least 1"
                     .into(),
             ));
         }
