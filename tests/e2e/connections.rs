@@ -301,3 +301,68 @@ async fn an_oversized_chunked_body_is_cut_off_at_the_limit() {
     assert_eq!(&head, b"HTTP/1.1 413");
     sender.abort();
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_past_its_deadline_is_answered_408_and_closed() {
+    let daemon = Daemon::start_with_config(
+        "[server]\nbody_read_timeout_secs = 1\nheader_read_timeout_secs = 600\nidle_timeout_secs = 600\n",
+    )
+    .await;
+    let mut stream = connect_from(&daemon, "127.0.0.1").await;
+    // Headers promise 100 bytes; 10 come, then nothing.
+    stream
+        .write_all(
+            b"POST /api/agents HTTP/1.1\r\nHost: talon\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"manifest",
+        )
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_read_timeout_secs"), "{answer}");
+    // Everyone else is served, and nothing was created.
+    let agents = daemon.get("/api/agents").await;
+    assert_eq!(agents.status(), 200);
+    let list: serde_json::Value = agents.json().await.expect("agents");
+    assert_eq!(list["total"], 0, "{list}");
+}
+
+#[tokio::test]
+async fn a_client_sending_its_body_after_an_early_413_still_reads_the_413() {
+    let daemon = Daemon::start_with_config("[limits]\nmax_body_bytes = 65536\n").await;
+    // A client that sends its whole 4 MiB body before it reads: the daemon
+    // answers 413 from the head and closes. The worry is a reset (the
+    // daemon's socket closed with the body unread) discarding the 413 in the
+    // client's receive buffer; over loopback on Linux the 413 arrives, with
+    // or without a lingering close (tried both), so this is kept as the
+    // check that it does.
+    let mut stream = connect_from(&daemon, "127.0.0.1").await;
+    let head = "POST /api/agents HTTP/1.1\r\nHost: talon\r\nContent-Type: application/json\r\n\
+                Content-Length: 4194304\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b'x'; 64 << 10];
+    for _ in 0..64 {
+        if stream.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let outcome = tokio::time::timeout(GENEROUS, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the daemon closed the connection");
+    let answer = String::from_utf8_lossy(&received);
+    assert!(
+        outcome.is_ok(),
+        "the connection was reset (read so far: {answer:?}): {outcome:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}

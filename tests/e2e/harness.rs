@@ -71,6 +71,12 @@ impl Daemon {
 
     async fn start_raw(config: &str, env: &[(&str, &str)]) -> Daemon {
         let home = tempfile::tempdir().expect("temporary home");
+        Self::start_in(home, config, env).await
+    }
+
+    /// Starts a daemon in `home`, prepared by the caller (a filesystem
+    /// mounted for its data, say), with `config` as written.
+    pub async fn start_in(home: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
         if !config.is_empty() {
             std::fs::write(home.path().join("config.toml"), config).expect("write config");
         }

@@ -22,6 +22,7 @@ mod conventions;
 mod conversations;
 mod dashboard;
 mod delegation;
+mod diskfull;
 mod durability;
 mod first_hour;
 mod goals;

@@ -63,6 +63,12 @@ pub enum ApiError {
         /// What happened.
         message: String,
     },
+    /// 507: the disk holding the data directory is full; the write was not made.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// 503: a dependency (the database, while it reopens) is briefly unavailable.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: something failed on our side. The detail is logged, not sent.
     #[error("internal server error")]
     Internal(String),
@@ -84,6 +90,8 @@ impl ApiError {
             ApiError::ProviderAuthMissing(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::BudgetExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream { status, .. } => *status,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,7 +137,7 @@ impl From<KernelError> for ApiError {
                 talon_kernel::config::ConfigError::Io { .. } => ApiError::Internal(e.to_string()),
                 other => ApiError::BadRequest(other.to_string()),
             },
-            KernelError::Store(e) => ApiError::Internal(e.to_string()),
+            KernelError::Store(e) => e.into(),
             KernelError::BudgetExceeded(m) => ApiError::BudgetExceeded(m),
             KernelError::TooLarge(m) => ApiError::PayloadTooLarge(m),
             KernelError::Llm(e) => e.into(),
@@ -145,6 +153,17 @@ impl From<KernelError> for ApiError {
                 };
                 ApiError::Upstream { status, message }
             }
+        }
+    }
+}
+
+impl From<talon_kernel::store::StoreError> for ApiError {
+    fn from(e: talon_kernel::store::StoreError) -> Self {
+        use talon_kernel::store::StoreError as S;
+        match e {
+            S::DiskFull(message) => ApiError::InsufficientStorage(message),
+            S::Recovering => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
         }
     }
 }

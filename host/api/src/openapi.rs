@@ -85,7 +85,8 @@ const PUBLIC_PATHS: [&str; 2] = ["/api/health", "/api/ready"];
 /// Completes the assembled document with what every operation shares, so
 /// each handler's annotation lists only its own outcomes: the middleware's
 /// errors, 400 wherever parameters or a body are parsed, 404 wherever the
-/// path names something, 413 wherever a body is read, and the `{"error"}`
+/// path names something, 413 wherever a body is read, 507 on every
+/// operation that may write (the disk is full), and the `{"error"}`
 /// body on every error answer.
 pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::{PartialSchema as _, ToSchema as _};
@@ -117,7 +118,7 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
                 } else {
                     "ErrorBody"
                 };
-                complete_operation(operation, public, error_body);
+                complete_operation(operation, public, error_body, method != "get");
             }
         }
     }
@@ -127,6 +128,7 @@ fn complete_operation(
     operation: &mut utoipa::openapi::path::Operation,
     public: bool,
     error_body: &str,
+    writes: bool,
 ) {
     use utoipa::openapi::{RefOr, Response};
     let responses = &mut operation.responses.responses;
@@ -152,6 +154,12 @@ fn complete_operation(
     });
     if by_path {
         add("404", "Nothing with that id or name");
+    }
+    if writes {
+        add(
+            "507",
+            "The disk holding the data directory is full: the write was not made (reads still work)",
+        );
     }
     if operation.request_body.is_some() {
         add(

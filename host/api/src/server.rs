@@ -335,6 +335,10 @@ pub fn with_conventions(router: Router<AppState>, state: AppState) -> Router {
             rate_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::body_timeout::body_timeout,
+        ))
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes));
     router.layer(layers).with_state(state)
 }

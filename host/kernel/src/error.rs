@@ -39,3 +39,19 @@ pub enum KernelError {
     #[error(transparent)]
     Peer(#[from] talon_a2a::ClientError),
 }
+
+/// A recovery step at start that must write: skipped with a warning when the
+/// disk is full (the daemon then comes up read-only) and done at the next
+/// start instead.
+pub(crate) fn unless_disk_full<T: Default>(
+    result: Result<T, KernelError>,
+    step: &str,
+) -> Result<T, KernelError> {
+    match result {
+        Err(KernelError::Store(StoreError::DiskFull(reason))) => {
+            tracing::warn!(%reason, step, "the disk is full: left for the next start");
+            Ok(T::default())
+        }
+        other => other,
+    }
+}

@@ -91,8 +91,11 @@ impl Kernel {
         let config_path = config_path.unwrap_or_else(|| home.config_file());
         let config = Config::load_or_init(&config_path)?;
         let config = apply_overrides(config, &overrides)?;
-        let cache_bytes = usize::try_from(config.storage.cache_mib << 20).unwrap_or(usize::MAX);
-        let store = Store::open_with(&home.database_file(), clock, cache_bytes)?;
+        let options = crate::store::StoreOptions {
+            cache_bytes: usize::try_from(config.storage.cache_mib << 20).unwrap_or(usize::MAX),
+            reserve_bytes: config.storage.disk_reserve_mib << 20,
+        };
+        let store = Store::open_with(&home.database_file(), clock, options)?;
         let shared = Arc::new(Shared::new(home, store, config));
 
         // Removing an agent removes its conversations in the same transaction.

@@ -3,10 +3,11 @@
 //! Order, outermost first: request id (so every answer, even a 429 or a
 //! recovered panic, carries one), security headers, metrics, panic recovery,
 //! CORS (preflights are answered before auth), rate limiting (so failed logins
-//! are limited too), authentication.
+//! are limited too), authentication, the request body's deadline.
 
 pub mod auth;
 pub mod body_limit;
+pub mod body_timeout;
 pub mod headers;
 pub mod rate_limit;
 pub mod request_id;

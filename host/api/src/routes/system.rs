@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::extract::Json;
 use crate::metrics::resident_memory_bytes;
 use crate::state::AppState;
+use talon_kernel::store::WriteState;
 
 /// The daemon's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -40,18 +41,29 @@ fn database_ok(state: &AppState) -> bool {
     state.kernel.store().check().is_ok()
 }
 
+/// Whether the store takes writes (false while the disk is full). Looking
+/// also resumes writes once the disk has room again.
+async fn writes_ok(state: &AppState) -> WriteState {
+    let store = state.kernel.store().clone();
+    tokio::task::spawn_blocking(move || store.write_state())
+        .await
+        .unwrap_or(WriteState::Writable)
+}
+
 /// Liveness probe (public).
 #[utoipa::path(get, path = "/api/health", tag = "system",
     responses((status = 200, description = "Daemon is alive", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let writes = writes_ok(&state).await == WriteState::Writable;
     let db = database_ok(&state);
+    let check = |name: &str, ok: bool| HealthCheck {
+        name: name.into(),
+        status: if ok { "ok" } else { "error" }.into(),
+    };
     Json(Health {
-        status: if db { "ok" } else { "degraded" }.into(),
+        status: if db && writes { "ok" } else { "degraded" }.into(),
         version: VERSION.into(),
-        checks: vec![HealthCheck {
-            name: "database".into(),
-            status: if db { "ok" } else { "error" }.into(),
-        }],
+        checks: vec![check("database", db), check("disk", writes)],
     })
 }
 
@@ -96,12 +108,22 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
 pub async fn health_detail(
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let writes = writes_ok(&state).await;
     let store = state.kernel.store();
     let schema = store.schema_version();
+    let disk = match &writes {
+        WriteState::Writable => serde_json::json!({ "status": "ok" }),
+        WriteState::DiskFull { reason, since } => serde_json::json!({
+            "status": "full",
+            "writes": "refused",
+            "reason": reason,
+            "since": since,
+        }),
+    };
     let db_size = std::fs::metadata(store.path()).map(|m| m.len()).ok();
     let agents = state.kernel.agents().count().await?;
     Ok(Json(serde_json::json!({
-        "status": if schema.is_ok() { "ok" } else { "degraded" },
+        "status": if schema.is_ok() && writes == WriteState::Writable { "ok" } else { "degraded" },
         "version": VERSION,
         "uptime_seconds": state.kernel.uptime_secs(),
         "panic_count": state.metrics.panics.get(),
@@ -113,6 +135,8 @@ pub async fn health_detail(
             "size_bytes": db_size,
             "cache_limit_bytes": state.kernel.config().storage.cache_mib << 20,
             "schema_version": schema.ok(),
+            "data_dir": store.data_dir(),
+            "disk": disk,
         },
         "config_warnings": config_warnings(&state),
     })))

@@ -19,7 +19,7 @@ pub(crate) fn get(
     agent: Uuid,
     key: &str,
 ) -> Result<Option<serde_json::Value>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(KV)?;
     let id = agent.to_string();
     let value = table.get((id.as_str(), key))?;
@@ -34,7 +34,7 @@ pub(crate) fn set(
     value: &serde_json::Value,
 ) -> Result<(), StoreError> {
     let bytes = store::encode(TABLE, value)?;
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     {
         let id = agent.to_string();
         tx.open_table(KV)?
@@ -66,7 +66,7 @@ pub(crate) fn set_within(
     quota: Quota,
 ) -> Result<Result<(), String>, StoreError> {
     let bytes = store::encode(TABLE, value)?;
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     {
         let id = agent.to_string();
         let mut table = tx.open_table(KV)?;
@@ -98,7 +98,7 @@ pub(crate) fn set_within(
 
 /// Deletes one value; true when it existed.
 pub(crate) fn delete(store: &Store, agent: Uuid, key: &str) -> Result<bool, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let existed = {
         let id = agent.to_string();
         tx.open_table(KV)?.remove((id.as_str(), key))?.is_some()
@@ -112,7 +112,7 @@ pub(crate) fn list(
     store: &Store,
     agent: Uuid,
 ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(KV)?;
     let id = agent.to_string();
     let mut out = Vec::new();
@@ -157,7 +157,7 @@ pub(crate) fn import(
     values: &[(String, serde_json::Value)],
     clear_existing: bool,
 ) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     if clear_existing {
         remove_all_in(&tx, agent)?;
     }

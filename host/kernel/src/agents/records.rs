@@ -119,7 +119,7 @@ const TABLE: &str = "agents.v1";
 
 /// Stores a new agent (the name must be unused) with its audit entry.
 pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<AuditEntry, KernelError> {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     {
         let mut names = tx.open_table(AGENT_NAMES).map_err(StoreError::from)?;
         if let Some(existing) = names.get(record.name()).map_err(StoreError::from)? {
@@ -160,7 +160,7 @@ pub(crate) fn insert(store: &Store, record: &AgentRecord) -> Result<AuditEntry, 
 
 /// The id of the agent with this name.
 pub(crate) fn id_by_name(store: &Store, name: &str) -> Result<Option<Uuid>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let names = tx.open_table(AGENT_NAMES)?;
     let id = names.get(name)?.map(|v| v.value().parse::<Uuid>());
     Ok(id.and_then(Result::ok))
@@ -168,7 +168,7 @@ pub(crate) fn id_by_name(store: &Store, name: &str) -> Result<Option<Uuid>, Stor
 
 /// Every agent, in creation order.
 pub(crate) fn list(store: &Store) -> Result<Vec<AgentRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(AGENTS)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
@@ -182,7 +182,7 @@ pub(crate) fn list(store: &Store) -> Result<Vec<AgentRecord>, StoreError> {
 /// One agent, if it exists.
 /// One agent.
 pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<AgentRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(AGENTS)?;
     let value = table.get(id.to_string().as_str())?;
     value.map(|v| store::decode(TABLE, v.value())).transpose()
@@ -224,7 +224,7 @@ pub(crate) fn remove(
     id: Uuid,
     hooks: &[RemoveHook],
 ) -> Result<Option<AuditEntry>, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let existed = {
         let mut table = tx.open_table(AGENTS)?;
         let removed = table.remove(id.to_string().as_str())?;
@@ -251,7 +251,7 @@ pub(crate) fn remove(
 
 /// Number of stored agents.
 pub(crate) fn count(store: &Store) -> Result<u64, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     Ok(tx.open_table(AGENTS)?.len()?)
 }
 
@@ -261,7 +261,7 @@ pub(crate) fn set_state(
     id: Uuid,
     state: AgentState,
 ) -> Result<Option<AgentRecord>, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let updated = {
         let mut table = tx.open_table(AGENTS)?;
         let key = id.to_string();
@@ -304,7 +304,7 @@ pub(crate) fn update<F>(store: &Store, id: Uuid, change: F) -> Result<AgentRecor
 where
     F: FnOnce(&mut AgentRecord) -> Result<Option<AuditEvent>, KernelError>,
 {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let record = {
         let mut table = tx.open_table(AGENTS).map_err(StoreError::from)?;
         let key = id.to_string();

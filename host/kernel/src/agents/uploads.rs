@@ -32,7 +32,7 @@ pub struct Upload {
 
 pub(crate) fn insert(store: &Store, upload: &Upload) -> Result<(), StoreError> {
     let bytes = store::encode(TABLE, upload)?;
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     tx.open_table(UPLOADS)?
         .insert(upload.id.to_string().as_str(), bytes.as_slice())?;
     tx.commit()?;
@@ -40,7 +40,7 @@ pub(crate) fn insert(store: &Store, upload: &Upload) -> Result<(), StoreError> {
 }
 
 pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<Upload>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(UPLOADS)?;
     let value = table.get(id.to_string().as_str())?;
     value.map(|v| store::decode(TABLE, v.value())).transpose()

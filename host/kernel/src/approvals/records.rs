@@ -100,7 +100,7 @@ fn put(tx: &WriteTransaction, approval: &Approval) -> Result<(), StoreError> {
 
 /// Stores a new approval with its audit entry.
 pub(super) fn insert(store: &Store, approval: &Approval) -> Result<AuditEntry, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put(&tx, approval)?;
     let entry = audit::append_in(
         &tx,
@@ -120,7 +120,7 @@ pub(super) fn insert(store: &Store, approval: &Approval) -> Result<AuditEntry, S
 
 /// One approval.
 pub(super) fn get(store: &Store, id: Uuid) -> Result<Option<Approval>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(APPROVALS)?;
     table
         .get(id.to_string().as_str())?
@@ -130,7 +130,7 @@ pub(super) fn get(store: &Store, id: Uuid) -> Result<Option<Approval>, StoreErro
 
 /// Every approval, newest first.
 pub(super) fn all(store: &Store) -> Result<Vec<Approval>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(APPROVALS)?;
     let mut out = Vec::new();
     for entry in table.iter()?.rev() {
@@ -157,7 +157,7 @@ pub(super) fn resolve(
     id: Uuid,
     resolution: Resolution,
 ) -> Result<(Approval, AuditEntry), KernelError> {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let mut approval: Approval = {
         let table = tx.open_table(APPROVALS).map_err(StoreError::from)?;
         let value = table
@@ -216,7 +216,7 @@ pub(super) fn resolve(
 /// Accepts a TOTP step once outside any approval (confirming enrollment,
 /// revoking it).
 pub(super) fn use_totp_step(store: &Store, step: u64) -> Result<(), KernelError> {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     accept_step_in(&tx, step)?;
     tx.commit().map_err(StoreError::from)?;
     Ok(())

@@ -153,7 +153,7 @@ fn read_job<T: ReadableTable<&'static str, &'static [u8]>>(
 }
 
 pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<CronJob>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CRON_JOBS)?;
     table
         .get(id.to_string().as_str())?
@@ -162,7 +162,7 @@ pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<CronJob>, StoreError
 }
 
 pub(crate) fn list(store: &Store) -> Result<Vec<CronJob>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CRON_JOBS)?;
     let mut jobs: Vec<CronJob> = Vec::new();
     for item in table.iter()? {
@@ -175,7 +175,7 @@ pub(crate) fn list(store: &Store) -> Result<Vec<CronJob>, StoreError> {
 
 /// Stores a new job with its audit entry, in one transaction.
 pub(crate) fn insert(store: &Store, job: &CronJob) -> Result<AuditEntry, KernelError> {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let entry = {
         let mut table = tx.open_table(CRON_JOBS).map_err(StoreError::from)?;
         if table.len().map_err(StoreError::from)? >= MAX_JOBS {
@@ -215,7 +215,7 @@ pub(crate) fn modify<F>(
 where
     F: FnOnce(&mut CronJob) -> Result<Option<AuditEvent>, KernelError>,
 {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let result = {
         let mut table = tx.open_table(CRON_JOBS).map_err(StoreError::from)?;
         let key = id.to_string();
@@ -238,7 +238,7 @@ where
 
 /// Removes a job (its runs stay in the log); the audit entry when it existed.
 pub(crate) fn remove(store: &Store, id: Uuid) -> Result<Option<AuditEntry>, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let entry = {
         let mut table = tx.open_table(CRON_JOBS)?;
         let removed = table.remove(id.to_string().as_str())?;
@@ -268,7 +268,7 @@ pub(crate) fn begin_run(
     start: &RunStart,
     keep: u64,
 ) -> Result<Option<(CronJob, CronRun)>, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let result = {
         let mut jobs = tx.open_table(CRON_JOBS)?;
         let key = start.job_id.to_string();
@@ -322,7 +322,7 @@ pub(crate) fn begin_run(
 
 /// Records how a run ended, on the run and as the job's last run.
 pub(crate) fn finish_run(store: &Store, run: &CronRun) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     {
         let mut runs = tx.open_table(CRON_RUNS)?;
         // A run pruned from the log meanwhile is not re-added.
@@ -349,7 +349,7 @@ pub(crate) fn runs(
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<CronRun>, usize), StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CRON_RUNS)?;
     let mut items = Vec::new();
     let mut total = 0usize;
@@ -369,7 +369,7 @@ pub(crate) fn runs(
 
 /// Marks runs left `running` by a stopped daemon as failed; returns how many.
 pub(crate) fn mark_interrupted(store: &Store) -> Result<usize, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let mut count = 0;
     {
         let mut runs = tx.open_table(CRON_RUNS)?;

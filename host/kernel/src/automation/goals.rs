@@ -143,7 +143,7 @@ pub const TEMPLATES: &[GoalTemplate] = &[
 ];
 
 fn all(store: &Store) -> Result<Vec<Goal>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(GOALS)?;
     let mut out: Vec<Goal> = Vec::new();
     for item in table.iter()? {
@@ -195,7 +195,7 @@ fn write(
     delete: Option<Uuid>,
 ) -> Result<Vec<Uuid>, KernelError> {
     let goals = all(store)?;
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let removed = {
         let mut table = tx.open_table(GOALS).map_err(StoreError::from)?;
         if let Some(goal) = goal {

@@ -277,7 +277,12 @@ impl Automation {
             ));
         }
         let store = self.shared.store().clone();
-        let interrupted = store::blocking(move || cron::mark_interrupted(&store)).await?;
+        let interrupted = crate::error::unless_disk_full(
+            store::blocking(move || cron::mark_interrupted(&store))
+                .await
+                .map_err(KernelError::from),
+            "recording interrupted cron runs",
+        )?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
@@ -292,7 +297,10 @@ impl Automation {
                 self.apply_to_engine(job);
             }
         }
-        let interrupted = self.workflows_recover().await?;
+        let interrupted = crate::error::unless_disk_full(
+            self.workflows_recover().await,
+            "recording interrupted workflow runs",
+        )?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,

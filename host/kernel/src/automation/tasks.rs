@@ -79,7 +79,7 @@ fn put(tx: &redb::WriteTransaction, task: &Task) -> Result<(), StoreError> {
 }
 
 fn all(store: &Store) -> Result<Vec<Task>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(TASKS)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
@@ -91,7 +91,7 @@ fn all(store: &Store) -> Result<Vec<Task>, StoreError> {
 
 /// Stores a new task with its audit entry.
 fn insert(store: &Store, task: &Task) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put(&tx, task)?;
     audit::append_in(
         &tx,
@@ -110,7 +110,7 @@ fn modify<F>(store: &Store, id: Uuid, change: F) -> Result<Task, KernelError>
 where
     F: FnOnce(&mut Task) -> Result<(), KernelError>,
 {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let mut task: Task = {
         let table = tx.open_table(TASKS).map_err(StoreError::from)?;
         let value = table
@@ -281,7 +281,9 @@ impl Automation {
             }
             Ok(count)
         })
-        .await?;
+        .await;
+        let interrupted =
+            crate::error::unless_disk_full(interrupted, "recording interrupted tasks")?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,

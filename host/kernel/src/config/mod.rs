@@ -185,6 +185,11 @@ monthly_limit_usd = 0.0
 # keeps in memory (read at start). Larger caches make reads of a large store
 # cheaper and cost resident memory up to this size.
 cache_mib = 32
+# Disk space in MiB held back in a file beside the database (talon.reserve).
+# When the disk fills, the daemon gives it up so the store can reopen cleanly
+# and keep serving reads; writes are refused (507) until the disk has twice
+# this much free again. 0 turns the reserve off.
+disk_reserve_mib = 8
 
 [server]
 # A client must send a request's headers within this many seconds of
@@ -197,6 +202,10 @@ header_read_timeout_secs = 10
 # as the server closes it sees its request fail, so the client should be
 # the one to let go first.
 idle_timeout_secs = 120
+# A request's whole body must arrive within this many seconds of its headers;
+# a slower one is answered 408 and its connection closed. Raise it to upload
+# large plugin packages or files over slow links.
+body_read_timeout_secs = 60
 # Open connections at once, from all clients (0: derived at start from the
 # file-descriptor limit, which the daemon raises to its hard limit, keeping
 # headroom for the store, plugins and outbound connections; at most 10000)
@@ -430,11 +439,16 @@ pub struct BudgetConfig {
 pub struct StorageConfig {
     /// The database's page cache, in MiB: the most of the file kept in memory.
     pub cache_mib: u64,
+    /// Disk space, in MiB, held back for the store to recover with when the disk fills.
+    pub disk_reserve_mib: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { cache_mib: 32 }
+        Self {
+            cache_mib: 32,
+            disk_reserve_mib: 8,
+        }
     }
 }
 
@@ -447,6 +461,8 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds a connection with no request in flight stays open without traffic.
     pub idle_timeout_secs: u64,
+    /// Seconds a request's whole body has to arrive, from its headers.
+    pub body_read_timeout_secs: u64,
     /// Open connections at once from all clients; 0 derives it from the
     /// file-descriptor limit.
     pub max_connections: usize,
@@ -461,6 +477,7 @@ impl Default for ServerConfig {
         Self {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 120,
+            body_read_timeout_secs: 60,
             max_connections: 0,
             max_connections_per_ip: 128,
             shutdown_grace_secs: 10,
@@ -642,6 +659,7 @@ const RESTART_KEYS: &[&str] = &[
     "scheduler.missed_policy",
     // The store is opened once, at start.
     "storage.cache_mib",
+    "storage.disk_reserve_mib",
     // Breakers and connection pools are built once, at start.
     "llm.max_attempts",
     "llm.retry_base_delay_ms",
@@ -735,6 +753,11 @@ impl Config {
                 "storage.cache_mib must be between 1 and 65536".into(),
             ));
         }
+        if self.storage.disk_reserve_mib > 65_536 {
+            return Err(ConfigError::Invalid(
+                "storage.disk_reserve_mib must be at most 65536".into(),
+            ));
+        }
         if self.budget.daily_limit_usd < 0.0 || self.budget.monthly_limit_usd < 0.0 {
             return Err(ConfigError::Invalid(
                 "budget limits must not be negative".into(),
@@ -743,11 +766,12 @@ impl Config {
         let server = &self.server;
         if server.header_read_timeout_secs == 0
             || server.idle_timeout_secs == 0
+            || server.body_read_timeout_secs == 0
             || server.max_connections_per_ip == 0
         {
             return Err(ConfigError::Invalid(
-                "server.header_read_timeout_secs, server.idle_timeout_secs and \
-                 server.max_connections_per_ip must be at least 1"
+                "server.header_read_timeout_secs, server.idle_timeout_secs, \
+                 server.body_read_timeout_secs and server.max_connections_per_ip must be at least 1"
                     .into(),
             ));
         }

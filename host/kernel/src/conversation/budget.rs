@@ -73,7 +73,7 @@ impl Conversations {
         let now = self.shared.now();
         let store = self.shared.store().clone();
         Ok(store::blocking(move || {
-            let tx = store.db().begin_read()?;
+            let tx = store.db()?.begin_read()?;
             let table = tx.open_table(TURN_TOTALS)?;
             let (day, month) = (
                 totals::day_bucket(now.date_naive()),
@@ -104,7 +104,7 @@ impl Conversations {
         let now = self.shared.now();
         let store = self.shared.store().clone();
         Ok(store::blocking(move || {
-            let tx = store.db().begin_read()?;
+            let tx = store.db()?.begin_read()?;
             let table = tx.open_table(TURN_TOTALS)?;
             let (first, last) = span.buckets(now);
             let mut usage = Usage::default();
@@ -130,7 +130,7 @@ impl Conversations {
         let now = self.shared.now();
         let store = self.shared.store().clone();
         Ok(store::blocking(move || {
-            let tx = store.db().begin_read()?;
+            let tx = store.db()?.begin_read()?;
             let table = tx.open_table(TURN_TOTALS)?;
             let (first, last) = UsageSpan::Days(days).buckets(now);
             let mut out = Vec::new();
@@ -154,7 +154,7 @@ impl Conversations {
         let now = self.shared.now();
         let store = self.shared.store().clone();
         Ok(store::blocking(move || {
-            let tx = store.db().begin_read()?;
+            let tx = store.db()?.begin_read()?;
             let table = tx.open_table(TURN_TOTALS)?;
             let (first, last) = UsageSpan::Days(days).buckets(now);
             let (low, high) = totals::MODEL_SCOPES;

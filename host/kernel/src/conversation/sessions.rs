@@ -98,7 +98,7 @@ pub(crate) fn create(
     if let Some(label) = &label {
         validate_label(label)?;
     }
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let mut record = agents::get_in(&tx, agent)?;
     if let Some(label) = &label {
         let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
@@ -125,7 +125,7 @@ pub(crate) fn create(
 pub(crate) fn current(store: &Store, agent: Uuid) -> Result<SessionRecord, KernelError> {
     // The common case is a read; only a first message writes.
     {
-        let tx = store.db().begin_read().map_err(StoreError::from)?;
+        let tx = store.db()?.begin_read().map_err(StoreError::from)?;
         let record = agents::get_read(&tx, agent)?
             .ok_or_else(|| KernelError::NotFound(format!("agent {agent} not found")))?;
         if let Some(id) = record.session_id {
@@ -135,7 +135,7 @@ pub(crate) fn current(store: &Store, agent: Uuid) -> Result<SessionRecord, Kerne
             }
         }
     }
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let mut record = agents::get_in(&tx, agent)?;
     if let Some(id) = record.session_id {
         let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
@@ -153,14 +153,14 @@ pub(crate) fn current(store: &Store, agent: Uuid) -> Result<SessionRecord, Kerne
 
 /// One session.
 pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(SESSIONS)?;
     get_in(&table, id)
 }
 
 /// Every session, or those of one agent, oldest first.
 pub(crate) fn list(store: &Store, agent: Option<Uuid>) -> Result<Vec<SessionRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(SESSIONS)?;
     if let Some(agent) = agent {
         return sessions_of(&table, agent);
@@ -179,7 +179,7 @@ pub(crate) fn list(store: &Store, agent: Option<Uuid>) -> Result<Vec<SessionReco
 
 /// The messages of a session, in order.
 pub(crate) fn messages(store: &Store, session: Uuid) -> Result<Vec<StoredMessage>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(MESSAGES)?;
     let key = session_key(session);
     let mut out = Vec::new();
@@ -200,7 +200,7 @@ pub(crate) fn recent_messages(
     max_tokens: usize,
     cost: impl Fn(&Message) -> usize,
 ) -> Result<(Vec<StoredMessage>, bool), StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(MESSAGES)?;
     let key = session_key(session);
     let mut out: Vec<StoredMessage> = Vec::new();
@@ -367,7 +367,7 @@ fn put_turn_in(tx: &WriteTransaction, turn: &TurnRecord) -> Result<(), StoreErro
 
 /// Records a turn that added no messages (a failed one).
 pub(crate) fn record_turn(store: &Store, turn: &TurnRecord) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put_turn_in(&tx, turn)?;
     tx.commit()?;
     Ok(())
@@ -377,7 +377,7 @@ fn modify<F>(store: &Store, session: Uuid, change: F) -> Result<SessionRecord, K
 where
     F: FnOnce(&WriteTransaction, &mut SessionRecord) -> Result<(), KernelError>,
 {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let mut record = {
         let table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
         get_in(&table, session)?
@@ -472,7 +472,7 @@ pub(crate) fn switch(store: &Store, agent: Uuid, session: Uuid) -> Result<(), Ke
 
 /// Deletes a session and its messages; false when it did not exist.
 pub(crate) fn delete(store: &Store, session: Uuid) -> Result<bool, KernelError> {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let removed = {
         let mut table = tx.open_table(SESSIONS).map_err(StoreError::from)?;
         table
@@ -527,7 +527,7 @@ pub(crate) fn turns_of(
     agent: Uuid,
     limit: usize,
 ) -> Result<Vec<TurnRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(TURNS)?;
     let key = agent.to_string();
     let mut out = Vec::new();
@@ -549,7 +549,7 @@ pub(crate) fn turns_since(
     store: &Store,
     since: DateTime<Utc>,
 ) -> Result<Vec<TurnRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(TURNS)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
@@ -754,10 +754,10 @@ mod tests {
                 .collect()
         }
         let now = {
-            let tx = store.db().begin_read().unwrap();
+            let tx = store.db().unwrap().begin_read().unwrap();
             all(&tx.open_table(TURN_TOTALS).unwrap())
         };
-        let tx = store.db().begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         rebuild_in(&tx).unwrap();
         let rebuilt = all(&tx.open_table(TURN_TOTALS).unwrap());
         tx.abort().unwrap();
@@ -797,7 +797,7 @@ mod tests {
         // And an independent scan: the cost of each day over every agent.
         let scan = turns_since(&store, start - chrono::Duration::days(1)).unwrap();
         assert_eq!(scan.len(), 300);
-        let tx = store.db().begin_read().unwrap();
+        let tx = store.db().unwrap().begin_read().unwrap();
         let table = tx.open_table(TURN_TOTALS).unwrap();
         for day in scan.iter().map(|t| t.started_at.date_naive()) {
             let want: f64 = scan
@@ -846,7 +846,7 @@ mod tests {
         let (expected, _) = totals_now_and_rebuilt(&store);
         // Make it a schema-8 store: no totals table.
         store.checkpoint().unwrap();
-        let tx = store.db().begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         tx.delete_table(TURN_TOTALS).unwrap();
         tx.open_table(META)
             .unwrap()

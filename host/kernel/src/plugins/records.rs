@@ -73,7 +73,7 @@ pub enum Grant {
 
 /// Every installed plugin's record.
 pub(super) fn read_records(store: &Store) -> Result<Vec<PluginRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = match tx.open_table(PLUGINS) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -89,7 +89,7 @@ pub(super) fn read_records(store: &Store) -> Result<Vec<PluginRecord>, StoreErro
 
 /// The names of the bundled plugins the operator removed.
 pub(super) fn read_removed(store: &Store) -> Result<Vec<String>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = match tx.open_table(BUNDLED_REMOVED) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -124,7 +124,7 @@ pub(super) fn save_record(
     removed: Removed,
     event: AuditEvent,
 ) -> Result<AuditEntry, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     {
         let mut table = tx.open_table(PLUGINS)?;
         match record {

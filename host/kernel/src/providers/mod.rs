@@ -475,7 +475,7 @@ mod tests {
     fn stored_settings_are_restored_into_a_new_client() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tx = store.db().begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         {
             let bytes = store::encode(CUSTOM_MODELS_TABLE, &model("mine", "openai")).unwrap();
             tx.open_table(CUSTOM_MODELS)

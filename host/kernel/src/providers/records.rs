@@ -11,7 +11,7 @@ pub(super) const CUSTOM_MODELS_TABLE: &str = "custom_models.v1";
 
 /// Every custom model.
 pub(super) fn list_custom_models(store: &Store) -> Result<Vec<ModelInfo>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CUSTOM_MODELS)?;
     let mut models = Vec::new();
     for entry in table.iter()? {
@@ -23,7 +23,7 @@ pub(super) fn list_custom_models(store: &Store) -> Result<Vec<ModelInfo>, StoreE
 
 /// Every base-URL override, by provider.
 pub(super) fn list_provider_urls(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(PROVIDER_URLS)?;
     let mut urls = Vec::new();
     for entry in table.iter()? {
@@ -36,7 +36,7 @@ pub(super) fn list_provider_urls(store: &Store) -> Result<Vec<(String, String)>,
 /// Stores a custom model (replacing one of the same id).
 pub(super) fn insert_custom_model(store: &Store, model: &ModelInfo) -> Result<(), StoreError> {
     let bytes = store::encode(CUSTOM_MODELS_TABLE, model)?;
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     tx.open_table(CUSTOM_MODELS)?
         .insert(model.id.as_str(), bytes.as_slice())?;
     tx.commit()?;
@@ -48,7 +48,7 @@ pub(super) fn remove_custom_model(
     store: &Store,
     id: &str,
 ) -> Result<Option<ModelInfo>, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let removed = tx
         .open_table(CUSTOM_MODELS)?
         .remove(id)?
@@ -64,7 +64,7 @@ pub(super) fn set_provider_url(
     provider: &str,
     url: Option<&str>,
 ) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     {
         let mut table = tx.open_table(PROVIDER_URLS)?;
         match url {

@@ -273,7 +273,7 @@ pub(crate) fn append_in(
 
 /// Appends one event in its own transaction.
 pub fn append(store: &Store, event: AuditEvent) -> Result<AuditEntry, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let entry = append_in(&tx, store.now(), event)?;
     tx.commit()?;
     Ok(entry)
@@ -284,7 +284,7 @@ pub fn append_many<I>(store: &Store, events: I) -> Result<u64, StoreError>
 where
     I: IntoIterator<Item = AuditEvent>,
 {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let mut n = 0;
     for event in events {
         append_in(&tx, store.now(), event)?;
@@ -296,7 +296,7 @@ where
 
 /// The newest `limit` entries, newest first, and the chain's length.
 pub(crate) fn recent(store: &Store, limit: usize) -> Result<(Vec<AuditEntry>, u64), StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(AUDIT)?;
     let total = table.len()?;
     let mut out = Vec::with_capacity(limit.min(total as usize));
@@ -312,7 +312,7 @@ pub(crate) fn recent(store: &Store, limit: usize) -> Result<(Vec<AuditEntry>, u6
 /// The chain has no per-agent index, so this walks it; entries are matched on
 /// their stored bytes (the tagged `agent_id` field) and only matches are decoded.
 pub(crate) fn of_agent(store: &Store, agent_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(AUDIT)?;
     let mut needle = vec![SEP];
     needle.extend_from_slice(b"agent_id=");
@@ -363,7 +363,7 @@ impl Verification {
 /// Walks the whole chain: every entry's stored bytes must hash to its stored
 /// hash, name its own position, and end with the previous entry's hash.
 pub fn verify(store: &Store) -> Result<Verification, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(AUDIT)?;
     let mut result = Verification {
         chain_length: table.len()?,
@@ -511,7 +511,7 @@ mod tests {
         for i in 0..5 {
             append(&store, AuditEvent::new("e", format!("entry {i}"))).unwrap();
         }
-        let tx = store.db().begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         {
             let mut table = tx.open_table(AUDIT).unwrap();
             let mut entry = AuditEntry::decode(table.get(3).unwrap().unwrap().value()).unwrap();
@@ -598,7 +598,7 @@ mod tests {
         for i in 0..4 {
             append(&store, AuditEvent::new("e", format!("entry {i}"))).unwrap();
         }
-        let tx = store.db().begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         tx.open_table(AUDIT).unwrap().remove(2).unwrap();
         tx.commit().unwrap();
         let broken = verify(&store).unwrap().first_broken.unwrap();

@@ -42,7 +42,7 @@ pub fn stats(store: &Store) -> Result<StoreStats, StoreError> {
     let journal_bytes = std::fs::metadata(store.path().with_extension("journal"))
         .map(|m| m.len())
         .unwrap_or(0);
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let mut tables = Vec::new();
     for handle in tx.list_tables()? {
         let table = tx.open_untyped_table(handle)?;
@@ -112,7 +112,7 @@ mod tests {
         let path = dir.path().join("t.redb");
         let store = Store::open(&path).unwrap();
         let value = vec![7u8; 4096];
-        let tx = store.db().begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         {
             let mut table = tx.open_table(AGENTS).unwrap();
             for i in 0..2000 {
@@ -128,7 +128,7 @@ mod tests {
         assert!(agents.stored_bytes >= 2000 * 4096);
         assert!(s.file_bytes >= s.allocated_bytes);
 
-        let tx = store.db().begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         tx.open_table(AGENTS).unwrap().retain(|_, _| false).unwrap();
         tx.commit().unwrap();
         drop(store);

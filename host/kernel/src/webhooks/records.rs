@@ -95,7 +95,7 @@ fn read_all<T: serde::de::DeserializeOwned>(
     table: TableDefinition<&str, &[u8]>,
     name: &'static str,
 ) -> Result<Vec<T>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(table)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
@@ -112,7 +112,7 @@ pub(super) fn webhooks(store: &Store) -> Result<Vec<Webhook>, StoreError> {
 
 /// Stores a subscription (new or changed).
 pub(super) fn put_webhook(store: &Store, hook: &Webhook) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put(&tx, WEBHOOKS, HOOKS, hook.id.to_string(), hook)?;
     tx.commit()?;
     Ok(())
@@ -121,7 +121,7 @@ pub(super) fn put_webhook(store: &Store, hook: &Webhook) -> Result<(), StoreErro
 /// Removes a subscription with its queued deliveries and dead letters;
 /// false when there was none.
 pub(super) fn remove_webhook(store: &Store, id: Uuid) -> Result<bool, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let existed = tx
         .open_table(WEBHOOKS)?
         .remove(id.to_string().as_str())?
@@ -146,7 +146,7 @@ pub(super) fn remove_webhook(store: &Store, id: Uuid) -> Result<bool, StoreError
 
 /// Queues deliveries in one durable transaction.
 pub(super) fn enqueue(store: &Store, deliveries: &[Delivery]) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     for delivery in deliveries {
         put(&tx, WEBHOOK_QUEUE, QUEUE, delivery.id.to_string(), delivery)?;
     }
@@ -179,7 +179,7 @@ pub(super) enum Outcome {
 /// sent again (receivers drop repeats by `X-Talon-Delivery`); an event is
 /// never lost, since its queueing was synced.
 pub(super) fn record(store: &Store, outcomes: &[(Uuid, Outcome)]) -> Result<(), StoreError> {
-    let mut tx = store.db().begin_write()?;
+    let mut tx = store.db()?.begin_write()?;
     tx.set_durability(Durability::None)
         .map_err(|e| StoreError::Db(redb::Error::from(e)))?;
     for (id, outcome) in outcomes {
@@ -201,7 +201,7 @@ pub(super) fn record(store: &Store, outcomes: &[(Uuid, Outcome)]) -> Result<(), 
 
 /// Moves a dead letter back to the queue, due now, with its attempts reset.
 pub(super) fn revive(store: &Store, id: Uuid, now: DateTime<Utc>) -> Result<Delivery, KernelError> {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let mut delivery: Delivery = {
         let mut dead = tx.open_table(WEBHOOK_DEAD).map_err(StoreError::from)?;
         let value = dead

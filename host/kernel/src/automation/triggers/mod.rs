@@ -459,7 +459,7 @@ pub(crate) fn validate_template(template: &str) -> Result<(), KernelError> {
 }
 
 pub(crate) fn list(store: &Store) -> Result<Vec<Trigger>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(TRIGGERS)?;
     let mut out: Vec<Trigger> = Vec::new();
     for item in table.iter()? {
@@ -477,7 +477,7 @@ pub(crate) fn put(
     event: Option<AuditEvent>,
     new: bool,
 ) -> Result<Option<AuditEntry>, KernelError> {
-    let tx = store.db().begin_write().map_err(StoreError::from)?;
+    let tx = store.db()?.begin_write()?;
     let entry = {
         let mut table = tx.open_table(TRIGGERS).map_err(StoreError::from)?;
         if new && table.len().map_err(StoreError::from)? >= MAX_TRIGGERS {
@@ -498,7 +498,7 @@ pub(crate) fn put(
 }
 
 pub(crate) fn remove(store: &Store, id: Uuid) -> Result<Option<AuditEntry>, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let entry = {
         let mut table = tx.open_table(TRIGGERS)?;
         let removed = table.remove(id.to_string().as_str())?.is_some();
@@ -523,7 +523,7 @@ pub(crate) fn begin_fire(
     trigger: &Trigger,
     fire: &mut TriggerFire,
 ) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     {
         let mut table = tx.open_table(TRIGGERS)?;
         table.insert(
@@ -543,7 +543,7 @@ pub(crate) fn begin_fire(
 }
 
 pub(crate) fn finish_fire(store: &Store, fire: &TriggerFire) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     {
         let mut fires = tx.open_table(TRIGGER_FIRES)?;
         if fires.get(fire.seq)?.is_some() {
@@ -560,7 +560,7 @@ pub(crate) fn fires(
     trigger: Uuid,
     limit: usize,
 ) -> Result<Vec<TriggerFire>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(TRIGGER_FIRES)?;
     let mut out = Vec::new();
     for item in table.iter()?.rev() {

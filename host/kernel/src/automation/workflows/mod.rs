@@ -307,7 +307,7 @@ pub fn validate(input: &WorkflowInput) -> Result<(), KernelError> {
 }
 
 pub(crate) fn list(store: &Store) -> Result<Vec<Workflow>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(WORKFLOWS)?;
     let mut out: Vec<Workflow> = Vec::new();
     for item in table.iter()? {
@@ -319,7 +319,7 @@ pub(crate) fn list(store: &Store) -> Result<Vec<Workflow>, StoreError> {
 }
 
 pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<Workflow>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(WORKFLOWS)?;
     table
         .get(id.to_string().as_str())?
@@ -328,7 +328,7 @@ pub(crate) fn get(store: &Store, id: Uuid) -> Result<Option<Workflow>, StoreErro
 }
 
 pub(crate) fn put(store: &Store, w: &Workflow) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     tx.open_table(WORKFLOWS)?.insert(
         w.id.to_string().as_str(),
         store::encode(TABLE, w)?.as_slice(),
@@ -338,7 +338,7 @@ pub(crate) fn put(store: &Store, w: &Workflow) -> Result<(), StoreError> {
 }
 
 pub(crate) fn remove(store: &Store, id: Uuid) -> Result<bool, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let existed = tx
         .open_table(WORKFLOWS)?
         .remove(id.to_string().as_str())?
@@ -348,7 +348,7 @@ pub(crate) fn remove(store: &Store, id: Uuid) -> Result<bool, StoreError> {
 }
 
 pub(crate) fn put_run(store: &Store, run: &WorkflowRun) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     tx.open_table(WORKFLOW_RUNS)?.insert(
         run.id.to_string().as_str(),
         store::encode(RUNS_TABLE, run)?.as_slice(),
@@ -358,7 +358,7 @@ pub(crate) fn put_run(store: &Store, run: &WorkflowRun) -> Result<(), StoreError
 }
 
 pub(crate) fn get_run(store: &Store, id: Uuid) -> Result<Option<WorkflowRun>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(WORKFLOW_RUNS)?;
     table
         .get(id.to_string().as_str())?
@@ -368,7 +368,7 @@ pub(crate) fn get_run(store: &Store, id: Uuid) -> Result<Option<WorkflowRun>, St
 
 /// Runs of a workflow (or all), newest first.
 pub(crate) fn runs(store: &Store, workflow: Option<Uuid>) -> Result<Vec<WorkflowRun>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(WORKFLOW_RUNS)?;
     let mut out: Vec<WorkflowRun> = Vec::new();
     for item in table.iter()? {

@@ -1,0 +1,193 @@
+//! Soak benchmark: the mixed load of issue 19 for N minutes against the
+//! daemon, printing resident memory and throughput per minute. Asserts
+//! nothing; it is the figure to read.
+//!
+//! `cargo bench -p talon-cli --bench soak -- --minutes 10` (default 10): 32
+//! connections, each a client of its own on one kept-alive connection,
+//! eight each for `GET /api/health`, `GET /api/agents`, blocking
+//! `POST /api/agents/{id}/message` and streamed `POST .../message/stream`
+//! (read to `done`), the messages spread over 10 agents, against
+//! `talon-test-llm` answering at once. Sessions are never reset: they grow
+//! for the whole run, as a chat platform's do.
+
+mod daemon;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use daemon::rss_kib;
+use talon_test_llm::TestLlm;
+
+const CONNECTIONS: usize = 32;
+const AGENTS: usize = 10;
+const CONFIG: &str = "[rate_limit]\nexempt_loopback = true\n[plugins]\nbundled = false\n";
+const KINDS: [&str; 4] = ["health", "agent list", "blocking", "streaming"];
+
+/// Completed requests and failures by kind, since the start.
+#[derive(Default)]
+struct Counts {
+    done: [AtomicU64; 4],
+    failed: AtomicU64,
+}
+
+fn minutes_arg() -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--minutes")
+        .and_then(|at| args.get(at + 1))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10)
+}
+
+async fn spawn_agent(http: &reqwest::Client, url: &str, name: &str, llm: &TestLlm) -> String {
+    let manifest = format!(
+        "name = \"{name}\"\n[model]\nprovider = \"ollama\"\nmodel = \"bench-model\"\nbase_url = \"{}\"\n",
+        llm.openai_url()
+    );
+    let response = http
+        .post(format!("{url}/api/agents"))
+        .json(&serde_json::json!({ "manifest_toml": manifest }))
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.expect("spawn body");
+    body["agent_id"].as_str().expect("id").to_string()
+}
+
+async fn worker(
+    worker: usize,
+    url: String,
+    agents: Arc<Vec<String>>,
+    counts: Arc<Counts>,
+    stop: Arc<AtomicBool>,
+) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let kind = worker % KINDS.len();
+    let agent = &agents[worker % AGENTS];
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let request = match kind {
+            0 => http.get(format!("{url}/api/health")),
+            1 => http.get(format!("{url}/api/agents")),
+            2 => http
+                .post(format!("{url}/api/agents/{agent}/message"))
+                .json(&serde_json::json!({ "message": format!("ping {worker}.{n}") })),
+            _ => http
+                .post(format!("{url}/api/agents/{agent}/message/stream"))
+                .json(&serde_json::json!({ "message": format!("ping {worker}.{n}") })),
+        };
+        let ok = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Ok(body) => {
+                        status.is_success()
+                            && (kind != 3 || body.windows(10).any(|w| w == b"event: don"))
+                    }
+                    Err(_) => false,
+                }
+            }
+            Err(_) => false,
+        };
+        if ok {
+            counts.done[kind].fetch_add(1, Ordering::Relaxed);
+        } else {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn main() {
+    let minutes = minutes_arg();
+    let llm = TestLlm::start_blocking();
+    llm.set_recording(false);
+    llm.set_default_reply("pong");
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(home.path().join("config.toml"), CONFIG).expect("config");
+    let (mut child, url) = daemon::spawn(home.path());
+    let pid = child.id();
+    let database = home.path().join("data").join("talon.redb");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    tokio.block_on(async {
+        let http = reqwest::Client::new();
+        let mut agents = Vec::new();
+        for i in 0..AGENTS {
+            agents.push(spawn_agent(&http, &url, &format!("soak-{i}"), &llm).await);
+        }
+        let agents = Arc::new(agents);
+        let counts = Arc::new(Counts::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        println!(
+            "soak: {minutes} min, {CONNECTIONS} connections ({} each of {}), {AGENTS} agents; start RSS {} KiB",
+            CONNECTIONS / KINDS.len(),
+            KINDS.join(", "),
+            rss_kib(pid)
+        );
+        let workers: Vec<_> = (0..CONNECTIONS)
+            .map(|w| {
+                tokio::spawn(worker(
+                    w,
+                    url.clone(),
+                    agents.clone(),
+                    counts.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        let started = Instant::now();
+        let mut last = [0u64; 4];
+        let mut last_failed = 0;
+        let mut per_minute = Vec::new();
+        let mut peak_rss = 0;
+        for minute in 1..=minutes {
+            tokio::time::sleep_until((started + Duration::from_secs(60 * minute)).into()).await;
+            let now: Vec<u64> = counts
+                .done
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect();
+            let failed = counts.failed.load(Ordering::Relaxed);
+            let deltas: Vec<u64> = now.iter().zip(last).map(|(n, l)| n - l).collect();
+            let total: u64 = deltas.iter().sum();
+            let rss = rss_kib(pid);
+            peak_rss = peak_rss.max(rss);
+            let db = std::fs::metadata(&database).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "minute {minute:>2}: {:>7.1} req/s (health {}, agent list {}, blocking {}, streaming {}; failed {}), RSS {} KiB, database {:.1} MiB",
+                total as f64 / 60.0,
+                deltas[0],
+                deltas[1],
+                deltas[2],
+                deltas[3],
+                failed - last_failed,
+                rss,
+                db as f64 / (1 << 20) as f64
+            );
+            per_minute.push(total);
+            last.copy_from_slice(&now);
+            last_failed = failed;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            let _ = w.await;
+        }
+        if let (Some(first), Some(last)) = (per_minute.first(), per_minute.last()) {
+            println!(
+                "last minute's throughput is {:.1} % of the first's; peak RSS {peak_rss} KiB",
+                *last as f64 * 100.0 / (*first).max(1) as f64
+            );
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
