@@ -281,7 +281,6 @@ async fn a_homeserver_answering_garbage_is_an_error_not_a_hang() {
     let handle = ChannelHandle::start(&rt, &plugin, config, tx);
     until(&handle, "refused", |s| s.last_error.is_some()).await;
     let status = handle.status();
-    assert_eq!(status.state, SupervisorState::Disconnected);
     let error = status.last_error.unwrap_or_default();
     assert!(error.contains("not a Matrix answer"), "{error}");
     assert_eq!(status.restarts, 0, "an error, not a crash");

@@ -201,7 +201,7 @@ async fn webhook_updates_in_replies_edits_typing_and_reactions_out() {
     let posted = server.bot_messages(-1_001_234);
     let parts: Vec<&str> = posted[2..].iter().map(|m| m.text.as_str()).collect();
     assert!(parts.iter().all(|p| p.encode_utf16().count() <= 4096));
-    assert_eq!(parts.join(" "), long.trim_end());
+    assert_eq!(parts.join(" ").trim_end(), long.trim_end());
 
     // A direct chat.
     let update = server.person_says(&Said {
@@ -389,7 +389,7 @@ async fn an_api_that_was_not_granted_is_refused_and_a_bad_token_is_invalid() {
         until(&handle, "refused", |s| s.last_error.is_some()).await;
         let error = handle.status().last_error.unwrap_or_default();
         assert!(error.contains(says), "{error}");
-        assert_eq!(handle.status().state, SupervisorState::Disconnected);
+        assert_eq!(handle.status().restarts, 0, "an error, not a crash");
         handle.stop().await;
     }
 }

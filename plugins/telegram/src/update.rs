@@ -13,6 +13,10 @@ use crate::wit::talon::plugin::channel_types::{ChannelEvent, ChatKind, InboundMe
 #[derive(Debug, Deserialize)]
 #[serde(crate = "talon_sdk::serde")]
 pub struct Update {
+    /// Required, so that a body without it is refused as not an `Update`;
+    /// the channel itself does not need it (polling reads it raw).
+    #[allow(dead_code)]
+    pub update_id: i64,
     pub message: Option<Message>,
     pub edited_message: Option<Message>,
     pub channel_post: Option<Message>,
