@@ -156,17 +156,28 @@ fn channel_error(e: ApiError) -> ChannelError {
 }
 
 fn room_of(chat_id: &str) -> Result<String, ChannelError> {
-    if chat_id.starts_with('!') && chat_id.contains(':') && chat_id.len() <= 255 {
+    // `!opaque:server`, or `!hash` from room version 12 on.
+    if chat_id.len() > 1
+        && chat_id.len() <= 255
+        && chat_id.starts_with('!')
+        && !chat_id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         Ok(chat_id.to_string())
     } else {
         Err(ChannelError::Invalid(format!(
-            "chat id {chat_id:?}: a Matrix room id looks like !opaque:server"
+            "chat id {chat_id:?}: a Matrix room id starts with !"
         )))
     }
 }
 
 fn event_of(event_id: &str) -> Result<String, ChannelError> {
-    if event_id.starts_with('$') && event_id.len() <= 255 {
+    if event_id.len() > 1
+        && event_id.len() <= 255
+        && event_id.starts_with('$')
+        && !event_id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
         Ok(event_id.to_string())
     } else {
         Err(ChannelError::Invalid(format!(
