@@ -396,14 +396,14 @@ impl Session {
         }
         self.since = batch.next_batch;
         // Kept after the events are taken: a restart resumes after them.
-        if let Err(e) = remember(SINCE_KEY, &self.since) {
-            if !self.memory_warned {
-                self.memory_warned = true;
-                log(
-                    Level::Warn,
-                    &format!("cannot keep the sync position ({e}); a restart starts from now"),
-                );
-            }
+        if let Err(e) = remember(SINCE_KEY, &self.since)
+            && !self.memory_warned
+        {
+            self.memory_warned = true;
+            log(
+                Level::Warn,
+                &format!("cannot keep the sync position ({e}); a restart starts from now"),
+            );
         }
         Ok(events)
     }

@@ -115,17 +115,15 @@ fn read_event(batch: &mut Batch, room: &str, event: &Value, me: &str) {
             let relation = event.pointer("/content/m.relates_to");
             if let Some(relation) =
                 relation.filter(|r| str_at(r, "/rel_type") == Some("m.annotation"))
-            {
-                if let (Some(target), Some(key)) =
+                && let (Some(target), Some(key)) =
                     (str_at(relation, "/event_id"), str_at(relation, "/key"))
-                {
-                    batch.reactions.push(Reaction {
-                        room: room.to_string(),
-                        event_id: target.to_string(),
-                        key: key.to_string(),
-                        sender: sender.to_string(),
-                    });
-                }
+            {
+                batch.reactions.push(Reaction {
+                    room: room.to_string(),
+                    event_id: target.to_string(),
+                    key: key.to_string(),
+                    sender: sender.to_string(),
+                });
             }
         }
         "m.room.message" if sender != me => {

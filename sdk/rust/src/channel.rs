@@ -98,7 +98,7 @@ mod tests {
         let pieces = split_text(&text, 4096, char::len_utf16);
         assert_eq!(pieces.len(), 3);
         assert!(pieces.iter().all(|p| utf16(p) <= 4096));
-        assert_eq!(pieces.join(" "), text.trim_end());
+        assert_eq!(pieces.join(" ").trim_end(), text.trim_end());
     }
 
     #[test]

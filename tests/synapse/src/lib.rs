@@ -170,15 +170,15 @@ rc_admin_redaction: {unlimited}
         let client = http();
         let started = tokio::time::Instant::now();
         while started.elapsed() < START_GUARD {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("Synapse exited ({status}); log: {}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("Synapse exited ({status}); log: {}", self.log());
             }
-            if let Ok(r) = client.get(&versions).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(&versions).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
