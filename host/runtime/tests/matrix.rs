@@ -241,6 +241,18 @@ async fn matrix_rooms_threads_edits_and_a_restarted_synapse() {
     alice.say(&room, "and now").await;
     assert_eq!(next_message(&mut events).await.text, "and now");
     handle.stop().await;
+
+    // An access token instead of a password (checked with whoami).
+    let (tx, mut events) = mpsc::channel(64);
+    let by_token = json!({ "homeserver": synapse.url(), "access_token": bot.token }).to_string();
+    let handle = ChannelHandle::start(&rt, &plugin, by_token, tx);
+    until(&handle, "connected by token", |s| {
+        s.state == SupervisorState::Connected
+    })
+    .await;
+    alice.say(&room, "token?").await;
+    assert_eq!(next_message(&mut events).await.text, "token?");
+    handle.stop().await;
 }
 
 /// A "homeserver" that answers every request with a 200 whose body is not
