@@ -40,6 +40,7 @@ use crate::slots::PerPlugin;
 pub use crate::bindings::v0_2_0::talon::plugin::channel_types::{
     Attachment, AttachmentSource, Capabilities, ChannelError, ChannelEvent, ChannelHealth,
     ChannelInfo, ChatKind, ConnectionState, Destination, InboundMessage, OutboundMessage, Sender,
+    WebhookRequest, WebhookResponse,
 };
 
 /// How long one `receive` waits for the platform before the supervisor
@@ -216,14 +217,14 @@ impl Instance {
             shared: &plugin.shared,
             sockets: Some(&plugin.sockets),
         };
+        // The WIT scopes a channel's memory to the channel: its keys live
+        // under the scope `channel:<name>` (no agent has that id).
+        let scope = CallContext {
+            agent_id: Some(format!("channel:{}", plugin.manifest.name)),
+            workspace: None,
+        };
         let mut store = runtime
-            .new_store(
-                spec,
-                &CallContext::default(),
-                &limits,
-                ceilings,
-                deadline.clone(),
-            )
+            .new_store(spec, &scope, &limits, ceilings, deadline.clone())
             .map_err(GuardError::Instantiate)?;
         let _running = runtime.inner.ticker.running();
         let made = tokio::time::timeout(
@@ -336,13 +337,113 @@ fn describe_channel_error(e: &ChannelError) -> String {
     }
 }
 
+/// Where a command's answer goes.
+type Reply<T> = oneshot::Sender<Result<T, ChannelCallError>>;
+
 enum Command {
-    Send(
-        OutboundMessage,
-        oneshot::Sender<Result<Vec<String>, ChannelCallError>>,
-    ),
-    Health(oneshot::Sender<Result<ChannelHealth, ChannelCallError>>),
+    Send(OutboundMessage, Reply<Vec<String>>),
+    Health(Reply<ChannelHealth>),
     Stop(oneshot::Sender<()>),
+    /// The channel's other exports, run like `Send`.
+    Call(Call),
+}
+
+/// A call into one of the channel's exports beyond `send` and `health`.
+enum Call {
+    Typing(Destination, Reply<()>),
+    React(String, String, String, Reply<()>),
+    StreamStart(Destination, Reply<String>),
+    StreamDelta(String, String, Reply<()>),
+    StreamEnd(String, Reply<String>),
+    Webhook(WebhookRequest, Reply<WebhookResponse>),
+}
+
+impl Call {
+    /// Answers without calling: the channel is not connected.
+    fn refuse(self, why: &str) {
+        let no = || ChannelCallError::NotConnected(why.to_string());
+        match self {
+            Call::Typing(_, r) | Call::React(_, _, _, r) | Call::StreamDelta(_, _, r) => {
+                let _ = r.send(Err(no()));
+            }
+            Call::StreamStart(_, r) | Call::StreamEnd(_, r) => {
+                let _ = r.send(Err(no()));
+            }
+            Call::Webhook(_, r) => {
+                let _ = r.send(Err(no()));
+            }
+        }
+    }
+
+    /// Runs the call in the instance and answers it; the guard's error if
+    /// the instance crashed.
+    async fn run(self, runtime: &Runtime, instance: &mut Instance) -> Result<(), GuardError> {
+        fn answer<T: Send>(
+            reply: Reply<T>,
+            outcome: Result<Result<T, ChannelError>, GuardError>,
+        ) -> Result<(), GuardError> {
+            match outcome {
+                Err(e) => {
+                    let _ = reply.send(Err(ChannelCallError::Crashed(e.clone())));
+                    Err(e)
+                }
+                Ok(answer) => {
+                    let _ = reply.send(answer.map_err(ChannelCallError::Channel));
+                    Ok(())
+                }
+            }
+        }
+        match self {
+            Call::Typing(to, reply) => {
+                let outcome = instance
+                    .enter(runtime, move |g, s| {
+                        Box::pin(async move { g.call_typing(s, &to).await })
+                    })
+                    .await;
+                answer(reply, outcome)
+            }
+            Call::React(chat, message, reaction, reply) => {
+                let outcome = instance
+                    .enter(runtime, move |g, s| {
+                        Box::pin(async move { g.call_react(s, &chat, &message, &reaction).await })
+                    })
+                    .await;
+                answer(reply, outcome)
+            }
+            Call::StreamStart(to, reply) => {
+                let outcome = instance
+                    .enter(runtime, move |g, s| {
+                        Box::pin(async move { g.call_stream_start(s, &to).await })
+                    })
+                    .await;
+                answer(reply, outcome)
+            }
+            Call::StreamDelta(stream, text, reply) => {
+                let outcome = instance
+                    .enter(runtime, move |g, s| {
+                        Box::pin(async move { g.call_stream_delta(s, &stream, &text).await })
+                    })
+                    .await;
+                answer(reply, outcome)
+            }
+            Call::StreamEnd(stream, reply) => {
+                let outcome = instance
+                    .enter(runtime, move |g, s| {
+                        Box::pin(async move { g.call_stream_end(s, &stream).await })
+                    })
+                    .await;
+                answer(reply, outcome)
+            }
+            Call::Webhook(request, reply) => {
+                let outcome = instance
+                    .enter(runtime, move |g, s| {
+                        Box::pin(async move { g.call_handle_webhook(s, &request).await })
+                    })
+                    .await;
+                answer(reply, outcome)
+            }
+        }
+    }
 }
 
 /// A running channel: the supervisor's task and the way to talk to it.
@@ -426,6 +527,55 @@ impl ChannelHandle {
         answer.await.map_err(|_| ChannelCallError::Stopped)?
     }
 
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Call) -> Result<T, ChannelCallError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Call(make(reply)))
+            .await
+            .map_err(|_| ChannelCallError::Stopped)?;
+        answer.await.map_err(|_| ChannelCallError::Stopped)?
+    }
+
+    /// Shows a typing indicator in a chat.
+    pub async fn typing(&self, to: Destination) -> Result<(), ChannelCallError> {
+        self.call(|r| Call::Typing(to, r)).await
+    }
+
+    /// Adds a reaction to a message.
+    pub async fn react(
+        &self,
+        chat_id: String,
+        message_id: String,
+        reaction: String,
+    ) -> Result<(), ChannelCallError> {
+        self.call(|r| Call::React(chat_id, message_id, reaction, r))
+            .await
+    }
+
+    /// Starts a reply edited in place as it grows; its stream id.
+    pub async fn stream_start(&self, to: Destination) -> Result<String, ChannelCallError> {
+        self.call(|r| Call::StreamStart(to, r)).await
+    }
+
+    /// Appends text to a streamed reply.
+    pub async fn stream_delta(&self, stream: String, text: String) -> Result<(), ChannelCallError> {
+        self.call(|r| Call::StreamDelta(stream, text, r)).await
+    }
+
+    /// Finishes a streamed reply; the platform's id of the message.
+    pub async fn stream_end(&self, stream: String) -> Result<String, ChannelCallError> {
+        self.call(|r| Call::StreamEnd(stream, r)).await
+    }
+
+    /// Hands a request the platform pushed to the channel's
+    /// `handle-webhook`; its answer, with the events the request carried.
+    pub async fn webhook(
+        &self,
+        request: WebhookRequest,
+    ) -> Result<WebhookResponse, ChannelCallError> {
+        self.call(|r| Call::Webhook(request, r)).await
+    }
+
     /// Disconnects politely and stops the supervisor.
     pub async fn stop(self) {
         let (reply, done) = oneshot::channel();
@@ -487,6 +637,7 @@ impl Supervisor {
                     Some(Command::Health(reply)) => {
                         let _ = reply.send(Err(ChannelCallError::NotConnected(why.to_string())));
                     }
+                    Some(Command::Call(call)) => call.refuse(why),
                 },
             }
         }
@@ -627,6 +778,11 @@ impl Supervisor {
                             Ok(answer) => {
                                 let _ = reply.send(answer.map_err(ChannelCallError::Channel));
                             }
+                        }
+                    }
+                    Command::Call(call) => {
+                        if let Err(e) = call.run(runtime, instance).await {
+                            return Ended::Crashed(e);
                         }
                     }
                     Command::Health(reply) => match self.check_health(runtime, instance).await {
