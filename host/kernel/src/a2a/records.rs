@@ -87,7 +87,7 @@ impl TaskRecord {
 /// Stores a peer (new or rediscovered).
 pub(super) fn put_peer(store: &Store, peer: &Peer) -> Result<(), StoreError> {
     let bytes = store::encode(PEERS, peer)?;
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     tx.open_table(A2A_PEERS)?
         .insert(peer.url.as_str(), bytes.as_slice())?;
     tx.commit()?;
@@ -96,7 +96,7 @@ pub(super) fn put_peer(store: &Store, peer: &Peer) -> Result<(), StoreError> {
 
 /// Every peer, by URL.
 pub(super) fn peers(store: &Store) -> Result<Vec<Peer>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(A2A_PEERS)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
@@ -109,7 +109,7 @@ pub(super) fn peers(store: &Store) -> Result<Vec<Peer>, StoreError> {
 /// Stores a task (new or changed), synced: an acknowledged task survives `kill -9`.
 pub(super) fn put_task(store: &Store, task: &TaskRecord) -> Result<(), StoreError> {
     let bytes = store::encode(TASKS, task)?;
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     tx.open_table(A2A_TASKS)?
         .insert(task.id.as_str(), bytes.as_slice())?;
     tx.commit()?;
@@ -118,7 +118,7 @@ pub(super) fn put_task(store: &Store, task: &TaskRecord) -> Result<(), StoreErro
 
 /// The task `id`.
 pub(super) fn task(store: &Store, id: &str) -> Result<Option<TaskRecord>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(A2A_TASKS)?;
     table
         .get(id)?
@@ -133,7 +133,7 @@ pub(super) fn fail_unfinished(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let mut ended = Vec::new();
     {
         let mut table = tx.open_table(A2A_TASKS)?;
