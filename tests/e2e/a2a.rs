@@ -405,10 +405,14 @@ async fn bad_a2a_input_gets_the_specs_errors() {
             .body(body)
             .send()
     };
-    let parse: Value = raw("{not json").await.unwrap().json().await.unwrap();
+    let parse = raw("{not json").await.unwrap();
+    assert_eq!(parse.status(), 400);
+    let parse: Value = parse.json().await.unwrap();
     assert_eq!(parse["error"]["code"], -32700, "{parse}");
     assert_eq!(parse["id"], Value::Null);
-    let batch: Value = raw("[]").await.unwrap().json().await.unwrap();
+    let batch = raw("[]").await.unwrap();
+    assert_eq!(batch.status(), 400);
+    let batch: Value = batch.json().await.unwrap();
     assert_eq!(batch["error"]["code"], -32600, "{batch}");
     let unknown = rpc(
         &daemon,

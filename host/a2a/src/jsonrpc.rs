@@ -117,6 +117,12 @@ impl RpcError {
         }
     }
 
+    /// Whether the body itself was unusable (not JSON, not a request), so
+    /// the HTTP answer is a 400 rather than a 200 carrying the error.
+    pub fn is_malformed(&self) -> bool {
+        matches!(self.code, PARSE_ERROR | INVALID_REQUEST)
+    }
+
     /// The error response object.
     pub fn to_json(&self) -> Value {
         json!({
@@ -150,10 +156,15 @@ pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
         )
     })?;
     let Value::Object(object) = value else {
+        let what = if value.is_array() {
+            "an array (batches are not supported)"
+        } else {
+            "a bare value"
+        };
         return Err(RpcError::new(
             Value::Null,
             INVALID_REQUEST,
-            "a request is one JSON object (batches are not supported)",
+            format!("a request is one JSON object: expected a JSON object, not {what}"),
         ));
     };
     let id = usable_id(object.get("id"));

@@ -82,10 +82,89 @@ fn card(
     .to_json()
 }
 
+/// One interface of a card (documentation of [`CardInput::to_json`]).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardInterface {
+    /// The JSON-RPC endpoint.
+    pub url: String,
+    /// `JSONRPC`.
+    pub protocol_binding: String,
+    /// `1.0` or `0.3`.
+    pub protocol_version: String,
+}
+
+/// One skill of a card: an agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardSkill {
+    /// The agent's id.
+    pub id: String,
+    /// The agent's name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+}
+
+/// An agent card as Talon serves it (documentation of [`CardInput::to_json`]):
+/// A2A 1.0's fields and 0.3's `url`, `protocolVersion`, `preferredTransport`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCard {
+    /// The card's name.
+    pub name: String,
+    /// What it offers.
+    pub description: String,
+    /// Talon's version.
+    pub version: String,
+    /// The JSON-RPC endpoint for 1.0 and for 0.3.
+    pub supported_interfaces: Vec<CardInterface>,
+    /// The endpoint (0.3).
+    pub url: String,
+    /// `0.3.0`.
+    pub protocol_version: String,
+    /// `JSONRPC`.
+    pub preferred_transport: String,
+    /// `{streaming: true, pushNotifications: false}`.
+    #[schema(value_type = Object)]
+    pub capabilities: Value,
+    /// `text/plain`.
+    pub default_input_modes: Vec<String>,
+    /// `text/plain`.
+    pub default_output_modes: Vec<String>,
+    /// The running agents.
+    pub skills: Vec<CardSkill>,
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcErrorDoc {
+    /// JSON-RPC's or A2A's code (-32700 ... -32001 ...).
+    pub code: i64,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// A JSON-RPC response: `result` or `error`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcResponse {
+    /// `"2.0"`.
+    pub jsonrpc: String,
+    /// The request's id (null when it could not be read).
+    #[schema(value_type = Option<String>)]
+    pub id: Value,
+    /// The method's result: a task (1.0: `{"task": ...}`) or a stream event.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// The error.
+    pub error: Option<RpcErrorDoc>,
+}
+
 /// The daemon's agent card: every running agent is a skill; a message
 /// names its agent in `metadata.agent` (or goes to the only one).
 #[utoipa::path(get, path = "/.well-known/agent.json", tag = "a2a",
-    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = Object)))]
+    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = AgentCard)))]
 pub async fn agent_card(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -103,7 +182,7 @@ pub async fn agent_card(
 
 /// The same card at A2A 1.0's well-known path.
 #[utoipa::path(get, path = "/.well-known/agent-card.json", tag = "a2a",
-    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = Object)))]
+    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = AgentCard)))]
 pub async fn agent_card_v1(
     state: State<AppState>,
     headers: HeaderMap,
@@ -189,8 +268,15 @@ fn rpc_json(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
+/// A JSON-RPC error: HTTP 400 when the body was not a usable request,
+/// else 200 as JSON-RPC over HTTP (and `a2a-sdk`) answer method errors.
 fn rpc_error(error: RpcError) -> Response {
-    rpc_json(StatusCode::OK, error.to_json())
+    let status = if error.is_malformed() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    rpc_json(status, error.to_json())
 }
 
 /// A kernel error as the JSON-RPC error answering `id`.
@@ -233,8 +319,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<
 /// A2A's JSON-RPC endpoint: 1.0's methods and 0.3's names for them.
 /// Streaming methods answer with an SSE stream of JSON-RPC responses.
 #[utoipa::path(post, path = "/a2a", tag = "a2a", params(RpcQuery), request_body = RpcBody,
-    responses((status = 200, description = "A JSON-RPC response (errors included), or for the streaming methods an SSE stream of them", body = Object),
-              (status = 413, description = "The body is over limits.max_body_bytes (a JSON-RPC error)", body = Object)))]
+    responses((status = 200, description = "A JSON-RPC response (errors included), or for the streaming methods an SSE stream of them", body = RpcResponse),
+              (status = 400, description = "The body is not JSON (-32700) or not one JSON-RPC request (-32600)", body = RpcResponse),
+              (status = 413, description = "The body is over limits.max_body_bytes (a JSON-RPC error)", body = RpcResponse)))]
 pub async fn rpc(
     State(state): State<AppState>,
     Query(query): Query<RpcQuery>,
