@@ -105,6 +105,10 @@ pub struct RpcError {
     pub code: i64,
     /// What was wrong, for a person.
     pub message: String,
+    /// The body itself was unusable (not JSON, not a request, no params
+    /// object), so the HTTP answer is a 400 rather than a 200 carrying the
+    /// error.
+    pub malformed: bool,
 }
 
 impl RpcError {
@@ -114,13 +118,13 @@ impl RpcError {
             id,
             code,
             message: message.into(),
+            malformed: false,
         }
     }
 
-    /// Whether the body itself was unusable (not JSON, not a request), so
-    /// the HTTP answer is a 400 rather than a 200 carrying the error.
-    pub fn is_malformed(&self) -> bool {
-        matches!(self.code, PARSE_ERROR | INVALID_REQUEST)
+    fn malformed(mut self) -> Self {
+        self.malformed = true;
+        self
     }
 
     /// The error response object.
@@ -146,8 +150,16 @@ fn usable_id(id: Option<&Value>) -> Value {
     }
 }
 
-/// Reads one request from a POST body.
+/// Reads one request from a POST body. An error is `malformed` unless the
+/// envelope was whole and only the method is unknown or not offered.
 pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
+    read(body).map_err(|e| match e.code {
+        METHOD_NOT_FOUND | PUSH_NOT_SUPPORTED | UNSUPPORTED_OPERATION => e,
+        _ => e.malformed(),
+    })
+}
+
+fn read(body: &[u8]) -> Result<RpcRequest, RpcError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         RpcError::new(
             Value::Null,
@@ -198,14 +210,6 @@ pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
             "`method` must be a string",
         ));
     };
-    let (method, version) = Method::parse(name).map_err(|code| {
-        let message = match code {
-            METHOD_NOT_FOUND => format!("method `{name}` not found"),
-            PUSH_NOT_SUPPORTED => "push notifications are not supported".to_string(),
-            _ => format!("`{name}` is not supported by this server"),
-        };
-        RpcError::new(id.clone(), code, message)
-    })?;
     let params = match object.get("params") {
         Some(Value::Object(p)) => Value::Object(p.clone()),
         _ => {
@@ -216,6 +220,14 @@ pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
             ));
         }
     };
+    let (method, version) = Method::parse(name).map_err(|code| {
+        let message = match code {
+            METHOD_NOT_FOUND => format!("method `{name}` not found"),
+            PUSH_NOT_SUPPORTED => "push notifications are not supported".to_string(),
+            _ => format!("`{name}` is not supported by this server"),
+        };
+        RpcError::new(id.clone(), code, message)
+    })?;
     Ok(RpcRequest {
         id,
         method,

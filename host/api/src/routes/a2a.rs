@@ -151,8 +151,8 @@ pub struct RpcErrorDoc {
 pub struct RpcResponse {
     /// `"2.0"`.
     pub jsonrpc: String,
-    /// The request's id (null when it could not be read).
-    #[schema(value_type = Option<String>)]
+    /// The request's id: a string or integer (null when it could not be read).
+    #[schema(value_type = serde_json::Value)]
     pub id: Value,
     /// The method's result: a task (1.0: `{"task": ...}`) or a stream event.
     #[schema(value_type = Option<Object>)]
@@ -235,7 +235,6 @@ pub async fn list_agents(
 
 /// Query of the JSON-RPC endpoint.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 pub struct RpcQuery {
     /// The agent messages go to (name or id), as named in `/a2a/agents`'s
     /// cards; `metadata.agent` of a message wins over it.
@@ -247,9 +246,10 @@ pub struct RpcQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RpcBody {
     /// `"2.0"`.
+    #[schema(pattern = "^2\\.0$")]
     pub jsonrpc: String,
-    /// A string or integer, echoed back.
-    #[schema(value_type = Object)]
+    /// A string (at most 256 bytes) or integer, echoed back.
+    #[schema(value_type = String, max_length = 256)]
     pub id: Value,
     /// `SendMessage`, `SendStreamingMessage`, `GetTask`, `CancelTask`,
     /// `SubscribeToTask`, or their 0.3 names (`message/send`, ...).
@@ -268,10 +268,11 @@ fn rpc_json(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// A JSON-RPC error: HTTP 400 when the body was not a usable request,
+/// A JSON-RPC error: HTTP 400 when the body was not a usable request
+/// (not JSON, not one request, no params object),
 /// else 200 as JSON-RPC over HTTP (and `a2a-sdk`) answer method errors.
 fn rpc_error(error: RpcError) -> Response {
-    let status = if error.is_malformed() {
+    let status = if error.malformed {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -320,7 +321,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<
 /// Streaming methods answer with an SSE stream of JSON-RPC responses.
 #[utoipa::path(post, path = "/a2a", tag = "a2a", params(RpcQuery), request_body = RpcBody,
     responses((status = 200, description = "A JSON-RPC response (errors included), or for the streaming methods an SSE stream of them", body = RpcResponse),
-              (status = 400, description = "The body is not JSON (-32700) or not one JSON-RPC request (-32600)", body = RpcResponse),
+              (status = 400, description = "The body is not JSON (-32700), not one JSON-RPC request (-32600) or has no params object (-32602)", body = RpcResponse),
               (status = 413, description = "The body is over limits.max_body_bytes (a JSON-RPC error)", body = RpcResponse)))]
 pub async fn rpc(
     State(state): State<AppState>,
@@ -531,11 +532,14 @@ fn stream(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendTaskBody {
     /// The agent (id or name); without one, the only running agent.
+    #[schema(pattern = "\\S")]
     pub agent_id: Option<String>,
-    /// A message `{role, parts: [{text}]}` or its text.
-    #[schema(value_type = Object)]
+    /// The message's text, or (also accepted) LibreFang's
+    /// `{role, parts: [{text}]}`.
+    #[schema(value_type = String, pattern = "\\S", max_length = 262144)]
     pub message: Value,
     /// The conversation to continue.
+    #[schema(min_length = 1, max_length = 256)]
     pub context_id: Option<String>,
 }
 
@@ -575,7 +579,7 @@ fn message_text(message: &Value) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest("the message has no text".into()));
     }
     if text.len() > wire::MAX_MESSAGE_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!(
+        return Err(ApiError::BadRequest(format!(
             "the message's text is over {} bytes",
             wire::MAX_MESSAGE_BYTES
         )));
@@ -697,7 +701,10 @@ pub async fn get_peer(
 pub struct DiscoverBody {
     /// The agent's base URL (its card is at `/.well-known/agent-card.json`
     /// or `/.well-known/agent.json`) or the card's own URL.
-    #[schema(max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: String,
 }
 
@@ -705,7 +712,7 @@ pub struct DiscoverBody {
 #[utoipa::path(post, path = "/api/a2a/discover", tag = "a2a", request_body = DiscoverBody,
     responses((status = 200, description = "The agent", body = Peer),
               (status = 400, description = "Not an http(s) URL, or the card is invalid (the problems are named)"),
-              (status = 502, description = "The peer could not be reached or answered an HTTP error"),
+              (status = 404, description = "No card there: the peer could not be reached or answered an HTTP error"),
               (status = 504, description = "The peer did not answer within [a2a] timeout_secs")))]
 pub async fn discover(
     State(state): State<AppState>,
@@ -723,8 +730,10 @@ pub async fn discover(
 pub struct PeerSendBody {
     /// The discovered agent: the URL it was discovered at, or its name.
     #[serde(alias = "url")]
+    #[schema(pattern = "\\S", max_length = 2048)]
     pub agent_id: String,
     /// What to send (at most 256 KiB).
+    #[schema(pattern = "\\S", max_length = 262144)]
     pub message: String,
 }
 
