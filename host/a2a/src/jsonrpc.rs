@@ -184,7 +184,8 @@ fn read(body: &[u8]) -> Result<RpcRequest, RpcError> {
         None => false,
         Some(Value::String(s)) => s.len() <= MAX_ID_BYTES,
         Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
-        Some(Value::Null) => true,
+        // A null id is allowed by JSON-RPC but discouraged; A2A's clients
+        // never send one, and an answer to it could not be matched.
         Some(_) => false,
     };
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
