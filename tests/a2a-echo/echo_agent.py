@@ -2,12 +2,12 @@
 message with a completed task whose artifact is `echo: <text>`. Talon's A2A client discovers it and delegates to
 it in tests/e2e/a2a.rs.
 
-Usage: python echo_agent.py PORT  (prints `READY` once it listens)
+Usage: python echo_agent.py  (listens on a free loopback port and prints
+`READY <port>` once connections to it are queued)
 Speaks A2A 1.0 and, on the same endpoint, 0.3.
 """
 
-import contextlib
-import sys
+import socket
 
 import uvicorn
 from starlette.applications import Starlette
@@ -45,7 +45,12 @@ class Echo(AgentExecutor):
 
 
 def main() -> None:
-    port = int(sys.argv[1])
+    # Bound and listening before READY is printed: a client that connects
+    # at once waits in the backlog until uvicorn accepts.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/rpc"
     card = AgentCard(
         name="echo",
@@ -66,13 +71,10 @@ def main() -> None:
     routes = create_agent_card_routes(card) + create_jsonrpc_routes(
         handler, rpc_url="/rpc", enable_v0_3_compat=True
     )
-    @contextlib.asynccontextmanager
-    async def lifespan(_app):
-        print("READY", flush=True)
-        yield
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    app = Starlette(routes=routes)
+    print("READY", port, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -64,20 +64,10 @@ impl Drop for Echo {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub(crate) fn start_echo() -> Echo {
     use std::io::BufRead;
-    let port = free_port();
     let mut child = Command::new(python())
         .arg(script("echo_agent.py"))
-        .arg(port.to_string())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the echo agent");
@@ -86,10 +76,13 @@ pub(crate) fn start_echo() -> Echo {
     std::io::BufReader::new(stdout)
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "READY", "the echo agent did not start");
+    let port = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("the echo agent did not start: {line}"));
     Echo {
-        child,
         url: format!("http://127.0.0.1:{port}"),
+        child,
     }
 }
 
@@ -405,10 +398,14 @@ async fn bad_a2a_input_gets_the_specs_errors() {
             .body(body)
             .send()
     };
-    let parse: Value = raw("{not json").await.unwrap().json().await.unwrap();
+    let parse = raw("{not json").await.unwrap();
+    assert_eq!(parse.status(), 400);
+    let parse: Value = parse.json().await.unwrap();
     assert_eq!(parse["error"]["code"], -32700, "{parse}");
     assert_eq!(parse["id"], Value::Null);
-    let batch: Value = raw("[]").await.unwrap().json().await.unwrap();
+    let batch = raw("[]").await.unwrap();
+    assert_eq!(batch.status(), 400);
+    let batch: Value = batch.json().await.unwrap();
     assert_eq!(batch["error"]["code"], -32600, "{batch}");
     let unknown = rpc(
         &daemon,
@@ -442,8 +439,9 @@ async fn bad_a2a_input_gets_the_specs_errors() {
     )
     .await;
     assert_eq!(missing["error"]["code"], -32001, "{missing}");
-    let oversized = daemon
-        .request(reqwest::Method::POST, "/a2a")
+    // Its own connection: the daemon closes it after refusing the body.
+    let oversized = reqwest::Client::new()
+        .post(format!("{}/a2a", daemon.base_url()))
         .header("content-type", "application/json")
         .body(format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"x":"{}"}}}}"#,

@@ -57,9 +57,7 @@ impl Fixtures {
                 ("tasks", "{id}") if template.starts_with("/api/a2a/") => {
                     self.get("a2a_remote_task")
                 }
-                ("tasks", "{id}") if template.ends_with("/cancel") => {
-                    self.get("a2a_running_task")
-                }
+                ("tasks", "{id}") if template.ends_with("/cancel") => self.get("a2a_running_task"),
                 ("tasks", "{id}") if template.starts_with("/a2a/") => self.get("a2a_task"),
                 ("agents" | "budget", "{id}") => self.get("agent"),
                 (_, "{session_id}") => self.get("session"),

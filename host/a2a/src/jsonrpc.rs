@@ -105,6 +105,10 @@ pub struct RpcError {
     pub code: i64,
     /// What was wrong, for a person.
     pub message: String,
+    /// The body itself was unusable (not JSON, not a request, no params
+    /// object), so the HTTP answer is a 400 rather than a 200 carrying the
+    /// error.
+    pub malformed: bool,
 }
 
 impl RpcError {
@@ -114,7 +118,13 @@ impl RpcError {
             id,
             code,
             message: message.into(),
+            malformed: false,
         }
+    }
+
+    fn malformed(mut self) -> Self {
+        self.malformed = true;
+        self
     }
 
     /// The error response object.
@@ -140,8 +150,16 @@ fn usable_id(id: Option<&Value>) -> Value {
     }
 }
 
-/// Reads one request from a POST body.
+/// Reads one request from a POST body. An error is `malformed` unless the
+/// envelope was whole and only the method is unknown or not offered.
 pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
+    read(body).map_err(|e| match e.code {
+        METHOD_NOT_FOUND | PUSH_NOT_SUPPORTED | UNSUPPORTED_OPERATION => e,
+        _ => e.malformed(),
+    })
+}
+
+fn read(body: &[u8]) -> Result<RpcRequest, RpcError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         RpcError::new(
             Value::Null,
@@ -150,10 +168,15 @@ pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
         )
     })?;
     let Value::Object(object) = value else {
+        let what = if value.is_array() {
+            "an array (batches are not supported)"
+        } else {
+            "a bare value"
+        };
         return Err(RpcError::new(
             Value::Null,
             INVALID_REQUEST,
-            "a request is one JSON object (batches are not supported)",
+            format!("a request is one JSON object: expected a JSON object, not {what}"),
         ));
     };
     let id = usable_id(object.get("id"));
@@ -161,7 +184,8 @@ pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
         None => false,
         Some(Value::String(s)) => s.len() <= MAX_ID_BYTES,
         Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
-        Some(Value::Null) => true,
+        // A null id is allowed by JSON-RPC but discouraged; A2A's clients
+        // never send one, and an answer to it could not be matched.
         Some(_) => false,
     };
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -187,14 +211,6 @@ pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
             "`method` must be a string",
         ));
     };
-    let (method, version) = Method::parse(name).map_err(|code| {
-        let message = match code {
-            METHOD_NOT_FOUND => format!("method `{name}` not found"),
-            PUSH_NOT_SUPPORTED => "push notifications are not supported".to_string(),
-            _ => format!("`{name}` is not supported by this server"),
-        };
-        RpcError::new(id.clone(), code, message)
-    })?;
     let params = match object.get("params") {
         Some(Value::Object(p)) => Value::Object(p.clone()),
         _ => {
@@ -205,6 +221,14 @@ pub fn parse(body: &[u8]) -> Result<RpcRequest, RpcError> {
             ));
         }
     };
+    let (method, version) = Method::parse(name).map_err(|code| {
+        let message = match code {
+            METHOD_NOT_FOUND => format!("method `{name}` not found"),
+            PUSH_NOT_SUPPORTED => "push notifications are not supported".to_string(),
+            _ => format!("`{name}` is not supported by this server"),
+        };
+        RpcError::new(id.clone(), code, message)
+    })?;
     Ok(RpcRequest {
         id,
         method,

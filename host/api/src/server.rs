@@ -241,23 +241,21 @@ fn package_routes() -> OpenApiRouter<AppState> {
 /// oversized one is answered with a JSON-RPC error; the rest take the
 /// global limit.
 fn a2a_routes(max_body_bytes: usize) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(a2a::rpc))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(a2a::agent_card))
-                .routes(routes!(a2a::agent_card_v1))
-                .routes(routes!(a2a::list_agents))
-                .routes(routes!(a2a::send_task))
-                .routes(routes!(a2a::get_task))
-                .routes(routes!(a2a::cancel_task))
-                .routes(routes!(a2a::list_peers))
-                .routes(routes!(a2a::get_peer))
-                .routes(routes!(a2a::discover))
-                .routes(routes!(a2a::send_to_peer))
-                .routes(routes!(a2a::peer_task_status))
-                .layer(BodyLimit::max(max_body_bytes)),
-        )
+    OpenApiRouter::new().routes(routes!(a2a::rpc)).merge(
+        OpenApiRouter::new()
+            .routes(routes!(a2a::agent_card))
+            .routes(routes!(a2a::agent_card_v1))
+            .routes(routes!(a2a::list_agents))
+            .routes(routes!(a2a::send_task))
+            .routes(routes!(a2a::get_task))
+            .routes(routes!(a2a::cancel_task))
+            .routes(routes!(a2a::list_peers))
+            .routes(routes!(a2a::get_peer))
+            .routes(routes!(a2a::discover))
+            .routes(routes!(a2a::send_to_peer))
+            .routes(routes!(a2a::peer_task_status))
+            .layer(BodyLimit::max(max_body_bytes)),
+    )
 }
 
 /// The OpenAPI document of this build.

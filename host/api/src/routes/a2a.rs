@@ -82,10 +82,89 @@ fn card(
     .to_json()
 }
 
+/// One interface of a card (documentation of [`CardInput::to_json`]).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardInterface {
+    /// The JSON-RPC endpoint.
+    pub url: String,
+    /// `JSONRPC`.
+    pub protocol_binding: String,
+    /// `1.0` or `0.3`.
+    pub protocol_version: String,
+}
+
+/// One skill of a card: an agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardSkill {
+    /// The agent's id.
+    pub id: String,
+    /// The agent's name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+}
+
+/// An agent card as Talon serves it (documentation of [`CardInput::to_json`]):
+/// A2A 1.0's fields and 0.3's `url`, `protocolVersion`, `preferredTransport`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCard {
+    /// The card's name.
+    pub name: String,
+    /// What it offers.
+    pub description: String,
+    /// Talon's version.
+    pub version: String,
+    /// The JSON-RPC endpoint for 1.0 and for 0.3.
+    pub supported_interfaces: Vec<CardInterface>,
+    /// The endpoint (0.3).
+    pub url: String,
+    /// `0.3.0`.
+    pub protocol_version: String,
+    /// `JSONRPC`.
+    pub preferred_transport: String,
+    /// `{streaming: true, pushNotifications: false}`.
+    #[schema(value_type = Object)]
+    pub capabilities: Value,
+    /// `text/plain`.
+    pub default_input_modes: Vec<String>,
+    /// `text/plain`.
+    pub default_output_modes: Vec<String>,
+    /// The running agents.
+    pub skills: Vec<CardSkill>,
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcErrorDoc {
+    /// JSON-RPC's or A2A's code (-32700 ... -32001 ...).
+    pub code: i64,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// A JSON-RPC response: `result` or `error`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcResponse {
+    /// `"2.0"`.
+    pub jsonrpc: String,
+    /// The request's id: a string or integer (null when it could not be read).
+    #[schema(value_type = serde_json::Value)]
+    pub id: Value,
+    /// The method's result: a task (1.0: `{"task": ...}`) or a stream event.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// The error.
+    pub error: Option<RpcErrorDoc>,
+}
+
 /// The daemon's agent card: every running agent is a skill; a message
 /// names its agent in `metadata.agent` (or goes to the only one).
 #[utoipa::path(get, path = "/.well-known/agent.json", tag = "a2a",
-    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = Object)))]
+    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = AgentCard)))]
 pub async fn agent_card(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -103,7 +182,7 @@ pub async fn agent_card(
 
 /// The same card at A2A 1.0's well-known path.
 #[utoipa::path(get, path = "/.well-known/agent-card.json", tag = "a2a",
-    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = Object)))]
+    responses((status = 200, description = "The agent card (A2A 1.0, with 0.3's fields)", body = AgentCard)))]
 pub async fn agent_card_v1(
     state: State<AppState>,
     headers: HeaderMap,
@@ -156,7 +235,6 @@ pub async fn list_agents(
 
 /// Query of the JSON-RPC endpoint.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 pub struct RpcQuery {
     /// The agent messages go to (name or id), as named in `/a2a/agents`'s
     /// cards; `metadata.agent` of a message wins over it.
@@ -168,9 +246,10 @@ pub struct RpcQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RpcBody {
     /// `"2.0"`.
+    #[schema(pattern = "^2\\.0$")]
     pub jsonrpc: String,
-    /// A string or integer, echoed back.
-    #[schema(value_type = Object)]
+    /// A string (at most 256 bytes) or integer, echoed back.
+    #[schema(value_type = String, max_length = 256)]
     pub id: Value,
     /// `SendMessage`, `SendStreamingMessage`, `GetTask`, `CancelTask`,
     /// `SubscribeToTask`, or their 0.3 names (`message/send`, ...).
@@ -189,8 +268,16 @@ fn rpc_json(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
+/// A JSON-RPC error: HTTP 400 when the body was not a usable request
+/// (not JSON, not one request, no params object),
+/// else 200 as JSON-RPC over HTTP (and `a2a-sdk`) answer method errors.
 fn rpc_error(error: RpcError) -> Response {
-    rpc_json(StatusCode::OK, error.to_json())
+    let status = if error.malformed {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    rpc_json(status, error.to_json())
 }
 
 /// A kernel error as the JSON-RPC error answering `id`.
@@ -233,8 +320,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<
 /// A2A's JSON-RPC endpoint: 1.0's methods and 0.3's names for them.
 /// Streaming methods answer with an SSE stream of JSON-RPC responses.
 #[utoipa::path(post, path = "/a2a", tag = "a2a", params(RpcQuery), request_body = RpcBody,
-    responses((status = 200, description = "A JSON-RPC response (errors included), or for the streaming methods an SSE stream of them", body = Object),
-              (status = 413, description = "The body is over limits.max_body_bytes (a JSON-RPC error)", body = Object)))]
+    responses((status = 200, description = "A JSON-RPC response (errors included), or for the streaming methods an SSE stream of them", body = RpcResponse),
+              (status = 400, description = "The body is not JSON (-32700), not one JSON-RPC request (-32600) or has no params object (-32602)", body = RpcResponse),
+              (status = 413, description = "The body is over limits.max_body_bytes (a JSON-RPC error)", body = RpcResponse)))]
 pub async fn rpc(
     State(state): State<AppState>,
     Query(query): Query<RpcQuery>,
@@ -444,11 +532,14 @@ fn stream(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendTaskBody {
     /// The agent (id or name); without one, the only running agent.
+    #[schema(pattern = "\\S")]
     pub agent_id: Option<String>,
-    /// A message `{role, parts: [{text}]}` or its text.
-    #[schema(value_type = Object)]
+    /// The message's text, or (also accepted) LibreFang's
+    /// `{role, parts: [{text}]}`.
+    #[schema(value_type = String, pattern = "\\S", max_length = 262144)]
     pub message: Value,
     /// The conversation to continue.
+    #[schema(min_length = 1, max_length = 256)]
     pub context_id: Option<String>,
 }
 
@@ -488,7 +579,7 @@ fn message_text(message: &Value) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest("the message has no text".into()));
     }
     if text.len() > wire::MAX_MESSAGE_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!(
+        return Err(ApiError::BadRequest(format!(
             "the message's text is over {} bytes",
             wire::MAX_MESSAGE_BYTES
         )));
@@ -610,7 +701,10 @@ pub async fn get_peer(
 pub struct DiscoverBody {
     /// The agent's base URL (its card is at `/.well-known/agent-card.json`
     /// or `/.well-known/agent.json`) or the card's own URL.
-    #[schema(max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: String,
 }
 
@@ -618,7 +712,7 @@ pub struct DiscoverBody {
 #[utoipa::path(post, path = "/api/a2a/discover", tag = "a2a", request_body = DiscoverBody,
     responses((status = 200, description = "The agent", body = Peer),
               (status = 400, description = "Not an http(s) URL, or the card is invalid (the problems are named)"),
-              (status = 502, description = "The peer could not be reached or answered an HTTP error"),
+              (status = 404, description = "No card there: the peer could not be reached or answered an HTTP error"),
               (status = 504, description = "The peer did not answer within [a2a] timeout_secs")))]
 pub async fn discover(
     State(state): State<AppState>,
@@ -636,8 +730,10 @@ pub async fn discover(
 pub struct PeerSendBody {
     /// The discovered agent: the URL it was discovered at, or its name.
     #[serde(alias = "url")]
+    #[schema(pattern = "\\S", max_length = 2048)]
     pub agent_id: String,
     /// What to send (at most 256 KiB).
+    #[schema(pattern = "\\S", max_length = 262144)]
     pub message: String,
 }
 

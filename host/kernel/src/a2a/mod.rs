@@ -70,7 +70,17 @@ impl A2a {
 
     /// Fetches and checks the card at `url` and remembers the agent.
     pub async fn discover(&self, url: &str) -> Result<Peer, KernelError> {
-        let (card, raw) = self.client.discover(url).await?;
+        // A URL that serves no card (refused, an HTTP error, too large) is
+        // the caller's to fix, like a card that fails the checks; only a
+        // peer that does not answer in time stays a gateway error.
+        let (card, raw) = self.client.discover(url).await.map_err(|e| match e {
+            talon_a2a::ClientError::Unreachable(_)
+            | talon_a2a::ClientError::Status { .. }
+            | talon_a2a::ClientError::TooLarge => {
+                KernelError::NotFound(format!("no A2A agent card at {url}: {e}"))
+            }
+            e => KernelError::Peer(e),
+        })?;
         let peer = Peer {
             url: url.trim_end_matches('/').to_string(),
             name: card.name,

@@ -14,11 +14,11 @@ mod a2a;
 mod file;
 mod oversight;
 
+pub use a2a::A2aConfig;
 pub(crate) use file::json_to_toml;
 use file::read_config_text;
 pub use file::{Change, change_value, set_value, write_atomically};
 pub use oversight::{ApprovalRules, ApprovalsConfig, Policy, SecondFactor, WebhooksConfig};
-pub use a2a::A2aConfig;
 
 /// The address the daemon listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";

@@ -876,7 +876,10 @@ impl Conversations {
         let text = task.text.unwrap_or_default();
         match task.state.as_str() {
             "completed" => Ok(text),
-            state => Err(format!("the remote agent's task {} ended {state}: {text}", task.id)),
+            state => Err(format!(
+                "the remote agent's task {} ended {state}: {text}",
+                task.id
+            )),
         }
     }
 }
