@@ -1,0 +1,256 @@
+//! Hands at the runtime's level: the `fickle` test hand activated, ticked,
+//! driving its agent through the host's `agent` import and keeping its
+//! count in memory across a stop and a new activation; settings it refuses;
+//! and the supervisor restarting a hand whose tick traps, hangs or leaks
+//! while another keeps working.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{author_manifest, component, runtime};
+use talon_runtime::hand::{
+    Activation, AgentHost, HandCallError, HandHandle, HandPlugin, HandState, HandStatus, HostFuture,
+};
+use talon_runtime::{Ceilings, MemoryBackend, Runtime};
+
+/// The kernel's part, played by the test: memory in a map, the agent
+/// answering with the length of what it was told, the owner's notices kept.
+#[derive(Default)]
+struct Kernel {
+    memory: Mutex<BTreeMap<(String, String), String>>,
+    asked: Mutex<Vec<(String, String, String)>>,
+    notices: Mutex<Vec<(String, String, String)>>,
+}
+
+impl MemoryBackend for Kernel {
+    fn get(&self, agent: &str, key: &str) -> Result<Option<String>, String> {
+        let memory = self.memory.lock().unwrap();
+        Ok(memory.get(&(agent.into(), key.into())).cloned())
+    }
+    fn set(&self, agent: &str, key: &str, value: &str) -> Result<(), String> {
+        let mut memory = self.memory.lock().unwrap();
+        memory.insert((agent.into(), key.into()), value.into());
+        Ok(())
+    }
+    fn delete(&self, agent: &str, key: &str) -> Result<bool, String> {
+        let mut memory = self.memory.lock().unwrap();
+        Ok(memory.remove(&(agent.into(), key.into())).is_some())
+    }
+    fn list(&self, agent: &str, prefix: &str) -> Result<Vec<String>, String> {
+        let memory = self.memory.lock().unwrap();
+        Ok(memory
+            .keys()
+            .filter(|(a, k)| a == agent && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+}
+
+struct Host(Arc<Kernel>);
+
+impl AgentHost for Host {
+    fn send(
+        &self,
+        hand: &str,
+        agent_id: &str,
+        message: String,
+    ) -> HostFuture<Result<String, String>> {
+        let answer = format!("{} characters", message.len());
+        self.0
+            .asked
+            .lock()
+            .unwrap()
+            .push((hand.into(), agent_id.into(), message));
+        Box::pin(async move { Ok(answer) })
+    }
+
+    fn notify_owner(&self, hand: &str, agent_id: &str, message: String) -> HostFuture<()> {
+        self.0
+            .notices
+            .lock()
+            .unwrap()
+            .push((hand.into(), agent_id.into(), message));
+        Box::pin(async {})
+    }
+}
+
+async fn fickle(rt: &Runtime) -> HandPlugin {
+    let manifest = author_manifest("tests/plugins/fickle");
+    let granted = manifest.permissions.clone();
+    rt.load_hand(manifest, component("fickle"), granted, BTreeMap::new())
+        .await
+        .expect("the fickle hand loads")
+}
+
+fn activate(
+    rt: &Runtime,
+    plugin: &HandPlugin,
+    kernel: &Arc<Kernel>,
+    agent: &str,
+    settings: serde_json::Value,
+) -> HandHandle {
+    let activation = Activation {
+        agent_id: agent.into(),
+        settings: settings.to_string(),
+        host: Arc::new(Host(kernel.clone())),
+    };
+    HandHandle::start(rt, plugin, activation)
+}
+
+/// Waits (polling the status, with a generous bound so a broken build
+/// fails instead of hanging) until `done` holds.
+async fn until(handle: &HandHandle, what: &str, done: impl Fn(&HandStatus) -> bool) {
+    for _ in 0..1200 {
+        if done(&handle.status()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what}: never reached; status {:?}", handle.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_ticks_drives_its_agent_and_keeps_its_state_in_memory() {
+    let rt = runtime(Ceilings::default());
+    let kernel = Arc::new(Kernel::default());
+    rt.set_memory_backend(kernel.clone());
+    let plugin = fickle(&rt).await;
+    let info = plugin.info();
+    assert_eq!(
+        (info.name.as_str(), info.tick_interval_ms),
+        ("fickle", 1000)
+    );
+    assert!(info.agent_role.contains("tick counts"));
+
+    let hand = activate(
+        &rt,
+        &plugin,
+        &kernel,
+        "agent-1",
+        serde_json::json!({"mode": "ok"}),
+    );
+    for _ in 0..3 {
+        let cost = hand.tick().await.expect("a tick");
+        assert!(cost.fuel > 0);
+    }
+    let status = hand.status();
+    assert_eq!(
+        (status.state, status.ticks, status.restarts),
+        (HandState::Active, 3, 0)
+    );
+    assert!(status.last_tick_ms.is_some() && status.peak_memory > 0);
+    let metrics = hand.metrics().await.expect("metrics");
+    assert_eq!(metrics[0].label, "ticks");
+    assert_eq!(metrics[0].value, "3");
+    let asked = kernel.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 3);
+    assert_eq!(
+        asked[2],
+        (
+            "fickle".into(),
+            "agent-1".into(),
+            "Tick number 3 happened.".into()
+        )
+    );
+    let notices = kernel.notices.lock().unwrap().clone();
+    assert_eq!(notices[2].2, "tick 3: 23 characters");
+    hand.stop().await;
+
+    // A new activation (a restarted daemon) finds the count in memory.
+    let again = activate(
+        &rt,
+        &plugin,
+        &kernel,
+        "agent-1",
+        serde_json::json!({"mode": "ok"}),
+    );
+    again.tick().await.expect("a tick after the restart");
+    let memory = kernel.memory.lock().unwrap().clone();
+    assert_eq!(
+        memory.get(&("agent-1".into(), "plugin:fickle:ticks".into())),
+        Some(&"4".to_string())
+    );
+    again.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_the_hand_refuses_stop_it_with_the_reason() {
+    let rt = runtime(Ceilings::default());
+    let kernel = Arc::new(Kernel::default());
+    rt.set_memory_backend(kernel.clone());
+    let plugin = fickle(&rt).await;
+    let hand = activate(&rt, &plugin, &kernel, "agent-2", serde_json::json!({}));
+    until(&hand, "refused", |s| s.state == HandState::Refused).await;
+    assert_eq!(hand.status().last_error.as_deref(), Some("mode: required"));
+    match hand.tick().await {
+        Err(HandCallError::NotActive(why)) => assert_eq!(why, "mode: required"),
+        other => panic!("a refused hand ticked: {other:?}"),
+    }
+    hand.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_restarts_a_hand_whose_tick_traps_hangs_or_leaks() {
+    let rt = runtime(Ceilings::default());
+    let kernel = Arc::new(Kernel::default());
+    rt.set_memory_backend(kernel.clone());
+    let plugin = fickle(&rt).await;
+    let start = |agent: &str, mode: &str| {
+        activate(
+            &rt,
+            &plugin,
+            &kernel,
+            agent,
+            serde_json::json!({ "mode": mode }),
+        )
+    };
+    let calm = start("calm", "ok");
+    // A loop ends at its deadline or when its fuel runs out, whichever
+    // comes first on this machine: both are the guard ending it.
+    for (mode, expected) in [
+        ("trap", &["fickle trapped on purpose"][..]),
+        ("hang", &["timed out", "out of fuel"][..]),
+        ("leak", &["memory limit exceeded"][..]),
+    ] {
+        let hand = start(mode, mode);
+        let mut crashes = 0;
+        for _ in 0..400 {
+            match hand.tick().await {
+                Err(HandCallError::Crashed(e)) => {
+                    crashes += 1;
+                    let text = e.to_string();
+                    assert!(expected.iter().any(|x| text.contains(x)), "{mode}: {text}");
+                    if crashes == 2 {
+                        break;
+                    }
+                }
+                // Restarting, or (leak) ticks that still fit the limit.
+                Err(HandCallError::NotActive(_)) | Ok(_) => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
+                Err(other) => panic!("{mode}: {other}"),
+            }
+        }
+        assert_eq!(crashes, 2, "{mode}: {:?}", hand.status());
+        until(&hand, mode, |s| s.restarts >= 2).await;
+        let status = hand.status();
+        let error = status.last_error.unwrap_or_default();
+        assert!(
+            expected.iter().any(|e| error.contains(e)),
+            "{mode}: {error}"
+        );
+        assert!(status.failed_ticks >= 2);
+        hand.stop().await;
+    }
+    // The well-behaved one never noticed.
+    calm.tick().await.expect("still ticking");
+    let status = calm.status();
+    assert_eq!(
+        (status.state, status.restarts, status.ticks),
+        (HandState::Active, 0, 1)
+    );
+    calm.stop().await;
+}
