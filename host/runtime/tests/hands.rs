@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use common::{author_manifest, component, runtime};
 use talon_runtime::hand::{
-    Activation, AgentHost, HandCallError, HandHandle, HandPlugin, HandState, HandStatus, HostFuture,
+    Activation, AgentHost, HandCallError, HandHandle, HandPlugin, HandState, HandStatus,
+    HostFuture, describe_hand_error,
 };
 use talon_runtime::{Ceilings, MemoryBackend, Runtime};
 
@@ -253,4 +254,146 @@ async fn the_supervisor_restarts_a_hand_whose_tick_traps_hangs_or_leaks() {
         (HandState::Active, 0, 1)
     );
     calm.stop().await;
+}
+
+/// A page whose text the test changes, served over HTTP/1.1 on loopback
+/// (one request per connection, `TCP_NODELAY`).
+async fn page_server(text: Arc<Mutex<String>>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            socket.set_nodelay(true).ok();
+            let text = text.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = text.lock().unwrap().clone();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(response.as_bytes()).await.ok();
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_watcher_tells_the_owner_what_changed_in_its_agents_words() {
+    let rt = runtime(Ceilings::default());
+    let kernel = Arc::new(Kernel::default());
+    rt.set_memory_backend(kernel.clone());
+    let page = Arc::new(Mutex::new("Prices\nwidget: 10\n".to_string()));
+    let port = page_server(page.clone()).await;
+    let manifest = author_manifest("plugins/web_watch");
+    let mut granted = manifest.permissions.clone();
+    granted.network = vec![format!("127.0.0.1:{port}")];
+    let plugin = rt
+        .load_hand(manifest, component("web_watch"), granted, BTreeMap::new())
+        .await
+        .expect("web_watch loads");
+    assert_eq!(plugin.info().name, "web_watch");
+    let url = format!("http://127.0.0.1:{port}/prices");
+    let settings = serde_json::json!({ "urls": [url], "interval_secs": 1 });
+    let hand = activate(&rt, &plugin, &kernel, "watcher", settings);
+
+    // The first look is the baseline: nobody is told anything.
+    hand.tick().await.expect("the first check");
+    let metrics = hand.metrics().await.unwrap();
+    assert_eq!(metrics[1].label, "checks");
+    assert_eq!(metrics[1].value, "1");
+    assert!(kernel.notices.lock().unwrap().is_empty());
+
+    *page.lock().unwrap() = "Prices\nwidget: 12\ngadget: 3\n".into();
+    // Ticks come every second; the hand checks once its interval passed.
+    for _ in 0..400 {
+        if !kernel.notices.lock().unwrap().is_empty() {
+            break;
+        }
+        hand.tick().await.expect("a tick");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let asked = kernel.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let question = &asked[0].2;
+    assert!(
+        question.contains("Removed lines:\n- widget: 10\n"),
+        "{question}"
+    );
+    assert!(
+        question.contains("Added lines:\n- gadget: 3\n- widget: 12\n"),
+        "{question}"
+    );
+    let notices = kernel.notices.lock().unwrap().clone();
+    assert_eq!(notices[0].0, "web_watch");
+    assert_eq!(notices[0].1, "watcher");
+    assert!(
+        notices[0].2.starts_with(&format!("{url} changed: ")),
+        "{notices:?}"
+    );
+    hand.stop().await;
+
+    // The text it compares with is in the agent's memory, so a new
+    // activation does not take the same page for a change.
+    let again = activate(
+        &rt,
+        &plugin,
+        &kernel,
+        "watcher",
+        serde_json::json!({ "urls": [url], "interval_secs": 1 }),
+    );
+    for _ in 0..400 {
+        let metrics = again.metrics().await.unwrap();
+        if metrics[1].value != "0" {
+            break;
+        }
+        again.tick().await.expect("a tick");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(kernel.asked.lock().unwrap().len(), 1);
+    again.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_watcher_is_refused_a_page_it_was_not_granted() {
+    let rt = runtime(Ceilings::default());
+    let kernel = Arc::new(Kernel::default());
+    rt.set_memory_backend(kernel.clone());
+    let page = Arc::new(Mutex::new("hello".to_string()));
+    let port = page_server(page).await;
+    let manifest = author_manifest("plugins/web_watch");
+    let mut granted = manifest.permissions.clone();
+    granted.network = vec!["example.com".into()];
+    let plugin = rt
+        .load_hand(manifest, component("web_watch"), granted, BTreeMap::new())
+        .await
+        .unwrap();
+    let settings = serde_json::json!({ "urls": [format!("http://127.0.0.1:{port}/")] });
+    let hand = activate(&rt, &plugin, &kernel, "w2", settings);
+    match hand.tick().await {
+        Err(HandCallError::Hand(e)) => {
+            let text = describe_hand_error(&e);
+            assert!(
+                text.contains("permission denied") && text.contains("127.0.0.1"),
+                "{text}"
+            );
+        }
+        other => panic!("an ungranted page was fetched: {other:?}"),
+    }
+    // A failed tick is not a crash: the same instance stays active.
+    let status = hand.status();
+    assert_eq!(
+        (status.state, status.restarts, status.failed_ticks),
+        (HandState::Active, 0, 1)
+    );
+    hand.stop().await;
 }

@@ -4,9 +4,9 @@
 //! are. The host only lets requests through to hosts the operator granted.
 
 mod html;
-mod http;
 mod text;
-mod url;
+
+use talon_sdk::http::{self, url};
 
 use talon_sdk::{ToolError, Tools};
 

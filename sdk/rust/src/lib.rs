@@ -42,8 +42,8 @@
 //!   `/` (and relative paths resolve there), clocks and random work. Files
 //!   are only reachable if the operator granted `filesystem` at install;
 //!   [`workspace`] turns the paths a model writes into safe ones.
-//! - Outgoing HTTP through `wasi:http` (for example with the `wasip2` crate),
-//!   to the hosts the operator granted.
+//! - Outgoing HTTP through `wasi:http` ([`http::get`], or the `wasip2`
+//!   crate directly), to the hosts the operator granted.
 //!
 //! Every call runs in a fresh instance with metered fuel, memory and time:
 //! keep nothing in statics between calls (use [`memory`]). A panic aborts
@@ -66,6 +66,7 @@
 pub mod channel;
 mod error;
 pub mod hand;
+pub mod http;
 pub mod log;
 pub mod memory;
 pub mod net;

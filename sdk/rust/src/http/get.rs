@@ -17,7 +17,7 @@ use wasip2::http::types::{
 use wasip2::io::poll;
 use wasip2::io::streams::StreamError;
 
-use crate::url::HttpUrl;
+use super::url::HttpUrl;
 
 /// A response, its body read up to the limit.
 pub struct Response {
