@@ -2,7 +2,8 @@
 //! driving its agent through the host's `agent` import and keeping its
 //! count in memory across a stop and a new activation; settings it refuses;
 //! and the supervisor restarting a hand whose tick traps, hangs or leaks
-//! while another keeps working.
+//! while another keeps working; the `web_watch` hand against a local page
+//! that changes, and against a page it was not granted.
 
 mod common;
 
@@ -10,73 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::hand_host::{Host, Kernel};
 use common::{author_manifest, component, runtime};
 use talon_runtime::hand::{
-    Activation, AgentHost, HandCallError, HandHandle, HandPlugin, HandState, HandStatus,
-    HostFuture, describe_hand_error,
+    Activation, HandCallError, HandHandle, HandPlugin, HandState, HandStatus, describe_hand_error,
 };
-use talon_runtime::{Ceilings, MemoryBackend, Runtime};
-
-/// The kernel's part, played by the test: memory in a map, the agent
-/// answering with the length of what it was told, the owner's notices kept.
-#[derive(Default)]
-struct Kernel {
-    memory: Mutex<BTreeMap<(String, String), String>>,
-    asked: Mutex<Vec<(String, String, String)>>,
-    notices: Mutex<Vec<(String, String, String)>>,
-}
-
-impl MemoryBackend for Kernel {
-    fn get(&self, agent: &str, key: &str) -> Result<Option<String>, String> {
-        let memory = self.memory.lock().unwrap();
-        Ok(memory.get(&(agent.into(), key.into())).cloned())
-    }
-    fn set(&self, agent: &str, key: &str, value: &str) -> Result<(), String> {
-        let mut memory = self.memory.lock().unwrap();
-        memory.insert((agent.into(), key.into()), value.into());
-        Ok(())
-    }
-    fn delete(&self, agent: &str, key: &str) -> Result<bool, String> {
-        let mut memory = self.memory.lock().unwrap();
-        Ok(memory.remove(&(agent.into(), key.into())).is_some())
-    }
-    fn list(&self, agent: &str, prefix: &str) -> Result<Vec<String>, String> {
-        let memory = self.memory.lock().unwrap();
-        Ok(memory
-            .keys()
-            .filter(|(a, k)| a == agent && k.starts_with(prefix))
-            .map(|(_, k)| k.clone())
-            .collect())
-    }
-}
-
-struct Host(Arc<Kernel>);
-
-impl AgentHost for Host {
-    fn send(
-        &self,
-        hand: &str,
-        agent_id: &str,
-        message: String,
-    ) -> HostFuture<Result<String, String>> {
-        let answer = format!("{} characters", message.len());
-        self.0
-            .asked
-            .lock()
-            .unwrap()
-            .push((hand.into(), agent_id.into(), message));
-        Box::pin(async move { Ok(answer) })
-    }
-
-    fn notify_owner(&self, hand: &str, agent_id: &str, message: String) -> HostFuture<()> {
-        self.0
-            .notices
-            .lock()
-            .unwrap()
-            .push((hand.into(), agent_id.into(), message));
-        Box::pin(async {})
-    }
-}
+use talon_runtime::{Ceilings, Runtime};
 
 async fn fickle(rt: &Runtime) -> HandPlugin {
     let manifest = author_manifest("tests/plugins/fickle");

@@ -105,4 +105,5 @@ pub async fn load_with_settings(
     rt.load(manifest, component(name), Permissions::default(), settings)
         .await
 }
+pub mod hand_host;
 pub mod irc;
