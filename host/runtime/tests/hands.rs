@@ -65,6 +65,19 @@ async fn a_hand_ticks_drives_its_agent_and_keeps_its_state_in_memory() {
         ("fickle", 1000)
     );
     assert!(info.agent_role.contains("tick counts"));
+    // Loaded as a tool, a hand is refused by name.
+    let manifest = author_manifest("tests/plugins/fickle");
+    let as_tool = rt
+        .load(
+            manifest,
+            component("fickle"),
+            Default::default(),
+            BTreeMap::new(),
+        )
+        .await
+        .err()
+        .expect("a hand is not a tool");
+    assert!(as_tool.to_string().contains("load_hand"), "{as_tool}");
 
     let hand = activate(
         &rt,
