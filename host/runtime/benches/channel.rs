@@ -11,7 +11,6 @@
 //! - resident memory per idle connected channel (20 of them).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeMap;
