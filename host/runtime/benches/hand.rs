@@ -69,6 +69,7 @@ async fn main() {
                 host: Arc::new(Host(kernel.clone())),
             },
         )
+        .expect("the settings fit")
     };
 
     let hand = activate("timed".into());

@@ -39,6 +39,7 @@ use crate::manifest::{HAND_WIT_VERSION, Kind, Manifest, Permissions, valid_name}
 use crate::permissions::NetworkPolicy;
 use crate::plugin::{CallContext, Cost, EffectiveLimits};
 use crate::runtime::Runtime;
+use crate::schema::{ConfigSchema, SchemaError};
 use crate::slots::PerPlugin;
 
 pub use crate::bindings::v0_2_0_hand::exports::talon::plugin::hand_lifecycle::{
@@ -122,6 +123,8 @@ struct HandInner {
     shared: Arc<PerPlugin>,
     pre: HandPre<CallState>,
     info: HandInfo,
+    /// `info.settings_schema`, compiled.
+    schema: Option<ConfigSchema>,
 }
 
 impl HandPlugin {
@@ -133,6 +136,15 @@ impl HandPlugin {
     /// What the component says it is (read at load).
     pub fn info(&self) -> &HandInfo {
         &self.inner.info
+    }
+
+    /// Checks settings against the hand's schema, as [`HandHandle::start`]
+    /// does; the error names the field.
+    pub fn check_settings(&self, settings: &serde_json::Value) -> Result<(), SchemaError> {
+        match &self.inner.schema {
+            Some(schema) => schema.check(settings),
+            None => Ok(()),
+        }
     }
 }
 
@@ -164,8 +176,8 @@ impl HandInner {
     }
 }
 
-/// Checks what a hand says about itself.
-fn check_info(info: &HandInfo) -> Result<(), LoadError> {
+/// Checks what a hand says about itself; its settings schema, compiled.
+fn check_info(info: &HandInfo) -> Result<ConfigSchema, LoadError> {
     let bad = |m: String| Err(LoadError::Describe(m));
     if !valid_name(&info.name) {
         return bad(format!(
@@ -176,15 +188,11 @@ fn check_info(info: &HandInfo) -> Result<(), LoadError> {
     if info.settings_schema.len() > MAX_SCHEMA {
         return bad(format!("the settings schema is over {MAX_SCHEMA} bytes"));
     }
-    match serde_json::from_str::<serde_json::Value>(&info.settings_schema) {
-        Ok(schema) if schema.is_object() => {}
-        Ok(_) => return bad("the settings schema is not a JSON object".into()),
-        Err(e) => return bad(format!("the settings schema is not JSON: {e}")),
-    }
     if info.tick_interval_ms == 0 {
         return bad("the tick interval must be greater than 0".into());
     }
-    Ok(())
+    ConfigSchema::compile(&info.settings_schema)
+        .map_err(|e| LoadError::Describe(format!("the settings schema: {e}")))
 }
 
 impl Runtime {
@@ -252,6 +260,7 @@ impl Runtime {
                 agent_role: String::new(),
                 tick_interval_ms: 0,
             },
+            schema: None,
         };
         let ceilings = self.ceilings();
         let _permit = self
@@ -275,7 +284,7 @@ impl Runtime {
             })
             .await
             .map_err(LoadError::Guard)?;
-        check_info(&info)?;
+        inner.schema = Some(check_info(&info)?);
         inner.info = info;
         Ok(HandPlugin {
             inner: Arc::new(inner),
@@ -384,8 +393,20 @@ impl Drop for HandHandle {
 }
 
 impl HandHandle {
-    /// Activates `plugin` under a supervisor.
-    pub fn start(runtime: &Runtime, plugin: &HandPlugin, activation: Activation) -> Self {
+    /// Activates `plugin` under a supervisor, once its settings fit the
+    /// hand's schema (the hand is never started with settings that do not;
+    /// the error names the field).
+    pub fn start(
+        runtime: &Runtime,
+        plugin: &HandPlugin,
+        activation: Activation,
+    ) -> Result<Self, SchemaError> {
+        let settings: serde_json::Value =
+            serde_json::from_str(&activation.settings).map_err(|e| SchemaError {
+                field: String::new(),
+                message: format!("the settings are not JSON: {e}"),
+            })?;
+        plugin.check_settings(&settings)?;
         let (commands, inbox) = mpsc::channel(16);
         let status = Arc::new(Mutex::new(HandStatus {
             state: HandState::Activating,
@@ -406,11 +427,11 @@ impl HandHandle {
             backoff: Backoff::default(),
         };
         let task = tokio::spawn(supervisor.run());
-        Self {
+        Ok(Self {
             commands,
             status,
             task,
-        }
+        })
     }
 
     /// What the supervisor knows now.

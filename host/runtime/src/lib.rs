@@ -42,6 +42,7 @@ pub mod permissions;
 mod plugin;
 mod runtime;
 pub mod scaffold;
+pub mod schema;
 pub mod signing;
 mod slots;
 mod ticker;

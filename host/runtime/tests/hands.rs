@@ -38,7 +38,7 @@ fn activate(
         settings: settings.to_string(),
         host: Arc::new(Host(kernel.clone())),
     };
-    HandHandle::start(rt, plugin, activation)
+    HandHandle::start(rt, plugin, activation).expect("the settings fit the schema")
 }
 
 /// Waits (polling the status, with a generous bound so a broken build
@@ -131,16 +131,45 @@ async fn a_hand_ticks_drives_its_agent_and_keeps_its_state_in_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn settings_the_hand_refuses_stop_it_with_the_reason() {
+async fn settings_that_do_not_fit_are_refused_naming_the_field() {
     let rt = runtime(Ceilings::default());
     let kernel = Arc::new(Kernel::default());
     rt.set_memory_backend(kernel.clone());
     let plugin = fickle(&rt).await;
-    let hand = activate(&rt, &plugin, &kernel, "agent-2", serde_json::json!({}));
+    for (settings, field) in [
+        ("{}", "mode"),
+        (r#"{"mode":"sideways"}"#, "mode"),
+        (r#"{"mode":"ok","extra":1}"#, "extra"),
+        ("[1]", ""),
+        ("{not json", ""),
+    ] {
+        let activation = Activation {
+            agent_id: "agent-2".into(),
+            settings: settings.into(),
+            host: Arc::new(Host(kernel.clone())),
+        };
+        match HandHandle::start(&rt, &plugin, activation) {
+            Err(e) => assert_eq!(e.field, field, "{settings}: {e}"),
+            Ok(_) => panic!("{settings}: started"),
+        }
+    }
+    // Nothing ran: the hand never saw the settings.
+    assert!(kernel.asked.lock().unwrap().is_empty());
+
+    // Settings that fit the schema but that the hand refuses stop it for
+    // good, with its reason.
+    let hand = activate(
+        &rt,
+        &plugin,
+        &kernel,
+        "agent-2",
+        serde_json::json!({"mode": "refuse"}),
+    );
     until(&hand, "refused", |s| s.state == HandState::Refused).await;
-    assert_eq!(hand.status().last_error.as_deref(), Some("mode: required"));
+    let reason = "mode: refused on purpose";
+    assert_eq!(hand.status().last_error.as_deref(), Some(reason));
     match hand.tick().await {
-        Err(HandCallError::NotActive(why)) => assert_eq!(why, "mode: required"),
+        Err(HandCallError::NotActive(why)) => assert_eq!(why, reason),
         other => panic!("a refused hand ticked: {other:?}"),
     }
     hand.stop().await;

@@ -27,7 +27,7 @@ impl Guest for Fickle {
         HandInfo {
             name: "fickle".into(),
             display_name: "Fickle".into(),
-            settings_schema: r#"{"type":"object","properties":{"mode":{"type":"string","enum":["ok","trap","hang","leak"]}},"required":["mode"],"additionalProperties":false}"#.into(),
+            settings_schema: r#"{"type":"object","properties":{"mode":{"type":"string","enum":["ok","trap","hang","leak","refuse"]}},"required":["mode"],"additionalProperties":false}"#.into(),
             agent_role: "You answer questions about tick counts in one short sentence.".into(),
             tick_interval_ms: 1000,
         }
@@ -39,6 +39,12 @@ impl Guest for Fickle {
         let Some(mode) = value["mode"].as_str() else {
             return Err(HandError::InvalidSettings("mode: required".into()));
         };
+        if mode == "refuse" {
+            // Inconsistent settings the schema cannot express.
+            return Err(HandError::InvalidSettings(
+                "mode: refused on purpose".into(),
+            ));
+        }
         *MODE.lock().unwrap() = Some(mode.to_string());
         Ok(())
     }
