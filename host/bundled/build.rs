@@ -92,14 +92,15 @@ fn first_party_plugins(dir: &Path) -> Vec<Plugin> {
         if !cargo.is_file() || !talon.is_file() {
             continue;
         }
-        // Channels are not bundled: each reaches a server the operator
-        // names, so it is installed and granted like a third-party plugin
-        // (scripts/build-plugins builds it into target/plugins).
+        // Channels and hands are not bundled: each reaches servers or
+        // pages the operator names, so it is installed and granted like a
+        // third-party plugin (scripts/build-plugins builds it into
+        // target/plugins).
         let manifest = std::fs::read_to_string(&talon).unwrap_or_default();
-        if manifest
-            .lines()
-            .any(|l| l.replace(' ', "") == "kind=\"channel\"")
-        {
+        if manifest.lines().any(|l| {
+            let l = l.replace(' ', "");
+            l == "kind=\"channel\"" || l == "kind=\"hand\""
+        }) {
             continue;
         }
         plugins.push(Plugin {

@@ -1,12 +1,9 @@
 //! Channels: components of `talon:plugin@0.2.0`'s `channel` world that
 //! live as long as the channel is enabled, under a supervisor.
 //!
-//! A tool gets a fresh instance per call; a channel holds a connection, so
-//! it keeps one instance (one store) for its life. What stays the same is
-//! the guard: the instance holds one of the plugin's and one of the
-//! runtime's instance slots while it lives, its memory limit holds for its
-//! whole life (the store's limiter), and every call into it gets fresh fuel
-//! and its own yielding epoch deadline, under an outer timeout.
+//! A channel holds a connection, so it keeps one instance (one store) for
+//! its life: a [`Live`] instance (`live.rs`, shared with hands), under the
+//! same guard as every call.
 //!
 //! The [supervisor](ChannelHandle) owns the instance in one task: it
 //! connects, calls `receive` in a loop (passing events to the embedder),
@@ -19,18 +16,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::Store;
 
-use crate::bindings::v0_2_0::exports::talon::plugin::channel_adapter::Guest as Adapter;
 use crate::bindings::v0_2_0::{Channel as ChannelWorld, ChannelPre};
 use crate::ceilings::Ceilings;
 use crate::error::{GuardError, LoadError};
-use crate::guard::{Deadline, StoreSpec, classify};
+use crate::guard::StoreSpec;
 use crate::host::{CallState, Grants};
+use crate::live::{Backoff, CallFuture, Live, LivePre, now_ms};
 use crate::manifest::{CHANNEL_WIT_VERSION, Kind, Manifest, Permissions};
 use crate::permissions::{NetworkPolicy, SocketPolicy};
 use crate::plugin::{CallContext, EffectiveLimits};
@@ -42,20 +39,14 @@ pub use crate::bindings::v0_2_0::talon::plugin::channel_types::{
     ChannelInfo, ChatKind, ConnectionState, Destination, InboundMessage, OutboundMessage, Sender,
     WebhookRequest, WebhookResponse,
 };
+pub use crate::live::{MAX_BACKOFF, MIN_BACKOFF};
 
 /// How long one `receive` waits for the platform before the supervisor
 /// looks at its commands again: the most a queued send waits while the
 /// channel is idle.
 pub const RECEIVE_WAIT: Duration = Duration::from_millis(100);
-/// The first pause before a reconnect or a restart; it doubles each time
-/// up to [`MAX_BACKOFF`] and starts over once the channel connects.
-pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest pause before a reconnect or a restart.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often a connected channel is asked for its health.
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
-/// Grace given to the async timeout beyond the epoch deadline.
-const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
 
 /// A channel component compiled, linked and described, ready to start.
 #[derive(Clone)]
@@ -167,12 +158,13 @@ impl Runtime {
             )
             .await
             .map_err(LoadError::Guard)?;
-        let mut instance = Instance::start(self, &inner, &ceilings)
+        let mut instance = inner
+            .start(self, &ceilings)
             .await
             .map_err(LoadError::Guard)?;
         let info = instance
             .enter(self, |g, s| {
-                Box::pin(async move { g.call_describe(s).await })
+                Box::pin(async move { g.talon_plugin_channel_adapter().call_describe(s).await })
             })
             .await
             .map_err(LoadError::Guard)?;
@@ -186,92 +178,44 @@ impl Runtime {
     }
 }
 
-/// The future of a call into a channel instance, borrowing the store.
-type CallFuture<'s, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<T>> + Send + 's>>;
+impl LivePre for ChannelPre<CallState> {
+    type World = ChannelWorld;
 
-/// One live instance: its store (fuel, memory limiter, WASI with the
-/// granted sockets) and its exports.
-struct Instance {
-    store: Store<CallState>,
-    world: ChannelWorld,
-    deadline: Deadline,
-    limits: EffectiveLimits,
+    fn instantiate<'s>(&'s self, store: &'s mut Store<CallState>) -> CallFuture<'s, ChannelWorld> {
+        Box::pin(self.instantiate_async(store))
+    }
 }
 
-impl Instance {
+/// One live channel instance.
+type Instance = Live<ChannelWorld>;
+
+impl ChannelInner {
     /// Instantiates the channel under the guard's limits (the caller holds
     /// the slots).
-    async fn start(
-        runtime: &Runtime,
-        plugin: &ChannelInner,
-        ceilings: &Ceilings,
-    ) -> Result<Self, GuardError> {
-        let limits = EffectiveLimits::new(&plugin.manifest, ceilings);
-        let timeout = Duration::from_millis(limits.timeout_ms);
-        let deadline = Deadline::after(timeout);
+    async fn start(&self, runtime: &Runtime, ceilings: &Ceilings) -> Result<Instance, GuardError> {
         let spec = StoreSpec {
-            env: &plugin.env,
+            env: &self.env,
             filesystem: false,
-            grants: &plugin.grants,
-            shared: &plugin.shared,
-            sockets: Some(&plugin.sockets),
+            grants: &self.grants,
+            shared: &self.shared,
+            sockets: Some(&self.sockets),
         };
-        // The WIT scopes a channel's memory to the channel: its keys live
-        // under the scope `channel:<name>` (no agent has that id).
-        let scope = CallContext {
-            agent_id: Some(format!("channel:{}", plugin.manifest.name)),
-            workspace: None,
-        };
-        let mut store = runtime
-            .new_store(spec, &scope, &limits, ceilings, deadline.clone())
-            .map_err(GuardError::Instantiate)?;
-        let _running = runtime.inner.ticker.running();
-        let made = tokio::time::timeout(
-            timeout + TIMEOUT_GRACE,
-            plugin.pre.instantiate_async(&mut store),
-        )
-        .await;
-        let world = match made {
-            Err(_) => return Err(GuardError::Timeout { limit: timeout }),
-            Ok(Ok(world)) => world,
-            Ok(Err(e)) => return Err(classify(e, &limits, store.data(), false)),
-        };
-        Ok(Self {
-            store,
-            world,
-            deadline,
+        let limits = EffectiveLimits::new(&self.manifest, ceilings);
+        Live::start(
+            runtime,
+            &self.pre,
+            spec,
+            // The WIT scopes a channel's memory to the channel: its keys
+            // live under the scope `channel:<name>` (no agent has that id).
+            &CallContext {
+                agent_id: Some(format!("channel:{}", self.manifest.name)),
+                workspace: None,
+            },
             limits,
-        })
-    }
-
-    /// Enters the instance once: fresh fuel, a new deadline, the outer
-    /// timeout. Any error means the instance can no longer be trusted (a
-    /// trap leaves it unusable) and must be dropped.
-    async fn enter<T: Send>(
-        &mut self,
-        runtime: &Runtime,
-        call: impl for<'s> FnOnce(&'s Adapter, &'s mut Store<CallState>) -> CallFuture<'s, T>,
-    ) -> Result<T, GuardError> {
-        let timeout = Duration::from_millis(self.limits.timeout_ms);
-        self.store
-            .set_fuel(self.limits.fuel)
-            .map_err(|e| GuardError::Instantiate(e.to_string()))?;
-        self.deadline.reset(timeout);
-        let _running = runtime.inner.ticker.running();
-        let adapter = self.world.talon_plugin_channel_adapter();
-        let outcome =
-            tokio::time::timeout(timeout + TIMEOUT_GRACE, call(adapter, &mut self.store)).await;
-        match outcome {
-            Err(_) => Err(GuardError::Timeout { limit: timeout }),
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e, &self.limits, self.store.data(), true)),
-        }
-    }
-
-    /// Peak linear memory of the instance so far, in bytes.
-    fn peak_memory(&self) -> usize {
-        self.store.data().limiter.peak
+            ceilings,
+            |_| {},
+        )
+        .await
     }
 }
 
@@ -488,7 +432,7 @@ impl ChannelHandle {
             events,
             inbox,
             status: status.clone(),
-            backoff: MIN_BACKOFF,
+            backoff: Backoff::default(),
         };
         let task = tokio::spawn(supervisor.run());
         Self {
@@ -602,13 +546,7 @@ struct Supervisor {
     events: mpsc::Sender<ChannelEvent>,
     inbox: mpsc::Receiver<Command>,
     status: Arc<Mutex<ChannelStatus>>,
-    backoff: Duration,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    backoff: Backoff,
 }
 
 impl Supervisor {
@@ -620,8 +558,7 @@ impl Supervisor {
     /// Waits out the backoff, answering commands meanwhile (sends are
     /// refused as not connected); doubles it. `false` if told to stop.
     async fn pause(&mut self, why: &str) -> bool {
-        let until = tokio::time::Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        let until = tokio::time::Instant::now() + self.backoff.next();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return true,
@@ -671,7 +608,7 @@ impl Supervisor {
                 .await;
             let ended = match permit {
                 Err(e) => Ended::Crashed(e),
-                Ok(_permit) => match Instance::start(&runtime, &plugin, &ceilings).await {
+                Ok(_permit) => match plugin.start(&runtime, &ceilings).await {
                     Err(e) => Ended::Crashed(e),
                     Ok(mut instance) => self.live(&runtime, &mut instance).await,
                 },
@@ -709,14 +646,18 @@ impl Supervisor {
             let config = self.config.clone();
             let connected = instance
                 .enter(runtime, move |g, s| {
-                    Box::pin(async move { g.call_connect(s, &config).await })
+                    Box::pin(async move {
+                        g.talon_plugin_channel_adapter()
+                            .call_connect(s, &config)
+                            .await
+                    })
                 })
                 .await;
             let why = match connected {
                 Err(e) => return Ended::Crashed(e),
                 Ok(Err(e)) => describe_channel_error(&e),
                 Ok(Ok(())) => {
-                    self.backoff = MIN_BACKOFF;
+                    self.backoff.reset();
                     let peak = instance.peak_memory() as u64;
                     self.update(|s| {
                         s.state = SupervisorState::Connected;
@@ -739,7 +680,9 @@ impl Supervisor {
             if !self.pause(&why).await {
                 instance
                     .enter(runtime, |g, s| {
-                        Box::pin(async move { g.call_disconnect(s).await })
+                        Box::pin(async move {
+                            g.talon_plugin_channel_adapter().call_disconnect(s).await
+                        })
                     })
                     .await
                     .ok();
@@ -759,7 +702,9 @@ impl Supervisor {
                     Command::Stop(done) => {
                         let _ = instance
                             .enter(runtime, |g, s| {
-                                Box::pin(async move { g.call_disconnect(s).await })
+                                Box::pin(async move {
+                                    g.talon_plugin_channel_adapter().call_disconnect(s).await
+                                })
                             })
                             .await;
                         return Ended::Stop(done);
@@ -767,7 +712,11 @@ impl Supervisor {
                     Command::Send(message, reply) => {
                         let sent = instance
                             .enter(runtime, move |g, s| {
-                                Box::pin(async move { g.call_send(s, &message).await })
+                                Box::pin(async move {
+                                    g.talon_plugin_channel_adapter()
+                                        .call_send(s, &message)
+                                        .await
+                                })
                             })
                             .await;
                         match sent {
@@ -817,7 +766,9 @@ impl Supervisor {
             };
             let received = instance
                 .enter(runtime, move |g, s| {
-                    Box::pin(async move { g.call_receive(s, wait).await })
+                    Box::pin(
+                        async move { g.talon_plugin_channel_adapter().call_receive(s, wait).await },
+                    )
                 })
                 .await;
             match received {
@@ -845,7 +796,7 @@ impl Supervisor {
     ) -> Result<ChannelHealth, GuardError> {
         let health = instance
             .enter(runtime, |g, s| {
-                Box::pin(async move { g.call_health(s).await })
+                Box::pin(async move { g.talon_plugin_channel_adapter().call_health(s).await })
             })
             .await?;
         let detail = health.detail.clone();

@@ -243,6 +243,7 @@ impl Runtime {
             log: CallLog::default(),
             shared: spec.shared.clone(),
             workspace: quota,
+            hand: None,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);

@@ -68,6 +68,8 @@ pub(crate) struct CallState {
     pub shared: Arc<PerPlugin>,
     /// The agent's workspace quota, when the call has the workspace preopened.
     pub workspace: Option<Arc<CallQuota>>,
+    /// What serves a hand's `agent` import; `None` outside a hand.
+    pub hand: Option<crate::hand::HandLink>,
 }
 
 /// The host-side caps of one call, copied from the ceilings when the call

@@ -16,6 +16,9 @@
 //! - [`channel`]: channels, components of the 0.2.0 `channel` world that
 //!   live as long as they are enabled, one instance each under a
 //!   supervisor that restarts it with backoff; TCP only to granted pairs.
+//! - [`hand`]: hands, components of the 0.2.0 `hand` world activated with
+//!   settings and ticked by the embedder, one instance each under the same
+//!   kind of supervisor; they drive an agent through [`hand::AgentHost`].
 //! - [`Manifest`] and [`Permissions`]: what a plugin asks for and is granted;
 //!   network grants are enforced after DNS resolution, files through a
 //!   preopen of the calling agent's workspace only.
@@ -29,7 +32,9 @@ pub mod channel;
 pub mod compiler;
 pub mod error;
 mod guard;
+pub mod hand;
 mod host;
+mod live;
 pub mod log;
 pub mod manifest;
 pub mod package;
@@ -37,6 +42,7 @@ pub mod permissions;
 mod plugin;
 mod runtime;
 pub mod scaffold;
+pub mod schema;
 pub mod signing;
 mod slots;
 mod ticker;
@@ -47,7 +53,8 @@ pub use compiler::Compiler;
 pub use error::{GuardError, InvokeError, LoadError};
 pub use host::{MAX_MEMORY_KEY, MAX_MEMORY_VALUE, MemoryBackend};
 pub use manifest::{
-    CHANNEL_WIT_VERSION, Filesystem, Kind, Limits, Manifest, Permissions, ToolSpec, WIT_VERSION,
+    CHANNEL_WIT_VERSION, Filesystem, HAND_WIT_VERSION, Kind, Limits, Manifest, Permissions,
+    ToolSpec, WIT_VERSION,
 };
 pub use package::{Package, Trust};
 pub use plugin::{CallContext, Cost, Description, EffectiveLimits, Invocation, Plugin};

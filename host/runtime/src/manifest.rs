@@ -13,6 +13,9 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// The version of the WIT contract channels are built against (0.2.0's
 /// `channel` world; 0.1.0's was never loaded).
 pub const CHANNEL_WIT_VERSION: &str = "0.2.0";
+/// The version of the WIT contract hands are built against (0.2.0's `hand`
+/// world, which describes itself; 0.1.0's was never loaded).
+pub const HAND_WIT_VERSION: &str = "0.2.0";
 
 /// The manifest of a plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,7 +54,8 @@ pub enum Kind {
     Tool,
     /// Offers tools and instructions for the agents that have it.
     Skill,
-    /// An autonomous capability (specified in the WIT; not loaded yet).
+    /// An autonomous capability (`talon:plugin@0.2.0`'s `hand` world),
+    /// activated with settings and ticked on a schedule.
     Hand,
     /// A chat platform adapter (`talon:plugin@0.2.0`'s `channel` world), long-lived.
     Channel,
@@ -69,10 +73,7 @@ impl Kind {
     }
 }
 
-/// Reads a kind by name. A name that is no kind at all is answered with
-/// the kinds that load (tool, skill), not every kind the WIT specifies;
-/// `hand` and `channel` parse, and [`Manifest::validate`] says they do not
-/// load yet.
+/// Reads a kind by name; an unknown name is answered with the kinds.
 impl<'de> Deserialize<'de> for Kind {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
@@ -82,7 +83,7 @@ impl<'de> Deserialize<'de> for Kind {
             "hand" => Ok(Self::Hand),
             "channel" => Ok(Self::Channel),
             other => Err(serde::de::Error::custom(format!(
-                "unknown kind `{other}`: use `tool`, `skill` or `channel`"
+                "unknown kind `{other}`: use `tool`, `skill`, `channel` or `hand`"
             ))),
         }
     }
@@ -186,14 +187,9 @@ impl Manifest {
                 self.version
             ));
         }
-        if self.kind == Kind::Hand {
-            return bad(format!(
-                "kind {:?}: the host loads tool, skill and channel plugins; the hand world is specified but not loaded yet",
-                self.kind.as_str()
-            ));
-        }
         let wit = match self.kind {
             Kind::Channel => CHANNEL_WIT_VERSION,
+            Kind::Hand => HAND_WIT_VERSION,
             _ => WIT_VERSION,
         };
         if self.wit != wit {
@@ -383,7 +379,7 @@ fuel = 1_000_000
         let text = err.to_string();
         assert!(text.contains("line 4") && text.contains("gadget"), "{text}");
         assert!(
-            text.contains("use `tool`, `skill` or `channel`") && !text.contains("hand"),
+            text.contains("use `tool`, `skill`, `channel` or `hand`"),
             "{text}"
         );
 

@@ -176,6 +176,13 @@ impl Runtime {
         granted: Permissions,
         settings: BTreeMap<String, String>,
     ) -> Result<Plugin, LoadError> {
+        if manifest.kind == Kind::Hand {
+            return Err(LoadError::Manifest(
+                "kind \"hand\": a hand is not a tool; it runs as a long-lived instance \
+                 (Runtime::load_hand, docs/HANDS.md)"
+                    .into(),
+            ));
+        }
         if let Some(extra) = granted.first_not_in(&manifest.permissions) {
             return Err(LoadError::Manifest(format!(
                 "cannot grant {extra}: the plugin did not request it"

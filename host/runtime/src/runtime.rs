@@ -119,6 +119,12 @@ impl Runtime {
             state
         })
         .map_err(engine_err)?;
+        // The hand world's other imports are the channel world's, linked above.
+        crate::bindings::v0_2_0_hand::talon::plugin::agent::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(engine_err)?;
         crate::workspace::shadow_writes(&mut linker).map_err(engine_err)?;
 
         let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));

@@ -7,7 +7,7 @@
 //! forgiving single-pass tokenizer that never fails: malformed markup degrades
 //! into text, it does not raise errors.
 
-use crate::url::resolve;
+use talon_sdk::http::url::resolve;
 
 /// The readable content of an HTML document.
 #[derive(Debug, Clone, PartialEq, Eq)]

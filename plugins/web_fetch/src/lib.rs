@@ -4,9 +4,9 @@
 //! are. The host only lets requests through to hosts the operator granted.
 
 mod html;
-mod http;
 mod text;
-mod url;
+
+use talon_sdk::http::{self, url};
 
 use talon_sdk::{ToolError, Tools};
 
@@ -118,11 +118,9 @@ fn web_fetch(args: FetchArgs) -> Result<FetchResult, ToolError> {
             .checked_sub(started.elapsed())
             .ok_or_else(|| ToolError::failed(format!("fetching {url} timed out")))?;
         let response = http::get(&url, remaining, limits.max_bytes).map_err(|e| match e {
-            http::FetchError::Denied { .. } => ToolError::permission_denied(e),
-            http::FetchError::TimedOut => ToolError::failed(format!("fetching {url} timed out")),
-            http::FetchError::Transport(detail) => {
-                ToolError::failed(format!("fetching {url} failed: {detail}"))
-            }
+            http::HttpError::Denied { .. } => ToolError::permission_denied(e),
+            http::HttpError::TimedOut => ToolError::failed(format!("fetching {url} timed out")),
+            other => ToolError::failed(format!("fetching {url} failed: {other}")),
         })?;
         let location = response.header("location");
         match (response.status, location) {

@@ -55,9 +55,17 @@
 //! A skill is a tool plugin that also gives agents instructions (prompt
 //! text); export it with [`export_skill!`] and set `kind = "skill"` in its
 //! manifest.
+//!
+//! ## Channels and hands
+//!
+//! Long-lived plugins of `talon:plugin@0.2.0` generate their own bindings:
+//! [`channel_world!`] for a chat platform adapter (see [`channel`]),
+//! [`hand_world!`] for an autonomous capability that drives an agent on a
+//! schedule (see [`hand`]).
 
 pub mod channel;
 mod error;
+pub mod hand;
 pub mod http;
 pub mod log;
 pub mod memory;
@@ -103,6 +111,9 @@ pub use schema::parameters_schema;
 /// Generates the bindings of the `channel` world of `talon:plugin@0.2.0`
 /// in the calling module; see [`channel`].
 pub use talon_sdk_macros::channel_world;
+/// Generates the bindings of the `hand` world of `talon:plugin@0.2.0` in
+/// the calling module; see [`hand`].
+pub use talon_sdk_macros::hand_world;
 /// Marks a tool's result type: derives [`Serialize`] through the SDK's
 /// re-export. (Any `Serialize` type can be returned; this saves the
 /// `#[serde(crate = "talon_sdk::serde")]` line.)

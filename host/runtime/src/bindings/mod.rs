@@ -5,5 +5,6 @@
 
 mod v0_1_0;
 pub(crate) mod v0_2_0;
+pub(crate) mod v0_2_0_hand;
 
 pub use v0_1_0::*;

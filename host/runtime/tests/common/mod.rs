@@ -106,6 +106,8 @@ pub async fn load_with_settings(
         .await
 }
 pub mod channel;
+
+pub mod hand_host;
 pub mod irc;
 pub mod mail;
 pub mod prosody;

@@ -57,16 +57,27 @@ fn compile_error(message: &str) -> TokenStream {
 /// embeds, and a channel must not also claim the `tool` world.
 #[proc_macro]
 pub fn channel_world(input: TokenStream) -> TokenStream {
+    world_0_2_0("channel", input)
+}
+
+/// Generates the bindings of the `hand` world of `talon:plugin@0.2.0` in the
+/// calling module (use it through `talon_sdk::hand_world!`), for the same
+/// reasons as [`channel_world!`](macro@channel_world).
+#[proc_macro]
+pub fn hand_world(input: TokenStream) -> TokenStream {
+    world_0_2_0("hand", input)
+}
+
+/// The bindings of one world of `talon:plugin@0.2.0`, generated in place.
+fn world_0_2_0(world: &str, input: TokenStream) -> TokenStream {
     if !input.is_empty() {
-        return "compile_error!(\"channel_world!() takes no arguments\");"
-            .parse()
-            .unwrap_or_default();
+        return compile_error(&format!("{world}_world!() takes no arguments"));
     }
     const WIT: &str = include_str!("../../../../wit/talon-plugin-0.2.0/plugin.wit");
     format!(
         "::talon_sdk::__private::wit_bindgen::generate!({{
             inline: {WIT:?},
-            world: \"channel\",
+            world: {world:?},
             pub_export_macro: true,
             runtime_path: \"::talon_sdk::__private::wit_bindgen::rt\",
         }});"

@@ -1,16 +1,3 @@
-//! Outgoing HTTP requests over `wasi:http`, for channels of HTTP platforms
-//! (bot APIs, Matrix) and for tools.
-//!
-//! The host sends a request only to the hosts the operator granted in the
-//! plugin's `[permissions] network` (a loopback or private server only
-//! through a literal `ip:port` grant); a refused one fails with
-//! [`HttpError::Denied`].
-//!
-//! [`request`] sends and waits within one deadline. A long poll that should
-//! outlive one channel call (Telegram's `getUpdates`, Matrix's `/sync`)
-//! uses [`start`]: the [`Pending`] request keeps running in the host between
-//! calls, and each `receive` waits a little on it with [`Pending::wait`].
-
 use std::fmt;
 
 use wasip2::clocks::monotonic_clock;
@@ -21,6 +8,8 @@ use wasip2::http::types::{
 };
 use wasip2::io::poll;
 use wasip2::io::streams::StreamError;
+
+use super::url::HttpUrl;
 
 /// Why a request produced no usable response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +52,9 @@ pub struct Response {
     /// Header names lower-cased, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body was longer than the limit and was cut there (only for
+    /// [`get`](super::get); [`request`] fails with [`HttpError::TooLarge`]).
+    pub truncated: bool,
 }
 
 impl Response {
@@ -90,44 +82,10 @@ pub struct Request<'a> {
     pub max_response_bytes: usize,
 }
 
-/// The parts of a URL `wasi:http` wants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Url {
-    https: bool,
-    authority: String,
-    path_and_query: String,
-}
-
-fn parse_url(url: &str) -> Result<Url, HttpError> {
-    let invalid = || HttpError::InvalidUrl(url.to_string());
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    let (https, rest) = if lower.starts_with("https://") {
-        (true, &url[8..])
-    } else if lower.starts_with("http://") {
-        (false, &url[7..])
-    } else {
-        return Err(invalid());
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    // No user info (a classic way to smuggle a different host) or blanks.
-    if authority.is_empty()
-        || authority.contains('@')
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(invalid());
-    }
-    let tail = tail.split('#').next().unwrap_or_default();
-    let path_and_query = match tail.chars().next() {
-        None => "/".to_string(),
-        Some('?') => format!("/{tail}"),
-        _ => tail.to_string(),
-    };
-    Ok(Url {
-        https,
-        authority: authority.to_string(),
-        path_and_query,
-    })
+/// The parts of `url` an outgoing request needs ([`super::url::parse`]'s
+/// rules: absolute http(s), no credentials, nothing unencoded).
+fn parse_url(url: &str) -> Result<HttpUrl, HttpError> {
+    super::url::parse(url).map_err(|_| HttpError::InvalidUrl(url.to_string()))
 }
 
 /// Percent-encodes `text` for one path segment or query value: everything
@@ -159,12 +117,32 @@ pub struct Pending {
     authority: String,
     future: FutureIncomingResponse,
     max_response_bytes: usize,
+    overflow: Overflow,
+}
+
+/// What a body longer than the limit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Overflow {
+    /// Fail with [`HttpError::TooLarge`].
+    Fail,
+    /// Keep the first `max_response_bytes` and mark the response truncated.
+    Truncate,
 }
 
 /// Sends `request` and waits for its whole response within `timeout_ms`.
 pub fn request(request: &Request<'_>, timeout_ms: u64) -> Result<Response, HttpError> {
+    send(request, timeout_ms, Overflow::Fail)
+}
+
+/// [`request`], with what an overlong body does.
+pub(super) fn send(
+    request: &Request<'_>,
+    timeout_ms: u64,
+    overflow: Overflow,
+) -> Result<Response, HttpError> {
     let deadline = now_ns().saturating_add(ms_to_ns(timeout_ms));
-    let pending = start(request, timeout_ms)?;
+    let mut pending = start(request, timeout_ms)?;
+    pending.overflow = overflow;
     match pending.wait_until(deadline)? {
         Some(response) => Ok(response),
         None => Err(HttpError::TimedOut),
@@ -222,6 +200,7 @@ pub fn start(request: &Request<'_>, timeout_ms: u64) -> Result<Pending, HttpErro
         authority: url.authority,
         future,
         max_response_bytes: request.max_response_bytes,
+        overflow: Overflow::Fail,
     })
 }
 
@@ -285,11 +264,13 @@ impl Pending {
                 )
             })
             .collect();
-        let body = read_body(&response, deadline, self.max_response_bytes)?;
+        let (body, truncated) =
+            read_body(&response, deadline, self.max_response_bytes, self.overflow)?;
         Ok(Response {
             status,
             headers,
             body,
+            truncated,
         })
     }
 }
@@ -308,7 +289,8 @@ fn read_body(
     response: &IncomingResponse,
     deadline: u64,
     max_bytes: usize,
-) -> Result<Vec<u8>, HttpError> {
+    overflow: Overflow,
+) -> Result<(Vec<u8>, bool), HttpError> {
     let body = response
         .consume()
         .map_err(|()| HttpError::Transport("the response body was already taken".into()))?;
@@ -327,10 +309,14 @@ fn read_body(
             Ok(chunk) => {
                 data.extend_from_slice(&chunk);
                 if data.len() > max_bytes {
-                    return Err(HttpError::TooLarge(max_bytes));
+                    if overflow == Overflow::Fail {
+                        return Err(HttpError::TooLarge(max_bytes));
+                    }
+                    data.truncate(max_bytes);
+                    return Ok((data, true));
                 }
             }
-            Err(StreamError::Closed) => return Ok(data),
+            Err(StreamError::Closed) => return Ok((data, false)),
             Err(StreamError::LastOperationFailed(e)) => {
                 return Err(HttpError::Transport(format!(
                     "reading the body failed: {}",
@@ -386,7 +372,7 @@ mod tests {
         let url = parse_url("https://api.telegram.org/bot1:x/getMe").unwrap();
         assert_eq!(
             url,
-            Url {
+            HttpUrl {
                 https: true,
                 authority: "api.telegram.org".into(),
                 path_and_query: "/bot1:x/getMe".into()
