@@ -17,6 +17,7 @@ use crate::agents::Agents;
 use crate::agents::templates::Profile;
 use crate::approvals::Approvals;
 use crate::automation::Automation;
+use crate::channels::Channels;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ReloadPlan};
 use crate::conversation::Conversations;
@@ -51,6 +52,7 @@ pub struct Kernel {
     conversations: Arc<Conversations>,
     automation: Arc<Automation>,
     webhooks: Arc<Webhooks>,
+    channels: Arc<Channels>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -115,6 +117,13 @@ impl Kernel {
             conversations.clone(),
         ));
         let webhooks = Arc::new(Webhooks::new(shared.clone())?);
+        let channels = Arc::new(Channels::new(
+            shared.clone(),
+            agents.clone(),
+            plugins.clone(),
+            providers.clone(),
+            conversations.clone(),
+        ));
         Ok(Self {
             shared,
             config_path,
@@ -127,6 +136,7 @@ impl Kernel {
             conversations,
             automation,
             webhooks,
+            channels,
         })
     }
 
@@ -163,6 +173,11 @@ impl Kernel {
     /// Outbound webhook subscriptions, their delivery queue and dead letters.
     pub fn webhooks(&self) -> &Arc<Webhooks> {
         &self.webhooks
+    }
+
+    /// Configured channels: bindings to agents, the durable inbox and outbox.
+    pub fn channels(&self) -> &Arc<Channels> {
+        &self.channels
     }
 
     /// The data directory.

@@ -24,6 +24,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod automation;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod conversation;

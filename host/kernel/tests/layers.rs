@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("approvals", 2),
     ("conversation", 3),
     ("automation", 4),
+    ("channels", 4),
     // Composition.
     ("kernel", 5),
 ];

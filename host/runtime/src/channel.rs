@@ -40,6 +40,7 @@ use crate::slots::PerPlugin;
 pub use crate::bindings::v0_2_0::talon::plugin::channel_types::{
     Attachment, AttachmentSource, Capabilities, ChannelError, ChannelEvent, ChannelHealth,
     ChannelInfo, ChatKind, ConnectionState, Destination, InboundMessage, OutboundMessage, Sender,
+    WebhookRequest, WebhookResponse,
 };
 
 /// How long one `receive` waits for the platform before the supervisor
@@ -342,6 +343,10 @@ enum Command {
         oneshot::Sender<Result<Vec<String>, ChannelCallError>>,
     ),
     Health(oneshot::Sender<Result<ChannelHealth, ChannelCallError>>),
+    Webhook(
+        WebhookRequest,
+        oneshot::Sender<Result<WebhookResponse, ChannelCallError>>,
+    ),
     Stop(oneshot::Sender<()>),
 }
 
@@ -426,6 +431,20 @@ impl ChannelHandle {
         answer.await.map_err(|_| ChannelCallError::Stopped)?
     }
 
+    /// Hands a request the platform pushed to the channel's
+    /// `handle-webhook`; its answer, with the events it carried.
+    pub async fn webhook(
+        &self,
+        request: WebhookRequest,
+    ) -> Result<WebhookResponse, ChannelCallError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Webhook(request, reply))
+            .await
+            .map_err(|_| ChannelCallError::Stopped)?;
+        answer.await.map_err(|_| ChannelCallError::Stopped)?
+    }
+
     /// Disconnects politely and stops the supervisor.
     pub async fn stop(self) {
         let (reply, done) = oneshot::channel();
@@ -485,6 +504,9 @@ impl Supervisor {
                         let _ = reply.send(Err(ChannelCallError::NotConnected(why.to_string())));
                     }
                     Some(Command::Health(reply)) => {
+                        let _ = reply.send(Err(ChannelCallError::NotConnected(why.to_string())));
+                    }
+                    Some(Command::Webhook(_, reply)) => {
                         let _ = reply.send(Err(ChannelCallError::NotConnected(why.to_string())));
                     }
                 },
@@ -620,6 +642,22 @@ impl Supervisor {
                             })
                             .await;
                         match sent {
+                            Err(e) => {
+                                let _ = reply.send(Err(ChannelCallError::Crashed(e.clone())));
+                                return Ended::Crashed(e);
+                            }
+                            Ok(answer) => {
+                                let _ = reply.send(answer.map_err(ChannelCallError::Channel));
+                            }
+                        }
+                    }
+                    Command::Webhook(request, reply) => {
+                        let answered = instance
+                            .enter(runtime, move |g, s| {
+                                Box::pin(async move { g.call_handle_webhook(s, &request).await })
+                            })
+                            .await;
+                        match answered {
                             Err(e) => {
                                 let _ = reply.send(Err(ChannelCallError::Crashed(e.clone())));
                                 return Ended::Crashed(e);

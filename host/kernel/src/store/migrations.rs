@@ -18,7 +18,7 @@ use super::{StoreError, decode};
 ///
 /// Version 4 is reserved for sessions and messages (issue 4); the scheduler's
 /// tables start at 5.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 
@@ -128,6 +128,17 @@ const MIGRATIONS: &[Migration] = &[
             tx.open_table(WEBHOOKS)?;
             tx.open_table(WEBHOOK_QUEUE)?;
             tx.open_table(WEBHOOK_DEAD)?;
+            Ok(())
+        },
+    },
+    Migration {
+        to: 11,
+        description: "create channels.v1, channel_inbox.v1, channel_outbox.v1 and channel_sessions.v1",
+        apply: |tx| {
+            tx.open_table(CHANNELS)?;
+            tx.open_table(CHANNEL_INBOX)?;
+            tx.open_table(CHANNEL_OUTBOX)?;
+            tx.open_table(CHANNEL_SESSIONS)?;
             Ok(())
         },
     },

@@ -160,3 +160,21 @@ pub(crate) const WEBHOOK_QUEUE: TableDefinition<&str, &[u8]> =
 /// [`crate::webhooks::Delivery`].
 pub(crate) const WEBHOOK_DEAD: TableDefinition<&str, &[u8]> =
     TableDefinition::new("webhook_dead.v1");
+
+// --- Channels (channels) ---
+
+/// Configured channels by name: [`crate::channels::ChannelConfig`] (secrets
+/// are in `secrets.toml`, never here).
+pub(crate) const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels.v1");
+/// Inbound messages by `channel \n message id`, the dedupe key:
+/// [`crate::channels::Inbound`].
+pub(crate) const CHANNEL_INBOX: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("channel_inbox.v1");
+/// Outbound messages by id (v7, so they sort by queueing time), sent,
+/// waiting or dead: [`crate::channels::Outbound`].
+pub(crate) const CHANNEL_OUTBOX: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("channel_outbox.v1");
+/// The session of each conversation, by `channel \n chat \n thread`:
+/// [`crate::channels::Conversation`].
+pub(crate) const CHANNEL_SESSIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("channel_sessions.v1");
