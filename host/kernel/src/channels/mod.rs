@@ -570,7 +570,7 @@ impl Channels {
         if let Some(config) = spec.config {
             let size = serde_json::to_vec(&config).map(|v| v.len()).unwrap_or(0);
             if size > MAX_CONFIG_BYTES {
-                return Err(KernelError::Invalid(format!(
+                return Err(KernelError::TooLarge(format!(
                     "the configuration is {size} bytes; the limit is {MAX_CONFIG_BYTES}"
                 )));
             }
