@@ -15,6 +15,7 @@ use crate::channel_kit::{
 };
 use crate::harness::{Daemon, assert_error, json};
 use crate::ngircd::{Ngircd, Person};
+use crate::plugins::run_ok;
 
 fn irc_config(port: u16) -> serde_json::Value {
     serde_json::json!({
@@ -250,4 +251,38 @@ async fn irc_people_talk_to_an_agent_durably() {
         "nosuch",
     )
     .await;
+
+    // The command line.
+    let listed = run_ok(&daemon, &["channel", "list"]);
+    assert!(
+        listed.contains("irc") && listed.contains("connected"),
+        "{listed}"
+    );
+    let tested = run_ok(&daemon, &["channel", "test", "irc"]);
+    assert!(tested.contains("reachable"), "{tested}");
+    let port = server.port.to_string();
+    let added = run_ok(
+        &daemon,
+        &[
+            "channel",
+            "add",
+            "spare",
+            "--plugin",
+            "irc",
+            "--agent",
+            "ircbot",
+            "--set",
+            "server=127.0.0.1",
+            "--set",
+            &format!("port={port}"),
+            "--set",
+            "nick=spare",
+            "--disabled",
+        ],
+    );
+    assert!(added.contains("configured spare"), "{added}");
+    let refused = daemon.cli(&["channel", "test", "spare"]);
+    assert!(!refused.status.success());
+    run_ok(&daemon, &["channel", "remove", "spare"]);
+    assert_error(daemon.get("/api/channels/spare").await, 404, "spare").await;
 }
