@@ -328,7 +328,9 @@ pub(super) async fn sender(
 ) {
     let interval = Duration::from_secs(60) / SENDS_PER_MINUTE;
     let mut due: BTreeMap<(DateTime<Utc>, Uuid), ()> = BTreeMap::new();
-    let mut last_send = tokio::time::Instant::now() - interval;
+    let mut last_send = tokio::time::Instant::now()
+        .checked_sub(interval)
+        .unwrap_or_else(tokio::time::Instant::now);
     loop {
         let next = due.keys().next().copied();
         let wait = match next {
