@@ -43,3 +43,9 @@ mod triggers;
 mod validation;
 mod webhooks;
 mod websocket;
+mod channel_kit;
+mod channels;
+// The real IRC server and raw IRC clients the runtime's channel tests use.
+#[allow(dead_code)]
+#[path = "../../host/runtime/tests/common/irc.rs"]
+mod ngircd;

@@ -38,6 +38,7 @@ pub fn served(doc: &utoipa::openapi::OpenApi, providers: &[String]) -> serde_jso
         (name = "goals", description = "Goals and sub-goals"),
         (name = "approvals", description = "Tool calls waiting for an operator; TOTP"),
         (name = "webhooks", description = "Outbound webhooks, their queue and dead letters; inbound hooks"),
+        (name = "channels", description = "Chat platforms bound to agents: status, configuration, tests, dead letters"),
     )
 )]
 pub struct ApiDoc;

@@ -25,6 +25,7 @@ use crate::routes::{
     memory, messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools,
     triggers, usage, webhooks, workflows, ws,
 };
+use crate::routes::channels;
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them; `max_body_bytes`
@@ -209,6 +210,15 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::retry_dead_letter))
         .routes(routes!(webhooks::wake))
         .routes(routes!(webhooks::agent))
+        .routes(routes!(channels::list))
+        .routes(routes!(channels::get))
+        .routes(routes!(channels::configure, channels::remove))
+        .routes(routes!(channels::test))
+        .routes(routes!(channels::reload))
+        .routes(routes!(channels::dead_letters))
+        .routes(routes!(channels::retry_dead_letter))
+        .routes(routes!(channels::deliveries))
+        .routes(routes!(channels::webhook))
 }
 
 /// Routes that carry files: their own, larger body limit replaces the global one.

@@ -123,6 +123,14 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .context("cannot start the task queue")?;
         // Deliveries a previous run left queued go out from here on.
         kernel.webhooks().start();
+        // Channels start once their plugins are loaded; what a previous run
+        // stored but did not answer or send is answered and sent from here on.
+        let channels = kernel
+            .channels()
+            .start()
+            .await
+            .context("cannot start the channels")?;
+        tracing::info!(channels, "channels started");
         // The one line on stdout, once everything installed is running:
         // scripts and tests wait for it.
         println!("talon listening on http://{bound}");

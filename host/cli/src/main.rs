@@ -4,6 +4,7 @@ mod agent_cmd;
 mod audit_cmd;
 mod client;
 mod compile_cmd;
+mod channel_cmd;
 mod cron_cmd;
 mod daemon;
 mod daemon_file;
@@ -63,6 +64,9 @@ enum Command {
     /// Cron jobs: list, add, rm.
     #[command(subcommand)]
     Cron(cron_cmd::CronCommand),
+    /// Chat channels bound to agents: list, add, test, remove.
+    #[command(subcommand)]
+    Channel(channel_cmd::ChannelCommand),
     /// The database file: stats, compact (daemon stopped).
     #[command(subcommand)]
     Db(db_cmd::DbCommand),
@@ -121,6 +125,7 @@ fn main() -> std::process::ExitCode {
         Command::Plugin(command) => plugin_cmd::run(&home, cli.config.as_deref(), command),
         Command::Agent(command) => agent_cmd::run(&home, cli.config.as_deref(), command),
         Command::Cron(command) => cron_cmd::run(&home, cli.config.as_deref(), command),
+        Command::Channel(command) => channel_cmd::run(&home, cli.config.as_deref(), command),
         Command::Db(command) => db_cmd::run(&home, command),
         Command::Logs(args) => logs_cmd::run(&home, cli.config.as_deref(), args),
         Command::Doctor(args) => doctor::run(&home, cli.config.as_deref(), args),

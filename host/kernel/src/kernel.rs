@@ -18,6 +18,7 @@ use crate::agents::Agents;
 use crate::agents::templates::Profile;
 use crate::approvals::Approvals;
 use crate::automation::Automation;
+use crate::channels::Channels;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ReloadPlan};
 use crate::conversation::Conversations;
@@ -57,6 +58,8 @@ pub struct Kernel {
     automation: Arc<Automation>,
     webhooks: Arc<Webhooks>,
     a2a: Arc<A2a>,
+
+    channels: Arc<Channels>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -126,6 +129,13 @@ impl Kernel {
             conversations.clone(),
         ));
         let webhooks = Arc::new(Webhooks::new(shared.clone())?);
+        let channels = Arc::new(Channels::new(
+            shared.clone(),
+            agents.clone(),
+            plugins.clone(),
+            providers.clone(),
+            conversations.clone(),
+        ));
         Ok(Self {
             shared,
             config_path,
@@ -139,6 +149,8 @@ impl Kernel {
             automation,
             webhooks,
             a2a,
+
+            channels,
         })
     }
 
@@ -180,6 +192,11 @@ impl Kernel {
     /// Remote A2A agents and the A2A tasks sent to this daemon's agents.
     pub fn a2a(&self) -> &Arc<A2a> {
         &self.a2a
+    }
+
+    /// Configured channels: bindings to agents, the durable inbox and outbox.
+    pub fn channels(&self) -> &Arc<Channels> {
+        &self.channels
     }
 
     /// The data directory.

@@ -25,6 +25,7 @@ pub mod a2a;
 pub mod agents;
 pub mod approvals;
 pub mod automation;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod conversation;

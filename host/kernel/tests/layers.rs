@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("a2a", 2),
     ("conversation", 3),
     ("automation", 4),
+    ("channels", 4),
     // Composition.
     ("kernel", 5),
 ];

@@ -34,6 +34,15 @@ fn is_public(method: &Method, path: &str) -> bool {
             "/api/health" | "/api/ready" | "/.well-known/agent.json" | "/.well-known/agent-card.json"
         ) || talon_dashboard::is_public(path)))
         || (method == Method::POST && matches!(path, "/api/hooks/wake" | "/api/hooks/agent"))
+        || (method == Method::POST && is_channel_webhook(path))
+}
+
+/// `/api/channels/{name}/webhook`: a chat platform's push, whose signature
+/// the channel's component checks (the platform has no API key).
+fn is_channel_webhook(path: &str) -> bool {
+    path.strip_prefix("/api/channels/")
+        .and_then(|rest| rest.strip_suffix("/webhook"))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 /// The credential a request carries: `Authorization: Bearer <key>` or `X-API-Key`.

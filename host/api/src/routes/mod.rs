@@ -4,6 +4,7 @@ pub mod agent_settings;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod channels;
 pub mod config;
 pub mod cron;
 pub mod dashboard;

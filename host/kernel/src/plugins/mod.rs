@@ -35,7 +35,7 @@ use locks::{Claim, Locks};
 use memory::StoreMemory;
 use package_file::{read_package_file, refuse_downgrade};
 use records::{Removed, granted_for, narrow, save_record};
-use registry::{Entry, Registry};
+use registry::{Entry, Loaded, Registry};
 
 pub use bundled::BundledPlugin;
 pub use records::{Grant, Origin, PluginRecord};
@@ -221,11 +221,9 @@ impl Plugins {
         let granted = granted_for(&grant, &manifest)?;
         let compiling = self.locks.compiling(&manifest.name);
         let plugin = self
-            .registry
-            .runtime
-            .load(
+            .load_component(
                 manifest.clone(),
-                Arc::new(package.component),
+                package.component,
                 granted.clone(),
                 settings.clone(),
             )
@@ -265,15 +263,17 @@ impl Plugins {
             AuditEvent::new("plugin_installed", details.to_string()),
         )
         .await?;
-        let entry = Entry {
+        let mut entry = Entry {
             record,
             manifest,
             trust: Some(trust),
-            loaded: Some(plugin),
+            loaded: None,
+            channel: None,
             error: None,
             loading: false,
             stats: Arc::default(),
         };
+        entry.set_loaded(plugin);
         let view = entry.view(&self.registry.runtime);
         self.registry.write().insert(view.name.clone(), entry);
         self.shared.events().publish(Event::PluginInstalled {
@@ -456,6 +456,7 @@ impl Plugins {
             entry.record = record;
             if !enabled {
                 entry.loaded = None;
+                entry.channel = None;
                 entry.error = None;
             }
         }
@@ -551,11 +552,9 @@ impl Plugins {
         };
         let compiling = self.locks.compiling(name);
         let plugin = self
-            .registry
-            .runtime
-            .load(
+            .load_component(
                 package.manifest.clone(),
-                Arc::new(package.component),
+                package.component,
                 granted.clone(),
                 record.settings.clone(),
             )
@@ -592,7 +591,7 @@ impl Plugins {
                 entry.record = record;
                 entry.manifest = package.manifest;
                 entry.trust = Some(trust);
-                entry.loaded = Some(plugin);
+                entry.set_loaded(plugin);
                 entry.error = None;
                 entry.loading = false;
             }
@@ -664,6 +663,64 @@ impl Plugins {
             .await
             .map_err(load_error)?;
         Ok(started.elapsed())
+    }
+
+    /// Loads a component for its kind: a channel as a channel (described,
+    /// ready to start), anything else for its tools.
+    async fn load_component(
+        &self,
+        manifest: Manifest,
+        component: Vec<u8>,
+        granted: talon_runtime::Permissions,
+        settings: BTreeMap<String, String>,
+    ) -> Result<Loaded, LoadError> {
+        let runtime = &self.registry.runtime;
+        let component = Arc::new(component);
+        if manifest.kind == Kind::Channel {
+            let channel = runtime
+                .load_channel(manifest, component, granted, settings)
+                .await?;
+            return Ok(Loaded::Channel(channel));
+        }
+        let plugin = runtime.load(manifest, component, granted, settings).await?;
+        Ok(Loaded::Tool(plugin))
+    }
+
+    /// The loaded channel component named `name`, to start: not found when
+    /// no plugin has the name, invalid when it is not a channel, a conflict
+    /// when it is disabled or did not load.
+    pub fn channel_plugin(
+        &self,
+        name: &str,
+    ) -> Result<talon_runtime::channel::ChannelPlugin, KernelError> {
+        let entries = self.registry.read();
+        let entry = entries.get(name).ok_or_else(|| {
+            KernelError::NotFound(format!(
+                "no plugin named {name} is installed; install the channel's package first"
+            ))
+        })?;
+        if entry.manifest.kind != Kind::Channel && !entry.loading {
+            return Err(KernelError::Invalid(format!(
+                "plugin {name} is a {} plugin, not a channel",
+                entry.manifest.kind.as_str()
+            )));
+        }
+        entry.channel.clone().ok_or_else(|| {
+            KernelError::Conflict(format!(
+                "channel plugin {name} is not loaded: {}",
+                match (&entry.error, entry.record.enabled, entry.loading) {
+                    (_, false, _) => "it is disabled".to_string(),
+                    (_, true, true) => "it is still loading".to_string(),
+                    (Some(e), _, _) => e.clone(),
+                    (None, _, _) => "it did not load".to_string(),
+                }
+            ))
+        })
+    }
+
+    /// The plugin runtime, which runs channels' long-lived instances.
+    pub fn runtime(&self) -> &Runtime {
+        &self.registry.runtime
     }
 
     /// Keeps plugins away from the daemon's own listening addresses, whatever

@@ -14,6 +14,16 @@ use talon_runtime::{
 
 use super::records::{Origin, PluginRecord};
 
+use talon_runtime::channel::ChannelPlugin;
+
+/// A component just loaded: a tool's or skill's, or a channel's.
+pub(super) enum Loaded {
+    /// Tools (and a skill's instructions), one instance per call.
+    Tool(Plugin),
+    /// A channel, started by the channels domain as a long-lived instance.
+    Channel(ChannelPlugin),
+}
+
 /// Running totals of one plugin's calls.
 #[derive(Debug, Default)]
 pub(super) struct Stats {
@@ -47,6 +57,8 @@ pub(super) struct Entry {
     pub(super) manifest: Manifest,
     pub(super) trust: Option<Trust>,
     pub(super) loaded: Option<Plugin>,
+    /// The loaded component of a channel (which has no tools to call).
+    pub(super) channel: Option<ChannelPlugin>,
     pub(super) error: Option<String>,
     /// Waiting for (or in) its load at start.
     pub(super) loading: bool,
@@ -153,12 +165,27 @@ impl Registry {
 }
 
 impl Entry {
+    /// Keeps a loaded component in the field of its kind.
+    pub(super) fn set_loaded(&mut self, loaded: Loaded) {
+        match loaded {
+            Loaded::Tool(plugin) => {
+                self.loaded = Some(plugin);
+                self.channel = None;
+            }
+            Loaded::Channel(channel) => {
+                self.loaded = None;
+                self.channel = Some(channel);
+            }
+        }
+    }
+
     pub(super) fn view(&self, runtime: &Runtime) -> PluginView {
-        let status = match (&self.loaded, self.record.enabled) {
+        let loaded = self.loaded.is_some() || self.channel.is_some();
+        let status = match (loaded, self.record.enabled) {
             (_, false) => "disabled",
-            (None, true) if self.loading => "loading",
-            (Some(_), true) => "loaded",
-            (None, true) => "error",
+            (false, true) if self.loading => "loading",
+            (true, true) => "loaded",
+            (false, true) => "error",
         };
         let limits = self
             .loaded

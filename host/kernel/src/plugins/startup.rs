@@ -7,7 +7,7 @@ use talon_runtime::{Manifest, Trust};
 
 use super::bundled::BundledPlugin;
 use super::records::{Origin, PluginRecord, read_records};
-use super::registry::{Entry, placeholder_manifest};
+use super::registry::{Entry, Loaded, placeholder_manifest};
 use super::{Plugins, Source};
 use crate::KernelError;
 use crate::store;
@@ -56,7 +56,7 @@ impl Plugins {
                     loaded += 1;
                     entry.manifest = manifest;
                     entry.trust = Some(trust);
-                    entry.loaded = Some(plugin);
+                    entry.set_loaded(plugin);
                 }
                 Err(e) => {
                     tracing::error!(plugin = %name, error = %e, "plugin not loaded");
@@ -83,6 +83,7 @@ impl Plugins {
                     manifest: placeholder_manifest(&record.name),
                     trust: None,
                     loaded: None,
+                    channel: None,
                     error: None,
                     loading: record.enabled,
                     stats: Arc::default(),
@@ -96,7 +97,7 @@ impl Plugins {
     async fn load_installed(
         &self,
         record: &PluginRecord,
-    ) -> Result<(Manifest, Trust, talon_runtime::Plugin), String> {
+    ) -> Result<(Manifest, Trust, Loaded), String> {
         let name = &record.name;
         let (package, trust, _) = self
             .open_package(Source::Path(self.package_path(name)))
@@ -111,11 +112,9 @@ impl Plugins {
         let manifest = package.manifest.clone();
         let _compiling = self.locks.compiling(name);
         let plugin = self
-            .registry
-            .runtime
-            .load(
+            .load_component(
                 manifest.clone(),
-                Arc::new(package.component),
+                package.component,
                 record.granted.clone(),
                 record.settings.clone(),
             )

@@ -21,6 +21,7 @@ mod secrets;
 pub use secrets::TotpSecret;
 
 use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -306,6 +307,48 @@ impl Providers {
             let mut secrets = secrets::read_secrets(&path)?;
             secrets.approval_totp = totp;
             secrets::write_secrets(&path, &secrets)
+        })
+        .await
+        .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+    }
+
+    /// A configured channel's secret settings kept in the secrets file.
+    pub async fn channel_secrets(
+        &self,
+        channel: &str,
+    ) -> Result<BTreeMap<String, String>, KernelError> {
+        let path = self.shared.home().secrets_file();
+        let channel = channel.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut secrets = secrets::read_secrets(&path)?;
+            Ok(secrets.channel_secrets.remove(&channel).unwrap_or_default())
+        })
+        .await
+        .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+    }
+
+    /// Replaces (or, with an empty map, removes) a channel's secret
+    /// settings in the secrets file.
+    pub async fn set_channel_secrets(
+        &self,
+        channel: &str,
+        values: BTreeMap<String, String>,
+    ) -> Result<(), KernelError> {
+        let _edit = self.edit.lock().await;
+        let path = self.shared.home().secrets_file();
+        let channel = channel.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut secrets = secrets::read_secrets(&path)?;
+            let had = secrets.channel_secrets.contains_key(&channel);
+            if values.is_empty() {
+                secrets.channel_secrets.remove(&channel);
+            } else {
+                secrets.channel_secrets.insert(channel, values);
+            }
+            if had || !secrets.channel_secrets.is_empty() {
+                secrets::write_secrets(&path, &secrets)?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?

@@ -18,6 +18,10 @@ pub(super) struct Secrets {
     /// The approvals' TOTP second factor (see `crate::approvals`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) approval_totp: Option<TotpSecret>,
+    /// Configured channels' secret settings (passwords, tokens), by channel
+    /// name then key (see `crate::channels`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) channel_secrets: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The TOTP secret approvals use: base32, and whether a code confirmed it.

@@ -140,6 +140,17 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        to: 12,
+        description: "create channels.v1, channel_inbox.v1, channel_outbox.v1 and channel_sessions.v1",
+        apply: |tx| {
+            tx.open_table(CHANNELS)?;
+            tx.open_table(CHANNEL_INBOX)?;
+            tx.open_table(CHANNEL_OUTBOX)?;
+            tx.open_table(CHANNEL_SESSIONS)?;
+            Ok(())
+        },
+    },
 ];
 
 pub(super) fn schema_version(db: &Database) -> Result<u64, StoreError> {

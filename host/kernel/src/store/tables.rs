@@ -168,3 +168,21 @@ pub(crate) const A2A_PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// Tasks other agents sent to Talon's agents over A2A, by task id (v7):
 /// [`crate::a2a::TaskRecord`].
 pub(crate) const A2A_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("a2a_tasks.v1");
+
+// --- Channels (channels) ---
+
+/// Configured channels by name: [`crate::channels::ChannelConfig`] (secrets
+/// are in `secrets.toml`, never here).
+pub(crate) const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels.v1");
+/// Inbound messages by `channel \n message id`, the dedupe key:
+/// [`crate::channels::Inbound`].
+pub(crate) const CHANNEL_INBOX: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("channel_inbox.v1");
+/// Outbound messages by id (v7, so they sort by queueing time), sent,
+/// waiting or dead: [`crate::channels::Outbound`].
+pub(crate) const CHANNEL_OUTBOX: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("channel_outbox.v1");
+/// The session of each conversation, by `channel \n chat \n thread`:
+/// [`crate::channels::Conversation`].
+pub(crate) const CHANNEL_SESSIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("channel_sessions.v1");
