@@ -40,3 +40,4 @@ mod triggers;
 mod validation;
 mod webhooks;
 mod websocket;
+mod mcp;

@@ -24,7 +24,7 @@ pub fn served(doc: &utoipa::openapi::OpenApi, providers: &[String]) -> serde_jso
         license(name = "MIT OR Apache-2.0")
     ),
     // Served outside the OpenAPI router (their ids may hold slashes), so listed here.
-    paths(crate::routes::models::get, crate::routes::models::remove_custom),
+    paths(crate::routes::models::get, crate::routes::models::remove_custom, crate::routes::mcp::endpoint),
     modifiers(&BearerAuth),
     tags(
         (name = "system", description = "Health, status, version, metrics, shutdown"),

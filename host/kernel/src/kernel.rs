@@ -22,6 +22,7 @@ use crate::config::{self, Config, ReloadPlan};
 use crate::conversation::Conversations;
 use crate::events::EventBus;
 use crate::home::Home;
+use crate::mcp::McpClients;
 use crate::plugins::Plugins;
 use crate::providers::Providers;
 use crate::shared::Shared;
@@ -51,6 +52,7 @@ pub struct Kernel {
     conversations: Arc<Conversations>,
     automation: Arc<Automation>,
     webhooks: Arc<Webhooks>,
+    mcp: Arc<McpClients>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -101,12 +103,14 @@ impl Kernel {
             agents.clone(),
             providers.clone(),
         )?);
+        let mcp = Arc::new(McpClients::new(shared.clone()));
         let conversations = Arc::new(Conversations::new(
             shared.clone(),
             agents.clone(),
             plugins.clone(),
             providers.clone(),
             approvals.clone(),
+            mcp.clone(),
         ));
         agents.set_choices(choices_source(&plugins, &providers));
         let automation = Arc::new(Automation::new(
@@ -127,6 +131,7 @@ impl Kernel {
             conversations,
             automation,
             webhooks,
+            mcp,
         })
     }
 
@@ -148,6 +153,11 @@ impl Kernel {
     /// Tool calls waiting for an operator, and the TOTP second factor.
     pub fn approvals(&self) -> &Arc<Approvals> {
         &self.approvals
+    }
+
+    /// MCP servers agents use.
+    pub fn mcp(&self) -> &Arc<McpClients> {
+        &self.mcp
     }
 
     /// Sessions, turns and the agent loop.

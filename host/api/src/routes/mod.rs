@@ -25,4 +25,5 @@ pub mod triggers;
 pub mod usage;
 pub mod webhooks;
 pub mod workflows;
+pub mod mcp;
 pub mod ws;

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::KernelError;
 use crate::agents::Agents;
 use crate::approvals::Approvals;
+use crate::mcp::McpClients;
 use crate::plugins::Plugins;
 use crate::providers::Providers;
 use crate::shared::{Shared, blocking_kernel};
@@ -48,6 +49,7 @@ pub struct Conversations {
     plugins: Arc<Plugins>,
     providers: Arc<Providers>,
     approvals: Arc<Approvals>,
+    mcp: Arc<McpClients>,
     live: LiveSessions,
 }
 
@@ -65,6 +67,7 @@ impl Conversations {
         plugins: Arc<Plugins>,
         providers: Arc<Providers>,
         approvals: Arc<Approvals>,
+        mcp: Arc<McpClients>,
     ) -> Self {
         Self {
             shared,
@@ -72,6 +75,7 @@ impl Conversations {
             plugins,
             providers,
             approvals,
+            mcp,
             live: LiveSessions::default(),
         }
     }
