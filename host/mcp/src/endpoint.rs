@@ -118,10 +118,17 @@ impl Endpoint {
 
 /// Checks that `bytes` hold one JSON-RPC 2.0 message the SDK can read.
 fn check_message(bytes: &Bytes) -> Result<(), Response> {
-    let bad = |code, id, message: String| Err(rpc_error(StatusCode::BAD_REQUEST, id, code, message));
+    let bad =
+        |code, id, message: String| Err(rpc_error(StatusCode::BAD_REQUEST, id, code, message));
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
-        Err(e) => return bad(PARSE_ERROR, Value::Null, format!("the body is not JSON: {e}")),
+        Err(e) => {
+            return bad(
+                PARSE_ERROR,
+                Value::Null,
+                format!("the body is not JSON: {e}"),
+            );
+        }
     };
     let Value::Object(message) = &value else {
         let what = if value.is_array() {
@@ -140,7 +147,11 @@ fn check_message(bytes: &Bytes) -> Result<(), Response> {
     match message.get("method") {
         Some(Value::String(_)) => {
             if message.contains_key("id") && !id_ok {
-                return bad(INVALID_REQUEST, Value::Null, "\"id\" must be a string or a number".into());
+                return bad(
+                    INVALID_REQUEST,
+                    Value::Null,
+                    "\"id\" must be a string or a number".into(),
+                );
             }
         }
         Some(_) => return bad(INVALID_REQUEST, echo, "\"method\" must be a string".into()),
@@ -155,7 +166,11 @@ fn check_message(bytes: &Bytes) -> Result<(), Response> {
         }
     }
     if let Err(e) = serde_json::from_value::<ClientJsonRpcMessage>(value.clone()) {
-        return bad(INVALID_PARAMS, echo, format!("the params do not fit the method: {e}"));
+        return bad(
+            INVALID_PARAMS,
+            echo,
+            format!("the params do not fit the method: {e}"),
+        );
     }
     Ok(())
 }
@@ -163,7 +178,12 @@ fn check_message(bytes: &Bytes) -> Result<(), Response> {
 /// A JSON-RPC error response outside any session.
 fn rpc_error(status: StatusCode, id: Value, code: i64, message: String) -> Response {
     let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -171,16 +191,18 @@ mod tests {
     use super::*;
 
     fn code(body: &str) -> Option<i64> {
-        check_message(&Bytes::from(body.to_string())).err().map(|response| {
-            let status = response.status();
-            assert_eq!(status, StatusCode::BAD_REQUEST);
-            // The code is in the body; read it back synchronously.
-            let bytes = futures::executor::block_on(response.into_body().collect())
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            value["error"]["code"].as_i64().unwrap_or_default()
-        })
+        check_message(&Bytes::from(body.to_string()))
+            .err()
+            .map(|response| {
+                let status = response.status();
+                assert_eq!(status, StatusCode::BAD_REQUEST);
+                // The code is in the body; read it back synchronously.
+                let bytes = futures::executor::block_on(response.into_body().collect())
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                value["error"]["code"].as_i64().unwrap_or_default()
+            })
     }
 
     #[test]
@@ -188,9 +210,18 @@ mod tests {
         assert_eq!(code("{not json"), Some(PARSE_ERROR));
         assert_eq!(code("[]"), Some(INVALID_REQUEST));
         assert_eq!(code("42"), Some(INVALID_REQUEST));
-        assert_eq!(code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), Some(INVALID_REQUEST));
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#), Some(INVALID_REQUEST));
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), Some(INVALID_REQUEST));
+        assert_eq!(
+            code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
+            Some(INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#),
+            Some(INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#),
+            Some(INVALID_REQUEST)
+        );
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), Some(INVALID_REQUEST));
         assert_eq!(
             code(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}"#),
@@ -201,7 +232,13 @@ mod tests {
     #[test]
     fn well_formed_messages_pass() {
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), None);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":"a","method":"no/such/method"}"#), None);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), None);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":"a","method":"no/such/method"}"#),
+            None
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            None
+        );
     }
 }

@@ -120,9 +120,10 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let call = self
-            .host
-            .call(request.name.into_owned(), request.arguments.unwrap_or_default());
+        let call = self.host.call(
+            request.name.into_owned(),
+            request.arguments.unwrap_or_default(),
+        );
         // A client's `notifications/cancelled` ends the wait; the call itself
         // is bounded by the tool path's own deadline.
         let outcome = tokio::select! {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use talon_kernel::Kernel;
@@ -26,10 +26,13 @@ pub fn endpoint_for(state: &AppState) -> Endpoint {
     // Without a key, only loopback Host headers are answered (a page on
     // another site cannot reach the daemon through DNS rebinding); a key
     // guards a daemon reached under any name.
-    let allowed_hosts = config
-        .api_key
-        .is_empty()
-        .then(|| vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()]);
+    let allowed_hosts = config.api_key.is_empty().then(|| {
+        vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ]
+    });
     Endpoint::new(
         Arc::new(KernelHost {
             kernel: state.kernel.clone(),
@@ -91,7 +94,8 @@ impl KernelHost {
                 description: t.description,
             })
             .collect();
-        let agents = (self.kernel.agents().list().await).map_err(|e| HostError::Internal(e.to_string()))?;
+        let agents =
+            (self.kernel.agents().list().await).map_err(|e| HostError::Internal(e.to_string()))?;
         for agent in agents {
             let name = format!("{AGENT_PREFIX}{}", agent.manifest.name);
             if allow.allows(&name) {
@@ -113,7 +117,11 @@ impl KernelHost {
         Ok(specs)
     }
 
-    async fn call_tool(&self, name: &str, arguments: Map<String, Value>) -> Result<CallOutcome, HostError> {
+    async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<CallOutcome, HostError> {
         let (_, invocation) = self
             .kernel
             .plugins()
@@ -129,7 +137,11 @@ impl KernelHost {
         })
     }
 
-    async fn call_agent(&self, agent: &str, arguments: &Map<String, Value>) -> Result<CallOutcome, HostError> {
+    async fn call_agent(
+        &self,
+        agent: &str,
+        arguments: &Map<String, Value>,
+    ) -> Result<CallOutcome, HostError> {
         let Some(id) = (self.kernel.agents().id_by_name(agent.to_string()).await)
             .map_err(|e| HostError::Internal(e.to_string()))?
         else {
@@ -144,12 +156,14 @@ impl KernelHost {
             text: message.to_string(),
             ..MessageInput::default()
         };
-        Ok(match self.kernel.conversations().send_message(id, input).await {
-            Ok(reply) => CallOutcome::Ok(reply.response),
-            // The agent could not answer (stopped, over budget, provider
-            // down): the caller's model reads why.
-            Err(error) => CallOutcome::Failed(error.to_string()),
-        })
+        Ok(
+            match self.kernel.conversations().send_message(id, input).await {
+                Ok(reply) => CallOutcome::Ok(reply.response),
+                // The agent could not answer (stopped, over budget, provider
+                // down): the caller's model reads why.
+                Err(error) => CallOutcome::Failed(error.to_string()),
+            },
+        )
     }
 }
 
@@ -158,7 +172,11 @@ impl Host for KernelHost {
         Box::pin(self.exposed())
     }
 
-    fn call(&self, name: String, arguments: Map<String, Value>) -> BoxFuture<'_, Result<CallOutcome, HostError>> {
+    fn call(
+        &self,
+        name: String,
+        arguments: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<CallOutcome, HostError>> {
         Box::pin(async move {
             // Unexposed names answer exactly as missing ones.
             if !self.kernel.config().mcp_server.allows(&name) {
@@ -189,7 +207,10 @@ fn object_schema(properties: Map<String, Value>, required: &[&str]) -> Map<Strin
     let mut schema = Map::new();
     schema.insert("type".into(), "object".into());
     schema.insert("properties".into(), Value::Object(properties));
-    schema.insert("required".into(), required.iter().map(|r| Value::from(*r)).collect());
+    schema.insert(
+        "required".into(),
+        required.iter().map(|r| Value::from(*r)).collect(),
+    );
     schema
 }
 
@@ -230,7 +251,9 @@ pub async fn reconnect(
         return Err(ApiError::NotFound(format!("no MCP server named {name}")));
     }
     match state.kernel.mcp().reconnect(&name).await {
-        Ok(status) => Ok(crate::extract::Json(serde_json::to_value(status).unwrap_or_default())),
+        Ok(status) => Ok(crate::extract::Json(
+            serde_json::to_value(status).unwrap_or_default(),
+        )),
         Err(message) => Err(ApiError::Upstream {
             status: axum::http::StatusCode::BAD_GATEWAY,
             message,
@@ -244,7 +267,9 @@ pub async fn reconnect(
 pub async fn health(State(state): State<AppState>) -> crate::extract::Json<Value> {
     let servers = state.kernel.mcp().status().await;
     let connected = servers.iter().filter(|s| s.status == "connected").count();
-    crate::extract::Json(serde_json::json!({ "total": servers.len(), "connected": connected, "servers": servers }))
+    crate::extract::Json(
+        serde_json::json!({ "total": servers.len(), "connected": connected, "servers": servers }),
+    )
 }
 
 /// Status plus configuration (never `env` values: they may be secrets).

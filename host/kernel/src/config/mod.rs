@@ -587,7 +587,9 @@ impl Default for PluginsConfig {
     }
 }
 
-/// Direct tool invocation (`POST /api/tools/{name}/invoke`), closed by default.
+/// An exposure switch and allowlist, closed by default: direct tool
+/// invocation (`[tool_invoke]`, `POST /api/tools/{name}/invoke`) and the MCP
+/// server (`[mcp_server]`, `/mcp`, whose list also names `agent_<name>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolInvokeConfig {

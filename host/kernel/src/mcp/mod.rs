@@ -136,7 +136,9 @@ impl McpClients {
             return Err(format!(
                 "MCP server {name} is down ({}); next start in {}s",
                 slot.error.as_deref().unwrap_or("failed"),
-                at.saturating_duration_since(Instant::now()).as_secs().max(1)
+                at.saturating_duration_since(Instant::now())
+                    .as_secs()
+                    .max(1)
             ));
         }
         match Connection::stdio(name, &stdio_spec(entry), timeout).await {
@@ -173,7 +175,9 @@ impl McpClients {
                     description: t.description.as_deref().unwrap_or_default().to_string(),
                     input_schema: serde_json::Value::Object((*t.input_schema).clone()),
                 })),
-                Err(error) => tracing::warn!(mcp_server = %server, %error, "MCP tools left out of the turn"),
+                Err(error) => {
+                    tracing::warn!(mcp_server = %server, %error, "MCP tools left out of the turn")
+                }
             }
         }
         tools
@@ -223,7 +227,9 @@ impl McpClients {
             connection.close().await;
         }
         slot.failures += 1;
-        slot.retry_at = Some(Instant::now() + Duration::from_secs(1u64 << slot.failures.min(6)).min(MAX_BACKOFF));
+        slot.retry_at = Some(
+            Instant::now() + Duration::from_secs(1u64 << slot.failures.min(6)).min(MAX_BACKOFF),
+        );
         slot.error = Some(error);
     }
 
@@ -235,7 +241,10 @@ impl McpClients {
             let slot = self.slot(name);
             let slot = slot.lock().await;
             let (status, tools) = match &slot.connection {
-                Some(c) if c.is_alive() => ("connected", c.tools().iter().map(|t| t.name.to_string()).collect()),
+                Some(c) if c.is_alive() => (
+                    "connected",
+                    c.tools().iter().map(|t| t.name.to_string()).collect(),
+                ),
                 _ if slot.error.is_some() => ("failed", Vec::new()),
                 _ => ("disconnected", Vec::new()),
             };
