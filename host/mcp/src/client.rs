@@ -67,8 +67,9 @@ pub struct Connection {
     service: Mutex<Option<RunningService<RoleClient, ()>>>,
     peer: rmcp::service::Peer<RoleClient>,
     tools: Vec<Tool>,
-    // Held so the process is killed (kill_on_drop) with the connection.
-    _child: Mutex<Child>,
+    // Held so the process is killed (kill_on_drop) with the connection, or
+    // by `close`.
+    child: Mutex<Child>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -145,7 +146,7 @@ impl Connection {
             peer: service.peer().clone(),
             service: Mutex::new(Some(service)),
             tools,
-            _child: Mutex::new(child),
+            child: Mutex::new(child),
         }))
     }
 
@@ -194,7 +195,7 @@ impl Connection {
         if let Some(service) = self.service.lock().await.take() {
             let _ = service.cancel().await;
         }
-        let _ = self._child.lock().await.start_kill();
+        let _ = self.child.lock().await.start_kill();
     }
 }
 
