@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use talon_mcp::CallOutcome;
-use talon_mcp::client::{Connection, StdioSpec};
+use talon_mcp::client::{ClientError, Connection, StdioSpec};
 use uuid::Uuid;
 
 use crate::config::McpServerEntry;
@@ -202,7 +202,9 @@ impl McpClients {
                 Ok(CallOutcome::Ok(text)) => Ok(text),
                 Ok(CallOutcome::Failed(text)) => Err(text),
                 Err(error) => {
-                    if !connection.is_alive() {
+                    // A server that timed out may be stuck or flooding: it is
+                    // stopped, and started again on a later use.
+                    if matches!(error, ClientError::Timeout(_)) || !connection.is_alive() {
                         self.mark_failed(server, error.to_string()).await;
                     }
                     Err(format!("{PREFIX}{server}_{tool}: {error}"))
