@@ -49,3 +49,5 @@ mod channels;
 #[allow(dead_code)]
 #[path = "../../host/runtime/tests/common/irc.rs"]
 mod ngircd;
+
+mod mcp;

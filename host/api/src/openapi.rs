@@ -23,8 +23,9 @@ pub fn served(doc: &utoipa::openapi::OpenApi, providers: &[String]) -> serde_jso
         description = "Talon agent operating system: REST API compatible with LibreFang's.",
         license(name = "MIT OR Apache-2.0")
     ),
-    // Served outside the OpenAPI router (their ids may hold slashes), so listed here.
-    paths(crate::routes::models::get, crate::routes::models::remove_custom),
+    // Served outside the OpenAPI router (model ids may hold slashes; `/mcp` is
+    // one path for three methods, served by the MCP SDK), so listed here.
+    paths(crate::routes::models::get, crate::routes::models::remove_custom, crate::routes::mcp::endpoint),
     modifiers(&BearerAuth),
     tags(
         (name = "system", description = "Health, status, version, metrics, shutdown"),

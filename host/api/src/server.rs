@@ -148,6 +148,10 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         // one set their own, larger limits.
         .layer(BodyLimit::max(max_body_bytes))
         .merge(large_body_routes())
+        .routes(routes!(crate::routes::mcp::list_servers))
+        .routes(routes!(crate::routes::mcp::get_server))
+        .routes(routes!(crate::routes::mcp::reconnect))
+        .routes(routes!(crate::routes::mcp::health))
         .merge(package_routes())
         .merge(a2a_routes(max_body_bytes))
         .split_for_parts();
@@ -286,8 +290,15 @@ pub fn app(state: AppState) -> Router {
         serde_json::to_vec(&crate::openapi::served(&doc, &provider_names))
             .expect("the OpenAPI document serializes to JSON"),
     );
+    let mcp_endpoint = crate::routes::mcp::endpoint_for(&state);
     let router = routes
         .merge(dashboard::router())
+        // MCP's streamable HTTP: one path, three methods, the SDK's sessions.
+        .route(
+            "/mcp",
+            axum::routing::any(crate::routes::mcp::endpoint)
+                .layer(axum::Extension(mcp_endpoint)),
+        )
         // Model ids may contain slashes, which a `{id}` segment cannot hold.
         .route("/api/models/{*id}", get(models::get))
         .route(

@@ -24,6 +24,7 @@ use crate::config::{self, Config, ReloadPlan};
 use crate::conversation::Conversations;
 use crate::events::EventBus;
 use crate::home::Home;
+use crate::mcp::McpClients;
 use crate::plugins::Plugins;
 use crate::providers::Providers;
 use crate::shared::Shared;
@@ -60,6 +61,8 @@ pub struct Kernel {
     a2a: Arc<A2a>,
 
     channels: Arc<Channels>,
+
+    mcp: Arc<McpClients>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -114,6 +117,8 @@ impl Kernel {
             providers.clone(),
         )?);
         let a2a = Arc::new(A2a::new(shared.clone())?);
+
+        let mcp = Arc::new(McpClients::new(shared.clone()));
         let conversations = Arc::new(Conversations::new(
             shared.clone(),
             agents.clone(),
@@ -121,6 +126,8 @@ impl Kernel {
             providers.clone(),
             approvals.clone(),
             a2a.clone(),
+
+            mcp.clone(),
         ));
         agents.set_choices(choices_source(&plugins, &providers));
         let automation = Arc::new(Automation::new(
@@ -151,6 +158,8 @@ impl Kernel {
             a2a,
 
             channels,
+
+            mcp,
         })
     }
 
@@ -172,6 +181,11 @@ impl Kernel {
     /// Tool calls waiting for an operator, and the TOTP second factor.
     pub fn approvals(&self) -> &Arc<Approvals> {
         &self.approvals
+    }
+
+    /// MCP servers agents use.
+    pub fn mcp(&self) -> &Arc<McpClients> {
+        &self.mcp
     }
 
     /// Sessions, turns and the agent loop.

@@ -33,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod home;
 pub mod kernel;
+pub mod mcp;
 pub mod plugins;
 pub mod providers;
 pub mod shared;

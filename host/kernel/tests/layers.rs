@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("webhooks", 1),
     ("plugins", 2),
     ("providers", 2),
+    ("mcp", 2),
     ("approvals", 2),
     ("a2a", 2),
     ("conversation", 3),

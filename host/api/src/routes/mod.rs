@@ -27,5 +27,6 @@ pub mod triggers;
 pub mod usage;
 pub mod webhooks;
 pub mod workflows;
+pub mod mcp;
 pub mod ws;
 pub mod a2a;

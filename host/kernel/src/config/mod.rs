@@ -250,6 +250,26 @@ timeout_secs = 60
 # The base URL other agents reach this daemon at, named in the agent card;
 # empty: taken from each request's Host header.
 public_url = ""
+
+[mcp_server]
+# Talon as an MCP server at /mcp (behind api_key like the rest of the API).
+# Closed unless enabled; only what the allowlist names is listed and callable:
+# tool names, `agent_<name>` for an agent as a tool, "*" for everything.
+enabled = false
+allowlist = []
+
+# MCP servers Talon's agents may use, one table each ([mcp_servers.<name>]);
+# an agent gets a server's tools (as mcp_<name>_<tool>) when its manifest
+# lists the server in `mcp_servers`. A server is a child process speaking MCP
+# over stdio, given only the environment listed here (plus PATH):
+#   [mcp_servers.everything]
+#   command = "npx"
+#   args = ["-y", "@modelcontextprotocol/server-everything"]
+#   env = { LOG_LEVEL = "info" }        # set for it
+#   env_passthrough = ["HOME"]          # copied from the daemon's, when set
+#   cwd = "/srv/mcp"                    # its working directory
+#   timeout_secs = 30                   # per call, and for start + handshake
+[mcp_servers]
 "#;
 
 /// Errors reading, validating or writing the configuration.
@@ -333,6 +353,44 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The Agent-to-Agent protocol.
     pub a2a: A2aConfig,
+
+    /// What `/mcp` exposes: the same switch and allowlist as `[tool_invoke]`,
+    /// naming tools and `agent_<name>` agents.
+    pub mcp_server: ToolInvokeConfig,
+    /// MCP servers agents may use, by name.
+    pub mcp_servers: std::collections::BTreeMap<String, McpServerEntry>,
+}
+
+/// One MCP server Talon connects to: a child process speaking MCP on stdio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpServerEntry {
+    /// The program.
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Variables set for it (nothing of the daemon's environment is
+    /// inherited but `PATH` and `env_passthrough`).
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Names of the daemon's variables copied to it when set.
+    pub env_passthrough: Vec<String>,
+    /// Its working directory; empty for the daemon's.
+    pub cwd: String,
+    /// Longest wait for one call, and for its start and handshake.
+    pub timeout_secs: u64,
+}
+
+impl Default for McpServerEntry {
+    fn default() -> Self {
+        Self {
+            command: String::new(),
+            args: Vec::new(),
+            env: std::collections::BTreeMap::new(),
+            env_passthrough: Vec::new(),
+            cwd: String::new(),
+            timeout_secs: 30,
+        }
+    }
 }
 
 /// The scheduler: missed-run policy, grace, run retention and lanes.
@@ -558,7 +616,9 @@ impl Default for PluginsConfig {
     }
 }
 
-/// Direct tool invocation (`POST /api/tools/{name}/invoke`), closed by default.
+/// An exposure switch and allowlist, closed by default: direct tool
+/// invocation (`[tool_invoke]`, `POST /api/tools/{name}/invoke`) and the MCP
+/// server (`[mcp_server]`, `/mcp`, whose list also names `agent_<name>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolInvokeConfig {
@@ -624,6 +684,9 @@ impl Default for Config {
             approvals: ApprovalsConfig::default(),
             webhooks: WebhooksConfig::default(),
             a2a: A2aConfig::default(),
+
+            mcp_server: ToolInvokeConfig::default(),
+            mcp_servers: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::KernelError;
 use crate::a2a::A2a;
 use crate::agents::Agents;
 use crate::approvals::Approvals;
+use crate::mcp::McpClients;
 use crate::plugins::Plugins;
 use crate::providers::Providers;
 use crate::shared::{Shared, blocking_kernel};
@@ -50,6 +51,8 @@ pub struct Conversations {
     providers: Arc<Providers>,
     approvals: Arc<Approvals>,
     a2a: Arc<A2a>,
+
+    mcp: Arc<McpClients>,
     live: LiveSessions,
 }
 
@@ -68,6 +71,8 @@ impl Conversations {
         providers: Arc<Providers>,
         approvals: Arc<Approvals>,
         a2a: Arc<A2a>,
+
+        mcp: Arc<McpClients>,
     ) -> Self {
         Self {
             shared,
@@ -76,6 +81,8 @@ impl Conversations {
             providers,
             approvals,
             a2a,
+
+            mcp,
             live: LiveSessions::default(),
         }
     }

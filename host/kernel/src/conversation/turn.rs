@@ -405,7 +405,12 @@ impl Conversations {
         history.push(user);
 
         let system = self.full_system_prompt(agent);
-        let tools = self.agent_tools(agent);
+        let mut tools = self.agent_tools(agent);
+        tools.extend(
+            (self.mcp.tools_for(&agent.manifest.mcp_servers).await.into_iter())
+                .filter(|t| agent.tool_access.allows(&t.name))
+                .map(|t| ToolSpec::new(t.name, t.description, t.input_schema)),
+        );
         let mut seen_calls: HashMap<(String, String), usize> = HashMap::new();
         let mut notices: Vec<String> = Vec::new();
         let mut traces: Vec<ToolCallTrace> = Vec::new();
@@ -651,7 +656,9 @@ impl Conversations {
                         "{} was already called with these exact arguments {} times in this turn; use the earlier result or change the arguments",
                         call.name, MAX_IDENTICAL_CALLS
                     ))
-                } else if !agent.manifest.capabilities.tools.contains(&call.name) {
+                } else if !agent.manifest.capabilities.tools.contains(&call.name)
+                    && mcp_route(agent, &call.name).is_none()
+                {
                     Err(format!("{} is not one of this agent's tools", call.name))
                 } else if !agent.tool_access.allows(&call.name) {
                     Err(format!(
@@ -672,6 +679,9 @@ impl Conversations {
                     self.agent_send(agent, args, sink, cancel).await
                 } else if call.name == A2A_SEND {
                     self.a2a_send(agent, args, cancel).await
+
+                } else if let Some((server, tool)) = mcp_route(agent, &call.name) {
+                    self.mcp.call(Some(agent.id), server, tool, args).await
                 } else {
                     match self
                         .plugins
@@ -882,4 +892,17 @@ impl Conversations {
             )),
         }
     }
+}
+
+/// The server and tool an `mcp_<server>_<tool>` name calls, when `agent`'s
+/// manifest lists that server (the longest listed name wins, so servers
+/// `a` and `a_b` stay apart).
+fn mcp_route<'a>(agent: &'a AgentRecord, name: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = name.strip_prefix(crate::mcp::PREFIX)?;
+    (agent.manifest.mcp_servers.iter())
+        .filter_map(|server| {
+            let tool = rest.strip_prefix(server.as_str())?.strip_prefix('_')?;
+            (!tool.is_empty()).then_some((server.as_str(), tool))
+        })
+        .max_by_key(|(server, _)| server.len())
 }
