@@ -341,7 +341,9 @@ impl Call {
             Call::Typing(to, reply) => {
                 let outcome = instance
                     .enter(runtime, move |g, s| {
-                        Box::pin(async move { g.call_typing(s, &to).await })
+                        Box::pin(async move {
+                            g.talon_plugin_channel_adapter().call_typing(s, &to).await
+                        })
                     })
                     .await;
                 answer(reply, outcome)
@@ -349,7 +351,11 @@ impl Call {
             Call::React(chat, message, reaction, reply) => {
                 let outcome = instance
                     .enter(runtime, move |g, s| {
-                        Box::pin(async move { g.call_react(s, &chat, &message, &reaction).await })
+                        Box::pin(async move {
+                            g.talon_plugin_channel_adapter()
+                                .call_react(s, &chat, &message, &reaction)
+                                .await
+                        })
                     })
                     .await;
                 answer(reply, outcome)
@@ -357,7 +363,11 @@ impl Call {
             Call::StreamStart(to, reply) => {
                 let outcome = instance
                     .enter(runtime, move |g, s| {
-                        Box::pin(async move { g.call_stream_start(s, &to).await })
+                        Box::pin(async move {
+                            g.talon_plugin_channel_adapter()
+                                .call_stream_start(s, &to)
+                                .await
+                        })
                     })
                     .await;
                 answer(reply, outcome)
@@ -365,7 +375,11 @@ impl Call {
             Call::StreamDelta(stream, text, reply) => {
                 let outcome = instance
                     .enter(runtime, move |g, s| {
-                        Box::pin(async move { g.call_stream_delta(s, &stream, &text).await })
+                        Box::pin(async move {
+                            g.talon_plugin_channel_adapter()
+                                .call_stream_delta(s, &stream, &text)
+                                .await
+                        })
                     })
                     .await;
                 answer(reply, outcome)
@@ -373,7 +387,11 @@ impl Call {
             Call::StreamEnd(stream, reply) => {
                 let outcome = instance
                     .enter(runtime, move |g, s| {
-                        Box::pin(async move { g.call_stream_end(s, &stream).await })
+                        Box::pin(async move {
+                            g.talon_plugin_channel_adapter()
+                                .call_stream_end(s, &stream)
+                                .await
+                        })
                     })
                     .await;
                 answer(reply, outcome)
@@ -381,7 +399,11 @@ impl Call {
             Call::Webhook(request, reply) => {
                 let outcome = instance
                     .enter(runtime, move |g, s| {
-                        Box::pin(async move { g.call_handle_webhook(s, &request).await })
+                        Box::pin(async move {
+                            g.talon_plugin_channel_adapter()
+                                .call_handle_webhook(s, &request)
+                                .await
+                        })
                     })
                     .await;
                 answer(reply, outcome)

@@ -216,7 +216,7 @@ fn read_all<T: serde::de::DeserializeOwned>(
     table: TableDefinition<&str, &[u8]>,
     name: &'static str,
 ) -> Result<Vec<T>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(table)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
@@ -233,7 +233,7 @@ pub(super) fn configs(store: &Store) -> Result<Vec<ChannelConfig>, StoreError> {
 
 /// Stores a channel's configuration (new or changed).
 pub(super) fn put_config(store: &Store, config: &ChannelConfig) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put(&tx, CHANNELS, CONFIGS, &config.name, config)?;
     tx.commit()?;
     Ok(())
@@ -242,7 +242,7 @@ pub(super) fn put_config(store: &Store, config: &ChannelConfig) -> Result<(), St
 /// Removes a channel's configuration and its conversations' sessions map;
 /// its inbox and outbox stay as history. True when it existed.
 pub(super) fn delete_config(store: &Store, name: &str) -> Result<bool, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let existed = tx.open_table(CHANNELS)?.remove(name)?.is_some();
     {
         let mut sessions = tx.open_table(CHANNEL_SESSIONS)?;
@@ -266,7 +266,7 @@ pub(super) fn delete_config(store: &Store, name: &str) -> Result<bool, StoreErro
 /// Stores an inbound message unless one with the same key is stored:
 /// synced before it returns. True when it is new.
 pub(super) fn insert_inbound(store: &Store, message: &Inbound) -> Result<bool, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let key = message.key();
     let exists = tx.open_table(CHANNEL_INBOX)?.get(key.as_str())?.is_some();
     if exists {
@@ -279,7 +279,7 @@ pub(super) fn insert_inbound(store: &Store, message: &Inbound) -> Result<bool, S
 
 /// The messages of `channel` still pending, in the order they came.
 pub(super) fn pending_inbound(store: &Store, channel: &str) -> Result<Vec<Inbound>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CHANNEL_INBOX)?;
     let prefix = format!("{channel}\n");
     let mut out: Vec<Inbound> = Vec::new();
@@ -304,7 +304,7 @@ pub(super) fn settle_inbound(
     message: &Inbound,
     reply: Option<&Outbound>,
 ) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put(&tx, CHANNEL_INBOX, INBOX, &message.key(), message)?;
     if let Some(reply) = reply {
         put(&tx, CHANNEL_OUTBOX, OUTBOX, &reply.id.to_string(), reply)?;
@@ -318,7 +318,7 @@ pub(super) fn inbound_counts(
     store: &Store,
     channel: &str,
 ) -> Result<BTreeMap<&'static str, u64>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CHANNEL_INBOX)?;
     let prefix = format!("{channel}\n");
     let mut counts = BTreeMap::new();
@@ -341,7 +341,7 @@ pub(super) fn inbound_counts(
 
 /// Queues an outbound message (or stores its new state), synced.
 pub(super) fn put_outbound(store: &Store, message: &Outbound) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put(
         &tx,
         CHANNEL_OUTBOX,
@@ -357,7 +357,7 @@ pub(super) fn put_outbound(store: &Store, message: &Outbound) -> Result<(), Stor
 /// commit carries it, and a crash before that sends the message again
 /// (at least once on the wire).
 pub(super) fn record_attempt(store: &Store, message: &Outbound) -> Result<(), StoreError> {
-    let mut tx = store.db().begin_write()?;
+    let mut tx = store.db()?.begin_write()?;
     tx.set_durability(Durability::None)
         .map_err(|e| StoreError::Db(redb::Error::from(e)))?;
     put(
@@ -373,7 +373,7 @@ pub(super) fn record_attempt(store: &Store, message: &Outbound) -> Result<(), St
 
 /// One outbound message.
 pub(super) fn outbound(store: &Store, id: Uuid) -> Result<Option<Outbound>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CHANNEL_OUTBOX)?;
     let key = id.to_string();
     table
@@ -388,7 +388,7 @@ pub(super) fn outbox(
     limit: usize,
     keep: impl Fn(&Outbound) -> bool,
 ) -> Result<Vec<Outbound>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CHANNEL_OUTBOX)?;
     let mut out = Vec::new();
     for entry in table.iter()?.rev() {
@@ -406,7 +406,7 @@ pub(super) fn outbox(
 
 /// The session of a conversation, if it has one.
 pub(super) fn conversation(store: &Store, key: &str) -> Result<Option<Conversation>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(CHANNEL_SESSIONS)?;
     table
         .get(key)?
@@ -420,7 +420,7 @@ pub(super) fn put_conversation(
     key: &str,
     conversation: &Conversation,
 ) -> Result<(), StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     put(&tx, CHANNEL_SESSIONS, SESSIONS, key, conversation)?;
     tx.commit()?;
     Ok(())
