@@ -506,6 +506,7 @@ async fn a_high_risk_call_needs_a_fresh_totp_code_and_runs_with_the_edited_argum
         (json!({"arguments": "6*9"}), 400, "JSON object"),
         (json!({"arguments": [1]}), 400, "JSON object"),
         (json!({"expression": "6*9"}), 400, "unknown field"),
+        (json!({"feedback": "smaller"}), 400, "missing field `arguments`"),
         (
             json!({"arguments": {"expression": "x".repeat(70 * 1024)}}),
             413,
