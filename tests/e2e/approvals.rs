@@ -506,7 +506,11 @@ async fn a_high_risk_call_needs_a_fresh_totp_code_and_runs_with_the_edited_argum
         (json!({"arguments": "6*9"}), 400, "JSON object"),
         (json!({"arguments": [1]}), 400, "JSON object"),
         (json!({"expression": "6*9"}), 400, "unknown field"),
-        (json!({"feedback": "smaller"}), 400, "missing field `arguments`"),
+        (
+            json!({"feedback": "smaller"}),
+            400,
+            "missing field `arguments`",
+        ),
         (
             json!({"arguments": {"expression": "x".repeat(70 * 1024)}}),
             413,
@@ -651,7 +655,7 @@ async fn batch_session_wide_count_and_history() {
     let batch = daemon
         .post(
             "/api/approvals/batch",
-            json!({"ids": [made[0], made[1], "nope", other], "decision": "reject", "reason": "freeze"}),
+            json!({"ids": [made[0], made[1], made[1], "nope", other], "decision": "reject", "reason": "freeze"}),
         )
         .await;
     assert_eq!(batch.status(), 207);
@@ -659,8 +663,10 @@ async fn batch_session_wide_count_and_history() {
     assert_eq!(results[0]["status"], "ok", "{results}");
     assert_eq!(results[0]["decision"], "rejected");
     assert_eq!(results[1]["status"], "ok");
-    assert_eq!(results[2]["code"], 404);
+    // The same id twice: decided once, the second is a conflict.
+    assert_eq!(results[2]["code"], 409);
     assert_eq!(results[3]["code"], 404);
+    assert_eq!(results[4]["code"], 404);
     // Already decided: reported, the others still decided.
     let again = daemon
         .post(
@@ -681,10 +687,6 @@ async fn batch_session_wide_count_and_history() {
     for (body, needle) in [
         (json!({"ids": [], "decision": "approve"}), "1 to 100"),
         (json!({"ids": too_many, "decision": "approve"}), "1 to 100"),
-        (
-            json!({"ids": [made[0], made[0]], "decision": "reject"}),
-            "twice",
-        ),
         (
             json!({"ids": [made[0]], "decision": "maybe"}),
             "unknown variant",

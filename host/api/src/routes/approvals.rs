@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use talon_kernel::KernelError;
-use talon_kernel::approvals::{Approval, ApprovalStatus, Decision, TotpEnrollment, TotpStatus};
+use talon_kernel::approvals::{
+    Approval, ApprovalStatus, Decision, MAX_REASON_CHARS, TotpEnrollment, TotpStatus,
+};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -17,8 +19,6 @@ use crate::state::AppState;
 const MAX_LIMIT: usize = 500;
 /// Most ids one batch decides (LibreFang's limit).
 const MAX_BATCH: usize = 100;
-/// Longest reason or feedback accepted, in bytes.
-const MAX_REASON_BYTES: usize = 4096;
 
 /// An approval as LibreFang's clients read it: its own fields plus the
 /// names its dashboard uses (`action`, `created_at`, `risk_level`).
@@ -91,11 +91,11 @@ fn page_bounds(offset: Option<usize>, limit: Option<usize>) -> Result<(usize, us
     Ok((offset.unwrap_or(0), limit))
 }
 
-/// Refuses a reason (or feedback) over [`MAX_REASON_BYTES`].
+/// Refuses a reason over [`MAX_REASON_CHARS`].
 fn check_reason(reason: Option<&str>) -> Result<(), ApiError> {
-    if reason.is_some_and(|r| r.len() > MAX_REASON_BYTES) {
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(ApiError::BadRequest(format!(
-            "reason must be at most {MAX_REASON_BYTES} bytes"
+            "reason must be at most {MAX_REASON_CHARS} characters"
         )));
     }
     Ok(())
@@ -188,7 +188,8 @@ pub async fn get(
 pub struct DecideBody {
     /// A current TOTP code, when the approval needs one.
     pub totp_code: Option<String>,
-    /// Why, for the audit trail and the model (at most 4 KiB).
+    /// Why, for the audit trail and the model (at most 4096 characters).
+    #[schema(max_length = 4096)]
     pub reason: Option<String>,
 }
 
@@ -329,11 +330,14 @@ pub enum BatchDecision {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
-    /// The approvals (1 to 100 ids).
+    /// The approvals (1 to 100 ids; an id twice is decided once, its second
+    /// item reports the conflict).
+    #[schema(min_items = 1, max_items = 100)]
     pub ids: Vec<String>,
     /// `approve` or `reject`.
     pub decision: BatchDecision,
-    /// Why, for the audit trail and the model (at most 4 KiB).
+    /// Why, for the audit trail and the model (at most 4096 characters).
+    #[schema(max_length = 4096)]
     pub reason: Option<String>,
 }
 
@@ -378,7 +382,7 @@ pub struct BatchResult {
 #[utoipa::path(post, path = "/api/approvals/batch", tag = "approvals", request_body = BatchBody,
     responses((status = 200, description = "Every id decided", body = BatchResult),
               (status = 207, description = "Some ids not decided (see each item)", body = BatchResult),
-              (status = 400, description = "No ids, over 100, duplicates, a bad decision, or an approval needing a TOTP code")))]
+              (status = 400, description = "No ids, over 100, a bad decision, or an approval needing a TOTP code")))]
 pub async fn batch(
     State(state): State<AppState>,
     Json(body): Json<BatchBody>,
@@ -386,12 +390,6 @@ pub async fn batch(
     if body.ids.is_empty() || body.ids.len() > MAX_BATCH {
         return Err(ApiError::BadRequest(format!(
             "`ids` must hold 1 to {MAX_BATCH} approval ids"
-        )));
-    }
-    let mut seen = std::collections::HashSet::new();
-    if let Some(twice) = body.ids.iter().find(|id| !seen.insert(id.as_str())) {
-        return Err(ApiError::BadRequest(format!(
-            "approval {twice} is in `ids` twice"
         )));
     }
     check_reason(body.reason.as_deref())?;
@@ -476,7 +474,7 @@ pub struct SessionPending {
 
 /// The approvals a session's turns wait on.
 #[utoipa::path(get, path = "/api/approvals/session/{session_id}", tag = "approvals",
-    params(("session_id" = String, Path, description = "Session id (a UUID)")),
+    params(("session_id" = Uuid, Path, description = "Session id")),
     responses((status = 200, description = "Its pending approvals (none for a session without any)", body = SessionPending),
               (status = 400, description = "A session id that is no UUID")))]
 pub async fn session(
@@ -562,7 +560,8 @@ async fn decide_session(
 /// one needs a TOTP code, and (409) when the pending set is not the one the
 /// body expects.
 #[utoipa::path(post, path = "/api/approvals/session/{session_id}/approve_all", tag = "approvals",
-    params(("session_id" = String, Path, description = "Session id (a UUID)")), request_body = ApproveAllBody,
+    params(("session_id" = Uuid, Path, description = "Session id")),
+    request_body(content = Option<ApproveAllBody>, description = "Optional", content_type = "application/json"),
     responses((status = 200, description = "What it approved", body = SessionDecided),
               (status = 400, description = "A session id that is no UUID, a malformed body, or an approval needing a TOTP code"),
               (status = 409, description = "The pending set changed since the caller looked")))]
@@ -605,7 +604,7 @@ pub async fn approve_all(
 
 /// Rejects every pending approval of a session.
 #[utoipa::path(post, path = "/api/approvals/session/{session_id}/reject_all", tag = "approvals",
-    params(("session_id" = String, Path, description = "Session id (a UUID)")),
+    params(("session_id" = Uuid, Path, description = "Session id")),
     responses((status = 200, description = "What it rejected", body = SessionDecided),
               (status = 400, description = "A session id that is no UUID")))]
 pub async fn reject_all(
@@ -685,8 +684,10 @@ pub async fn audit(
 #[serde(deny_unknown_fields)]
 pub struct ModifyBody {
     /// The call's new arguments: a JSON object (at most 64 KiB).
+    #[schema(value_type = Object)]
     pub arguments: serde_json::Value,
-    /// Why, for the audit trail (at most 4 KiB).
+    /// Why, for the audit trail (at most 4096 characters).
+    #[schema(max_length = 4096)]
     pub feedback: Option<String>,
 }
 

@@ -38,6 +38,8 @@ use crate::store;
 
 /// Longest description or action name accepted over the API, in bytes.
 pub const MAX_TEXT_BYTES: usize = 4096;
+/// Longest reason or feedback accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 4096;
 /// Largest payload accepted over the API, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Who decided when the system did (an expiry).
@@ -381,9 +383,12 @@ impl Approvals {
                 "`arguments` must be at most {MAX_PAYLOAD_BYTES} bytes of JSON"
             )));
         }
-        if feedback.as_ref().is_some_and(|f| f.len() > MAX_TEXT_BYTES) {
+        if feedback
+            .as_ref()
+            .is_some_and(|f| f.chars().count() > MAX_REASON_CHARS)
+        {
             return Err(KernelError::Invalid(format!(
-                "`feedback` must be at most {MAX_TEXT_BYTES} bytes"
+                "`feedback` must be at most {MAX_REASON_CHARS} characters"
             )));
         }
         let current = self.get(id).await?;
