@@ -2,25 +2,28 @@
 //! for the operator; approved it runs, rejected or expired the model reads
 //! why; deciding twice is a conflict; a restart or `kill -9` while a turn
 //! waits expires the approval (the turn did not survive); TOTP enrollment
-//! refuses wrong and replayed codes.
+//! refuses wrong and replayed codes, and a high-risk call needs a fresh
+//! code; batch, session-wide and edited decisions, the pending count and
+//! the decisions' history.
 
 use serde_json::json;
 use talon_test_llm::{Reply, TestLlm};
 
 use crate::conversations::{manifest, sent_messages};
 use crate::harness::{Daemon, assert_error, json, sse_frames};
+use crate::plugin_lifecycle::pack_variant;
+use crate::plugins::{Publisher, install, trust};
 
 const CONFIG: &str = "[approvals]\ntools = { notify_owner = \"ask\" }\ntimeout_secs = 120\n";
 
-/// Waits until `agent` has a pending approval and returns it.
+/// Waits until a turn of `agent` waits on an approval and returns it.
 async fn pending_for(daemon: &Daemon, agent: &str) -> serde_json::Value {
     loop {
         let list = json(daemon.get("/api/approvals").await).await;
-        if let Some(found) = list["approvals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["agent_id"] == agent && a["status"] == "pending")
+        if let Some(found) =
+            list["approvals"].as_array().unwrap().iter().find(|a| {
+                a["agent_id"] == agent && a["status"] == "pending" && a["from_turn"] == true
+            })
         {
             return found.clone();
         }
@@ -307,8 +310,8 @@ async fn a_pending_approval_expires_by_restart_after_kill_9_and_after_a_clean_st
     }
 }
 
-/// The code for `secret` now, and for the next time step.
-fn codes(secret: &str) -> (String, String) {
+/// The codes for `secret` at the previous, the current and the next time step.
+fn codes_around(secret: &str) -> [String; 3] {
     let totp = totp_rs::Builder::new()
         .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
         .build()
@@ -317,10 +320,22 @@ fn codes(secret: &str) -> (String, String) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    (
-        totp.generate(now).to_string(),
-        totp.generate(now + 30).to_string(),
-    )
+    [now - 30, now, now + 30].map(|t| totp.generate(t).to_string())
+}
+
+/// The code for `secret` now, and for the next time step.
+fn codes(secret: &str) -> (String, String) {
+    let [_, now, next] = codes_around(secret);
+    (now, next)
+}
+
+/// A six-digit code none of `valid` is.
+fn wrong_code(valid: &[String]) -> String {
+    ["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|c| !valid.iter().any(|v| v == c))
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -397,4 +412,367 @@ async fn totp_enrollment_refuses_wrong_and_replayed_codes() {
     assert_eq!(revoked.status(), 200);
     let status = json(daemon.get("/api/approvals/totp/status").await).await;
     assert_eq!(status["enrolled"], false);
+}
+
+/// The last tool result the model was sent.
+fn last_tool_result(llm: &TestLlm) -> String {
+    let requests = llm.requests();
+    sent_messages(requests.last().unwrap())
+        .into_iter()
+        .rev()
+        .find(|(role, _)| role == "tool")
+        .expect("a tool result")
+        .1
+}
+
+#[tokio::test]
+async fn a_high_risk_call_needs_a_fresh_totp_code_and_runs_with_the_edited_arguments() {
+    let llm = TestLlm::start().await;
+    let daemon = Daemon::start_with_config(
+        "[approvals]\nrisk = { high = \"ask\" }\nsecond_factor = \"totp\"\ntimeout_secs = 120\n",
+    )
+    .await;
+    // The toolbox, its manifest declaring `calculate` high-risk.
+    let publisher = Publisher::new(&daemon);
+    trust(&daemon, &publisher).await;
+    let package = pack_variant(
+        &daemon,
+        &publisher,
+        "plugins/toolbox",
+        "toolbox",
+        &[(
+            "[limits]",
+            "[[tools]]\nname = \"calculate\"\nrisk = \"high\"\n\n[limits]",
+        )],
+        "risky_toolbox",
+    );
+    assert_eq!(install(&daemon, &package, json!("all")).await.status(), 201);
+    let tools = json(daemon.get("/api/tools").await).await.to_string();
+    assert!(tools.contains(r#""risk":"high""#), "{tools}");
+
+    // Enrolled: the code computed here from the secret confirms it.
+    let setup = json(daemon.post("/api/approvals/totp/setup", json!({})).await).await;
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let valid = codes_around(&secret);
+    let [_, now, next] = valid.clone();
+    let confirmed = daemon
+        .post("/api/approvals/totp/confirm", json!({"code": now}))
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    let status = json(daemon.get("/api/approvals/totp/status").await).await;
+    assert_eq!(status["enforced"], true, "{status}");
+
+    let agent = daemon
+        .spawn_manifest(manifest("guarded", &llm, "test-model", &["calculate"]))
+        .await;
+    llm.push_all([
+        Reply::tool_call("calculate", r#"{"expression": "6*7"}"#),
+        Reply::text("computed"),
+    ]);
+    let turn = daemon.message_in_background(&agent, "compute");
+    let pending = pending_for(&daemon, &agent).await;
+    assert_eq!(pending["risk"], "high");
+    assert_eq!(pending["second_factor"], true);
+    let id = pending["id"].as_str().unwrap().to_string();
+    let session = pending["session_id"].as_str().unwrap().to_string();
+
+    // Bulk approval cannot carry a code: refused whole, nothing decided.
+    assert_error(
+        daemon
+            .post(
+                "/api/approvals/batch",
+                json!({"ids": [id], "decision": "approve"}),
+            )
+            .await,
+        400,
+        "needs a TOTP code",
+    )
+    .await;
+    assert_error(
+        daemon
+            .post(
+                &format!("/api/approvals/session/{session}/approve_all"),
+                json!({}),
+            )
+            .await,
+        400,
+        "needs a TOTP code",
+    )
+    .await;
+
+    // The operator edits the call before deciding; bad edits change nothing.
+    let modify = format!("/api/approvals/{id}/modify");
+    for (body, status, needle) in [
+        (json!({"arguments": "6*9"}), 400, "JSON object"),
+        (json!({"arguments": [1]}), 400, "JSON object"),
+        (json!({"expression": "6*9"}), 400, "unknown field"),
+        (
+            json!({"feedback": "smaller"}),
+            400,
+            "missing field `arguments`",
+        ),
+        (
+            json!({"arguments": {"expression": "x".repeat(70 * 1024)}}),
+            413,
+            "at most",
+        ),
+    ] {
+        assert_error(daemon.post(&modify, body).await, status, needle).await;
+    }
+    assert_error(
+        daemon
+            .post(
+                &format!("/api/approvals/{}/modify", uuid::Uuid::new_v4()),
+                json!({"arguments": {}}),
+            )
+            .await,
+        404,
+        "not found",
+    )
+    .await;
+    let modified = daemon
+        .post(
+            &modify,
+            json!({"arguments": {"expression": "6*9"}, "feedback": "the other sum"}),
+        )
+        .await;
+    assert_eq!(modified.status(), 200);
+    let modified = json(modified).await;
+    assert_eq!(modified["status"], "pending");
+    assert_eq!(modified["payload"], json!({"expression": "6*9"}));
+
+    // No code 400, a wrong one 403, the confirming one again (a replay) 403.
+    let approve = format!("/api/approvals/{id}/approve");
+    assert_error(
+        daemon.post(&approve, json!({})).await,
+        400,
+        "needs a TOTP code",
+    )
+    .await;
+    assert_error(
+        daemon
+            .post(&approve, json!({"totp_code": wrong_code(&valid)}))
+            .await,
+        403,
+        "wrong TOTP code",
+    )
+    .await;
+    assert_error(
+        daemon.post(&approve, json!({"totp_code": now})).await,
+        403,
+        "already used",
+    )
+    .await;
+    assert_eq!(
+        json(daemon.get(&format!("/api/approvals/{id}")).await).await["status"],
+        "pending"
+    );
+    // A fresh code approves; the call runs with the edited arguments.
+    let approved = daemon.post(&approve, json!({"totp_code": next})).await;
+    assert_eq!(approved.status(), 200);
+    assert_eq!(json(approved).await["decided_by"], "local");
+    assert_eq!(json(turn.await.unwrap()).await["response"], "computed");
+    let result = last_tool_result(&llm);
+    assert!(result.contains("54"), "{result}");
+    assert_error(
+        daemon.post(&modify, json!({"arguments": {}})).await,
+        409,
+        "already approved",
+    )
+    .await;
+
+    // On the audit chain: the edit with before and after, the decision with who and how.
+    let audit = json(daemon.get("/api/audit/recent?limit=50").await).await;
+    let text = audit.to_string();
+    assert!(text.contains("approval_modified"), "{text}");
+    assert!(
+        text.contains(r#"before {\"expression\":\"6*7\"}, after {\"expression\":\"6*9\"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("approved by local with a TOTP code"),
+        "{text}"
+    );
+    // And in the decisions' history.
+    let history = json(daemon.get("/api/approvals/audit?tool_name=calculate").await).await;
+    assert_eq!(history["total"], 1, "{history}");
+    assert_eq!(history["items"][0]["status"], "approved");
+    assert_eq!(history["items"][0]["payload"], json!({"expression": "6*9"}));
+}
+
+#[tokio::test]
+async fn batch_session_wide_count_and_history() {
+    let llm = TestLlm::start().await;
+    let daemon = Daemon::start_with_config(CONFIG).await;
+    let agent = daemon
+        .spawn_manifest(manifest("batched", &llm, "test-model", &["notify_owner"]))
+        .await;
+    let count =
+        || async { json(daemon.get("/api/approvals/count").await).await["pending"].clone() };
+    assert_eq!(count().await, 0);
+    let mut made = Vec::new();
+    for action in ["deploy", "rollback"] {
+        let response = daemon
+            .post(
+                "/api/approvals",
+                json!({"agent_id": agent, "action": action}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        made.push(json(response).await["id"].as_str().unwrap().to_string());
+    }
+    llm.push_all([
+        Reply::tool_call("notify_owner", r#"{"text": "x"}"#),
+        Reply::text("notified"),
+    ]);
+    let turn = daemon.message_in_background(&agent, "tell the owner");
+    let waiting = pending_for(&daemon, &agent).await;
+    let waiting_id = waiting["id"].as_str().unwrap().to_string();
+    let session = waiting["session_id"].as_str().unwrap().to_string();
+    assert_eq!(count().await, 3);
+
+    // A session's pending approvals: the turn's, not the API's.
+    let of_session = json(
+        daemon
+            .get(&format!("/api/approvals/session/{session}"))
+            .await,
+    )
+    .await;
+    assert_eq!(of_session["count"], 1, "{of_session}");
+    assert_eq!(of_session["has_pending"], true);
+    assert_eq!(of_session["pending"][0]["id"], waiting_id.as_str());
+    let other = uuid::Uuid::new_v4();
+    let empty = json(daemon.get(&format!("/api/approvals/session/{other}")).await).await;
+    assert_eq!(empty["count"], 0);
+    assert_error(
+        daemon.get("/api/approvals/session/not-a-session").await,
+        400,
+        "not a UUID",
+    )
+    .await;
+
+    // A batch: each id on its own; unknown ones reported, the rest decided.
+    let batch = daemon
+        .post(
+            "/api/approvals/batch",
+            json!({"ids": [made[0], made[1], made[1], "nope", other], "decision": "reject", "reason": "freeze"}),
+        )
+        .await;
+    assert_eq!(batch.status(), 207);
+    let results = json(batch).await["results"].clone();
+    assert_eq!(results[0]["status"], "ok", "{results}");
+    assert_eq!(results[0]["decision"], "rejected");
+    assert_eq!(results[1]["status"], "ok");
+    // The same id twice: decided once, the second is a conflict.
+    assert_eq!(results[2]["code"], 409);
+    assert_eq!(results[3]["code"], 404);
+    assert_eq!(results[4]["code"], 404);
+    // Already decided: reported, the others still decided.
+    let again = daemon
+        .post(
+            "/api/approvals/batch",
+            json!({"ids": [made[0]], "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(again.status(), 207);
+    let results = json(again).await["results"].clone();
+    assert_eq!(results[0]["code"], 409, "{results}");
+    assert!(
+        results[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already rejected")
+    );
+    let too_many: Vec<String> = (0..101).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    for (body, needle) in [
+        (json!({"ids": [], "decision": "approve"}), "1 to 100"),
+        (json!({"ids": too_many, "decision": "approve"}), "1 to 100"),
+        (
+            json!({"ids": [made[0]], "decision": "maybe"}),
+            "unknown variant",
+        ),
+        (
+            json!({"ids": [made[0]], "decision": "reject", "all": true}),
+            "unknown field",
+        ),
+        (
+            json!({"ids": [made[0]], "decision": "reject", "reason": "r".repeat(5000)}),
+            "reason",
+        ),
+    ] {
+        assert_error(daemon.post("/api/approvals/batch", body).await, 400, needle).await;
+    }
+    assert_eq!(count().await, 1);
+
+    // Session-wide: refused when the pending set is not the one the operator saw.
+    let approve_all = format!("/api/approvals/session/{session}/approve_all");
+    assert_error(
+        daemon
+            .post(&approve_all, json!({"expected_count": 2}))
+            .await,
+        409,
+        "not 2",
+    )
+    .await;
+    assert_error(
+        daemon
+            .post(&approve_all, json!({"expected_ids": [other]}))
+            .await,
+        409,
+        "not the ones expected",
+    )
+    .await;
+    assert_error(
+        daemon.post(&approve_all, json!({"everything": true})).await,
+        400,
+        "unknown field",
+    )
+    .await;
+    let all = daemon
+        .post(&approve_all, json!({"expected_ids": [waiting_id]}))
+        .await;
+    assert_eq!(all.status(), 200);
+    let all = json(all).await;
+    assert_eq!(all["resolved"], 1, "{all}");
+    assert_eq!(all["decision"], "approved");
+    assert_eq!(json(turn.await.unwrap()).await["response"], "notified");
+    let none = json(
+        daemon
+            .post(
+                &format!("/api/approvals/session/{session}/reject_all"),
+                json!({}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(none["resolved"], 0, "{none}");
+    assert_eq!(count().await, 0);
+
+    // The decisions' history, newest first, filtered by agent name or tool.
+    let history = json(daemon.get("/api/approvals/audit").await).await;
+    assert_eq!(history["total"], 3, "{history}");
+    assert_eq!(history["items"][0]["id"], waiting_id.as_str());
+    assert_eq!(history["items"][0]["decided_by"], "local");
+    let by_name = json(
+        daemon
+            .get("/api/approvals/audit?agent_id=batched&tool_name=deploy")
+            .await,
+    )
+    .await;
+    assert_eq!(by_name["total"], 1, "{by_name}");
+    assert_eq!(by_name["items"][0]["reason"], "freeze");
+    let paged = json(daemon.get("/api/approvals/audit?limit=1&offset=1").await).await;
+    assert_eq!(paged["items"].as_array().unwrap().len(), 1);
+    assert_error(
+        daemon.get("/api/approvals/audit?limit=501").await,
+        400,
+        "limit",
+    )
+    .await;
+    assert_error(
+        daemon.get("/api/approvals/audit?who=me").await,
+        400,
+        "unknown field",
+    )
+    .await;
 }

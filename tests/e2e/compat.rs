@@ -82,6 +82,9 @@ impl Fixtures {
                 ("approvals", "{id}") if template.ends_with("/reject") => {
                     self.get("rejected_approval")
                 }
+                ("approvals", "{id}") if template.ends_with("/modify") => {
+                    self.get("modified_approval")
+                }
                 ("approvals", "{id}") => self.get("approval"),
                 _ => panic!("no fixture for {seg} in {template}"),
             };
@@ -213,6 +216,17 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
         )
         .await;
     let rejected_approval = id_of(rejected_approval, "id").await;
+    let mut more_approvals = Vec::new();
+    for _ in ["modified", "batch"] {
+        let response = daemon
+            .post(
+                "/api/approvals",
+                json!({"agent_id": agent, "action": "delete_file", "description": "fixture"}),
+            )
+            .await;
+        more_approvals.push(id_of(response, "id").await);
+    }
+    let [modified_approval, batch_approval] = <[String; 2]>::try_from(more_approvals).unwrap();
     let profiles: Value = daemon.get("/api/profiles").await.json().await.unwrap();
     let profiles = profiles.get("profiles").unwrap_or(&profiles);
     let profile = profiles[0]["name"].as_str().expect("a profile").to_string();
@@ -250,6 +264,8 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
         ("profile", profile),
         ("approval", approval),
         ("rejected_approval", rejected_approval),
+        ("modified_approval", modified_approval),
+        ("batch_approval", batch_approval),
     ] {
         values.insert(k, v);
     }

@@ -11,7 +11,7 @@ use crate::plugins::{Publisher, component, install, manifest, run_ok, trust};
 
 /// A copy of a plugin's manifest with some keys changed, packed with its
 /// component: an impostor or an older version of a real plugin.
-fn pack_variant(
+pub(crate) fn pack_variant(
     daemon: &Daemon,
     publisher: &Publisher,
     dir: &str,

@@ -119,11 +119,6 @@ pub const ALLOWLIST: &[Deviation] = &[
         why: "405, not 404: /api/models/{*id} (ids with slashes) is served for GET, so the path exists; aliases cannot be removed",
     },
     Deviation {
-        operation: "POST /api/approvals/batch",
-        kind: Kind::Unserved,
-        why: "405, not 404: GET /api/approvals/{id} captures `batch`, so the path exists; batch decisions are not served",
-    },
-    Deviation {
         operation: "POST /api/hooks/wake",
         kind: Kind::Status,
         why: "404 (documented: webhook triggers not enabled): the hook is off until webhooks.wake_token is set, and this daemon sets none; tests/e2e/webhooks.rs covers it on",

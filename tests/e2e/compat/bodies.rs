@@ -95,6 +95,12 @@ pub fn body(key: &str) -> Option<Value> {
                                         "description": "Agent wants to delete /important/config.toml",
                                         "payload": {"path": "/important/config.toml"}}),
         "POST /api/approvals/{id}/approve" => json!({}),
+        "POST /api/approvals/{id}/modify" => json!({"arguments": {"path": "/tmp/scratch"},
+                                                    "feedback": "a safer path"}),
+        // The fixture session has no pending approval: say so.
+        "POST /api/approvals/session/{session_id}/approve_all" => json!({"expected_count": 0,
+                                                                          "expected_ids": []}),
+        "POST /api/approvals/batch" => json!({"ids": ["{batch_approval}"], "decision": "reject"}),
         // LibreFang's webhook trigger bodies (`/hooks/wake`, `/hooks/agent`).
         "POST /api/hooks/wake" => json!({"text": "the build broke", "mode": "now"}),
         "POST /api/hooks/agent" => json!({"agent": "compat", "message": "hello"}),

@@ -24,8 +24,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use records::Resolution;
 pub use records::{Approval, ApprovalStatus};
+use records::{Edit, Resolution};
 pub use totp::{TotpEnrollment, TotpStatus};
 
 use crate::KernelError;
@@ -38,6 +38,8 @@ use crate::store;
 
 /// Longest description or action name accepted over the API, in bytes.
 pub const MAX_TEXT_BYTES: usize = 4096;
+/// Longest reason or feedback accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 4096;
 /// Largest payload accepted over the API, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Who decided when the system did (an expiry).
@@ -151,12 +153,7 @@ impl Approvals {
         cancel: &CancellationToken,
         on_pending: impl FnOnce(&Approval),
     ) -> Result<Approval, KernelError> {
-        let description = format!(
-            "{} wants to call {} with {}",
-            call.agent_name,
-            call.tool,
-            truncate(&call.arguments.to_string(), 512)
-        );
+        let description = describe(&call.agent_name, &call.tool, &call.arguments);
         let approval = self
             .store_request(
                 call.agent,
@@ -300,20 +297,9 @@ impl Approvals {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<Approval>, usize), KernelError> {
-        let store = self.shared.store().clone();
-        let all = store::blocking(move || records::all(&store)).await?;
+        let all = self.matching(|_| true).await?;
         let total = all.len();
-        let now = self.shared.now();
-        let page = all
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|mut a| {
-                a.status = a.status_at(now);
-                a
-            })
-            .collect();
-        Ok((page, total))
+        Ok((all.into_iter().skip(offset).take(limit).collect(), total))
     }
 
     /// One approval, with its status as of now.
@@ -323,6 +309,103 @@ impl Approvals {
             .await?
             .ok_or_else(|| KernelError::NotFound(format!("approval {id} not found")))?;
         approval.status = approval.status_at(self.shared.now());
+        Ok(approval)
+    }
+
+    /// How many approvals are pending now.
+    pub async fn pending_count(&self) -> Result<usize, KernelError> {
+        Ok(self
+            .matching(|a| a.status == ApprovalStatus::Pending)
+            .await?
+            .len())
+    }
+
+    /// The approvals pending now for `session`'s turns, newest first.
+    pub async fn pending_for_session(&self, session: Uuid) -> Result<Vec<Approval>, KernelError> {
+        self.matching(move |a| a.status == ApprovalStatus::Pending && a.session_id == Some(session))
+            .await
+    }
+
+    /// Decided and expired approvals (the decisions' history), newest
+    /// first, that `keep` keeps; one page, and how many there are.
+    pub async fn decided(
+        &self,
+        keep: impl Fn(&Approval) -> bool + Send + 'static,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Approval>, usize), KernelError> {
+        let decided = self
+            .matching(move |a| a.status != ApprovalStatus::Pending && keep(a))
+            .await?;
+        let total = decided.len();
+        Ok((
+            decided.into_iter().skip(offset).take(limit).collect(),
+            total,
+        ))
+    }
+
+    /// Approvals `keep` keeps, each with its status as of now, newest first.
+    async fn matching(
+        &self,
+        keep: impl Fn(&Approval) -> bool + Send + 'static,
+    ) -> Result<Vec<Approval>, KernelError> {
+        let store = self.shared.store().clone();
+        let now = self.shared.now();
+        let all = store::blocking(move || records::all(&store)).await?;
+        Ok(all
+            .into_iter()
+            .map(|mut a| {
+                a.status = a.status_at(now);
+                a
+            })
+            .filter(|a| keep(a))
+            .collect())
+    }
+
+    /// Replaces a pending approval's arguments: a turn waiting on it runs
+    /// the call with them if it is approved. They must be a JSON object of
+    /// at most [`MAX_PAYLOAD_BYTES`]; an approval no longer pending is a
+    /// conflict. Audited with the arguments before and after.
+    pub async fn modify(
+        &self,
+        id: Uuid,
+        arguments: serde_json::Value,
+        by: String,
+        feedback: Option<String>,
+    ) -> Result<Approval, KernelError> {
+        if !arguments.is_object() {
+            return Err(KernelError::Invalid(
+                "`arguments` must be a JSON object (the call's arguments)".into(),
+            ));
+        }
+        if arguments.to_string().len() > MAX_PAYLOAD_BYTES {
+            return Err(KernelError::TooLarge(format!(
+                "`arguments` must be at most {MAX_PAYLOAD_BYTES} bytes of JSON"
+            )));
+        }
+        if feedback
+            .as_ref()
+            .is_some_and(|f| f.chars().count() > MAX_REASON_CHARS)
+        {
+            return Err(KernelError::Invalid(format!(
+                "`feedback` must be at most {MAX_REASON_CHARS} characters"
+            )));
+        }
+        let current = self.get(id).await?;
+        let description = if current.from_turn {
+            describe(&current.agent_name, &current.tool_name, &arguments)
+        } else {
+            current.description
+        };
+        let store = self.shared.store().clone();
+        let edit = Edit {
+            arguments,
+            description,
+            by,
+            feedback,
+        };
+        let (approval, entry) = blocking_kernel(move || records::modify(&store, id, edit)).await?;
+        self.shared.events().publish(Event::Audit(entry));
         Ok(approval)
     }
 
@@ -398,6 +481,14 @@ impl Approvals {
     ) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<Option<Approval>>>> {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// What a turn's call would do, for the operator.
+fn describe(agent_name: &str, tool: &str, arguments: &serde_json::Value) -> String {
+    format!(
+        "{agent_name} wants to call {tool} with {}",
+        truncate(&arguments.to_string(), 512)
+    )
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -157,30 +157,9 @@ pub(super) fn resolve(
     id: Uuid,
     resolution: Resolution,
 ) -> Result<(Approval, AuditEntry), KernelError> {
-    let tx = store.db()?.begin_write()?;
-    let mut approval: Approval = {
-        let table = tx.open_table(APPROVALS).map_err(StoreError::from)?;
-        let value = table
-            .get(id.to_string().as_str())
-            .map_err(StoreError::from)?
-            .ok_or_else(|| KernelError::NotFound(format!("approval {id} not found")))?;
-        store::decode(TABLE, value.value())?
-    };
+    let tx = store.db()?.begin_write().map_err(StoreError::from)?;
     let now = store.now();
-    if approval.status != ApprovalStatus::Pending {
-        return Err(KernelError::Conflict(format!(
-            "approval {id} was already {}",
-            approval.status.as_str()
-        )));
-    }
-    if resolution.status != ApprovalStatus::Expired
-        && approval.status_at(now) == ApprovalStatus::Expired
-    {
-        return Err(KernelError::Conflict(format!(
-            "approval {id} expired at {}",
-            approval.expires_at.to_rfc3339()
-        )));
-    }
+    let mut approval = pending_in(&tx, store, id, resolution.status == ApprovalStatus::Expired)?;
     if let Some(step) = resolution.totp_step {
         accept_step_in(&tx, step)?;
     }
@@ -192,11 +171,16 @@ pub(super) fn resolve(
     let mut event = AuditEvent::new(
         &format!("approval_{}", resolution.status.as_str()),
         format!(
-            "approval {} for {} {} by {}{}",
+            "approval {} for {} {} by {}{}{}",
             approval.id,
             approval.tool_name,
             resolution.status.as_str(),
             resolution.by,
+            if resolution.totp_step.is_some() {
+                " with a TOTP code"
+            } else {
+                ""
+            },
             resolution
                 .reason
                 .as_deref()
@@ -211,6 +195,81 @@ pub(super) fn resolve(
     let entry = audit::append_in(&tx, now, event)?;
     tx.commit().map_err(StoreError::from)?;
     Ok((approval, entry))
+}
+
+/// An operator's edit of a pending call's arguments, recorded by [`modify`].
+pub(super) struct Edit {
+    pub arguments: serde_json::Value,
+    pub description: String,
+    pub by: String,
+    pub feedback: Option<String>,
+}
+
+/// Replaces a pending approval's arguments, with an `approval_modified`
+/// audit entry holding the arguments before and after, in one transaction;
+/// an approval no longer pending (or past its time) is a conflict.
+pub(super) fn modify(
+    store: &Store,
+    id: Uuid,
+    edit: Edit,
+) -> Result<(Approval, AuditEntry), KernelError> {
+    let tx = store.db()?.begin_write().map_err(StoreError::from)?;
+    let mut approval = pending_in(&tx, store, id, false)?;
+    let before = std::mem::replace(&mut approval.payload, edit.arguments);
+    approval.description = edit.description;
+    put(&tx, &approval)?;
+    let entry = audit::append_in(
+        &tx,
+        store.now(),
+        AuditEvent::new(
+            "approval_modified",
+            format!(
+                "approval {} for {} modified by {}{}: arguments before {before}, after {}",
+                approval.id,
+                approval.tool_name,
+                edit.by,
+                edit.feedback
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                approval.payload
+            ),
+        )
+        .agent(approval.agent_id),
+    )?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok((approval, entry))
+}
+
+/// The approval `id` read in `tx`, if it is still pending and in time
+/// (`late`: past its time too, for recording its expiry).
+fn pending_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    id: Uuid,
+    late: bool,
+) -> Result<Approval, KernelError> {
+    let approval: Approval = {
+        let table = tx.open_table(APPROVALS).map_err(StoreError::from)?;
+        let value = table
+            .get(id.to_string().as_str())
+            .map_err(StoreError::from)?
+            .ok_or_else(|| KernelError::NotFound(format!("approval {id} not found")))?;
+        store::decode(TABLE, value.value())?
+    };
+    if approval.status != ApprovalStatus::Pending {
+        return Err(KernelError::Conflict(format!(
+            "approval {id} was already {}",
+            approval.status.as_str()
+        )));
+    }
+    if !late && approval.status_at(store.now()) == ApprovalStatus::Expired {
+        return Err(KernelError::Conflict(format!(
+            "approval {id} expired at {}",
+            approval.expires_at.to_rfc3339()
+        )));
+    }
+    Ok(approval)
 }
 
 /// Accepts a TOTP step once outside any approval (confirming enrollment,

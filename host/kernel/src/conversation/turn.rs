@@ -19,6 +19,7 @@
 //! A message to a session whose turn is still running waits for it; a
 //! caller reading events is told so first with a `queued` phase.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -665,34 +666,13 @@ impl Conversations {
                         "{} is not allowed in this agent's {:?} mode",
                         call.name, agent.tool_access
                     ))
-                } else if let Err(refusal) = self.gate(agent, call, args, sink, cancel).await {
-                    Err(refusal)
-                } else if call.name == NOTIFY_OWNER {
-                    match args.get("text").and_then(|t| t.as_str()) {
-                        Some(text) if !text.trim().is_empty() => {
-                            notices.push(text.to_string());
-                            Ok("the owner will be notified".to_string())
-                        }
-                        _ => Err("notify_owner needs a non-empty `text`".to_string()),
-                    }
-                } else if call.name == AGENT_SEND {
-                    self.agent_send(agent, args, sink, cancel).await
-                } else if call.name == A2A_SEND {
-                    self.a2a_send(agent, args, cancel).await
-
-                } else if let Some((server, tool)) = mcp_route(agent, &call.name) {
-                    self.mcp.call(Some(agent.id), server, tool, args).await
                 } else {
-                    match self
-                        .plugins
-                        .invoke_tool(&call.name, &args.to_string(), Some(agent.id))
-                        .await
-                    {
-                        Ok((_, invocation)) => {
-                            fuel = invocation.cost.fuel;
-                            invocation.result.map_err(|e| e.to_string())
+                    match self.gate(agent, call, args, sink, cancel).await {
+                        Err(refusal) => Err(refusal),
+                        Ok(args) => {
+                            self.dispatch(agent, call, &args, notices, sink, cancel, &mut fuel)
+                                .await
                         }
-                        Err(e) => Err(e.to_string()),
                     }
                 }
             }
@@ -725,21 +705,64 @@ impl Conversations {
         (message, trace)
     }
 
-    /// Applies the approval policy to a call: `always` passes, `never`
-    /// refuses, `ask` pauses the turn (with an `awaiting_approval` phase)
-    /// until an operator decides or the approval expires. The refusal is the
-    /// tool error the model reads.
-    async fn gate(
-        &self,
+    /// Runs a call that passed every check with `args`: a built-in, or a
+    /// plugin's tool (its fuel is recorded in `fuel`).
+    #[allow(clippy::too_many_arguments)]
+    async fn dispatch(
+        self: &Arc<Self>,
         agent: &AgentRecord,
         call: &talon_llm::ToolCall,
         args: &serde_json::Value,
+        notices: &mut Vec<String>,
         sink: &Sink,
         cancel: &CancellationToken,
-    ) -> Result<(), String> {
+        fuel: &mut u64,
+    ) -> Result<String, String> {
+        if call.name == NOTIFY_OWNER {
+            match args.get("text").and_then(|t| t.as_str()) {
+                Some(text) if !text.trim().is_empty() => {
+                    notices.push(text.to_string());
+                    Ok("the owner will be notified".to_string())
+                }
+                _ => Err("notify_owner needs a non-empty `text`".to_string()),
+            }
+        } else if call.name == AGENT_SEND {
+            self.agent_send(agent, args, sink, cancel).await
+        } else if call.name == A2A_SEND {
+            self.a2a_send(agent, args, cancel).await
+        } else if let Some((server, tool)) = mcp_route(agent, &call.name) {
+            self.mcp.call(Some(agent.id), server, tool, args).await
+        } else {
+            match self
+                .plugins
+                .invoke_tool(&call.name, &args.to_string(), Some(agent.id))
+                .await
+            {
+                Ok((_, invocation)) => {
+                    *fuel = invocation.cost.fuel;
+                    invocation.result.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Applies the approval policy to a call: `always` passes, `never`
+    /// refuses, `ask` pauses the turn (with an `awaiting_approval` phase)
+    /// until an operator decides or the approval expires. The arguments to
+    /// run with (an operator may have edited them while the call waited), or
+    /// the refusal, the tool error the model reads.
+    async fn gate<'a>(
+        &self,
+        agent: &AgentRecord,
+        call: &talon_llm::ToolCall,
+        args: &'a serde_json::Value,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> Result<Cow<'a, serde_json::Value>, String> {
         let risk = self.plugins.tool(&call.name).ok().and_then(|t| t.risk);
         match self.approvals.policy(agent, &call.name, risk.as_deref()) {
-            Policy::Always => Ok(()),
+            Policy::Always => Ok(Cow::Borrowed(args)),
             Policy::Never => Err(format!(
                 "{} may not be called: the approval policy for it is `never`",
                 call.name
@@ -769,7 +792,7 @@ impl Conversations {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default();
                 match decided.status {
-                    ApprovalStatus::Approved => Ok(()),
+                    ApprovalStatus::Approved => Ok(Cow::Owned(decided.payload)),
                     ApprovalStatus::Rejected => Err(format!(
                         "the operator rejected this call of {} (approval {}){reason}; it was not run",
                         call.name, decided.id
