@@ -7,11 +7,13 @@ use axum::Extension;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use talon_kernel::Kernel;
 use talon_kernel::conversation::MessageInput;
 use talon_kernel::store::audit::AuditEvent;
 use talon_mcp::{CallOutcome, Endpoint, EndpointConfig, Host, HostError, ToolSpec};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -51,13 +53,13 @@ pub fn endpoint_for(state: &AppState) -> Endpoint {
 /// `mcp_server.allowlist` names.
 #[utoipa::path(method(get, post, delete), path = "/mcp", tag = "mcp",
     request_body(content = Object, description = "One JSON-RPC 2.0 message (POST)"),
-    responses((status = 200, description = "The JSON-RPC answer, as JSON or an SSE stream (`text/event-stream`)", body = Object),
+    responses((status = 200, description = "The JSON-RPC answer, as JSON or an SSE stream (`text/event-stream`)", body = JsonRpcMessage),
               (status = 202, description = "A notification or response was accepted"),
-              (status = 400, description = "Malformed JSON-RPC: `{jsonrpc, id, error: {code: -32700 | -32600 | -32602, message}}`, or a missing session id", body = Object),
+              (status = 400, description = "Malformed JSON-RPC: `{jsonrpc, id, error: {code: -32700 | -32600 | -32602, message}}`, or a missing session id", body = JsonRpcMessage),
               (status = 403, description = "The MCP server is closed (`mcp_server.enabled = false`)"),
               (status = 404, description = "Unknown session, or an unknown method (`error.code: -32601`)"),
               (status = 406, description = "The Accept header allows neither JSON nor SSE"),
-              (status = 413, description = "The message is larger than `limits.max_body_bytes` (`error.code: -32600`)", body = Object),
+              (status = 413, description = "The message is larger than `limits.max_body_bytes` (`error.code: -32600`)", body = JsonRpcMessage),
               (status = 415, description = "The body is not `application/json`")))]
 pub async fn endpoint(
     State(state): State<AppState>,
@@ -216,23 +218,26 @@ fn object_schema(properties: Map<String, Value>, required: &[&str]) -> Map<Strin
 
 /// The MCP servers agents use (`[mcp_servers.<name>]`) and their state.
 #[utoipa::path(get, path = "/api/mcp/servers", tag = "mcp",
-    responses((status = 200, description = "`{servers: [{name, status, tools, error, failures, command, args}], total}`", body = Object)))]
-pub async fn list_servers(State(state): State<AppState>) -> crate::extract::Json<Value> {
+    responses((status = 200, description = "Every configured server with its state", body = ServerList)))]
+pub async fn list_servers(State(state): State<AppState>) -> crate::extract::Json<ServerList> {
     let servers = server_views(&state).await;
-    crate::extract::Json(serde_json::json!({ "total": servers.len(), "servers": servers }))
+    crate::extract::Json(ServerList {
+        total: servers.len(),
+        servers,
+    })
 }
 
 /// One configured MCP server and its state.
 #[utoipa::path(get, path = "/api/mcp/servers/{name}", tag = "mcp",
     params(("name" = String, Path, description = "Server name")),
-    responses((status = 200, description = "`{name, status, tools, error, failures, command, args}`", body = Object),
+    responses((status = 200, description = "The server's configuration and state", body = ServerView),
               (status = 404, description = "No such server")))]
 pub async fn get_server(
     State(state): State<AppState>,
     crate::extract::Path(name): crate::extract::Path<String>,
-) -> Result<crate::extract::Json<Value>, ApiError> {
+) -> Result<crate::extract::Json<ServerView>, ApiError> {
     (server_views(&state).await.into_iter())
-        .find(|s| s["name"] == name.as_str())
+        .find(|s| s.state.name == name)
         .map(crate::extract::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no MCP server named {name}")))
 }
@@ -240,20 +245,18 @@ pub async fn get_server(
 /// Stops the server (if running) and starts it again now.
 #[utoipa::path(post, path = "/api/mcp/servers/{name}/reconnect", tag = "mcp",
     params(("name" = String, Path, description = "Server name")),
-    responses((status = 200, description = "`{name, status: connected, tools, ...}`", body = Object),
+    responses((status = 200, description = "The server's state after the new handshake", body = ServerState),
               (status = 404, description = "No such server"),
               (status = 502, description = "The server could not be started or did not complete the handshake")))]
 pub async fn reconnect(
     State(state): State<AppState>,
     crate::extract::Path(name): crate::extract::Path<String>,
-) -> Result<crate::extract::Json<Value>, ApiError> {
+) -> Result<crate::extract::Json<ServerState>, ApiError> {
     if !state.kernel.config().mcp_servers.contains_key(&name) {
         return Err(ApiError::NotFound(format!("no MCP server named {name}")));
     }
     match state.kernel.mcp().reconnect(&name).await {
-        Ok(status) => Ok(crate::extract::Json(
-            serde_json::to_value(status).unwrap_or_default(),
-        )),
+        Ok(status) => Ok(crate::extract::Json(status.into())),
         Err(message) => Err(ApiError::Upstream {
             status: axum::http::StatusCode::BAD_GATEWAY,
             message,
@@ -263,29 +266,135 @@ pub async fn reconnect(
 
 /// Every configured server's health.
 #[utoipa::path(get, path = "/api/mcp/health", tag = "mcp",
-    responses((status = 200, description = "`{servers: [{name, status, error, failures}], connected, total}`", body = Object)))]
-pub async fn health(State(state): State<AppState>) -> crate::extract::Json<Value> {
-    let servers = state.kernel.mcp().status().await;
+    responses((status = 200, description = "Every configured server's state", body = Health)))]
+pub async fn health(State(state): State<AppState>) -> crate::extract::Json<Health> {
+    let servers: Vec<ServerState> = (state.kernel.mcp().status().await.into_iter())
+        .map(ServerState::from)
+        .collect();
     let connected = servers.iter().filter(|s| s.status == "connected").count();
-    crate::extract::Json(
-        serde_json::json!({ "total": servers.len(), "connected": connected, "servers": servers }),
-    )
+    crate::extract::Json(Health {
+        total: servers.len(),
+        connected,
+        servers,
+    })
 }
 
 /// Status plus configuration (never `env` values: they may be secrets).
-async fn server_views(state: &AppState) -> Vec<Value> {
+async fn server_views(state: &AppState) -> Vec<ServerView> {
     let config = state.kernel.config();
     let mut views = Vec::new();
     for status in state.kernel.mcp().status().await {
-        let mut view = serde_json::to_value(&status).unwrap_or_default();
-        if let Some(entry) = config.mcp_servers.get(&status.name) {
-            view["transport"] = "stdio".into();
-            view["command"] = entry.command.clone().into();
-            view["args"] = entry.args.clone().into();
-            view["env"] = entry.env.keys().cloned().collect::<Vec<_>>().into();
-            view["timeout_secs"] = entry.timeout_secs.into();
-        }
-        views.push(view);
+        let entry = config.mcp_servers.get(&status.name);
+        views.push(ServerView {
+            transport: "stdio",
+            command: entry.map(|e| e.command.clone()).unwrap_or_default(),
+            args: entry.map(|e| e.args.clone()).unwrap_or_default(),
+            env: entry
+                .map(|e| e.env.keys().cloned().collect())
+                .unwrap_or_default(),
+            timeout_secs: entry.map(|e| e.timeout_secs).unwrap_or_default(),
+            state: status.into(),
+        });
     }
     views
+}
+
+/// One JSON-RPC 2.0 message: a request or notification (`method`,
+/// `params`), or a response (`result` or `error`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JsonRpcMessage {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    /// The request's id (a string or number); absent on notifications,
+    /// `null` when the request could not be read.
+    #[schema(value_type = Option<Object>)]
+    pub id: Option<Value>,
+    /// A request's method.
+    pub method: Option<String>,
+    /// A request's parameters.
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<Value>,
+    /// A successful response's result.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// A failed response's error.
+    pub error: Option<JsonRpcError>,
+}
+
+/// A JSON-RPC error: the spec's code (-32700 parse error, -32600 invalid
+/// request, -32601 unknown method, -32602 invalid params) and a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JsonRpcError {
+    /// The error code.
+    pub code: i64,
+    /// What went wrong.
+    pub message: String,
+    /// More detail, when there is any.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+}
+
+/// A configured MCP server's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerState {
+    /// Its name (`[mcp_servers.<name>]`).
+    pub name: String,
+    /// `connected`, `disconnected` (not started yet) or `failed`.
+    pub status: &'static str,
+    /// Tools it offered when it connected.
+    pub tools: Vec<String>,
+    /// The last failure, if any.
+    pub error: Option<String>,
+    /// Failures in a row.
+    pub failures: u32,
+}
+
+impl From<talon_kernel::mcp::ServerStatus> for ServerState {
+    fn from(s: talon_kernel::mcp::ServerStatus) -> Self {
+        Self {
+            name: s.name,
+            status: s.status,
+            tools: s.tools,
+            error: s.error,
+            failures: s.failures,
+        }
+    }
+}
+
+/// A configured MCP server: its state and how it is started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerView {
+    /// Its state.
+    #[serde(flatten)]
+    pub state: ServerState,
+    /// How Talon reaches it: `stdio` (a child process).
+    pub transport: &'static str,
+    /// The program.
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Names of the variables set for it (never their values).
+    pub env: Vec<String>,
+    /// Per call, and for start and handshake, in seconds.
+    pub timeout_secs: u64,
+}
+
+/// `GET /api/mcp/servers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerList {
+    /// How many servers are configured.
+    pub total: usize,
+    /// Each of them.
+    pub servers: Vec<ServerView>,
+}
+
+/// `GET /api/mcp/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// How many servers are configured.
+    pub total: usize,
+    /// How many are connected.
+    pub connected: usize,
+    /// Each one's state.
+    pub servers: Vec<ServerState>,
 }

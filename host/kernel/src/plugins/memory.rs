@@ -13,7 +13,18 @@ use crate::shared::Shared;
 /// `max_memory_keys_per_agent` and `max_memory_kib_per_agent`.
 pub(crate) struct StoreMemory(pub Arc<Shared>);
 
+/// The owner of a memory scope: an agent's id, or for a channel (scope
+/// `channel:<name>`, which the WIT gives a channel's own memory) an id
+/// derived from its name, stable across restarts, so a channel's state (a
+/// platform's sync position) outlives its instance like an agent's does.
 fn agent_uuid(agent: &str) -> Result<Uuid, String> {
+    if let Some(name) = agent.strip_prefix("channel:") {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("talon channel memory\0{name}").as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        return Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid());
+    }
     agent
         .parse()
         .map_err(|_| format!("{agent:?} is not an agent id"))
