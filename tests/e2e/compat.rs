@@ -77,6 +77,7 @@ impl Fixtures {
                 ("templates", "{name}") => "assistant",
                 ("profiles", "{name}") => self.get("profile"),
                 ("models", "{id}") => "gpt-4o-mini",
+                ("servers", "{name}") => "compat",
                 ("custom", "{id}") => "compat-model",
                 // Approving and rejecting one approval would make the second a 409.
                 ("approvals", "{id}") if template.ends_with("/reject") => {
@@ -472,7 +473,14 @@ impl Served {
     async fn start() -> Served {
         let llm = TestLlm::start().await;
         let daemon =
-            Daemon::start_with_config("[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n").await;
+            Daemon::start_with_config(concat!(
+                "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n",
+                // An MCP server for `/api/mcp/servers/{name}`: a program that
+                // exits at once (tests/e2e/mcp.rs talks to real servers).
+                "[mcp_servers.compat]\ncommand = \"true\"\ntimeout_secs = 2\n",
+                "[mcp_server]\nenabled = true\nallowlist = [\"*\"]\n",
+            ))
+            .await;
         let talon: Value = daemon.get("/api/openapi.json").await.json().await.unwrap();
         let served = operations(&talon)
             .into_iter()

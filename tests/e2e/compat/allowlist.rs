@@ -128,4 +128,14 @@ pub const ALLOWLIST: &[Deviation] = &[
         kind: Kind::Status,
         why: "404 (documented: webhook triggers not enabled): the hook is off until webhooks.agent_token is set, and this daemon sets none; tests/e2e/webhooks.rs covers it on",
     },
+    Deviation {
+        operation: "POST /api/mcp/servers/{name}/reconnect",
+        kind: Kind::Status,
+        why: "502: the check's MCP server is a program that exits at once (no MCP server is installed for it), and a server that cannot be started answers 502, which LibreFang does not document; tests/e2e/mcp.rs reconnects to a real server for the 200",
+    },
+    Deviation {
+        operation: "POST /mcp",
+        kind: Kind::Status,
+        why: "406: streamable HTTP requires a client to accept both application/json and text/event-stream, and the check sends no Accept header; the official SDKs send it (tests/e2e/mcp.rs)",
+    },
 ];

@@ -19,6 +19,10 @@ pub fn body(key: &str) -> Option<Value> {
         "POST /a2a/tasks/send" => json!({"agent_id": "{agent}",
             "message": {"role": "user", "parts": [{"text": "hello"}]}}),
         "POST /api/a2a/discover" => json!({"url": "{a2a_peer}"}),
+        // LibreFang's MCP endpoint takes one JSON-RPC message: the handshake.
+        "POST /mcp" => json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                       "clientInfo": {"name": "compat", "version": "1"}}}),
         "POST /api/a2a/send" => json!({"agent_id": "{a2a_peer}", "message": "hello"}),
         "POST /api/agents/bulk" => json!({"agents": [{"manifest_toml": "{manifest:compat-bulk}"}]}),
         "POST /api/agents/bulk/start" | "POST /api/agents/bulk/stop" => {
