@@ -208,17 +208,21 @@ async fn malformed_unknown_and_oversized_messages_get_the_spec_errors() {
     let text = unknown.text().await.unwrap_or_default();
     assert!(text.contains("-32601"), "{text}");
 
-    // An unexposed tool is answered as a missing one.
-    let (_, answer) = post_raw(
-        &daemon,
-        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-               "params": {"name": "agent_private", "arguments": {"message": "hi"}}})
-        .to_string(),
-    )
-    .await;
+    // An unexposed tool is answered as a missing one (within the session:
+    // a call outside one is refused before it is read).
+    let hidden = daemon
+        .request(reqwest::Method::POST, "/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "agent_private", "arguments": {"message": "hi"}}}))
+        .send()
+        .await
+        .expect("unexposed tool");
+    let answer = hidden.text().await.unwrap_or_default();
     assert!(
-        answer.to_string().contains("no tool named agent_private")
-            || answer.to_string().contains("-32602"),
+        answer.contains("no tool named agent_private") || answer.contains("-32602"),
         "{answer}"
     );
 
