@@ -50,7 +50,11 @@ impl A2a {
     pub fn new(shared: Arc<Shared>) -> Result<Self, KernelError> {
         let timeout = Duration::from_secs(shared.config().a2a.timeout_secs.max(1));
         let client = Client::new(timeout)?;
-        let ended = records::fail_unfinished(shared.store(), INTERRUPTED, shared.now())?;
+        let ended = crate::error::unless_disk_full(
+            records::fail_unfinished(shared.store(), INTERRUPTED, shared.now())
+                .map_err(KernelError::from),
+            "failing the A2A tasks the last stop interrupted",
+        )?;
         if !ended.is_empty() {
             tracing::warn!(tasks = ?ended, "A2A tasks interrupted by the last stop were failed");
         }
