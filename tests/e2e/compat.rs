@@ -472,15 +472,14 @@ struct Served {
 impl Served {
     async fn start() -> Served {
         let llm = TestLlm::start().await;
-        let daemon =
-            Daemon::start_with_config(concat!(
-                "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n",
-                // An MCP server for `/api/mcp/servers/{name}`: a program that
-                // exits at once (tests/e2e/mcp.rs talks to real servers).
-                "[mcp_servers.compat]\ncommand = \"true\"\ntimeout_secs = 2\n",
-                "[mcp_server]\nenabled = true\nallowlist = [\"*\"]\n",
-            ))
-            .await;
+        let daemon = Daemon::start_with_config(concat!(
+            "[tool_invoke]\nenabled = true\nallowlist = [\"*\"]\n",
+            // An MCP server for `/api/mcp/servers/{name}`: a program that
+            // exits at once (tests/e2e/mcp.rs talks to real servers).
+            "[mcp_servers.compat]\ncommand = \"true\"\ntimeout_secs = 2\n",
+            "[mcp_server]\nenabled = true\nallowlist = [\"*\"]\n",
+        ))
+        .await;
         let talon: Value = daemon.get("/api/openapi.json").await.json().await.unwrap();
         let served = operations(&talon)
             .into_iter()

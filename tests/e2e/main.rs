@@ -12,6 +12,8 @@ mod attachments;
 mod audit;
 mod automation;
 mod bundled;
+mod channel_kit;
+mod channels;
 mod cli;
 mod cli_daily;
 mod compat;
@@ -43,8 +45,6 @@ mod triggers;
 mod validation;
 mod webhooks;
 mod websocket;
-mod channel_kit;
-mod channels;
 // The real IRC server and raw IRC clients the runtime's channel tests use.
 #[allow(dead_code)]
 #[path = "../../host/runtime/tests/common/irc.rs"]

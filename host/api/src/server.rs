@@ -20,12 +20,12 @@ use crate::middleware::{
     request_id::request_id,
 };
 use crate::openapi::ApiDoc;
+use crate::routes::channels;
 use crate::routes::{
     a2a, agent_settings, agents, approvals, audit, config, cron, dashboard, files, goals, logs,
     memory, messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools,
     triggers, usage, webhooks, workflows, ws,
 };
-use crate::routes::channels;
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them; `max_body_bytes`
@@ -303,8 +303,7 @@ pub fn app(state: AppState) -> Router {
         // MCP's streamable HTTP: one path, three methods, the SDK's sessions.
         .route(
             "/mcp",
-            axum::routing::any(crate::routes::mcp::endpoint)
-                .layer(axum::Extension(mcp_endpoint)),
+            axum::routing::any(crate::routes::mcp::endpoint).layer(axum::Extension(mcp_endpoint)),
         )
         // Model ids may contain slashes, which a `{id}` segment cannot hold.
         .route("/api/models/{*id}", get(models::get))

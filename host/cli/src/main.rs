@@ -2,9 +2,9 @@
 
 mod agent_cmd;
 mod audit_cmd;
+mod channel_cmd;
 mod client;
 mod compile_cmd;
-mod channel_cmd;
 mod cron_cmd;
 mod daemon;
 mod daemon_file;

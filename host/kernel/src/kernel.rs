@@ -126,7 +126,6 @@ impl Kernel {
             providers.clone(),
             approvals.clone(),
             a2a.clone(),
-
             mcp.clone(),
         ));
         agents.set_choices(choices_source(&plugins, &providers));

@@ -31,7 +31,10 @@ fn is_public(method: &Method, path: &str) -> bool {
     ((method == Method::GET || method == Method::HEAD)
         && (matches!(
             path,
-            "/api/health" | "/api/ready" | "/.well-known/agent.json" | "/.well-known/agent-card.json"
+            "/api/health"
+                | "/api/ready"
+                | "/.well-known/agent.json"
+                | "/.well-known/agent-card.json"
         ) || talon_dashboard::is_public(path)))
         || (method == Method::POST && matches!(path, "/api/hooks/wake" | "/api/hooks/agent"))
         || (method == Method::POST && is_channel_webhook(path))

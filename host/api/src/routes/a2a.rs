@@ -249,7 +249,7 @@ pub struct RpcBody {
     #[schema(pattern = "^2\\.0$")]
     pub jsonrpc: String,
     /// A string (at most 256 bytes) or integer, echoed back.
-    #[schema(value_type = String, max_length = 256)]
+    #[schema(schema_with = rpc_id_schema)]
     pub id: Value,
     /// `SendMessage`, `SendStreamingMessage`, `GetTask`, `CancelTask`,
     /// `SubscribeToTask`, or their 0.3 names (`message/send`, ...).
@@ -257,6 +257,21 @@ pub struct RpcBody {
     /// The method's parameters.
     #[schema(value_type = Object)]
     pub params: Value,
+}
+
+/// JSON-RPC's id: a string (at most 256 bytes here) or an integer.
+fn rpc_id_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(256)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Integer))
+            .build(),
+    )
 }
 
 fn rpc_json(status: StatusCode, body: Value) -> Response {

@@ -45,6 +45,7 @@ pub struct ConfigureBody {
     pub agent_name: Option<String>,
     /// The default agent, by id.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub agent_id: Option<Uuid>,
     /// Overrides per chat or sender; replaces the current list.
     #[serde(default)]
@@ -89,7 +90,7 @@ pub struct ChannelChange {
 
 /// An outbound message: a delivery receipt, a queued message or a dead letter.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryView {
+pub struct ChannelDelivery {
     /// Its id.
     pub message_id: Uuid,
     /// The channel it goes through.
@@ -116,7 +117,7 @@ pub struct DeliveryView {
     pub agent_id: Option<Uuid>,
 }
 
-impl From<Outbound> for DeliveryView {
+impl From<Outbound> for ChannelDelivery {
     fn from(m: Outbound) -> Self {
         Self {
             message_id: m.id,
@@ -137,20 +138,20 @@ impl From<Outbound> for DeliveryView {
 
 /// `GET /api/agents/{id}/deliveries`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryList {
+pub struct AgentDeliveryList {
     /// The agent.
     pub agent_id: Uuid,
     /// How many are listed.
     pub count: usize,
     /// Its outbound messages, newest first.
-    pub receipts: Vec<DeliveryView>,
+    pub receipts: Vec<ChannelDelivery>,
 }
 
 /// `GET /api/channels/{name}/dead-letters`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLetterList {
     /// The dead letters, newest first.
-    pub dead_letters: Vec<DeliveryView>,
+    pub dead_letters: Vec<ChannelDelivery>,
     /// How many.
     pub total: usize,
 }
@@ -176,7 +177,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ChannelList>, Ap
 
 /// One channel: its configuration (without secrets) and status.
 #[utoipa::path(get, path = "/api/channels/{name}", tag = "channels",
-    params(("name" = String, Path, description = "Channel name")),
+    params(("name" = String, Path, description = "Channel name", pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 200, description = "The channel", body = ChannelView),
               (status = 404, description = "No channel of that name is configured")))]
 pub async fn get(
@@ -188,7 +189,7 @@ pub async fn get(
 
 /// Configures a channel and (re)starts it; secret keys go to the secrets file.
 #[utoipa::path(post, path = "/api/channels/{name}/configure", tag = "channels",
-    params(("name" = String, Path, description = "Channel name")),
+    params(("name" = String, Path, description = "Channel name", pattern = "^[a-z0-9_-]{1,64}$")),
     request_body = ConfigureBody,
     responses((status = 200, description = "The channel as configured", body = ChannelView),
               (status = 400, description = "Bad name or configuration, or the plugin is not a channel"),
@@ -219,7 +220,7 @@ pub async fn configure(
 
 /// Stops a channel and removes its configuration and secrets.
 #[utoipa::path(delete, path = "/api/channels/{name}/configure", tag = "channels",
-    params(("name" = String, Path, description = "Channel name")),
+    params(("name" = String, Path, description = "Channel name", pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 200, description = "Removed", body = ChannelChange),
               (status = 404, description = "No channel of that name is configured")))]
 pub async fn remove(
@@ -237,7 +238,7 @@ pub async fn remove(
 /// Asks the channel, now, whether its platform is reachable; with a
 /// `chat_id`, also sends a test message there.
 #[utoipa::path(post, path = "/api/channels/{name}/test", tag = "channels",
-    params(("name" = String, Path, description = "Channel name")),
+    params(("name" = String, Path, description = "Channel name", pattern = "^[a-z0-9_-]{1,64}$")),
     request_body = TestBody,
     responses((status = 200, description = "What the test found", body = TestOutcome),
               (status = 404, description = "No channel of that name is configured")))]
@@ -268,7 +269,7 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<ChannelChange>
 
 /// A channel's dead letters: messages that used up their attempts.
 #[utoipa::path(get, path = "/api/channels/{name}/dead-letters", tag = "channels",
-    params(("name" = String, Path, description = "Channel name")),
+    params(("name" = String, Path, description = "Channel name", pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 200, description = "The dead letters, newest first", body = DeadLetterList),
               (status = 404, description = "No channel of that name is configured")))]
 pub async fn dead_letters(
@@ -277,11 +278,11 @@ pub async fn dead_letters(
 ) -> Result<Json<DeadLetterList>, ApiError> {
     let channels = state.kernel.channels();
     channels.config(&name)?;
-    let dead: Vec<DeliveryView> = channels
+    let dead: Vec<ChannelDelivery> = channels
         .dead_letters(Some(name))
         .await?
         .into_iter()
-        .map(DeliveryView::from)
+        .map(ChannelDelivery::from)
         .collect();
     Ok(Json(DeadLetterList {
         total: dead.len(),
@@ -291,14 +292,14 @@ pub async fn dead_letters(
 
 /// Puts a dead letter back in the outbox with fresh attempts.
 #[utoipa::path(post, path = "/api/channels/{name}/dead-letters/{id}/retry", tag = "channels",
-    params(("name" = String, Path, description = "Channel name"),
+    params(("name" = String, Path, description = "Channel name", pattern = "^[a-z0-9_-]{1,64}$"),
            ("id" = Uuid, Path, description = "Message id")),
-    responses((status = 200, description = "Queued again", body = DeliveryView),
+    responses((status = 200, description = "Queued again", body = ChannelDelivery),
               (status = 404, description = "No such channel or dead letter")))]
 pub async fn retry_dead_letter(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, Uuid)>,
-) -> Result<Json<DeliveryView>, ApiError> {
+) -> Result<Json<ChannelDelivery>, ApiError> {
     let channels = state.kernel.channels();
     channels.config(&name)?;
     let message = channels.retry_dead_letter(&name, id).await?;
@@ -308,24 +309,24 @@ pub async fn retry_dead_letter(
 /// An agent's outbound messages through channels, newest first.
 #[utoipa::path(get, path = "/api/agents/{id}/deliveries", tag = "agents",
     params(("id" = Uuid, Path, description = "Agent id"), DeliveriesQuery),
-    responses((status = 200, description = "`{agent_id, count, receipts}`", body = DeliveryList),
+    responses((status = 200, description = "`{agent_id, count, receipts}`", body = AgentDeliveryList),
               (status = 404, description = "No such agent")))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Query(query): Query<DeliveriesQuery>,
-) -> Result<Json<DeliveryList>, ApiError> {
+) -> Result<Json<AgentDeliveryList>, ApiError> {
     state.kernel.agents().get(id).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let receipts: Vec<DeliveryView> = state
+    let receipts: Vec<ChannelDelivery> = state
         .kernel
         .channels()
         .deliveries(id, limit)
         .await?
         .into_iter()
-        .map(DeliveryView::from)
+        .map(ChannelDelivery::from)
         .collect();
-    Ok(Json(DeliveryList {
+    Ok(Json(AgentDeliveryList {
         agent_id: id,
         count: receipts.len(),
         receipts,
@@ -341,7 +342,7 @@ const MAX_WEBHOOK_HEADERS: usize = 64;
 /// received ones. Needs no API key: the component's check is the
 /// authentication.
 #[utoipa::path(post, path = "/api/channels/{name}/webhook", tag = "channels",
-    params(("name" = String, Path, description = "Channel name")),
+    params(("name" = String, Path, description = "Channel name", pattern = "^[a-z0-9_-]{1,64}$")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, description = "The component's answer, as it made it"),
               (status = 400, description = "The component refused the request, or the channel takes no webhooks"),

@@ -66,6 +66,20 @@ pub async fn endpoint(
     Extension(endpoint): Extension<Endpoint>,
     request: Request,
 ) -> Response {
+    let method = request.method();
+    if method != axum::http::Method::GET
+        && method != axum::http::Method::POST
+        && method != axum::http::Method::DELETE
+    {
+        let mut refused =
+            ApiError::MethodNotAllowed(format!("/mcp takes GET, POST or DELETE, not {method}"))
+                .into_response();
+        refused.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("GET, POST, DELETE"),
+        );
+        return refused;
+    }
     if !state.kernel.config().mcp_server.enabled {
         return ApiError::Forbidden(
             "the MCP server is closed: set mcp_server.enabled = true and list what it exposes in mcp_server.allowlist"
@@ -218,10 +232,10 @@ fn object_schema(properties: Map<String, Value>, required: &[&str]) -> Map<Strin
 
 /// The MCP servers agents use (`[mcp_servers.<name>]`) and their state.
 #[utoipa::path(get, path = "/api/mcp/servers", tag = "mcp",
-    responses((status = 200, description = "Every configured server with its state", body = ServerList)))]
-pub async fn list_servers(State(state): State<AppState>) -> crate::extract::Json<ServerList> {
+    responses((status = 200, description = "Every configured server with its state", body = McpServerList)))]
+pub async fn list_servers(State(state): State<AppState>) -> crate::extract::Json<McpServerList> {
     let servers = server_views(&state).await;
-    crate::extract::Json(ServerList {
+    crate::extract::Json(McpServerList {
         total: servers.len(),
         servers,
     })
@@ -230,12 +244,12 @@ pub async fn list_servers(State(state): State<AppState>) -> crate::extract::Json
 /// One configured MCP server and its state.
 #[utoipa::path(get, path = "/api/mcp/servers/{name}", tag = "mcp",
     params(("name" = String, Path, description = "Server name")),
-    responses((status = 200, description = "The server's configuration and state", body = ServerView),
+    responses((status = 200, description = "The server's configuration and state", body = McpServerView),
               (status = 404, description = "No such server")))]
 pub async fn get_server(
     State(state): State<AppState>,
     crate::extract::Path(name): crate::extract::Path<String>,
-) -> Result<crate::extract::Json<ServerView>, ApiError> {
+) -> Result<crate::extract::Json<McpServerView>, ApiError> {
     (server_views(&state).await.into_iter())
         .find(|s| s.state.name == name)
         .map(crate::extract::Json)
@@ -245,13 +259,13 @@ pub async fn get_server(
 /// Stops the server (if running) and starts it again now.
 #[utoipa::path(post, path = "/api/mcp/servers/{name}/reconnect", tag = "mcp",
     params(("name" = String, Path, description = "Server name")),
-    responses((status = 200, description = "The server's state after the new handshake", body = ServerState),
+    responses((status = 200, description = "The server's state after the new handshake", body = McpServerState),
               (status = 404, description = "No such server"),
               (status = 502, description = "The server could not be started or did not complete the handshake")))]
 pub async fn reconnect(
     State(state): State<AppState>,
     crate::extract::Path(name): crate::extract::Path<String>,
-) -> Result<crate::extract::Json<ServerState>, ApiError> {
+) -> Result<crate::extract::Json<McpServerState>, ApiError> {
     if !state.kernel.config().mcp_servers.contains_key(&name) {
         return Err(ApiError::NotFound(format!("no MCP server named {name}")));
     }
@@ -266,13 +280,13 @@ pub async fn reconnect(
 
 /// Every configured server's health.
 #[utoipa::path(get, path = "/api/mcp/health", tag = "mcp",
-    responses((status = 200, description = "Every configured server's state", body = Health)))]
-pub async fn health(State(state): State<AppState>) -> crate::extract::Json<Health> {
-    let servers: Vec<ServerState> = (state.kernel.mcp().status().await.into_iter())
-        .map(ServerState::from)
+    responses((status = 200, description = "Every configured server's state", body = McpHealth)))]
+pub async fn health(State(state): State<AppState>) -> crate::extract::Json<McpHealth> {
+    let servers: Vec<McpServerState> = (state.kernel.mcp().status().await.into_iter())
+        .map(McpServerState::from)
         .collect();
     let connected = servers.iter().filter(|s| s.status == "connected").count();
-    crate::extract::Json(Health {
+    crate::extract::Json(McpHealth {
         total: servers.len(),
         connected,
         servers,
@@ -280,12 +294,12 @@ pub async fn health(State(state): State<AppState>) -> crate::extract::Json<Healt
 }
 
 /// Status plus configuration (never `env` values: they may be secrets).
-async fn server_views(state: &AppState) -> Vec<ServerView> {
+async fn server_views(state: &AppState) -> Vec<McpServerView> {
     let config = state.kernel.config();
     let mut views = Vec::new();
     for status in state.kernel.mcp().status().await {
         let entry = config.mcp_servers.get(&status.name);
-        views.push(ServerView {
+        views.push(McpServerView {
             transport: "stdio",
             command: entry.map(|e| e.command.clone()).unwrap_or_default(),
             args: entry.map(|e| e.args.clone()).unwrap_or_default(),
@@ -336,7 +350,7 @@ pub struct JsonRpcError {
 
 /// A configured MCP server's state.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServerState {
+pub struct McpServerState {
     /// Its name (`[mcp_servers.<name>]`).
     pub name: String,
     /// `connected`, `disconnected` (not started yet) or `failed`.
@@ -349,7 +363,7 @@ pub struct ServerState {
     pub failures: u32,
 }
 
-impl From<talon_kernel::mcp::ServerStatus> for ServerState {
+impl From<talon_kernel::mcp::ServerStatus> for McpServerState {
     fn from(s: talon_kernel::mcp::ServerStatus) -> Self {
         Self {
             name: s.name,
@@ -363,10 +377,10 @@ impl From<talon_kernel::mcp::ServerStatus> for ServerState {
 
 /// A configured MCP server: its state and how it is started.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServerView {
+pub struct McpServerView {
     /// Its state.
     #[serde(flatten)]
-    pub state: ServerState,
+    pub state: McpServerState,
     /// How Talon reaches it: `stdio` (a child process).
     pub transport: &'static str,
     /// The program.
@@ -381,20 +395,20 @@ pub struct ServerView {
 
 /// `GET /api/mcp/servers`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServerList {
+pub struct McpServerList {
     /// How many servers are configured.
     pub total: usize,
     /// Each of them.
-    pub servers: Vec<ServerView>,
+    pub servers: Vec<McpServerView>,
 }
 
 /// `GET /api/mcp/health`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
+pub struct McpHealth {
     /// How many servers are configured.
     pub total: usize,
     /// How many are connected.
     pub connected: usize,
     /// Each one's state.
-    pub servers: Vec<ServerState>,
+    pub servers: Vec<McpServerState>,
 }

@@ -1,5 +1,6 @@
 //! Route handlers, one module per group of the reference API.
 
+pub mod a2a;
 pub mod agent_settings;
 pub mod agents;
 pub mod approvals;
@@ -11,6 +12,7 @@ pub mod dashboard;
 pub mod files;
 pub mod goals;
 pub mod logs;
+pub mod mcp;
 pub mod memory;
 pub mod messages;
 pub mod models;
@@ -27,6 +29,4 @@ pub mod triggers;
 pub mod usage;
 pub mod webhooks;
 pub mod workflows;
-pub mod mcp;
 pub mod ws;
-pub mod a2a;

@@ -103,7 +103,7 @@ pub struct RetryTask {
 /// Queues a failed or cancelled task again.
 #[utoipa::path(post, path = "/api/tasks/{id}/retry", tag = "scheduler",
     params(("id" = Uuid, Path, description = "Task id")),
-    request_body(content = RetryTask, description = "Optional", content_type = "application/json"),
+    request_body(content = Option<RetryTask>, description = "Optional", content_type = "application/json"),
     responses((status = 200, description = "The task, pending again", body = Object),
               (status = 404, description = "No such task or assignee"), (status = 409, description = "Not failed or cancelled")))]
 pub async fn retry(

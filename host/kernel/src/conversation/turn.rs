@@ -408,9 +408,13 @@ impl Conversations {
         let system = self.full_system_prompt(agent);
         let mut tools = self.agent_tools(agent);
         tools.extend(
-            (self.mcp.tools_for(&agent.manifest.mcp_servers).await.into_iter())
-                .filter(|t| agent.tool_access.allows(&t.name))
-                .map(|t| ToolSpec::new(t.name, t.description, t.input_schema)),
+            (self
+                .mcp
+                .tools_for(&agent.manifest.mcp_servers)
+                .await
+                .into_iter())
+            .filter(|t| agent.tool_access.allows(&t.name))
+            .map(|t| ToolSpec::new(t.name, t.description, t.input_schema)),
         );
         let mut seen_calls: HashMap<(String, String), usize> = HashMap::new();
         let mut notices: Vec<String> = Vec::new();

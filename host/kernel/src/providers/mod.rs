@@ -20,8 +20,8 @@ mod secrets;
 
 pub use secrets::TotpSecret;
 
-use std::path::Path;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
