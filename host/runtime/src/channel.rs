@@ -29,7 +29,7 @@ use crate::guard::StoreSpec;
 use crate::host::{CallState, Grants};
 use crate::live::{Backoff, CallFuture, Live, LivePre, now_ms};
 use crate::manifest::{CHANNEL_WIT_VERSION, Kind, Manifest, Permissions};
-use crate::permissions::{NetworkPolicy, SocketPolicy};
+use crate::permissions::SocketPolicy;
 use crate::plugin::{CallContext, EffectiveLimits};
 use crate::runtime::Runtime;
 use crate::slots::PerPlugin;
@@ -95,12 +95,7 @@ impl Runtime {
             )));
         }
         manifest.validate()?;
-        if let Some(extra) = granted.first_not_in(&manifest.permissions) {
-            return Err(LoadError::Manifest(format!(
-                "cannot grant {extra}: the plugin did not request it"
-            )));
-        }
-        granted.validate().map_err(LoadError::Manifest)?;
+        let (grants, env) = crate::plugin::admit(&manifest, &granted, settings)?;
         if granted.sockets.iter().any(|s| s == "*") {
             return Err(LoadError::Manifest(
                 "sockets: grant the server's `host:port`; `*` is what a channel requests \
@@ -120,19 +115,9 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(world_err)?;
         let pre = ChannelPre::new(pre).map_err(world_err)?;
-        let env = granted
-            .env
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
-            .collect();
         let mut inner = ChannelInner {
             shared: self.inner.slots.plugin(&manifest.name),
-            grants: Arc::new(Grants {
-                plugin: manifest.name.as_str().into(),
-                memory_keys: granted.memory.clone(),
-                settings,
-                network: Arc::new(NetworkPolicy::new(&granted.network)),
-            }),
+            grants,
             sockets: Arc::new(SocketPolicy::new(&granted.sockets)),
             manifest,
             env,

@@ -36,7 +36,6 @@ use crate::guard::StoreSpec;
 use crate::host::{CallState, Grants, truncate};
 use crate::live::{Backoff, CallFuture, Live, LivePre, now_ms};
 use crate::manifest::{HAND_WIT_VERSION, Kind, Manifest, Permissions, valid_name};
-use crate::permissions::NetworkPolicy;
 use crate::plugin::{CallContext, Cost, EffectiveLimits};
 use crate::runtime::Runtime;
 use crate::schema::{ConfigSchema, SchemaError};
@@ -214,12 +213,7 @@ impl Runtime {
             )));
         }
         manifest.validate()?;
-        if let Some(extra) = granted.first_not_in(&manifest.permissions) {
-            return Err(LoadError::Manifest(format!(
-                "cannot grant {extra}: the plugin did not request it"
-            )));
-        }
-        granted.validate().map_err(LoadError::Manifest)?;
+        let (grants, env) = crate::plugin::admit(&manifest, &granted, settings)?;
         if granted.filesystem.is_some() {
             return Err(LoadError::Manifest(
                 "filesystem: a hand has no workspace; it keeps state in memory keys".into(),
@@ -237,19 +231,9 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(world_err)?;
         let pre = HandPre::new(pre).map_err(world_err)?;
-        let env = granted
-            .env
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
-            .collect();
         let mut inner = HandInner {
             shared: self.inner.slots.plugin(&manifest.name),
-            grants: Arc::new(Grants {
-                plugin: manifest.name.as_str().into(),
-                memory_keys: granted.memory.clone(),
-                settings,
-                network: Arc::new(NetworkPolicy::new(&granted.network)),
-            }),
+            grants,
             manifest,
             env,
             pre,

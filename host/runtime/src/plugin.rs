@@ -183,25 +183,9 @@ impl Runtime {
                     .into(),
             ));
         }
-        if let Some(extra) = granted.first_not_in(&manifest.permissions) {
-            return Err(LoadError::Manifest(format!(
-                "cannot grant {extra}: the plugin did not request it"
-            )));
-        }
-        granted.validate().map_err(LoadError::Manifest)?;
+        let (grants, env) = admit(&manifest, &granted, settings)?;
         let (component, cached) = self.compile(component).await?;
         let (instance_pre, indices, instructions_export) = self.link(&component, manifest.kind)?;
-        let env = granted
-            .env
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
-            .collect();
-        let grants = Arc::new(Grants {
-            plugin: manifest.name.as_str().into(),
-            memory_keys: granted.memory.clone(),
-            settings,
-            network: Arc::new(NetworkPolicy::new(&granted.network)),
-        });
         let mut plugin = PluginInner {
             shared: self.inner.slots.plugin(&manifest.name),
             manifest,
@@ -556,4 +540,33 @@ fn from_tool_error(error: ToolError, denied: &Mutex<Option<String>>) -> InvokeEr
         },
         ToolError::Failed(m) => InvokeError::Failed(m),
     }
+}
+
+/// What every kind of plugin (tool, skill, channel, hand) checks and builds
+/// from its grants before it links: `granted` must be a valid subset of
+/// what the manifest requests; the plugin's grants for its calls, and the
+/// granted environment variables the daemon has.
+pub(crate) fn admit(
+    manifest: &Manifest,
+    granted: &Permissions,
+    settings: BTreeMap<String, String>,
+) -> Result<(Arc<Grants>, Vec<(String, String)>), LoadError> {
+    if let Some(extra) = granted.first_not_in(&manifest.permissions) {
+        return Err(LoadError::Manifest(format!(
+            "cannot grant {extra}: the plugin did not request it"
+        )));
+    }
+    granted.validate().map_err(LoadError::Manifest)?;
+    let env = granted
+        .env
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+        .collect();
+    let grants = Arc::new(Grants {
+        plugin: manifest.name.as_str().into(),
+        memory_keys: granted.memory.clone(),
+        settings,
+        network: Arc::new(NetworkPolicy::new(&granted.network)),
+    });
+    Ok((grants, env))
 }
