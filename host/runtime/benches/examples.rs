@@ -10,12 +10,13 @@
 //! for each example, in process:
 //! - p50 and p99 of a call (fresh instance per call: store, instantiate,
 //!   call), after a warm-up;
-//! - the process's RSS before loading, after loading, after one call, after
-//!   the sequential calls and after `CONCURRENT` callers made `CALLS` calls
-//!   each, so the growth per plugin under sustained calls shows.
+//! - the process's RSS before describing and loading, after loading, after
+//!   one call, after the sequential calls and after `CONCURRENT` callers
+//!   made `CALLS` calls each, so the growth per plugin under sustained
+//!   calls shows.
 //!
 //! `TALON_BENCH_EXAMPLES=python,js` limits the run to some examples;
-//! `TALON_BENCH_KEEP_RESIDENT_MIB` and `TALON_BENCH_WARM_SLOTS` replace the
+//! `TALON_BENCH_KEEP_RESIDENT_KIB` and `TALON_BENCH_WARM_SLOTS` replace the
 //! second run's figures (to try other settings), and
 //! `TALON_BENCH_ONLY_KEPT=1` skips the first.
 
@@ -96,8 +97,8 @@ fn main() {
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
     };
-    if let Some(mib) = env_number("TALON_BENCH_KEEP_RESIDENT_MIB") {
-        tried.memory_keep_resident = mib << 20;
+    if let Some(kib) = env_number("TALON_BENCH_KEEP_RESIDENT_KIB") {
+        tried.memory_keep_resident = kib << 10;
     }
     if let Some(slots) = env_number("TALON_BENCH_WARM_SLOTS") {
         tried.warm_slots = slots as u32;
@@ -134,6 +135,7 @@ async fn run(only: &str, retention: PoolRetention) {
         if !only.is_empty() && !only.split(',').any(|o| o == example) {
             continue;
         }
+        let before = rss_mib();
         let path = root.join(format!("target/plugins/{wasm}.wasm"));
         let component = Arc::new(std::fs::read(&path).unwrap_or_else(|e| {
             panic!(
@@ -154,7 +156,6 @@ async fn run(only: &str, retention: PoolRetention) {
             .expect("describe");
         let compiled = started.elapsed();
         let size = component.len();
-        let before = rss_mib();
         // Moved in: the runtime drops the bytes once compiled or mapped.
         let plugin = runtime
             .load(manifest, component, Permissions::default(), BTreeMap::new())
