@@ -325,6 +325,7 @@ fn local_runtime(home: &Home, config: &Config) -> anyhow::Result<Runtime> {
         cache_dir: Some(home.component_cache_dir()),
         ceilings: talon_kernel::plugins::ceilings(config),
         max_instances: config.plugins.max_instances.max(1),
+        retention: talon_kernel::plugins::retention(config),
     })?)
 }
 

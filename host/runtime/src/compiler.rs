@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::LoadError;
-use crate::runtime::engine_config;
+use crate::runtime::{PoolRetention, engine_config};
 
 /// The hidden subcommand the child is run with.
 pub const SUBCOMMAND: &str = "__compile";
@@ -176,10 +176,13 @@ pub fn compile_child(
     std::io::stdin()
         .read_to_end(&mut component)
         .map_err(|e| LoadError::io("<stdin>", e))?;
-    let engine = wasmtime::Engine::new(&engine_config(EngineShape {
-        max_instances,
-        memory_bytes,
-    }))
+    let engine = wasmtime::Engine::new(&engine_config(
+        EngineShape {
+            max_instances,
+            memory_bytes,
+        },
+        PoolRetention::default(),
+    ))
     .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
     let compiled = engine
         .precompile_component(&component)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Tool;
 use crate::cache::Cache;
@@ -31,6 +31,8 @@ pub struct RuntimeConfig {
     /// [`Ceilings::slot_wait`] for a slot, then are refused as busy. Each
     /// plugin also has its own share, [`Ceilings::per_plugin_instances`].
     pub max_instances: u32,
+    /// What the pool keeps resident between calls.
+    pub retention: PoolRetention,
 }
 
 impl Default for RuntimeConfig {
@@ -39,6 +41,56 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             ceilings: Ceilings::default(),
             max_instances: 128,
+            retention: PoolRetention::default(),
+        }
+    }
+}
+
+/// What the pooling allocator keeps of an instance's slot once its call has
+/// ended: the trade between the next call's page faults and resident memory.
+///
+/// Every call runs in a fresh instance whose linear memory starts as a
+/// copy-on-write mapping of the component's initial image. A call writes to
+/// some of it (a Python or JavaScript interpreter's heap above all), and
+/// each first write to a page costs a fault and a page copy. A
+/// slot that keeps those pages resident resets only the pages written (found
+/// with Linux's `PAGEMAP_SCAN`, 6.7 and later; older kernels reset the whole
+/// kept range) by copying the image back, so the next call of the same
+/// plugin in that slot takes no faults for them. Pages beyond
+/// `memory_keep_resident` are returned to the system. Once `warm_slots` idle
+/// slots hold pages, a call takes one of them (reset for its plugin if it
+/// served another) rather than a fresh slot.
+///
+/// The slots holding pages are therefore no more than the peak number of
+/// calls at once or `warm_slots`, whichever is more, each holding at most
+/// `memory_keep_resident` written bytes per memory and
+/// `table_keep_resident` per table, plus the pages of the component's
+/// initial image it read before its last written page (mapped from the
+/// cache file: shared with the page cache, but counted in RSS once per
+/// slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRetention {
+    /// Bytes of each linear memory kept resident (reset in place) when its
+    /// instance ends; the rest is decommitted. 0 decommits everything, so
+    /// every call faults its pages in again.
+    pub memory_keep_resident: usize,
+    /// The same for each table.
+    pub table_keep_resident: usize,
+    /// Idle slots holding pages past which a call reuses one of them rather
+    /// than a fresh slot (a slot that served the same plugin first).
+    pub warm_slots: u32,
+}
+
+impl Default for PoolRetention {
+    /// Nothing kept: every slot's pages are returned when its call ends.
+    /// Keeping 1 MiB per memory made a JavaScript call about 20 % faster in
+    /// process but, with 8 calls at once, added 20–30 MiB of RSS per Python
+    /// or JavaScript plugin (docs/BENCHMARKS.md), past the 25 MiB bound.
+    fn default() -> Self {
+        Self {
+            memory_keep_resident: 0,
+            table_keep_resident: 0,
+            warm_slots: 100,
         }
     }
 }
@@ -74,9 +126,10 @@ pub(crate) struct Inner {
 }
 
 /// The engine configuration: fuel, epochs, the stack limit and the pooling
-/// allocator sized for `shape`. A compiler process builds its engine from
-/// the same function, so its output fits this one.
-pub(crate) fn engine_config(shape: EngineShape) -> Config {
+/// allocator sized for `shape`, keeping what `retention` says between
+/// calls. A compiler process builds its engine from the same function (the
+/// retention does not shape compiled code), so its output fits this one.
+pub(crate) fn engine_config(shape: EngineShape, retention: PoolRetention) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     let instances = shape.max_instances;
     // A component is a handful of core instances and memories (Python
@@ -89,7 +142,12 @@ pub(crate) fn engine_config(shape: EngineShape) -> Config {
         .max_memories_per_component(16)
         .max_tables_per_component(32)
         .max_core_instances_per_component(64)
-        .max_memory_size(shape.memory_bytes);
+        .max_memory_size(shape.memory_bytes)
+        .linear_memory_keep_resident(retention.memory_keep_resident)
+        .table_keep_resident(retention.table_keep_resident)
+        .max_unused_warm_slots(retention.warm_slots)
+        // Resets only the pages a call wrote, where the kernel can say which.
+        .pagemap_scan(Enabled::Auto);
     let mut wasm = Config::new();
     wasm.consume_fuel(true)
         .epoch_interruption(true)
@@ -108,7 +166,7 @@ impl Runtime {
             max_instances: instances,
             memory_bytes: config.ceilings.memory_bytes,
         };
-        let wasm = engine_config(shape);
+        let wasm = engine_config(shape, config.retention);
         let engine = Engine::new(&wasm).map_err(engine_err)?;
 
         let mut linker: Linker<CallState> = Linker::new(&engine);

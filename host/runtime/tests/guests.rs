@@ -520,3 +520,42 @@ async fn network_grants_are_enforced_after_dns() {
         .unwrap_err();
     assert!(refused(&err, "no network access"), "{err}");
 }
+
+/// Slots that keep pages between calls (`PoolRetention`) reset them to the
+/// component's image: with two slots in all, shared by two plugins, every
+/// call still answers exactly, whether its slot last served the same plugin
+/// or the other, and whether the previous call wrote more than was kept.
+#[tokio::test]
+async fn slots_keeping_pages_start_every_call_afresh() {
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(common::root().join("target/component-cache-tests")),
+        max_instances: 2,
+        retention: talon_runtime::PoolRetention {
+            memory_keep_resident: 1 << 20,
+            table_keep_resident: 1 << 20,
+            warm_slots: 1,
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let words = load(&rt, "examples/plugins/rust", "word_count_rust").await;
+    let hostile = load(&rt, "tests/plugins/hostile", "hostile").await;
+    let ctx = CallContext::default();
+    for round in 0..20u64 {
+        let text = "w ".repeat(round as usize + 1);
+        let args = serde_json::json!({ "text": text }).to_string();
+        let calls = async {
+            let counted = call(&rt, &words, "word_count_rust", &args, &ctx).await;
+            let allocated = call(&rt, &hostile, "alloc", r#"{"mb":3}"#, &ctx).await;
+            (counted, allocated)
+        };
+        let echo = format!(r#"{{"round":{round}}}"#);
+        let ((counted, allocated), echoed) =
+            tokio::join!(calls, call(&rt, &hostile, "echo", &echo, &ctx));
+        let counted: serde_json::Value = serde_json::from_str(&counted.unwrap()).unwrap();
+        assert_eq!(counted["words"], round + 1, "round {round}");
+        assert_eq!(allocated.unwrap(), "3", "round {round}");
+        let echoed: serde_json::Value = serde_json::from_str(&echoed.unwrap()).unwrap();
+        assert_eq!(echoed["round"], round, "round {round}");
+    }
+}

@@ -116,6 +116,18 @@ max_workspace_mib_per_agent = 256
 # (compiling it if the cache lacks it, and its load-time calls); past it the
 # plugin is marked failed and the daemon goes on.
 load_timeout_secs = 120
+# What the instance pool keeps between calls (read at start). Each call runs
+# in a fresh instance; a slot that keeps the pages a call wrote (up to
+# pool_memory_keep_resident_kib per memory, pool_table_keep_resident_kib per
+# table) resets them in place, so the next call of that plugin takes no page
+# faults for them; the rest is returned to the system. Once pool_warm_slots
+# idle slots hold pages, calls reuse them rather than fresh slots. 0 and 0
+# (the default) return everything after each call: least memory; 1024 and
+# 1024 made JavaScript calls about 20 % faster but added 20-30 MiB of RSS per
+# Python or JavaScript plugin with 8 calls at once.
+pool_memory_keep_resident_kib = 0
+pool_table_keep_resident_kib = 0
+pool_warm_slots = 100
 
 [scheduler]
 # What happens to cron runs missed while the daemon was down (or far behind):
@@ -587,6 +599,14 @@ pub struct PluginsConfig {
     pub max_workspace_mib_per_agent: u64,
     /// Longest time one plugin may take to load at start, in seconds.
     pub load_timeout_secs: u64,
+    /// KiB of each linear memory an idle pool slot keeps resident (read at
+    /// start).
+    pub pool_memory_keep_resident_kib: usize,
+    /// KiB of each table an idle pool slot keeps resident (read at start).
+    pub pool_table_keep_resident_kib: usize,
+    /// Idle pool slots holding pages past which calls reuse them rather than
+    /// fresh slots (read at start).
+    pub pool_warm_slots: u32,
 }
 
 impl Default for PluginsConfig {
@@ -612,6 +632,9 @@ impl Default for PluginsConfig {
             max_memory_kib_per_agent: 16 * 1024,
             max_workspace_mib_per_agent: 256,
             load_timeout_secs: 120,
+            pool_memory_keep_resident_kib: 0,
+            pool_table_keep_resident_kib: 0,
+            pool_warm_slots: 100,
         }
     }
 }
@@ -716,6 +739,9 @@ const RESTART_KEYS: &[&str] = &[
     "limits.max_body_bytes",
     // The runtime's instance pool is sized once, at start.
     "plugins.max_instances",
+    "plugins.pool_memory_keep_resident_kib",
+    "plugins.pool_table_keep_resident_kib",
+    "plugins.pool_warm_slots",
     "cors.allowed_origins",
     // The scheduler engine is built once at start with these.
     "scheduler.grace_secs",

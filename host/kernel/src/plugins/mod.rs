@@ -104,6 +104,7 @@ impl Plugins {
             cache_dir: Some(shared.home().component_cache_dir()),
             ceilings: ceilings(&shared.config()),
             max_instances: shared.config().plugins.max_instances.max(1),
+            retention: retention(&shared.config()),
         })
         .map_err(load_error)?;
         runtime.set_memory_backend(Arc::new(StoreMemory(shared.clone())));
@@ -764,6 +765,16 @@ fn release_freed_memory_soon() {
 }
 
 /// The runtime ceilings a config asks for.
+/// What the runtime's instance pool keeps between calls, from `[plugins]`.
+pub fn retention(config: &crate::config::Config) -> talon_runtime::PoolRetention {
+    let p = &config.plugins;
+    talon_runtime::PoolRetention {
+        memory_keep_resident: p.pool_memory_keep_resident_kib.saturating_mul(1 << 10),
+        table_keep_resident: p.pool_table_keep_resident_kib.saturating_mul(1 << 10),
+        warm_slots: p.pool_warm_slots,
+    }
+}
+
 pub fn ceilings(config: &crate::config::Config) -> talon_runtime::Ceilings {
     let p = &config.plugins;
     talon_runtime::Ceilings {

@@ -45,6 +45,7 @@ pub fn runtime_with(ceilings: Ceilings, max_instances: u32) -> Runtime {
         cache_dir,
         ceilings,
         max_instances,
+        ..Default::default()
     })
     .unwrap()
 }
