@@ -30,6 +30,7 @@ use wit::talon::plugin::channel_types::{
     WebhookResponse,
 };
 use wit::talon::plugin::log::{Level, log};
+use wit::talon::plugin::memory;
 
 use stanza::{Jid, NS_CHATSTATES, NS_MUC_USER, NS_REACTIONS, NS_REPLY, NS_SID};
 use xml::{Element, Item, StreamParser, escape};
@@ -116,6 +117,41 @@ static SESSION: Mutex<Option<Session>> = Mutex::new(None);
 /// written while the channel was away is not lost (the host deduplicates
 /// what it saw already).
 static LAST_HEARD_WALL: Mutex<Option<u64>> = Mutex::new(None);
+/// The memory key keeping [`LAST_HEARD_WALL`] for a restarted instance or
+/// daemon, when memory is granted (`xmpp.*`).
+const LAST_HEARD_KEY: &str = "xmpp.last_heard";
+/// How often the time last heard is written to memory, in seconds: a
+/// rejoin asks for up to this much more history than it missed, which the
+/// host deduplicates.
+const REMEMBER_EVERY_S: u64 = 30;
+/// When the time last heard was last written to memory (wall clock, s).
+static REMEMBERED_WALL: Mutex<u64> = Mutex::new(0);
+
+/// Notes that the server was heard now: in this instance, and in memory
+/// at most every [`REMEMBER_EVERY_S`]. Without memory granted only this
+/// instance knows it, and a new instance rejoins without history.
+fn heard_now() {
+    let now = wall_seconds();
+    *LAST_HEARD_WALL.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+    let mut remembered = REMEMBERED_WALL.lock().unwrap_or_else(|p| p.into_inner());
+    if now.saturating_sub(*remembered) >= REMEMBER_EVERY_S {
+        // Tried once per interval whether or not memory is granted.
+        *remembered = now;
+        let _ = memory::set(LAST_HEARD_KEY, &now.to_string());
+    }
+}
+
+/// When the server was last heard, by this instance or (from memory) an
+/// earlier one.
+fn last_heard() -> Option<u64> {
+    let known = *LAST_HEARD_WALL.lock().unwrap_or_else(|p| p.into_inner());
+    known.or_else(|| {
+        memory::get(LAST_HEARD_KEY)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+    })
+}
 
 fn now_ms() -> u64 {
     wasip2::clocks::monotonic_clock::now() / 1_000_000
@@ -679,8 +715,7 @@ impl Guest for Xmpp {
         // reconnecting.
         session.write("<presence/>")?;
         let history = {
-            let last = LAST_HEARD_WALL.lock().unwrap_or_else(|p| p.into_inner());
-            match *last {
+            match last_heard() {
                 Some(then) => format!(
                     "<history seconds='{}'/>",
                     (wall_seconds().saturating_sub(then) + 10).min(MAX_HISTORY_SECONDS)
@@ -702,7 +737,7 @@ impl Guest for Xmpp {
                 rooms.join(", ")
             ),
         );
-        *LAST_HEARD_WALL.lock().unwrap_or_else(|p| p.into_inner()) = Some(wall_seconds());
+        heard_now();
         *guard = Some(session);
         Ok(())
     }
@@ -722,7 +757,7 @@ impl Guest for Xmpp {
             return Err(session.fail(why));
         }
         if silent < PING_AFTER_MS {
-            *LAST_HEARD_WALL.lock().unwrap_or_else(|p| p.into_inner()) = Some(wall_seconds());
+            heard_now();
         } else if !session.pinged {
             session.pinged = true;
             let domain = Jid::parse(&session.bare)
