@@ -212,7 +212,21 @@ impl Imap {
 
     /// The UIDs of unseen messages.
     pub fn unseen(&mut self, deadline_ms: u64) -> Result<Vec<u32>, ImapError> {
-        let response = self.command("UID SEARCH UNSEEN", deadline_ms)?;
+        self.search("UNSEEN", deadline_ms)
+    }
+
+    /// The UIDs of the messages whose Message-ID header holds `id` (which
+    /// must be quoted already, see [`quote`]).
+    pub fn with_message_id(
+        &mut self,
+        quoted_id: &str,
+        deadline_ms: u64,
+    ) -> Result<Vec<u32>, ImapError> {
+        self.search(&format!("HEADER Message-ID {quoted_id}"), deadline_ms)
+    }
+
+    fn search(&mut self, criteria: &str, deadline_ms: u64) -> Result<Vec<u32>, ImapError> {
+        let response = self.command(&format!("UID SEARCH {criteria}"), deadline_ms)?;
         Ok(response
             .untagged
             .iter()

@@ -143,7 +143,51 @@ fn angle(id: &str) -> String {
     format!("<{}>", id.trim_matches(['<', '>']))
 }
 
+impl Known {
+    /// What a reply to `parsed` (whose id is `message_id`) needs of it.
+    fn of(parsed: &mail_parser::Message<'_>, message_id: &str) -> Self {
+        let mut references: Vec<String> = parsed
+            .references()
+            .as_text_list()
+            .map(|l| l.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        references.push(message_id.to_string());
+        Self {
+            message_id: message_id.to_string(),
+            subject: parsed.subject().unwrap_or_default().to_string(),
+            references,
+        }
+    }
+}
+
 impl Session {
+    /// The message `id` as found in the mailbox, when this connection has
+    /// not fetched it: after a restart the host answers messages fetched
+    /// by an earlier instance, and their replies keep the subject and the
+    /// references all the same. A connection lost on the way is noticed
+    /// (the next receive reconnects); the reply then goes out without them.
+    fn look_up(&mut self, id: &str) -> Option<()> {
+        let quoted = imap::quote(&angle(id))?;
+        let found = self
+            .imap
+            .with_message_id(&quoted, now_ms() + TIMEOUT_MS)
+            .map_err(|e| self.fail(e))
+            .ok()?;
+        let uid = *found.last()?;
+        let fetched = self
+            .imap
+            .fetch(uid, MAX_TEXT, now_ms() + TIMEOUT_MS)
+            .map_err(|e| self.fail(e))
+            .ok()?;
+        let parsed = MessageParser::default().parse(&fetched.bytes)?;
+        let message_id = parsed.message_id()?.to_string();
+        if message_id != id.trim_matches(['<', '>']) {
+            return None;
+        }
+        self.remember(Known::of(&parsed, &message_id));
+        Some(())
+    }
+
     fn fail(&mut self, e: ImapError) -> ChannelError {
         let e = imap_error(e);
         self.lost = Some(format!("{e:?}"));
@@ -188,18 +232,16 @@ impl Session {
             .message_id()
             .map(str::to_string)
             .unwrap_or_else(|| format!("imap-{}-{}", self.uidvalidity, fetched.uid));
-        let references: Vec<String> = parsed
-            .references()
-            .as_text_list()
-            .map(|l| l.iter().map(|r| r.to_string()).collect())
-            .unwrap_or_default();
+        let known = Known::of(&parsed, &message_id);
         let in_reply_to = parsed.in_reply_to().as_text().map(str::to_string);
-        let thread = references
-            .first()
+        // The thread is the root of References (the last one is this message).
+        let thread = known
+            .references
+            .split_last()
+            .and_then(|(_, earlier)| earlier.first())
             .cloned()
             .or_else(|| in_reply_to.clone())
             .unwrap_or_else(|| message_id.clone());
-        let subject = parsed.subject().unwrap_or_default().to_string();
         let mut text = parsed
             .body_text(0)
             .map(|t| t.into_owned())
@@ -219,13 +261,7 @@ impl Session {
                 fetched.size.max(fetched.bytes.len() as u64)
             ));
         }
-        let mut all_refs = references.clone();
-        all_refs.push(message_id.clone());
-        self.remember(Known {
-            message_id: message_id.clone(),
-            subject: subject.clone(),
-            references: all_refs,
-        });
+        self.remember(known);
         Some(ChannelEvent::Message(InboundMessage {
             id: Some(message_id),
             chat_id: from.clone(),
@@ -434,6 +470,14 @@ impl Guest for Email {
                 .reply_to
                 .clone()
                 .or_else(|| message.to.thread_id.clone());
+            let remembered = answered.as_ref().is_some_and(|id| {
+                s.known
+                    .iter()
+                    .any(|k| k.message_id == *id || k.references.first() == Some(id))
+            });
+            if !remembered && let Some(id) = &answered {
+                s.look_up(id);
+            }
             let known = answered.as_ref().and_then(|id| {
                 s.known
                     .iter()
