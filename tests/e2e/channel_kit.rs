@@ -88,3 +88,18 @@ pub(crate) async fn wait_connected(daemon: &Daemon, name: &str) -> serde_json::V
 pub(crate) fn inbound(view: &serde_json::Value, state: &str) -> u64 {
     view["inbound"][state].as_u64().unwrap_or(0)
 }
+
+/// Whether the server program at `path` (Debian package `package`) is
+/// installed. Absent outside CI, the test says so and is skipped; absent in
+/// CI (`CI` set), it fails: CI must run every channel test.
+pub(crate) fn server_installed(path: &str, package: &str) -> bool {
+    if std::path::Path::new(path).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{path} is missing in CI: apt-get install -y {package} (scripts/test installs it)"
+    );
+    eprintln!("SKIPPED: {path} is not installed (apt-get install -y {package}, or run scripts/test)");
+    false
+}

@@ -51,3 +51,12 @@ mod websocket;
 mod ngircd;
 
 mod mcp;
+// The real XMPP and mail servers the runtime's channel tests use.
+#[allow(dead_code)]
+#[path = "../../host/runtime/tests/common/prosody.rs"]
+mod prosody;
+#[allow(dead_code)]
+#[path = "../../host/runtime/tests/common/mail.rs"]
+mod mail;
+mod channels_email;
+mod channels_xmpp;

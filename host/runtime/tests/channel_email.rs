@@ -12,7 +12,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::channel::{load_granted, next_message, reply_in, until};
-use common::mail::{Dovecot, Smtpd, header, qp_body};
+use common::mail::{Dovecot, Smtpd, header, mail, qp_body};
 use common::runtime;
 use talon_runtime::Ceilings;
 use talon_runtime::channel::{ChannelHandle, ChatKind, ConnectionState, SupervisorState};
@@ -31,15 +31,6 @@ fn config(imap_port: u16, smtp_port: u16, password: &str) -> String {
         "smtp_port": smtp_port,
     })
     .to_string()
-}
-
-fn mail(id: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
-    format!(
-        "From: Alice Example <alice@example.org>\r\nTo: bot@localhost\r\n\
-         Subject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Tue, 10 Sep 2002 23:08:25 +0000\r\n\
-         {extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
-    )
-    .into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,16 +7,13 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use common::channel::{load_granted, next_message, reply_in, until};
-use common::prosody::{MUC, Person, Prosody, attr, between};
+use common::prosody::{MUC, Person, Prosody, attr, between, hostile_server};
 use common::runtime;
 use talon_runtime::Ceilings;
 use talon_runtime::channel::{ChannelHandle, ChatKind, ConnectionState, SupervisorState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 fn config(port: u16, password: &str, rooms: &[String]) -> String {
@@ -215,59 +212,6 @@ async fn a_wrong_password_is_a_refused_login() {
         "{error}"
     );
     handle.stop().await;
-}
-
-/// Reads from `stream` until `buf` holds `marker`.
-async fn read_until(stream: &mut TcpStream, buf: &mut String, marker: &str) -> bool {
-    while !buf.contains(marker) {
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
-        }
-    }
-    buf.clear();
-    true
-}
-
-/// A server that logs the client in, then sends what `payload(n)` gives
-/// for its n-th connection, and keeps the connection open.
-async fn hostile_server(payload: fn(usize) -> Vec<u8>) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let n = seen.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let header = "<?xml version='1.0'?><stream:stream from='localhost' id='s' \
-                    version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
-                let mut buf = String::new();
-                let steps: [(&str, String); 4] = [
-                    ("<stream:stream", format!("{header}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>")),
-                    ("</auth>", "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".into()),
-                    ("<stream:stream", format!("{header}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>")),
-                    ("</iq>", "<iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>bot@localhost/talon</jid></bind></iq>".into()),
-                ];
-                for (marker, answer) in steps {
-                    if !read_until(&mut stream, &mut buf, marker).await {
-                        return;
-                    }
-                    if stream.write_all(answer.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-                if !read_until(&mut stream, &mut buf, "<presence/>").await {
-                    return;
-                }
-                let _ = stream.write_all(&payload(n)).await;
-                let mut sink = [0u8; 4096];
-                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
-    (port, count)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -309,3 +309,14 @@ pub fn qp_body(raw: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A plain-text message from Alice to bot@localhost, as a mail client
+/// writes it (`extra_headers`: whole lines, each ending in CRLF).
+pub fn mail(id: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Alice Example <alice@example.org>\r\nTo: bot@localhost\r\n\
+         Subject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Tue, 10 Sep 2002 23:08:25 +0000\r\n\
+         {extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    )
+    .into_bytes()
+}

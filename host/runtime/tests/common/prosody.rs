@@ -6,6 +6,8 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -326,4 +328,57 @@ pub fn unescape(text: &str) -> String {
         .replace("&apos;", "'")
         .replace("&quot;", "\"")
         .replace("&amp;", "&")
+}
+
+/// Reads from `stream` until `buf` holds `marker`.
+async fn read_until(stream: &mut TcpStream, buf: &mut String, marker: &str) -> bool {
+    while !buf.contains(marker) {
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
+        }
+    }
+    buf.clear();
+    true
+}
+
+/// A hostile XMPP server: it logs the client in, then sends what `payload(n)` gives
+/// for its n-th connection, and keeps the connection open.
+pub async fn hostile_server(payload: fn(usize) -> Vec<u8>) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let header = "<?xml version='1.0'?><stream:stream from='localhost' id='s' \
+                    version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+                let mut buf = String::new();
+                let steps: [(&str, String); 4] = [
+                    ("<stream:stream", format!("{header}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>")),
+                    ("</auth>", "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".into()),
+                    ("<stream:stream", format!("{header}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>")),
+                    ("</iq>", "<iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>bot@localhost/talon</jid></bind></iq>".into()),
+                ];
+                for (marker, answer) in steps {
+                    if !read_until(&mut stream, &mut buf, marker).await {
+                        return;
+                    }
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                if !read_until(&mut stream, &mut buf, "<presence/>").await {
+                    return;
+                }
+                let _ = stream.write_all(&payload(n)).await;
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (port, count)
 }
