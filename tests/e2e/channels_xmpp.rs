@@ -3,8 +3,9 @@
 //! answering from talon-test-llm; people on the server talk to it in a
 //! room and directly (in a thread), and the answers appear in the same
 //! chat; an oversized message is clipped and answered once; `kill -9`
-//! mid-turn still answers once; a restart with nothing pending replays
-//! nothing; a restarted Prosody is reconnected to; a hostile server
+//! mid-turn still answers once; a room message written while the daemon
+//! is stopped is answered after it starts, and nothing else is replayed;
+//! a restarted Prosody is reconnected to; a hostile server
 //! (malformed XML, an endless stanza) makes the channel reconnect and
 //! answer what comes after once, the daemon staying healthy.
 
@@ -73,7 +74,7 @@ async fn xmpp_people_talk_to_an_agent_durably() {
         serde_json::json!({ "sockets": [
             format!("127.0.0.1:{}", server.port),
             format!("127.0.0.1:{hostile_port}"),
-        ] }),
+        ], "memory": ["xmpp.*"] }),
     )
     .await;
     let agent = spawn_llm_agent(&daemon, &llm, "xmppbot").await;
@@ -158,12 +159,23 @@ async fn xmpp_people_talk_to_an_agent_durably() {
         "a second answer came first"
     );
 
-    // A restart with nothing pending replays nothing: the next message
-    // anyone sees from the bot answers the next question.
+    // A room message written while the daemon is stopped is answered once
+    // it is back (the channel asks the room for what it missed), and
+    // nothing else is replayed: the next message anyone sees from the bot
+    // answers the next question.
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}");
+    alice
+        .say(&room, "groupchat", "room-away", "talonbot, you there?")
+        .await;
+    assert_eq!(alice.next_message().await.id, "room-away", "the room's echo");
+    llm.push(Reply::text("caught up"));
     daemon.restart();
-    wait_connected(&daemon, "xmpp").await;
+    let said = alice.next_message().await;
+    assert_eq!(
+        (said.from.as_str(), said.body.as_str()),
+        (format!("{room}/talonbot").as_str(), "caught up")
+    );
     llm.push(Reply::text("after the restart"));
     alice
         .say(&room, "groupchat", "room-2", "still there talonbot?")
@@ -176,7 +188,7 @@ async fn xmpp_people_talk_to_an_agent_durably() {
         "a replay came first"
     );
     let view = channel_until(&daemon, "xmpp", "everything answered", |c| {
-        inbound(c, "answered") == 6 && inbound(c, "pending") == 0
+        inbound(c, "answered") == 7 && inbound(c, "pending") == 0
     })
     .await;
     assert_eq!(inbound(&view, "failed"), 0, "{view}");
@@ -238,5 +250,5 @@ async fn xmpp_people_talk_to_an_agent_durably() {
     bob.say("bot@localhost", "chat", "direct-2", "and you?").await;
     assert_eq!(bob.next_message().await.body, "still fine");
     let view = json(daemon.get("/api/channels/xmpp").await).await;
-    assert_eq!(inbound(&view, "answered"), 8, "{view}");
+    assert_eq!(inbound(&view, "answered"), 9, "{view}");
 }
