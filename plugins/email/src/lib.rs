@@ -86,7 +86,8 @@ const TIMEOUT_MS: u64 = 15_000;
 /// The most of one message fetched; a larger one arrives truncated, and
 /// says so.
 const MAX_FETCH: usize = 1024 * 1024;
-/// The most text of one message handed to the host.
+/// The most text of one message handed to the host, a truncation note
+/// included (the host keeps at most 64 KiB of a message).
 const MAX_TEXT: usize = 64 * 1024;
 /// Messages fetched per receive; the rest wait for the next one.
 const FETCH_BATCH: usize = 8;
@@ -246,20 +247,19 @@ impl Session {
             .body_text(0)
             .map(|t| t.into_owned())
             .unwrap_or_default();
-        let mut cut = false;
-        if text.len() > MAX_TEXT {
-            let mut end = MAX_TEXT;
+        if truncated || text.len() > MAX_TEXT {
+            // The note fits within MAX_TEXT with the text, which is the
+            // host's own limit too: cut after it, the note would be lost.
+            let note = format!(
+                "\n\n[truncated: the message has {} bytes; only the beginning is shown]",
+                fetched.size.max(fetched.bytes.len() as u64)
+            );
+            let mut end = text.len().min(MAX_TEXT - note.len());
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
             text.truncate(end);
-            cut = true;
-        }
-        if truncated || cut {
-            text.push_str(&format!(
-                "\n\n[truncated: the message has {} bytes; only the beginning is shown]",
-                fetched.size.max(fetched.bytes.len() as u64)
-            ));
+            text.push_str(&note);
         }
         self.remember(known);
         Some(ChannelEvent::Message(InboundMessage {
