@@ -100,6 +100,8 @@ pub(crate) fn server_installed(path: &str, package: &str) -> bool {
         std::env::var_os("CI").is_none(),
         "{path} is missing in CI: apt-get install -y {package} (scripts/test installs it)"
     );
-    eprintln!("SKIPPED: {path} is not installed (apt-get install -y {package}, or run scripts/test)");
+    eprintln!(
+        "SKIPPED: {path} is not installed (apt-get install -y {package}, or run scripts/test)"
+    );
     false
 }

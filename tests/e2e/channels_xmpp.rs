@@ -168,7 +168,11 @@ async fn xmpp_people_talk_to_an_agent_durably() {
     alice
         .say(&room, "groupchat", "room-away", "talonbot, you there?")
         .await;
-    assert_eq!(alice.next_message().await.id, "room-away", "the room's echo");
+    assert_eq!(
+        alice.next_message().await.id,
+        "room-away",
+        "the room's echo"
+    );
     llm.push(Reply::text("caught up"));
     daemon.restart();
     let said = alice.next_message().await;
@@ -227,7 +231,10 @@ async fn xmpp_people_talk_to_an_agent_durably() {
     .await;
     let error = view["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("stanza of more than"), "{view}");
-    assert_eq!(view["restarts"], 0, "a hostile server is not a crash: {view}");
+    assert_eq!(
+        view["restarts"], 0,
+        "a hostile server is not a crash: {view}"
+    );
     let receipts = json(daemon.get(&format!("/api/agents/{agent}/deliveries")).await).await;
     let to_eve = receipts["receipts"]
         .as_array()
@@ -239,7 +246,10 @@ async fn xmpp_people_talk_to_an_agent_durably() {
         .unwrap_or(0);
     assert_eq!(to_eve, 1, "{receipts}");
     let removed = daemon
-        .request(reqwest::Method::DELETE, "/api/channels/xmpp-hostile/configure")
+        .request(
+            reqwest::Method::DELETE,
+            "/api/channels/xmpp-hostile/configure",
+        )
         .send()
         .await
         .unwrap();
@@ -247,7 +257,8 @@ async fn xmpp_people_talk_to_an_agent_durably() {
     // The daemon and the other channel are unharmed.
     assert_eq!(daemon.get("/api/health").await.status(), 200);
     llm.push(Reply::text("still fine"));
-    bob.say("bot@localhost", "chat", "direct-2", "and you?").await;
+    bob.say("bot@localhost", "chat", "direct-2", "and you?")
+        .await;
     assert_eq!(bob.next_message().await.body, "still fine");
     let view = json(daemon.get("/api/channels/xmpp").await).await;
     assert_eq!(inbound(&view, "answered"), 9, "{view}");

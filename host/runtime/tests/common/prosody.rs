@@ -346,7 +346,9 @@ async fn read_until(stream: &mut TcpStream, buf: &mut String, marker: &str) -> b
 /// A hostile XMPP server: it logs the client in, then sends what `payload(n)` gives
 /// for its n-th connection, and keeps the connection open.
 pub async fn hostile_server(payload: fn(usize) -> Vec<u8>) -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();
