@@ -254,10 +254,10 @@ impl Person {
                 return stanza;
             }
             let mut chunk = [0u8; 16 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
+            // A guard, not a timing: a broken build fails instead of hanging.
+            let n = tokio::time::timeout(Duration::from_secs(120), self.stream.read(&mut chunk))
                 .await
+                .unwrap_or_else(|_| panic!("nothing reached {} for 120 s", self.jid))
                 .expect("read from prosody");
             assert!(n > 0, "prosody closed the connection of {}", self.jid);
             self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
