@@ -51,3 +51,5 @@ mod websocket;
 mod ngircd;
 
 mod mcp;
+mod channels_telegram;
+mod channels_matrix;
