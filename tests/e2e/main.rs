@@ -60,3 +60,5 @@ mod prosody;
 mod mail;
 mod channels_email;
 mod channels_xmpp;
+mod channels_telegram;
+mod channels_matrix;

@@ -39,12 +39,24 @@ fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
-fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("TALON_SYNAPSE_PYTHON") {
-        return PathBuf::from(path);
+/// Where Synapse's Python is expected: `TALON_SYNAPSE_PYTHON`, else the
+/// venv `scripts/test` makes.
+fn python_path() -> PathBuf {
+    match std::env::var_os("TALON_SYNAPSE_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/test-tools/synapse-venv/bin/python"),
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/test-tools/synapse-venv/bin/python");
+}
+
+/// Whether Synapse's Python is where [`Synapse::start`] looks for it, so a
+/// test can say it is skipped instead of failing on a machine without it.
+pub fn installed() -> bool {
+    python_path().exists()
+}
+
+fn python() -> PathBuf {
+    let path = python_path();
     assert!(
         path.exists(),
         "{}: Synapse is not installed; scripts/test installs it (python3 -m venv \

@@ -353,13 +353,18 @@ pub(super) fn put_outbound(store: &Store, message: &Outbound) -> Result<(), Stor
     Ok(())
 }
 
-/// Records an attempt's outcome without its own sync: the next synced
-/// commit carries it, and a crash before that sends the message again
-/// (at least once on the wire).
+/// Records an attempt's outcome. A final one (sent, dead) is synced: left
+/// unsynced, a `kill -9` soon after a send rolled it back and the restarted
+/// daemon sent the reply again (seen end to end with Telegram). A failed
+/// attempt to be retried is not: losing it only costs that retry again.
+/// Only a crash between the platform taking a message and this sync still
+/// sends it twice (at least once on the wire).
 pub(super) fn record_attempt(store: &Store, message: &Outbound) -> Result<(), StoreError> {
     let mut tx = store.db()?.begin_write()?;
-    tx.set_durability(Durability::None)
-        .map_err(|e| StoreError::Db(redb::Error::from(e)))?;
+    if message.status == OutboundStatus::Queued {
+        tx.set_durability(Durability::None)
+            .map_err(|e| StoreError::Db(redb::Error::from(e)))?;
+    }
     put(
         &tx,
         CHANNEL_OUTBOX,
