@@ -12,7 +12,8 @@
 use std::task::{Context, Poll};
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::HeaderValue;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH};
 use axum::response::{IntoResponse, Response};
 use futures::future::Either;
 use tower::{Layer, Service};
@@ -71,7 +72,13 @@ where
                  the {} bytes this route accepts",
                 self.max
             ));
-            return Either::Left(std::future::ready(Ok(refusal.into_response())));
+            // The body is never read, so the connection cannot carry another
+            // request: saying so keeps a client from reusing it and failing.
+            let mut response = refusal.into_response();
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return Either::Left(std::future::ready(Ok(response)));
         }
         DefaultBodyLimit::max(self.max).apply(&mut request);
         Either::Right(self.inner.call(request))
@@ -120,6 +127,7 @@ mod tests {
             .unwrap();
         let response = app().oneshot(request).await.unwrap();
         assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()[CONNECTION], "close");
         let body = axum::body::to_bytes(response.into_body(), 4096)
             .await
             .unwrap();
