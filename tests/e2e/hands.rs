@@ -15,7 +15,7 @@ use talon_test_llm::TestLlm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{Daemon, assert_error, json};
-use crate::plugins::{Publisher, trust};
+use crate::plugins::{Publisher, run_ok, trust};
 
 /// Polls `check` (every 50 ms, up to 60 s) until it gives a value.
 async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -449,6 +449,16 @@ async fn crashing_hands_fail_with_the_reason_and_ticks_are_never_doubled_across_
     assert!(counted <= started, "a tick ran twice: {s}");
     // The hand's count survived the crash.
     assert!(counted >= 3 + 2, "{s}");
+    // The CLI, once: list, stats, pause, resume.
+    let listed = run_ok(&daemon, &["hand", "list"]);
+    assert!(
+        listed.contains("fickle") && listed.contains(&steady),
+        "{listed}"
+    );
+    let shown = run_ok(&daemon, &["hand", "stats", &steady]);
+    assert!(shown.contains("ticks"), "{shown}");
+    assert!(run_ok(&daemon, &["hand", "pause", &steady]).contains("paused"));
+    assert!(run_ok(&daemon, &["hand", "resume", &steady]).contains("active"));
     // The uninstall waits for its instances.
     let response = daemon
         .request(reqwest::Method::DELETE, "/api/hands/fickle")
