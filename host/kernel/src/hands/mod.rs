@@ -247,7 +247,9 @@ impl Hands {
     }
 
     /// Takes the instance off the schedule and deactivates it (it may save
-    /// its state); a tick in flight finishes first when it can.
+    /// its state). With a tick in flight, that tick finishes and the
+    /// instance is then dropped without `deactivate`: what it keeps in
+    /// memory keys stays either way.
     async fn halt(&self, id: Uuid) {
         if let Some(engine) = self.engine.get() {
             engine.remove(id);

@@ -117,3 +117,52 @@ pub(super) fn begin_tick(
     }
     Ok(updated)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(anchor: DateTime<Utc>) -> HandInstance {
+        HandInstance {
+            id: Uuid::new_v4(),
+            hand: "fickle".into(),
+            agent_id: Uuid::new_v4(),
+            settings: serde_json::json!({ "mode": "ok" }),
+            status: InstanceStatus::Active,
+            interval_secs: 1,
+            anchor,
+            ticks_started: 0,
+            activated_at: anchor,
+            updated_at: anchor,
+        }
+    }
+
+    #[test]
+    fn hands_each_occurrence_begins_once_and_only_while_active() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let t0 = Utc::now();
+        let mut stored = instance(t0);
+        put(&store, &stored).unwrap();
+        let t1 = t0 + chrono::Duration::seconds(1);
+        let begun = begin_tick(&store, stored.id, t1).unwrap().unwrap();
+        assert_eq!((begun.anchor, begun.ticks_started), (t1, 1));
+        // The same occurrence again (a restart replaying it) and an older one: refused.
+        assert!(begin_tick(&store, stored.id, t1).unwrap().is_none());
+        assert!(begin_tick(&store, stored.id, t0).unwrap().is_none());
+        // A reopened store keeps the anchor.
+        drop(store);
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        assert!(begin_tick(&store, stored.id, t1).unwrap().is_none());
+        // Paused: nothing begins.
+        stored = list(&store).unwrap().remove(0);
+        stored.status = InstanceStatus::Paused;
+        put(&store, &stored).unwrap();
+        let t2 = t1 + chrono::Duration::seconds(1);
+        assert!(begin_tick(&store, stored.id, t2).unwrap().is_none());
+        // Gone: nothing begins.
+        assert!(delete(&store, stored.id).unwrap());
+        assert!(begin_tick(&store, stored.id, t2).unwrap().is_none());
+        assert!(list(&store).unwrap().is_empty());
+    }
+}
