@@ -265,7 +265,7 @@ async fn web_watch_reports_a_changed_page_and_keeps_its_state_across_pause_and_r
     .await;
     assert_eq!(paused["status"], "paused", "{paused}");
     assert_eq!(paused["next_tick_at"], Value::Null);
-    let memory = json(daemon.get(&format!("/api/memory/agents/{agent}")).await).await;
+    let memory = json(daemon.get(&format!("/api/memory/agents/{agent}/kv")).await).await;
     assert!(memory.to_string().contains("price: 12"), "{memory}");
     let s = stats(&daemon, &id).await;
     assert!(
