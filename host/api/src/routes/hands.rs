@@ -3,7 +3,6 @@
 //! `manifest` and the marketplace are not served (see the README).
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use talon_kernel::hands::{
     ActivateSpec, DepCheck, HandView, InstanceStats, InstanceView, SettingsView,
@@ -118,14 +117,14 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<HandList>, ApiEr
 /// Installs a signed hand package (like `/api/plugins/install`, for
 /// `kind = "hand"` only).
 #[utoipa::path(post, path = "/api/hands/install", tag = "hands", request_body = InstallRequest,
-    responses((status = 201, description = "The installed hand", body = HandView),
+    responses((status = 200, description = "The installed hand", body = HandView),
               (status = 400, description = "Malformed, tampered or invalid package, not a hand, or a grant beyond the request"),
               (status = 403, description = "Unsigned or untrusted package while development mode is off"),
               (status = 409, description = "Already installed")))]
 pub async fn install(
     State(state): State<AppState>,
     Json(body): Json<InstallRequest>,
-) -> Result<(StatusCode, Json<HandView>), ApiError> {
+) -> Result<Json<HandView>, ApiError> {
     let view = state
         .kernel
         .plugins()
@@ -136,8 +135,7 @@ pub async fn install(
             Some(talon_runtime::Kind::Hand),
         )
         .await?;
-    let hand = state.kernel.hands().get(&view.name).await?;
-    Ok((StatusCode::CREATED, Json(hand)))
+    Ok(Json(state.kernel.hands().get(&view.name).await?))
 }
 
 /// Uninstalls a hand; refused while it has instances.
@@ -202,7 +200,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/api/hands/{hand_id}/activate", tag = "hands",
     params(("hand_id" = String, Path, description = "Hand id (its plugin's name)", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     request_body = ActivateBody,
-    responses((status = 201, description = "The new instance", body = InstanceView),
+    responses((status = 200, description = "The new instance", body = InstanceView),
               (status = 400, description = "Settings that do not fit the schema (the field is named), a bad model or interval"),
               (status = 404, description = "No such hand"),
               (status = 409, description = "The hand's plugin is not loaded, or too many instances"),
@@ -211,15 +209,14 @@ pub async fn activate(
     State(state): State<AppState>,
     Path(hand): Path<String>,
     Json(body): Json<ActivateBody>,
-) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     let spec = ActivateSpec {
         settings: one_settings(body.config, body.settings)?,
         provider: Some(body.provider),
         model: Some(body.model),
         tick_interval_secs: body.tick_interval_secs,
     };
-    let view = state.kernel.hands().activate(&hand, spec).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(Json(state.kernel.hands().activate(&hand, spec).await?))
 }
 
 /// What the hand needs and which of it is missing.
