@@ -71,6 +71,11 @@ impl Fixtures {
                 ("kv", "{key}") => "compat-key",
                 ("by-label", "{label}") => "compat-label",
                 ("plugins", "{name}") => self.get("plugin"),
+                // Activating makes an instance of another hand, so the
+                // fixture hand has none left when it is uninstalled.
+                ("hands", "{hand_id}") if template.ends_with("/activate") => "web_watch",
+                ("hands", "{hand_id}") => "fickle",
+                ("instances", "{id}") => self.get("hand_instance"),
                 ("skills", "{name}") => "greeter",
                 ("tools", "{name}") => "word_count_rust",
                 ("providers", "{name}") => "ollama",
@@ -248,6 +253,19 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
         base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
     };
     let skill = encode(publisher.pack(daemon, "tests/plugins/greeter", "greeter"));
+    let hand = encode(publisher.pack(daemon, "tests/plugins/fickle", "fickle"));
+    let installed = daemon
+        .post("/api/hands/install", json!({"package": hand, "grant": "all"}))
+        .await;
+    assert_eq!(installed.status(), 200);
+    let hand_instance = daemon
+        .post(
+            "/api/hands/fickle/activate",
+            json!({"config": {"mode": "ok"}, "provider": "ollama", "model": "test-model"}),
+        )
+        .await;
+    let hand_instance = id_of(hand_instance, "instance_id").await;
+    let hand_package = encode(publisher.pack(daemon, "plugins/web_watch", "web_watch"));
     let tool = encode(publisher.pack(daemon, "plugins/file_list", "file_list"));
     for (k, v) in [
         ("agent", agent),
@@ -262,6 +280,8 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
         ("plugin", "word_count_rust".to_string()),
         ("package", skill),
         ("tool_package", tool),
+        ("hand_instance", hand_instance),
+        ("hand_package", hand_package),
         ("profile", profile),
         ("approval", approval),
         ("rejected_approval", rejected_approval),

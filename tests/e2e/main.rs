@@ -29,6 +29,7 @@ mod durability;
 mod first_hour;
 mod goals;
 mod grants;
+mod hands;
 mod message_options;
 mod openai_tools;
 mod plugin_authoring;

@@ -40,6 +40,7 @@ pub fn served(doc: &utoipa::openapi::OpenApi, providers: &[String]) -> serde_jso
         (name = "approvals", description = "Tool calls waiting for an operator; TOTP"),
         (name = "webhooks", description = "Outbound webhooks, their queue and dead letters; inbound hooks"),
         (name = "channels", description = "Chat platforms bound to agents: status, configuration, tests, dead letters"),
+        (name = "hands", description = "Hands: autonomous plugins activated with settings, each driving an agent on a schedule"),
     )
 )]
 pub struct ApiDoc;

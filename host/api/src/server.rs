@@ -21,6 +21,7 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::channels;
+use crate::routes::hands;
 use crate::routes::{
     a2a, agent_settings, agents, approvals, audit, config, cron, dashboard, files, goals, logs,
     memory, messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools,
@@ -230,6 +231,18 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::retry_dead_letter))
         .routes(routes!(channels::deliveries))
         .routes(routes!(channels::webhook))
+        .routes(routes!(hands::list))
+        .routes(routes!(hands::install))
+        .routes(routes!(hands::reload))
+        .routes(routes!(hands::active))
+        .routes(routes!(hands::get, hands::uninstall))
+        .routes(routes!(hands::activate))
+        .routes(routes!(hands::check_deps))
+        .routes(routes!(hands::get_settings, hands::put_settings))
+        .routes(routes!(hands::pause))
+        .routes(routes!(hands::resume))
+        .routes(routes!(hands::deactivate))
+        .routes(routes!(hands::stats))
 }
 
 /// Routes that carry files: their own, larger body limit replaces the global one.

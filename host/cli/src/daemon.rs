@@ -131,6 +131,14 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .await
             .context("cannot start the channels")?;
         tracing::info!(channels, "channels started");
+        // Hands start once their plugins are loaded; ticks missed while the
+        // daemon was down go by the scheduler's missed-run policy.
+        let hands = kernel
+            .hands()
+            .start()
+            .await
+            .context("cannot start the hands")?;
+        tracing::info!(hands, "hands started");
         // The one line on stdout, once everything installed is running:
         // scripts and tests wait for it.
         println!("talon listening on http://{bound}");

@@ -3,6 +3,7 @@
 mod agent_cmd;
 mod audit_cmd;
 mod channel_cmd;
+mod hand_cmd;
 mod client;
 mod compile_cmd;
 mod cron_cmd;
@@ -67,6 +68,9 @@ enum Command {
     /// Chat channels bound to agents: list, add, test, remove.
     #[command(subcommand)]
     Channel(channel_cmd::ChannelCommand),
+    /// Hands: list, install, activate, pause, resume, stats.
+    #[command(subcommand)]
+    Hand(hand_cmd::HandCommand),
     /// The database file: stats, compact (daemon stopped).
     #[command(subcommand)]
     Db(db_cmd::DbCommand),
@@ -126,6 +130,7 @@ fn main() -> std::process::ExitCode {
         Command::Agent(command) => agent_cmd::run(&home, cli.config.as_deref(), command),
         Command::Cron(command) => cron_cmd::run(&home, cli.config.as_deref(), command),
         Command::Channel(command) => channel_cmd::run(&home, cli.config.as_deref(), command),
+        Command::Hand(command) => hand_cmd::run(&home, cli.config.as_deref(), command),
         Command::Db(command) => db_cmd::run(&home, command),
         Command::Logs(args) => logs_cmd::run(&home, cli.config.as_deref(), args),
         Command::Doctor(args) => doctor::run(&home, cli.config.as_deref(), args),

@@ -547,15 +547,15 @@ fn run_tool(
     }
 }
 
-fn install(
-    home: &Home,
-    config: Option<&Path>,
+/// Reads a package file and builds the body of an install request (the
+/// plugins' and the hands' alike): the package, the grant asked for (or
+/// asked on a terminal) and the settings.
+pub(crate) fn install_body(
     path: &Path,
     grant_all: bool,
     grant: Option<String>,
     settings: Vec<String>,
-    args: &ClientArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Package, serde_json::Value)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     // The daemon checks the package; this parse only learns what it requests.
     let package = Package::parse(&bytes)
@@ -579,6 +579,19 @@ fn install(
         "grant": grant,
         "settings": settings,
     });
+    Ok((package, body))
+}
+
+fn install(
+    home: &Home,
+    config: Option<&Path>,
+    path: &Path,
+    grant_all: bool,
+    grant: Option<String>,
+    settings: Vec<String>,
+    args: &ClientArgs,
+) -> anyhow::Result<()> {
+    let (package, body) = install_body(path, grant_all, grant, settings)?;
     let client = Client::new(home, config, args)?;
     // Compiling a large component takes a while: on a terminal, say so.
     let progress = Spinner::start(format!(

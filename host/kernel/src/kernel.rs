@@ -23,6 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ReloadPlan};
 use crate::conversation::Conversations;
 use crate::events::EventBus;
+use crate::hands::Hands;
 use crate::home::Home;
 use crate::mcp::McpClients;
 use crate::plugins::Plugins;
@@ -63,6 +64,8 @@ pub struct Kernel {
     channels: Arc<Channels>,
 
     mcp: Arc<McpClients>,
+
+    hands: Arc<Hands>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -142,6 +145,13 @@ impl Kernel {
             providers.clone(),
             conversations.clone(),
         ));
+        let hands = Arc::new(Hands::new(
+            shared.clone(),
+            agents.clone(),
+            plugins.clone(),
+            conversations.clone(),
+            automation.clone(),
+        ));
         Ok(Self {
             shared,
             config_path,
@@ -159,6 +169,8 @@ impl Kernel {
             channels,
 
             mcp,
+
+            hands,
         })
     }
 
@@ -205,6 +217,11 @@ impl Kernel {
     /// Remote A2A agents and the A2A tasks sent to this daemon's agents.
     pub fn a2a(&self) -> &Arc<A2a> {
         &self.a2a
+    }
+
+    /// Hands: activated hand plugins, their agents and their ticks.
+    pub fn hands(&self) -> &Arc<Hands> {
+        &self.hands
     }
 
     /// Configured channels: bindings to agents, the durable inbox and outbox.

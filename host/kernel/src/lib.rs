@@ -31,6 +31,7 @@ pub mod config;
 pub mod conversation;
 pub mod error;
 pub mod events;
+pub mod hands;
 pub mod home;
 pub mod kernel;
 pub mod mcp;

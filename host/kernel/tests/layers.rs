@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("conversation", 3),
     ("automation", 4),
     ("channels", 4),
+    ("hands", 4),
     // Composition.
     ("kernel", 5),
 ];

@@ -264,6 +264,20 @@ impl Runtime {
             manifest.validate()?;
             return Ok(manifest);
         }
+        if manifest.kind == Kind::Hand {
+            // Nor does a hand: packing checks that it links as a hand and
+            // describes itself (settings schema, agent role, interval).
+            self.load_hand(
+                manifest.clone(),
+                component,
+                Permissions::default(),
+                BTreeMap::new(),
+            )
+            .await?;
+            manifest.tools.clear();
+            manifest.validate()?;
+            return Ok(manifest);
+        }
         let description = self.describe(&manifest, component).await?;
         if description.tools.is_empty() && manifest.kind == Kind::Tool {
             return Err(LoadError::Describe(

@@ -71,6 +71,11 @@ pub fn body(key: &str) -> Option<Value> {
         "POST /api/plugins/install" => json!({"package": "{tool_package}", "grant": "all"}),
         "POST /api/plugins/scaffold" => json!({"name": "compat_tool", "description": "A tool."}),
         "POST /api/plugins/uninstall" => json!({"name": "file_list"}),
+        "POST /api/hands/install" => json!({"package": "{hand_package}", "grant": "all"}),
+        "POST /api/hands/{hand_id}/activate" => json!({"config": {"urls": ["http://127.0.0.1:9/"]},
+                                                       "provider": "ollama", "model": "test-model"}),
+        "PUT /api/hands/{hand_id}/settings" => json!({"instance_id": "{hand_instance}", "config": {"mode": "ok"}}),
+        "POST /api/hands/{hand_id}/secret" | "PUT /api/hands/{hand_id}/manifest" => json!({}),
         "POST /api/providers/{name}/key" => json!({"key": "sk-compat"}),
         "PUT /api/providers/{name}/url" => json!({"base_url": "{llm}"}),
         "POST /api/schedules" => {

@@ -11,6 +11,7 @@ pub mod cron;
 pub mod dashboard;
 pub mod files;
 pub mod goals;
+pub mod hands;
 pub mod logs;
 pub mod mcp;
 pub mod memory;

@@ -270,6 +270,7 @@ impl Plugins {
             trust: Some(trust),
             loaded: None,
             channel: None,
+            hand: None,
             error: None,
             loading: false,
             stats: Arc::default(),
@@ -458,6 +459,7 @@ impl Plugins {
             if !enabled {
                 entry.loaded = None;
                 entry.channel = None;
+                entry.hand = None;
                 entry.error = None;
             }
         }
@@ -683,6 +685,12 @@ impl Plugins {
                 .await?;
             return Ok(Loaded::Channel(channel));
         }
+        if manifest.kind == Kind::Hand {
+            let hand = runtime
+                .load_hand(manifest, component, granted, settings)
+                .await?;
+            return Ok(Loaded::Hand(hand));
+        }
         let plugin = runtime.load(manifest, component, granted, settings).await?;
         Ok(Loaded::Tool(plugin))
     }
@@ -709,14 +717,41 @@ impl Plugins {
         entry.channel.clone().ok_or_else(|| {
             KernelError::Conflict(format!(
                 "channel plugin {name} is not loaded: {}",
-                match (&entry.error, entry.record.enabled, entry.loading) {
-                    (_, false, _) => "it is disabled".to_string(),
-                    (_, true, true) => "it is still loading".to_string(),
-                    (Some(e), _, _) => e.clone(),
-                    (None, _, _) => "it did not load".to_string(),
-                }
+                not_loaded_reason(entry)
             ))
         })
+    }
+
+    /// The loaded hand component named `name`, to activate: not found when
+    /// no plugin has the name, invalid when it is not a hand, a conflict
+    /// when it is disabled or did not load.
+    pub fn hand_plugin(&self, name: &str) -> Result<talon_runtime::hand::HandPlugin, KernelError> {
+        let entries = self.registry.read();
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| KernelError::NotFound(format!("no hand named {name} is installed")))?;
+        if entry.manifest.kind != Kind::Hand && !entry.loading {
+            return Err(KernelError::Invalid(format!(
+                "plugin {name} is a {} plugin, not a hand",
+                entry.manifest.kind.as_str()
+            )));
+        }
+        entry.hand.clone().ok_or_else(|| {
+            KernelError::Conflict(format!(
+                "hand plugin {name} is not loaded: {}",
+                not_loaded_reason(entry)
+            ))
+        })
+    }
+
+    /// The names of the installed plugins of kind `hand` (loaded or not).
+    pub fn hand_names(&self) -> Vec<String> {
+        self.registry
+            .read()
+            .values()
+            .filter(|e| e.manifest.kind == Kind::Hand)
+            .map(|e| e.record.name.clone())
+            .collect()
     }
 
     /// The plugin runtime, which runs channels' long-lived instances.
@@ -747,6 +782,16 @@ impl Plugins {
         self.registry
             .runtime
             .set_ceilings(ceilings(&self.shared.config()));
+    }
+}
+
+/// Why a long-lived plugin (channel, hand) has no loaded component.
+fn not_loaded_reason(entry: &registry::Entry) -> String {
+    match (&entry.error, entry.record.enabled, entry.loading) {
+        (_, false, _) => "it is disabled".to_string(),
+        (_, true, true) => "it is still loading".to_string(),
+        (Some(e), _, _) => e.clone(),
+        (None, _, _) => "it did not load".to_string(),
     }
 }
 

@@ -15,13 +15,16 @@ use talon_runtime::{
 use super::records::{Origin, PluginRecord};
 
 use talon_runtime::channel::ChannelPlugin;
+use talon_runtime::hand::HandPlugin;
 
-/// A component just loaded: a tool's or skill's, or a channel's.
+/// A component just loaded: a tool's or skill's, a channel's or a hand's.
 pub(super) enum Loaded {
     /// Tools (and a skill's instructions), one instance per call.
     Tool(Plugin),
     /// A channel, started by the channels domain as a long-lived instance.
     Channel(ChannelPlugin),
+    /// A hand, activated by the hands domain as long-lived instances.
+    Hand(HandPlugin),
 }
 
 /// Running totals of one plugin's calls.
@@ -59,6 +62,8 @@ pub(super) struct Entry {
     pub(super) loaded: Option<Plugin>,
     /// The loaded component of a channel (which has no tools to call).
     pub(super) channel: Option<ChannelPlugin>,
+    /// The loaded component of a hand.
+    pub(super) hand: Option<HandPlugin>,
     pub(super) error: Option<String>,
     /// Waiting for (or in) its load at start.
     pub(super) loading: bool,
@@ -171,16 +176,23 @@ impl Entry {
             Loaded::Tool(plugin) => {
                 self.loaded = Some(plugin);
                 self.channel = None;
+                self.hand = None;
             }
             Loaded::Channel(channel) => {
                 self.loaded = None;
                 self.channel = Some(channel);
+                self.hand = None;
+            }
+            Loaded::Hand(hand) => {
+                self.loaded = None;
+                self.channel = None;
+                self.hand = Some(hand);
             }
         }
     }
 
     pub(super) fn view(&self, runtime: &Runtime) -> PluginView {
-        let loaded = self.loaded.is_some() || self.channel.is_some();
+        let loaded = self.loaded.is_some() || self.channel.is_some() || self.hand.is_some();
         let status = match (loaded, self.record.enabled) {
             (_, false) => "disabled",
             (false, true) if self.loading => "loading",

@@ -84,6 +84,7 @@ impl Plugins {
                     trust: None,
                     loaded: None,
                     channel: None,
+                    hand: None,
                     error: None,
                     loading: record.enabled,
                     stats: Arc::default(),

@@ -186,3 +186,10 @@ pub(crate) const CHANNEL_OUTBOX: TableDefinition<&str, &[u8]> =
 /// [`crate::channels::Conversation`].
 pub(crate) const CHANNEL_SESSIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("channel_sessions.v1");
+
+// --- Hands (hands) ---
+
+/// Hand instances by id: [`crate::hands::HandInstance`] (the hand, its
+/// agent, settings, active or paused, the last tick's occurrence).
+pub(crate) const HAND_INSTANCES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("hand_instances.v1");
