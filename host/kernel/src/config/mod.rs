@@ -1049,6 +1049,35 @@ mod tests {
     }
 
     #[test]
+    fn set_table_writes_and_removes_one_server_and_refuses_invalid_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        Config::load_or_init(&path).unwrap();
+        let entry = serde_json::json!({"transport": "http", "url": "http://127.0.0.1:1/mcp",
+                                       "auth_secret": "remote", "timeout_secs": 9});
+        let cfg = set_table(&path, "mcp_servers", "remote", Some(&entry)).unwrap();
+        let remote = &cfg.mcp_servers["remote"];
+        assert_eq!(remote.transport, McpTransport::Http);
+        assert_eq!(remote.timeout_secs, 9);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("[mcp_servers.remote]"), "{text}");
+        assert!(text.contains("# MCP servers Talon's agents may use"));
+        // A stdio server without a command, or an http one without a URL,
+        // is refused and nothing is written.
+        for bad in [
+            serde_json::json!({"transport": "stdio"}),
+            serde_json::json!({"transport": "http", "url": "ftp://x"}),
+            serde_json::json!({"command": "x", "timeout_secs": 0}),
+            serde_json::json!({"command": "x", "surprise": 1}),
+        ] {
+            assert!(set_table(&path, "mcp_servers", "bad", Some(&bad)).is_err(), "{bad}");
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let cfg = set_table(&path, "mcp_servers", "remote", None).unwrap();
+        assert!(cfg.mcp_servers.is_empty());
+    }
+
+    #[test]
     fn set_value_keeps_comments_and_refuses_bad_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
