@@ -143,7 +143,10 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         .routes(routes!(skills::uninstall))
         .routes(routes!(skills::create))
         .routes(routes!(skills::reload))
-        .routes(routes!(crate::routes::mcp::list_servers, crate::routes::mcp::add_server))
+        .routes(routes!(
+            crate::routes::mcp::list_servers,
+            crate::routes::mcp::add_server
+        ))
         .routes(routes!(
             crate::routes::mcp::get_server,
             crate::routes::mcp::update_server,
@@ -152,7 +155,10 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         .routes(routes!(crate::routes::mcp::reload))
         .routes(routes!(crate::routes::mcp::list_catalog))
         .routes(routes!(crate::routes::mcp::get_catalog_entry))
-        .routes(routes!(crate::routes::mcp::agent_servers, crate::routes::mcp::set_agent_servers))
+        .routes(routes!(
+            crate::routes::mcp::agent_servers,
+            crate::routes::mcp::set_agent_servers
+        ))
         .merge(scheduler_routes())
         // Layers wrap the routes added so far: the two groups after this
         // one set their own, larger limits.

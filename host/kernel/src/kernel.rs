@@ -344,7 +344,10 @@ impl Kernel {
     ) -> Result<ReloadPlan, KernelError> {
         let path = self.config_path.clone();
         let (section, name) = (section.to_string(), name.to_string());
-        let audited = format!("{} {section}.{name}", if value.is_some() { "set" } else { "removed" });
+        let audited = format!(
+            "{} {section}.{name}",
+            if value.is_some() { "set" } else { "removed" }
+        );
         let written = tokio::task::spawn_blocking(move || {
             config::set_table(&path, &section, &name, value.as_ref())
         })
@@ -353,7 +356,8 @@ impl Kernel {
         let new = apply_overrides(written, &self.overrides)?;
         let plan = self.replace_config(new);
         // The table is recorded, never its values: they may hold secrets.
-        self.audit(AuditEvent::new("config_changed", audited)).await?;
+        self.audit(AuditEvent::new("config_changed", audited))
+            .await?;
         Ok(plan)
     }
 

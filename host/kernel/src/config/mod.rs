@@ -1070,7 +1070,10 @@ mod tests {
             serde_json::json!({"command": "x", "timeout_secs": 0}),
             serde_json::json!({"command": "x", "surprise": 1}),
         ] {
-            assert!(set_table(&path, "mcp_servers", "bad", Some(&bad)).is_err(), "{bad}");
+            assert!(
+                set_table(&path, "mcp_servers", "bad", Some(&bad)).is_err(),
+                "{bad}"
+            );
         }
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         let cfg = set_table(&path, "mcp_servers", "remote", None).unwrap();
