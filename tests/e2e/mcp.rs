@@ -958,11 +958,15 @@ async fn the_conformance_suite_passes_its_client_checks() {
         .args(["client", "--command", &command, "--scenario", "initialize"])
         .output()
         .expect("run the conformance suite");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        stdout.contains("Version mismatch: expected 2025-11-25, got 2026-07-28")
-            && stdout.contains("Passed: 0/1, 1 failed"),
-        "initialize: {stdout}"
+        output.contains("Version mismatch: expected 2025-11-25, got 2026-07-28")
+            && output.contains("Passed: 0/1, 1 failed"),
+        "initialize: {output}"
     );
     for scenario in CLIENT_SCENARIOS {
         let out = node_command("conformance")
