@@ -83,6 +83,7 @@ impl Fixtures {
                 ("profiles", "{name}") => self.get("profile"),
                 ("models", "{id}") => "gpt-4o-mini",
                 ("servers", "{name}") => "compat",
+                ("catalog", "{id}") => "everything",
                 ("custom", "{id}") => "compat-model",
                 // Approving and rejecting one approval would make the second a 409.
                 ("approvals", "{id}") if template.ends_with("/reject") => {

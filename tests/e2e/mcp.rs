@@ -523,3 +523,461 @@ async fn the_typescript_sdk_connects_lists_and_calls() {
     assert!(line["calc"].as_str().unwrap_or("").contains("42"), "{line}");
     assert_eq!(line["agent"], "hello from helper", "{line}");
 }
+
+/// A Python SDK server (`MCPServer`, mcp 2.x's FastMCP) with one tool,
+/// `shout`, over streamable HTTP (`http`) or the legacy SSE transport
+/// (`sse`), refusing (401) any request without `Bearer $TOKEN`. Prints its
+/// port, then serves.
+const SDK_HTTP_SERVER: &str = r#"
+import os, socket, sys
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+
+TOKEN = os.environ["TOKEN"]
+server = MCPServer("talon-e2e")
+
+@server.tool()
+def shout(text: str) -> str:
+    """Says the text louder."""
+    return text.upper() + "!"
+
+inner = server.streamable_http_app() if sys.argv[1] == "http" else server.sse_app()
+
+async def app(scope, receive, send):
+    if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != ("Bearer " + TOKEN).encode():
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"www-authenticate", b"Bearer"), (b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"bearer token required"})
+        return
+    await inner(scope, receive, send)
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+"#;
+
+/// A server process started by a test, killed when dropped.
+struct ServerProcess {
+    child: std::process::Child,
+    port: u16,
+    _script: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    /// Runs `script` with `program` and `args`; waits for the port it prints.
+    fn start(program: &str, script: &str, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        use std::io::BufRead;
+        let file = tempfile::NamedTempFile::new().expect("script file");
+        std::fs::write(file.path(), script).expect("write script");
+        let mut child = std::process::Command::new(program)
+            .arg(file.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no port: {line:?}"));
+        ServerProcess {
+            child,
+            port,
+            _script: file,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_agent_calls_python_sdk_servers_over_streamable_http_and_sse_with_a_bearer_token() {
+    const TOKEN: &str = "s3cret-bearer-token";
+    let llm = TestLlm::start().await;
+    let http = ServerProcess::start(&python(), SDK_HTTP_SERVER, &["http"], &[("TOKEN", TOKEN)]);
+    let sse = ServerProcess::start(&python(), SDK_HTTP_SERVER, &["sse"], &[("TOKEN", TOKEN)]);
+    let daemon = Daemon::start().await;
+    let agent = daemon.spawn_manifest(mcp_agent("caller", &llm, &[])).await;
+
+    // Without the token the server refuses, and the reconnect says so.
+    let added = daemon
+        .post(
+            "/api/mcp/servers",
+            json!({"name": "keyless", "transport": "http", "url": http.url("/mcp"), "timeout_secs": 30}),
+        )
+        .await;
+    assert_eq!(added.status(), 200, "{}", daemon.log());
+    let refused = daemon
+        .post("/api/mcp/servers/keyless/reconnect", json!({}))
+        .await;
+    assert_eq!(refused.status(), 502);
+    let refused = json(refused).await.to_string();
+    assert!(refused.to_lowercase().contains("auth"), "{refused}");
+
+    // Added over the API, with the token: no restart needed.
+    for (name, transport, url) in [
+        ("remote", "http", http.url("/mcp")),
+        ("legacy", "sse", sse.url("/sse")),
+    ] {
+        let added = daemon
+            .post(
+                "/api/mcp/servers",
+                json!({"name": name, "transport": transport, "url": url, "auth_token": TOKEN, "timeout_secs": 30}),
+            )
+            .await;
+        assert_eq!(added.status(), 200, "{}", daemon.log());
+        let added = json(added).await;
+        assert_eq!(added["auth"], true, "{added}");
+        assert!(!added.to_string().contains(TOKEN), "{added}");
+    }
+    let set = daemon
+        .put(
+            &format!("/api/agents/{agent}/mcp_servers"),
+            json!(["remote", "legacy"]),
+        )
+        .await;
+    assert_eq!(set.status(), 200, "{}", daemon.log());
+    let got = json(
+        daemon
+            .get(&format!("/api/agents/{agent}/mcp_servers"))
+            .await,
+    )
+    .await;
+    assert_eq!(got["mcp_servers"], json!(["remote", "legacy"]), "{got}");
+
+    for (name, word) in [("remote", "streamable"), ("legacy", "legacy")] {
+        llm.push_all([
+            Reply::tool_call(
+                format!("mcp_{name}_shout"),
+                format!(r#"{{"text": "{word}"}}"#),
+            ),
+            Reply::text("done"),
+        ]);
+        let response = daemon.message(&agent, "shout").await;
+        assert_eq!(response.status(), 200, "{}", daemon.log());
+        assert_eq!(json(response).await["response"], "done");
+        let result = last_tool_result(&llm);
+        assert!(
+            result.contains(&format!("{}!", word.to_uppercase())),
+            "{name}: {result}\n{}",
+            daemon.log()
+        );
+    }
+
+    // The token is in the secrets file only, and never shown.
+    let config = std::fs::read_to_string(daemon.config_file()).expect("config");
+    assert!(config.contains("[mcp_servers.remote]"), "{config}");
+    assert!(!config.contains(TOKEN), "{config}");
+    let secrets = std::fs::read_to_string(daemon.home().join("secrets.toml")).expect("secrets");
+    assert!(secrets.contains(TOKEN));
+    let listed = json(daemon.get("/api/mcp/servers").await).await;
+    assert!(!listed.to_string().contains(TOKEN), "{listed}");
+    assert_eq!(listed["total"], 3, "{listed}");
+
+    // Removed: gone from the config, the secrets and the agent's turns.
+    let removed = daemon
+        .request(reqwest::Method::DELETE, "/api/mcp/servers/remote")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(removed.status(), 200);
+    assert_eq!(daemon.get("/api/mcp/servers/remote").await.status(), 404);
+    let secrets = std::fs::read_to_string(daemon.home().join("secrets.toml")).expect("secrets");
+    assert!(!secrets.contains("remote ="), "{secrets}");
+}
+
+#[tokio::test]
+async fn servers_crud_catalog_and_reload_refuse_bad_input_and_write_nothing() {
+    let daemon = Daemon::start().await;
+    let before = std::fs::read_to_string(daemon.config_file()).expect("config");
+    let bad = [
+        json!({"transport": "stdio", "command": "x"}),
+        json!({"name": "bad name!", "command": "x"}),
+        json!({"name": "a".repeat(49), "command": "x"}),
+        json!({"name": "nocmd", "transport": "stdio"}),
+        json!({"name": "nourl", "transport": "http"}),
+        json!({"name": "ftp", "transport": "http", "url": "ftp://x"}),
+        json!({"name": "kind", "transport": "carrier-pigeon", "url": "http://x"}),
+        json!({"name": "slow", "command": "x", "timeout_secs": 0}),
+        json!({"name": "tok", "command": "x", "auth_token": "t"}),
+        json!({"name": "ctl", "transport": "http", "url": "http://x", "auth_token": "a\nb"}),
+        json!({"name": "tpl", "template_id": "nope"}),
+        json!({"name": "gh", "template_id": "github"}),
+        json!({"name": "cred", "command": "x", "credentials": {"A": "b"}}),
+        json!({"name": "extra", "command": "x", "surprise": 1}),
+        json!(["not", "an", "object"]),
+    ];
+    for body in bad {
+        let response = daemon.post("/api/mcp/servers", body.clone()).await;
+        assert_eq!(response.status(), 400, "{body}");
+    }
+    let malformed = daemon
+        .request(reqwest::Method::POST, "/api/mcp/servers")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(malformed.status(), 400);
+    let after = std::fs::read_to_string(daemon.config_file()).expect("config");
+    assert_eq!(before, after, "a refused request wrote to the config");
+    assert!(!daemon.home().join("secrets.toml").exists());
+
+    // From the catalog, then changed, then a duplicate refused.
+    let catalog = json(daemon.get("/api/mcp/catalog").await).await;
+    assert!(catalog["total"].as_u64().unwrap_or(0) >= 5, "{catalog}");
+    let everything = json(daemon.get("/api/mcp/catalog/everything").await).await;
+    assert_eq!(everything["command"], "npx", "{everything}");
+    assert_eq!(daemon.get("/api/mcp/catalog/nope").await.status(), 404);
+    let added = daemon
+        .post("/api/mcp/servers", json!({"template_id": "everything"}))
+        .await;
+    assert_eq!(added.status(), 200);
+    assert_eq!(json(added).await["name"], "everything");
+    let dup = daemon
+        .post(
+            "/api/mcp/servers",
+            json!({"name": "everything", "command": "x"}),
+        )
+        .await;
+    assert_eq!(dup.status(), 409);
+    let changed = daemon
+        .put("/api/mcp/servers/everything", json!({"timeout_secs": 7}))
+        .await;
+    assert_eq!(changed.status(), 200);
+    let changed = json(changed).await;
+    assert_eq!(changed["timeout_secs"], 7, "{changed}");
+    assert_eq!(changed["command"], "npx", "{changed}");
+    let bad_put = daemon
+        .put(
+            "/api/mcp/servers/everything",
+            json!({"timeout_secs": 99999}),
+        )
+        .await;
+    assert_eq!(bad_put.status(), 400);
+    assert_eq!(
+        daemon
+            .put("/api/mcp/servers/nope", json!({}))
+            .await
+            .status(),
+        404
+    );
+    let config = std::fs::read_to_string(daemon.config_file()).expect("config");
+    assert!(config.contains("[mcp_servers.everything]"), "{config}");
+    assert!(config.contains("timeout_secs = 7"), "{config}");
+
+    // Agents name only configured servers.
+    let agent = daemon.spawn_agent("plain").await;
+    let unknown = daemon
+        .put(
+            &format!("/api/agents/{agent}/mcp_servers"),
+            json!(["ghost"]),
+        )
+        .await;
+    assert_eq!(unknown.status(), 400);
+    let wrong = daemon
+        .put(&format!("/api/agents/{agent}/mcp_servers"), json!({"x": 1}))
+        .await;
+    assert_eq!(wrong.status(), 400);
+
+    // A reload re-reads the file: a server written by hand appears.
+    std::fs::write(
+        daemon.config_file(),
+        format!("{config}\n[mcp_servers.byhand]\ncommand = \"/nonexistent/mcp\"\n"),
+    )
+    .expect("write config");
+    let reloaded = daemon.post("/api/mcp/reload", json!({})).await;
+    assert_eq!(reloaded.status(), 200, "{}", daemon.log());
+    let reloaded = json(reloaded).await;
+    assert!(reloaded.to_string().contains("byhand"), "{reloaded}");
+
+    let removed = daemon
+        .request(reqwest::Method::DELETE, "/api/mcp/servers/byhand")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(removed.status(), 200);
+    let gone = daemon
+        .request(reqwest::Method::DELETE, "/api/mcp/servers/byhand")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(gone.status(), 404);
+}
+
+/// A streamable HTTP server (plain `http.server`) that answers the
+/// handshake and `tools/list`, then misbehaves on `tools/call` as the path
+/// says: `/hang` (never answers), `/garbage` (not JSON), `/wrong_id`
+/// (another id), `/error` (HTTP 500), `/huge` (a body past the cap).
+const HOSTILE_HTTP_SERVER: &str = r#"
+import json, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def reply(self, status, body, ctype="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Mcp-Session-Id", "s1")
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.reply(405, b"")
+    def do_DELETE(self):
+        self.reply(200, b"")
+    def do_POST(self):
+        msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        method, mid, mode = msg.get("method"), msg.get("id"), self.path.strip("/")
+        if mid is None:
+            return self.reply(202, b"")
+        if method == "initialize":
+            result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "hostile", "version": "1"}}
+        elif method == "tools/list":
+            result = {"tools": [{"name": "act", "description": "acts", "inputSchema": {"type": "object"}}]}
+        elif mode == "hang":
+            time.sleep(3600)
+            return
+        elif mode == "garbage":
+            return self.reply(200, b"\x00\xffnot json at all")
+        elif mode == "wrong_id":
+            mid = 987654
+            result = {"content": [{"type": "text", "text": "stray"}]}
+        elif mode == "error":
+            return self.reply(500, b"<html>boom</html>", "text/html")
+        elif mode == "huge":
+            return self.reply(200, b'{"jsonrpc":"2.0","id":1,"result":{"x":"' + b"x" * (5 << 20) + b'"}}')
+        else:
+            result = {}
+        self.reply(200, json.dumps({"jsonrpc": "2.0", "id": mid, "result": result}).encode())
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+#[tokio::test]
+async fn a_hanging_lying_or_failing_http_server_never_holds_a_turn_past_its_timeout() {
+    let llm = TestLlm::start().await;
+    let hostile = ServerProcess::start("python3", HOSTILE_HTTP_SERVER, &[], &[]);
+    const MODES: [&str; 5] = ["hang", "garbage", "wrong_id", "error", "huge"];
+    let mut config = String::new();
+    for mode in MODES {
+        config.push_str(&format!(
+            "[mcp_servers.{mode}]\ntransport = \"http\"\nurl = \"{}\"\ntimeout_secs = 5\n",
+            hostile.url(&format!("/{mode}"))
+        ));
+    }
+    let daemon = Daemon::start_with_config(&config).await;
+    for mode in MODES {
+        let name = format!("victim-{}", mode.replace('_', "-"));
+        let agent = daemon.spawn_manifest(mcp_agent(&name, &llm, &[mode])).await;
+        llm.push_all([
+            Reply::tool_call(format!("mcp_{mode}_act"), "{}"),
+            Reply::text("carried on"),
+        ]);
+        let response = daemon.message(&agent, "go").await;
+        assert_eq!(response.status(), 200, "{mode}: {}", daemon.log());
+        let reply = json(response).await;
+        assert_eq!(reply["response"], "carried on", "{mode}: {reply}");
+        let result = last_tool_result(&llm);
+        assert!(
+            result.contains(&format!("mcp_{mode}_act")),
+            "{mode}: {result}"
+        );
+    }
+}
+
+/// The conformance suite's client scenarios Talon's client passes; the
+/// others do not apply, or (`initialize`) differ as docs/MCP.md says.
+const CLIENT_SCENARIOS: &[&str] = &["tools_call", "sse-retry"];
+
+/// Talon's MCP client (`talon_mcp::client::Connection::http`, what agents
+/// use) as the suite's client command: the suite runs this test binary with
+/// this test's name, `MCP_CONFORMANCE_SCENARIO` and the server's URL as the
+/// last argument. Ignored in a normal run, where there is no server.
+#[tokio::test]
+#[ignore = "run by the conformance suite as its client command"]
+async fn conformance_client() {
+    use talon_mcp::client::{Connection, HttpSpec};
+    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").expect("run by the suite");
+    let url = std::env::args().last().expect("the server's URL");
+    let timeout = std::time::Duration::from_secs(20);
+    let connection = Connection::http(&HttpSpec { url, token: None }, timeout)
+        .await
+        .expect("connect");
+    let call = match scenario.as_str() {
+        "tools_call" => Some(("add_numbers", json!({"a": 5, "b": 3}))),
+        "sse-retry" => Some(("test_reconnection", json!({}))),
+        _ => None,
+    };
+    if let Some((tool, arguments)) = call {
+        let arguments = serde_json::from_value(arguments).expect("an object");
+        let outcome = connection
+            .call(tool, arguments, timeout)
+            .await
+            .expect("call");
+        println!("{outcome:?}");
+        assert!(
+            matches!(outcome, talon_mcp::CallOutcome::Ok(_)),
+            "{outcome:?}"
+        );
+    }
+    connection.close().await;
+}
+
+#[tokio::test]
+async fn the_conformance_suite_passes_its_client_checks() {
+    let exe = std::env::current_exe().expect("this test binary");
+    let command = format!(
+        "{} --ignored --exact mcp::conformance_client --nocapture",
+        exe.display()
+    );
+    // `initialize`: the one failing check is the version the client offers,
+    // 2026-07-28 (the newest rmcp speaks), which suite 0.1.16 predates.
+    let out = node_command("conformance")
+        .args(["client", "--command", &command, "--scenario", "initialize"])
+        .output()
+        .expect("run the conformance suite");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        output.contains("Version mismatch: expected 2025-11-25, got 2026-07-28")
+            && output.contains("Passed: 0/1, 1 failed"),
+        "initialize: {output}"
+    );
+    for scenario in CLIENT_SCENARIOS {
+        let out = node_command("conformance")
+            .args(["client", "--command", &command, "--scenario", scenario])
+            .output()
+            .expect("run the conformance suite");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !stdout.contains("FAILURE"),
+            "{scenario}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

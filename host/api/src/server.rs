@@ -144,13 +144,27 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         .routes(routes!(skills::uninstall))
         .routes(routes!(skills::create))
         .routes(routes!(skills::reload))
+        .routes(routes!(
+            crate::routes::mcp::list_servers,
+            crate::routes::mcp::add_server
+        ))
+        .routes(routes!(
+            crate::routes::mcp::get_server,
+            crate::routes::mcp::update_server,
+            crate::routes::mcp::remove_server
+        ))
+        .routes(routes!(crate::routes::mcp::reload))
+        .routes(routes!(crate::routes::mcp::list_catalog))
+        .routes(routes!(crate::routes::mcp::get_catalog_entry))
+        .routes(routes!(
+            crate::routes::mcp::agent_servers,
+            crate::routes::mcp::set_agent_servers
+        ))
         .merge(scheduler_routes())
         // Layers wrap the routes added so far: the two groups after this
         // one set their own, larger limits.
         .layer(BodyLimit::max(max_body_bytes))
         .merge(large_body_routes())
-        .routes(routes!(crate::routes::mcp::list_servers))
-        .routes(routes!(crate::routes::mcp::get_server))
         .routes(routes!(crate::routes::mcp::reconnect))
         .routes(routes!(crate::routes::mcp::health))
         .merge(package_routes())

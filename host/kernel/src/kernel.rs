@@ -121,7 +121,7 @@ impl Kernel {
         )?);
         let a2a = Arc::new(A2a::new(shared.clone())?);
 
-        let mcp = Arc::new(McpClients::new(shared.clone()));
+        let mcp = Arc::new(McpClients::new(shared.clone(), providers.clone()));
         let conversations = Arc::new(Conversations::new(
             shared.clone(),
             agents.clone(),
@@ -348,6 +348,33 @@ impl Kernel {
             format!("{verb} {audited_key}"),
         ))
         .await?;
+        Ok(plan)
+    }
+
+    /// Writes (or, with `None`, removes) the table `[<section>.<name>]` in
+    /// the config file and applies the new config.
+    pub async fn set_config_table(
+        &self,
+        section: &str,
+        name: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<ReloadPlan, KernelError> {
+        let path = self.config_path.clone();
+        let (section, name) = (section.to_string(), name.to_string());
+        let audited = format!(
+            "{} {section}.{name}",
+            if value.is_some() { "set" } else { "removed" }
+        );
+        let written = tokio::task::spawn_blocking(move || {
+            config::set_table(&path, &section, &name, value.as_ref())
+        })
+        .await
+        .map_err(|e| KernelError::Invalid(e.to_string()))??;
+        let new = apply_overrides(written, &self.overrides)?;
+        let plan = self.replace_config(new);
+        // The table is recorded, never its values: they may hold secrets.
+        self.audit(AuditEvent::new("config_changed", audited))
+            .await?;
         Ok(plan)
     }
 

@@ -1,6 +1,8 @@
 //! Talon as an MCP client: other servers' tools, called for agents.
 //!
-//! A server is started as a child process speaking MCP over stdio. Its
+//! A server is reached over stdio (a child process), streamable HTTP
+//! ([`crate::http`]) or the legacy HTTP+SSE transport ([`crate::sse`]),
+//! with an optional bearer token on every HTTP request. A stdio server's
 //! environment is only what the operator lists (nothing of the daemon's is
 //! inherited but `PATH` and what `env_passthrough` names), it runs in the
 //! given working directory, is killed when its connection is dropped, its
@@ -16,7 +18,9 @@ use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, ContentBlock, JsonObject, Tool};
 use rmcp::service::{RoleClient, RunningService, ServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -40,6 +44,25 @@ pub struct StdioSpec {
     pub env_passthrough: Vec<String>,
     /// Its working directory (the daemon's when `None`).
     pub cwd: Option<PathBuf>,
+}
+
+/// How an HTTP server (streamable HTTP or legacy SSE) is reached.
+#[derive(Clone, PartialEq, Default)]
+pub struct HttpSpec {
+    /// Its URL (the MCP endpoint, or the SSE stream for the legacy transport).
+    pub url: String,
+    /// The bearer token sent with every request, if any.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in logs.
+        f.debug_struct("HttpSpec")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Why a server could not be used.
@@ -67,9 +90,9 @@ pub struct Connection {
     service: Mutex<Option<RunningService<RoleClient, ()>>>,
     peer: rmcp::service::Peer<RoleClient>,
     tools: Vec<Tool>,
-    // Held so the process is killed (kill_on_drop) with the connection, or
-    // by `close`.
-    child: Mutex<Child>,
+    // Held so a stdio server's process is killed (kill_on_drop) with the
+    // connection, or by `close`.
+    child: Mutex<Option<Child>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -128,9 +151,55 @@ impl Connection {
         });
         let transport =
             AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_MESSAGE_BYTES);
+        Self::start(async { Ok(transport) }, Some(child), timeout).await
+    }
+
+    /// Connects to a streamable HTTP server, completes the handshake and
+    /// lists its tools, all within `timeout`.
+    pub async fn http(spec: &HttpSpec, timeout: Duration) -> Result<Arc<Connection>, ClientError> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(spec.url.as_str());
+        config.auth_header = spec.token.clone();
+        config.max_json_response_size = MAX_MESSAGE_BYTES;
+        config.max_sse_event_size = MAX_MESSAGE_BYTES;
+        let transport = StreamableHttpClientTransport::with_client(
+            crate::http::HttpClient(http_client(timeout)?),
+            config,
+        );
+        Self::start(async { Ok(transport) }, None, timeout).await
+    }
+
+    /// Connects to a legacy HTTP+SSE server (its event stream at
+    /// `spec.url`), completes the handshake and lists its tools, all within
+    /// `timeout`.
+    pub async fn sse(spec: &HttpSpec, timeout: Duration) -> Result<Arc<Connection>, ClientError> {
+        let client = http_client(timeout)?;
+        let connect = async {
+            crate::sse::SseTransport::connect(
+                client,
+                &spec.url,
+                spec.token.clone(),
+                MAX_MESSAGE_BYTES,
+            )
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+        };
+        Self::start(connect, None, timeout).await
+    }
+
+    /// Opens `transport`, runs the handshake and lists the tools within
+    /// `timeout`.
+    async fn start<T, E, A>(
+        transport: impl Future<Output = Result<T, ClientError>>,
+        child: Option<Child>,
+        timeout: Duration,
+    ) -> Result<Arc<Connection>, ClientError>
+    where
+        T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let started = async {
             let service =
-                ().serve(transport)
+                ().serve(transport.await?)
                     .await
                     .map_err(|e| ClientError::Protocol(e.to_string()))?;
             let tools = service
@@ -195,8 +264,22 @@ impl Connection {
         if let Some(service) = self.service.lock().await.take() {
             let _ = service.cancel().await;
         }
-        let _ = self.child.lock().await.start_kill();
+        if let Some(child) = self.child.lock().await.as_mut() {
+            let _ = child.start_kill();
+        }
     }
+}
+
+/// The HTTP client for one server: bounded connection time, no redirects
+/// (a redirect could carry the bearer token to another origin). Calls are
+/// bounded by their own timeout, not the client's: the event stream stays
+/// open for the whole session.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {e}")))
 }
 
 /// One content block as text a model can read.

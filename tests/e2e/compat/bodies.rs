@@ -23,6 +23,13 @@ pub fn body(key: &str) -> Option<Value> {
         "POST /mcp" => json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2024-11-05", "capabilities": {},
                        "clientInfo": {"name": "compat", "version": "1"}}}),
+        // LibreFang's raw spec (`transport` as an object), and a change.
+        "POST /api/mcp/servers" => json!({"name": "compat-added",
+            "transport": {"type": "stdio", "command": "true"}, "timeout_secs": 2}),
+        "PUT /api/mcp/servers/{name}" => {
+            json!({"transport": "stdio", "command": "true", "timeout_secs": 2})
+        }
+        "PUT /api/agents/{id}/mcp_servers" => json!(["compat"]),
         "POST /api/a2a/send" => json!({"agent_id": "{a2a_peer}", "message": "hello"}),
         "POST /api/agents/bulk" => json!({"agents": [{"manifest_toml": "{manifest:compat-bulk}"}]}),
         "POST /api/agents/bulk/start" | "POST /api/agents/bulk/stop" => {

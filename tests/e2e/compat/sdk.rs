@@ -22,7 +22,7 @@ const PYTHON_ENV: &str = "TALON_LIBREFANG_PYTHON";
 
 /// Client methods whose request LibreFang's own server refuses too, so a
 /// 400 from Talon is the same answer: `(operation, why)`.
-const REFUSED_BY_LIBREFANG: [(&str, &str); 3] = [
+const REFUSED_BY_LIBREFANG: [(&str, &str); 4] = [
     (
         "DELETE /api/agents/bulk",
         "the client sends no body; LibreFang's handler requires `{agent_ids}` (librefang-notes.md)",
@@ -30,6 +30,10 @@ const REFUSED_BY_LIBREFANG: [(&str, &str); 3] = [
     (
         "PUT /api/agents/{id}/skills",
         "LibreFang's body is a JSON array of names; the client can only send an object (`**data`)",
+    ),
+    (
+        "PUT /api/agents/{id}/mcp_servers",
+        "LibreFang's body is a JSON array of server names; the client can only send an object (`**data`)",
     ),
     (
         "POST /api/tasks",

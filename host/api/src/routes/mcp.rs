@@ -1,19 +1,23 @@
 //! `/mcp`: Talon as an MCP server (streamable HTTP, `talon_mcp`), serving the
 //! tools and agents `[mcp_server]` exposes through the kernel's tool path.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use talon_kernel::Kernel;
+use talon_kernel::config::{McpServerEntry, McpTransport};
 use talon_kernel::conversation::MessageInput;
+use talon_kernel::mcp::catalog;
 use talon_kernel::store::audit::AuditEvent;
 use talon_mcp::{CallOutcome, Endpoint, EndpointConfig, Host, HostError, ToolSpec};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -293,14 +297,19 @@ pub async fn health(State(state): State<AppState>) -> crate::extract::Json<McpHe
     })
 }
 
-/// Status plus configuration (never `env` values: they may be secrets).
+/// Status plus configuration (never `env` values or tokens: they may be
+/// secrets).
 async fn server_views(state: &AppState) -> Vec<McpServerView> {
     let config = state.kernel.config();
     let mut views = Vec::new();
     for status in state.kernel.mcp().status().await {
         let entry = config.mcp_servers.get(&status.name);
         views.push(McpServerView {
-            transport: "stdio",
+            transport: entry
+                .map(|e| transport_name(e.transport))
+                .unwrap_or("stdio"),
+            url: entry.map(|e| e.url.clone()).unwrap_or_default(),
+            auth: entry.is_some_and(|e| !e.auth_secret.is_empty()),
             command: entry.map(|e| e.command.clone()).unwrap_or_default(),
             args: entry.map(|e| e.args.clone()).unwrap_or_default(),
             env: entry
@@ -381,8 +390,13 @@ pub struct McpServerView {
     /// Its state.
     #[serde(flatten)]
     pub state: McpServerState,
-    /// How Talon reaches it: `stdio` (a child process).
+    /// How Talon reaches it: `stdio` (a child process), `http` (streamable
+    /// HTTP) or `sse` (legacy HTTP+SSE).
     pub transport: &'static str,
+    /// Its URL (`http`, `sse`).
+    pub url: String,
+    /// Whether a bearer token is sent (kept in the secrets file, never shown).
+    pub auth: bool,
     /// The program.
     pub command: String,
     /// Its arguments.
@@ -411,4 +425,517 @@ pub struct McpHealth {
     pub connected: usize,
     /// Each one's state.
     pub servers: Vec<McpServerState>,
+}
+
+fn transport_name(transport: McpTransport) -> &'static str {
+    match transport {
+        McpTransport::Stdio => "stdio",
+        McpTransport::Http => "http",
+        McpTransport::Sse => "sse",
+    }
+}
+
+/// Longest server name: it is part of every tool name (`mcp_<server>_<tool>`).
+const MAX_NAME_LEN: usize = 48;
+
+/// Longest bearer token accepted.
+const MAX_TOKEN_LEN: usize = 8192;
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::BadRequest(format!(
+            "a server name is 1 to {MAX_NAME_LEN} letters, digits, `-` or `_`"
+        )));
+    }
+    Ok(())
+}
+
+/// How a server is reached: LibreFang's `"stdio"`, or its
+/// `{"type": "stdio", "command": ..., "args": [...]}` / `{"type": "http",
+/// "url": ...}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TransportField {
+    /// `stdio`, `http` or `sse`.
+    Name(TransportName),
+    /// The transport with its settings.
+    Spec(TransportSpec),
+}
+
+/// A transport's name.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportName {
+    /// A child process on stdio.
+    Stdio,
+    /// Streamable HTTP.
+    Http,
+    /// Legacy HTTP+SSE.
+    Sse,
+}
+
+impl From<TransportName> for McpTransport {
+    fn from(name: TransportName) -> Self {
+        match name {
+            TransportName::Stdio => McpTransport::Stdio,
+            TransportName::Http => McpTransport::Http,
+            TransportName::Sse => McpTransport::Sse,
+        }
+    }
+}
+
+/// A transport with its settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransportSpec {
+    /// `stdio`, `http` or `sse`.
+    #[serde(rename = "type")]
+    pub kind: TransportName,
+    /// The program (stdio).
+    pub command: Option<String>,
+    /// Its arguments (stdio).
+    pub args: Option<Vec<String>>,
+    /// The URL (http, sse).
+    pub url: Option<String>,
+}
+
+/// Body of `POST /api/mcp/servers` and `PUT /api/mcp/servers/{name}`: a
+/// catalog template (`template_id`, `credentials`) or a raw spec. A token
+/// goes to the secrets file, never to `config.toml`, and is never shown.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerRequest {
+    /// The server's name (`POST`; the path's for `PUT`). Defaults to the
+    /// template's id.
+    pub name: Option<String>,
+    /// A catalog entry to start from (`GET /api/mcp/catalog`).
+    pub template_id: Option<String>,
+    /// The template's required settings by name: `token` is the bearer
+    /// token, others are set in the server's environment.
+    pub credentials: Option<BTreeMap<String, String>>,
+    /// How it is reached.
+    pub transport: Option<TransportField>,
+    /// The program (stdio).
+    pub command: Option<String>,
+    /// Its arguments (stdio).
+    pub args: Option<Vec<String>>,
+    /// Its URL (http, sse).
+    pub url: Option<String>,
+    /// Variables set for it (stdio).
+    pub env: Option<BTreeMap<String, String>>,
+    /// The daemon's variables passed through to it (stdio).
+    pub env_passthrough: Option<Vec<String>>,
+    /// Its working directory (stdio).
+    pub cwd: Option<String>,
+    /// Per call, and for start and handshake, in seconds (1 to 3600).
+    pub timeout_secs: Option<u64>,
+    /// A bearer token for an http or sse server.
+    pub auth_token: Option<String>,
+}
+
+/// The entry a request describes, starting from `base` (the current entry
+/// for `PUT`), and the token it carries.
+fn entry_from(
+    request: McpServerRequest,
+    base: McpServerEntry,
+) -> Result<(McpServerEntry, Option<String>), ApiError> {
+    let mut token = request.auth_token;
+    let mut entry = base;
+    if let Some(id) = &request.template_id {
+        let template = catalog::find(id)
+            .ok_or_else(|| ApiError::BadRequest(format!("no catalog entry {id}")))?;
+        entry = template.to_entry();
+        let mut credentials = request.credentials.unwrap_or_default();
+        for required in template.required_env {
+            let Some(value) = credentials.remove(required.name) else {
+                return Err(ApiError::BadRequest(format!(
+                    "template {id} needs `credentials.{}` ({})",
+                    required.name, required.label
+                )));
+            };
+            if required.name == "token" {
+                token = Some(value);
+            } else {
+                entry.env.insert(required.name.to_string(), value);
+            }
+        }
+        if let Some(extra) = credentials.keys().next() {
+            return Err(ApiError::BadRequest(format!(
+                "template {id} takes no credential `{extra}`"
+            )));
+        }
+    } else if request.credentials.is_some() {
+        return Err(ApiError::BadRequest(
+            "`credentials` go with a `template_id`".into(),
+        ));
+    }
+    match request.transport {
+        Some(TransportField::Name(kind)) => entry.transport = kind.into(),
+        Some(TransportField::Spec(spec)) => {
+            entry.transport = spec.kind.into();
+            if let Some(command) = spec.command {
+                entry.command = command;
+            }
+            if let Some(args) = spec.args {
+                entry.args = args;
+            }
+            if let Some(url) = spec.url {
+                entry.url = url;
+            }
+        }
+        None => {}
+    }
+    if let Some(command) = request.command {
+        entry.command = command;
+    }
+    if let Some(args) = request.args {
+        entry.args = args;
+    }
+    if let Some(url) = request.url {
+        entry.url = url;
+    }
+    if let Some(env) = request.env {
+        entry.env.extend(env);
+    }
+    if let Some(vars) = request.env_passthrough {
+        entry.env_passthrough = vars;
+    }
+    if let Some(cwd) = request.cwd {
+        entry.cwd = cwd;
+    }
+    if let Some(secs) = request.timeout_secs {
+        entry.timeout_secs = secs;
+    }
+    if entry.transport == McpTransport::Stdio {
+        if token.is_some() {
+            return Err(ApiError::BadRequest(
+                "a stdio server takes no `auth_token`: give it `env` instead".into(),
+            ));
+        }
+        entry.url.clear();
+        entry.auth_secret.clear();
+    } else {
+        entry.command.clear();
+        entry.args.clear();
+    }
+    if let Some(token) = &token
+        && (token.is_empty() || token.len() > MAX_TOKEN_LEN || token.chars().any(char::is_control))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "`auth_token` must be 1 to {MAX_TOKEN_LEN} printable characters"
+        )));
+    }
+    entry.check().map_err(ApiError::BadRequest)?;
+    Ok((entry, token))
+}
+
+/// Writes `entry` (and its token) for `name` and applies the new config;
+/// nothing is left half-written when the config is refused.
+async fn save(
+    state: &AppState,
+    name: &str,
+    mut entry: McpServerEntry,
+    token: Option<String>,
+) -> Result<McpServerView, ApiError> {
+    let providers = state.kernel.providers();
+    if let Some(token) = token {
+        entry.auth_secret = name.to_string();
+        providers.set_mcp_secret(name, Some(token)).await?;
+    }
+    let value = serde_json::to_value(&entry)
+        .map_err(|e| ApiError::BadRequest(format!("cannot write the server: {e}")))?;
+    if let Err(error) = state
+        .kernel
+        .set_config_table("mcp_servers", name, Some(value))
+        .await
+    {
+        if entry.auth_secret == name
+            && !(state.kernel.config().mcp_servers.get(name)).is_some_and(|e| e.auth_secret == name)
+        {
+            let _ = providers.set_mcp_secret(name, None).await;
+        }
+        return Err(error.into());
+    }
+    (server_views(state).await.into_iter())
+        .find(|s| s.state.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no MCP server named {name}")))
+}
+
+/// Adds an MCP server (to `config.toml`; a token to the secrets file); its
+/// tools reach the agents that name it at their next turn.
+#[utoipa::path(post, path = "/api/mcp/servers", tag = "mcp", request_body = McpServerRequest,
+    responses((status = 200, description = "The new server (not connected yet)", body = McpServerView),
+              (status = 400, description = "A bad name, unknown template, missing credential, or an invalid spec"),
+              (status = 409, description = "A server with that name exists")))]
+pub async fn add_server(
+    State(state): State<AppState>,
+    crate::extract::Json(request): crate::extract::Json<McpServerRequest>,
+) -> Result<crate::extract::Json<McpServerView>, ApiError> {
+    let name = (request.name.clone())
+        .or_else(|| request.template_id.clone())
+        .ok_or_else(|| ApiError::BadRequest("`name` is required".into()))?;
+    check_name(&name)?;
+    if state.kernel.config().mcp_servers.contains_key(&name) {
+        return Err(ApiError::Conflict(format!(
+            "an MCP server named {name} exists: PUT /api/mcp/servers/{name} to change it"
+        )));
+    }
+    let (entry, token) = entry_from(request, McpServerEntry::default())?;
+    Ok(crate::extract::Json(
+        save(&state, &name, entry, token).await?,
+    ))
+}
+
+/// Changes an MCP server; fields left out keep their values (the token
+/// too). The server is reconnected at its next use.
+#[utoipa::path(put, path = "/api/mcp/servers/{name}", tag = "mcp", request_body = McpServerRequest,
+    params(("name" = String, Path, description = "Server name")),
+    responses((status = 200, description = "The changed server", body = McpServerView),
+              (status = 400, description = "An invalid spec"),
+              (status = 404, description = "No such server")))]
+pub async fn update_server(
+    State(state): State<AppState>,
+    crate::extract::Path(name): crate::extract::Path<String>,
+    crate::extract::Json(request): crate::extract::Json<McpServerRequest>,
+) -> Result<crate::extract::Json<McpServerView>, ApiError> {
+    let Some(current) = state.kernel.config().mcp_servers.get(&name).cloned() else {
+        return Err(ApiError::NotFound(format!("no MCP server named {name}")));
+    };
+    let (entry, token) = entry_from(request, current)?;
+    Ok(crate::extract::Json(
+        save(&state, &name, entry, token).await?,
+    ))
+}
+
+/// Removes an MCP server (and its token), closing its connection.
+#[utoipa::path(delete, path = "/api/mcp/servers/{name}", tag = "mcp",
+    params(("name" = String, Path, description = "Server name")),
+    responses((status = 200, description = "`{status: removed, name}`", body = McpServerRemoved),
+              (status = 404, description = "No such server")))]
+pub async fn remove_server(
+    State(state): State<AppState>,
+    crate::extract::Path(name): crate::extract::Path<String>,
+) -> Result<crate::extract::Json<McpServerRemoved>, ApiError> {
+    let Some(current) = state.kernel.config().mcp_servers.get(&name).cloned() else {
+        return Err(ApiError::NotFound(format!("no MCP server named {name}")));
+    };
+    state
+        .kernel
+        .set_config_table("mcp_servers", &name, None)
+        .await?;
+    if current.auth_secret == name {
+        state.kernel.providers().set_mcp_secret(&name, None).await?;
+    }
+    state.kernel.mcp().reset(false).await;
+    Ok(crate::extract::Json(McpServerRemoved {
+        status: "removed",
+        name,
+    }))
+}
+
+/// Re-reads `config.toml` and reconnects every MCP server now.
+#[utoipa::path(post, path = "/api/mcp/reload", tag = "mcp",
+    responses((status = 200, description = "Every server's state after reconnecting", body = McpHealth),
+              (status = 400, description = "The config file is invalid (the old config is kept)")))]
+pub async fn reload(
+    State(state): State<AppState>,
+) -> Result<crate::extract::Json<McpHealth>, ApiError> {
+    state.kernel.reload_config().await?;
+    state.kernel.mcp().reset(true).await;
+    let servers: Vec<McpServerState> = (state.kernel.mcp().connect_all().await.into_iter())
+        .map(McpServerState::from)
+        .collect();
+    let connected = servers.iter().filter(|s| s.status == "connected").count();
+    Ok(crate::extract::Json(McpHealth {
+        total: servers.len(),
+        connected,
+        servers,
+    }))
+}
+
+/// The built-in catalog of well-known MCP servers.
+#[utoipa::path(get, path = "/api/mcp/catalog", tag = "mcp",
+    responses((status = 200, description = "`{entries, total}`", body = McpCatalog)))]
+pub async fn list_catalog() -> crate::extract::Json<McpCatalog> {
+    let entries: Vec<McpCatalogEntry> =
+        catalog::CATALOG.iter().map(McpCatalogEntry::from).collect();
+    crate::extract::Json(McpCatalog {
+        total: entries.len(),
+        entries,
+    })
+}
+
+/// One catalog entry.
+#[utoipa::path(get, path = "/api/mcp/catalog/{id}", tag = "mcp",
+    params(("id" = String, Path, description = "Catalog entry id")),
+    responses((status = 200, description = "The entry", body = McpCatalogEntry),
+              (status = 404, description = "No such entry")))]
+pub async fn get_catalog_entry(
+    crate::extract::Path(id): crate::extract::Path<String>,
+) -> Result<crate::extract::Json<McpCatalogEntry>, ApiError> {
+    catalog::find(&id)
+        .map(|e| crate::extract::Json(McpCatalogEntry::from(e)))
+        .ok_or_else(|| ApiError::NotFound(format!("no catalog entry {id}")))
+}
+
+/// The MCP servers an agent uses, and those it could.
+#[utoipa::path(get, path = "/api/agents/{id}/mcp_servers", tag = "agents",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{agent_id, mcp_servers, available}`", body = AgentMcpServers),
+              (status = 404, description = "No such agent")))]
+pub async fn agent_servers(
+    State(state): State<AppState>,
+    crate::extract::Path(id): crate::extract::Path<Uuid>,
+) -> Result<crate::extract::Json<AgentMcpServers>, ApiError> {
+    let agent = state.kernel.agents().get(id).await?;
+    Ok(crate::extract::Json(AgentMcpServers {
+        agent_id: id,
+        mcp_servers: agent.manifest.mcp_servers,
+        available: state.kernel.config().mcp_servers.keys().cloned().collect(),
+    }))
+}
+
+/// Body of `PUT /api/agents/{id}/mcp_servers`: LibreFang's bare array of
+/// server names, or `{"mcp_servers": [...]}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AgentMcpServersRequest {
+    /// `["everything", ...]`.
+    Names(Vec<String>),
+    /// `{"mcp_servers": [...]}`.
+    Object {
+        /// The server names.
+        mcp_servers: Vec<String>,
+    },
+}
+
+/// Replaces the MCP servers an agent uses (each must be configured).
+#[utoipa::path(put, path = "/api/agents/{id}/mcp_servers", tag = "agents", request_body = AgentMcpServersRequest,
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{agent_id, mcp_servers, available}`", body = AgentMcpServers),
+              (status = 400, description = "Not a list of names, or a name no server has"),
+              (status = 404, description = "No such agent"),
+              (status = 409, description = "Stable mode")))]
+pub async fn set_agent_servers(
+    State(state): State<AppState>,
+    crate::extract::Path(id): crate::extract::Path<Uuid>,
+    crate::extract::Json(body): crate::extract::Json<AgentMcpServersRequest>,
+) -> Result<crate::extract::Json<AgentMcpServers>, ApiError> {
+    let (AgentMcpServersRequest::Names(names)
+    | AgentMcpServersRequest::Object { mcp_servers: names }) = body;
+    let config = state.kernel.config();
+    if let Some(unknown) = names.iter().find(|n| !config.mcp_servers.contains_key(*n)) {
+        return Err(ApiError::BadRequest(format!(
+            "no MCP server named {unknown} is configured"
+        )));
+    }
+    let record = state
+        .kernel
+        .agents()
+        .edit_manifest(id, vec![("mcp_servers".into(), names.into())])
+        .await?;
+    Ok(crate::extract::Json(AgentMcpServers {
+        agent_id: id,
+        mcp_servers: record.manifest.mcp_servers,
+        available: config.mcp_servers.keys().cloned().collect(),
+    }))
+}
+
+/// `DELETE /api/mcp/servers/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct McpServerRemoved {
+    /// `removed`.
+    pub status: &'static str,
+    /// The server.
+    pub name: String,
+}
+
+/// `GET /api/agents/{id}/mcp_servers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentMcpServers {
+    /// The agent.
+    pub agent_id: Uuid,
+    /// The servers whose tools it gets.
+    pub mcp_servers: Vec<String>,
+    /// Every configured server.
+    pub available: Vec<String>,
+}
+
+/// A setting a catalog server needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct McpCatalogEnv {
+    /// The credential's name (`token` for a bearer token).
+    pub name: &'static str,
+    /// What it is.
+    pub label: &'static str,
+    /// Where to get it.
+    pub help: &'static str,
+    /// Whether it is a secret.
+    pub is_secret: bool,
+}
+
+/// One well-known MCP server and how to start it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct McpCatalogEntry {
+    /// Its id (`template_id` in `POST /api/mcp/servers`).
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// What it offers.
+    pub description: &'static str,
+    /// A coarse category.
+    pub category: &'static str,
+    /// `stdio`, `http` or `sse`.
+    pub transport: &'static str,
+    /// The program (stdio).
+    pub command: &'static str,
+    /// Its arguments (stdio).
+    pub args: Vec<&'static str>,
+    /// Its URL (http, sse).
+    pub url: &'static str,
+    /// The credentials to give in `credentials`.
+    pub required_env: Vec<McpCatalogEnv>,
+    /// How to set it up.
+    pub setup_instructions: &'static str,
+    /// Its documentation.
+    pub homepage: &'static str,
+}
+
+impl From<&catalog::CatalogEntry> for McpCatalogEntry {
+    fn from(e: &catalog::CatalogEntry) -> Self {
+        Self {
+            id: e.id,
+            name: e.name,
+            description: e.description,
+            category: e.category,
+            transport: transport_name(e.transport),
+            command: e.command,
+            args: e.args.to_vec(),
+            url: e.url,
+            required_env: (e.required_env.iter())
+                .map(|r| McpCatalogEnv {
+                    name: r.name,
+                    label: r.label,
+                    help: r.help,
+                    is_secret: r.is_secret,
+                })
+                .collect(),
+            setup_instructions: e.setup_instructions,
+            homepage: e.homepage,
+        }
+    }
+}
+
+/// `GET /api/mcp/catalog`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct McpCatalog {
+    /// How many entries.
+    pub total: usize,
+    /// Each of them.
+    pub entries: Vec<McpCatalogEntry>,
 }

@@ -118,6 +118,50 @@ pub fn set_value(path: &Path, key: &str, value: &serde_json::Value) -> Result<Co
     Ok(config)
 }
 
+/// Writes (or, with `None`, removes) the table `[<section>.<name>]` of the
+/// file at `path` from the JSON object `value` (for map sections such as
+/// `mcp_servers`), keeping the rest of the file and its comments. The edited
+/// file is validated as a whole before it replaces the old one.
+pub fn set_table(
+    path: &Path,
+    section: &str,
+    name: &str,
+    value: Option<&serde_json::Value>,
+) -> Result<Config, ConfigError> {
+    let text = if path.exists() {
+        read_config_text(path)?
+    } else {
+        DEFAULT_CONFIG_TOML.to_string()
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| ConfigError::Invalid(e.to_string()))?;
+    let parent = doc
+        .entry(section)
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!("`{section}` is not a table in the config file"))
+        })?;
+    match value {
+        None => {
+            parent.remove(name);
+        }
+        Some(value) => {
+            let Some(toml_edit::Value::InlineTable(inline)) = json_to_toml(value) else {
+                return Err(ConfigError::Invalid(format!(
+                    "`{section}.{name}` must be a table without null values"
+                )));
+            };
+            parent.insert(name, toml_edit::Item::Table(inline.into_table()));
+        }
+    }
+    let new_text = doc.to_string();
+    let config = Config::parse(&new_text)?;
+    write_atomically(path, new_text.as_bytes())?;
+    Ok(config)
+}
+
 fn schema_has_key(parts: &[&str]) -> bool {
     let mut value = serde_json::to_value(Config::default()).unwrap_or_default();
     for part in parts {

@@ -17,7 +17,7 @@ mod oversight;
 pub use a2a::A2aConfig;
 pub(crate) use file::json_to_toml;
 use file::read_config_text;
-pub use file::{Change, change_value, set_value, write_atomically};
+pub use file::{Change, change_value, set_table, set_value, write_atomically};
 pub use oversight::{ApprovalRules, ApprovalsConfig, Policy, SecondFactor, WebhooksConfig};
 
 /// The address the daemon listens on unless told otherwise.
@@ -281,6 +281,13 @@ allowlist = []
 #   env_passthrough = ["HOME"]          # copied from the daemon's, when set
 #   cwd = "/srv/mcp"                    # its working directory
 #   timeout_secs = 30                   # per call, and for start + handshake
+# or a server reached over streamable HTTP (transport = "http") or the
+# legacy HTTP+SSE transport (transport = "sse", url = its event stream),
+# with a bearer token kept in secrets.toml's [mcp_secrets] under auth_secret:
+#   [mcp_servers.remote]
+#   transport = "http"
+#   url = "https://mcp.example.com/mcp"
+#   auth_secret = "remote"
 [mcp_servers]
 "#;
 
@@ -373,11 +380,32 @@ pub struct Config {
     pub mcp_servers: std::collections::BTreeMap<String, McpServerEntry>,
 }
 
-/// One MCP server Talon connects to: a child process speaking MCP on stdio.
+/// How Talon reaches an MCP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum McpTransport {
+    /// A child process speaking MCP on its stdin and stdout.
+    #[default]
+    Stdio,
+    /// Streamable HTTP at `url`.
+    Http,
+    /// The legacy HTTP+SSE transport (2024-11-05), its event stream at `url`.
+    Sse,
+}
+
+/// One MCP server Talon connects to: a child process speaking MCP on
+/// stdio, or a server reached over HTTP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct McpServerEntry {
-    /// The program.
+    /// How it is reached.
+    pub transport: McpTransport,
+    /// Its URL (`http`, `sse`).
+    pub url: String,
+    /// The name of the bearer token in `secrets.toml`'s `[mcp_secrets]`
+    /// (`http`, `sse`); empty for none.
+    pub auth_secret: String,
+    /// The program (`stdio`).
     pub command: String,
     /// Its arguments.
     pub args: Vec<String>,
@@ -392,9 +420,34 @@ pub struct McpServerEntry {
     pub timeout_secs: u64,
 }
 
+impl McpServerEntry {
+    /// Checks what the types cannot: a command for stdio, an http(s) URL
+    /// otherwise, a timeout of at least a second.
+    pub fn check(&self) -> Result<(), String> {
+        match self.transport {
+            McpTransport::Stdio if self.command.trim().is_empty() => {
+                return Err("a stdio server needs a `command`".into());
+            }
+            McpTransport::Http | McpTransport::Sse
+                if !(self.url.starts_with("http://") || self.url.starts_with("https://")) =>
+            {
+                return Err("an http or sse server needs an http(s) `url`".into());
+            }
+            _ => {}
+        }
+        if !(1..=3600).contains(&self.timeout_secs) {
+            return Err("`timeout_secs` must be between 1 and 3600".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for McpServerEntry {
     fn default() -> Self {
         Self {
+            transport: McpTransport::Stdio,
+            url: String::new(),
+            auth_secret: String::new(),
             command: String::new(),
             args: Vec::new(),
             env: std::collections::BTreeMap::new(),
@@ -884,6 +937,11 @@ impl Config {
                 "limits.max_body_bytes must be at least 1024".into(),
             ));
         }
+        for (name, entry) in &self.mcp_servers {
+            entry
+                .check()
+                .map_err(|e| ConfigError::Invalid(format!("mcp_servers.{name}: {e}")))?;
+        }
         Ok(())
     }
 
@@ -988,6 +1046,38 @@ mod tests {
     fn unknown_key_is_named() {
         let err = Config::parse("api_listn = \"x\"").unwrap_err().to_string();
         assert!(err.contains("api_listn"), "{err}");
+    }
+
+    #[test]
+    fn set_table_writes_and_removes_one_server_and_refuses_invalid_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        Config::load_or_init(&path).unwrap();
+        let entry = serde_json::json!({"transport": "http", "url": "http://127.0.0.1:1/mcp",
+                                       "auth_secret": "remote", "timeout_secs": 9});
+        let cfg = set_table(&path, "mcp_servers", "remote", Some(&entry)).unwrap();
+        let remote = &cfg.mcp_servers["remote"];
+        assert_eq!(remote.transport, McpTransport::Http);
+        assert_eq!(remote.timeout_secs, 9);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("[mcp_servers.remote]"), "{text}");
+        assert!(text.contains("# MCP servers Talon's agents may use"));
+        // A stdio server without a command, or an http one without a URL,
+        // is refused and nothing is written.
+        for bad in [
+            serde_json::json!({"transport": "stdio"}),
+            serde_json::json!({"transport": "http", "url": "ftp://x"}),
+            serde_json::json!({"command": "x", "timeout_secs": 0}),
+            serde_json::json!({"command": "x", "surprise": 1}),
+        ] {
+            assert!(
+                set_table(&path, "mcp_servers", "bad", Some(&bad)).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let cfg = set_table(&path, "mcp_servers", "remote", None).unwrap();
+        assert!(cfg.mcp_servers.is_empty());
     }
 
     #[test]

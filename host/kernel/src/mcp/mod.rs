@@ -1,7 +1,9 @@
 //! MCP servers that agents use: the client side of `talon_mcp`.
 //!
-//! Servers are configured in `[mcp_servers.<name>]`. A server is started on
-//! first use and kept; one that dies is restarted on a later use, after a
+//! Servers are configured in `[mcp_servers.<name>]`: a child process on
+//! stdio, or a server over streamable HTTP or legacy SSE whose bearer token
+//! is read from the secrets file. A server is connected on first use and
+//! kept; one that dies is restarted on a later use, after a
 //! backoff that doubles with each failure in a row (up to a minute). Its
 //! tools reach only agents whose manifest names the server, as
 //! `mcp_<server>_<tool>`, and are called through the conversation's tool
@@ -15,11 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use talon_mcp::CallOutcome;
-use talon_mcp::client::{ClientError, Connection, StdioSpec};
+use talon_mcp::client::{ClientError, Connection, HttpSpec, StdioSpec};
 use uuid::Uuid;
 
-use crate::config::McpServerEntry;
+pub mod catalog;
+
+use crate::config::{McpServerEntry, McpTransport};
 use crate::events::Event;
+use crate::providers::Providers;
 use crate::shared::Shared;
 
 /// The prefix of every MCP tool's name as agents see it.
@@ -70,6 +75,7 @@ struct Slot {
 /// The MCP servers domain.
 pub struct McpClients {
     shared: Arc<Shared>,
+    providers: Arc<Providers>,
     slots: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
@@ -91,9 +97,10 @@ fn stdio_spec(entry: &McpServerEntry) -> StdioSpec {
 
 impl McpClients {
     /// The domain over `shared`.
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, providers: Arc<Providers>) -> Self {
         Self {
             shared,
+            providers,
             slots: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -141,7 +148,7 @@ impl McpClients {
                     .max(1)
             ));
         }
-        match Connection::stdio(name, &stdio_spec(entry), timeout).await {
+        match self.connect(name, entry, timeout).await {
             Ok(connection) => {
                 tracing::info!(mcp_server = %name, tools = connection.tools().len(), "MCP server connected");
                 slot.connection = Some(connection.clone());
@@ -159,6 +166,64 @@ impl McpClients {
                 Err(format!("MCP server {name} could not be started: {error}"))
             }
         }
+    }
+
+    /// Opens a connection over the entry's transport.
+    async fn connect(
+        &self,
+        name: &str,
+        entry: &McpServerEntry,
+        timeout: Duration,
+    ) -> Result<Arc<Connection>, ClientError> {
+        if entry.transport == McpTransport::Stdio {
+            return Connection::stdio(name, &stdio_spec(entry), timeout).await;
+        }
+        let token = if entry.auth_secret.is_empty() {
+            None
+        } else {
+            let token = (self.providers.mcp_secret(&entry.auth_secret).await)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            Some(token.ok_or_else(|| {
+                ClientError::Protocol(format!(
+                    "its token `{}` is not in the secrets file's [mcp_secrets]",
+                    entry.auth_secret
+                ))
+            })?)
+        };
+        let spec = HttpSpec {
+            url: entry.url.clone(),
+            token,
+        };
+        match entry.transport {
+            McpTransport::Sse => Connection::sse(&spec, timeout).await,
+            _ => Connection::http(&spec, timeout).await,
+        }
+    }
+
+    /// Closes the connections of servers no longer configured, and of
+    /// every server when `all`: each is connected again on its next use.
+    pub async fn reset(&self, all: bool) {
+        let config = self.shared.config();
+        let dropped: Vec<Arc<tokio::sync::Mutex<Slot>>> = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let names: Vec<String> = (slots.keys())
+                .filter(|n| all || !config.mcp_servers.contains_key(*n))
+                .cloned()
+                .collect();
+            names.iter().filter_map(|n| slots.remove(n)).collect()
+        };
+        for slot in dropped {
+            if let Some(connection) = slot.lock().await.connection.take() {
+                connection.close().await;
+            }
+        }
+    }
+
+    /// Connects every configured server now (all at once), for a reload.
+    pub async fn connect_all(&self) -> Vec<ServerStatus> {
+        let names: Vec<String> = self.shared.config().mcp_servers.keys().cloned().collect();
+        futures::future::join_all(names.iter().map(|n| self.connection(n))).await;
+        self.status().await
     }
 
     /// The tools of `servers` (an agent's manifest list), connecting as

@@ -354,6 +354,45 @@ impl Providers {
         .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
     }
 
+    /// An MCP server's bearer token kept in the secrets file under `name`.
+    pub async fn mcp_secret(&self, name: &str) -> Result<Option<String>, KernelError> {
+        let path = self.shared.home().secrets_file();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            Ok(secrets::read_secrets(&path)?.mcp_secrets.remove(&name))
+        })
+        .await
+        .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+    }
+
+    /// Sets (or, with `None`, removes) an MCP server's bearer token in the
+    /// secrets file under `name`.
+    pub async fn set_mcp_secret(
+        &self,
+        name: &str,
+        token: Option<String>,
+    ) -> Result<(), KernelError> {
+        let _edit = self.edit.lock().await;
+        let path = self.shared.home().secrets_file();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut secrets = secrets::read_secrets(&path)?;
+            let changed = match token {
+                Some(token) => {
+                    secrets.mcp_secrets.insert(name, token);
+                    true
+                }
+                None => secrets.mcp_secrets.remove(&name).is_some(),
+            };
+            if changed {
+                secrets::write_secrets(&path, &secrets)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| KernelError::Store(StoreError::Task(e.to_string())))?
+    }
+
     /// Removes a key set with [`Providers::set_provider_key`], durably; the
     /// environment variable applies again. True when there was one.
     pub async fn delete_provider_key(&self, provider: &str) -> Result<bool, KernelError> {

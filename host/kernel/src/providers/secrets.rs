@@ -22,6 +22,10 @@ pub(super) struct Secrets {
     /// name then key (see `crate::channels`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(super) channel_secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// MCP servers' bearer tokens, by the name their `auth_secret` gives
+    /// (see `crate::mcp`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) mcp_secrets: BTreeMap<String, String>,
 }
 
 /// The TOTP secret approvals use: base32, and whether a code confirmed it.
