@@ -33,6 +33,7 @@ use crate::store::{self, Store};
 use crate::webhooks::Webhooks;
 
 mod a2a_tasks;
+pub mod comms;
 
 pub use a2a_tasks::A2aMessage;
 
