@@ -69,12 +69,19 @@ async fn an_approved_call_runs_after_kill_9_and_the_turn_answers_once() {
     // Still pending after the crash, and still the session's.
     let after = json(daemon.get(&format!("/api/approvals/{id}")).await).await;
     assert_eq!(after["status"], "pending", "{after}");
-    let for_session =
-        json(daemon.get(&format!("/api/approvals/session/{session}")).await).await;
+    let for_session = json(
+        daemon
+            .get(&format!("/api/approvals/session/{session}"))
+            .await,
+    )
+    .await;
     assert_eq!(for_session["has_pending"], true, "{for_session}");
 
     // A new message waits for the paused turn: it is answered after it.
-    llm.push_all([Reply::text("notified after the restart"), Reply::text("second")]);
+    llm.push_all([
+        Reply::text("notified after the restart"),
+        Reply::text("second"),
+    ]);
     let next = daemon.message_in_background(&agent, "and then?");
     let approved = daemon
         .post(&format!("/api/approvals/{id}/approve"), json!({}))
@@ -95,7 +102,10 @@ async fn an_approved_call_runs_after_kill_9_and_the_turn_answers_once() {
     let messages = texts(&view);
     assert_eq!(view["message_count"], 6, "{view}");
     assert_eq!(messages[0].1, "tell the owner");
-    assert!(messages[2].1.contains("the owner will be notified"), "{view}");
+    assert!(
+        messages[2].1.contains("the owner will be notified"),
+        "{view}"
+    );
     assert_eq!(messages[3].1, "notified after the restart");
     assert_eq!(messages[4].1, "and then?");
     assert_eq!(messages[5].1, "second");
@@ -115,10 +125,7 @@ async fn an_approved_call_runs_after_kill_9_and_the_turn_answers_once() {
     assert_eq!(again.status(), 409);
     daemon.kill9();
     daemon.restart();
-    assert_eq!(
-        session_with(&daemon, &agent, 6).await["message_count"],
-        6
-    );
+    assert_eq!(session_with(&daemon, &agent, 6).await["message_count"], 6);
 }
 
 #[tokio::test]

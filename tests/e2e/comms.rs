@@ -93,15 +93,26 @@ async fn messages_and_hand_offs_are_sent_listed_streamed_and_kept() {
         let chunk = stream.chunk().await.unwrap().expect("the stream goes on");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(seen.contains(&format!("\"source_id\":\"{alpha}\"")), "{seen}");
-    assert!(seen.contains(&format!("\"target_id\":\"{beta}\"")), "{seen}");
+    assert!(
+        seen.contains(&format!("\"source_id\":\"{alpha}\"")),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("\"target_id\":\"{beta}\"")),
+        "{seen}"
+    );
 
     let listed = events(&daemon).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["kind"], "agent_message");
     assert_eq!(listed[0]["source_name"], "alpha");
     assert_eq!(listed[0]["target_name"], "beta");
-    assert!(listed[0]["detail"].as_str().unwrap().contains("12 in / 3 out"));
+    assert!(
+        listed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("12 in / 3 out")
+    );
 
     // agent_send from a turn takes the same path and is listed alike.
     llm.push_all([
@@ -109,7 +120,10 @@ async fn messages_and_hand_offs_are_sent_listed_streamed_and_kept() {
         Reply::text("again to you"),
         Reply::text("beta answered"),
     ]);
-    assert_eq!(say_ok(&daemon, &alpha, "ask beta").await["response"], "beta answered");
+    assert_eq!(
+        say_ok(&daemon, &alpha, "ask beta").await["response"],
+        "beta answered"
+    );
     let listed = events(&daemon).await;
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|e| e["kind"] == "agent_message"
@@ -160,9 +174,8 @@ async fn messages_and_hand_offs_are_sent_listed_streamed_and_kept() {
     daemon.kill9();
     daemon.restart();
     let after = events(&daemon).await;
-    let ids = |events: &[serde_json::Value]| {
-        events.iter().map(|e| e["id"].clone()).collect::<Vec<_>>()
-    };
+    let ids =
+        |events: &[serde_json::Value]| events.iter().map(|e| e["id"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(&after), ids(&listed));
     assert_eq!(
         json(daemon.get("/api/comms/topology").await).await["edges"]
@@ -219,7 +232,9 @@ async fn bad_comms_input_is_refused_and_nothing_is_sent() {
     )
     .await;
     assert_eq!(
-        send(json!({"from_agent_id": alpha, "to_agent_id": alpha})).await.status(),
+        send(json!({"from_agent_id": alpha, "to_agent_id": alpha}))
+            .await
+            .status(),
         400
     );
     assert_eq!(
@@ -241,18 +256,28 @@ async fn bad_comms_input_is_refused_and_nothing_is_sent() {
     assert_eq!(task(json!({"title": " "})).await.status(), 400);
     assert_eq!(task(json!({"description": "no title"})).await.status(), 400);
     assert_eq!(
-        task(json!({"title": "t", "assigned_to": nobody})).await.status(),
+        task(json!({"title": "t", "assigned_to": nobody}))
+            .await
+            .status(),
         404
     );
     assert_eq!(
-        task(json!({"title": "t", "assigned_to": "not-a-uuid"})).await.status(),
+        task(json!({"title": "t", "assigned_to": "not-a-uuid"}))
+            .await
+            .status(),
         400
     );
-    assert_eq!(task(json!({"title": "t", "owner": "x"})).await.status(), 400);
+    assert_eq!(
+        task(json!({"title": "t", "owner": "x"})).await.status(),
+        400
+    );
     let tasks = json(daemon.get("/api/tasks/list").await).await;
     assert_eq!(tasks["total"], 0, "nothing was queued: {tasks}");
 
-    assert_eq!(daemon.get("/api/comms/events?limit=501").await.status(), 400);
+    assert_eq!(
+        daemon.get("/api/comms/events?limit=501").await.status(),
+        400
+    );
     assert_eq!(daemon.get("/api/comms/events?limit=x").await.status(), 400);
     assert_eq!(daemon.get("/api/comms/events?since=1").await.status(), 400);
     let page = json(daemon.get("/api/comms/events?limit=0").await).await;

@@ -232,7 +232,8 @@ impl Conversations {
         let store = self.shared.store().clone();
         Ok(crate::store::blocking(move || {
             sessions::turns_where(&store, |t| {
-                t.sender.as_ref().and_then(|s| s.channel_type.as_deref()) == Some(turn::AGENT_CHANNEL)
+                t.sender.as_ref().and_then(|s| s.channel_type.as_deref())
+                    == Some(turn::AGENT_CHANNEL)
             })
         })
         .await?)

@@ -152,8 +152,16 @@ impl Conversations {
         let mut fuel = 0;
         let outcome = match decided_arguments(&call.name, decided) {
             Ok(args) => {
-                self.dispatch(agent, &call, &args, state.notices(), sink, cancel, &mut fuel)
-                    .await
+                self.dispatch(
+                    agent,
+                    &call,
+                    &args,
+                    state.notices(),
+                    sink,
+                    cancel,
+                    &mut fuel,
+                )
+                .await
             }
             Err(refusal) => Err(refusal),
         };

@@ -37,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::live::{LiveSession, TurnEvent, TurnReply};
-use super::resume::PausedTurn;
 use super::records::{Sender, SessionRecord, ToolCallTrace, TurnRecord, TurnStatus};
+use super::resume::PausedTurn;
 use super::{Conversations, prompt, repair, sessions};
 use crate::KernelError;
 use crate::agents::manifest::{A2A_SEND, AGENT_SEND, NOTIFY_OWNER};
@@ -217,8 +217,7 @@ pub(super) fn decided_arguments(
     tool: &str,
     decided: Result<Approval, KernelError>,
 ) -> Result<serde_json::Value, String> {
-    let decided =
-        decided.map_err(|e| format!("{tool} could not be put up for approval: {e}"))?;
+    let decided = decided.map_err(|e| format!("{tool} could not be put up for approval: {e}"))?;
     let reason = decided
         .reason
         .as_deref()
