@@ -1,7 +1,7 @@
 //! Approvals end to end: a tool call the policy puts up for approval waits
 //! for the operator; approved it runs, rejected or expired the model reads
-//! why; deciding twice is a conflict; a restart or `kill -9` while a turn
-//! waits expires the approval (the turn did not survive); TOTP enrollment
+//! why; deciding twice is a conflict; a clean stop while a turn waits
+//! expires the approval (`kill -9`: approvals_restart.rs); TOTP enrollment
 //! refuses wrong and replayed codes, and a high-risk call needs a fresh
 //! code; batch, session-wide and edited decisions, the pending count and
 //! the decisions' history.
@@ -17,7 +17,7 @@ use crate::plugins::{Publisher, install, trust};
 const CONFIG: &str = "[approvals]\ntools = { notify_owner = \"ask\" }\ntimeout_secs = 120\n";
 
 /// Waits until a turn of `agent` waits on an approval and returns it.
-async fn pending_for(daemon: &Daemon, agent: &str) -> serde_json::Value {
+pub(crate) async fn pending_for(daemon: &Daemon, agent: &str) -> serde_json::Value {
     loop {
         let list = json(daemon.get("/api/approvals").await).await;
         if let Some(found) =
@@ -265,49 +265,43 @@ async fn bad_input_is_refused_whole() {
 }
 
 #[tokio::test]
-async fn a_pending_approval_expires_by_restart_after_kill_9_and_after_a_clean_stop() {
+async fn a_pending_approval_expires_at_a_clean_stop() {
     let llm = TestLlm::start().await;
     let mut daemon = Daemon::start_with_config(CONFIG).await;
     let agent = daemon
         .spawn_manifest(manifest("waiter", &llm, "test-model", &["notify_owner"]))
         .await;
-    for stop in ["kill -9", "SIGTERM"] {
-        llm.push_all([Reply::tool_call("notify_owner", r#"{"text": "x"}"#)]);
-        let turn = daemon.message_in_background(&agent, "ask");
-        let id = pending_for(&daemon, &agent).await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        if stop == "kill -9" {
-            daemon.kill9();
-        } else {
-            daemon.terminate();
-        }
-        // The client's connection ended with the process.
-        turn.abort();
-        daemon.restart();
-        let after = json(daemon.get(&format!("/api/approvals/{id}")).await).await;
-        assert_eq!(after["status"], "expired", "{stop}: {after}");
-        assert_eq!(after["decided_by"], "system");
-        assert!(
-            after["reason"].as_str().unwrap().contains("daemon stopped"),
-            "{after}"
-        );
-        assert_error(
-            daemon
-                .post(&format!("/api/approvals/{id}/approve"), json!({}))
-                .await,
-            409,
-            "already expired",
-        )
-        .await;
-        // Nothing of the interrupted turn was stored; the agent answers again.
-        llm.push_all([Reply::text("back")]);
-        assert_eq!(
-            json(daemon.message(&agent, "hello").await).await["response"],
-            "back"
-        );
-    }
+    llm.push_all([Reply::tool_call("notify_owner", r#"{"text": "x"}"#)]);
+    let turn = daemon.message_in_background(&agent, "ask");
+    let id = pending_for(&daemon, &agent).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    daemon.terminate();
+    // The client's connection ended with the process.
+    turn.abort();
+    daemon.restart();
+    let after = json(daemon.get(&format!("/api/approvals/{id}")).await).await;
+    assert_eq!(after["status"], "expired", "{after}");
+    assert_eq!(after["decided_by"], "system");
+    assert!(
+        after["reason"].as_str().unwrap().contains("daemon stopped"),
+        "{after}"
+    );
+    assert_error(
+        daemon
+            .post(&format!("/api/approvals/{id}/approve"), json!({}))
+            .await,
+        409,
+        "already expired",
+    )
+    .await;
+    // The agent answers again.
+    llm.push_all([Reply::text("back")]);
+    assert_eq!(
+        json(daemon.message(&agent, "hello").await).await["response"],
+        "back"
+    );
 }
 
 /// The codes for `secret` at the previous, the current and the next time step.

@@ -27,6 +27,7 @@ use crate::routes::{
     memory, messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools,
     triggers, usage, webhooks, workflows, ws,
 };
+use crate::routes::comms;
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them; `max_body_bytes`
@@ -226,6 +227,11 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(approvals::approve_all))
         .routes(routes!(approvals::reject_all))
         .routes(routes!(approvals::modify))
+        .routes(routes!(comms::topology))
+        .routes(routes!(comms::events))
+        .routes(routes!(comms::stream))
+        .routes(routes!(comms::send))
+        .routes(routes!(comms::task))
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::test))

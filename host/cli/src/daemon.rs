@@ -91,6 +91,16 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             stopping.cancelled().await;
             approvals.stop();
         });
+        // Turns paused on an approval when the daemon last stopped hold
+        // their sessions before the API answers; their calls run once the
+        // plugins are loaded.
+        let (plugins_loaded, loaded_signal) = tokio::sync::watch::channel(false);
+        let resumed = kernel
+            .conversations()
+            .resume_paused(loaded_signal)
+            .await
+            .context("cannot resume the turns paused on an approval")?;
+        tracing::info!(resumed, "paused turns re-armed");
         let mut server = talon_api::Server::new(state);
         if let Some(nofile) = nofile {
             server = server.with_fd_limit(nofile);
@@ -110,6 +120,7 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .await
             .context("cannot read the installed plugins")?;
         tracing::info!(loaded, "plugins loaded");
+        plugins_loaded.send_replace(true);
         let scheduled = kernel
             .automation()
             .start_scheduler()

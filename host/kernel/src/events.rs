@@ -153,6 +153,17 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A task of the queue ended: its outcome is stored before this is published.
+    TaskFinished {
+        /// The task.
+        task_id: String,
+        /// `completed` or `failed`.
+        status: String,
+        /// The agent that did it.
+        assignee: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// `POST /api/hooks/wake` was called with a valid token.
     HookWake {
         /// The text the caller sent.

@@ -34,6 +34,7 @@ use crate::store::{self, Store};
 use crate::webhooks::Webhooks;
 
 mod a2a_tasks;
+pub mod comms;
 
 pub use a2a_tasks::A2aMessage;
 

@@ -117,6 +117,13 @@ pub fn body(key: &str) -> Option<Value> {
         "POST /api/approvals/session/{session_id}/approve_all" => json!({"expected_count": 0,
                                                                           "expected_ids": []}),
         "POST /api/approvals/batch" => json!({"ids": ["{batch_approval}"], "decision": "reject"}),
+        // LibreFang's CommsSendRequest and CommsTaskRequest (an agent may
+        // send to itself; the task, with no assignee, waits).
+        "POST /api/comms/send" => {
+            json!({"from_agent_id": "{agent}", "to_agent_id": "{agent}", "message": "hello"})
+        }
+        "POST /api/comms/task" => json!({"title": "compat task",
+                                         "description": "posted by the compatibility check"}),
         // LibreFang's webhook trigger bodies (`/hooks/wake`, `/hooks/agent`).
         "POST /api/hooks/wake" => json!({"text": "the build broke", "mode": "now"}),
         "POST /api/hooks/agent" => json!({"agent": "compat", "message": "hello"}),

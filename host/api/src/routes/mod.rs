@@ -6,6 +6,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod channels;
+pub mod comms;
 pub mod config;
 pub mod cron;
 pub mod dashboard;

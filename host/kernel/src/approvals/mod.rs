@@ -7,12 +7,15 @@
 //! which policy applies to a call and, for `ask`, waits here for the
 //! decision.
 //!
-//! A request is stored (with its audit entry) before it is announced on
-//! the bus. Its waiter lives in memory: a daemon that stops while a turn
-//! waits loses the turn (nothing of an unfinished turn is ever stored), so
-//! at the next start every approval a turn waited on is marked expired with
-//! the reason, and audited; approvals created over the API have no turn and
-//! stay pending until decided or past their time. See docs/APPROVALS.md.
+//! A request is stored (with its audit entry, and the state of the turn
+//! that waits on it, opaque JSON the conversation domain writes) before it
+//! is announced on the bus. Its waiter lives in memory. After a restart the
+//! conversation domain resumes the turns stored with pending approvals
+//! ([`Approvals::paused_turns`], [`Approvals::wait`]); an approval a turn
+//! waited on without its state stored (a subagent's turn) is marked expired
+//! at the next start, with the reason, and audited. Approvals created over
+//! the API have no turn and stay pending until decided or past their time.
+//! See docs/APPROVALS.md.
 
 mod records;
 mod totp;
@@ -62,6 +65,9 @@ pub struct CallToApprove {
     pub risk: Option<String>,
     /// The arguments.
     pub arguments: serde_json::Value,
+    /// The state of the waiting turn, stored with the approval so the turn
+    /// can resume after a restart (none: it cannot, and expires then).
+    pub turn: Option<serde_json::Value>,
 }
 
 /// A decision sent by an operator.
@@ -97,15 +103,19 @@ impl std::fmt::Debug for Approvals {
 }
 
 impl Approvals {
-    /// The domain; approvals a turn waited on when the daemon last stopped
-    /// are marked expired now (their turns are gone).
+    /// The domain; approvals a turn waited on when the daemon last stopped,
+    /// without the turn's state stored to resume it, are marked expired now
+    /// (their turns are gone).
     pub fn new(
         shared: Arc<Shared>,
         agents: Arc<Agents>,
         providers: Arc<Providers>,
     ) -> Result<Self, KernelError> {
         for approval in records::all(shared.store())? {
-            if approval.from_turn && approval.status == ApprovalStatus::Pending {
+            if approval.from_turn
+                && approval.status == ApprovalStatus::Pending
+                && !records::has_paused_turn(shared.store(), approval.id)?
+            {
                 let (approval, entry) = records::resolve(
                     shared.store(),
                     approval.id,
@@ -164,11 +174,60 @@ impl Approvals {
                 call.arguments,
                 call.risk,
                 true,
+                call.turn,
             )
             .await?;
+        on_pending(&approval);
+        self.wait(&approval, cancel, true).await
+    }
+
+    /// The pending approvals stored with the state of the turn that waits
+    /// on each (to resume after a restart), oldest first.
+    pub async fn paused_turns(&self) -> Result<Vec<(Approval, serde_json::Value)>, KernelError> {
+        let store = self.shared.store().clone();
+        let paused = store::blocking(move || records::paused(&store)).await?;
+        Ok(paused
+            .into_iter()
+            .map(|(approval, turn)| {
+                // Unreadable state is handed on as `null`: the conversation
+                // domain expires the approval, saying why.
+                let turn = serde_json::from_slice(&turn).unwrap_or(serde_json::Value::Null);
+                (approval, turn)
+            })
+            .collect())
+    }
+
+    /// Marks a pending approval expired with `reason` (its turn cannot go
+    /// on); the decision stands if one came first.
+    pub async fn abandon(&self, id: Uuid, reason: String) -> Result<Approval, KernelError> {
+        match self.expire(id, reason).await {
+            Err(KernelError::Conflict(_)) => self.get(id).await,
+            other => other,
+        }
+    }
+
+    /// Waits for the decision on a stored request: the decided record, or
+    /// the expired one when its time runs out (at once when it already
+    /// has), `cancel` fires or, with `expire_on_stop`, the daemon stops
+    /// (without it, a stop leaves the approval pending and this never ends).
+    pub async fn wait(
+        &self,
+        approval: &Approval,
+        cancel: &CancellationToken,
+        expire_on_stop: bool,
+    ) -> Result<Approval, KernelError> {
         let (tx, mut rx) = watch::channel(None);
         self.lock_waiters().insert(approval.id, tx);
-        on_pending(&approval);
+        // A decision recorded before the waiter was registered (a resumed
+        // turn's approval, decided as the daemon started) is not missed.
+        let current = self.get(approval.id).await;
+        if let Ok(current) = &current
+            && current.status != ApprovalStatus::Pending
+            && current.decided_at.is_some()
+        {
+            self.lock_waiters().remove(&approval.id);
+            return Ok(current.clone());
+        }
         let left = (approval.expires_at - self.shared.now())
             .to_std()
             .unwrap_or_default();
@@ -176,7 +235,7 @@ impl Approvals {
             decided = rx.wait_for(Option::is_some) => decided.ok().and_then(|d| d.clone()),
             _ = tokio::time::sleep(left) => None,
             _ = cancel.cancelled() => None,
-            _ = self.stopping.cancelled() => None,
+            _ = self.stopping.cancelled(), if expire_on_stop => None,
         };
         self.lock_waiters().remove(&approval.id);
         if let Some(decided) = ended {
@@ -236,6 +295,7 @@ impl Approvals {
             payload,
             None,
             false,
+            None,
         )
         .await
     }
@@ -251,7 +311,12 @@ impl Approvals {
         payload: serde_json::Value,
         risk: Option<String>,
         from_turn: bool,
+        turn: Option<serde_json::Value>,
     ) -> Result<Approval, KernelError> {
+        let turn = turn
+            .map(|t| serde_json::to_vec(&t))
+            .transpose()
+            .map_err(|e| KernelError::Invalid(format!("the turn's state cannot be stored: {e}")))?;
         let config = self.shared.config();
         let now = self.shared.now();
         let second_factor = config.approvals.second_factor == SecondFactor::Totp
@@ -279,7 +344,8 @@ impl Approvals {
         };
         let store = self.shared.store().clone();
         let stored = approval.clone();
-        let entry = store::blocking(move || records::insert(&store, &stored)).await?;
+        let entry =
+            store::blocking(move || records::insert(&store, &stored, turn.as_deref())).await?;
         self.shared.events().publish(Event::Audit(entry));
         self.shared.events().publish(Event::ApprovalRequested {
             approval_id: approval.id.to_string(),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::KernelError;
 use crate::store::audit::{self, AuditEntry, AuditEvent};
-use crate::store::tables::{APPROVAL_META, APPROVALS};
+use crate::store::tables::{APPROVAL_META, APPROVALS, PAUSED_TURNS};
 use crate::store::{self, Store, StoreError};
 
 const TABLE: &str = "approvals.v1";
@@ -98,10 +98,19 @@ fn put(tx: &WriteTransaction, approval: &Approval) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Stores a new approval with its audit entry.
-pub(super) fn insert(store: &Store, approval: &Approval) -> Result<AuditEntry, StoreError> {
+/// Stores a new approval with its audit entry, and the state of the turn
+/// that waits on it (to resume it after a restart), if any.
+pub(super) fn insert(
+    store: &Store,
+    approval: &Approval,
+    turn: Option<&[u8]>,
+) -> Result<AuditEntry, StoreError> {
     let tx = store.db()?.begin_write()?;
     put(&tx, approval)?;
+    if let Some(turn) = turn {
+        tx.open_table(PAUSED_TURNS)?
+            .insert(approval.id.to_string().as_str(), turn)?;
+    }
     let entry = audit::append_in(
         &tx,
         store.now(),
@@ -140,6 +149,33 @@ pub(super) fn all(store: &Store) -> Result<Vec<Approval>, StoreError> {
     Ok(out)
 }
 
+/// The pending approvals with the state of the turn waiting on each, oldest
+/// first (the order their turns paused in).
+pub(super) fn paused(store: &Store) -> Result<Vec<(Approval, Vec<u8>)>, StoreError> {
+    let tx = store.db()?.begin_read()?;
+    let approvals = tx.open_table(APPROVALS)?;
+    let turns = tx.open_table(PAUSED_TURNS)?;
+    let mut out = Vec::new();
+    for entry in turns.iter()? {
+        let (id, turn) = entry?;
+        let Some(value) = approvals.get(id.value())? else {
+            continue;
+        };
+        let approval: Approval = store::decode(TABLE, value.value())?;
+        if approval.status == ApprovalStatus::Pending {
+            out.push((approval, turn.value().to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a turn's state is stored with approval `id`.
+pub(super) fn has_paused_turn(store: &Store, id: Uuid) -> Result<bool, StoreError> {
+    let tx = store.db()?.begin_read()?;
+    let turns = tx.open_table(PAUSED_TURNS)?;
+    Ok(turns.get(id.to_string().as_str())?.is_some())
+}
+
 /// The outcome recorded by [`resolve`].
 pub(super) struct Resolution {
     pub status: ApprovalStatus,
@@ -151,7 +187,10 @@ pub(super) struct Resolution {
 
 /// Records a decision (or expiry) on a pending approval, with its audit
 /// entry, in one transaction; an approval already decided (or past its time,
-/// for a decision) is a conflict.
+/// for a decision) is a conflict. The state of a turn waiting on it is
+/// removed in the same transaction: the turn that takes the decision holds
+/// it in memory, and a daemon that dies before the turn commits loses the
+/// turn like any other unfinished one (never runs the call twice).
 pub(super) fn resolve(
     store: &Store,
     id: Uuid,
@@ -168,6 +207,10 @@ pub(super) fn resolve(
     approval.decided_by = Some(resolution.by.clone());
     approval.reason = resolution.reason.clone();
     put(&tx, &approval)?;
+    tx.open_table(PAUSED_TURNS)
+        .map_err(StoreError::from)?
+        .remove(id.to_string().as_str())
+        .map_err(StoreError::from)?;
     let mut event = AuditEvent::new(
         &format!("approval_{}", resolution.status.as_str()),
         format!(

@@ -366,8 +366,22 @@ impl Automation {
             })
         })
         .await;
-        if let Err(e) = saved {
-            tracing::error!(task = %id, error = %e, "could not record a task's outcome");
+        match saved {
+            Ok(task) => self
+                .shared
+                .events()
+                .publish(crate::events::Event::TaskFinished {
+                    task_id: id.to_string(),
+                    status: serde_json::to_value(task.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    assignee: task.assignee.map(|a| a.to_string()),
+                    at: task.updated_at,
+                }),
+            Err(e) => {
+                tracing::error!(task = %id, error = %e, "could not record a task's outcome");
+            }
         }
     }
 }

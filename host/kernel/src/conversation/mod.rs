@@ -16,6 +16,7 @@ mod prompt;
 pub mod records;
 pub mod redact;
 pub mod repair;
+mod resume;
 pub(crate) mod sessions;
 pub mod turn;
 
@@ -222,6 +223,20 @@ impl Conversations {
             .into_iter()
             .find(|s| s.label.as_deref() == Some(label.as_str()))
             .ok_or_else(|| KernelError::NotFound(format!("no session labelled `{label}`")))
+    }
+
+    /// The turns one agent asked of another (`agent_send`,
+    /// `POST /api/comms/send`): those whose sender came on the `agent`
+    /// channel, in no particular order.
+    pub async fn agent_message_turns(&self) -> Result<Vec<TurnRecord>, KernelError> {
+        let store = self.shared.store().clone();
+        Ok(crate::store::blocking(move || {
+            sessions::turns_where(&store, |t| {
+                t.sender.as_ref().and_then(|s| s.channel_type.as_deref())
+                    == Some(turn::AGENT_CHANNEL)
+            })
+        })
+        .await?)
     }
 
     /// The session of `agent` that holds what `sender` tells it through

@@ -542,6 +542,24 @@ pub(crate) fn turns_of(
     Ok(out)
 }
 
+/// The turns of every agent that `keep` keeps: a scan of every turn.
+pub(crate) fn turns_where(
+    store: &Store,
+    keep: impl Fn(&TurnRecord) -> bool,
+) -> Result<Vec<TurnRecord>, StoreError> {
+    let tx = store.db()?.begin_read()?;
+    let table = tx.open_table(TURNS)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (_, value) = entry?;
+        let turn: TurnRecord = store::decode(TURNS_TABLE, value.value())?;
+        if keep(&turn) {
+            out.push(turn);
+        }
+    }
+    Ok(out)
+}
+
 /// Every turn that started at or after `since`, of every agent: a scan,
 /// which the tests compare the running totals with.
 #[cfg(test)]

@@ -20,9 +20,12 @@
 //! caller reading events is told so first with a `queued` phase.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use futures::StreamExt;
 use talon_llm::{
@@ -35,11 +38,12 @@ use uuid::Uuid;
 
 use super::live::{LiveSession, TurnEvent, TurnReply};
 use super::records::{Sender, SessionRecord, ToolCallTrace, TurnRecord, TurnStatus};
+use super::resume::PausedTurn;
 use super::{Conversations, prompt, repair, sessions};
 use crate::KernelError;
 use crate::agents::manifest::{A2A_SEND, AGENT_SEND, NOTIFY_OWNER};
 use crate::agents::{AgentRecord, AgentState};
-use crate::approvals::{ApprovalStatus, CallToApprove};
+use crate::approvals::{Approval, ApprovalStatus, CallToApprove};
 use crate::config::Policy;
 use crate::shared::blocking_kernel;
 use crate::store;
@@ -48,6 +52,8 @@ use crate::store;
 pub const MAX_TOOL_OUTPUT_CHARS: usize = 200_000;
 /// How often the same call (tool and arguments) may run in one turn.
 const MAX_IDENTICAL_CALLS: usize = 2;
+/// The channel recorded as the sender of a turn one agent asked of another.
+pub const AGENT_CHANNEL: &str = "agent";
 /// How many agents one chain of `agent_send` calls may involve.
 const MAX_AGENT_SEND_DEPTH: usize = 5;
 
@@ -84,14 +90,78 @@ pub struct StartedTurn {
 }
 
 /// Where a running turn's events go.
-struct Sink {
-    caller: Option<mpsc::UnboundedSender<TurnEvent>>,
-    live: Arc<LiveSession>,
+pub(super) struct Sink {
+    pub(super) caller: Option<mpsc::UnboundedSender<TurnEvent>>,
+    pub(super) live: Arc<LiveSession>,
     /// The session the turn runs in.
-    session: Uuid,
+    pub(super) session: Uuid,
     /// The agents whose turns wait on this one through `agent_send`,
     /// outermost first, ending with this turn's own agent.
-    chain: Vec<Uuid>,
+    pub(super) chain: Vec<Uuid>,
+}
+
+/// What a turn has done so far: all the agent loop needs to go on, and
+/// what the turn's record and reply are made of. Stored with an approval
+/// the turn waits on, so the turn can resume after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct TurnState {
+    /// The agent.
+    pub(super) agent_id: Uuid,
+    /// The session it runs in.
+    pub(super) session_id: Uuid,
+    started_at: DateTime<Utc>,
+    /// Time spent before the daemon stopped, in milliseconds (a resumed
+    /// turn's duration adds what it takes after the restart).
+    elapsed_ms: u64,
+    /// When the turn started or resumed in this process.
+    #[serde(skip, default = "Instant::now")]
+    since: Instant,
+    /// What the model is sent: the history read, then the turn's messages.
+    history: Vec<Message>,
+    /// How many of `history` were already in the session.
+    stored_len: usize,
+    /// Calls of the model's last answer not run yet.
+    queue: VecDeque<talon_llm::ToolCall>,
+    /// How often each call (tool and arguments) ran in this turn.
+    seen_calls: HashMap<String, usize>,
+    notices: Vec<String>,
+    traces: Vec<ToolCallTrace>,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_usd: f64,
+    iterations: u32,
+    answer: String,
+    answered_model: String,
+    sender: Option<Sender>,
+    ephemeral: bool,
+    incognito: bool,
+}
+
+impl TurnState {
+    /// A copy to store, with the time spent so far.
+    pub(super) fn snapshot(&self) -> Self {
+        Self {
+            elapsed_ms: self.elapsed_ms(),
+            ..self.clone()
+        }
+    }
+
+    /// Milliseconds the turn has run, over restarts.
+    pub(super) fn elapsed_ms(&self) -> u64 {
+        self.elapsed_ms + self.since.elapsed().as_millis() as u64
+    }
+
+    /// Records the result of a call made outside [`Conversations::drive`]
+    /// (the call a resumed turn paused on).
+    pub(super) fn push_result(&mut self, message: Message, trace: ToolCallTrace) {
+        self.history.push(message);
+        self.traces.push(trace);
+    }
+
+    /// The owner notices left so far, for a call run outside the loop.
+    pub(super) fn notices(&mut self) -> &mut Vec<String> {
+        &mut self.notices
+    }
 }
 
 /// The turn a subagent turn runs for (`agent_send`): its interrupt and
@@ -103,7 +173,7 @@ struct Parent {
 }
 
 impl Sink {
-    fn emit(&self, event: TurnEvent) {
+    pub(super) fn emit(&self, event: TurnEvent) {
         self.live.publish(&event);
         if let Some(caller) = &self.caller {
             let _ = caller.send(event);
@@ -139,6 +209,69 @@ enum ModelOutcome {
     Answered(CompletionResponse),
     /// The only reader of the stream left while the model was answering.
     Abandoned,
+}
+
+/// The arguments an approved call runs with, or the refusal the model
+/// reads when it was rejected or expired (or could not be asked for).
+pub(super) fn decided_arguments(
+    tool: &str,
+    decided: Result<Approval, KernelError>,
+) -> Result<serde_json::Value, String> {
+    let decided = decided.map_err(|e| format!("{tool} could not be put up for approval: {e}"))?;
+    let reason = decided
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    match decided.status {
+        ApprovalStatus::Approved => Ok(decided.payload),
+        ApprovalStatus::Rejected => Err(format!(
+            "the operator rejected this call of {tool} (approval {}){reason}; it was not run",
+            decided.id
+        )),
+        _ => Err(format!(
+            "the approval for this call of {tool} expired (approval {}){reason}; it was not run",
+            decided.id
+        )),
+    }
+}
+
+/// A finished call's result message for the model and its trace; the
+/// result is announced.
+pub(super) fn call_result(
+    call: &talon_llm::ToolCall,
+    arguments: Option<serde_json::Value>,
+    outcome: Result<String, String>,
+    started: Instant,
+    fuel: u64,
+    sink: &Sink,
+) -> (Message, ToolCallTrace) {
+    let is_error = outcome.is_err();
+    let text = truncate(
+        match outcome {
+            Ok(text) | Err(text) => text,
+        },
+        MAX_TOOL_OUTPUT_CHARS,
+    );
+    sink.emit(TurnEvent::ToolResult {
+        id: call.id.clone(),
+        tool: call.name.clone(),
+        input: arguments.unwrap_or(serde_json::Value::Null),
+        result: text.clone(),
+        is_error,
+    });
+    let trace = ToolCallTrace {
+        tool: call.name.clone(),
+        duration_us: started.elapsed().as_micros() as u64,
+        is_error,
+        fuel,
+    };
+    let message = if is_error {
+        Message::tool_error(&call.id, text)
+    } else {
+        Message::tool_result(&call.id, text)
+    };
+    (message, trace)
 }
 
 fn estimate_tokens(messages: &[Message]) -> usize {
@@ -366,10 +499,26 @@ impl Conversations {
         sink: &Sink,
         cancel: &CancellationToken,
     ) -> Result<TurnReply, KernelError> {
-        let started = Instant::now();
-        let started_at = self.shared.now();
+        let mut state = self
+            .open_turn(agent, session_id, &target, input, sink)
+            .await?;
+        let (status, failure) = self.drive(agent, &target, &mut state, sink, cancel).await;
+        self.close_turn(agent, &target, state, status, failure, sink)
+            .await
+    }
+
+    /// A turn's starting state: the new message after the session's history
+    /// that fits the agent's context budget (compacting the session first
+    /// when it is near the budget).
+    async fn open_turn(
+        &self,
+        agent: &AgentRecord,
+        session_id: Uuid,
+        target: &Target,
+        input: MessageInput,
+        sink: &Sink,
+    ) -> Result<TurnState, KernelError> {
         let config = self.shared.config();
-        let model = agent.manifest.model.model.clone();
         let user = Message {
             role: Role::User,
             content: std::iter::once(ContentPart::text(input.text))
@@ -378,11 +527,7 @@ impl Conversations {
                 .collect(),
             ..Message::user("")
         };
-
         let ephemeral = input.ephemeral;
-        let input_incognito = input.incognito;
-        let sender = input.sender;
-        let end_user = sender.as_ref().and_then(|s| s.id.clone());
         // What is sent is bounded by the agent's context budget: only the
         // newest messages that fit with the new one are read. An ephemeral
         // turn sees only the system prompt and its own message.
@@ -399,12 +544,51 @@ impl Conversations {
             && history.len() > config.agents.compact_keep_recent
         {
             sink.phase("context_warning", Some("compacting the session".into()));
-            self.compact_locked(agent, session_id, &target).await?;
+            self.compact_locked(agent, session_id, target).await?;
             history = self.load_history(session_id, room).await?;
         }
         let stored_len = history.len();
         history.push(user);
+        let model = agent.manifest.model.model.clone();
+        Ok(TurnState {
+            agent_id: agent.id,
+            session_id,
+            started_at: self.shared.now(),
+            elapsed_ms: 0,
+            since: Instant::now(),
+            history,
+            stored_len,
+            queue: VecDeque::new(),
+            seen_calls: HashMap::new(),
+            notices: Vec::new(),
+            traces: Vec::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            iterations: 0,
+            answer: String::new(),
+            answered_model: model,
+            sender: input.sender,
+            ephemeral,
+            incognito: input.incognito,
+        })
+    }
 
+    /// The agent loop from `state` on: runs the calls left of the model's
+    /// last answer, then asks the model again, until it answers without
+    /// calling tools or the turn must end. How it ended, and the error of
+    /// a failed turn.
+    pub(super) async fn drive(
+        self: &Arc<Self>,
+        agent: &AgentRecord,
+        target: &Target,
+        state: &mut TurnState,
+        sink: &Sink,
+        cancel: &CancellationToken,
+    ) -> (TurnStatus, Option<KernelError>) {
+        let config = self.shared.config();
+        let model = agent.manifest.model.model.clone();
+        let end_user = state.sender.as_ref().and_then(|s| s.id.clone());
         let system = self.full_system_prompt(agent);
         let mut tools = self.agent_tools(agent);
         tools.extend(
@@ -416,17 +600,21 @@ impl Conversations {
             .filter(|t| agent.tool_access.allows(&t.name))
             .map(|t| ToolSpec::new(t.name, t.description, t.input_schema)),
         );
-        let mut seen_calls: HashMap<(String, String), usize> = HashMap::new();
-        let mut notices: Vec<String> = Vec::new();
-        let mut traces: Vec<ToolCallTrace> = Vec::new();
-        let (mut input_tokens, mut output_tokens, mut cost) = (0u64, 0u64, 0.0f64);
-        let mut iterations = 0u32;
-        let mut answer = String::new();
-        let mut answered_model = model.clone();
-        let mut failure: Option<KernelError> = None;
-
         let status = loop {
-            if iterations >= config.agents.max_iterations {
+            if let Some(call) = state.queue.pop_front() {
+                if sink.live.interrupted() || cancel.is_cancelled() {
+                    state.history.push(Message::tool_error(
+                        &call.id,
+                        "not run: the turn was interrupted",
+                    ));
+                } else {
+                    let (message, trace) = self.run_tool(agent, &call, state, sink, cancel).await;
+                    state.history.push(message);
+                    state.traces.push(trace);
+                }
+                continue;
+            }
+            if state.iterations >= config.agents.max_iterations {
                 break TurnStatus::MaxIterations;
             }
             if sink.live.interrupted() {
@@ -435,13 +623,13 @@ impl Conversations {
             if cancel.is_cancelled() {
                 break TurnStatus::Stopped;
             }
-            if iterations > 0
-                && let Err(e) = self.check_budget(agent, cost).await
+            if state.iterations > 0
+                && let Err(e) = self.check_budget(agent, state.cost_usd).await
             {
-                answer = e.to_string();
+                state.answer = e.to_string();
                 break TurnStatus::BudgetExceeded;
             }
-            let mut messages = history.clone();
+            let mut messages = state.history.clone();
             repair::repair(&mut messages);
             let mut request = CompletionRequest::new(model.clone())
                 .with_system(system.clone())
@@ -452,69 +640,67 @@ impl Conversations {
             }
             request.temperature = agent.manifest.model.temperature;
             request.user = end_user.clone();
-            iterations += 1;
-            sink.phase("thinking", Some(format!("iteration {iterations}")));
+            state.iterations += 1;
+            sink.phase("thinking", Some(format!("iteration {}", state.iterations)));
 
             let response = tokio::select! {
                 _ = cancel.cancelled() => break TurnStatus::Stopped,
-                response = self.call_model(&target, request, sink) => response,
+                response = self.call_model(target, request, sink) => response,
             };
             let response = match response {
                 Ok(ModelOutcome::Answered(r)) => r,
                 Ok(ModelOutcome::Abandoned) => break TurnStatus::Stopped,
-                Err(e) => {
-                    failure = Some(e);
-                    break TurnStatus::Failed;
-                }
+                Err(e) => return (TurnStatus::Failed, Some(e)),
             };
-            input_tokens += response.usage.input_tokens;
-            output_tokens += response.usage.output_tokens;
-            cost += self
+            state.input_tokens += response.usage.input_tokens;
+            state.output_tokens += response.usage.output_tokens;
+            state.cost_usd += self
                 .providers
                 .llm()
                 .cost_usd(&model, &response.usage)
                 .unwrap_or(0.0);
-            answered_model = response.model.clone();
+            state.answered_model = response.model.clone();
             if !response.text.is_empty() {
-                answer = response.text.clone();
+                state.answer = response.text.clone();
             }
-            history.push(response.to_message());
+            state.history.push(response.to_message());
             if response.tool_calls.is_empty() {
                 break TurnStatus::Completed;
             }
-            for call in &response.tool_calls {
-                if sink.live.interrupted() || cancel.is_cancelled() {
-                    history.push(Message::tool_error(
-                        &call.id,
-                        "not run: the turn was interrupted",
-                    ));
-                    continue;
-                }
-                let (message, trace) = self
-                    .run_tool(agent, call, &mut seen_calls, &mut notices, sink, cancel)
-                    .await;
-                history.push(message);
-                traces.push(trace);
-            }
+            state.queue = response.tool_calls.into();
         };
+        (status, None)
+    }
 
+    /// Ends a turn: commits its messages and record in one transaction (a
+    /// failed turn's record alone), announces it, and builds the reply.
+    pub(super) async fn close_turn(
+        &self,
+        agent: &AgentRecord,
+        target: &Target,
+        mut state: TurnState,
+        status: TurnStatus,
+        failure: Option<KernelError>,
+        sink: &Sink,
+    ) -> Result<TurnReply, KernelError> {
+        let session_id = state.session_id;
         let record = TurnRecord {
             id: Uuid::now_v7(),
             agent_id: agent.id,
             session_id,
-            started_at,
-            duration_ms: started.elapsed().as_millis() as u64,
-            iterations,
+            started_at: state.started_at,
+            duration_ms: state.elapsed_ms(),
+            iterations: state.iterations,
             provider: target.provider.clone(),
-            model: answered_model.clone(),
-            input_tokens,
-            output_tokens,
-            cost_usd: cost,
-            tool_calls: traces,
+            model: state.answered_model.clone(),
+            input_tokens: state.input_tokens,
+            output_tokens: state.output_tokens,
+            cost_usd: state.cost_usd,
+            tool_calls: std::mem::take(&mut state.traces),
             status,
             error: failure.as_ref().map(ToString::to_string),
-            sender,
-            ephemeral: ephemeral || input_incognito,
+            sender: state.sender.take(),
+            ephemeral: state.ephemeral || state.incognito,
         };
         let store = self.shared.store().clone();
         if let Some(error) = failure {
@@ -523,14 +709,14 @@ impl Conversations {
             let _ = store::blocking(move || sessions::record_turn(&store, &record)).await;
             return Err(error);
         }
-        let new_messages = if ephemeral || input_incognito {
+        let new_messages = if state.ephemeral || state.incognito {
             Vec::new()
         } else {
-            history.split_off(stored_len)
+            state.history.split_off(state.stored_len)
         };
         blocking_kernel(move || sessions::commit_turn(&store, session_id, &new_messages, &record))
             .await?;
-        let owner_notice = (!notices.is_empty()).then(|| notices.join("\n"));
+        let owner_notice = (!state.notices.is_empty()).then(|| state.notices.join("\n"));
         if let Some(text) = &owner_notice {
             sink.emit(TurnEvent::OwnerNotice { text: text.clone() });
         }
@@ -543,15 +729,15 @@ impl Conversations {
                 at: self.shared.now(),
             });
         Ok(TurnReply {
-            response: answer,
+            response: state.answer,
             session_id,
-            input_tokens,
-            output_tokens,
-            iterations,
-            cost_usd: cost,
+            input_tokens: state.input_tokens,
+            output_tokens: state.output_tokens,
+            iterations: state.iterations,
+            cost_usd: state.cost_usd,
             status,
             owner_notice,
-            model: answered_model,
+            model: state.answered_model,
         })
     }
 
@@ -635,8 +821,7 @@ impl Conversations {
         self: &Arc<Self>,
         agent: &AgentRecord,
         call: &talon_llm::ToolCall,
-        seen: &mut HashMap<(String, String), usize>,
-        notices: &mut Vec<String>,
+        state: &mut TurnState,
         sink: &Sink,
         cancel: &CancellationToken,
     ) -> (Message, ToolCallTrace) {
@@ -653,8 +838,10 @@ impl Conversations {
                 call.name
             )),
             Ok(args) => {
-                let key = (call.name.clone(), args.to_string());
-                let count = seen.entry(key).or_insert(0);
+                let count = state
+                    .seen_calls
+                    .entry(format!("{}\u{0}{args}", call.name))
+                    .or_insert(0);
                 *count += 1;
                 if *count > MAX_IDENTICAL_CALLS {
                     Err(format!(
@@ -671,9 +858,10 @@ impl Conversations {
                         call.name, agent.tool_access
                     ))
                 } else {
-                    match self.gate(agent, call, args, sink, cancel).await {
+                    match self.gate(agent, call, args, state, sink, cancel).await {
                         Err(refusal) => Err(refusal),
                         Ok(args) => {
+                            let notices = &mut state.notices;
                             self.dispatch(agent, call, &args, notices, sink, cancel, &mut fuel)
                                 .await
                         }
@@ -681,38 +869,13 @@ impl Conversations {
                 }
             }
         };
-        let is_error = outcome.is_err();
-        let text = truncate(
-            match outcome {
-                Ok(text) | Err(text) => text,
-            },
-            MAX_TOOL_OUTPUT_CHARS,
-        );
-        sink.emit(TurnEvent::ToolResult {
-            id: call.id.clone(),
-            tool: call.name.clone(),
-            input: arguments.unwrap_or(serde_json::Value::Null),
-            result: text.clone(),
-            is_error,
-        });
-        let trace = ToolCallTrace {
-            tool: call.name.clone(),
-            duration_us: started.elapsed().as_micros() as u64,
-            is_error,
-            fuel,
-        };
-        let message = if is_error {
-            Message::tool_error(&call.id, text)
-        } else {
-            Message::tool_result(&call.id, text)
-        };
-        (message, trace)
+        call_result(call, arguments.ok(), outcome, started, fuel, sink)
     }
 
     /// Runs a call that passed every check with `args`: a built-in, or a
     /// plugin's tool (its fuel is recorded in `fuel`).
     #[allow(clippy::too_many_arguments)]
-    async fn dispatch(
+    pub(super) async fn dispatch(
         self: &Arc<Self>,
         agent: &AgentRecord,
         call: &talon_llm::ToolCall,
@@ -753,14 +916,17 @@ impl Conversations {
 
     /// Applies the approval policy to a call: `always` passes, `never`
     /// refuses, `ask` pauses the turn (with an `awaiting_approval` phase)
-    /// until an operator decides or the approval expires. The arguments to
-    /// run with (an operator may have edited them while the call waited), or
-    /// the refusal, the tool error the model reads.
+    /// until an operator decides or the approval expires; the turn's
+    /// `state` is stored with the approval, so the turn resumes after a
+    /// restart (a subagent's turn, which another turn waits for in memory,
+    /// is not). The arguments to run with (an operator may have edited them
+    /// while the call waited), or the refusal, the tool error the model reads.
     async fn gate<'a>(
         &self,
         agent: &AgentRecord,
         call: &talon_llm::ToolCall,
         args: &'a serde_json::Value,
+        state: &TurnState,
         sink: &Sink,
         cancel: &CancellationToken,
     ) -> Result<Cow<'a, serde_json::Value>, String> {
@@ -772,6 +938,9 @@ impl Conversations {
                 call.name
             )),
             Policy::Ask => {
+                let turn = (sink.chain.len() == 1)
+                    .then(|| PausedTurn::value(state, call))
+                    .flatten();
                 let request = CallToApprove {
                     agent: agent.id,
                     agent_name: agent.name().to_string(),
@@ -779,6 +948,7 @@ impl Conversations {
                     tool: call.name.clone(),
                     risk,
                     arguments: args.clone(),
+                    turn,
                 };
                 let decided = self
                     .approvals
@@ -788,24 +958,8 @@ impl Conversations {
                             Some(format!("approval {} for {}", pending.id, call.name)),
                         )
                     })
-                    .await
-                    .map_err(|e| format!("{} could not be put up for approval: {e}", call.name))?;
-                let reason = decided
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default();
-                match decided.status {
-                    ApprovalStatus::Approved => Ok(Cow::Owned(decided.payload)),
-                    ApprovalStatus::Rejected => Err(format!(
-                        "the operator rejected this call of {} (approval {}){reason}; it was not run",
-                        call.name, decided.id
-                    )),
-                    _ => Err(format!(
-                        "the approval for this call of {} expired (approval {}){reason}; it was not run",
-                        call.name, decided.id
-                    )),
-                }
+                    .await;
+                decided_arguments(&call.name, decided).map(Cow::Owned)
             }
         }
     }
@@ -850,28 +1004,14 @@ impl Conversations {
                 "{AGENT_SEND} chains are limited to {MAX_AGENT_SEND_DEPTH} agents; answer with what you have"
             ));
         }
-        let session = self
-            .delegation_session(target_id, agent.name())
-            .await
-            .map_err(|e| e.to_string())?;
         let parent = Parent {
             live: Arc::clone(&sink.live),
             cancel: cancel.clone(),
             chain: sink.chain.clone(),
         };
-        let input = MessageInput {
-            text: message.to_string(),
-            session_id: Some(session),
-            ..MessageInput::default()
-        };
-        let started = self
-            .begin_turn(target_id, input, false, Some(parent))
+        let reply = self
+            .agent_turn(agent, target_id, message, Some(parent))
             .await
-            .map_err(|e| e.to_string())?;
-        let reply = started
-            .outcome
-            .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         match reply.status {
             TurnStatus::Completed => Ok(reply.response),
@@ -884,6 +1024,45 @@ impl Conversations {
                 reply.response
             )),
         }
+    }
+
+    /// A message from agent `from` to agent `to` (`POST /api/comms/send`),
+    /// answered by a turn of `to`: the path `agent_send` takes.
+    pub async fn send_from_agent(
+        self: &Arc<Self>,
+        from: &AgentRecord,
+        to: Uuid,
+        message: &str,
+    ) -> Result<TurnReply, KernelError> {
+        self.agent_turn(from, to, message, None).await
+    }
+
+    /// A turn of `to` answering `from`, in `to`'s session for messages from
+    /// `from` (`agent:<name>`), recorded with `from` as its sender on the
+    /// `agent` channel (which the comms events are read from).
+    async fn agent_turn(
+        self: &Arc<Self>,
+        from: &AgentRecord,
+        to: Uuid,
+        message: &str,
+        parent: Option<Parent>,
+    ) -> Result<TurnReply, KernelError> {
+        let session = self.delegation_session(to, from.name()).await?;
+        let input = MessageInput {
+            text: message.to_string(),
+            session_id: Some(session),
+            sender: Some(Sender {
+                id: Some(from.id.to_string()),
+                name: Some(from.name().to_string()),
+                channel_type: Some(AGENT_CHANNEL.to_string()),
+            }),
+            ..MessageInput::default()
+        };
+        let started = self.begin_turn(to, input, false, parent).await?;
+        started
+            .outcome
+            .await
+            .map_err(|e| KernelError::Store(store::StoreError::Task(e.to_string())))?
     }
 
     /// `a2a_send`: a task for a discovered remote agent, bounded by

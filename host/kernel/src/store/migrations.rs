@@ -160,6 +160,14 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        to: 14,
+        description: "create paused_turns.v1",
+        apply: |tx| {
+            tx.open_table(PAUSED_TURNS)?;
+            Ok(())
+        },
+    },
 ];
 
 pub(super) fn schema_version(db: &Database) -> Result<u64, StoreError> {

@@ -147,6 +147,12 @@ pub(crate) const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// (`totp_last_step`), so a code is never accepted twice.
 pub(crate) const APPROVAL_META: TableDefinition<&str, u64> =
     TableDefinition::new("approval_meta.v1");
+/// The state of the turn a pending approval's call paused, by approval id:
+/// JSON written by the conversation domain, which resumes the turn after a
+/// restart. Written with the approval and removed with its decision, each
+/// in one transaction.
+pub(crate) const PAUSED_TURNS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("paused_turns.v1");
 
 // --- Webhooks (webhooks) ---
 
