@@ -644,7 +644,8 @@ impl Automation {
                         .await;
                     if let Err(e) = sent {
                         run.status = RunStatus::Error;
-                        run.error = Some(format!("the agent answered, but the delivery failed: {e}"));
+                        run.error =
+                            Some(format!("the agent answered, but the delivery failed: {e}"));
                     }
                 }
                 run.output = Some(cron::truncate(output, cron::MAX_OUTPUT_BYTES));

@@ -465,7 +465,10 @@ impl Channels {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .find_map(|c| c.owner_chat(agent).map(|chat| (c.name.clone(), chat.to_string())));
+            .find_map(|c| {
+                c.owner_chat(agent)
+                    .map(|chat| (c.name.clone(), chat.to_string()))
+            });
         let Some((channel, chat)) = target else {
             return Ok(false);
         };
@@ -502,7 +505,10 @@ impl Channels {
                 let event = match events.recv().await {
                     Ok(event) => event,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "owner notices fell behind the event bus; some were not delivered");
+                        tracing::warn!(
+                            missed,
+                            "owner notices fell behind the event bus; some were not delivered"
+                        );
                         continue;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

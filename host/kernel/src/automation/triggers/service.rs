@@ -122,9 +122,8 @@ impl Automation {
                         .await;
                     if let Err(e) = sent {
                         fire.status = "error".into();
-                        fire.error = Some(format!(
-                            "the agent answered, but the delivery failed: {e}"
-                        ));
+                        fire.error =
+                            Some(format!("the agent answered, but the delivery failed: {e}"));
                     }
                 }
                 fire.response = Some(response);
