@@ -250,6 +250,7 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::dead_letters))
         .routes(routes!(channels::retry_dead_letter))
         .routes(routes!(channels::deliveries))
+        .routes(routes!(channels::agent_channels))
         .routes(routes!(channels::webhook))
         .routes(routes!(hands::list))
         .routes(routes!(hands::install))

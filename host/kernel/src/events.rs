@@ -173,6 +173,16 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An agent left a notice for its owner (`notify_owner`); published
+    /// after its turn was recorded. Channels deliver it to the owner's chat.
+    OwnerNotice {
+        /// The agent.
+        agent_id: String,
+        /// The notice.
+        text: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {

@@ -133,12 +133,6 @@ impl Kernel {
             mcp.clone(),
         ));
         agents.set_choices(choices_source(&plugins, &providers));
-        let automation = Arc::new(Automation::new(
-            shared.clone(),
-            agents.clone(),
-            conversations.clone(),
-        ));
-        let webhooks = Arc::new(Webhooks::new(shared.clone())?);
         let channels = Arc::new(Channels::new(
             shared.clone(),
             agents.clone(),
@@ -146,6 +140,13 @@ impl Kernel {
             providers.clone(),
             conversations.clone(),
         ));
+        let automation = Arc::new(Automation::new(
+            shared.clone(),
+            agents.clone(),
+            conversations.clone(),
+            channels.clone(),
+        ));
+        let webhooks = Arc::new(Webhooks::new(shared.clone())?);
         let hands = Arc::new(Hands::new(
             shared.clone(),
             agents.clone(),

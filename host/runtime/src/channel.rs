@@ -33,6 +33,7 @@ use crate::permissions::SocketPolicy;
 use crate::plugin::{CallContext, EffectiveLimits};
 use crate::runtime::Runtime;
 use crate::slots::PerPlugin;
+use crate::wake::ReceiveWake;
 
 pub use crate::bindings::v0_2_0::talon::plugin::channel_types::{
     Attachment, AttachmentSource, Capabilities, ChannelError, ChannelEvent, ChannelHealth,
@@ -41,10 +42,11 @@ pub use crate::bindings::v0_2_0::talon::plugin::channel_types::{
 };
 pub use crate::live::{MAX_BACKOFF, MIN_BACKOFF};
 
-/// How long one `receive` waits for the platform before the supervisor
-/// looks at its commands again: the most a queued send waits while the
-/// channel is idle.
-pub const RECEIVE_WAIT: Duration = Duration::from_millis(100);
+/// How long one `receive` waits for the platform. A command queued
+/// meanwhile does not wait for it: it wakes the receive (`wake.rs`), whose
+/// wait then runs out at once. This bounds only how late a component that
+/// waits without `wasi:clocks` timers sees a command.
+pub const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 /// How often a connected channel is asked for its health.
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
 
@@ -144,7 +146,7 @@ impl Runtime {
             .await
             .map_err(LoadError::Guard)?;
         let mut instance = inner
-            .start(self, &ceilings)
+            .start(self, &ceilings, None)
             .await
             .map_err(LoadError::Guard)?;
         let info = instance
@@ -176,8 +178,13 @@ type Instance = Live<ChannelWorld>;
 
 impl ChannelInner {
     /// Instantiates the channel under the guard's limits (the caller holds
-    /// the slots).
-    async fn start(&self, runtime: &Runtime, ceilings: &Ceilings) -> Result<Instance, GuardError> {
+    /// the slots); `wake` makes its receives wakeable.
+    async fn start(
+        &self,
+        runtime: &Runtime,
+        ceilings: &Ceilings,
+        wake: Option<&ReceiveWake>,
+    ) -> Result<Instance, GuardError> {
         let spec = StoreSpec {
             env: &self.env,
             filesystem: false,
@@ -198,7 +205,7 @@ impl ChannelInner {
             },
             limits,
             ceilings,
-            |_| {},
+            |state| state.receive_wake = wake.cloned(),
         )
         .await
     }
@@ -402,6 +409,7 @@ impl Call {
 /// [`ChannelHandle::stop`] for that).
 pub struct ChannelHandle {
     commands: mpsc::Sender<Command>,
+    wake: ReceiveWake,
     status: Arc<Mutex<ChannelStatus>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -432,7 +440,9 @@ impl ChannelHandle {
             connected_since_ms: None,
             peak_memory: 0,
         }));
+        let wake = ReceiveWake::default();
         let supervisor = Supervisor {
+            wake: wake.clone(),
             runtime: runtime.clone(),
             plugin: plugin.inner.clone(),
             config,
@@ -444,6 +454,7 @@ impl ChannelHandle {
         let task = tokio::spawn(supervisor.run());
         Self {
             commands,
+            wake,
             status,
             task,
         }
@@ -457,34 +468,34 @@ impl ChannelHandle {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
+    /// Queues a command and wakes the receive in progress, so the command
+    /// runs as soon as the receive returns; its answer.
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, ChannelCallError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| ChannelCallError::Stopped)?;
+        self.wake.wake();
+        answer.await.map_err(|_| ChannelCallError::Stopped)?
+    }
+
     /// Sends a message through the channel; the platform's ids of what it
     /// posted.
     pub async fn send(&self, message: OutboundMessage) -> Result<Vec<String>, ChannelCallError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Send(message, reply))
-            .await
-            .map_err(|_| ChannelCallError::Stopped)?;
-        answer.await.map_err(|_| ChannelCallError::Stopped)?
+        self.submit(|r| Command::Send(message, r)).await
     }
 
     /// Asks the component, now, whether the platform is reachable.
     pub async fn health(&self) -> Result<ChannelHealth, ChannelCallError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Health(reply))
-            .await
-            .map_err(|_| ChannelCallError::Stopped)?;
-        answer.await.map_err(|_| ChannelCallError::Stopped)?
+        self.submit(Command::Health).await
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Call) -> Result<T, ChannelCallError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Call(make(reply)))
-            .await
-            .map_err(|_| ChannelCallError::Stopped)?;
-        answer.await.map_err(|_| ChannelCallError::Stopped)?
+        self.submit(|r| Command::Call(make(r))).await
     }
 
     /// Shows a typing indicator in a chat.
@@ -531,6 +542,7 @@ impl ChannelHandle {
     pub async fn stop(self) {
         let (reply, done) = oneshot::channel();
         if self.commands.send(Command::Stop(reply)).await.is_ok() {
+            self.wake.wake();
             let _ = done.await;
         }
     }
@@ -547,6 +559,7 @@ enum Ended {
 }
 
 struct Supervisor {
+    wake: ReceiveWake,
     runtime: Runtime,
     plugin: Arc<ChannelInner>,
     config: String,
@@ -615,7 +628,7 @@ impl Supervisor {
                 .await;
             let ended = match permit {
                 Err(e) => Ended::Crashed(e),
-                Ok(_permit) => match plugin.start(&runtime, &ceilings).await {
+                Ok(_permit) => match plugin.start(&runtime, &ceilings, Some(&self.wake)).await {
                     Err(e) => Ended::Crashed(e),
                     Ok(mut instance) => self.live(&runtime, &mut instance).await,
                 },
@@ -767,8 +780,13 @@ impl Supervisor {
                     Ok(_) => {}
                 }
             }
+            // Opened before the queue is looked at: a command queued after
+            // the look wakes this receive.
+            let until_health = health_due.saturating_duration_since(tokio::time::Instant::now());
+            let wait = RECEIVE_WAIT.min(until_health);
+            self.wake.open(wait);
             let wait = match self.inbox.is_empty() {
-                true => RECEIVE_WAIT.as_millis() as u32,
+                true => wait.as_millis() as u32,
                 false => 0,
             };
             let received = instance
@@ -778,6 +796,7 @@ impl Supervisor {
                     )
                 })
                 .await;
+            self.wake.close();
             match received {
                 Err(e) => return Ended::Crashed(e),
                 Ok(Err(e)) => return Ended::Disconnected(describe_channel_error(&e)),

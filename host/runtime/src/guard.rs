@@ -244,6 +244,7 @@ impl Runtime {
             shared: spec.shared.clone(),
             workspace: quota,
             hand: None,
+            receive_wake: None,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);

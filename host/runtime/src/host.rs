@@ -70,6 +70,9 @@ pub(crate) struct CallState {
     pub workspace: Option<Arc<CallQuota>>,
     /// What serves a hand's `agent` import; `None` outside a hand.
     pub hand: Option<crate::hand::HandLink>,
+    /// What wakes a channel's `receive` when a command is queued; `None`
+    /// outside a channel.
+    pub receive_wake: Option<crate::wake::ReceiveWake>,
 }
 
 /// The host-side caps of one call, copied from the ceilings when the call

@@ -184,6 +184,7 @@ impl Runtime {
         )
         .map_err(engine_err)?;
         crate::workspace::shadow_writes(&mut linker).map_err(engine_err)?;
+        crate::wake::shadow_clock(&mut linker).map_err(engine_err)?;
 
         let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));
         let ticker = Ticker::start(&engine);

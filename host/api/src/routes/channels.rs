@@ -147,6 +147,20 @@ pub struct AgentDeliveryList {
     pub receipts: Vec<ChannelDelivery>,
 }
 
+/// `GET /api/agents/{id}/channels`, in LibreFang's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentChannels {
+    /// The configured channels that route messages to the agent (it is
+    /// their default agent or a binding names it).
+    pub assigned: Vec<String>,
+    /// Every configured channel.
+    pub available: Vec<String>,
+    /// Always `allowlist`: an agent hears only the channels bound to it
+    /// (LibreFang's `all`, an empty list meaning every channel, does not
+    /// exist in Talon).
+    pub mode: String,
+}
+
 /// `GET /api/channels/{name}/dead-letters`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLetterList {
@@ -377,4 +391,22 @@ pub async fn webhook(
         }
     }
     Ok(response)
+}
+
+/// The channels that route messages to an agent, and all configured ones.
+#[utoipa::path(get, path = "/api/agents/{id}/channels", tag = "agents",
+    params(("id" = Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "`{assigned, available, mode}`", body = AgentChannels),
+              (status = 404, description = "No such agent")))]
+pub async fn agent_channels(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AgentChannels>, ApiError> {
+    state.kernel.agents().get(id).await?;
+    let (assigned, available) = state.kernel.channels().of_agent(id);
+    Ok(Json(AgentChannels {
+        assigned,
+        available,
+        mode: "allowlist".into(),
+    }))
 }

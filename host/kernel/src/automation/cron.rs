@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use talon_scheduler::MissedPolicy;
 use uuid::Uuid;
 
+use super::delivery::Delivery;
 use crate::KernelError;
 use crate::store::audit::{self, AuditEntry, AuditEvent};
 use crate::store::tables::{CRON_JOBS, CRON_RUNS};
@@ -67,6 +68,9 @@ pub struct CronJob {
     pub fire_count: u64,
     /// The newest run.
     pub last_run: Option<CronRun>,
+    /// Where each run's answer is delivered, besides the run record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
 }
 
 /// How a run went.

@@ -5,9 +5,11 @@
 //! `trigger_fires.v1`, `workflows.v1`, `workflow_runs.v1`, `goals.v1` and
 //! `tasks.v1` tables. Every action is an agent turn through
 //! [`Automation::agent_turn`], which goes to the conversations domain; it
-//! looks agents up through the agents domain. Nothing below depends on it.
+//! looks agents up through the agents domain, and delivers answers with a
+//! delivery target through the channels domain. Nothing below depends on it.
 
 pub mod cron;
+pub mod delivery;
 pub mod goals;
 pub mod schedules;
 pub mod tasks;
@@ -20,6 +22,7 @@ use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
 
 use crate::agents::Agents;
+use crate::channels::Channels;
 use crate::conversation::{Conversations, MessageInput, TurnStatus};
 use crate::shared::Shared;
 
@@ -28,6 +31,8 @@ pub struct Automation {
     shared: Arc<Shared>,
     agents: Arc<Agents>,
     conversations: Arc<Conversations>,
+    /// Where answers with a delivery target go.
+    channels: Arc<Channels>,
     /// The cron engine, once [`Automation::start_scheduler`] ran.
     scheduler: OnceLock<talon_scheduler::Engine>,
     /// Serializes cron edits so the engine sees them in commit order.
@@ -50,11 +55,13 @@ impl Automation {
         shared: Arc<Shared>,
         agents: Arc<Agents>,
         conversations: Arc<Conversations>,
+        channels: Arc<Channels>,
     ) -> Self {
         Self {
             shared,
             agents,
             conversations,
+            channels,
             scheduler: OnceLock::new(),
             cron_edit: Mutex::new(()),
             triggers: RwLock::new(Vec::new()),

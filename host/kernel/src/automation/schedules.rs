@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::Automation;
 use super::cron::{self, CronJob, CronRun, RunStart, RunStatus};
+use super::delivery::Delivery;
 use crate::KernelError;
 use crate::events::Event;
 use crate::shared::blocking_kernel;
@@ -118,6 +119,10 @@ pub struct CronJobInput {
     pub lane: Option<String>,
     /// LibreFang's form of the prompt: `{"kind": "agent_turn", "message": ...}`.
     pub action: Option<CronActionInput>,
+    /// Where each run's answer is delivered: `{"kind": "channel", "channel":
+    /// <configured channel>, "to": <chat>}`, or `{"kind": "none"}` (the
+    /// default; on update, clears it).
+    pub delivery: Option<Delivery>,
 }
 
 /// What a job does, in LibreFang's tagged form. Talon's jobs run one kind of
@@ -346,6 +351,7 @@ impl Automation {
             last_fired_at: None,
             fire_count: 0,
             last_run: None,
+            delivery: input.delivery.and_then(Delivery::normalized),
         };
         self.validate_job(&job, true).await?;
         let _guard = self.cron_edit.lock().await;
@@ -385,6 +391,9 @@ impl Automation {
             )));
         }
         self.agents.get(job.agent_id).await?;
+        if let Some(delivery) = &job.delivery {
+            delivery.check(&self.channels)?;
+        }
         Ok(())
     }
 
@@ -459,6 +468,10 @@ impl Automation {
         if let Some(lane) = input.lane {
             job.lane = lane;
             changed.push("lane");
+        }
+        if let Some(delivery) = input.delivery {
+            job.delivery = delivery.normalized();
+            changed.push("delivery");
         }
         if reanchor {
             job.anchor = now;
@@ -624,6 +637,17 @@ impl Automation {
         match result {
             Ok(output) => {
                 run.status = RunStatus::Ok;
+                if let Some(delivery) = &job.delivery {
+                    let origin = format!("cron:{}", job.id);
+                    let sent = delivery
+                        .send(&self.channels, job.agent_id, &output, &origin)
+                        .await;
+                    if let Err(e) = sent {
+                        run.status = RunStatus::Error;
+                        run.error =
+                            Some(format!("the agent answered, but the delivery failed: {e}"));
+                    }
+                }
                 run.output = Some(cron::truncate(output, cron::MAX_OUTPUT_BYTES));
             }
             Err(error) => {

@@ -18,6 +18,7 @@
 
 mod pump;
 pub mod records;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -69,6 +70,8 @@ pub(crate) struct Ctx {
     conversations: Arc<Conversations>,
     /// The configured channels as stored, by name.
     configs: RwLock<BTreeMap<String, ChannelConfig>>,
+    /// Streamed replies whose final text waits in the outbox.
+    streams: stream::Streams,
 }
 
 impl Ctx {
@@ -202,6 +205,8 @@ pub struct Channels {
     running: tokio::sync::Mutex<BTreeMap<String, Running>>,
     /// Why a channel did not start, by name.
     start_errors: RwLock<BTreeMap<String, String>>,
+    /// Whether the task delivering owner notices runs.
+    owner_watch: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Channels {
@@ -284,12 +289,14 @@ impl Channels {
                 shared,
                 conversations,
                 configs: RwLock::default(),
+                streams: stream::Streams::default(),
             }),
             agents,
             plugins,
             providers,
             running: tokio::sync::Mutex::default(),
             start_errors: RwLock::default(),
+            owner_watch: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -310,7 +317,8 @@ impl Channels {
     /// Starts every enabled channel (after the plugins loaded): messages
     /// stored but not answered are answered, replies queued but not sent are
     /// sent. A channel that cannot start is logged and shown with its error.
-    pub async fn start(&self) -> Result<usize, KernelError> {
+    pub async fn start(self: &Arc<Self>) -> Result<usize, KernelError> {
+        self.watch_owner_events();
         let configs = self.load_configs().await?;
         let mut started = 0;
         for config in configs.into_iter().filter(|c| c.enabled) {
@@ -326,7 +334,7 @@ impl Channels {
 
     /// Stops every channel and starts the enabled ones again, with the
     /// stored configuration and the plugins as loaded now.
-    pub async fn reload(&self) -> Result<usize, KernelError> {
+    pub async fn reload(self: &Arc<Self>) -> Result<usize, KernelError> {
         let running = std::mem::take(&mut *self.running.lock().await);
         for (_, channel) in running {
             channel.stop().await;
@@ -400,6 +408,12 @@ impl Channels {
                 name.clone(),
                 dispatch.1,
                 outbox_tx.clone(),
+                // Replies are streamed as edits where the platform has them.
+                plugin
+                    .info()
+                    .capabilities
+                    .contains(Capabilities::EDITS)
+                    .then(|| handle.clone()),
             )),
             tokio::spawn(pump::sender(
                 self.ctx.clone(),
@@ -426,6 +440,107 @@ impl Channels {
         self.ctx
             .config_of(name)
             .ok_or_else(|| KernelError::NotFound(format!("no channel named {name} is configured")))
+    }
+
+    /// The names of the configured channels that route messages to
+    /// `agent` (its default agent or a binding), and of all configured
+    /// channels, both in name order.
+    pub fn of_agent(&self, agent: Uuid) -> (Vec<String>, Vec<String>) {
+        let configs = self.ctx.configs.read().unwrap_or_else(|p| p.into_inner());
+        let assigned = configs
+            .values()
+            .filter(|c| c.serves(agent))
+            .map(|c| c.name.clone())
+            .collect();
+        (assigned, configs.keys().cloned().collect())
+    }
+
+    /// Queues `text` for `agent`'s owner, in the chat an owner binding
+    /// names (the first channel in name order that has one); false when
+    /// no channel reaches the owner.
+    pub async fn notify_owner(&self, agent: Uuid, text: &str) -> Result<bool, KernelError> {
+        let target = self
+            .ctx
+            .configs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find_map(|c| {
+                c.owner_chat(agent)
+                    .map(|chat| (c.name.clone(), chat.to_string()))
+            });
+        let Some((channel, chat)) = target else {
+            return Ok(false);
+        };
+        let name = match self.agents.get(agent).await {
+            Ok(a) => a.name().to_string(),
+            Err(_) => agent.to_string(),
+        };
+        let mut text = format!("[{name}] {text}");
+        if text.len() > MAX_TEXT_BYTES {
+            let mut cut = MAX_TEXT_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        self.deliver(&channel, Some(agent), &chat, None, &text, "notify")
+            .await?;
+        Ok(true)
+    }
+
+    /// Starts, once, the task that delivers owner notices and approval
+    /// requests to owners' chats as they are published on the event bus.
+    /// The bus is not durable: a notice published while the daemon dies
+    /// is lost (the turn's record keeps it).
+    fn watch_owner_events(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.owner_watch.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut events = self.shared().events().subscribe();
+        let channels = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "owner notices fell behind the event bus; some were not delivered"
+                        );
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let (agent, text) = match event {
+                    crate::events::Event::OwnerNotice { agent_id, text, .. } => (agent_id, text),
+                    crate::events::Event::ApprovalRequested {
+                        approval_id,
+                        agent_id,
+                        tool,
+                        expires_at,
+                        ..
+                    } => (
+                        agent_id,
+                        format!(
+                            "wants to call `{tool}` and waits for your approval until {expires_at} \
+                             (POST /api/approvals/{approval_id}/approve or /reject)"
+                        ),
+                    ),
+                    _ => continue,
+                };
+                let Some(channels) = channels.upgrade() else {
+                    return;
+                };
+                let Ok(agent) = Uuid::parse_str(&agent) else {
+                    continue;
+                };
+                if let Err(error) = channels.notify_owner(agent, &text).await {
+                    tracing::warn!(%agent, %error, "cannot queue a notice for the agent's owner");
+                }
+            }
+        });
     }
 
     /// Every configured channel with its status.
@@ -545,6 +660,12 @@ impl Channels {
             }
             for binding in bindings {
                 self.agents.get(binding.agent_id).await?;
+                if binding.owner && binding.chat_id.is_none() {
+                    return Err(KernelError::Invalid(
+                        "an owner binding (`owner: true`) names the owner's chat in `chat_id`"
+                            .into(),
+                    ));
+                }
                 let long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.len() > 512);
                 if long(&binding.chat_id) || long(&binding.sender_id) {
                     return Err(KernelError::Invalid(

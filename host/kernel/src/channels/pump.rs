@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::records::{self, Conversation, Inbound, InboundState, Outbound, OutboundStatus};
+use super::stream::{self, LiveStream};
 use super::{Ctx, MAX_ATTEMPTS, MAX_PENDING_PER_SENDER, PARALLEL_TURNS, SENDS_PER_MINUTE};
 use crate::KernelError;
 use crate::conversation::{MessageInput, Sender};
@@ -118,6 +119,7 @@ pub(super) async fn dispatcher(
     channel: String,
     mut inbox: mpsc::UnboundedReceiver<Inbound>,
     outbox: mpsc::UnboundedSender<Uuid>,
+    streamer: Option<Arc<ChannelHandle>>,
 ) {
     let mut waiting: HashMap<String, VecDeque<Inbound>> = HashMap::new();
     let mut order: VecDeque<String> = VecDeque::new();
@@ -146,9 +148,9 @@ pub(super) async fn dispatcher(
                 waiting.remove(&sender);
             }
             busy.insert(sender.clone());
-            let (ctx, outbox) = (ctx.clone(), outbox.clone());
+            let (ctx, outbox, streamer) = (ctx.clone(), outbox.clone(), streamer.clone());
             turns.spawn(async move {
-                answer(&ctx, message, &outbox).await;
+                answer(&ctx, message, &outbox, streamer.as_deref()).await;
                 sender
             });
             tried = 0;
@@ -196,16 +198,17 @@ pub(super) async fn dispatcher(
 }
 
 /// Records an inbound message's outcome and queues its reply, in one
-/// transaction; logged if the store fails (the message stays pending and
-/// is answered at the next start).
-async fn settle(ctx: &Ctx, message: Inbound, reply: Option<Outbound>) {
+/// transaction; false, logged, if the store fails (the message stays
+/// pending and is answered at the next start).
+async fn settle(ctx: &Ctx, message: Inbound, reply: Option<Outbound>) -> bool {
     let store = ctx.shared.store().clone();
     let channel = message.channel.clone();
     let done =
         store::blocking(move || records::settle_inbound(&store, &message, reply.as_ref())).await;
-    if let Err(error) = done {
+    if let Err(error) = &done {
         tracing::error!(%channel, %error, "cannot record an inbound message's outcome");
     }
+    done.is_ok()
 }
 
 /// The session of the message's conversation with `agent`: the one it had,
@@ -228,8 +231,14 @@ async fn session_for(ctx: &Ctx, message: &Inbound, agent: Uuid) -> Result<Uuid, 
     Ok(session.id)
 }
 
-/// Runs the bound agent's turn for one message and settles it.
-pub(super) async fn answer(ctx: &Ctx, message: Inbound, outbox: &mpsc::UnboundedSender<Uuid>) {
+/// Runs the bound agent's turn for one message and settles it; with a
+/// `streamer`, the reply is streamed to the platform as it is written.
+pub(super) async fn answer(
+    ctx: &Ctx,
+    message: Inbound,
+    outbox: &mpsc::UnboundedSender<Uuid>,
+    streamer: Option<&ChannelHandle>,
+) {
     let config = ctx.config_of(&message.channel);
     let agent = config
         .as_ref()
@@ -243,13 +252,16 @@ pub(super) async fn answer(ctx: &Ctx, message: Inbound, outbox: &mpsc::Unbounded
         settle(ctx, failed, None).await;
         return;
     };
-    let result = run_turn(ctx, &message, agent).await;
+    let result = run_turn(ctx, &message, agent, streamer).await;
     let message = Inbound {
         agent_id: Some(agent),
         ..message
     };
     match result {
-        Err(error) => {
+        Err((error, live)) => {
+            if let (Some(handle), Some(live)) = (streamer, live) {
+                stream::abandon(handle, live).await;
+            }
             tracing::warn!(channel = %message.channel, %error, "a channel message's turn failed");
             let failed = Inbound {
                 state: InboundState::Failed,
@@ -258,7 +270,7 @@ pub(super) async fn answer(ctx: &Ctx, message: Inbound, outbox: &mpsc::Unbounded
             };
             settle(ctx, failed, None).await;
         }
-        Ok(text) => {
+        Ok((text, live)) => {
             let now = ctx.shared.now();
             let reply = (!text.trim().is_empty()).then(|| Outbound {
                 id: Uuid::now_v7(),
@@ -282,16 +294,47 @@ pub(super) async fn answer(ctx: &Ctx, message: Inbound, outbox: &mpsc::Unbounded
                 state: InboundState::Answered,
                 ..message
             };
-            settle(ctx, answered, reply).await;
-            if let Some(id) = id {
-                let _ = outbox.send(id);
+            // Parked before the reply is queued, so the sender finds it.
+            let parked = match (id, live) {
+                (Some(id), Some(live)) => {
+                    ctx.streams.park(id, live);
+                    true
+                }
+                (None, Some(live)) => {
+                    if let Some(handle) = streamer {
+                        stream::abandon(handle, live).await;
+                    }
+                    false
+                }
+                _ => false,
+            };
+            let settled = settle(ctx, answered, reply).await;
+            match (id, settled) {
+                (Some(id), true) => {
+                    let _ = outbox.send(id);
+                }
+                (Some(id), false) if parked => {
+                    if let (Some(handle), Some(live)) = (streamer, ctx.streams.take(id)) {
+                        stream::abandon(handle, live).await;
+                    }
+                }
+                _ => {}
             }
         }
     }
 }
 
-async fn run_turn(ctx: &Ctx, message: &Inbound, agent: Uuid) -> Result<String, KernelError> {
-    let session = session_for(ctx, message, agent).await?;
+/// The agent's answer, and the stream that carried it so far (with a
+/// `streamer`); on failure, the error and any stream started.
+async fn run_turn(
+    ctx: &Ctx,
+    message: &Inbound,
+    agent: Uuid,
+    streamer: Option<&ChannelHandle>,
+) -> Result<(String, Option<LiveStream>), (KernelError, Option<LiveStream>)> {
+    let session = session_for(ctx, message, agent)
+        .await
+        .map_err(|e| (e, None))?;
     let channel_type = ctx
         .config_of(&message.channel)
         .map(|c| c.plugin)
@@ -306,8 +349,37 @@ async fn run_turn(ctx: &Ctx, message: &Inbound, agent: Uuid) -> Result<String, K
         }),
         ..Default::default()
     };
-    let reply = ctx.conversations.send_message(agent, input).await?;
-    Ok(reply.response)
+    let Some(handle) = streamer else {
+        let reply = ctx
+            .conversations
+            .send_message(agent, input)
+            .await
+            .map_err(|e| (e, None))?;
+        return Ok((reply.response, None));
+    };
+    let started = ctx
+        .conversations
+        .start_turn(agent, input, true)
+        .await
+        .map_err(|e| (e, None))?;
+    let to = Destination {
+        chat_id: message.chat_id.clone(),
+        thread_id: message.thread_id.clone(),
+        reply_to: Some(message.message_id.clone()),
+    };
+    let live = match started.events {
+        Some(events) => stream::relay(handle, to, events).await,
+        None => None,
+    };
+    let reply = match started.outcome.await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => return Err((e, live)),
+        Err(e) => {
+            let e = KernelError::Store(store::StoreError::Task(e.to_string()));
+            return Err((e, live));
+        }
+    };
+    Ok((reply.response, live))
 }
 
 /// The pause before attempt `attempts + 1`.
@@ -391,7 +463,15 @@ async fn attempt(
         text: message.text.clone(),
         attachments: Vec::new(),
     };
-    let sent = handle.send(outbound).await;
+    let streamed = match ctx.streams.take(id) {
+        Some(live) => stream::finish(handle, live, &message.text).await,
+        None => Ok(None),
+    };
+    let sent = match streamed {
+        Ok(Some(ids)) => Ok(ids),
+        Ok(None) => handle.send(outbound).await,
+        Err(e) => Err(e),
+    };
     message.attempts += 1;
     let now = ctx.shared.now();
     let retry = match sent {

@@ -29,6 +29,11 @@ pub struct Binding {
     pub sender_id: Option<String>,
     /// The agent that answers.
     pub agent_id: Uuid,
+    /// This chat is where the agent's owner is reached: its owner notices
+    /// (`notify_owner`) and approval requests are delivered here. Needs a
+    /// `chat_id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner: bool,
 }
 
 /// A configured channel: which plugin runs it, with what configuration,
@@ -57,6 +62,21 @@ pub struct ChannelConfig {
 }
 
 impl ChannelConfig {
+    /// The chat where `agent`'s owner is reached on this channel, if a
+    /// binding names one.
+    pub fn owner_chat(&self, agent: Uuid) -> Option<&str> {
+        self.bindings
+            .iter()
+            .find(|b| b.owner && b.agent_id == agent)
+            .and_then(|b| b.chat_id.as_deref())
+    }
+
+    /// Whether `agent` answers any of its messages: the default agent, or
+    /// named by a binding.
+    pub fn serves(&self, agent: Uuid) -> bool {
+        self.agent_id == Some(agent) || self.bindings.iter().any(|b| b.agent_id == agent)
+    }
+
     /// The agent that answers `sender` in `chat`.
     pub fn agent_for(&self, chat: &str, sender: &str) -> Option<Uuid> {
         let matches = |b: &&Binding| {
@@ -172,7 +192,8 @@ pub struct Outbound {
     pub reply_to: Option<String>,
     /// The text.
     pub text: String,
-    /// Why it is sent: `reply`, `cron`, `trigger`, `notify` or `test`.
+    /// Why it is sent: `reply`, `cron:<job id>`, `trigger:<trigger id>`,
+    /// `notify` or `test`.
     pub origin: String,
     /// Where it stands.
     pub status: OutboundStatus,
@@ -455,11 +476,13 @@ mod tests {
             chat_id: Some("#ops".into()),
             sender_id: None,
             agent_id: Uuid::from_u128(2),
+            owner: false,
         };
         let both = Binding {
             chat_id: Some("#ops".into()),
             sender_id: Some("alice".into()),
             agent_id: Uuid::from_u128(3),
+            owner: false,
         };
         let c = config(vec![chat, both]);
         assert_eq!(c.agent_for("#talon", "bob"), Some(Uuid::from_u128(1)));

@@ -719,6 +719,13 @@ impl Conversations {
         let owner_notice = (!state.notices.is_empty()).then(|| state.notices.join("\n"));
         if let Some(text) = &owner_notice {
             sink.emit(TurnEvent::OwnerNotice { text: text.clone() });
+            self.shared
+                .events()
+                .publish(crate::events::Event::OwnerNotice {
+                    agent_id: agent.id.to_string(),
+                    text: text.clone(),
+                    at: self.shared.now(),
+                });
         }
         self.shared
             .events()

@@ -18,6 +18,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
+use super::delivery::Delivery;
 use crate::KernelError;
 
 mod service;
@@ -241,6 +242,9 @@ pub struct Trigger {
     pub target_agent_id: Option<Uuid>,
     /// When it last fired.
     pub last_fired_at: Option<DateTime<Utc>>,
+    /// Where each fire's answer is delivered, besides the fire record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
 }
 
 impl Trigger {
@@ -298,7 +302,9 @@ fn event_agent(event: &Event) -> Option<&str> {
         | Event::TriggerFired { agent_id, .. } => Some(agent_id),
         Event::Audit(entry) => entry.agent_id.as_deref(),
         // A trigger's own agent finishing the turn it caused must not fire it again.
-        Event::TurnCompleted { agent_id, .. } => Some(agent_id),
+        Event::TurnCompleted { agent_id, .. } | Event::OwnerNotice { agent_id, .. } => {
+            Some(agent_id)
+        }
         Event::ToolCalled { agent_id, .. } => agent_id.as_deref(),
         // The poster, not the assignee: a trigger may well serve the assignee.
         Event::TaskPosted { posted_by, .. } => posted_by.as_deref(),
@@ -416,6 +422,9 @@ pub struct TriggerInput {
     pub session_mode: Option<SessionMode>,
     /// Default: the owner.
     pub target_agent_id: Option<Uuid>,
+    /// Where each fire's answer is delivered: `{"kind": "channel",
+    /// "channel": <configured channel>, "to": <chat>}`; default none.
+    pub delivery: Option<Delivery>,
 }
 
 /// Body of `PATCH /api/triggers/{id}`: omitted fields stay; `null` clears an override.
@@ -441,6 +450,8 @@ pub struct TriggerPatch {
     /// `null` sends to the owner again.
     #[serde(default, deserialize_with = "nullable")]
     pub target_agent_id: Option<Option<Uuid>>,
+    /// A new delivery target; `{"kind": "none"}` removes it.
+    pub delivery: Option<Delivery>,
 }
 
 pub(crate) fn validate_template(template: &str) -> Result<(), KernelError> {
@@ -602,6 +613,7 @@ mod tests {
             session_mode: None,
             target_agent_id: None,
             last_fired_at: None,
+            delivery: None,
         }
     }
 

@@ -115,6 +115,17 @@ impl Automation {
         match result {
             Ok(response) => {
                 fire.status = "ok".into();
+                if let Some(delivery) = &trigger.delivery {
+                    let origin = format!("trigger:{}", trigger.id);
+                    let sent = delivery
+                        .send(&self.channels, trigger.target(), &response, &origin)
+                        .await;
+                    if let Err(e) = sent {
+                        fire.status = "error".into();
+                        fire.error =
+                            Some(format!("the agent answered, but the delivery failed: {e}"));
+                    }
+                }
                 fire.response = Some(response);
             }
             Err(error) => {
@@ -142,6 +153,10 @@ impl Automation {
         if let Some(target) = input.target_agent_id {
             self.agents.get(target).await?;
         }
+        let delivery = input.delivery.and_then(Delivery::normalized);
+        if let Some(delivery) = &delivery {
+            delivery.check(&self.channels)?;
+        }
         let trigger = Trigger {
             id: Uuid::new_v4(),
             agent_id: input.agent_id,
@@ -155,6 +170,7 @@ impl Automation {
             session_mode: input.session_mode,
             target_agent_id: input.target_agent_id,
             last_fired_at: None,
+            delivery,
         };
         let store = self.shared.store().clone();
         let stored = trigger.clone();
@@ -215,6 +231,10 @@ impl Automation {
                 self.agents.get(target).await?;
             }
             t.target_agent_id = target;
+        }
+        if let Some(delivery) = patch.delivery {
+            delivery.check(&self.channels)?;
+            t.delivery = delivery.normalized();
         }
         // Counters may have moved since the read: keep the cache's.
         {
