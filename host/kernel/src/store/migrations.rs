@@ -152,6 +152,14 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        to: 13,
+        description: "create audit_checkpoints.v1",
+        apply: |tx| {
+            tx.open_table(AUDIT_CHECKPOINTS)?;
+            Ok(())
+        },
+    },
 ];
 
 pub(super) fn schema_version(db: &Database) -> Result<u64, StoreError> {
