@@ -51,3 +51,4 @@ mod websocket;
 mod ngircd;
 
 mod mcp;
+mod retention;

@@ -16,6 +16,7 @@ mod prompt;
 pub mod records;
 pub mod redact;
 pub mod repair;
+pub mod retention;
 pub(crate) mod sessions;
 pub mod turn;
 
@@ -85,6 +86,11 @@ impl Conversations {
             mcp,
             live: LiveSessions::default(),
         }
+    }
+
+    /// Starts the retention sweep of turn records (`[retention]`).
+    pub fn start_retention(&self) {
+        retention::start(Arc::downgrade(&self.shared));
     }
 
     /// Turns in flight and their watchers.

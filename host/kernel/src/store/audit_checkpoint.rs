@@ -22,7 +22,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::audit::{self, AuditEvent};
+use super::audit::{self, AuditEvent, BrokenLink};
 use super::tables::{AUDIT, AUDIT_CHECKPOINTS};
 use super::{Store, StoreError};
 
@@ -183,8 +183,24 @@ pub struct Pruned {
     pub pruned: u64,
 }
 
-/// Checkpoints the chain at its head and removes every entry before the cut.
-pub fn checkpoint_and_prune(store: &Store) -> Result<Pruned, StoreError> {
+/// Why [`checkpoint_and_prune`] did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// The chain does not verify: pruning could remove the entries showing
+    /// where it broke, so nothing is cut.
+    #[error("not pruning a broken audit chain: entry {} does not verify ({})", .0.id, .0.reason)]
+    Broken(BrokenLink),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Verifies the chain, then checkpoints it at its head and removes every
+/// entry before the cut; a broken chain is left as it is.
+pub fn checkpoint_and_prune(store: &Store) -> Result<Pruned, PruneError> {
+    if let Some(broken) = audit::verify(store)?.first_broken {
+        return Err(PruneError::Broken(broken));
+    }
     let checkpoint = checkpoint(store)?;
     let pruned = prune(store)?;
     Ok(Pruned { checkpoint, pruned })
@@ -302,6 +318,7 @@ mod tests {
         fill(&store, 3);
         checkpoint_and_prune(&store).unwrap();
         fill(&store, 3);
+        let tip = verify(&store).unwrap().tip_hash;
         let tx = store.db().unwrap().begin_write().unwrap();
         {
             let mut t = tx.open_table(AUDIT).unwrap();
@@ -312,5 +329,13 @@ mod tests {
         }
         tx.commit().unwrap();
         assert_eq!(verify(&store).unwrap().first_broken.unwrap().id, 6);
+        // A broken chain is not cut: the evidence stays.
+        let refused = checkpoint_and_prune(&store).unwrap_err();
+        assert!(
+            matches!(refused, PruneError::Broken(ref b) if b.id == 6),
+            "{refused}"
+        );
+        assert_eq!(verify(&store).unwrap().chain_length, 7);
+        assert!(tip.is_some());
     }
 }
