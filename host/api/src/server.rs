@@ -456,6 +456,7 @@ impl Server {
     /// given back before the first request.
     pub fn new(state: AppState) -> Self {
         let limits = ConnectionLimits::new(&state.kernel.config().server, None);
+        crate::extract::package::clear_spool(state.kernel.home());
         Server {
             app: app(state.clone()),
             state,

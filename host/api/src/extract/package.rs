@@ -86,7 +86,7 @@ where
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?,
         );
-        let spool_dir = state.kernel.home().data_dir().join("spool");
+        let spool_dir = spool_dir(state.kernel.home());
         let mut body = request.into_body();
         let mut spool = Spool::Memory(Vec::new());
         let mut total = 0usize;
@@ -147,6 +147,21 @@ where
                     "Failed to deserialize the JSON body into the target type: {e}"
                 ))
             })
+    }
+}
+
+fn spool_dir(home: &talon_kernel::home::Home) -> std::path::PathBuf {
+    home.data_dir().join("spool")
+}
+
+/// Removes what a daemon killed during an upload left in the spool: at
+/// start, no request owns any of it.
+pub fn clear_spool(home: &talon_kernel::home::Home) {
+    let dir = spool_dir(home);
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot clear the upload spool");
     }
 }
 

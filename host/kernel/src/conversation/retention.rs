@@ -11,7 +11,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RetentionConfig;
@@ -118,8 +118,8 @@ pub fn sweep(store: &Store, rules: &RetentionConfig) -> Result<Swept, StoreError
 }
 
 /// Sweeps at once and then every `sweep_interval_secs` of the configuration
-/// in force (read again before each, so a reload applies), until the store
-/// is dropped; an interval of 0 stops the loop.
+/// in force (read again before each, so a reload applies), until the kernel
+/// is dropped; while the interval is 0 nothing is swept.
 pub(crate) fn start(shared: Weak<crate::shared::Shared>) {
     tokio::spawn(async move {
         loop {
@@ -128,7 +128,10 @@ pub(crate) fn start(shared: Weak<crate::shared::Shared>) {
             };
             let rules = current.config().retention.clone();
             if rules.sweep_interval_secs == 0 {
-                return;
+                // Off: looked at again in a minute, so a reload turning it on applies.
+                drop(current);
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                continue;
             }
             let store = current.store().clone();
             drop(current);
@@ -152,6 +155,7 @@ mod tests {
     use super::*;
     use crate::conversation::TurnRecord;
     use crate::store::tables::put_turn_row;
+    use redb::ReadableTable;
     use uuid::Uuid;
 
     fn turn(agent: Uuid, status: TurnStatus, started_at: DateTime<Utc>) -> TurnRecord {
@@ -317,5 +321,48 @@ mod tests {
             .unwrap(),
             Swept::default()
         );
+    }
+
+    /// The figure of docs/BENCHMARKS.md: the issue's 141,752 failed turns
+    /// (`TALON_PRUNE_FIGURE_TURNS` for another count) over 10 agents, the
+    /// file's size before, after the sweep and after compaction.
+    #[test]
+    #[ignore = "a measurement: cargo test -p talon-kernel --release prune_figure -- --ignored --nocapture"]
+    fn prune_figure() {
+        let n: usize = std::env::var("TALON_PRUNE_FIGURE_TURNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(141_752);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let store = Store::open(&path).unwrap();
+        let now = store.now();
+        let agents: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+            let turns: Vec<TurnRecord> = chunk
+                .iter()
+                .map(|i| {
+                    let mut t = turn(agents[i % 10], TurnStatus::Failed, now);
+                    t.error = Some(format!("openai returned 401: invalid api key ({i})"));
+                    t
+                })
+                .collect();
+            put(&store, &turns);
+        }
+        let before = size();
+        let started = std::time::Instant::now();
+        let swept = sweep(&store, &RetentionConfig::default()).unwrap();
+        let took = started.elapsed();
+        let after_sweep = size();
+        drop(store);
+        let compacted = crate::store::stats::compact(&path).unwrap();
+        println!(
+            "{n} failed turns: file {before} bytes; sweep removed {} in {took:?}, file {after_sweep} bytes; \
+             compacted {} -> {} bytes",
+            swept.turns, compacted.before_bytes, compacted.after_bytes
+        );
+        assert_eq!(swept.turns as usize, n.saturating_sub(10 * 1000));
+        assert!(compacted.after_bytes < before);
     }
 }
