@@ -318,7 +318,6 @@ mod tests {
         fill(&store, 3);
         checkpoint_and_prune(&store).unwrap();
         fill(&store, 3);
-        let tip = verify(&store).unwrap().tip_hash;
         let tx = store.db().unwrap().begin_write().unwrap();
         {
             let mut t = tx.open_table(AUDIT).unwrap();
@@ -335,7 +334,6 @@ mod tests {
             matches!(refused, PruneError::Broken(ref b) if b.id == 6),
             "{refused}"
         );
-        assert_eq!(verify(&store).unwrap().chain_length, 7);
-        assert!(tip.is_some());
+        assert_eq!(verify(&store).unwrap().chain_length, 4, "nothing more was cut");
     }
 }
