@@ -376,14 +376,14 @@ impl Verification {
 pub fn verify(store: &Store) -> Result<Verification, StoreError> {
     let tx = store.db()?.begin_read()?;
     let table = tx.open_table(AUDIT)?;
-    let cut = match tx.open_table(AUDIT_CHECKPOINTS)?.last()? {
-        Some((_, v)) => Some(
-            serde_json::from_slice::<Checkpoint>(v.value()).map_err(|e| StoreError::Corrupt {
-                table: "audit_checkpoints.v1",
-                message: e.to_string(),
-            })?,
-        ),
-        None => None,
+    // An unreadable record is reported as a break, not an error: it is as
+    // much a sign of tampering as an edited entry.
+    let (cut, unreadable) = match tx.open_table(AUDIT_CHECKPOINTS)?.last()? {
+        Some((k, v)) => match serde_json::from_slice::<Checkpoint>(v.value()) {
+            Ok(cut) => (Some(cut), None),
+            Err(e) => (None, Some((k.value(), e))),
+        },
+        None => (None, None),
     };
     let mut result = Verification {
         chain_length: table.len()?,
@@ -395,6 +395,13 @@ pub fn verify(store: &Store) -> Result<Verification, StoreError> {
         checkpoint: cut.clone(),
         before_checkpoint: 0,
     };
+    if let Some((seq, e)) = unreadable {
+        result.first_broken = Some(BrokenLink {
+            id: seq + 1,
+            reason: format!("the checkpoint record after entry {seq} is unreadable: {e}"),
+        });
+        return Ok(result);
+    }
     let mut prev = [0u8; 32];
     let mut prev_hex = [b'0'; 64];
     let mut expected_id = 1u64;
