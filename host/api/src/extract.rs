@@ -7,6 +7,7 @@
 //! extractors read a struct from a JSON object only ([`objects`]).
 
 mod objects;
+pub mod package;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};

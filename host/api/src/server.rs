@@ -118,6 +118,7 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         .routes(routes!(memory::import))
         .routes(routes!(audit::recent))
         .routes(routes!(audit::verify))
+        .routes(routes!(audit::checkpoint))
         .routes(routes!(audit::security))
         .routes(routes!(logs::stream))
         .routes(routes!(memory::list_kv))
@@ -284,7 +285,7 @@ fn large_body_routes() -> OpenApiRouter<AppState> {
 /// Routes that carry plugin packages (base64 in JSON): components of
 /// Python plugins are about 20 MB.
 fn package_routes() -> OpenApiRouter<AppState> {
-    let limit = talon_runtime::package::MAX_COMPONENT_BYTES / 3 * 4 + (1 << 20);
+    let limit = crate::extract::package::MAX_PACKAGE_BODY_BYTES;
     OpenApiRouter::new()
         .routes(routes!(plugins::install))
         .routes(routes!(plugins::reload))
@@ -489,6 +490,7 @@ impl Server {
     /// given back before the first request.
     pub fn new(state: AppState) -> Self {
         let limits = ConnectionLimits::new(&state.kernel.config().server, None);
+        crate::extract::package::clear_spool(state.kernel.home());
         Server {
             app: app(state.clone()),
             state,

@@ -134,6 +134,8 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             .context("cannot start the task queue")?;
         // Deliveries a previous run left queued go out from here on.
         kernel.webhooks().start();
+        // Turn records past `[retention]` are removed now and then periodically.
+        kernel.conversations().start_retention();
         // Channels start once their plugins are loaded; what a previous run
         // stored but did not answer or send is answered and sent from here on.
         let channels = kernel

@@ -1,5 +1,5 @@
-//! `talon db stats` and `talon db compact`: the database file of a data
-//! directory, with the daemon stopped.
+//! `talon db stats`, `talon db prune` and `talon db compact`: the database
+//! file of a data directory, with the daemon stopped.
 //!
 //! Both open the file directly, as `talon audit verify` does: redb locks it,
 //! so a running daemon makes them fail with a clear message instead of
@@ -9,6 +9,7 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use talon_kernel::config::Config;
 use talon_kernel::home::Home;
 use talon_kernel::store::{Store, stats};
 
@@ -22,6 +23,9 @@ pub enum DbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the turn records `[retention]` does not keep, as the daemon's
+    /// sweep does (daemon stopped); `compact` then gives the space back.
+    Prune,
     /// Give the database's free pages back to the file system (daemon stopped).
     Compact,
 }
@@ -63,6 +67,23 @@ pub fn run(home: &Home, command: DbCommand) -> anyhow::Result<()> {
                 })
                 .collect();
             crate::output::table(&["TABLE", "ROWS", "BYTES", "OVERHEAD"], &rows);
+            Ok(())
+        }
+        DbCommand::Prune => {
+            let file = home.config_file();
+            let config = if file.exists() {
+                Config::load(&file).with_context(|| format!("cannot read {}", file.display()))?
+            } else {
+                Config::default()
+            };
+            let store = Store::open(&path).with_context(busy)?;
+            let swept = talon_kernel::conversation::retention::sweep(&store, &config.retention)?;
+            println!(
+                "pruned {}: {} turn records removed ({} of them failed turns)",
+                path.display(),
+                swept.turns,
+                swept.failed_turns
+            );
             Ok(())
         }
         DbCommand::Compact => {

@@ -93,6 +93,10 @@ enum Command {
 enum AuditCommand {
     /// Verify the audit hash chain of a data directory (daemon stopped).
     Verify,
+    /// Checkpoint the audit chain at its head and remove the entries
+    /// before the cut (daemon stopped; `POST /api/audit/checkpoint` while
+    /// it runs).
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +130,7 @@ fn main() -> std::process::ExitCode {
             client::config_show(&home, cli.config.as_deref(), &client, json)
         }
         Command::Audit(AuditCommand::Verify) => audit_cmd::verify(&home),
+        Command::Audit(AuditCommand::Prune) => audit_cmd::prune(&home),
         Command::Plugin(command) => plugin_cmd::run(&home, cli.config.as_deref(), command),
         Command::Agent(command) => agent_cmd::run(&home, cli.config.as_deref(), command),
         Command::Cron(command) => cron_cmd::run(&home, cli.config.as_deref(), command),

@@ -278,6 +278,20 @@ impl Kernel {
         Ok(store::blocking(move || audit::verify(&store)).await?)
     }
 
+    /// Checkpoints the audit chain at its head and removes the entries
+    /// before the cut (`store::audit_checkpoint`).
+    pub async fn audit_checkpoint(&self) -> Result<store::audit_checkpoint::Pruned, KernelError> {
+        let store = self.store().clone();
+        let done = store::blocking(move || {
+            Ok(store::audit_checkpoint::checkpoint_and_prune(&store))
+        })
+        .await?;
+        done.map_err(|e| match e {
+            store::audit_checkpoint::PruneError::Store(e) => KernelError::Store(e),
+            broken => KernelError::Conflict(broken.to_string()),
+        })
+    }
+
     /// Removes an agent with its memory, conversations and workspace, and
     /// ends its running turns; false when it did not exist.
     pub async fn kill_agent(&self, id: Uuid) -> Result<bool, KernelError> {

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::Deserialize;
+use talon_kernel::store::audit_checkpoint::Pruned;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
@@ -35,9 +36,10 @@ pub async fn recent(
     })))
 }
 
-/// Walks the whole hash chain and reports the first broken link.
+/// Walks the hash chain (from the newest checkpoint, if any) and reports
+/// the first broken link.
 #[utoipa::path(get, path = "/api/audit/verify", tag = "audit",
-    responses((status = 200, description = "`{status: valid|broken, chain_length, first_entry, last_entry, first_broken}`", body = Object)))]
+    responses((status = 200, description = "`{status: valid|broken, chain_length, first_entry, last_entry, first_broken, first_id, checkpoint, before_checkpoint}`: with a checkpoint, the walk starts at its entry (`first_id`)", body = Object)))]
 pub async fn verify(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let v = state.kernel.audit_verify().await?;
     Ok(Json(serde_json::json!({
@@ -48,7 +50,21 @@ pub async fn verify(State(state): State<AppState>) -> Result<Json<serde_json::Va
         "last_entry": v.last_entry,
         "tip_hash": v.tip_hash,
         "first_broken": v.first_broken,
+        "first_id": v.first_id,
+        "checkpoint": v.checkpoint,
+        "before_checkpoint": v.before_checkpoint,
     })))
+}
+
+/// Checkpoints the audit chain at its head (an `audit_checkpoint` entry and
+/// a hashed record of the head's sequence number and hash) and removes the
+/// entries before the cut; verification then starts from the checkpoint.
+#[utoipa::path(post, path = "/api/audit/checkpoint", tag = "audit",
+    responses((status = 200, description = "The checkpoint made and how many entries were removed before it", body = Pruned),
+              (status = 409, description = "The chain does not verify: nothing is cut, so the broken entry stays"),
+              (status = 507, description = "The disk is full: nothing was changed")))]
+pub async fn checkpoint(State(state): State<AppState>) -> Result<Json<Pruned>, ApiError> {
+    Ok(Json(state.kernel.audit_checkpoint().await?))
 }
 
 /// The protections that are active in this daemon, and only those.

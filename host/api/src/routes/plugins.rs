@@ -11,6 +11,7 @@ use talon_kernel::plugins::{Grant, PluginView, Source};
 use talon_runtime::Permissions;
 
 use crate::error::ApiError;
+use crate::extract::package::PackageJson;
 use crate::extract::{Json, OptionalJson, Path};
 use crate::state::AppState;
 
@@ -96,7 +97,9 @@ pub struct NameRequest {
               (status = 409, description = "Already installed, or a tool name is taken")))]
 pub async fn install(
     State(state): State<AppState>,
-    Json(body): Json<InstallRequest>,
+    // Streamed, bounded, one of a few at once: the slot is held until the
+    // install is done.
+    PackageJson(body, _slot): PackageJson<InstallRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let view = state
         .kernel

@@ -5,6 +5,7 @@ use axum::extract::State;
 use talon_runtime::Kind;
 
 use crate::error::ApiError;
+use crate::extract::package::PackageJson;
 use crate::extract::{Json, Path};
 use crate::routes::plugins::{InstallRequest, NameRequest, ScaffoldRequest, scaffold_project};
 use crate::state::AppState;
@@ -69,7 +70,9 @@ pub async fn get(
               (status = 409, description = "Already installed")))]
 pub async fn install(
     State(state): State<AppState>,
-    Json(body): Json<InstallRequest>,
+    // Streamed, bounded, one of a few at once: the slot is held until the
+    // install is done.
+    PackageJson(body, _slot): PackageJson<InstallRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let view = state
         .kernel

@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 mod a2a;
 mod file;
 mod oversight;
+mod retention;
 
 pub use a2a::A2aConfig;
 pub(crate) use file::json_to_toml;
 use file::read_config_text;
 pub use file::{Change, change_value, set_table, set_value, write_atomically};
 pub use oversight::{ApprovalRules, ApprovalsConfig, Policy, SecondFactor, WebhooksConfig};
+pub use retention::RetentionConfig;
 
 /// The address the daemon listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4545";
@@ -203,6 +205,17 @@ cache_mib = 32
 # this much free again. 0 turns the reserve off.
 disk_reserve_mib = 8
 
+[retention]
+# Turn records (what traces and agent logs show) are removed by a sweep at
+# start and every sweep_interval_secs (0: only by `talon db prune`), a
+# small batch per transaction. Conversations are not touched, and usage
+# totals keep what pruned turns cost. 0 for any limit means none.
+turn_days = 90
+failed_turn_days = 7
+max_turns_per_agent = 0
+max_failed_turns_per_agent = 1000
+sweep_interval_secs = 3600
+
 [server]
 # A client must send a request's headers within this many seconds of
 # connecting (or of the first byte of a later request on the same
@@ -378,6 +391,8 @@ pub struct Config {
     pub mcp_server: ToolInvokeConfig,
     /// MCP servers agents may use, by name.
     pub mcp_servers: std::collections::BTreeMap<String, McpServerEntry>,
+    /// How long turn records are kept.
+    pub retention: RetentionConfig,
 }
 
 /// How Talon reaches an MCP server.
@@ -763,6 +778,7 @@ impl Default for Config {
 
             mcp_server: ToolInvokeConfig::default(),
             mcp_servers: std::collections::BTreeMap::new(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -895,6 +911,7 @@ impl Config {
                 "storage.cache_mib must be between 1 and 65536".into(),
             ));
         }
+        self.retention.validate()?;
         if self.storage.disk_reserve_mib > 65_536 {
             return Err(ConfigError::Invalid(
                 "storage.disk_reserve_mib must be at most 65536".into(),

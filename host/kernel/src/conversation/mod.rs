@@ -17,6 +17,7 @@ pub mod records;
 pub mod redact;
 pub mod repair;
 mod resume;
+pub mod retention;
 pub(crate) mod sessions;
 pub mod turn;
 
@@ -86,6 +87,11 @@ impl Conversations {
             mcp,
             live: LiveSessions::default(),
         }
+    }
+
+    /// Starts the retention sweep of turn records (`[retention]`).
+    pub fn start_retention(&self) {
+        retention::start(Arc::downgrade(&self.shared));
     }
 
     /// Turns in flight and their watchers.

@@ -24,7 +24,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransact
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::tables::{AUDIT, AUDIT_V1};
+use super::audit_checkpoint::{CHECKPOINT_EVENT, Checkpoint};
+use super::tables::{AUDIT, AUDIT_CHECKPOINTS, AUDIT_V1};
 use super::{Store, StoreError};
 
 /// `prev_hash` of the first entry.
@@ -351,6 +352,14 @@ pub struct Verification {
     pub tip_hash: Option<String>,
     /// The first broken link, if any.
     pub first_broken: Option<BrokenLink>,
+    /// The first entry verified: 1, or the newest checkpoint's own entry.
+    pub first_id: Option<u64>,
+    /// The newest checkpoint, where verification started
+    /// ([`super::audit_checkpoint`]).
+    pub checkpoint: Option<Checkpoint>,
+    /// Entries still stored before that checkpoint (an interrupted prune),
+    /// not verified.
+    pub before_checkpoint: u64,
 }
 
 impl Verification {
@@ -362,21 +371,69 @@ impl Verification {
 
 /// Walks the whole chain: every entry's stored bytes must hash to its stored
 /// hash, name its own position, and end with the previous entry's hash.
+/// With a checkpoint, the walk starts at the newest one's entry, which must
+/// link to the checkpoint's head hash and record the same cut.
 pub fn verify(store: &Store) -> Result<Verification, StoreError> {
     let tx = store.db()?.begin_read()?;
     let table = tx.open_table(AUDIT)?;
+    // An unreadable record is reported as a break, not an error: it is as
+    // much a sign of tampering as an edited entry.
+    let (cut, unreadable) = match tx.open_table(AUDIT_CHECKPOINTS)?.last()? {
+        Some((k, v)) => match serde_json::from_slice::<Checkpoint>(v.value()) {
+            Ok(cut) => (Some(cut), None),
+            Err(e) => (None, Some((k.value(), e))),
+        },
+        None => (None, None),
+    };
     let mut result = Verification {
         chain_length: table.len()?,
         first_entry: None,
         last_entry: None,
         tip_hash: None,
         first_broken: None,
+        first_id: None,
+        checkpoint: cut.clone(),
+        before_checkpoint: 0,
     };
+    if let Some((seq, e)) = unreadable {
+        result.first_broken = Some(BrokenLink {
+            id: seq + 1,
+            reason: format!("the checkpoint record after entry {seq} is unreadable: {e}"),
+        });
+        return Ok(result);
+    }
     let mut prev = [0u8; 32];
     let mut prev_hex = [b'0'; 64];
     let mut expected_id = 1u64;
+    // The checkpoint's own entry, and the details it must have.
+    let mut cut_entry: Option<(u64, Vec<u8>)> = None;
+    if let Some(cut) = &cut {
+        let sound = cut.hash == cut.compute_hash()
+            && cut.entry_id == cut.seq + 1
+            && hex::decode_to_slice(&cut.head_hash, &mut prev).is_ok();
+        if !sound {
+            result.first_broken = Some(BrokenLink {
+                id: cut.entry_id,
+                reason: format!(
+                    "the checkpoint record after entry {} was altered: its hash does not match",
+                    cut.seq
+                ),
+            });
+            return Ok(result);
+        }
+        prev_hex.copy_from_slice(cut.head_hash.as_bytes());
+        expected_id = cut.entry_id;
+        result.before_checkpoint = table.range(..cut.entry_id)?.count() as u64;
+        let mut details = b"\x1fevent_type=".to_vec();
+        details.extend_from_slice(CHECKPOINT_EVENT.as_bytes());
+        details.extend_from_slice(b"\x1fagent_id=\x1fdetails=");
+        details.extend_from_slice(cut.entry_details().as_bytes());
+        details.extend_from_slice(b"\x1foutcome=");
+        cut_entry = Some((cut.entry_id, details));
+    }
+    let first_id = expected_id;
     let mut id_prefix = Vec::with_capacity(32);
-    for item in table.iter()? {
+    for item in table.range(first_id..)? {
         let (key, value) = item?;
         let key = key.value();
         let bytes = value.value();
@@ -401,6 +458,13 @@ pub fn verify(store: &Store) -> Result<Verification, StoreError> {
                 Some("prev_hash does not match the previous entry's hash".to_string())
             } else if Sha256::digest(pre).as_slice() != hash {
                 Some("hash does not match the entry's contents: the entry was altered".to_string())
+            } else if let Some((_, details)) = cut_entry.as_ref().filter(|(id, _)| *id == key)
+                && find(pre, details).is_none()
+            {
+                Some(
+                    "the checkpoint record names this entry, which does not record that checkpoint"
+                        .to_string(),
+                )
             } else {
                 None
             }
@@ -417,14 +481,15 @@ pub fn verify(store: &Store) -> Result<Verification, StoreError> {
     }
     // Only the ends of the verified part are decoded, for their timestamps.
     let verified = expected_id - 1;
-    if verified > 0 {
+    if verified >= first_id {
+        result.first_id = Some(first_id);
         let timestamp = |id: u64| -> Result<Option<DateTime<Utc>>, StoreError> {
             Ok(table
                 .get(id)?
                 .and_then(|v| AuditEntry::decode(v.value()).ok())
                 .map(|e| e.timestamp))
         };
-        result.first_entry = timestamp(1)?;
+        result.first_entry = timestamp(first_id)?;
         result.last_entry = timestamp(verified)?;
         result.tip_hash = Some(hex::encode(prev));
     }

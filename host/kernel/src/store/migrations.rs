@@ -168,6 +168,14 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        to: 15,
+        description: "create audit_checkpoints.v1",
+        apply: |tx| {
+            tx.open_table(AUDIT_CHECKPOINTS)?;
+            Ok(())
+        },
+    },
 ];
 
 pub(super) fn schema_version(db: &Database) -> Result<u64, StoreError> {

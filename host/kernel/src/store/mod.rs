@@ -15,6 +15,7 @@
 //! [`journal`] instead, which costs one small sequential sync.
 
 pub mod audit;
+pub mod audit_checkpoint;
 mod disk;
 pub(crate) mod journal;
 pub(crate) mod migrations;

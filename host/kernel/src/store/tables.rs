@@ -21,6 +21,10 @@ pub(crate) const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("a
 /// The audit hash chain by sequence number: each entry's hash, then the bytes
 /// it covers (see [`super::audit`]).
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v2");
+/// Checkpoints of the audit chain by the sequence number of the last entry
+/// before the cut: [`super::audit_checkpoint::Checkpoint`].
+pub(crate) const AUDIT_CHECKPOINTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("audit_checkpoints.v1");
 
 // --- Agents (agents) ---
 
