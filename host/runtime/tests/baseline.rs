@@ -133,13 +133,14 @@ async fn the_optimized_build_replaces_the_baseline_one_while_calls_go_on() {
     // Calls run while the optimized build is compiled and swapped in; each
     // finishes on the build it started on.
     let mut calls = 0;
+    let none = CallContext::default();
     let swapped = plugin.optimized();
     tokio::pin!(swapped);
     loop {
         tokio::select! {
             biased;
             () = &mut swapped => break,
-            answer = call(&rt, &plugin, "greet", r#"{"name":"x"}"#, &CallContext::default()) => {
+            answer = call(&rt, &plugin, "greet", r#"{"name":"x"}"#, &none) => {
                 assert!(answer.unwrap().contains('x'));
                 calls += 1;
             }
