@@ -321,8 +321,15 @@ impl Runtime {
         manifest: &Manifest,
         component: Arc<Vec<u8>>,
     ) -> Result<Description, LoadError> {
-        let (compiled, cached) = self.compile(component).await?;
-        let linked = self.link(&compiled, Tier::Optimized, manifest.kind)?;
+        // Built by the compiler whose build the runtime keeps: a load that
+        // follows (packing, then installing) finds it in the cache.
+        let (compiled, tier, cached) = if self.inner.baseline_mode == Baseline::Only {
+            self.compile_first(component).await?
+        } else {
+            let (compiled, cached) = self.compile(component).await?;
+            (compiled, Tier::Optimized, cached)
+        };
+        let linked = self.link(&compiled, tier, manifest.kind)?;
         let plugin = PluginInner {
             manifest: manifest.clone(),
             granted: Permissions::default(),
@@ -334,8 +341,8 @@ impl Runtime {
             }),
             env: Vec::new(),
             linked: RwLock::new(Arc::new(linked)),
-            swapped: tokio::sync::watch::Sender::new(Tier::Optimized),
-            loaded_tier: Tier::Optimized,
+            swapped: tokio::sync::watch::Sender::new(tier),
+            loaded_tier: tier,
             shared: self.inner.slots.plugin(&manifest.name),
             instructions: None,
             cached,
