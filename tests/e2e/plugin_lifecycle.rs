@@ -386,7 +386,11 @@ async fn the_python_example_answers_on_its_baseline_build_until_the_optimized_on
         serde_json::json!({ "text": "one two two", "top": 1 }),
     )
     .await;
-    assert_eq!((status, &body["result"]["words"]), (200, &serde_json::json!(3)), "{body}");
+    assert_eq!(
+        (status, &body["result"]["words"]),
+        (200, &serde_json::json!(3)),
+        "{body}"
+    );
 
     // Calls keep answering until, and after, the optimized build is in.
     loop {
@@ -423,7 +427,10 @@ async fn the_python_example_answers_on_its_baseline_build_until_the_optimized_on
     };
     assert_eq!(
         (&view["status"], &view["compiler"]),
-        (&serde_json::json!("loaded"), &serde_json::json!("optimized")),
+        (
+            &serde_json::json!("loaded"),
+            &serde_json::json!("optimized")
+        ),
         "{view}"
     );
     let (status, body) = crate::plugins::invoke(
@@ -432,5 +439,9 @@ async fn the_python_example_answers_on_its_baseline_build_until_the_optimized_on
         serde_json::json!({ "text": "still here" }),
     )
     .await;
-    assert_eq!((status, &body["result"]["words"]), (200, &serde_json::json!(2)), "{body}");
+    assert_eq!(
+        (status, &body["result"]["words"]),
+        (200, &serde_json::json!(2)),
+        "{body}"
+    );
 }

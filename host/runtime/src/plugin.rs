@@ -611,7 +611,9 @@ impl GuestCall for ReadInstructions {
     {
         Box::pin(async move {
             let Some(export) = &linked.instructions_export else {
-                return Err(wasmtime::Error::msg("the component exports no instructions"));
+                return Err(wasmtime::Error::msg(
+                    "the component exports no instructions",
+                ));
             };
             let text = read_instructions(store, &instance, export).await?;
             check_result_size(store, text.len())?;

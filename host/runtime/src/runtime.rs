@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use wasmtime::component::{HasSelf, Linker};
 use serde::Serialize;
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
 };
@@ -266,10 +266,7 @@ impl Runtime {
                 match Engine::new(&engine_config(shape, config.retention, Tier::Baseline)) {
                     Ok(engine) => Some(BaselineEngine {
                         linker: new_linker(&engine).map_err(engine_err)?,
-                        cache: config
-                            .cache_dir
-                            .clone()
-                            .map(|dir| Cache::new(dir, &engine)),
+                        cache: config.cache_dir.clone().map(|dir| Cache::new(dir, &engine)),
                         engine,
                     }),
                     // Winch does not support every target: compile with
@@ -471,12 +468,13 @@ impl Runtime {
                     "component compiled in a child process"
                 );
                 let runtime = self.clone();
-                let component = tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
-                    (engine, _, Some(cache)) => cache.map(engine, &path),
-                    _ => Err(LoadError::Engine("no component cache".into())),
-                })
-                .await
-                .map_err(blocking)??;
+                let component =
+                    tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
+                        (engine, _, Some(cache)) => cache.map(engine, &path),
+                        _ => Err(LoadError::Engine("no component cache".into())),
+                    })
+                    .await
+                    .map_err(blocking)??;
                 return Ok((component, false));
             }
         }

@@ -148,10 +148,16 @@ async fn the_optimized_build_replaces_the_baseline_one_while_calls_go_on() {
     }
     assert_eq!(plugin.compiler(), Tier::Optimized);
     assert!(
-        call(&rt, &plugin, "greet", r#"{"name":"y"}"#, &CallContext::default())
-            .await
-            .unwrap()
-            .contains('y'),
+        call(
+            &rt,
+            &plugin,
+            "greet",
+            r#"{"name":"y"}"#,
+            &CallContext::default()
+        )
+        .await
+        .unwrap()
+        .contains('y'),
         "after {calls} calls during the swap"
     );
 
