@@ -355,3 +355,93 @@ async fn a_broken_plugin_is_reported_and_removable_with_the_daemon_running_or_no
             .exists()
     );
 }
+
+/// Issue 19: a Python tool answers as soon as its baseline (Winch) build is
+/// ready; the optimized (Cranelift) build replaces it in the background,
+/// for new calls, and is what a restart loads, from the cache. Nothing
+/// here asserts a duration: the status says which build calls run on.
+#[tokio::test]
+async fn the_python_example_answers_on_its_baseline_build_until_the_optimized_one_replaces_it() {
+    let mut daemon = Daemon::start_with_config(crate::plugins::OPEN_INVOKE).await;
+    let publisher = Publisher::new(&daemon);
+    trust(&daemon, &publisher).await;
+    let package = publisher.pack(&daemon, "examples/plugins/python", "word_count_python");
+    // Packing compiled it into this home's cache: emptied, so the daemon
+    // compiles it as on an operator's machine.
+    let _ = std::fs::remove_dir_all(daemon.home().join("cache"));
+    let response = install(&daemon, &package, serde_json::json!("all")).await;
+    assert_eq!(response.status(), 201);
+    let installed = json(response).await;
+    // Its optimized build takes tens of seconds on 2 cores: the install
+    // answers long before it, on the baseline build.
+    assert_eq!(installed["compiler"], "baseline", "{installed}");
+    let status = json(daemon.get("/api/plugins/word_count_python/status").await).await;
+    assert!(
+        status["compiler"] == "baseline" || status["compiler"] == "optimized",
+        "{status}"
+    );
+    let (status, body) = crate::plugins::invoke(
+        &daemon,
+        "word_count_python",
+        serde_json::json!({ "text": "one two two", "top": 1 }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["result"]["words"]),
+        (200, &serde_json::json!(3)),
+        "{body}"
+    );
+
+    // Calls keep answering until, and after, the optimized build is in.
+    loop {
+        let (status, body) = crate::plugins::invoke(
+            &daemon,
+            "word_count_python",
+            serde_json::json!({ "text": "a b" }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let status = json(daemon.get("/api/plugins/word_count_python/status").await).await;
+        if status["compiler"] == "optimized" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Only the optimized build stays in the cache.
+    let cached: Vec<_> = std::fs::read_dir(daemon.home().join("cache/components"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+
+    assert!(daemon.terminate().success());
+    daemon.restart();
+    // Plugins load after the API answers.
+    let view = loop {
+        let view = json(daemon.get("/api/plugins/word_count_python").await).await;
+        if view["status"] != "loading" {
+            break view;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (&view["status"], &view["compiler"]),
+        (
+            &serde_json::json!("loaded"),
+            &serde_json::json!("optimized")
+        ),
+        "{view}"
+    );
+    let (status, body) = crate::plugins::invoke(
+        &daemon,
+        "word_count_python",
+        serde_json::json!({ "text": "still here" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["result"]["words"]),
+        (200, &serde_json::json!(2)),
+        "{body}"
+    );
+}

@@ -17,12 +17,25 @@ pub struct CompileArgs {
     /// Linear memory per instance of the daemon's engine, in bytes.
     #[arg(long)]
     memory_bytes: usize,
+    /// Compiles with the baseline compiler (Winch) instead of Cranelift.
+    #[arg(long)]
+    baseline: bool,
+    /// Runs at the lowest CPU priority (the optimized build that replaces
+    /// a baseline one, while calls run).
+    #[arg(long)]
+    background: bool,
     /// Where to write the compiled component.
     output: PathBuf,
 }
 
 /// Compiles the component on stdin into `output`.
 pub fn run(args: CompileArgs) -> anyhow::Result<()> {
-    talon_runtime::compiler::compile_child(args.max_instances, args.memory_bytes, &args.output)?;
+    talon_runtime::compiler::compile_child(
+        args.max_instances,
+        args.memory_bytes,
+        args.baseline,
+        args.background,
+        &args.output,
+    )?;
     Ok(())
 }

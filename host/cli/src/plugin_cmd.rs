@@ -326,6 +326,9 @@ fn local_runtime(home: &Home, config: &Config) -> anyhow::Result<Runtime> {
         ceilings: talon_kernel::plugins::ceilings(config),
         max_instances: config.plugins.max_instances.max(1),
         retention: talon_kernel::plugins::retention(config),
+        // A command ends before a background compile would: Cranelift only
+        // (packing caches its build for the daemon anyway).
+        baseline: talon_runtime::Baseline::Off,
     })?)
 }
 

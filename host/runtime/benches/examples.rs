@@ -16,6 +16,9 @@
 //!   calls shows.
 //!
 //! `TALON_BENCH_EXAMPLES=python,js` limits the run to some examples;
+//! `TALON_BENCH_COMPILER=baseline` loads them with the baseline compiler
+//! (Winch) only, to measure its code (compiled once, then cached in
+//! `target/bench-cache` too); by default they run on Cranelift's build;
 //! `TALON_BENCH_KEEP_RESIDENT_KIB` and `TALON_BENCH_WARM_SLOTS` replace the
 //! second run's figures (to try other settings), and
 //! `TALON_BENCH_ONLY_KEPT=1` skips the first.
@@ -25,7 +28,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use talon_runtime::{CallContext, Manifest, Permissions, PoolRetention, Runtime, RuntimeConfig};
+use talon_runtime::{
+    Baseline, CallContext, Manifest, Permissions, PoolRetention, Runtime, RuntimeConfig,
+};
 
 /// Calls per example after the warm-up.
 const CALLS: usize = 200;
@@ -118,9 +123,14 @@ fn main() {
 
 async fn run(only: &str, retention: PoolRetention) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let baseline = match std::env::var("TALON_BENCH_COMPILER").as_deref() {
+        Ok("baseline") => Baseline::Only,
+        _ => Baseline::Off,
+    };
     let config = RuntimeConfig {
         cache_dir: Some(root.join("target/bench-cache")),
         retention,
+        baseline,
         ..Default::default()
     };
     let runtime = Runtime::new(config).expect("runtime");
@@ -157,10 +167,21 @@ async fn run(only: &str, retention: PoolRetention) {
         let compiled = started.elapsed();
         let size = component.len();
         // Moved in: the runtime drops the bytes once compiled or mapped.
+        let started = Instant::now();
         let plugin = runtime
             .load(manifest, component, Permissions::default(), BTreeMap::new())
             .await
             .expect("load");
+        println!(
+            "{example:6}: loaded ({:?} build, {}) in {:.1} s",
+            plugin.compiler(),
+            if plugin.was_cached() {
+                "from the cache"
+            } else {
+                "compiled"
+            },
+            started.elapsed().as_secs_f64()
+        );
         let loaded = rss_mib();
         let tool = plugin.tools()[0].name.clone();
         runtime

@@ -59,6 +59,17 @@ impl Cache {
         }
     }
 
+    /// Removes the cached build of `component`, if any (a failure only
+    /// leaves a file that is never read again).
+    pub fn remove(&self, component: &[u8]) {
+        let path = self.path_for(component);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a cached component");
+        }
+    }
+
     /// Maps a compiled component from a file of this cache.
     pub fn map(&self, engine: &Engine, path: &Path) -> Result<Component, LoadError> {
         // SAFETY: the file is in the daemon's own data directory, named after

@@ -4,10 +4,13 @@
 //! JavaScript one: 20–30 s, hundreds of MiB) fragment the heap, and the
 //! daemon would keep most of it resident afterwards. So the embedder may
 //! name a program (the daemon's own executable) that the runtime runs as
-//! `<program> __compile --max-instances N --memory-bytes M <output>`: the
-//! child reads the component from its stdin, compiles it with an engine
-//! configured exactly like the runtime's (same settings, same compatibility
-//! hash) and writes the compiled artifact to `<output>` atomically; the
+//! `<program> __compile --max-instances N --memory-bytes M [--baseline]
+//! [--background] <output>`: the child reads the component from its stdin,
+//! compiles it with an engine configured exactly like the runtime's
+//! Cranelift one, or its Winch one with `--baseline` (same settings, same
+//! compatibility hash), at the lowest CPU priority with `--background` (the
+//! optimized build that replaces a baseline one, while calls run), and
+//! writes the compiled artifact to `<output>` atomically; the
 //! runtime then maps that file with `Component::deserialize_file`, like a
 //! cache hit after a restart. The memory goes away with the child.
 //!
@@ -22,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::LoadError;
-use crate::runtime::{PoolRetention, engine_config};
+use crate::runtime::{PoolRetention, Tier, engine_config};
 
 /// The hidden subcommand the child is run with.
 pub const SUBCOMMAND: &str = "__compile";
@@ -57,6 +60,15 @@ pub(crate) struct EngineShape {
     pub memory_bytes: usize,
 }
 
+/// One compile: the engine's settings, the compiler, and whether it runs
+/// in the background.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Job {
+    pub shape: EngineShape,
+    pub tier: Tier,
+    pub background: bool,
+}
+
 /// Kills the child unless it was reaped: dropped when the load is abandoned
 /// (the request gone, a timeout), it leaves no compiler running.
 struct Reaper(Option<Child>);
@@ -77,16 +89,24 @@ impl Compiler {
     /// process instead.
     pub(crate) async fn compile(
         &self,
-        shape: EngineShape,
+        job: Job,
         component: std::sync::Arc<Vec<u8>>,
         output: &Path,
     ) -> Result<bool, LoadError> {
-        let spawned = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .arg(SUBCOMMAND)
             .arg("--max-instances")
-            .arg(shape.max_instances.to_string())
+            .arg(job.shape.max_instances.to_string())
             .arg("--memory-bytes")
-            .arg(shape.memory_bytes.to_string())
+            .arg(job.shape.memory_bytes.to_string());
+        if job.tier == Tier::Baseline {
+            command.arg("--baseline");
+        }
+        if job.background {
+            command.arg("--background");
+        }
+        let spawned = command
             .arg(output)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -164,14 +184,31 @@ impl Compiler {
 }
 
 /// The child's side: reads a component from stdin, compiles it with the
-/// engine settings given, and writes the artifact to `output` (under a
-/// temporary name, synced, then renamed, so a crash never leaves a
-/// half-written file under the final name).
+/// engine settings given (Winch's engine if `baseline`), and writes the
+/// artifact to `output` (under a temporary name, synced, then renamed, so a
+/// crash never leaves a half-written file under the final name).
+/// `background` first lowers the process's CPU priority to the lowest, so
+/// the compile takes only the time calls leave.
 pub fn compile_child(
     max_instances: u32,
     memory_bytes: usize,
+    baseline: bool,
+    background: bool,
     output: &Path,
 ) -> Result<(), LoadError> {
+    if background {
+        // SAFETY: setpriority only changes this process's scheduling
+        // priority; it has no memory-safety preconditions.
+        let lowered = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+        if lowered != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower the compiler's priority");
+        }
+    }
+    let tier = if baseline {
+        Tier::Baseline
+    } else {
+        Tier::Optimized
+    };
     let mut component = Vec::new();
     std::io::stdin()
         .read_to_end(&mut component)
@@ -182,6 +219,7 @@ pub fn compile_child(
             memory_bytes,
         },
         PoolRetention::default(),
+        tier,
     ))
     .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
     let compiled = engine
@@ -211,9 +249,13 @@ mod tests {
 
     use super::*;
 
-    const SHAPE: EngineShape = EngineShape {
-        max_instances: 1,
-        memory_bytes: 1 << 20,
+    const SHAPE: Job = Job {
+        shape: EngineShape {
+            max_instances: 1,
+            memory_bytes: 1 << 20,
+        },
+        tier: Tier::Optimized,
+        background: false,
     };
 
     /// A stand-in compiler: a shell script.

@@ -35,7 +35,7 @@ use crate::error::GuardError;
 use crate::host::{CallCaps, CallState, Grants, HttpGate, Limiter, MemoryLimitHit, truncate};
 use crate::log::CallLog;
 use crate::permissions::SocketPolicy;
-use crate::plugin::{CallContext, Cost, EffectiveLimits, PluginInner};
+use crate::plugin::{CallContext, Cost, EffectiveLimits, Linked, PluginInner};
 use crate::runtime::{FUEL_YIELD_INTERVAL, Runtime};
 use crate::slots::PerPlugin;
 
@@ -57,11 +57,12 @@ pub(crate) trait GuestCall: Send {
     /// What is entered, for logs and refusals: `invoke`, `describe`...
     const ENTRY: &'static str;
 
-    /// Makes the call on a fresh instance.
+    /// Makes the call on a fresh instance of `linked`.
     fn call<'s>(
         self,
         store: &'s mut Store<CallState>,
         instance: Instance,
+        linked: &'s Linked,
     ) -> GuestFuture<'s, Self::Output>
     where
         Self: 's;
@@ -122,7 +123,17 @@ impl Runtime {
             sockets: None,
         };
         let deadline = Deadline::after(Duration::from_millis(limits.timeout_ms));
-        let mut store = match self.new_store(spec, ctx, &limits, &ceilings, deadline) {
+        // The build in force now; a swap to a better one during the call
+        // applies to the next call.
+        let linked = plugin.linked();
+        let mut store = match self.new_store(
+            linked.instance_pre.engine(),
+            spec,
+            ctx,
+            &limits,
+            &ceilings,
+            deadline,
+        ) {
             Ok(store) => store,
             Err(e) => return refused(GuardError::Instantiate(e)),
         };
@@ -130,9 +141,9 @@ impl Runtime {
         let timeout = Duration::from_millis(limits.timeout_ms);
         let mut instantiated = false;
         let outcome = tokio::time::timeout(timeout + TIMEOUT_GRACE, async {
-            let instance = plugin.instance_pre.instantiate_async(&mut store).await?;
+            let instance = linked.instance_pre.instantiate_async(&mut store).await?;
             instantiated = true;
-            call.call(&mut store, instance).await
+            call.call(&mut store, instance, &linked).await
         })
         .await;
         let fuel_left = store.get_fuel().unwrap_or(0);
@@ -177,6 +188,7 @@ impl Runtime {
     /// has passed (a channel moves it before every call).
     pub(crate) fn new_store(
         &self,
+        engine: &wasmtime::Engine,
         spec: StoreSpec<'_>,
         ctx: &CallContext,
         limits: &EffectiveLimits,
@@ -246,7 +258,7 @@ impl Runtime {
             hand: None,
             receive_wake: None,
         };
-        let mut store = Store::new(&self.inner.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_fuel(limits.fuel).map_err(|e| e.to_string())?;
         store

@@ -59,6 +59,6 @@ pub use manifest::{
 };
 pub use package::{Package, Trust};
 pub use plugin::{CallContext, Cost, Description, EffectiveLimits, Invocation, Plugin};
-pub use runtime::{PoolRetention, Runtime, RuntimeConfig};
+pub use runtime::{Baseline, PoolRetention, Runtime, RuntimeConfig, Tier};
 pub use signing::{PublicKey, SecretKey, TrustStore};
 pub use slots::RETRY_AFTER;

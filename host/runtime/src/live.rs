@@ -67,7 +67,14 @@ impl<W: Send + Sync> Live<W> {
         let timeout = Duration::from_millis(limits.timeout_ms);
         let deadline = Deadline::after(timeout);
         let mut store = runtime
-            .new_store(spec, ctx, &limits, ceilings, deadline.clone())
+            .new_store(
+                &runtime.inner.engine,
+                spec,
+                ctx,
+                &limits,
+                ceilings,
+                deadline.clone(),
+            )
             .map_err(GuardError::Instantiate)?;
         prepare(store.data_mut());
         let _running = runtime.inner.ticker.running();

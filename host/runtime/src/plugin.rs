@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use serde::Serialize;
 use wasmtime::Store;
@@ -17,7 +17,7 @@ use crate::guard::{GuestCall, GuestFuture, check_result_size};
 use crate::host::{CallState, Grants};
 use crate::manifest::{Kind, Manifest, Permissions, ToolSpec};
 use crate::permissions::NetworkPolicy;
-use crate::runtime::Runtime;
+use crate::runtime::{Baseline, Runtime, Tier};
 use crate::slots::PerPlugin;
 
 /// Who is calling a tool, and with what.
@@ -93,21 +93,55 @@ pub struct Plugin {
     inner: Arc<PluginInner>,
 }
 
+/// A build of a plugin's component, linked: what a call instantiates.
+pub(crate) struct Linked {
+    /// Which compiler built it.
+    pub tier: Tier,
+    /// Linked, so a call only instantiates...
+    pub instance_pre: InstancePre<CallState>,
+    /// ...and finds the exports by the indices resolved once (they belong
+    /// to this build's component).
+    pub indices: ToolIndices,
+    /// A skill's `instructions` function, resolved once.
+    pub instructions_export: Option<ComponentExportIndex>,
+}
+
 pub(crate) struct PluginInner {
     pub manifest: Manifest,
     pub granted: Permissions,
     pub grants: Arc<Grants>,
     pub env: Vec<(String, String)>,
-    /// Linked, so a call only instantiates...
-    pub instance_pre: InstancePre<CallState>,
-    /// ...and finds the exports by the indices resolved once.
-    pub indices: ToolIndices,
-    /// A skill's `instructions` function, resolved once.
-    pub instructions_export: Option<ComponentExportIndex>,
+    /// The build calls start on: a baseline one until the optimized one
+    /// replaces it. A call holds the build it started on to its end.
+    pub linked: RwLock<Arc<Linked>>,
+    /// Tells waiters the tier of each build swapped in.
+    pub swapped: tokio::sync::watch::Sender<Tier>,
+    /// Which compiler built the code it was loaded with.
+    pub loaded_tier: Tier,
     /// Slots and log budget, shared with every version of the plugin.
     pub shared: Arc<PerPlugin>,
     pub instructions: Option<String>,
     pub cached: bool,
+}
+
+impl PluginInner {
+    /// The build calls start on now.
+    pub(crate) fn linked(&self) -> Arc<Linked> {
+        match self.linked.read() {
+            Ok(linked) => linked.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn swap(&self, linked: Linked) {
+        let tier = linked.tier;
+        let linked = Arc::new(linked);
+        match self.linked.write() {
+            Ok(mut slot) => *slot = linked,
+            Err(poisoned) => *poisoned.into_inner() = linked,
+        }
+        self.swapped.send_replace(tier);
+    }
 }
 
 impl Plugin {
@@ -134,6 +168,29 @@ impl Plugin {
     /// Whether the compiled component came from the disk cache.
     pub fn was_cached(&self) -> bool {
         self.inner.cached
+    }
+
+    /// Which compiler built the code it was loaded with (new calls may run
+    /// on a better build since: [`compiler`](Self::compiler)).
+    pub fn loaded_with(&self) -> Tier {
+        self.inner.loaded_tier
+    }
+
+    /// Which compiler built the code new calls run on.
+    pub fn compiler(&self) -> Tier {
+        self.inner.linked().tier
+    }
+
+    /// Waits until new calls run on the optimized build. Returns at once if
+    /// they do; never returns for a plugin left on its baseline build (the
+    /// background compile failed, or the runtime compiles with Winch
+    /// only), so callers bound the wait.
+    pub async fn optimized(&self) {
+        let mut swapped = self.inner.swapped.subscribe();
+        let _ = swapped.wait_for(|tier| *tier == Tier::Optimized).await;
+        if self.compiler() != Tier::Optimized {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// The limits its calls run under, given the host's ceilings.
@@ -184,33 +241,77 @@ impl Runtime {
             ));
         }
         let (grants, env) = admit(&manifest, &granted, settings)?;
-        let (component, cached) = self.compile(component).await?;
-        let (instance_pre, indices, instructions_export) = self.link(&component, manifest.kind)?;
+        let (compiled, tier, cached) = self.compile_first(component.clone()).await?;
+        let linked = self.link(&compiled, tier, manifest.kind)?;
         let mut plugin = PluginInner {
             shared: self.inner.slots.plugin(&manifest.name),
             manifest,
             granted,
             grants,
             env,
-            instance_pre,
-            indices,
-            instructions_export,
+            linked: RwLock::new(Arc::new(linked)),
+            swapped: tokio::sync::watch::Sender::new(tier),
+            loaded_tier: tier,
             instructions: None,
             cached,
         };
         // The tools are not described again here: `pack` wrote them into the
         // manifest from the component itself, and the signature binds the
         // two. Loading stays cheap; `probe` instantiates on demand.
-        if let Some(export) = plugin.instructions_export {
+        if plugin.linked().instructions_export.is_some() {
             let text = self
-                .guarded(&plugin, &CallContext::default(), ReadInstructions(export))
+                .guarded(&plugin, &CallContext::default(), ReadInstructions)
                 .await
                 .result?;
             plugin.instructions = Some(text);
         }
-        Ok(Plugin {
+        let plugin = Plugin {
             inner: Arc::new(plugin),
-        })
+        };
+        if tier == Tier::Baseline && self.inner.baseline_mode == Baseline::First {
+            self.optimize_later(&plugin, component);
+        }
+        Ok(plugin)
+    }
+
+    /// Compiles `plugin`'s component with Cranelift in the background (one
+    /// component at a time in the runtime), caches that build and swaps it
+    /// in for new calls; calls running finish on the baseline build. A
+    /// plugin dropped meanwhile (reloaded, removed) is not swapped, but the
+    /// build is cached for the version that replaced it. A failure leaves
+    /// the plugin on its baseline build, with a warning.
+    fn optimize_later(&self, plugin: &Plugin, bytes: Arc<Vec<u8>>) {
+        let runtime = self.clone();
+        let weak: Weak<PluginInner> = Arc::downgrade(&plugin.inner);
+        let name = plugin.inner.manifest.name.clone();
+        let kind = plugin.inner.manifest.kind;
+        tokio::spawn(async move {
+            let _turn = runtime.inner.optimizing.lock().await;
+            if weak.strong_count() == 0 {
+                return;
+            }
+            let started = std::time::Instant::now();
+            let linked = match runtime
+                .compile_with(Tier::Optimized, bytes.clone(), true)
+                .await
+                .and_then(|(compiled, _)| runtime.link(&compiled, Tier::Optimized, kind))
+            {
+                Ok(linked) => linked,
+                Err(e) => {
+                    tracing::warn!(plugin = %name, error = %e, "the optimized build failed; the plugin stays on its baseline build");
+                    return;
+                }
+            };
+            runtime.forget_baseline(&bytes);
+            if let Some(plugin) = weak.upgrade() {
+                plugin.swap(linked);
+                tracing::info!(
+                    plugin = %name,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "optimized build swapped in"
+                );
+            }
+        });
     }
 
     /// Compiles a component and asks it what it offers, without any grant:
@@ -220,8 +321,15 @@ impl Runtime {
         manifest: &Manifest,
         component: Arc<Vec<u8>>,
     ) -> Result<Description, LoadError> {
-        let (compiled, cached) = self.compile(component).await?;
-        let (instance_pre, indices, instructions_export) = self.link(&compiled, manifest.kind)?;
+        // Built by the compiler whose build the runtime keeps: a load that
+        // follows (packing, then installing) finds it in the cache.
+        let (compiled, tier, cached) = if self.inner.baseline_mode == Baseline::Only {
+            self.compile_first(component).await?
+        } else {
+            let (compiled, cached) = self.compile(component).await?;
+            (compiled, Tier::Optimized, cached)
+        };
+        let linked = self.link(&compiled, tier, manifest.kind)?;
         let plugin = PluginInner {
             manifest: manifest.clone(),
             granted: Permissions::default(),
@@ -232,9 +340,9 @@ impl Runtime {
                 network: Arc::new(NetworkPolicy::default()),
             }),
             env: Vec::new(),
-            instance_pre,
-            indices,
-            instructions_export,
+            linked: RwLock::new(Arc::new(linked)),
+            swapped: tokio::sync::watch::Sender::new(tier),
+            loaded_tier: tier,
             shared: self.inner.slots.plugin(&manifest.name),
             instructions: None,
             cached,
@@ -309,20 +417,15 @@ impl Runtime {
         self.describe_with(&plugin.inner).await
     }
 
-    /// Links a component against the host's imports and checks it exports
-    /// the `tools` interface (and a skill, `instructions`).
+    /// Links a component of `tier` against the host's imports (with that
+    /// tier's linker) and checks it exports the `tools` interface (and a
+    /// skill, `instructions`).
     fn link(
         &self,
         component: &wasmtime::component::Component,
+        tier: Tier,
         kind: Kind,
-    ) -> Result<
-        (
-            InstancePre<CallState>,
-            ToolIndices,
-            Option<ComponentExportIndex>,
-        ),
-        LoadError,
-    > {
+    ) -> Result<Linked, LoadError> {
         let world = world_of(kind);
         let world_err = |detail: String| LoadError::World {
             world,
@@ -330,8 +433,8 @@ impl Runtime {
             detail,
         };
         let pre: InstancePre<CallState> = self
-            .inner
-            .linker
+            .engine_of(tier)
+            .1
             .instantiate_pre(component)
             .map_err(|e| world_err(format!("{e:#}")))?;
         let indices = ToolIndices::new(&pre).map_err(|e| world_err(format!("{e:#}")))?;
@@ -351,14 +454,16 @@ impl Runtime {
             }
             _ => None,
         };
-        Ok((pre, indices, instructions))
+        Ok(Linked {
+            tier,
+            instance_pre: pre,
+            indices,
+            instructions_export: instructions,
+        })
     }
 
     async fn describe_with(&self, plugin: &PluginInner) -> Result<Description, LoadError> {
-        let call = Describe {
-            indices: &plugin.indices,
-            instructions: plugin.instructions_export,
-        };
+        let call = Describe;
         let (descriptors, instructions) = self
             .guarded(plugin, &CallContext::default(), call)
             .await
@@ -403,11 +508,7 @@ impl Runtime {
                 cost: Cost::default(),
             };
         }
-        let call = Invoke {
-            indices: &inner.indices,
-            tool,
-            arguments,
-        };
+        let call = Invoke { tool, arguments };
         let guarded = self.guarded(inner, ctx, call).await;
         let result = match guarded.result {
             Ok(answer) => answer,
@@ -422,7 +523,6 @@ impl Runtime {
 
 /// `tools.invoke` of one tool.
 struct Invoke<'a> {
-    indices: &'a ToolIndices,
     tool: &'a str,
     arguments: &'a str,
 }
@@ -435,12 +535,13 @@ impl GuestCall for Invoke<'_> {
         self,
         store: &'s mut Store<CallState>,
         instance: Instance,
+        linked: &'s Linked,
     ) -> GuestFuture<'s, Self::Output>
     where
         Self: 's,
     {
         Box::pin(async move {
-            let tool = self.indices.load(&mut *store, &instance)?;
+            let tool = linked.indices.load(&mut *store, &instance)?;
             let answer = tool
                 .talon_plugin_tools()
                 .call_invoke(&mut *store, self.tool, self.arguments)
@@ -469,12 +570,9 @@ impl GuestCall for Invoke<'_> {
 type Descriptor = crate::bindings::talon::plugin::types::ToolDescriptor;
 
 /// `tools.describe`, and a skill's `instructions` in the same instance.
-struct Describe<'a> {
-    indices: &'a ToolIndices,
-    instructions: Option<ComponentExportIndex>,
-}
+struct Describe;
 
-impl GuestCall for Describe<'_> {
+impl GuestCall for Describe {
     type Output = (Vec<Descriptor>, Option<String>);
     const ENTRY: &'static str = "describe";
 
@@ -482,19 +580,20 @@ impl GuestCall for Describe<'_> {
         self,
         store: &'s mut Store<CallState>,
         instance: Instance,
+        linked: &'s Linked,
     ) -> GuestFuture<'s, Self::Output>
     where
         Self: 's,
     {
         Box::pin(async move {
-            let tool = self.indices.load(&mut *store, &instance)?;
+            let tool = linked.indices.load(&mut *store, &instance)?;
             let descriptors = tool.talon_plugin_tools().call_describe(&mut *store).await?;
             let mut size: usize = descriptors
                 .iter()
                 .map(|d| d.name.len() + d.description.len() + d.parameters_schema.len())
                 .sum();
             check_result_size(store, size)?;
-            let instructions = match self.instructions {
+            let instructions = match linked.instructions_export {
                 Some(export) => {
                     let text = read_instructions(store, &instance, &export).await?;
                     size += text.len();
@@ -509,7 +608,7 @@ impl GuestCall for Describe<'_> {
 }
 
 /// A skill's `instructions`.
-struct ReadInstructions(ComponentExportIndex);
+struct ReadInstructions;
 
 impl GuestCall for ReadInstructions {
     type Output = String;
@@ -519,12 +618,18 @@ impl GuestCall for ReadInstructions {
         self,
         store: &'s mut Store<CallState>,
         instance: Instance,
+        linked: &'s Linked,
     ) -> GuestFuture<'s, Self::Output>
     where
         Self: 's,
     {
         Box::pin(async move {
-            let text = read_instructions(store, &instance, &self.0).await?;
+            let Some(export) = &linked.instructions_export else {
+                return Err(wasmtime::Error::msg(
+                    "the component exports no instructions",
+                ));
+            };
+            let text = read_instructions(store, &instance, export).await?;
             check_result_size(store, text.len())?;
             Ok(text)
         })

@@ -1,12 +1,16 @@
-//! The runtime: one engine, one linker, the compiled-component cache, the
+//! The runtime: the engines (Cranelift's, and Winch's for a first build
+//! of tools and skills), their linkers and compiled-component caches, the
 //! epoch ticker and the host's ceilings, shared by every plugin.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+};
 
 use crate::bindings::Tool;
 use crate::cache::Cache;
@@ -33,6 +37,9 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// What the pool keeps resident between calls.
     pub retention: PoolRetention,
+    /// Whether tools and skills are compiled first with the baseline
+    /// compiler (Winch) when no optimized build is cached.
+    pub baseline: Baseline,
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +49,53 @@ impl Default for RuntimeConfig {
             ceilings: Ceilings::default(),
             max_instances: 128,
             retention: PoolRetention::default(),
+            baseline: Baseline::default(),
+        }
+    }
+}
+
+/// Which compiler built the code a plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Winch, wasmtime's baseline compiler: compiles a Python or JavaScript
+    /// component in a few seconds, into slower code.
+    Baseline,
+    /// Cranelift, optimizing: tens of seconds for a Python or JavaScript
+    /// component on 2 cores, the fastest code.
+    Optimized,
+}
+
+/// How tools and skills are compiled when no optimized build of their
+/// component is cached.
+///
+/// Channels and hands keep one instance for their whole life, which a
+/// better build could not replace, so they are always compiled with
+/// Cranelift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// Cranelift only: the plugin is callable once the optimized build is
+    /// ready.
+    Off,
+    /// Winch first: the plugin is callable once the baseline build is
+    /// ready; a background task then compiles it with Cranelift (one
+    /// component at a time, at the lowest CPU priority when a compiler
+    /// process is set), caches that build and swaps it in for new calls.
+    /// Later loads use the cached optimized build directly.
+    First,
+    /// Winch only, never optimized: for tests and measurements of the
+    /// baseline code.
+    Only,
+}
+
+impl Default for Baseline {
+    /// Winch first on x86_64, where Winch is a tier 1 compiler of wasmtime;
+    /// off elsewhere.
+    fn default() -> Self {
+        if cfg!(target_arch = "x86_64") {
+            Self::First
+        } else {
+            Self::Off
         }
     }
 }
@@ -107,9 +161,17 @@ pub struct Runtime {
 }
 
 pub(crate) struct Inner {
+    /// Cranelift's engine, its linker and cache: every plugin's code in the
+    /// end.
     pub engine: Engine,
     pub linker: Linker<CallState>,
     pub cache: Option<Cache>,
+    /// Winch's, configured alike, for the first build of tools and skills.
+    pub baseline: Option<BaselineEngine>,
+    pub baseline_mode: Baseline,
+    /// Held by the background compile running now: one at a time, so they
+    /// never take both cores from the calls.
+    pub optimizing: tokio::sync::Mutex<()>,
     pub ceilings: RwLock<Ceilings>,
     pub pool_memory_bytes: usize,
     pub ticker: Ticker,
@@ -125,11 +187,20 @@ pub(crate) struct Inner {
     pub compiler: RwLock<Option<Compiler>>,
 }
 
-/// The engine configuration: fuel, epochs, the stack limit and the pooling
-/// allocator sized for `shape`, keeping what `retention` says between
-/// calls. A compiler process builds its engine from the same function (the
-/// retention does not shape compiled code), so its output fits this one.
-pub(crate) fn engine_config(shape: EngineShape, retention: PoolRetention) -> Config {
+/// The baseline compiler's engine, with its own linker (a linker serves one
+/// engine) and cache (its artifacts have their own compatibility hash).
+pub(crate) struct BaselineEngine {
+    pub engine: Engine,
+    pub linker: Linker<CallState>,
+    pub cache: Option<Cache>,
+}
+
+/// The engine configuration: the compiler of `tier`, fuel, epochs, the
+/// stack limit and the pooling allocator sized for `shape`, keeping what
+/// `retention` says between calls. A compiler process builds its engine
+/// from the same function (the retention does not shape compiled code), so
+/// its output fits this one.
+pub(crate) fn engine_config(shape: EngineShape, retention: PoolRetention, tier: Tier) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     let instances = shape.max_instances;
     // A component is a handful of core instances and memories (Python
@@ -152,8 +223,29 @@ pub(crate) fn engine_config(shape: EngineShape, retention: PoolRetention) -> Con
     wasm.consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(1 << 20)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .strategy(match tier {
+            Tier::Baseline => Strategy::Winch,
+            Tier::Optimized => Strategy::Cranelift,
+        });
     wasm
+}
+
+/// A linker with WASI, `wasi:http` and Talon's host interfaces, for `engine`.
+fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
+    let mut linker: Linker<CallState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    crate::bindings::v0_2_0::Channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    // The hand world's other imports are the channel world's, linked above.
+    crate::bindings::v0_2_0_hand::talon::plugin::agent::add_to_linker::<_, HasSelf<_>>(
+        &mut linker,
+        |state| state,
+    )?;
+    crate::workspace::shadow_writes(&mut linker)?;
+    crate::wake::shadow_clock(&mut linker)?;
+    Ok(linker)
 }
 
 impl Runtime {
@@ -166,33 +258,39 @@ impl Runtime {
             max_instances: instances,
             memory_bytes: config.ceilings.memory_bytes,
         };
-        let wasm = engine_config(shape, config.retention);
-        let engine = Engine::new(&wasm).map_err(engine_err)?;
-
-        let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
-        Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
-        crate::bindings::v0_2_0::Channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| {
-            state
-        })
-        .map_err(engine_err)?;
-        // The hand world's other imports are the channel world's, linked above.
-        crate::bindings::v0_2_0_hand::talon::plugin::agent::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(engine_err)?;
-        crate::workspace::shadow_writes(&mut linker).map_err(engine_err)?;
-        crate::wake::shadow_clock(&mut linker).map_err(engine_err)?;
-
+        let engine = Engine::new(&engine_config(shape, config.retention, Tier::Optimized))
+            .map_err(engine_err)?;
+        let linker = new_linker(&engine).map_err(engine_err)?;
+        let baseline = match config.baseline {
+            Baseline::Off => None,
+            Baseline::First | Baseline::Only => {
+                match Engine::new(&engine_config(shape, config.retention, Tier::Baseline)) {
+                    Ok(engine) => Some(BaselineEngine {
+                        linker: new_linker(&engine).map_err(engine_err)?,
+                        cache: config.cache_dir.clone().map(|dir| Cache::new(dir, &engine)),
+                        engine,
+                    }),
+                    // Winch does not support every target: compile with
+                    // Cranelift alone there.
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "the baseline compiler is not available; plugins are compiled with Cranelift only");
+                        None
+                    }
+                }
+            }
+        };
         let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));
-        let ticker = Ticker::start(&engine);
+        let mut engines = vec![engine.clone()];
+        engines.extend(baseline.as_ref().map(|b| b.engine.clone()));
+        let ticker = Ticker::start(&engines);
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 cache,
+                baseline,
+                baseline_mode: config.baseline,
+                optimizing: tokio::sync::Mutex::new(()),
                 ceilings: RwLock::new(config.ceilings),
                 pool_memory_bytes: config.ceilings.memory_bytes,
                 ticker,
@@ -262,23 +360,94 @@ impl Runtime {
         }
     }
 
-    /// Compiles a component, or loads it from the cache. Returns whether it
-    /// was a cache hit. Compiling takes a while: it runs in the compiler
-    /// process if there is one, else on a blocking thread.
+    /// Compiles a component with Cranelift, or loads it from the cache.
+    /// Returns whether it was a cache hit. Compiling takes a while: it runs
+    /// in the compiler process if there is one, else on a blocking thread.
     pub(crate) async fn compile(
         &self,
         bytes: Arc<Vec<u8>>,
     ) -> Result<(wasmtime::component::Component, bool), LoadError> {
-        let inner = self.inner.clone();
-        let compiler = inner.compiler.read().ok().and_then(|c| c.clone());
+        self.compile_with(Tier::Optimized, bytes, false).await
+    }
+
+    /// The engine and linker of `tier` (the optimized one if there is no
+    /// baseline engine).
+    pub(crate) fn engine_of(&self, tier: Tier) -> (&Engine, &Linker<CallState>, Option<&Cache>) {
+        match (tier, &self.inner.baseline) {
+            (Tier::Baseline, Some(b)) => (&b.engine, &b.linker, b.cache.as_ref()),
+            _ => (
+                &self.inner.engine,
+                &self.inner.linker,
+                self.inner.cache.as_ref(),
+            ),
+        }
+    }
+
+    /// Compiles a tool's or skill's component for its first load: the
+    /// cached optimized build if there is one; else, with the baseline
+    /// compiler on, the baseline build (cached or compiled now); else the
+    /// optimized build compiled now. Returns the component, its tier and
+    /// whether it came from the cache.
+    pub(crate) async fn compile_first(
+        &self,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<(wasmtime::component::Component, Tier, bool), LoadError> {
+        if self.inner.baseline.is_none() {
+            let (component, cached) = self.compile(bytes).await?;
+            return Ok((component, Tier::Optimized, cached));
+        }
+        let first = self.inner.baseline_mode == Baseline::First;
+        if first && let Some(component) = self.cached(Tier::Optimized, bytes.clone()).await? {
+            return Ok((component, Tier::Optimized, true));
+        }
+        if let Some(component) = self.cached(Tier::Baseline, bytes.clone()).await? {
+            return Ok((component, Tier::Baseline, true));
+        }
+        // A background compile writes the optimized build before it removes
+        // the baseline one: both missing means it was just written.
+        if first && let Some(component) = self.cached(Tier::Optimized, bytes.clone()).await? {
+            return Ok((component, Tier::Optimized, true));
+        }
+        let (component, cached) = self.compile_with(Tier::Baseline, bytes, false).await?;
+        Ok((component, Tier::Baseline, cached))
+    }
+
+    /// The cached build of `tier`, if there is a usable one.
+    async fn cached(
+        &self,
+        tier: Tier,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<Option<wasmtime::component::Component>, LoadError> {
+        let runtime = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let (engine, _, cache) = runtime.engine_of(tier);
+            match cache {
+                Some(cache) => cache.cached(engine, &bytes).map(|(_, hit)| hit),
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(|e| LoadError::Engine(e.to_string()))?
+    }
+
+    /// Compiles a component with the compiler of `tier`, or loads it from
+    /// that tier's cache; `background` lowers the compiler process's CPU
+    /// priority. Returns whether it was a cache hit.
+    pub(crate) async fn compile_with(
+        &self,
+        tier: Tier,
+        bytes: Arc<Vec<u8>>,
+        background: bool,
+    ) -> Result<(wasmtime::component::Component, bool), LoadError> {
+        let compiler = self.inner.compiler.read().ok().and_then(|c| c.clone());
         let blocking = |e: tokio::task::JoinError| LoadError::Engine(e.to_string());
-        if let (Some(compiler), Some(_)) = (compiler, &inner.cache) {
+        if let (Some(compiler), Some(_)) = (compiler, self.engine_of(tier).2) {
             let (path, hit) = {
-                let inner = inner.clone();
+                let runtime = self.clone();
                 let bytes = bytes.clone();
-                tokio::task::spawn_blocking(move || match &inner.cache {
-                    Some(cache) => cache.cached(&inner.engine, &bytes),
-                    None => Err(LoadError::Engine("no component cache".into())),
+                tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
+                    (engine, _, Some(cache)) => cache.cached(engine, &bytes),
+                    _ => Err(LoadError::Engine("no component cache".into())),
                 })
                 .await
                 .map_err(blocking)??
@@ -287,28 +456,48 @@ impl Runtime {
                 return Ok((component, true));
             }
             let started = std::time::Instant::now();
-            if compiler.compile(inner.shape, bytes.clone(), &path).await? {
+            let job = crate::compiler::Job {
+                shape: self.inner.shape,
+                tier,
+                background,
+            };
+            if compiler.compile(job, bytes.clone(), &path).await? {
                 tracing::info!(
                     bytes = bytes.len(),
+                    ?tier,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "component compiled in a child process"
                 );
-                let component = tokio::task::spawn_blocking(move || match &inner.cache {
-                    Some(cache) => cache.map(&inner.engine, &path),
-                    None => Err(LoadError::Engine("no component cache".into())),
-                })
-                .await
-                .map_err(blocking)??;
+                let runtime = self.clone();
+                let component =
+                    tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
+                        (engine, _, Some(cache)) => cache.map(engine, &path),
+                        _ => Err(LoadError::Engine("no component cache".into())),
+                    })
+                    .await
+                    .map_err(blocking)??;
                 return Ok((component, false));
             }
         }
-        tokio::task::spawn_blocking(move || match &inner.cache {
-            Some(cache) => cache.load(&inner.engine, &bytes),
-            None => wasmtime::component::Component::new(&inner.engine, &**bytes)
+        let runtime = self.clone();
+        tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
+            (engine, _, Some(cache)) => cache.load(engine, &bytes),
+            (engine, _, None) => wasmtime::component::Component::new(engine, &**bytes)
                 .map(|c| (c, false))
                 .map_err(|e| LoadError::Compile(format!("{e:#}"))),
         })
         .await
         .map_err(blocking)?
+    }
+
+    /// Removes the baseline build of a component from the cache once its
+    /// optimized build is cached: later loads use that one.
+    pub(crate) fn forget_baseline(&self, bytes: &[u8]) {
+        if let Some(BaselineEngine {
+            cache: Some(cache), ..
+        }) = &self.inner.baseline
+        {
+            cache.remove(bytes);
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The epoch ticker: advances the engine's epoch while calls are running, so
+//! The epoch ticker: advances the engines' epochs while calls are running, so
 //! a plugin that runs past its deadline traps. It sleeps when no call is in
 //! flight, so an idle daemon does not wake up for it.
 
@@ -27,13 +27,13 @@ pub(crate) struct Running {
 }
 
 impl Ticker {
-    pub fn start(engine: &Engine) -> Self {
+    pub fn start(engines: &[Engine]) -> Self {
         let shared = Arc::new(Shared {
             in_flight: AtomicUsize::new(0),
             wake: Mutex::new(false),
             cond: Condvar::new(),
         });
-        let weak_engine = engine.weak();
+        let weak_engines: Vec<_> = engines.iter().map(Engine::weak).collect();
         let thread_shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("talon-epoch".into())
@@ -53,11 +53,13 @@ impl Ticker {
                         continue;
                     }
                     std::thread::sleep(TICK);
-                    // The engine is gone: the runtime was dropped.
-                    let Some(engine) = weak_engine.upgrade() else {
-                        return;
-                    };
-                    engine.increment_epoch();
+                    for weak in &weak_engines {
+                        // An engine is gone: the runtime was dropped.
+                        let Some(engine) = weak.upgrade() else {
+                            return;
+                        };
+                        engine.increment_epoch();
+                    }
                 }
             });
         if let Err(e) = spawned {

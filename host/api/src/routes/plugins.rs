@@ -161,7 +161,7 @@ fn to_json(value: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiE
 /// `status: compiling`.
 #[utoipa::path(get, path = "/api/plugins/{name}/status", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
-    responses((status = 200, description = "`{name, status, enabled, error, stats, limits, compiling_ms}`", body = Object),
+    responses((status = 200, description = "`{name, status, enabled, error, stats, limits, compiling_ms, compiler}`", body = Object),
               (status = 404, description = "No such plugin")))]
 pub async fn status(
     State(state): State<AppState>,
@@ -183,6 +183,7 @@ pub async fn status(
     Ok(Json(serde_json::json!({
         "name": view.name, "version": view.version, "status": view.status, "enabled": view.enabled,
         "error": view.error, "stats": view.stats, "limits": view.limits, "compiling_ms": compiling_ms,
+        "compiler": view.compiler,
     })))
 }
 

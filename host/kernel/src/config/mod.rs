@@ -130,6 +130,12 @@ load_timeout_secs = 120
 pool_memory_keep_resident_kib = 0
 pool_table_keep_resident_kib = 0
 pool_warm_slots = 100
+# Compile a tool or skill first with wasmtime's baseline compiler (Winch) when
+# no optimized build is cached: a Python or JavaScript plugin answers within
+# seconds of its install, and its optimized (Cranelift) build replaces the
+# baseline one in the background, for new calls, and is cached for later
+# starts. false compiles with Cranelift only. x86_64 only (read at start).
+baseline_compiler = true
 
 [scheduler]
 # What happens to cron runs missed while the daemon was down (or far behind):
@@ -675,6 +681,9 @@ pub struct PluginsConfig {
     /// Idle pool slots holding pages past which calls reuse them rather than
     /// fresh slots (read at start).
     pub pool_warm_slots: u32,
+    /// Compile tools and skills with Winch first, Cranelift in the
+    /// background (x86_64 only; read at start).
+    pub baseline_compiler: bool,
 }
 
 impl Default for PluginsConfig {
@@ -703,6 +712,7 @@ impl Default for PluginsConfig {
             pool_memory_keep_resident_kib: 0,
             pool_table_keep_resident_kib: 0,
             pool_warm_slots: 100,
+            baseline_compiler: true,
         }
     }
 }
@@ -811,6 +821,7 @@ const RESTART_KEYS: &[&str] = &[
     "plugins.pool_memory_keep_resident_kib",
     "plugins.pool_table_keep_resident_kib",
     "plugins.pool_warm_slots",
+    "plugins.baseline_compiler",
     "cors.allowed_origins",
     // The scheduler engine is built once at start with these.
     "scheduler.grace_secs",

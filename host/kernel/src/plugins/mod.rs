@@ -105,6 +105,7 @@ impl Plugins {
             ceilings: ceilings(&shared.config()),
             max_instances: shared.config().plugins.max_instances.max(1),
             retention: retention(&shared.config()),
+            baseline: baseline(&shared.config()),
         })
         .map_err(load_error)?;
         runtime.set_memory_backend(Arc::new(StoreMemory(shared.clone())));
@@ -807,6 +808,17 @@ fn release_freed_memory_soon() {
         // thread-safe and has no preconditions.
         let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     });
+}
+
+/// How the runtime compiles tools and skills first, from `[plugins]
+/// baseline_compiler`: Winch first where Winch is a tier 1 compiler
+/// (x86_64), Cranelift only elsewhere or when the config says so.
+pub fn baseline(config: &crate::config::Config) -> talon_runtime::Baseline {
+    if config.plugins.baseline_compiler && cfg!(target_arch = "x86_64") {
+        talon_runtime::Baseline::First
+    } else {
+        talon_runtime::Baseline::Off
+    }
 }
 
 /// The runtime ceilings a config asks for.

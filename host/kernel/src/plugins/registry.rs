@@ -132,6 +132,11 @@ pub struct PluginView {
     pub updated_at: DateTime<Utc>,
     /// Calls since the daemon started.
     pub stats: CallStats,
+    /// Which compiler built the code new calls run on, while loaded:
+    /// `baseline` (Winch, the first build of a tool or skill) until
+    /// `optimized` (Cranelift) replaces it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub compiler: Option<talon_runtime::Tier>,
 }
 
 /// A tool as the API and agents see it.
@@ -230,6 +235,12 @@ impl Entry {
                 fuel_total: self.stats.fuel.load(Ordering::Relaxed),
                 wall_us_total: self.stats.wall_us.load(Ordering::Relaxed),
                 peak_memory_max: self.stats.peak_memory.load(Ordering::Relaxed),
+            },
+            compiler: match (&self.loaded, &self.channel) {
+                (Some(plugin), _) => Some(plugin.compiler()),
+                // Channels keep one instance for life: always optimized.
+                (None, Some(_)) => Some(talon_runtime::Tier::Optimized),
+                (None, None) => None,
             },
         }
     }
