@@ -37,9 +37,10 @@ impl AgentHost for InstanceHost {
         })
     }
 
-    /// Owners have no notification route of their own yet: the message is
-    /// an audit entry (`hand_owner_notified`), which the event bus carries
-    /// to `/api/logs/stream` and `/api/audit`.
+    /// The message is an audit entry (`hand_owner_notified`, which the event
+    /// bus carries to `/api/logs/stream` and `/api/audit`) and an owner
+    /// notice of the hand's agent, which channels deliver to the chat of an
+    /// owner binding of that agent.
     fn notify_owner(&self, hand: &str, agent_id: &str, message: String) -> HostFuture<()> {
         let shared = self.shared.clone();
         let details = serde_json::json!({
@@ -48,10 +49,16 @@ impl AgentHost for InstanceHost {
         let mut event = AuditEvent::new("hand_owner_notified", details.to_string());
         event.agent_id = Some(agent_id.to_string());
         let hand = hand.to_string();
+        let agent_id = agent_id.to_string();
         Box::pin(async move {
             if let Err(error) = shared.audit(event).await {
                 tracing::error!(%hand, %error, "cannot record a hand's notification");
             }
+            shared.events().publish(crate::events::Event::OwnerNotice {
+                agent_id,
+                text: message,
+                at: shared.now(),
+            });
         })
     }
 }
