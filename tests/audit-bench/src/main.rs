@@ -13,6 +13,9 @@ use std::time::Instant;
 #[allow(dead_code)]
 #[path = "../../../host/kernel/src/store/audit.rs"]
 mod audit;
+#[allow(dead_code)]
+#[path = "../../../host/kernel/src/store/audit_checkpoint.rs"]
+mod audit_checkpoint;
 mod store;
 
 use audit::AuditEvent;

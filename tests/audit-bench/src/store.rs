@@ -13,6 +13,8 @@ pub(crate) mod tables {
 
     pub(crate) const AUDIT_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v1");
     pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit.v2");
+    pub(crate) const AUDIT_CHECKPOINTS: TableDefinition<u64, &[u8]> =
+        TableDefinition::new("audit_checkpoints.v1");
 }
 
 use tables::AUDIT;
@@ -74,8 +76,9 @@ impl Store {
         Utc::now()
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    /// The database (fallible in the kernel, whose store can be reopening).
+    pub(crate) fn db(&self) -> Result<&Database, StoreError> {
+        Ok(&self.db)
     }
 
     /// The file.
