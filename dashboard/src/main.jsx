@@ -15,11 +15,35 @@ import { Usage } from './pages/usage.jsx';
 import { Audit, Logs } from './pages/audit.jsx';
 import { Settings } from './pages/settings.jsx';
 
+/**
+ * A page loaded on first visit (its own chunk under /assets/), so the first
+ * load stays small as pages are added.
+ */
+function lazyPage(load, name) {
+  let View = null;
+  return function Lazy(props) {
+    const [error, setError] = useState(null);
+    const [, loaded] = useState(false);
+    useEffect(() => {
+      if (View) return;
+      load().then((m) => {
+        View = m[name];
+        loaded(true);
+        // The shell focused nothing while the page was loading.
+        document.getElementById('page-title')?.focus();
+      }, setError);
+    }, []);
+    if (error) return <ErrorText error={error} />;
+    return View ? <View {...props} /> : <p class="muted">Loading…</p>;
+  };
+}
+
 const views = {
   '/': Overview,
   '/agents': Agents,
   '/chat': Chat,
   '/plugins': Plugins,
+  '/channels': lazyPage(() => import('./pages/channels.jsx'), 'Channels'),
   '/schedules': Schedules,
   '/workflows': Workflows,
   '/tasks': Tasks,

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use talon_test_llm::{Reply, TestLlm};
 
+use crate::channel_kit::install_channel;
 use crate::harness::Daemon;
+use crate::ngircd::Ngircd;
 use crate::plugins::{Publisher, repo, trust};
 
 const KEY: &str = "dashboard-test-key-0123456789";
@@ -141,6 +143,18 @@ async fn the_dashboard_in_a_real_browser() {
     let publisher = Publisher::new(&daemon);
     trust(&daemon, &publisher).await;
     let package = publisher.pack(&daemon, "plugins/file_read", "file_read");
+    // Requests network and two memory keys: granted in part from the page.
+    let watch_package = publisher.pack(&daemon, "plugins/web_watch", "web_watch");
+    // A real IRC server for the channels page; the IRC plugin installed with
+    // its socket granted (the page configures the channel itself).
+    let irc = Ngircd::start().await;
+    install_channel(
+        &daemon,
+        "plugins/irc",
+        "irc",
+        serde_json::json!({ "sockets": [format!("127.0.0.1:{}", irc.port)] }),
+    )
+    .await;
 
     let shots = repo().join("target/dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -151,6 +165,8 @@ async fn the_dashboard_in_a_real_browser() {
         .env("TALON_URL", daemon.base_url())
         .env("TALON_API_KEY", KEY)
         .env("TALON_PACKAGE", &package)
+        .env("TALON_WATCH_PACKAGE", &watch_package)
+        .env("TALON_IRC_PORT", irc.port.to_string())
         .env("TALON_SCREENSHOTS", &shots);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
@@ -195,6 +211,11 @@ async fn the_dashboard_in_a_real_browser() {
         "overview",
         "agents-390px",
         "usage-dark",
+        "channels",
+        "channels-390px",
+        "channels-dark",
+        "workflow-form",
+        "plugin-grants",
     ] {
         assert!(shots.join(format!("{page}.png")).is_file(), "{page}");
     }
