@@ -3,8 +3,8 @@
 Started by tests/e2e/dashboard.rs against a real daemon (with an API key)
 whose model provider is talon-test-llm, scripted in the order of the model
 calls made below. Environment: TALON_URL, TALON_API_KEY, TALON_PACKAGE (a
-signed plugin package of file_read), TALON_WATCH_PACKAGE (one of web_watch,
-granted in part), TALON_IRC_PORT (a real ngircd; the IRC channel plugin is
+signed plugin package of file_read), TALON_MATRIX_PACKAGE (the Matrix
+channel plugin, granted in part), TALON_IRC_PORT (a real ngircd; the IRC channel plugin is
 installed with that socket granted), TALON_SCREENSHOTS (a directory).
 
 Fails on any console error, any failed request, and any HTTP error other
@@ -22,7 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 URL = os.environ["TALON_URL"]
 KEY = os.environ["TALON_API_KEY"]
 PACKAGE = os.environ["TALON_PACKAGE"]
-WATCH_PACKAGE = os.environ["TALON_WATCH_PACKAGE"]
+MATRIX_PACKAGE = os.environ["TALON_MATRIX_PACKAGE"]
 IRC_PORT = os.environ["TALON_IRC_PORT"]
 SHOTS = os.environ["TALON_SCREENSHOTS"]
 CHROMIUM_ARGS = [
@@ -253,23 +253,22 @@ def main():
         expect(page.get_by_role("row").filter(has_text="file_read")).to_contain_text("fs: workspace")
         shot(page, "plugins")
 
-        # A partial grant: web_watch installed with nothing, then given one
-        # of the two memory keys it requests and not the network.
-        page.get_by_label("Package file", exact=True).set_input_files(WATCH_PACKAGE)
+        # A partial grant: the Matrix channel plugin installed with nothing,
+        # then given its memory keys but not the network it requests.
+        page.get_by_label("Package file", exact=True).set_input_files(MATRIX_PACKAGE)
         page.get_by_label("Grant", exact=True).select_option("none")
         page.get_by_role("button", name="Install").click()
-        expect(page.get_by_role("status")).to_have_text("Installed web_watch.")
-        page.get_by_role("button", name="Change web_watch's grants").click()
-        grants = page.locator("form", has=page.get_by_role("heading", name="Grants of web_watch"))
-        expect(grants.get_by_role("checkbox")).to_have_count(3)
-        grants.get_by_role("checkbox", name="memory: page:*").check()
+        expect(page.get_by_role("status")).to_have_text("Installed matrix.")
+        page.get_by_role("button", name="Change matrix's grants").click()
+        grants = page.locator("form", has=page.get_by_role("heading", name="Grants of matrix"))
+        expect(grants.get_by_role("checkbox")).to_have_count(2)
+        grants.get_by_role("checkbox", name="memory: matrix.*").check()
         shot(page, "plugin-grants")
         grants.get_by_role("button", name="Save grants").click()
-        expect(page.get_by_role("status")).to_have_text("Saved web_watch's grants.")
-        row = page.get_by_role("row").filter(has_text="web_watch")
-        expect(row.get_by_role("cell").nth(3)).to_contain_text("memory: page:*")
-        expect(row.get_by_role("cell").nth(3)).not_to_contain_text("last_check")
-        expect(row.get_by_role("cell").nth(3)).not_to_contain_text("network")
+        expect(page.get_by_role("status")).to_have_text("Saved matrix's grants.")
+        granted = page.get_by_role("row").filter(has_text="matrix").get_by_role("cell").nth(3)
+        expect(granted).to_contain_text("memory: matrix.*")
+        expect(granted).not_to_contain_text("network")
 
         # Channels: IRC configured from the form made of its schema, against
         # a real ngircd; a value the schema refuses first, shown inline.
