@@ -59,6 +59,10 @@ function SchemaField({ name, prop, required, secret, isSet, value, onChange }) {
   );
 }
 
+/** Required settings first; the schema's key order is not kept by JSON objects. */
+const fieldOrder = (props, required) =>
+  Object.entries(props).sort(([a], [b]) => Number(required.includes(b)) - Number(required.includes(a)));
+
 /** Form values (strings, lines) from a stored configuration. */
 function toForm(props, config) {
   const form = {};
@@ -169,7 +173,7 @@ function Configure({ kinds, agents, channel, onDone }) {
       <fieldset class="config">
         <legend>{kind?.display_name || plugin} settings</legend>
         <div class="row">
-          {Object.entries(props).map(([k, p]) => (
+          {fieldOrder(props, required).map(([k, p]) => (
             <SchemaField key={`${plugin}-${k}`} name={k} prop={p} required={required.includes(k)}
               secret={kind.secret_keys.includes(k)} isSet={channel?.secret_keys?.includes(k)}
               value={form[k]} onChange={(v) => setForm({ ...form, [k]: v })} />
