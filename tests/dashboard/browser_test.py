@@ -325,6 +325,12 @@ def main():
         expect(runs.get_by_role("cell", name="ok", exact=True).first).to_be_visible()
         page.get_by_role("button", name="Pause tick").click()
         expect(page.get_by_role("button", name="Resume tick")).to_be_visible()
+        # A trigger, from its form (it fires when an agent is terminated,
+        # which this test never does).
+        page.get_by_label("Agent it prompts", exact=True).select_option(label="helper")
+        page.get_by_label("Fires on", exact=True).select_option("agent_terminated")
+        page.get_by_role("button", name="Create trigger").click()
+        expect(page.get_by_role("cell").filter(has_text="agent_terminated")).to_be_visible()
         shot(page, "schedules")
 
         # The audit chain, verified.
