@@ -255,6 +255,8 @@ export function Channels() {
   const action = useAction();
   const [notice, setNotice] = useState('');
   const [panel, setPanel] = useState(null); // {kind: 'edit'|'test'|'dead', channel}
+  // Bumped on each save, so the new-channel form starts empty again.
+  const [round, setRound] = useState(0);
   const [channels, kinds, agents] = data.data ? [data.data[0].channels, data.data[1], data.data[2].items] : [null, [], []];
   const names = Object.fromEntries(agents.map((a) => [a.id, a.name]));
   const act = (fn, done) => action.run(async () => { await fn(); setNotice(done); setPanel(null); data.reload(); });
@@ -264,14 +266,14 @@ export function Channels() {
       act(() => api(`${path(c.name)}/configure`, { method: 'DELETE' }), `Removed ${c.name}.`);
     }
   };
-  const done = (text) => { setPanel(null); setNotice(text); data.reload(); };
+  const done = (text) => { setPanel(null); setRound(round + 1); setNotice(text); data.reload(); };
   const open = (kind, c) => setPanel(panel?.kind === kind && panel.channel.name === c.name ? null : { kind, channel: c });
   const inbound = (c) => Object.entries(c.inbound || {}).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
   return (
     <Page title="Channels" actions={
       <button onClick={() => act(() => api('/api/channels/reload', { method: 'POST' }), 'Channels restarted.')}>Restart all</button>
     }>
-      {data.data && !panel && <Configure key="new" kinds={kinds} agents={agents} onDone={done} />}
+      {data.data && !panel && <Configure key={`new-${round}`} kinds={kinds} agents={agents} onDone={done} />}
       {panel?.kind === 'edit' && <Configure key={`edit-${panel.channel.name}`} kinds={kinds} agents={agents} channel={panel.channel} onDone={done} />}
       {panel?.kind === 'test' && <Test key={`test-${panel.channel.name}`} channel={panel.channel} onDone={() => setPanel(null)} />}
       <p class="notice" role="status">{notice}</p>
