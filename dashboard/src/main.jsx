@@ -6,28 +6,45 @@ import { api, getKey, setKey, unauthorized } from './api.js';
 import { Link, useLocation } from './router.jsx';
 import { ErrorText } from './ui.jsx';
 import { Overview } from './pages/overview.jsx';
-import { Agents } from './pages/agents.jsx';
-import { Chat } from './pages/chat.jsx';
-import { Plugins } from './pages/plugins.jsx';
-import { Schedules } from './pages/schedules.jsx';
-import { Workflows, Tasks, Approvals } from './pages/work.jsx';
-import { Usage } from './pages/usage.jsx';
-import { Audit, Logs } from './pages/audit.jsx';
-import { Settings } from './pages/settings.jsx';
+
+/**
+ * A page loaded on first visit (its own chunk under /assets/), so the first
+ * load holds the shell, the sign-in form and the overview only, however
+ * many pages there are.
+ */
+function lazyPage(load, name) {
+  let View = null;
+  return function Lazy(props) {
+    const [error, setError] = useState(null);
+    const [, loaded] = useState(false);
+    useEffect(() => {
+      if (View) return;
+      load().then((m) => {
+        View = m[name];
+        loaded(true);
+        // The shell focused nothing while the page was loading.
+        document.getElementById('page-title')?.focus();
+      }, setError);
+    }, []);
+    if (error) return <ErrorText error={error} />;
+    return View ? <View {...props} /> : <p class="muted">Loading…</p>;
+  };
+}
 
 const views = {
   '/': Overview,
-  '/agents': Agents,
-  '/chat': Chat,
-  '/plugins': Plugins,
-  '/schedules': Schedules,
-  '/workflows': Workflows,
-  '/tasks': Tasks,
-  '/approvals': Approvals,
-  '/usage': Usage,
-  '/audit': Audit,
-  '/logs': Logs,
-  '/settings': Settings,
+  '/agents': lazyPage(() => import('./pages/agents.jsx'), 'Agents'),
+  '/chat': lazyPage(() => import('./pages/chat.jsx'), 'Chat'),
+  '/plugins': lazyPage(() => import('./pages/plugins.jsx'), 'Plugins'),
+  '/channels': lazyPage(() => import('./pages/channels.jsx'), 'Channels'),
+  '/schedules': lazyPage(() => import('./pages/schedules.jsx'), 'Schedules'),
+  '/workflows': lazyPage(() => import('./pages/work.jsx'), 'Workflows'),
+  '/tasks': lazyPage(() => import('./pages/work.jsx'), 'Tasks'),
+  '/approvals': lazyPage(() => import('./pages/work.jsx'), 'Approvals'),
+  '/usage': lazyPage(() => import('./pages/usage.jsx'), 'Usage'),
+  '/audit': lazyPage(() => import('./pages/audit.jsx'), 'Audit'),
+  '/logs': lazyPage(() => import('./pages/audit.jsx'), 'Logs'),
+  '/settings': lazyPage(() => import('./pages/settings.jsx'), 'Settings'),
 };
 
 function Login({ onDone }) {

@@ -3,7 +3,9 @@
 Started by tests/e2e/dashboard.rs against a real daemon (with an API key)
 whose model provider is talon-test-llm, scripted in the order of the model
 calls made below. Environment: TALON_URL, TALON_API_KEY, TALON_PACKAGE (a
-signed plugin package of file_read), TALON_SCREENSHOTS (a directory).
+signed plugin package of file_read), TALON_MATRIX_PACKAGE (the Matrix
+channel plugin, granted in part), TALON_IRC_PORT (a real ngircd; the IRC channel plugin is
+installed with that socket granted), TALON_SCREENSHOTS (a directory).
 
 Fails on any console error, any failed request, and any HTTP error other
 than the ones a step provokes on purpose. Prints one JSON line of figures
@@ -20,6 +22,8 @@ from playwright.sync_api import expect, sync_playwright
 URL = os.environ["TALON_URL"]
 KEY = os.environ["TALON_API_KEY"]
 PACKAGE = os.environ["TALON_PACKAGE"]
+MATRIX_PACKAGE = os.environ["TALON_MATRIX_PACKAGE"]
+IRC_PORT = os.environ["TALON_IRC_PORT"]
 SHOTS = os.environ["TALON_SCREENSHOTS"]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -32,6 +36,8 @@ EXPECTED_ERRORS = {
     ("GET", "/api/status", 401),   # before signing in, and with the wrong key
     ("POST", "/api/agents", 400),  # the bad manifest
     ("POST", "/api/config/set", 400),  # the setting of the wrong type
+    ("POST", "/api/workflows", 400),  # the loop of too many iterations
+    ("POST", "/api/channels/irc/configure", 400),  # the channel name without '#'
 }
 problems = []
 
@@ -197,21 +203,34 @@ def main():
         expect(page.locator(".msg.assistant")).to_contain_text("Turn interrupted.")
         expect(page.locator("details.tool")).to_contain_text("failed")
 
-        # A workflow of two steps (defined over the API: the page runs and
-        # follows workflows), run from the page; its steps get the model
-        # server's default reply.
-        page.evaluate("""async () => {
-            const r = await fetch('/api/workflows', {method: 'POST', headers: {'Content-Type': 'application/json',
-              Authorization: 'Bearer ' + sessionStorage.getItem('talon.api_key')},
-              body: JSON.stringify({name: 'review', description: 'two steps', steps: [
-                {name: 'draft', agent_name: 'helper', prompt: 'Draft: {{input}}'},
-                {name: 'check', agent_name: 'helper', prompt: 'Check: {{input}}'}]})});
-            if (r.status !== 201) throw new Error(await r.text());
-        }""")
+        # A workflow of two steps, defined in the form, run from the page;
+        # its steps get the model server's default reply.
         go(page, "Workflows")
+        form = page.locator("form", has=page.get_by_role("heading", name="New workflow"))
+        form.locator("#wf-name").fill("review")
+        form.get_by_label("Description", exact=True).fill("two steps")
+        step1 = form.get_by_role("group", name="Step 1")
+        step1.get_by_label("Name", exact=True).fill("draft")
+        step1.get_by_label("Prompt", exact=False).fill("Draft: {{input}}")
+        # The daemon refuses a loop of 500 iterations (at most 100): its
+        # reason is shown inline.
+        form.get_by_role("button", name="Add a step").click()
+        step2 = form.get_by_role("group", name="Step 2")
+        step2.get_by_label("Name", exact=True).fill("check")
+        step2.get_by_label("Mode", exact=True).select_option("loop")
+        step2.get_by_label("At most (iterations)", exact=True).fill("500")
+        step1.get_by_label("Agent", exact=True).select_option(label="helper")
+        step2.get_by_label("Agent", exact=True).select_option(label="helper")
+        form.get_by_role("button", name="Create").click()
+        expect(page.locator("#wf-error")).to_contain_text("max_iterations")
+        step2.get_by_label("Mode", exact=True).select_option("sequential")
+        step2.get_by_label("Prompt", exact=False).fill("Check: {{input}}")
+        shot(page, "workflow-form")
+        form.get_by_role("button", name="Create").click()
+        expect(page.get_by_role("status")).to_have_text("Created review.")
         expect(page.get_by_role("cell", name="two steps", exact=True)).to_be_visible()
         page.once("dialog", lambda dialog: dialog.accept("the plan"))
-        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_role("button", name="Run review").click()
         steps = page.locator("ol.steps li")
         expect(steps).to_have_count(2)
         expect(steps.nth(0)).to_contain_text("draft")
@@ -234,6 +253,67 @@ def main():
         expect(page.get_by_role("row").filter(has_text="file_read")).to_contain_text("fs: workspace")
         shot(page, "plugins")
 
+        # A partial grant: the Matrix channel plugin installed with nothing,
+        # then given its memory keys but not the network it requests.
+        page.get_by_label("Package file", exact=True).set_input_files(MATRIX_PACKAGE)
+        page.get_by_label("Grant", exact=True).select_option("none")
+        page.get_by_role("button", name="Install").click()
+        expect(page.get_by_role("status")).to_have_text("Installed matrix.")
+        page.get_by_role("button", name="Change matrix's grants").click()
+        grants = page.locator("form", has=page.get_by_role("heading", name="Grants of matrix"))
+        expect(grants.get_by_role("checkbox")).to_have_count(2)
+        grants.get_by_role("checkbox", name="memory: matrix.*").check()
+        shot(page, "plugin-grants")
+        grants.get_by_role("button", name="Save grants").click()
+        expect(page.get_by_role("status")).to_have_text("Saved matrix's grants.")
+        granted = page.get_by_role("row").filter(has_text="matrix").get_by_role("cell").nth(3)
+        expect(granted).to_contain_text("memory: matrix.*")
+        expect(granted).not_to_contain_text("network")
+
+        # Channels: IRC configured from the form made of its schema, against
+        # a real ngircd; a value the schema refuses first, shown inline.
+        go(page, "Channels")
+        form = page.locator("form", has=page.get_by_role("heading", name="Configure a channel"))
+        expect(form.get_by_label("Channel plugin", exact=True)).to_have_value("irc")
+        expect(form.get_by_label("password", exact=True)).to_have_attribute("type", "password")
+        form.get_by_label("Default agent", exact=True).select_option(label="helper")
+        form.get_by_label("server (required)", exact=True).fill("127.0.0.1")
+        form.get_by_label("port", exact=True).fill(IRC_PORT)
+        form.get_by_label("nick (required)", exact=True).fill("talonbot")
+        form.get_by_label("channels (one per line)", exact=True).fill("talon")
+        form.get_by_role("button", name="Add a binding").click()
+        form.get_by_label("Sender", exact=True).fill("alice")
+        form.get_by_role("group", name="Bindings (per chat or sender; the more specific wins)").get_by_label("Agent", exact=True).select_option(label="waiter")
+        form.get_by_role("button", name="Save").click()
+        expect(page.locator("#configure-error")).to_contain_text("channels")
+        form.get_by_label("channels (one per line)", exact=True).fill("#talon")
+        form.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status")).to_have_text("Configured irc.")
+        expect(page.get_by_role("table", name="Configured channels").get_by_text("connected", exact=True)).to_be_visible()
+        expect(page.get_by_role("table", name="Configured channels")).to_contain_text("helper (+1 bindings)")
+        page.get_by_role("button", name="Test irc").click()
+        page.get_by_role("button", name="Test now").click()
+        expect(page.locator(".verdict")).to_contain_text("Reachable")
+        page.get_by_role("button", name="Close").click()
+        page.get_by_role("button", name="Dead letters of irc").click()
+        expect(page.get_by_text("No dead letters in irc.")).to_be_visible()
+        shot(page, "channels")
+        # Editing shows the stored values; then off and on again.
+        page.get_by_role("button", name="Configure irc").click()
+        edit = page.locator("form", has=page.get_by_role("heading", name="Configure irc"))
+        expect(edit.get_by_label("nick (required)", exact=True)).to_have_value("talonbot")
+        edit.get_by_role("button", name="Cancel").click()
+        switch = page.get_by_role("switch", name="irc enabled")
+        switch.click()
+        expect(switch).to_have_attribute("aria-checked", "false")
+        switch.click()
+        expect(switch).to_have_attribute("aria-checked", "true")
+        expect(page.get_by_role("table", name="Configured channels").get_by_text("connected", exact=True)).to_be_visible()
+        # The agent page lists what an agent sent through channels.
+        go(page, "Agents")
+        page.get_by_role("button", name="Deliveries of helper").click()
+        expect(page.get_by_text("helper has sent nothing through a channel.")).to_be_visible()
+
         # A cron job that fires (its model calls get the server's default reply).
         go(page, "Schedules")
         page.get_by_label("Name", exact=True).fill("tick")
@@ -245,6 +325,12 @@ def main():
         expect(runs.get_by_role("cell", name="ok", exact=True).first).to_be_visible()
         page.get_by_role("button", name="Pause tick").click()
         expect(page.get_by_role("button", name="Resume tick")).to_be_visible()
+        # A trigger, from its form (it fires when an agent is terminated,
+        # which this test never does).
+        page.get_by_label("Agent it prompts", exact=True).select_option(label="helper")
+        page.get_by_label("Fires on", exact=True).select_option("agent_terminated")
+        page.get_by_role("button", name="Create trigger").click()
+        expect(page.get_by_role("cell").filter(has_text="agent_terminated")).to_be_visible()
         shot(page, "schedules")
 
         # The audit chain, verified.
@@ -279,8 +365,16 @@ def main():
         page.get_by_role("navigation", name="Pages").get_by_role("link", name="Agents", exact=True).click()
         expect(page.get_by_role("heading", level=1, name="Agents")).to_be_visible()
         shot(page, "agents-390px")
+        page.get_by_role("button", name="Menu").click()
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Channels", exact=True).click()
+        expect(page.get_by_role("heading", level=1, name="Channels")).to_be_visible()
+        expect(page.get_by_role("table", name="Configured channels")).to_be_visible()
+        shot(page, "channels-390px")
         page.emulate_media(color_scheme="dark")
         page.set_viewport_size({"width": 1280, "height": 900})
+        go(page, "Channels")
+        expect(page.get_by_role("table", name="Configured channels")).to_be_visible()
+        shot(page, "channels-dark")
         go(page, "Usage")
         shot(page, "usage-dark")
         # Keyboard only: the skip link is the first stop and lands on the page.

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use talon_test_llm::{Reply, TestLlm};
 
 use crate::harness::Daemon;
-use crate::plugins::{Publisher, repo, trust};
+use crate::ngircd::Ngircd;
+use crate::plugins::{Publisher, install, repo, trust};
 
 const KEY: &str = "dashboard-test-key-0123456789";
 
@@ -141,6 +142,21 @@ async fn the_dashboard_in_a_real_browser() {
     let publisher = Publisher::new(&daemon);
     trust(&daemon, &publisher).await;
     let package = publisher.pack(&daemon, "plugins/file_read", "file_read");
+    // Requests any host and its memory keys: granted in part from the page.
+    let matrix_package = publisher.pack(&daemon, "plugins/matrix", "matrix");
+    // A real IRC server for the channels page; the IRC plugin installed with
+    // its socket granted, signed by the same (only trusted) publisher; the
+    // page configures the channel itself.
+    let irc = Ngircd::start().await;
+    let irc_package = publisher.pack(&daemon, "plugins/irc", "irc");
+    let grant = serde_json::json!({ "sockets": [format!("127.0.0.1:{}", irc.port)] });
+    let installed = install(&daemon, &irc_package, grant).await;
+    assert_eq!(
+        installed.status(),
+        201,
+        "{}",
+        installed.text().await.unwrap_or_default()
+    );
 
     let shots = repo().join("target/dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -151,6 +167,8 @@ async fn the_dashboard_in_a_real_browser() {
         .env("TALON_URL", daemon.base_url())
         .env("TALON_API_KEY", KEY)
         .env("TALON_PACKAGE", &package)
+        .env("TALON_MATRIX_PACKAGE", &matrix_package)
+        .env("TALON_IRC_PORT", irc.port.to_string())
         .env("TALON_SCREENSHOTS", &shots);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
@@ -195,6 +213,11 @@ async fn the_dashboard_in_a_real_browser() {
         "overview",
         "agents-390px",
         "usage-dark",
+        "channels",
+        "channels-390px",
+        "channels-dark",
+        "workflow-form",
+        "plugin-grants",
     ] {
         assert!(shots.join(format!("{page}.png")).is_file(), "{page}");
     }

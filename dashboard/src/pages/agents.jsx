@@ -67,6 +67,8 @@ function EditAgent({ agent, onDone }) {
       provider: full.model.provider, model: full.model.model,
       emoji: full.identity?.emoji || '', vibe: full.identity?.vibe || '', color: full.identity?.color || '',
       tools: tools.capabilities_tools,
+      system_prompt: full.system_prompt || '',
+      prompt0: full.system_prompt || '',
     });
   }
   if (!form) return <ErrorText error={data.error} />;
@@ -82,6 +84,7 @@ function EditAgent({ agent, onDone }) {
       for (const k of ['emoji', 'vibe', 'color']) if (form[k].trim()) identity[k] = form[k].trim();
       await api(`${base}/identity`, { method: 'PATCH', body: identity });
       await api(`${base}/tools`, { method: 'PUT', body: { tools: form.tools } });
+      if (form.system_prompt !== form.prompt0) await api(`${base}/config`, { method: 'PATCH', body: { system_prompt: form.system_prompt } });
       onDone(`Saved ${agent.name}.`);
     });
   };
@@ -94,6 +97,8 @@ function EditAgent({ agent, onDone }) {
         <div><label for="edit-emoji">Emoji</label><input id="edit-emoji" value={form.emoji} onInput={set('emoji')} /></div>
         <div><label for="edit-vibe">Vibe</label><input id="edit-vibe" value={form.vibe} onInput={set('vibe')} /></div>
       </div>
+      <label for="edit-prompt">System prompt</label>
+      <textarea id="edit-prompt" rows={6} value={form.system_prompt} onInput={set('system_prompt')} />
       <fieldset class="tools">
         <legend>Tools it may call</legend>
         {names.map((n) => (
@@ -109,6 +114,30 @@ function EditAgent({ agent, onDone }) {
   );
 }
 
+/** What an agent sent through channels, newest first. */
+function Deliveries({ agent }) {
+  const list = useApi(`/api/agents/${agent.id}/deliveries`, 5000);
+  return (
+    <>
+      <ErrorText error={list.error} />
+      <Table
+        caption={`Deliveries of ${agent.name}`}
+        rows={list.data?.receipts}
+        rowKey={(d) => d.message_id}
+        empty={`${agent.name} has sent nothing through a channel.`}
+        columns={[
+          { label: 'Queued', get: (d) => when(d.timestamp) },
+          { label: 'Channel', get: (d) => d.channel },
+          { label: 'To', get: (d) => d.recipient },
+          { label: 'Status', get: (d) => <Badge tone={d.status === 'sent' ? 'ok' : d.status === 'dead' ? 'bad' : ''}>{d.status}</Badge> },
+          { label: 'Text', get: (d) => <span class="clip">{d.text}</span> },
+          { label: 'Error', get: (d) => <span class="clip">{d.error || ''}</span> },
+        ]}
+      />
+    </>
+  );
+}
+
 export function Agents() {
   const [q, setQ] = useState('');
   const [status, setStatus] = useState('');
@@ -119,6 +148,7 @@ export function Agents() {
   const action = useAction();
   const [notice, setNotice] = useState('');
   const [editing, setEditing] = useState(null);
+  const [sent, setSent] = useState(null);
   const act = (fn, done) => action.run(async () => { await fn(); setNotice(done); agents.reload(); });
   const clone = (a) => {
     const newName = prompt(`Name of the copy of ${a.name}`, `${a.name}-copy`);
@@ -155,12 +185,14 @@ export function Agents() {
             <span class="actions">
               <button class="small" onClick={() => act(() => api(`/api/agents/${a.id}/stop`, { method: 'POST' }), `Stopped ${a.name}'s turns.`)} aria-label={`Stop ${a.name}'s turns`}>Stop</button>
               <button class="small" onClick={() => setEditing(a)} aria-label={`Edit ${a.name}`}>Edit</button>
+              <button class="small" aria-expanded={sent?.id === a.id} onClick={() => setSent(sent?.id === a.id ? null : a)} aria-label={`Deliveries of ${a.name}`}>Deliveries</button>
               <button class="small" onClick={() => clone(a)} aria-label={`Clone ${a.name}`}>Clone</button>
               <button class="small danger" onClick={() => remove(a)} aria-label={`Delete ${a.name}`}>Delete</button>
             </span>
           ) },
         ]}
       />
+      {sent && <Deliveries key={sent.id} agent={sent} />}
     </Page>
   );
 }

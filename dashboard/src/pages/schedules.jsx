@@ -42,6 +42,65 @@ function NewJob({ agents, onCreated }) {
   );
 }
 
+const PATTERNS = {
+  lifecycle: 'an agent spawned or terminated',
+  agent_spawned: 'an agent whose name matches spawned',
+  agent_terminated: 'an agent terminated',
+  task_posted: 'a task posted',
+  all: 'every event',
+};
+
+/** A trigger: what it fires on, the agent and its prompt. */
+function NewTrigger({ agents, onCreated }) {
+  const [form, setForm] = useState({ agent_id: '', kind: 'agent_spawned', name_pattern: '*', assignee: 'any', prompt: 'Something happened: {{event}}', max_fires: '0' });
+  const action = useAction();
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const agent = form.agent_id || agents[0]?.id || '';
+  const pattern = () => {
+    if (form.kind === 'agent_spawned') return { agent_spawned: { name_pattern: form.name_pattern.trim() || '*' } };
+    if (form.kind === 'task_posted') return { task_posted: { assignee_match: form.assignee } };
+    return form.kind;
+  };
+  const submit = (e) => {
+    e.preventDefault();
+    action.run(async () => {
+      await api('/api/triggers', { method: 'POST', body: { agent_id: agent, pattern: pattern(), prompt_template: form.prompt, max_fires: Number(form.max_fires) || 0 } });
+      onCreated();
+    });
+  };
+  return (
+    <form class="panel" onSubmit={submit} aria-labelledby="trigger-title">
+      <h2 id="trigger-title">New trigger</h2>
+      <div class="row">
+        <div>
+          <label for="trigger-agent">Agent it prompts</label>
+          <select id="trigger-agent" value={agent} onChange={set('agent_id')} required>
+            {agents.map((a) => <option key={a.id} value={a.id}>{a.name}</option>)}
+          </select>
+        </div>
+        <div>
+          <label for="trigger-kind">Fires on</label>
+          <select id="trigger-kind" value={form.kind} onChange={set('kind')}>
+            {Object.entries(PATTERNS).map(([k, v]) => <option key={k} value={k}>{v}</option>)}
+          </select>
+        </div>
+        {form.kind === 'agent_spawned' && <div><label for="trigger-glob">Name pattern (glob)</label><input id="trigger-glob" value={form.name_pattern} onInput={set('name_pattern')} /></div>}
+        {form.kind === 'task_posted' && (
+          <div>
+            <label for="trigger-assignee">Assigned to</label>
+            <select id="trigger-assignee" value={form.assignee} onChange={set('assignee')}><option value="any">anyone</option><option value="self">this agent</option></select>
+          </div>
+        )}
+        <div><label for="trigger-max">Most fires (0: no limit)</label><input id="trigger-max" type="number" min={0} value={form.max_fires} onInput={set('max_fires')} /></div>
+      </div>
+      <label for="trigger-prompt">Prompt (<code>{'{{event}}'}</code> is the event)</label>
+      <textarea id="trigger-prompt" rows={2} value={form.prompt} onInput={set('prompt')} required />
+      <ErrorText error={action.error} />
+      <button type="submit" disabled={action.busy || !agent}>Create trigger</button>
+    </form>
+  );
+}
+
 export function Schedules() {
   const data = useApi(['/api/cron/jobs', '/api/cron/runs?limit=20', '/api/triggers', '/api/agents'], 3000);
   const action = useAction();
@@ -86,10 +145,11 @@ export function Schedules() {
         ]}
       />
       <h2>Triggers</h2>
+      {agents && <NewTrigger agents={agents.items} onCreated={data.reload} />}
       <Table
         rows={triggers?.triggers}
         rowKey={(t) => t.id}
-        empty="No triggers (create them with POST /api/triggers)."
+        empty="No triggers."
         columns={[
           { label: 'Agent', get: (t) => names[t.agent_id] || t.agent_id },
           { label: 'Pattern', get: (t) => <code>{JSON.stringify(t.pattern)}</code> },

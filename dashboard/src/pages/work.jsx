@@ -46,10 +46,112 @@ function Runs({ workflow }) {
   );
 }
 
+const MODES = ['sequential', 'fan_out', 'collect', 'conditional', 'loop'];
+const newStep = (n) => ({ name: `step-${n}`, agent_id: '', prompt: '{{input}}', mode: 'sequential', error_mode: 'fail', output_var: '', condition: '', until: '', max_iterations: 5 });
+
+/** One step's fields; the mode shows the fields it uses. */
+function StepFields({ step, index, agents, onChange, onRemove }) {
+  const id = (k) => `wf-${index}-${k}`;
+  const set = (k) => (e) => onChange({ ...step, [k]: e.target.value });
+  return (
+    <fieldset class="config">
+      <legend>Step {index + 1}</legend>
+      <div class="row">
+        <div><label for={id('name')}>Name</label><input id={id('name')} value={step.name} onInput={set('name')} required /></div>
+        <div>
+          <label for={id('agent')}>Agent</label>
+          <select id={id('agent')} value={step.agent_id} onChange={set('agent_id')} required={step.mode !== 'collect'}>
+            <option value="">—</option>
+            {agents.map((a) => <option key={a.id} value={a.id}>{a.name}</option>)}
+          </select>
+        </div>
+        <div>
+          <label for={id('mode')}>Mode</label>
+          <select id={id('mode')} value={step.mode} onChange={set('mode')}>{MODES.map((m) => <option key={m} value={m}>{m}</option>)}</select>
+        </div>
+        <div>
+          <label for={id('error')}>On failure</label>
+          <select id={id('error')} value={step.error_mode} onChange={set('error_mode')}>
+            <option value="fail">fail the run</option><option value="skip">skip the step</option><option value="retry">retry</option>
+          </select>
+        </div>
+        <div><label for={id('var')}>Save answer as</label><input id={id('var')} value={step.output_var} pattern="[A-Za-z0-9_]*" onInput={set('output_var')} /></div>
+        {step.mode === 'conditional' && <div><label for={id('cond')}>Runs when the input contains</label><input id={id('cond')} value={step.condition} onInput={set('condition')} required /></div>}
+        {step.mode === 'loop' && <div><label for={id('until')}>Until the answer contains</label><input id={id('until')} value={step.until} onInput={set('until')} /></div>}
+        {step.mode === 'loop' && <div><label for={id('iter')}>At most (iterations)</label><input id={id('iter')} type="number" min={1} value={step.max_iterations} onInput={set('max_iterations')} /></div>}
+      </div>
+      <label for={id('prompt')}>Prompt (<code>{'{{input}}'}</code>, <code>{'{{var}}'}</code>)</label>
+      <textarea id={id('prompt')} rows={2} value={step.prompt} onInput={set('prompt')} />
+      <button type="button" class="small danger" onClick={onRemove} aria-label={`Remove step ${index + 1}`}>Remove step</button>
+    </fieldset>
+  );
+}
+
+/** Defines a workflow (POST) or changes one (PUT), step by step. */
+function WorkflowForm({ workflow, onDone }) {
+  const agents = useApi('/api/agents');
+  const [name, setName] = useState(workflow?.name || '');
+  const [description, setDescription] = useState(workflow?.description || '');
+  const [steps, setSteps] = useState(() => (workflow?.steps?.length
+    ? workflow.steps.map((s) => ({ ...newStep(0), ...s, agent_id: s.agent_id || '', output_var: s.output_var || '', condition: s.condition || '', until: s.until || '' }))
+    : [newStep(1)]));
+  const action = useAction();
+  const list = agents.data?.items || [];
+  const submit = (e) => {
+    e.preventDefault();
+    const body = {
+      name: name.trim(),
+      description,
+      steps: steps.map((s) => {
+        const step = { name: s.name.trim(), prompt: s.prompt, mode: s.mode, error_mode: s.error_mode };
+        if (s.agent_id) step.agent_id = s.agent_id;
+        if (s.output_var.trim()) step.output_var = s.output_var.trim();
+        if (s.mode === 'conditional') step.condition = s.condition;
+        if (s.mode === 'loop') {
+          step.max_iterations = Number(s.max_iterations) || 1;
+          if (s.until.trim()) step.until = s.until;
+        }
+        return step;
+      }),
+    };
+    action.run(async () => {
+      await api(workflow ? `/api/workflows/${workflow.id}` : '/api/workflows', { method: workflow ? 'PUT' : 'POST', body });
+      onDone(`${workflow ? 'Saved' : 'Created'} ${body.name}.`);
+    });
+  };
+  return (
+    <form class="panel" onSubmit={submit} aria-labelledby="wf-title">
+      <h2 id="wf-title">{workflow ? `Edit ${workflow.name}` : 'New workflow'}</h2>
+      <div class="row">
+        <div><label for="wf-name">Name</label><input id="wf-name" value={name} onInput={(e) => setName(e.target.value)} required /></div>
+        <div><label for="wf-description">Description</label><input id="wf-description" value={description} onInput={(e) => setDescription(e.target.value)} /></div>
+      </div>
+      {steps.map((s, i) => (
+        <StepFields key={i} step={s} index={i} agents={list}
+          onChange={(v) => setSteps(steps.map((x, j) => (j === i ? v : x)))}
+          onRemove={() => setSteps(steps.filter((_, j) => j !== i))} />
+      ))}
+      <button type="button" class="small" onClick={() => setSteps([...steps, newStep(steps.length + 1)])}>Add a step</button>
+      <ErrorText error={action.error || agents.error} id="wf-error" />
+      <span class="actions">
+        <button type="submit" disabled={action.busy}>{workflow ? 'Save' : 'Create'}</button>
+        {workflow && <button type="button" class="link" onClick={() => onDone('')}>Cancel</button>}
+      </span>
+    </form>
+  );
+}
+
 export function Workflows() {
   const workflows = useApi('/api/workflows', 5000);
   const action = useAction();
   const [open, setOpen] = useState(null);
+  const [editing, setEditing] = useState(null);
+  const [notice, setNotice] = useState('');
+  const edit = (w) => action.run(async () => setEditing(await api(`/api/workflows/${w.id}`)));
+  const remove = (w) => {
+    if (confirm(`Delete ${w.name}?`)) action.run(async () => { await api(`/api/workflows/${w.id}`, { method: 'DELETE' }); setNotice(`Deleted ${w.name}.`); workflows.reload(); });
+  };
+  const done = (text) => { setEditing(null); if (text) setNotice(text); workflows.reload(); };
   const run = (w) => action.run(async () => {
     const input = prompt(`Input for ${w.name}`, '');
     if (input === null) return;
@@ -59,7 +161,8 @@ export function Workflows() {
   const list = workflows.data?.items;
   return (
     <Page title="Workflows">
-      <p class="muted">Workflows are defined with <code>POST /api/workflows</code>; here they run and their runs are followed step by step.</p>
+      {editing ? <WorkflowForm key={editing.id} workflow={editing} onDone={done} /> : <WorkflowForm key="new" onDone={done} />}
+      <p class="notice" role="status">{notice}</p>
       <ErrorText error={action.error || workflows.error} />
       <Table
         rows={list}
@@ -71,8 +174,10 @@ export function Workflows() {
           { label: 'Steps', get: (w) => w.steps },
           { label: 'Actions', get: (w) => (
             <span class="actions">
-              <button class="small" onClick={() => run(w)}>Run</button>
-              <button class="small" aria-expanded={open === w.id} onClick={() => setOpen(open === w.id ? null : w.id)}>Runs</button>
+              <button class="small" onClick={() => run(w)} aria-label={`Run ${w.name}`}>Run</button>
+              <button class="small" onClick={() => edit(w)} aria-label={`Edit ${w.name}`}>Edit</button>
+              <button class="small" aria-expanded={open === w.id} onClick={() => setOpen(open === w.id ? null : w.id)} aria-label={`Runs of ${w.name}`}>Runs</button>
+              <button class="small danger" onClick={() => remove(w)} aria-label={`Delete ${w.name}`}>Delete</button>
             </span>
           ) },
         ]}

@@ -244,6 +244,7 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::wake))
         .routes(routes!(webhooks::agent))
         .routes(routes!(channels::list))
+        .routes(routes!(channels::registry))
         .routes(routes!(channels::get))
         .routes(routes!(channels::configure, channels::remove))
         .routes(routes!(channels::test))

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use talon_kernel::channels::{
-    Binding, ChannelSpec, ChannelView, Outbound, OutboundStatus, TestOutcome,
+    Binding, ChannelKind, ChannelSpec, ChannelView, Outbound, OutboundStatus, TestOutcome,
 };
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -187,6 +187,15 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ChannelList>, Ap
         total: channels.len(),
         channels,
     }))
+}
+
+/// The channel plugins that can be configured, with the JSON Schema of
+/// their configuration and their secret keys (what the dashboard's
+/// configure form is made from).
+#[utoipa::path(get, path = "/api/channels/registry", tag = "channels",
+    responses((status = 200, description = "The loaded channel plugins", body = Vec<ChannelKind>)))]
+pub async fn registry(State(state): State<AppState>) -> Json<Vec<ChannelKind>> {
+    Json(state.kernel.channels().registry())
 }
 
 /// One channel: its configuration (without secrets) and status.

@@ -183,6 +183,58 @@ pub struct TestOutcome {
     pub sent: bool,
 }
 
+/// A loaded channel plugin as `GET /api/channels/registry` shows it: what a
+/// configure form needs (the schema, which keys are secret) and what the
+/// component can do.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChannelKind {
+    /// The plugin that runs it, the `plugin` of a configure call.
+    pub plugin: String,
+    /// The component's own id (`irc`).
+    pub name: String,
+    /// The platform's name for people (`IRC`).
+    pub display_name: String,
+    /// The JSON Schema the configuration is checked against (null when the
+    /// component's schema is not JSON; configuring it is then refused).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub config_schema: serde_json::Value,
+    /// Configuration keys that are secrets: stored in `secrets.toml`, never
+    /// returned.
+    pub secret_keys: Vec<String>,
+    /// `typing`, `reactions`, `edits`, `threads`, `attachments`, `webhooks`.
+    pub capabilities: Vec<&'static str>,
+    /// The longest text one send takes, in bytes (0: no limit).
+    pub max_message_bytes: u32,
+}
+
+impl ChannelKind {
+    fn new(plugin: String, info: &ChannelInfo) -> Self {
+        let flags = [
+            (Capabilities::TYPING, "typing"),
+            (Capabilities::REACTIONS, "reactions"),
+            (Capabilities::EDITS, "edits"),
+            (Capabilities::THREADS, "threads"),
+            (Capabilities::ATTACHMENTS, "attachments"),
+            (Capabilities::WEBHOOKS, "webhooks"),
+        ];
+        Self {
+            plugin,
+            name: info.name.clone(),
+            display_name: info.display_name.clone(),
+            config_schema: serde_json::from_str(&info.config_schema)
+                .unwrap_or(serde_json::Value::Null),
+            secret_keys: info.secret_keys.clone(),
+            capabilities: flags
+                .into_iter()
+                .filter(|(f, _)| info.capabilities.contains(*f))
+                .map(|(_, n)| n)
+                .collect(),
+            max_message_bytes: info.max_message_bytes,
+        }
+    }
+}
+
 /// A channel component's answer to a platform's push.
 #[derive(Debug, Clone)]
 pub struct WebhookAnswer {
@@ -541,6 +593,15 @@ impl Channels {
                 }
             }
         });
+    }
+
+    /// Every loaded channel plugin with its configuration schema.
+    pub fn registry(&self) -> Vec<ChannelKind> {
+        self.plugins
+            .channel_plugins()
+            .into_iter()
+            .map(|(plugin, c)| ChannelKind::new(plugin, c.info()))
+            .collect()
     }
 
     /// Every configured channel with its status.

@@ -755,6 +755,16 @@ impl Plugins {
             .collect()
     }
 
+    /// Every loaded channel component with its plugin's name, for the
+    /// registry of what can be configured.
+    pub fn channel_plugins(&self) -> Vec<(String, talon_runtime::channel::ChannelPlugin)> {
+        self.registry
+            .read()
+            .iter()
+            .filter_map(|(name, e)| e.channel.clone().map(|c| (name.clone(), c)))
+            .collect()
+    }
+
     /// The plugin runtime, which runs channels' long-lived instances.
     pub fn runtime(&self) -> &Runtime {
         &self.registry.runtime
