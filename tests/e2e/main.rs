@@ -63,3 +63,4 @@ mod channels_email;
 mod channels_xmpp;
 mod channels_telegram;
 mod channels_matrix;
+mod hands_digest;
