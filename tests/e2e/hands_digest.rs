@@ -248,7 +248,11 @@ async fn the_digest_counts_the_days_activity_and_is_sent_once_across_a_restart()
     );
     assert!(asked.contains("- failed: flaky: "), "{asked}");
     assert!(asked.contains("provider down"), "{asked}");
-    assert!(asked.contains("hand_activated 1"), "{asked}");
+    // The audit's counts: the worker and the hand's agent spawned, two
+    // tasks posted, one activation.
+    for count in ["agent_spawned 2", "task_posted 2", "hand_activated 1"] {
+        assert!(asked.contains(count), "{count}: {asked}");
+    }
     // The key went in the header, never into what the agent saw.
     assert!(!asked.contains(KEY), "{asked}");
 
