@@ -4,6 +4,7 @@
 //! activity (an agent turn, a task that completes and one that fails) its
 //! digest prompt counts that activity, its agent (talon-test-llm) writes the
 //! summary and the owner is told; a restart does not send the digest again;
+//! an address not granted fails each tick with the reason, sending nothing;
 //! settings that do not fit are answered 400 naming the field.
 
 use std::sync::Arc;
@@ -273,5 +274,37 @@ async fn the_digest_counts_the_days_activity_and_is_sent_once_across_a_restart()
     .await;
     assert_eq!(stats["metrics"]["errors"]["value"], "0", "{stats}");
     assert_ne!(stats["metrics"]["last_digest"]["value"], "never", "{stats}");
+
+    // An address it was not granted: each tick fails with the reason,
+    // nothing is sent, and the next tick tries again.
+    let response = daemon
+        .post(
+            "/api/hands/digest/activate",
+            json!({ "config": { "base_url": "http://127.0.0.1:9/", "sections": ["usage"] },
+                    "provider": "ollama", "model": "test-model" }),
+        )
+        .await;
+    let refused = json(response).await["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stats = wait_for("two failed ticks", async || {
+        let s = json(
+            daemon
+                .get(&format!("/api/hands/instances/{refused}/stats"))
+                .await,
+        )
+        .await;
+        (s["failed_ticks"].as_u64()? >= 2).then_some(s)
+    })
+    .await;
+    assert!(
+        stats["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "{stats}"
+    );
+    assert!(notifications(&daemon, &refused).await.is_empty());
     assert!(!daemon.log().contains(KEY), "the key was logged");
 }
