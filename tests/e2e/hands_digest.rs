@@ -199,6 +199,10 @@ async fn the_digest_counts_the_days_activity_and_is_sent_once_across_a_restart()
         ),
         (json!({ "base_url": base_url, "at": "7:00" }), "settings.at"),
         (
+            json!({ "base_url": base_url, "at": "07:00", "every_secs": 60 }),
+            "settings.every_secs",
+        ),
+        (
             json!({ "base_url": base_url, "max_items": 51 }),
             "settings.max_items",
         ),

@@ -43,6 +43,7 @@ pub const SETTINGS_SCHEMA: &str = r#"{
     }
   },
   "required": ["base_url"],
+  "dependentSchemas": {"at": {"properties": {"every_secs": {"const": 86400}}}},
   "additionalProperties": false
 }"#;
 
@@ -363,6 +364,14 @@ mod tests {
             (s.every_secs, s.offset_secs, s.max_items),
             (DAY, 18 * 3600 + 1800, 10)
         );
+    }
+
+    #[test]
+    fn the_schema_is_json_naming_every_setting() {
+        let schema: Value = serde_json::from_str(SETTINGS_SCHEMA).unwrap();
+        let names: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(names.len(), KNOWN.len());
+        assert!(names.iter().all(|n| KNOWN.contains(&n.as_str())));
     }
 
     #[test]
