@@ -68,3 +68,4 @@ mod channels_xmpp;
 mod channels_telegram;
 mod channels_matrix;
 mod retention;
+mod hands_digest;
