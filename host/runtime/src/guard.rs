@@ -218,6 +218,7 @@ impl Runtime {
         let state = CallState {
             wasi: wasi.build(),
             http,
+            tls: self.tls_ctx(),
             table,
             gate: HttpGate {
                 policy: spec.grants.network.clone(),

@@ -46,6 +46,7 @@ pub mod schema;
 pub mod signing;
 mod slots;
 mod ticker;
+pub mod tls;
 pub mod workspace;
 
 pub use ceilings::Ceilings;
