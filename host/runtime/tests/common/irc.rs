@@ -14,6 +14,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 /// An ngircd process; killed on drop.
 pub struct Ngircd {
     pub port: u16,
+    /// The implicit-TLS port, when started with a certificate.
+    pub tls_port: Option<u16>,
+    tls: Option<crate::common::tls::ServerCert>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -36,8 +39,20 @@ fn ngircd_binary() -> PathBuf {
 impl Ngircd {
     /// Starts a server and waits until it accepts connections.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server that also speaks implicit TLS on `tls_port` with
+    /// `cert` (people still join on the plain `port`).
+    pub async fn start_tls(cert: crate::common::tls::ServerCert) -> Self {
+        Self::start_with(Some(cert)).await
+    }
+
+    async fn start_with(tls: Option<crate::common::tls::ServerCert>) -> Self {
         let mut server = Self {
             port: free_port(),
+            tls_port: tls.as_ref().map(|_| free_port()),
+            tls,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
         };
@@ -56,8 +71,16 @@ impl Ngircd {
                  Listen = 127.0.0.1\nPorts = {port}\nMotdFile = {motd}\n\
                  PidFile = {pid}\nServerUID = {uid}\nServerGID = {gid}\n\
                  [Limits]\nPingTimeout = 120\nPongTimeout = 20\nMaxConnectionsIP = 0\n\
-                 [Options]\nPAM = no\nIdent = no\nDNS = no\n",
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n{ssl}",
                 port = self.port,
+                ssl = match (&self.tls, self.tls_port) {
+                    (Some(cert), Some(port)) => format!(
+                        "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {port}\n",
+                        cert.cert.display(),
+                        cert.key.display()
+                    ),
+                    _ => String::new(),
+                },
                 motd = motd.display(),
                 pid = self.dir.path().join("ngircd.pid").display(),
                 uid = uid(),
