@@ -162,7 +162,7 @@ impl TcpStream {
                         _socket,
                     });
                 }
-                Some(Ok(Err(e))) => return Err(NetError::Tls(e.to_debug_string())),
+                Some(Ok(Err(e))) => return Err(NetError::Tls(io_message(&e))),
                 Some(Err(())) => return Err(NetError::Tls("handshake result taken".into())),
                 None => {
                     let ready = pending.subscribe();
@@ -198,7 +198,7 @@ impl TcpStream {
                 }
                 Err(StreamError::Closed) => return Err(NetError::Closed),
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(NetError::Io(e.to_debug_string()));
+                    return Err(NetError::Io(io_message(&e)));
                 }
             }
         }
@@ -212,11 +212,18 @@ impl TcpStream {
                 .blocking_write_and_flush(chunk)
                 .map_err(|e| match e {
                     StreamError::Closed => NetError::Closed,
-                    StreamError::LastOperationFailed(e) => NetError::Io(e.to_debug_string()),
+                    StreamError::LastOperationFailed(e) => NetError::Io(io_message(&e)),
                 })?;
         }
         Ok(())
     }
+}
+
+/// The first line of a host I/O error: the host's debug text can carry a
+/// backtrace after it, which is no message for a channel's status.
+fn io_message(e: &wasip2::io::error::Error) -> String {
+    let text = e.to_debug_string();
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 fn resolve(network: &Network, host: &str) -> Result<Vec<IpAddress>, NetError> {

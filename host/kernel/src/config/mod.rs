@@ -128,6 +128,9 @@ load_timeout_secs = 120
 pool_memory_keep_resident_kib = 0
 pool_table_keep_resident_kib = 0
 pool_warm_slots = 100
+# Extra CA certificates (a PEM file) channels' TLS trusts on top of the public
+# roots, for a server whose certificate a private CA signed (read at start).
+# tls_ca_file = "/etc/talon/channel-ca.pem"
 
 [scheduler]
 # What happens to cron runs missed while the daemon was down (or far behind):
@@ -607,6 +610,9 @@ pub struct PluginsConfig {
     /// Idle pool slots holding pages past which calls reuse them rather than
     /// fresh slots (read at start).
     pub pool_warm_slots: u32,
+    /// A PEM file of extra CA certificates channels' TLS trusts on top of
+    /// the public roots (read at start).
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for PluginsConfig {
@@ -635,6 +641,7 @@ impl Default for PluginsConfig {
             pool_memory_keep_resident_kib: 0,
             pool_table_keep_resident_kib: 0,
             pool_warm_slots: 100,
+            tls_ca_file: None,
         }
     }
 }

@@ -108,6 +108,13 @@ impl Plugins {
         })
         .map_err(load_error)?;
         runtime.set_memory_backend(Arc::new(StoreMemory(shared.clone())));
+        if let Some(path) = &shared.config().plugins.tls_ca_file {
+            let bad = |e: String| KernelError::Invalid(format!("plugins.tls_ca_file {path}: {e}"));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            runtime
+                .trust_tls_roots(&pem)
+                .map_err(|e| bad(e.to_string()))?;
+        }
         Ok(Self {
             shared,
             agents,
