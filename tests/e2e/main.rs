@@ -62,3 +62,8 @@ mod channels_email;
 mod channels_xmpp;
 mod channels_telegram;
 mod channels_matrix;
+mod channels_tls;
+// The test CA of the runtime's TLS tests.
+#[allow(dead_code)]
+#[path = "../../host/runtime/tests/common/tls.rs"]
+mod test_ca;

@@ -32,6 +32,11 @@ async fn until(handle: &ChannelHandle, what: &str, done: impl Fn(&ChannelStatus)
     panic!("{what}: never reached; status {:?}", handle.status());
 }
 
+async fn start_tls(ca: &TestCa, name: &str, san: &str) -> Ngircd {
+    let cert = ca.server(name, san);
+    Ngircd::start_tls(cert.cert, cert.key).await
+}
+
 async fn irc(rt: &Runtime, port: u16) -> ChannelPlugin {
     let granted = Permissions {
         sockets: vec![format!("127.0.0.1:{port}")],
@@ -78,7 +83,7 @@ async fn refused(rt: &Runtime, port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn irc_over_tls_to_a_server_signed_by_a_trusted_ca() {
     let ca = TestCa::new();
-    let server = Ngircd::start_tls(ca.server("irc", "IP:127.0.0.1")).await;
+    let server = start_tls(&ca, "irc", "IP:127.0.0.1").await;
     let tls_port = server.tls_port.expect("TLS port");
     let rt = runtime(Ceilings::default());
     rt.trust_tls_roots(&ca.pem())
@@ -129,7 +134,7 @@ async fn irc_over_tls_to_a_server_signed_by_a_trusted_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_or_misnamed_certificate_or_a_plain_port_is_refused() {
     let ca = TestCa::new();
-    let server = Ngircd::start_tls(ca.server("irc", "IP:127.0.0.1")).await;
+    let server = start_tls(&ca, "irc", "IP:127.0.0.1").await;
     let tls_port = server.tls_port.expect("TLS port");
 
     // The runtime trusts public roots only: the test CA is unknown.
@@ -141,7 +146,7 @@ async fn an_untrusted_or_misnamed_certificate_or_a_plain_port_is_refused() {
     );
 
     // Trusted, but the certificate names another server.
-    let misnamed = Ngircd::start_tls(ca.server("other", "DNS:irc.example.org")).await;
+    let misnamed = start_tls(&ca, "other", "DNS:irc.example.org").await;
     rt.trust_tls_roots(&ca.pem())
         .expect("the test CA is usable");
     let error = refused(&rt, misnamed.tls_port.expect("TLS port")).await;

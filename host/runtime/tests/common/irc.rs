@@ -16,7 +16,8 @@ pub struct Ngircd {
     pub port: u16,
     /// The implicit-TLS port, when started with a certificate.
     pub tls_port: Option<u16>,
-    tls: Option<crate::common::tls::ServerCert>,
+    /// The certificate and key files (PEM) of the TLS port.
+    tls: Option<(PathBuf, PathBuf)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -42,13 +43,13 @@ impl Ngircd {
         Self::start_with(None).await
     }
 
-    /// Starts a server that also speaks implicit TLS on `tls_port` with
-    /// `cert` (people still join on the plain `port`).
-    pub async fn start_tls(cert: crate::common::tls::ServerCert) -> Self {
-        Self::start_with(Some(cert)).await
+    /// Starts a server that also speaks implicit TLS on `tls_port` with the
+    /// PEM files `cert` and `key` (people still join on the plain `port`).
+    pub async fn start_tls(cert: PathBuf, key: PathBuf) -> Self {
+        Self::start_with(Some((cert, key))).await
     }
 
-    async fn start_with(tls: Option<crate::common::tls::ServerCert>) -> Self {
+    async fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Self {
         let mut server = Self {
             port: free_port(),
             tls_port: tls.as_ref().map(|_| free_port()),
@@ -74,10 +75,10 @@ impl Ngircd {
                  [Options]\nPAM = no\nIdent = no\nDNS = no\n{ssl}",
                 port = self.port,
                 ssl = match (&self.tls, self.tls_port) {
-                    (Some(cert), Some(port)) => format!(
+                    (Some((cert, key)), Some(port)) => format!(
                         "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {port}\n",
-                        cert.cert.display(),
-                        cert.key.display()
+                        cert.display(),
+                        key.display()
                     ),
                     _ => String::new(),
                 },
