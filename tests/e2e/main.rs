@@ -69,3 +69,8 @@ mod channels_telegram;
 mod channels_matrix;
 mod retention;
 mod hands_digest;
+mod channels_tls;
+// The test CA of the runtime's TLS tests.
+#[allow(dead_code)]
+#[path = "../../host/runtime/tests/common/tls.rs"]
+mod test_ca;

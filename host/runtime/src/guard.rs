@@ -230,6 +230,7 @@ impl Runtime {
         let state = CallState {
             wasi: wasi.build(),
             http,
+            tls: self.tls_ctx(),
             table,
             gate: HttpGate {
                 policy: spec.grants.network.clone(),

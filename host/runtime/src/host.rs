@@ -12,6 +12,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_tls::{WasiTlsCtx, WasiTlsCtxView, WasiTlsView};
 
 use crate::bindings::talon::plugin::{memory, settings, types};
 use crate::log::CallLog;
@@ -52,6 +53,8 @@ pub(crate) struct Grants {
 pub(crate) struct CallState {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
+    /// `wasi:tls` over the guest's own (granted) streams.
+    pub tls: WasiTlsCtx,
     /// Capped at `Ceilings::resource_entries`: every WASI resource a guest
     /// makes the host hold (fields, requests, bodies, streams) is an entry.
     pub table: ResourceTable,
@@ -91,6 +94,15 @@ impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiTlsView for CallState {
+    fn tls(&mut self) -> WasiTlsCtxView<'_> {
+        WasiTlsCtxView {
+            ctx: &mut self.tls,
             table: &mut self.table,
         }
     }

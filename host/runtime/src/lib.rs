@@ -47,6 +47,7 @@ pub mod signing;
 mod slots;
 mod ticker;
 mod wake;
+pub mod tls;
 pub mod workspace;
 
 pub use ceilings::Ceilings;

@@ -20,6 +20,7 @@ use crate::error::LoadError;
 use crate::host::{CallState, MemoryBackend};
 use crate::slots::Slots;
 use crate::ticker::Ticker;
+use crate::tls::{TlsRoots, TlsRootsError};
 use crate::workspace::Workspaces;
 
 /// How to build a [`Runtime`].
@@ -179,6 +180,8 @@ pub(crate) struct Inner {
     pub memory: RwLock<Option<Arc<dyn MemoryBackend>>>,
     /// Socket addresses no plugin may reach, whatever it was granted.
     pub denied_addrs: RwLock<Arc<[SocketAddr]>>,
+    /// The roots channels' TLS handshakes trust.
+    pub tls: RwLock<TlsRoots>,
     /// The workspace counts of the calls writing now.
     pub workspaces: Workspaces,
     /// The engine's settings, for a compiler process to share.
@@ -236,6 +239,9 @@ fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     let mut linker: Linker<CallState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    let mut tls_options = wasmtime_wasi_tls::p2::LinkOptions::default();
+    tls_options.tls(true);
+    wasmtime_wasi_tls::p2::add_to_linker(&mut linker, &tls_options)?;
     Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
     crate::bindings::v0_2_0::Channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
     // The hand world's other imports are the channel world's, linked above.
@@ -279,6 +285,7 @@ impl Runtime {
                 }
             }
         };
+        let tls = TlsRoots::new(&[]).map_err(|e| LoadError::Engine(e.to_string()))?;
         let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));
         let mut engines = vec![engine.clone()];
         engines.extend(baseline.as_ref().map(|b| b.engine.clone()));
@@ -297,6 +304,7 @@ impl Runtime {
                 slots: Slots::new(instances),
                 memory: RwLock::new(None),
                 denied_addrs: RwLock::new(Arc::from(Vec::new())),
+                tls: RwLock::new(tls),
                 workspaces: Workspaces::default(),
                 shape,
                 compiler: RwLock::new(None),
@@ -329,6 +337,24 @@ impl Runtime {
         if let Ok(mut slot) = self.inner.denied_addrs.write() {
             *slot = addrs;
         }
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM text, one or more
+    /// `CERTIFICATE` blocks) for channels' TLS, on top of the public roots;
+    /// an empty `pem` trusts the public roots only. Replaces the extra CAs
+    /// set before; applies to channel instances started afterwards.
+    pub fn trust_tls_roots(&self, pem: &[u8]) -> Result<(), TlsRootsError> {
+        let roots = TlsRoots::new(pem)?;
+        if let Ok(mut slot) = self.inner.tls.write() {
+            *slot = roots;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tls_ctx(&self) -> wasmtime_wasi_tls::WasiTlsCtx {
+        // A poisoned lock still holds a complete root store.
+        let roots = self.inner.tls.read().unwrap_or_else(|p| p.into_inner());
+        roots.ctx()
     }
 
     pub(crate) fn denied_addresses(&self) -> Arc<[SocketAddr]> {

@@ -5,8 +5,10 @@
 //! PINGs are answered inside `receive`; a server that stays silent is
 //! pinged, and one that does not answer is reported as disconnected.
 //!
-//! Plain TCP only: TLS needs a TLS stack in the guest or a host-side TLS
-//! socket, neither of which exists yet; `tls = true` is refused at connect.
+//! `tls = true` connects with implicit TLS (port 6697 unless set): the host
+//! runs the handshake and checks the server's certificate (`wasi:tls`, see
+//! talon_sdk::net); a failed check refuses the connection, with no fallback
+//! to plain text.
 
 mod line;
 
@@ -34,8 +36,9 @@ use line::{Line, split_text};
 #[serde(crate = "talon_sdk::serde", deny_unknown_fields)]
 struct Config {
     server: String,
-    #[serde(default = "default_port")]
-    port: u16,
+    /// 6667, or 6697 with `tls`.
+    #[serde(default)]
+    port: Option<u16>,
     nick: String,
     #[serde(default)]
     channels: Vec<String>,
@@ -47,8 +50,10 @@ struct Config {
     tls: bool,
 }
 
-fn default_port() -> u16 {
-    6667
+impl Config {
+    fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls { 6697 } else { 6667 })
+    }
 }
 
 const CONFIG_SCHEMA: &str = r##"{
@@ -57,12 +62,12 @@ const CONFIG_SCHEMA: &str = r##"{
   "additionalProperties": false,
   "properties": {
     "server": {"type": "string", "description": "Host name or IP address of the IRC server"},
-    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 6667},
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "6667, or 6697 with tls"},
     "nick": {"type": "string", "description": "The bot's nick"},
     "channels": {"type": "array", "items": {"type": "string", "pattern": "^[#&][^ ,\\u0007]+$"}},
     "password": {"type": "string", "description": "Server password (PASS), a secret"},
     "realname": {"type": "string"},
-    "tls": {"type": "boolean", "default": false, "description": "Not supported yet"}
+    "tls": {"type": "boolean", "default": false, "description": "Implicit TLS; the server's certificate must name `server` and chain to a trusted root"}
   }
 }"##;
 
@@ -224,11 +229,6 @@ impl Guest for Irc {
     fn connect(config: String) -> Result<(), ChannelError> {
         let config: Config = talon_sdk::serde_json::from_str(&config)
             .map_err(|e| ChannelError::Invalid(format!("configuration: {e}")))?;
-        if config.tls {
-            return Err(ChannelError::Unsupported(
-                "TLS is not supported yet: connect to a plain-text port".into(),
-            ));
-        }
         if !line::valid_nick(&config.nick) {
             return Err(ChannelError::Invalid(format!(
                 "nick {:?}: letters, digits and []\\`_^{{|}}- only, not starting with a digit or -",
@@ -244,12 +244,17 @@ impl Guest for Irc {
         if let Some(mut old) = guard.take() {
             let _ = old.write_line("QUIT :reconnecting");
         }
-        let stream =
-            TcpStream::connect(&config.server, config.port, CONNECT_TIMEOUT_MS).map_err(remote)?;
+        let port = config.port();
+        let stream = if config.tls {
+            TcpStream::connect_tls(&config.server, port, &config.server, CONNECT_TIMEOUT_MS)
+        } else {
+            TcpStream::connect(&config.server, port, CONNECT_TIMEOUT_MS)
+        }
+        .map_err(remote)?;
         let mut session = Session {
             stream,
             nick: config.nick.clone(),
-            server: format!("{}:{}", config.server, config.port),
+            server: format!("{}:{port}", config.server),
             pending: Vec::new(),
             events: Vec::new(),
             last_heard_ms: now_ms(),

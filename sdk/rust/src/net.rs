@@ -5,6 +5,13 @@
 //! with [`NetError::Denied`]. Reads take a timeout, so a channel's
 //! `receive(max-wait-ms)` can wait for the platform without holding the
 //! host longer than it asked.
+//!
+//! TLS (`wasi:tls`) runs on the host: [`TcpStream::connect_tls`] for
+//! implicit TLS (IRC 6697, IMAPS 993, SMTPS 465) and
+//! [`TcpStream::start_tls`] to upgrade a connection after a plain-text
+//! STARTTLS exchange. The host checks the certificate against public roots
+//! and the operator's extra CAs and that it names the server; a failed
+//! check is [`NetError::Tls`] and nothing is sent in the clear.
 
 use wasip2::clocks::monotonic_clock;
 use wasip2::io::poll;
@@ -31,6 +38,9 @@ pub enum NetError {
     Io(String),
     /// The connection was not made in time.
     TimedOut,
+    /// The TLS handshake failed: an untrusted certificate, one that does
+    /// not name the server, or a server that does not speak TLS.
+    Tls(String),
 }
 
 impl std::fmt::Display for NetError {
@@ -42,17 +52,37 @@ impl std::fmt::Display for NetError {
             Self::Closed => write!(f, "the connection was closed"),
             Self::Io(m) => write!(f, "{m}"),
             Self::TimedOut => write!(f, "timed out"),
+            Self::Tls(m) => write!(f, "TLS failed: {m}"),
         }
     }
 }
 
 impl std::error::Error for NetError {}
 
-/// One TCP connection. Fields drop in order: the streams before the socket
-/// they belong to, as WASI requires.
+/// The host's `wasi:tls` import.
+mod tls_wit {
+    wit_bindgen::generate!({
+        path: "wit-tls",
+        world: "tls",
+        features: ["tls"],
+        with: {
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:tls/types@0.2.0-draft": generate,
+        },
+    });
+}
+
+use tls_wit::wasi::tls::types::{ClientConnection, ClientHandshake};
+
+/// One TCP connection, plain or TLS. Fields drop in order: the streams
+/// before the TLS connection and the socket they belong to, as WASI
+/// requires.
 pub struct TcpStream {
     input: InputStream,
     output: OutputStream,
+    _tls: Option<ClientConnection>,
     _socket: TcpSocket,
 }
 
@@ -93,6 +123,65 @@ impl TcpStream {
         Err(last)
     }
 
+    /// Connects to `host:port` and runs a TLS handshake for `server_name`
+    /// (usually `host`); connecting and the handshake each take at most
+    /// `timeout_ms`.
+    pub fn connect_tls(
+        host: &str,
+        port: u16,
+        server_name: &str,
+        timeout_ms: u64,
+    ) -> Result<Self, NetError> {
+        Self::connect(host, port, timeout_ms)?.start_tls(server_name, timeout_ms)
+    }
+
+    /// Upgrades this plain connection to TLS for `server_name` (STARTTLS:
+    /// call it once the server has agreed, with nothing left unread). The
+    /// handshake takes at most `timeout_ms`; on failure the connection is
+    /// gone, never left in plain text.
+    pub fn start_tls(self, server_name: &str, timeout_ms: u64) -> Result<Self, NetError> {
+        let Self {
+            input,
+            output,
+            _tls,
+            _socket,
+        } = self;
+        if _tls.is_some() {
+            return Err(NetError::Tls("the connection is already TLS".into()));
+        }
+        let handshake = ClientHandshake::new(server_name, input, output);
+        let pending = ClientHandshake::finish(handshake);
+        let timer = monotonic_clock::subscribe_duration(timeout_ms.saturating_mul(1_000_000));
+        loop {
+            match pending.get() {
+                Some(Ok(Ok((connection, input, output)))) => {
+                    return Ok(Self {
+                        input,
+                        output,
+                        _tls: Some(connection),
+                        _socket,
+                    });
+                }
+                Some(Ok(Err(e))) => return Err(NetError::Tls(io_message(&e))),
+                Some(Err(())) => return Err(NetError::Tls("handshake result taken".into())),
+                None => {
+                    let ready = pending.subscribe();
+                    let which = poll::poll(&[&ready, &timer]);
+                    if !which.contains(&0) {
+                        return Err(NetError::Tls(format!(
+                            "no handshake with {server_name} within {timeout_ms} ms"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self._tls.is_some()
+    }
+
     /// Reads what arrives within `timeout_ms` (at most `max` bytes); an
     /// empty result means nothing came in time.
     pub fn read_timeout(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError> {
@@ -109,7 +198,7 @@ impl TcpStream {
                 }
                 Err(StreamError::Closed) => return Err(NetError::Closed),
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(NetError::Io(e.to_debug_string()));
+                    return Err(NetError::Io(io_message(&e)));
                 }
             }
         }
@@ -123,11 +212,18 @@ impl TcpStream {
                 .blocking_write_and_flush(chunk)
                 .map_err(|e| match e {
                     StreamError::Closed => NetError::Closed,
-                    StreamError::LastOperationFailed(e) => NetError::Io(e.to_debug_string()),
+                    StreamError::LastOperationFailed(e) => NetError::Io(io_message(&e)),
                 })?;
         }
         Ok(())
     }
+}
+
+/// The first line of a host I/O error: the host's debug text can carry a
+/// backtrace after it, which is no message for a channel's status.
+fn io_message(e: &wasip2::io::error::Error) -> String {
+    let text = e.to_debug_string();
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 fn resolve(network: &Network, host: &str) -> Result<Vec<IpAddress>, NetError> {
@@ -192,6 +288,7 @@ fn connect_one(
     Ok(TcpStream {
         input,
         output,
+        _tls: None,
         _socket: socket,
     })
 }

@@ -136,6 +136,9 @@ pool_warm_slots = 100
 # baseline one in the background, for new calls, and is cached for later
 # starts. false compiles with Cranelift only. x86_64 only (read at start).
 baseline_compiler = true
+# Extra CA certificates (a PEM file) channels' TLS trusts on top of the public
+# roots, for a server whose certificate a private CA signed (read at start).
+# tls_ca_file = "/etc/talon/channel-ca.pem"
 
 [scheduler]
 # What happens to cron runs missed while the daemon was down (or far behind):
@@ -684,6 +687,9 @@ pub struct PluginsConfig {
     /// Compile tools and skills with Winch first, Cranelift in the
     /// background (x86_64 only; read at start).
     pub baseline_compiler: bool,
+    /// A PEM file of extra CA certificates channels' TLS trusts on top of
+    /// the public roots (read at start).
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for PluginsConfig {
@@ -713,6 +719,7 @@ impl Default for PluginsConfig {
             pool_table_keep_resident_kib: 0,
             pool_warm_slots: 100,
             baseline_compiler: true,
+            tls_ca_file: None,
         }
     }
 }

@@ -109,6 +109,13 @@ impl Plugins {
         })
         .map_err(load_error)?;
         runtime.set_memory_backend(Arc::new(StoreMemory(shared.clone())));
+        if let Some(path) = &shared.config().plugins.tls_ca_file {
+            let bad = |e: String| KernelError::Invalid(format!("plugins.tls_ca_file {path}: {e}"));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            runtime
+                .trust_tls_roots(&pem)
+                .map_err(|e| bad(e.to_string()))?;
+        }
         Ok(Self {
             shared,
             agents,
@@ -857,5 +864,44 @@ pub fn ceilings(config: &crate::config::Config) -> talon_runtime::Ceilings {
         log_lines_per_second: p.max_log_lines_per_second,
         log_line_bytes: p.max_log_line_bytes.max(64),
         workspace_bytes: p.max_workspace_mib_per_agent.saturating_mul(1 << 20),
+    }
+}
+
+#[cfg(test)]
+mod tls_ca_tests {
+    use crate::home::Home;
+    use crate::kernel::{Kernel, Overrides};
+
+    /// Boots with `[plugins] tls_ca_file` naming `ca`; the error, if any.
+    fn boot_with_ca(dir: &std::path::Path, ca: &std::path::Path) -> Option<String> {
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!("[plugins]\ntls_ca_file = {:?}\n", ca.display().to_string()),
+        )
+        .expect("write config");
+        Kernel::boot(
+            Home::new(dir.join("home")),
+            Some(config),
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_a_certificate_stops_the_boot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("missing.pem");
+        let error = boot_with_ca(dir.path(), &missing).expect("refused");
+        assert!(error.contains("plugins.tls_ca_file"), "{error}");
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").expect("write");
+        let error = boot_with_ca(dir.path(), &garbage).expect("refused");
+        assert!(
+            error.contains("plugins.tls_ca_file") && error.contains("no usable CA certificate"),
+            "{error}"
+        );
     }
 }

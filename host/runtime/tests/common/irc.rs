@@ -14,6 +14,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 /// An ngircd process; killed on drop.
 pub struct Ngircd {
     pub port: u16,
+    /// The implicit-TLS port, when started with a certificate.
+    pub tls_port: Option<u16>,
+    /// The certificate and key files (PEM) of the TLS port.
+    tls: Option<(PathBuf, PathBuf)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -36,8 +40,20 @@ fn ngircd_binary() -> PathBuf {
 impl Ngircd {
     /// Starts a server and waits until it accepts connections.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server that also speaks implicit TLS on `tls_port` with the
+    /// PEM files `cert` and `key` (people still join on the plain `port`).
+    pub async fn start_tls(cert: PathBuf, key: PathBuf) -> Self {
+        Self::start_with(Some((cert, key))).await
+    }
+
+    async fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Self {
         let mut server = Self {
             port: free_port(),
+            tls_port: tls.as_ref().map(|_| free_port()),
+            tls,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
         };
@@ -56,8 +72,16 @@ impl Ngircd {
                  Listen = 127.0.0.1\nPorts = {port}\nMotdFile = {motd}\n\
                  PidFile = {pid}\nServerUID = {uid}\nServerGID = {gid}\n\
                  [Limits]\nPingTimeout = 120\nPongTimeout = 20\nMaxConnectionsIP = 0\n\
-                 [Options]\nPAM = no\nIdent = no\nDNS = no\n",
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n{ssl}",
                 port = self.port,
+                ssl = match (&self.tls, self.tls_port) {
+                    (Some((cert, key)), Some(port)) => format!(
+                        "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {port}\n",
+                        cert.display(),
+                        key.display()
+                    ),
+                    _ => String::new(),
+                },
                 motd = motd.display(),
                 pid = self.dir.path().join("ngircd.pid").display(),
                 uid = uid(),

@@ -112,3 +112,4 @@ pub mod hand_host;
 pub mod irc;
 pub mod mail;
 pub mod prosody;
+pub mod tls;
