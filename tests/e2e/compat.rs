@@ -256,7 +256,10 @@ async fn fixtures(daemon: &Daemon, llm: &TestLlm) -> Fixtures {
     let skill = encode(publisher.pack(daemon, "tests/plugins/greeter", "greeter"));
     let hand = encode(publisher.pack(daemon, "tests/plugins/fickle", "fickle"));
     let installed = daemon
-        .post("/api/hands/install", json!({"package": hand, "grant": "all"}))
+        .post(
+            "/api/hands/install",
+            json!({"package": hand, "grant": "all"}),
+        )
         .await;
     assert_eq!(installed.status(), 200);
     let hand_instance = daemon

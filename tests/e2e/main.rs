@@ -17,9 +17,9 @@ mod channel_delivery;
 mod channel_kit;
 mod channel_streaming;
 mod channels;
-mod comms;
 mod cli;
 mod cli_daily;
+mod comms;
 mod compat;
 mod compat_fuzz;
 mod config;
@@ -57,19 +57,19 @@ mod ngircd;
 
 mod mcp;
 // The real XMPP and mail servers the runtime's channel tests use.
-#[allow(dead_code)]
-#[path = "../../host/runtime/tests/common/prosody.rs"]
-mod prosody;
+mod channels_email;
+mod channels_matrix;
+mod channels_telegram;
+mod channels_tls;
+mod channels_xmpp;
+mod hands_digest;
 #[allow(dead_code)]
 #[path = "../../host/runtime/tests/common/mail.rs"]
 mod mail;
-mod channels_email;
-mod channels_xmpp;
-mod channels_telegram;
-mod channels_matrix;
+#[allow(dead_code)]
+#[path = "../../host/runtime/tests/common/prosody.rs"]
+mod prosody;
 mod retention;
-mod hands_digest;
-mod channels_tls;
 // The test CA of the runtime's TLS tests.
 #[allow(dead_code)]
 #[path = "../../host/runtime/tests/common/tls.rs"]

@@ -21,13 +21,13 @@ use crate::middleware::{
 };
 use crate::openapi::ApiDoc;
 use crate::routes::channels;
+use crate::routes::comms;
 use crate::routes::hands;
 use crate::routes::{
     a2a, agent_settings, agents, approvals, audit, config, cron, dashboard, files, goals, logs,
     memory, messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools,
     triggers, usage, webhooks, workflows, ws,
 };
-use crate::routes::comms;
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them; `max_body_bytes`

@@ -3,7 +3,6 @@
 mod agent_cmd;
 mod audit_cmd;
 mod channel_cmd;
-mod hand_cmd;
 mod client;
 mod compile_cmd;
 mod cron_cmd;
@@ -11,6 +10,7 @@ mod daemon;
 mod daemon_file;
 mod db_cmd;
 mod doctor;
+mod hand_cmd;
 mod logs_cmd;
 mod output;
 mod plugin_author;

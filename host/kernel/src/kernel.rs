@@ -282,10 +282,9 @@ impl Kernel {
     /// before the cut (`store::audit_checkpoint`).
     pub async fn audit_checkpoint(&self) -> Result<store::audit_checkpoint::Pruned, KernelError> {
         let store = self.store().clone();
-        let done = store::blocking(move || {
-            Ok(store::audit_checkpoint::checkpoint_and_prune(&store))
-        })
-        .await?;
+        let done =
+            store::blocking(move || Ok(store::audit_checkpoint::checkpoint_and_prune(&store)))
+                .await?;
         done.map_err(|e| match e {
             store::audit_checkpoint::PruneError::Store(e) => KernelError::Store(e),
             broken => KernelError::Conflict(broken.to_string()),

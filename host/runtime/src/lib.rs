@@ -46,8 +46,8 @@ pub mod schema;
 pub mod signing;
 mod slots;
 mod ticker;
-mod wake;
 pub mod tls;
+mod wake;
 pub mod workspace;
 
 pub use ceilings::Ceilings;

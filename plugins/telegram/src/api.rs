@@ -182,6 +182,7 @@ mod tests {
             status,
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
+            truncated: false,
         }
     }
 

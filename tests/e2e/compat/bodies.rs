@@ -81,7 +81,9 @@ pub fn body(key: &str) -> Option<Value> {
         "POST /api/hands/install" => json!({"package": "{hand_package}", "grant": "all"}),
         "POST /api/hands/{hand_id}/activate" => json!({"config": {"urls": ["http://127.0.0.1:9/"]},
                                                        "provider": "ollama", "model": "test-model"}),
-        "PUT /api/hands/{hand_id}/settings" => json!({"instance_id": "{hand_instance}", "config": {"mode": "ok"}}),
+        "PUT /api/hands/{hand_id}/settings" => {
+            json!({"instance_id": "{hand_instance}", "config": {"mode": "ok"}})
+        }
         "POST /api/hands/{hand_id}/secret" | "PUT /api/hands/{hand_id}/manifest" => json!({}),
         "POST /api/providers/{name}/key" => json!({"key": "sk-compat"}),
         "PUT /api/providers/{name}/url" => json!({"base_url": "{llm}"}),

@@ -208,8 +208,8 @@ pub fn checkpoint_and_prune(store: &Store) -> Result<Pruned, PruneError> {
 
 #[cfg(test)]
 mod tests {
+    use super::audit::{append, verify};
     use super::*;
-    use crate::store::audit::{append, verify};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -334,6 +334,10 @@ mod tests {
             matches!(refused, PruneError::Broken(ref b) if b.id == 6),
             "{refused}"
         );
-        assert_eq!(verify(&store).unwrap().chain_length, 4, "nothing more was cut");
+        assert_eq!(
+            verify(&store).unwrap().chain_length,
+            4,
+            "nothing more was cut"
+        );
     }
 }
