@@ -105,3 +105,21 @@ pub(crate) fn server_installed(path: &str, package: &str) -> bool {
     );
     false
 }
+
+/// Waits until the daemon has recorded `count` of `agent`'s replies as
+/// sent (the platform takes a reply before the daemon records it); the
+/// receipts.
+pub(crate) async fn sent_recorded(daemon: &Daemon, agent: &str, count: usize) -> serde_json::Value {
+    let mut receipts = serde_json::Value::Null;
+    for _ in 0..2400 {
+        receipts = json(daemon.get(&format!("/api/agents/{agent}/deliveries")).await).await;
+        let sent = receipts["receipts"]
+            .as_array()
+            .map_or(0, |r| r.iter().filter(|d| d["status"] == "sent").count());
+        if sent >= count {
+            return receipts;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{count} replies were never recorded as sent: {receipts}");
+}

@@ -11,7 +11,8 @@ use std::time::Duration;
 use talon_test_llm::{Reply, TestLlm};
 
 use crate::channel_kit::{
-    channel_until, configure, inbound, install_channel, spawn_llm_agent, wait_connected,
+    channel_until, configure, inbound, install_channel, sent_recorded, spawn_llm_agent,
+    wait_connected,
 };
 use crate::harness::{Daemon, assert_error, json};
 use crate::ngircd::{Ngircd, Person};
@@ -157,7 +158,7 @@ async fn irc_people_talk_to_an_agent_durably() {
         ("talonbot", "alice", "Only for you.")
     );
 
-    let receipts = json(daemon.get(&format!("/api/agents/{agent}/deliveries")).await).await;
+    let receipts = sent_recorded(&daemon, &agent, 2).await;
     assert_eq!(receipts["count"], 2, "{receipts}");
     assert_eq!(receipts["receipts"][0]["status"], "sent");
     assert_eq!(receipts["receipts"][0]["recipient"], "alice");

@@ -13,8 +13,8 @@ use std::time::Duration;
 use talon_test_llm::{Reply, TestLlm};
 
 use crate::channel_kit::{
-    channel_until, configure, inbound, install_channel, server_installed, spawn_llm_agent,
-    wait_connected,
+    channel_until, configure, inbound, install_channel, sent_recorded, server_installed,
+    spawn_llm_agent, wait_connected,
 };
 use crate::harness::{Daemon, json};
 use crate::mail::{Dovecot, Smtpd, header, mail, qp_body};
@@ -146,7 +146,7 @@ async fn email_people_write_to_an_agent_durably() {
         "the thread's session holds both: {asked}"
     );
 
-    let receipts = json(daemon.get(&format!("/api/agents/{agent}/deliveries")).await).await;
+    let receipts = sent_recorded(&daemon, &agent, 2).await;
     assert_eq!(receipts["count"], 2, "{receipts}");
     assert_eq!(receipts["receipts"][0]["recipient"], "alice@example.org");
     assert_eq!(receipts["receipts"][0]["status"], "sent");

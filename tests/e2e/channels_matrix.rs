@@ -17,7 +17,8 @@ use talon_test_llm::{Reply, TestLlm};
 use talon_test_synapse::{Person, Synapse};
 
 use crate::channel_kit::{
-    channel_until, configure, inbound, install_channel, spawn_llm_agent, wait_connected,
+    channel_until, configure, inbound, install_channel, sent_recorded, spawn_llm_agent,
+    wait_connected,
 };
 use crate::harness::{Daemon, json};
 
@@ -192,7 +193,7 @@ async fn matrix_people_talk_to_an_agent_durably() {
     .await;
     assert_eq!(inbound(&view, "answered"), 6, "{view}");
     assert_eq!(inbound(&view, "failed"), 0, "{view}");
-    let receipts = json(daemon.get(&format!("/api/agents/{agent}/deliveries")).await).await;
+    let receipts = sent_recorded(&daemon, &agent, 6).await;
     assert_eq!(receipts["count"], 6, "{receipts}");
     assert!(
         receipts["receipts"].as_array().is_some_and(|r| r

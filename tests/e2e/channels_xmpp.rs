@@ -14,8 +14,8 @@ use std::time::Duration;
 use talon_test_llm::{Reply, TestLlm};
 
 use crate::channel_kit::{
-    channel_until, configure, inbound, install_channel, server_installed, spawn_llm_agent,
-    wait_connected,
+    channel_until, configure, inbound, install_channel, sent_recorded, server_installed,
+    spawn_llm_agent, wait_connected,
 };
 use crate::harness::{Daemon, json};
 use crate::prosody::{MUC, Person, Prosody, attr, between, hostile_server};
@@ -119,7 +119,7 @@ async fn xmpp_people_talk_to_an_agent_durably() {
     assert_eq!(said.body, "Only for you.");
     assert_eq!(between(&said.raw, "<thread>", "</thread>"), Some("t-42"));
 
-    let receipts = json(daemon.get(&format!("/api/agents/{agent}/deliveries")).await).await;
+    let receipts = sent_recorded(&daemon, &agent, 2).await;
     assert_eq!(receipts["count"], 2, "{receipts}");
     assert_eq!(receipts["receipts"][0]["recipient"], "alice@localhost");
     assert_eq!(receipts["receipts"][1]["recipient"], room.as_str());

@@ -342,10 +342,33 @@ pub fn config_show(
     } else {
         print!(
             "{}",
-            toml::to_string_pretty(&value).context("the configuration does not fit TOML")?
+            toml::to_string_pretty(&without_nulls(value))
+                .context("the configuration does not fit TOML")?
         );
     }
     Ok(())
+}
+
+/// `value` without its `null`s: TOML has no null, and an unset optional key
+/// reads the same as an absent one.
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .filter(|v| !v.is_null())
+                .map(without_nulls)
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// A name (a plugin's, an agent's) as one percent-encoded path segment.

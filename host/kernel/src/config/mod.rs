@@ -689,6 +689,7 @@ pub struct PluginsConfig {
     pub baseline_compiler: bool,
     /// A PEM file of extra CA certificates channels' TLS trusts on top of
     /// the public roots (read at start).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<String>,
 }
 
