@@ -158,6 +158,24 @@ async fn the_dashboard_in_a_real_browser() {
         installed.text().await.unwrap_or_default()
     );
 
+    // The web_watch hand for the hands page, granted the daemon's own
+    // address only: it watches the dashboard's page, which never changes,
+    // so its ticks fetch and compare without asking its agent anything.
+    let hand_package = publisher.pack(&daemon, "plugins/web_watch", "web_watch");
+    let host = daemon
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let grant = serde_json::json!({ "network": [host], "memory": ["page:*", "last_check"] });
+    let installed = install(&daemon, &hand_package, grant).await;
+    assert_eq!(
+        installed.status(),
+        201,
+        "{}",
+        installed.text().await.unwrap_or_default()
+    );
+
     let shots = repo().join("target/dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script: PathBuf = repo().join("tests/dashboard/browser_test.py");
@@ -188,6 +206,35 @@ async fn the_dashboard_in_a_real_browser() {
             .any(|b| b.contains("dropped words") && b.contains("picked words")),
         "{sent:?}"
     );
+    // What the hands and topology pages did, as the API sees it: the
+    // instance deactivated from the page, the message sent from it.
+    let active: serde_json::Value = daemon.get("/api/hands/active").await.json().await.unwrap();
+    assert_eq!(active["total"], 0, "{active}");
+    let topology: serde_json::Value = daemon
+        .get("/api/comms/topology")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: std::collections::HashMap<&str, &str> = topology["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n["name"].as_str().unwrap()))
+        .collect();
+    let edges: Vec<(&str, &str, &str)> = topology["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                names[e["from"].as_str().unwrap()],
+                names[e["to"].as_str().unwrap()],
+                e["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(edges, [("helper", "waiter", "peer")], "{topology}");
     // The figures docs/BENCHMARKS.md records.
     let figures: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("figures as JSON");
@@ -218,6 +265,11 @@ async fn the_dashboard_in_a_real_browser() {
         "channels-dark",
         "workflow-form",
         "plugin-grants",
+        "hands",
+        "hands-bad-setting",
+        "topology",
+        "topology-390px",
+        "topology-dark",
     ] {
         assert!(shots.join(format!("{page}.png")).is_file(), "{page}");
     }
