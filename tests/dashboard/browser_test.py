@@ -6,7 +6,8 @@ calls made below. Environment: TALON_URL, TALON_API_KEY, TALON_PACKAGE (a
 signed plugin package of file_read), TALON_MATRIX_PACKAGE (the Matrix
 channel plugin, granted in part), TALON_IRC_PORT (a real ngircd; the IRC channel plugin is
 installed with that socket granted), TALON_SCREENSHOTS (a directory). The
-web_watch hand is installed too, granted the daemon's own address only.
+web_watch hand is installed too, granted the address of TALON_WATCH_URL (a
+local page that never changes) only.
 
 Fails on any console error, any failed request, and any HTTP error other
 than the ones a step provokes on purpose. Prints one JSON line of figures
@@ -26,6 +27,7 @@ KEY = os.environ["TALON_API_KEY"]
 PACKAGE = os.environ["TALON_PACKAGE"]
 MATRIX_PACKAGE = os.environ["TALON_MATRIX_PACKAGE"]
 IRC_PORT = os.environ["TALON_IRC_PORT"]
+WATCH_URL = os.environ["TALON_WATCH_URL"]
 SHOTS = os.environ["TALON_SCREENSHOTS"]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -359,12 +361,12 @@ def main():
         form.get_by_role("button", name="Activate").click()
         expect(page.locator("#activate-error")).to_contain_text("settings.urls[0]")
         shot(page, "hands-bad-setting")
-        urls.fill(URL + "/")
+        urls.fill(WATCH_URL)
         form.get_by_label("interval_secs", exact=True).fill("60")
         form.get_by_role("button", name="Activate").click()
         expect(page.get_by_role("status").filter(has_text="Activated")).to_contain_text("Activated Web page watcher")
         expect(page.locator("#activate-error")).to_have_count(0)
-        instance = page.get_by_role("table", name="Active instances").get_by_role("row").filter(has_text="Web page watcher")
+        instance = page.get_by_role("table", name="Instances").get_by_role("row").filter(has_text="Web page watcher")
         expect(instance).to_contain_text("active")
         # Its first tick fetched the page: the hand's own figures say so.
         instance.get_by_role("button", name=re.compile("^Stats of ")).click()
@@ -378,6 +380,8 @@ def main():
         expect(instance).to_contain_text("paused")
         instance.get_by_role("button", name=re.compile("^Resume ")).click()
         expect(instance.get_by_role("button", name=re.compile("^Pause "))).to_be_visible()
+        instance.get_by_role("button", name=re.compile("^Stats of ")).click()
+        expect(stats).to_have_count(0)
         page.once("dialog", lambda dialog: dialog.accept())
         instance.get_by_role("button", name=re.compile("^Deactivate ")).click()
         expect(page.get_by_text("No instances: activate a hand above.")).to_be_visible()

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use talon_test_llm::{Reply, TestLlm};
 
+use crate::hands::Page;
 use crate::harness::Daemon;
 use crate::ngircd::Ngircd;
 use crate::plugins::{Publisher, install, repo, trust};
@@ -158,15 +159,13 @@ async fn the_dashboard_in_a_real_browser() {
         installed.text().await.unwrap_or_default()
     );
 
-    // The web_watch hand for the hands page, granted the daemon's own
-    // address only: it watches the dashboard's page, which never changes,
-    // so its ticks fetch and compare without asking its agent anything.
+    // The web_watch hand for the hands page, granted one local page's
+    // address only (a plugin never reaches the daemon's own). The page
+    // never changes, so its ticks fetch and compare without asking its
+    // agent anything (the model's scripted replies stay the chat's).
+    let watched = Page::start("price: 10\n").await;
     let hand_package = publisher.pack(&daemon, "plugins/web_watch", "web_watch");
-    let host = daemon
-        .base_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let host = format!("127.0.0.1:{}", watched.port);
     let grant = serde_json::json!({ "network": [host], "memory": ["page:*", "last_check"] });
     let installed = install(&daemon, &hand_package, grant).await;
     assert_eq!(
@@ -187,6 +186,7 @@ async fn the_dashboard_in_a_real_browser() {
         .env("TALON_PACKAGE", &package)
         .env("TALON_MATRIX_PACKAGE", &matrix_package)
         .env("TALON_IRC_PORT", irc.port.to_string())
+        .env("TALON_WATCH_URL", watched.url())
         .env("TALON_SCREENSHOTS", &shots);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await

@@ -18,7 +18,9 @@ const bytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${Ma
  */
 function Activate({ hands, onDone }) {
   const loaded = hands.filter((h) => h.status === 'loaded');
-  const [handId, setHandId] = useState(loaded[0]?.id || '');
+  // The first loaded hand until one is chosen (the list may load later).
+  const [chosen, setHandId] = useState('');
+  const handId = loaded.some((h) => h.id === chosen) ? chosen : loaded[0]?.id || '';
   const hand = loaded.find((h) => h.id === handId);
   const [provider, setProvider] = useState('openai');
   const [model, setModel] = useState('gpt-4o-mini');
@@ -132,9 +134,15 @@ export function Hands() {
   const [deps, setDeps] = useState(null);
   const [stats, setStats] = useState(null); // the instance id whose stats are open
   const [round, setRound] = useState(0);
-  const [hands, instances, agents] = data.data
+  const [hands, active, agents] = data.data
     ? [data.data[0].hands, data.data[1].instances, data.data[2].items]
     : [null, null, []];
+  // `/api/hands/active` leaves paused instances out; each hand lists all of
+  // its instances' ids, so the paused ones are read one by one.
+  const activeIds = new Set((active || []).map((i) => i.instance_id));
+  const pausedIds = (hands || []).flatMap((h) => h.instances).filter((id) => !activeIds.has(id)).sort();
+  const paused = useApi(pausedIds.length ? pausedIds.map((id) => `${instancePath(id)}/stats`) : null, 3000);
+  const instances = active && [...active, ...(pausedIds.length ? (paused.data || []).filter((i) => pausedIds.includes(i.instance_id)) : [])];
   const agentNames = Object.fromEntries(agents.map((a) => [a.id, a.name]));
   const handNames = Object.fromEntries((hands || []).map((h) => [h.id, h.name]));
   const label = (i) => `${handNames[i.hand_id] || i.hand_id} ${i.instance_id.slice(0, 8)}`;
@@ -172,7 +180,7 @@ export function Hands() {
       />
       {deps && <Deps result={deps} />}
       <Table
-        caption="Active instances"
+        caption="Instances"
         rows={instances}
         rowKey={(i) => i.instance_id}
         empty="No instances: activate a hand above."
