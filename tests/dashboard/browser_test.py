@@ -5,7 +5,9 @@ whose model provider is talon-test-llm, scripted in the order of the model
 calls made below. Environment: TALON_URL, TALON_API_KEY, TALON_PACKAGE (a
 signed plugin package of file_read), TALON_MATRIX_PACKAGE (the Matrix
 channel plugin, granted in part), TALON_IRC_PORT (a real ngircd; the IRC channel plugin is
-installed with that socket granted), TALON_SCREENSHOTS (a directory).
+installed with that socket granted), TALON_SCREENSHOTS (a directory). The
+web_watch hand is installed too, granted the address of TALON_WATCH_URL (a
+local page that never changes) only.
 
 Fails on any console error, any failed request, and any HTTP error other
 than the ones a step provokes on purpose. Prints one JSON line of figures
@@ -14,6 +16,7 @@ than the ones a step provokes on purpose. Prints one JSON line of figures
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -24,6 +27,7 @@ KEY = os.environ["TALON_API_KEY"]
 PACKAGE = os.environ["TALON_PACKAGE"]
 MATRIX_PACKAGE = os.environ["TALON_MATRIX_PACKAGE"]
 IRC_PORT = os.environ["TALON_IRC_PORT"]
+WATCH_URL = os.environ["TALON_WATCH_URL"]
 SHOTS = os.environ["TALON_SCREENSHOTS"]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,6 +42,7 @@ EXPECTED_ERRORS = {
     ("POST", "/api/config/set", 400),  # the setting of the wrong type
     ("POST", "/api/workflows", 400),  # the loop of too many iterations
     ("POST", "/api/channels/irc/configure", 400),  # the channel name without '#'
+    ("POST", "/api/hands/web_watch/activate", 400),  # the ftp:// URL
 }
 problems = []
 
@@ -50,8 +55,9 @@ def watch(page, name):
             problems.append(f"{name}: console error: {msg.text}")
 
     def on_failed(request):
-        # Leaving a page ends its open event stream: an abort, not a failure.
-        if request.failure == "net::ERR_ABORTED" and "/api/logs/stream" in request.url:
+        # Leaving a page ends its open event stream (and the topology page's
+        # first list of events, if still loading): an abort, not a failure.
+        if request.failure == "net::ERR_ABORTED" and ("/api/logs/stream" in request.url or "/api/comms/events" in request.url):
             return
         problems.append(f"{name}: request failed: {request.method} {request.url}: {request.failure}")
 
@@ -339,6 +345,70 @@ def main():
         expect(page.get_by_role("status")).to_contain_text("Chain valid")
         shot(page, "audit")
 
+        # Hands: web_watch (installed by the Rust side) activated from the
+        # form made of its settings schema, a URL the schema refuses first.
+        go(page, "Hands")
+        hands = page.get_by_role("table", name="Installed hands")
+        expect(hands.get_by_role("row").filter(has_text="web_watch")).to_contain_text("loaded")
+        page.get_by_role("button", name="Check web_watch's dependencies").click()
+        deps = page.locator("section.panel", has=page.get_by_role("heading", name="Dependencies of web_watch"))
+        expect(deps.get_by_role("status")).to_contain_text("Missing: network:*")
+        expect(deps.get_by_role("row").filter(has_text="last_check")).to_contain_text("yes")
+        form = page.locator("form", has=page.get_by_role("heading", name="Activate a hand"))
+        expect(form.get_by_label("Hand", exact=True)).to_have_value("web_watch")
+        urls = form.get_by_label("urls (one per line) (required)", exact=True)
+        urls.fill("ftp://example.com")
+        form.get_by_role("button", name="Activate").click()
+        expect(page.locator("#activate-error")).to_contain_text("settings.urls[0]")
+        shot(page, "hands-bad-setting")
+        urls.fill(WATCH_URL)
+        form.get_by_label("interval_secs", exact=True).fill("60")
+        form.get_by_role("button", name="Activate").click()
+        expect(page.get_by_role("status").filter(has_text="Activated")).to_contain_text("Activated Web page watcher")
+        expect(page.locator("#activate-error")).to_have_count(0)
+        instance = page.get_by_role("table", name="Instances").get_by_role("row").filter(has_text="Web page watcher")
+        expect(instance).to_contain_text("active")
+        # Its first tick fetched the page: the hand's own figures say so.
+        instance.get_by_role("button", name=re.compile("^Stats of ")).click()
+        stats = page.locator("section.panel", has=page.get_by_role("heading", name=re.compile("^Stats of Web page watcher")))
+        expect(stats.locator(".card", has=page.locator("dt", has_text=re.compile("^checks$"))).locator("dd")).to_have_text("1")
+        expect(stats.locator(".card", has=page.locator("dt", has_text=re.compile("^errors$"))).locator("dd")).to_have_text("0")
+        expect(stats).to_contain_text('"interval_secs": 60')
+        shot(page, "hands")
+        instance.get_by_role("button", name=re.compile("^Pause ")).click()
+        expect(instance.get_by_role("button", name=re.compile("^Resume "))).to_be_visible()
+        expect(instance).to_contain_text("paused")
+        instance.get_by_role("button", name=re.compile("^Resume ")).click()
+        expect(instance.get_by_role("button", name=re.compile("^Pause "))).to_be_visible()
+        instance.get_by_role("button", name=re.compile("^Stats of ")).click()
+        expect(stats).to_have_count(0)
+        page.once("dialog", lambda dialog: dialog.accept())
+        instance.get_by_role("button", name=re.compile("^Deactivate ")).click()
+        expect(page.get_by_text("No instances: activate a hand above.")).to_be_visible()
+
+        # Topology: helper sends waiter a message from the form (waiter's
+        # turn gets the model server's default reply); the link appears in
+        # the graph, in its table and as a comms event.
+        go(page, "Topology")
+        agents = page.get_by_role("table", name="Agents")
+        expect(agents.get_by_role("cell", name="helper", exact=True)).to_be_visible()
+        expect(agents.get_by_role("cell", name="waiter", exact=True)).to_be_visible()
+        expect(page.get_by_text("No agent has sent another a message yet.")).to_be_visible()
+        send = page.locator("form", has=page.get_by_role("heading", name="Send a message between agents"))
+        send.get_by_label("From", exact=True).select_option(label="helper")
+        send.get_by_label("To", exact=True).select_option(label="waiter")
+        send.get_by_label("Message", exact=True).fill("Are you there?")
+        send.get_by_role("button", name="Send").click()
+        expect(send.get_by_role("status")).to_contain_text("waiter answered:")
+        links = page.get_by_role("table", name="Links")
+        expect(links.get_by_role("row").filter(has_text="helper")).to_contain_text("waiter")
+        expect(page.get_by_role("img", name=re.compile("^Agent topology"))).to_have_attribute(
+            "aria-label", re.compile("helper to waiter \\(peer\\)"))
+        expect(page.locator("svg .edge")).to_have_count(1)
+        events = page.get_by_role("table", name="Comms events, newest first")
+        expect(events.get_by_role("row").filter(has_text="agent_message")).to_contain_text("helper")
+        shot(page, "topology")
+
         # Every other page renders, at both widths and in dark mode.
         for title, name in [("Usage", "usage"), ("Logs", "logs"), ("Settings", "settings"),
                             ("Tasks & goals", "tasks"), ("Overview", "overview")]:
@@ -370,11 +440,18 @@ def main():
         expect(page.get_by_role("heading", level=1, name="Channels")).to_be_visible()
         expect(page.get_by_role("table", name="Configured channels")).to_be_visible()
         shot(page, "channels-390px")
+        page.get_by_role("button", name="Menu").click()
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Topology", exact=True).click()
+        expect(page.get_by_role("table", name="Links").get_by_role("row").filter(has_text="helper")).to_be_visible()
+        shot(page, "topology-390px")
         page.emulate_media(color_scheme="dark")
         page.set_viewport_size({"width": 1280, "height": 900})
         go(page, "Channels")
         expect(page.get_by_role("table", name="Configured channels")).to_be_visible()
         shot(page, "channels-dark")
+        go(page, "Topology")
+        expect(page.locator("svg .edge")).to_have_count(1)
+        shot(page, "topology-dark")
         go(page, "Usage")
         shot(page, "usage-dark")
         # Keyboard only: the skip link is the first stop and lands on the page.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use talon_test_llm::{Reply, TestLlm};
 
+use crate::hands::Page;
 use crate::harness::Daemon;
 use crate::ngircd::Ngircd;
 use crate::plugins::{Publisher, install, repo, trust};
@@ -158,6 +159,22 @@ async fn the_dashboard_in_a_real_browser() {
         installed.text().await.unwrap_or_default()
     );
 
+    // The web_watch hand for the hands page, granted one local page's
+    // address only (a plugin never reaches the daemon's own). The page
+    // never changes, so its ticks fetch and compare without asking its
+    // agent anything (the model's scripted replies stay the chat's).
+    let watched = Page::start("price: 10\n").await;
+    let hand_package = publisher.pack(&daemon, "plugins/web_watch", "web_watch");
+    let host = format!("127.0.0.1:{}", watched.port);
+    let grant = serde_json::json!({ "network": [host], "memory": ["page:*", "last_check"] });
+    let installed = install(&daemon, &hand_package, grant).await;
+    assert_eq!(
+        installed.status(),
+        201,
+        "{}",
+        installed.text().await.unwrap_or_default()
+    );
+
     let shots = repo().join("target/dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script: PathBuf = repo().join("tests/dashboard/browser_test.py");
@@ -169,6 +186,7 @@ async fn the_dashboard_in_a_real_browser() {
         .env("TALON_PACKAGE", &package)
         .env("TALON_MATRIX_PACKAGE", &matrix_package)
         .env("TALON_IRC_PORT", irc.port.to_string())
+        .env("TALON_WATCH_URL", watched.url())
         .env("TALON_SCREENSHOTS", &shots);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
@@ -188,6 +206,35 @@ async fn the_dashboard_in_a_real_browser() {
             .any(|b| b.contains("dropped words") && b.contains("picked words")),
         "{sent:?}"
     );
+    // What the hands and topology pages did, as the API sees it: the
+    // instance deactivated from the page, the message sent from it.
+    let active: serde_json::Value = daemon.get("/api/hands/active").await.json().await.unwrap();
+    assert_eq!(active["total"], 0, "{active}");
+    let topology: serde_json::Value = daemon
+        .get("/api/comms/topology")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: std::collections::HashMap<&str, &str> = topology["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n["name"].as_str().unwrap()))
+        .collect();
+    let edges: Vec<(&str, &str, &str)> = topology["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                names[e["from"].as_str().unwrap()],
+                names[e["to"].as_str().unwrap()],
+                e["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(edges, [("helper", "waiter", "peer")], "{topology}");
     // The figures docs/BENCHMARKS.md records.
     let figures: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("figures as JSON");
@@ -218,6 +265,11 @@ async fn the_dashboard_in_a_real_browser() {
         "channels-dark",
         "workflow-form",
         "plugin-grants",
+        "hands",
+        "hands-bad-setting",
+        "topology",
+        "topology-390px",
+        "topology-dark",
     ] {
         assert!(shots.join(format!("{page}.png")).is_file(), "{page}");
     }

@@ -28,14 +28,15 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T
     panic!("never happened: {what}");
 }
 
-/// A page served over HTTP/1.1 on a local port, whose text can change.
-struct Page {
-    port: u16,
+/// A page served over HTTP/1.1 on a local port, whose text can change
+/// (also the page the dashboard's browser test has web_watch watch).
+pub(crate) struct Page {
+    pub(crate) port: u16,
     text: Arc<Mutex<String>>,
 }
 
 impl Page {
-    async fn start(text: &str) -> Page {
+    pub(crate) async fn start(text: &str) -> Page {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let text = Arc::new(Mutex::new(text.to_string()));
@@ -65,7 +66,7 @@ impl Page {
         Page { port, text }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/page", self.port)
     }
 

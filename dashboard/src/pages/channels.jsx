@@ -3,93 +3,10 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Badge, ErrorText, Page, Table, useAction, useApi, when } from '../ui.jsx';
+import { SchemaFields, fromForm, schemaParts, toForm } from '../schema_form.jsx';
 
 const path = (name) => `/api/channels/${encodeURIComponent(name)}`;
 const stateTone = (s) => (s === 'connected' ? 'ok' : ['restarting', 'disconnected', 'not_started'].includes(s) ? 'bad' : '');
-
-/**
- * One input per property of the schema. Secrets are password fields, never
- * filled from the server (it does not return them); empty means "keep".
- * Lists of strings are one item per line.
- */
-function SchemaField({ name, prop, required, secret, isSet, value, onChange }) {
-  const id = `cf-${name}`;
-  const help = prop.description ? `${id}-help` : undefined;
-  const label = <label for={id}>{name}{required ? ' (required)' : ''}</label>;
-  const note = help && <p id={help} class="muted small">{prop.description}</p>;
-  if (prop.type === 'boolean') {
-    return (
-      <div>
-        <label><input id={id} type="checkbox" checked={!!value} aria-describedby={help} onChange={(e) => onChange(e.target.checked)} /> {name}</label>
-        {note}
-      </div>
-    );
-  }
-  if (Array.isArray(prop.enum)) {
-    return (
-      <div>
-        {label}
-        <select id={id} value={value ?? ''} aria-describedby={help} onChange={(e) => onChange(e.target.value)}>
-          {!required && <option value="">—</option>}
-          {prop.enum.map((v) => <option key={v} value={v}>{v}</option>)}
-        </select>
-        {note}
-      </div>
-    );
-  }
-  if (prop.type === 'array') {
-    return (
-      <div>
-        <label for={id}>{name} (one per line)</label>
-        <textarea id={id} rows={3} value={value ?? ''} aria-describedby={help} onInput={(e) => onChange(e.target.value)} />
-        {note}
-      </div>
-    );
-  }
-  const numeric = prop.type === 'integer' || prop.type === 'number';
-  return (
-    <div>
-      {label}
-      <input id={id} type={secret ? 'password' : numeric ? 'number' : 'text'} autocomplete={secret ? 'new-password' : 'off'}
-        value={value ?? ''} min={prop.minimum} max={prop.maximum} step={prop.type === 'integer' ? 1 : undefined}
-        placeholder={secret && isSet ? 'set (leave empty to keep)' : prop.default !== undefined ? String(prop.default) : ''}
-        aria-describedby={help} onInput={(e) => onChange(e.target.value)} />
-      {note}
-    </div>
-  );
-}
-
-/** Required settings first; the schema's key order is not kept by JSON objects. */
-const fieldOrder = (props, required) =>
-  Object.entries(props).sort(([a], [b]) => Number(required.includes(b)) - Number(required.includes(a)));
-
-/** Form values (strings, lines) from a stored configuration. */
-function toForm(props, config) {
-  const form = {};
-  for (const [k, p] of Object.entries(props)) {
-    const v = config?.[k];
-    if (v === undefined) continue;
-    form[k] = p.type === 'array' && Array.isArray(v) ? v.join('\n') : p.type === 'boolean' ? !!v : String(v);
-  }
-  return form;
-}
-
-/** The configuration to send: empty fields left out (kept by the daemon). */
-function fromForm(props, form) {
-  const config = {};
-  for (const [k, p] of Object.entries(props)) {
-    const v = form[k];
-    if (p.type === 'boolean') {
-      if (v !== undefined) config[k] = !!v;
-      continue;
-    }
-    if (v === undefined || String(v).trim() === '') continue;
-    if (p.type === 'array') config[k] = String(v).split('\n').map((s) => s.trim()).filter(Boolean);
-    else if (p.type === 'integer' || p.type === 'number') config[k] = Number(v);
-    else config[k] = v;
-  }
-  return config;
-}
 
 function Bindings({ bindings, agents, onChange }) {
   const set = (i, k, v) => onChange(bindings.map((b, j) => (j === i ? { ...b, [k]: v } : b)));
@@ -119,8 +36,7 @@ function Bindings({ bindings, agents, onChange }) {
 function Configure({ kinds, agents, channel, onDone }) {
   const [plugin, setPlugin] = useState(channel?.plugin || kinds[0]?.plugin || '');
   const kind = kinds.find((k) => k.plugin === plugin);
-  const props = kind?.config_schema?.properties || {};
-  const required = kind?.config_schema?.required || [];
+  const { props } = schemaParts(kind?.config_schema);
   const [name, setName] = useState(channel?.name || '');
   const [agent, setAgent] = useState(channel?.agent_id || '');
   const [enabled, setEnabled] = useState(channel ? channel.enabled : true);
@@ -172,13 +88,8 @@ function Configure({ kinds, agents, channel, onDone }) {
       </div>
       <fieldset class="config">
         <legend>{kind?.display_name || plugin} settings</legend>
-        <div class="row">
-          {fieldOrder(props, required).map(([k, p]) => (
-            <SchemaField key={`${plugin}-${k}`} name={k} prop={p} required={required.includes(k)}
-              secret={kind.secret_keys.includes(k)} isSet={channel?.secret_keys?.includes(k)}
-              value={form[k]} onChange={(v) => setForm({ ...form, [k]: v })} />
-          ))}
-        </div>
+        <SchemaFields schema={kind?.config_schema} idPrefix="cf" keyPrefix={plugin} secretKeys={kind?.secret_keys}
+          setKeys={channel?.secret_keys} form={form} onChange={setForm} />
       </fieldset>
       <Bindings bindings={bindings} agents={agents} onChange={setBindings} />
       <label><input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} /> Enabled (run it now)</label>
