@@ -392,8 +392,22 @@ async fn the_python_example_answers_on_its_baseline_build_until_the_optimized_on
         "{body}"
     );
 
-    // Calls keep answering until, and after, the optimized build is in.
+    // Calls keep answering until, and after, the optimized build is in. A
+    // background compile may take a CPU-time limit of 120 s at the lowest
+    // priority, far longer in wall time on a busy machine; a build that never
+    // arrives fails the test with the daemon's word for it.
+    let waiting = std::time::Instant::now();
     loop {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(30 * 60),
+            "the optimized build never replaced the baseline one: {}",
+            daemon
+                .log()
+                .lines()
+                .filter(|line| line.contains("optimized"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         let (status, body) = crate::plugins::invoke(
             &daemon,
             "word_count_python",

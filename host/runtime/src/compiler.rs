@@ -35,6 +35,12 @@ const POLL: Duration = Duration::from_millis(50);
 /// Stderr of the child kept for the error message.
 const STDERR_CAPACITY: u64 = 16 * 1024;
 
+/// How much longer than its CPU-time limit a background compile may take in
+/// wall time: it runs at the lowest priority, so on a busy machine it gets
+/// only what calls leave, but a child that makes no progress at all is still
+/// stopped.
+const BACKGROUND_WALL_FACTOR: u32 = 10;
+
 /// A program that compiles components in a child process.
 #[derive(Debug, Clone)]
 pub struct Compiler {
@@ -42,7 +48,9 @@ pub struct Compiler {
     /// [`compile_child`].
     pub program: PathBuf,
     /// Longest time a compile may take; past it the child is killed and the
-    /// load fails.
+    /// load fails. A background compile is held to it in CPU time (where the
+    /// platform tells it), since at the lowest priority its wall time is
+    /// whatever the machine's load makes it.
     pub timeout: Duration,
 }
 
@@ -51,6 +59,40 @@ impl Compiler {
     pub fn new(program: PathBuf, timeout: Duration) -> Self {
         Self { program, timeout }
     }
+
+    /// Whether the child `pid`, started at `started`, has used up its time:
+    /// wall time for a compile someone waits for; CPU time for a background
+    /// one, with a wall-time backstop of [`BACKGROUND_WALL_FACTOR`] times
+    /// the limit.
+    fn overdue(&self, background: bool, pid: u32, started: Instant) -> bool {
+        let wall = started.elapsed();
+        if !background {
+            return wall >= self.timeout;
+        }
+        if wall >= self.timeout.saturating_mul(BACKGROUND_WALL_FACTOR) {
+            return true;
+        }
+        match cpu_time(pid) {
+            Some(cpu) => cpu >= self.timeout,
+            None => wall >= self.timeout,
+        }
+    }
+}
+
+/// The CPU time (user and system) process `pid` has used, where the
+/// platform reports it (Linux's `/proc/<pid>/stat`).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // fields are counted after its closing one, where field 3 comes first.
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = after.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+    Some(Duration::from_millis((utime + stime) * 1000 / ticks))
 }
 
 /// The engine settings the child must share with the runtime.
@@ -152,10 +194,11 @@ impl Compiler {
                     reaper.0 = None;
                     break status;
                 }
-                Ok(None) if started.elapsed() >= self.timeout => {
+                Ok(None) if self.overdue(job.background, child.id(), started) => {
                     drop(reaper);
+                    let spent = if job.background { " of CPU time" } else { "" };
                     return Err(LoadError::Compile(format!(
-                        "compiling took longer than {} s; the compiler process was stopped",
+                        "compiling took longer than {} s{spent}; the compiler process was stopped",
                         self.timeout.as_secs()
                     )));
                 }
@@ -248,6 +291,49 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// A background compile is held to its limit in CPU time, so a child
+    /// starved by a busy machine is not stopped for waiting; one making no
+    /// progress at all still is, at ten times the limit in wall time.
+    #[test]
+    fn background_compiles_count_cpu_time_with_a_wall_backstop() {
+        let compiler = Compiler::new(PathBuf::from("sleep"), Duration::from_millis(300));
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let ago = |ms| {
+            Instant::now()
+                .checked_sub(Duration::from_millis(ms))
+                .unwrap()
+        };
+        // Sleeping uses (next to) no CPU time.
+        assert!(cpu_time(pid).is_some_and(|cpu| cpu < Duration::from_millis(300)));
+        assert!(
+            compiler.overdue(false, pid, ago(400)),
+            "wall time in the foreground"
+        );
+        assert!(
+            !compiler.overdue(true, pid, ago(400)),
+            "CPU time in the background"
+        );
+        assert!(
+            compiler.overdue(true, pid, ago(3_100)),
+            "the wall-time backstop"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn cpu_time_counts_this_process_work() {
+        let before = cpu_time(std::process::id()).unwrap();
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let after = cpu_time(std::process::id()).unwrap();
+        assert!(after > before, "{before:?} then {after:?}");
+    }
 
     const SHAPE: Job = Job {
         shape: EngineShape {
