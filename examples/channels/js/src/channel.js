@@ -57,8 +57,9 @@ async function call(base, token, method, params) {
       body: JSON.stringify(params),
     });
   } catch (error) {
-    // StarlingMonkey's fetch reports the wasi:http error code in its text;
-    // the host's refusal of an ungranted destination is one of them.
+    // StarlingMonkey's fetch reports every network failure as one
+    // "NetworkError", the host's refusal of an ungranted destination
+    // included; should a text name the refusal, it is reported as such.
     const text = String(error?.message ?? error);
     if (/denied|prohibited/i.test(text)) {
       throw ChannelError.permissionDenied(`${text}; grant the Bot API's host:port`);
