@@ -203,6 +203,71 @@ export function definePlugin(tools) {
   };
 }
 
+const CHANNEL_ERRORS = ['not-connected', 'invalid', 'unsupported', 'permission-denied', 'remote', 'rate-limited'];
+
+/**
+ * A failure of a channel entry (`connect`, `receive`, `send` ...), reported
+ * to the host as the 0.2.0 WIT `channel-error` variant. Like ToolError, it
+ * carries the variant as `payload`, which componentize-js returns as the
+ * `err` case. Throw it from a `channel-adapter` export:
+ *
+ *   throw ChannelError.remote(`Telegram refused (${status}): ${description}`);
+ *   throw ChannelError.rateLimited(retryAfterSeconds * 1000);
+ */
+export class ChannelError extends Error {
+  /**
+   * @param {'not-connected'|'invalid'|'unsupported'|'permission-denied'|'remote'|'rate-limited'} kind
+   * @param {string|number} value the text, or for `rate-limited` the milliseconds to wait
+   */
+  constructor(kind, value) {
+    if (!CHANNEL_ERRORS.includes(kind)) {
+      throw new TypeError(`unknown channel error kind ${JSON.stringify(kind)}`);
+    }
+    // rate-limited carries a u32 of milliseconds; the other cases a string.
+    const val = kind === 'rate-limited' ? Math.max(0, Math.min(0xffffffff, Math.round(Number(value) || 0))) : String(value);
+    super(kind === 'rate-limited' ? `rate limited: retry after ${val} ms` : val);
+    this.name = 'ChannelError';
+    this.kind = kind;
+    this.payload = { tag: kind, val };
+  }
+
+  /** `send` and the like before `connect` succeeded. */
+  static notConnected(message) {
+    return new ChannelError('not-connected', message);
+  }
+
+  /** The configuration or an argument is wrong. */
+  static invalid(message) {
+    return new ChannelError('invalid', message);
+  }
+
+  /** The channel lacks the capability asked for. */
+  static unsupported(message) {
+    return new ChannelError('unsupported', message);
+  }
+
+  /** The host refused something (a host, a socket): not granted. */
+  static permissionDenied(message) {
+    return new ChannelError('permission-denied', message);
+  }
+
+  /** The platform refused or failed; the host retries later. */
+  static remote(message) {
+    return new ChannelError('remote', message);
+  }
+
+  /** The platform asks to slow down: retry after `ms` milliseconds. */
+  static rateLimited(ms) {
+    return new ChannelError('rate-limited', ms);
+  }
+
+  /** `error` as a ChannelError: itself if it is one, else `remote`. */
+  static from(error) {
+    if (error instanceof ChannelError) return error;
+    return ChannelError.remote(error?.message ?? String(error));
+  }
+}
+
 /**
  * Wraps the host imports in friendlier functions. Call it from the component
  * with the imported modules, so this file needs no `talon:` imports itself:

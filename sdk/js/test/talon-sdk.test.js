@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { checkSchema, definePlugin, hostServices, ToolError } from '../talon-sdk.js';
+import { ChannelError, checkSchema, definePlugin, hostServices, ToolError } from '../talon-sdk.js';
 
 const greet = {
   name: 'greet',
@@ -107,4 +107,24 @@ test('hostServices wraps the imports', () => {
   assert.equal(settings.get('endpoint'), 'https://x');
   assert.equal(settings.get('missing', 'fallback'), 'fallback');
   assert.equal(payloadOf(() => settings.require('missing')).tag, 'failed');
+});
+
+test('ChannelError carries the channel-error variant as its payload', () => {
+  assert.deepEqual(ChannelError.remote('Telegram refused (400): chat not found').payload, {
+    tag: 'remote',
+    val: 'Telegram refused (400): chat not found',
+  });
+  assert.deepEqual(ChannelError.invalid('token').payload, { tag: 'invalid', val: 'token' });
+  assert.deepEqual(ChannelError.notConnected('connect first').payload, { tag: 'not-connected', val: 'connect first' });
+  assert.deepEqual(ChannelError.permissionDenied('not granted').payload, { tag: 'permission-denied', val: 'not granted' });
+  assert.deepEqual(ChannelError.unsupported('typing').payload, { tag: 'unsupported', val: 'typing' });
+  // rate-limited carries a u32 of milliseconds, clamped and rounded.
+  const limited = ChannelError.rateLimited(30_000.4);
+  assert.deepEqual(limited.payload, { tag: 'rate-limited', val: 30_000 });
+  assert.equal(limited.message, 'rate limited: retry after 30000 ms');
+  assert.equal(ChannelError.rateLimited(-5).payload.val, 0);
+  assert.throws(() => new ChannelError('nope', 'x'), TypeError);
+  // Any other exception becomes `remote`; a ChannelError stays itself.
+  assert.deepEqual(ChannelError.from(new TypeError('fetch failed')).payload, { tag: 'remote', val: 'fetch failed' });
+  assert.equal(ChannelError.from(limited), limited);
 });

@@ -161,3 +161,22 @@ class ExampleAppTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HttpOutsideComponentTests(unittest.TestCase):
+    """talon_sdk.http imports in plain CPython; requests need the component."""
+
+    def test_a_request_outside_a_component_is_an_http_error(self):
+        from talon_sdk import http
+
+        with self.assertRaises(http.HttpError) as caught:
+            http.request("GET", "https://api.telegram.org/")
+        self.assertIn("wasi:http", str(caught.exception))
+
+    def test_a_response_decodes_json_and_finds_headers(self):
+        from talon_sdk.http import Response
+
+        answer = Response(200, [("content-type", "application/json")], b'{"ok": true}')
+        self.assertEqual(answer.json(), {"ok": True})
+        self.assertEqual(answer.header("Content-Type"), "application/json")
+        self.assertIsNone(answer.header("x-missing"))
