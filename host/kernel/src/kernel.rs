@@ -266,6 +266,13 @@ impl Kernel {
         self.shared.audit(event).await
     }
 
+    /// Appends an event to the audit trail without a sync of its own (it
+    /// is durable with the next durable commit): for frequent events such
+    /// as `/mcp` tool calls. See `Shared::audit_unsynced`.
+    pub async fn audit_unsynced(&self, event: AuditEvent) -> Result<AuditEntry, KernelError> {
+        self.shared.audit_unsynced(event).await
+    }
+
     /// The newest `limit` audit entries (newest first) and the chain's length.
     pub async fn audit_recent(&self, limit: usize) -> Result<(Vec<AuditEntry>, u64), KernelError> {
         let store = self.store().clone();

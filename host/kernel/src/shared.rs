@@ -5,6 +5,7 @@
 //! `Arc<Shared>` at boot and reach the rest of the kernel only through the
 //! domains they were given; nothing here knows about any domain.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -23,7 +24,14 @@ pub struct Shared {
     store: Store,
     events: EventBus,
     config: RwLock<Arc<Config>>,
+    /// Unsynced audit appends so far (see [`Shared::audit_unsynced`]).
+    unsynced_audits: AtomicU64,
 }
+
+/// Every this-many-th unsynced audit append is made durable, so a crash
+/// loses at most this many entries even when nothing else writes, and redb
+/// can reuse the pages the unsynced commits freed.
+const UNSYNCED_AUDITS_PER_SYNC: u64 = 64;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,6 +50,7 @@ impl Shared {
             store,
             events: EventBus::new(),
             config: RwLock::new(Arc::new(config)),
+            unsynced_audits: AtomicU64::new(0),
         }
     }
 
@@ -94,6 +103,22 @@ impl Shared {
     pub async fn audit(&self, event: AuditEvent) -> Result<AuditEntry, KernelError> {
         let store = self.store.clone();
         let entry = store::blocking(move || audit::append(&store, event)).await?;
+        self.events.publish(Event::Audit(entry.clone()));
+        Ok(entry)
+    }
+
+    /// Appends an event to the audit trail without waiting for the disk
+    /// (`audit::append_unsynced`; every [`UNSYNCED_AUDITS_PER_SYNC`]th is
+    /// synced) and publishes the entry: for events frequent enough that a
+    /// sync each would dominate what they record.
+    pub async fn audit_unsynced(&self, event: AuditEvent) -> Result<AuditEntry, KernelError> {
+        let store = self.store.clone();
+        let n = self.unsynced_audits.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = if n.is_multiple_of(UNSYNCED_AUDITS_PER_SYNC) {
+            store::blocking(move || audit::append(&store, event)).await?
+        } else {
+            store::blocking(move || audit::append_unsynced(&store, event)).await?
+        };
         self.events.publish(Event::Audit(entry.clone()));
         Ok(entry)
     }

@@ -21,7 +21,6 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tower::Service;
 
 use crate::server::{Host, McpServer};
 
@@ -82,11 +81,9 @@ impl Endpoint {
         } else {
             request
         };
-        let mut service = self.service.clone();
-        match service.call(request).await {
-            Ok(response) => response.map(Body::new),
-            Err(never) => match never {},
-        }
+        // `handle` borrows the service: going through `tower::Service::call`
+        // would clone it, and with it the configuration's host lists, per request.
+        self.service.handle(request).await.map(Body::new)
     }
 
     /// Reads and checks a POST body, and gives the request back with it.
@@ -165,7 +162,9 @@ fn check_message(bytes: &Bytes) -> Result<(), Response> {
             );
         }
     }
-    if let Err(e) = serde_json::from_value::<ClientJsonRpcMessage>(value.clone()) {
+    // The value is not needed after this check: handing it over (rather
+    // than a clone) spares a deep copy of every message.
+    if let Err(e) = serde_json::from_value::<ClientJsonRpcMessage>(value) {
         return bad(
             INVALID_PARAMS,
             echo,

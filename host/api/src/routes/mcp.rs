@@ -214,7 +214,10 @@ impl Host for KernelHost {
                 Ok(CallOutcome::Failed(reason)) => reason.clone(),
                 Err(error) => error.to_string(),
             };
-            if let Err(error) = self.kernel.audit(event).await {
+            // Unsynced: a durable commit per call would cost several times
+            // the call itself (docs/BENCHMARKS.md, MCP); the entry is in the
+            // chain before the answer leaves, and on disk with the next sync.
+            if let Err(error) = self.kernel.audit_unsynced(event).await {
                 tracing::warn!(%error, tool = %name, "an MCP tool call could not be audited");
             }
             outcome

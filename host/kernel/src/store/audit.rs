@@ -20,7 +20,7 @@
 //! it was edited.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -275,6 +275,22 @@ pub(crate) fn append_in(
 /// Appends one event in its own transaction.
 pub fn append(store: &Store, event: AuditEvent) -> Result<AuditEntry, StoreError> {
     let tx = store.db()?.begin_write()?;
+    let entry = append_in(&tx, store.now(), event)?;
+    tx.commit()?;
+    Ok(entry)
+}
+
+/// Appends one event in its own transaction without syncing it: the entry
+/// is in the chain (and readable) at once, and reaches the disk with the
+/// next durable commit (any other store write, the journal's checkpoint,
+/// shutdown). For frequent events whose per-event sync would cost more than
+/// the work they record (`/mcp` tool calls); a crash may lose the newest
+/// such entries, never break the chain, since what survives is the state of
+/// a durable commit.
+pub fn append_unsynced(store: &Store, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+    let mut tx = store.db()?.begin_write()?;
+    tx.set_durability(Durability::None)
+        .map_err(|e| StoreError::Db(redb::Error::from(e)))?;
     let entry = append_in(&tx, store.now(), event)?;
     tx.commit()?;
     Ok(entry)
@@ -557,6 +573,25 @@ mod tests {
         assert!(v.is_valid());
         assert_eq!(v.chain_length, 2);
         assert_eq!(v.tip_hash.as_deref(), Some(b.hash.as_str()));
+    }
+
+    #[test]
+    fn unsynced_entries_chain_at_once_and_are_kept_by_the_next_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let store = Store::open(&path).unwrap();
+        let a = append_unsynced(&store, AuditEvent::new("mcp_tool_call", "tool=a")).unwrap();
+        let b = append_unsynced(&store, AuditEvent::new("mcp_tool_call", "tool=b")).unwrap();
+        assert_eq!(b.prev_hash, a.hash);
+        assert_eq!(recent(&store, 10).unwrap().1, 2, "readable before any sync");
+        let c = append(&store, AuditEvent::new("durable", "c")).unwrap();
+        assert_eq!(c.prev_hash, b.hash);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let v = verify(&store).unwrap();
+        assert!(v.is_valid());
+        assert_eq!(v.chain_length, 3);
+        assert_eq!(v.tip_hash.as_deref(), Some(c.hash.as_str()));
     }
 
     #[test]
