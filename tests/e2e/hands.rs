@@ -530,7 +530,10 @@ async fn a_hand_built_against_0_1_0_installs_and_its_ticks_reach_its_agent() {
     assert_eq!(s["metrics"]["topic"]["value"], "owls", "{s}");
     assert_ne!(s["metrics"]["ticks"]["value"], "0", "{s}");
     let memory = json(daemon.get(&format!("/api/memory/agents/{agent}/kv")).await).await;
-    assert!(memory.to_string().contains("plugin:elder:ticks"), "{memory}");
+    assert!(
+        memory.to_string().contains("plugin:elder:ticks"),
+        "{memory}"
+    );
 
     // Pause deactivates it: `deactivate` (0.1.0) records itself in memory.
     let paused = json(

@@ -29,10 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 use wasmtime::Store;
 
 use crate::bindings::v0_2_0_hand::talon::plugin::agent;
-use crate::hand_adapter::{HandPre, HandWorld};
 use crate::ceilings::Ceilings;
 use crate::error::{GuardError, LoadError};
 use crate::guard::StoreSpec;
+use crate::hand_adapter::{HandPre, HandWorld};
 use crate::host::{CallState, Grants, truncate};
 use crate::live::{Backoff, Live, now_ms};
 use crate::manifest::{
@@ -619,9 +619,7 @@ impl Supervisor {
                 }
                 Command::Tick(reply) => {
                     let (ticked, cost) = instance
-                        .enter_costed(runtime, |g, s| {
-                            Box::pin(async move { g.tick(s).await })
-                        })
+                        .enter_costed(runtime, |g, s| Box::pin(async move { g.tick(s).await }))
                         .await;
                     let peak = instance.peak_memory() as u64;
                     self.update(|s| s.peak_memory = peak);
@@ -652,9 +650,7 @@ impl Supervisor {
                 }
                 Command::Metrics(reply) => {
                     let metrics = instance
-                        .enter(runtime, |g, s| {
-                            Box::pin(async move { g.metrics(s).await })
-                        })
+                        .enter(runtime, |g, s| Box::pin(async move { g.metrics(s).await }))
                         .await;
                     match metrics {
                         Err(e) => {

@@ -77,7 +77,11 @@ impl HandWorld {
         manifest: &Manifest,
     ) -> wasmtime::Result<HandInfo> {
         match self {
-            Self::V0_2(hand) => hand.talon_plugin_hand_lifecycle().call_describe(store).await,
+            Self::V0_2(hand) => {
+                hand.talon_plugin_hand_lifecycle()
+                    .call_describe(store)
+                    .await
+            }
             Self::V0_1(hand) => {
                 let settings_schema = hand
                     .talon_plugin_hand_lifecycle()
@@ -136,7 +140,10 @@ impl HandWorld {
     }
 
     /// The hand's figures.
-    pub(crate) async fn metrics(&self, store: &mut Store<CallState>) -> wasmtime::Result<Vec<Metric>> {
+    pub(crate) async fn metrics(
+        &self,
+        store: &mut Store<CallState>,
+    ) -> wasmtime::Result<Vec<Metric>> {
         match self {
             Self::V0_2(hand) => hand.talon_plugin_hand_lifecycle().call_metrics(store).await,
             Self::V0_1(hand) => Ok(hand
@@ -155,8 +162,16 @@ impl HandWorld {
     /// Stops the hand; it may save its state first.
     pub(crate) async fn deactivate(&self, store: &mut Store<CallState>) -> wasmtime::Result<()> {
         match self {
-            Self::V0_2(hand) => hand.talon_plugin_hand_lifecycle().call_deactivate(store).await,
-            Self::V0_1(hand) => hand.talon_plugin_hand_lifecycle().call_deactivate(store).await,
+            Self::V0_2(hand) => {
+                hand.talon_plugin_hand_lifecycle()
+                    .call_deactivate(store)
+                    .await
+            }
+            Self::V0_1(hand) => {
+                hand.talon_plugin_hand_lifecycle()
+                    .call_deactivate(store)
+                    .await
+            }
         }
     }
 }

@@ -512,7 +512,10 @@ interval_secs = 3600
         let err = Manifest::from_toml(&OLD_HAND.replace("3600", "0"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("interval_secs must be greater than 0"), "{err}");
+        assert!(
+            err.contains("interval_secs must be greater than 0"),
+            "{err}"
+        );
         let err = Manifest::from_toml(&OLD_HAND.replace("You answer in one sentence.", " "))
             .unwrap_err()
             .to_string();

@@ -394,7 +394,12 @@ async fn a_hand_built_against_0_1_0_loads_through_its_adapter() {
     assert_eq!(manifest.wit, "0.1.0");
     let granted = manifest.permissions.clone();
     let plugin = rt
-        .load_hand(manifest.clone(), component("elder"), granted, BTreeMap::new())
+        .load_hand(
+            manifest.clone(),
+            component("elder"),
+            granted,
+            BTreeMap::new(),
+        )
         .await
         .expect("the 0.1.0 hand loads");
     let info = plugin.info();
@@ -512,7 +517,12 @@ async fn a_hand_built_against_0_1_0_loads_through_its_adapter() {
     as_new.wit = "0.2.0".into();
     as_new.hand = None;
     let err = rt
-        .load_hand(as_new, component("elder"), Default::default(), BTreeMap::new())
+        .load_hand(
+            as_new,
+            component("elder"),
+            Default::default(),
+            BTreeMap::new(),
+        )
         .await
         .err()
         .expect("a 0.1.0 component is not a 0.2.0 hand");
