@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use wasmtime::Store;
 
 use crate::bindings::v0_2_0_hand::talon::plugin::agent;
 use crate::ceilings::Ceilings;
