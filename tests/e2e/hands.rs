@@ -4,7 +4,8 @@
 //! pause and resume, a restart and `kill -9` keep its state and never tick
 //! an occurrence twice; `fickle` instances that trap, hang or refuse their
 //! settings fail with the reason while another keeps ticking; bad
-//! settings answered 400 naming the field; the CLI once.
+//! settings answered 400 naming the field; the CLI once; a hand built
+//! against 0.1.0 installed and ticked through its adapter.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -467,4 +468,85 @@ async fn crashing_hands_fail_with_the_reason_and_ticks_are_never_doubled_across_
         .await
         .unwrap();
     assert_error(response, 409, "deactivate").await;
+}
+
+/// A hand built against `talon:plugin@0.1.0` (`tests/plugins/elder`, no
+/// `describe`) packed, installed and activated through the daemon like a
+/// 0.2.0 one: its role and interval are its manifest's `[hand]`, its
+/// settings schema its own, and its ticks reach its agent (talon-test-llm)
+/// through the 0.1.0 `agent` import and the owner hears the answer.
+#[tokio::test]
+async fn a_hand_built_against_0_1_0_installs_and_its_ticks_reach_its_agent() {
+    let llm = TestLlm::start().await;
+    llm.set_default_reply("The owls are counted.");
+    let daemon = Daemon::start().await;
+    use_test_llm(&daemon, &llm).await;
+    let hand = install_hand(&daemon, "tests/plugins/elder", "elder", json!("all")).await;
+    assert_eq!(hand["id"], "elder");
+    assert_eq!(hand["name"], "Elder");
+    assert_eq!(hand["tick_interval_secs"], 1);
+    assert!(
+        hand["agent_role"]
+            .as_str()
+            .unwrap()
+            .contains("the elder hand's agent"),
+        "{hand}"
+    );
+    assert_eq!(hand["settings_schema"]["required"][0], "topic");
+
+    // Its own schema is enforced: 400 naming the field.
+    let response = daemon
+        .post(
+            "/api/hands/elder/activate",
+            json!({ "config": { "topic": "" }, "provider": "ollama", "model": "test-model" }),
+        )
+        .await;
+    assert_error(response, 400, "settings.topic").await;
+
+    let instance = activate(&daemon, "elder", json!({ "topic": "owls" })).await;
+    let id = instance["instance_id"].as_str().unwrap().to_string();
+    let agent = instance["agent_id"].as_str().unwrap().to_string();
+    assert_eq!(instance["status"], "active", "{instance}");
+    let told = wait_for("the owner told of a tick", async || {
+        notifications(&daemon, &id).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(told, "elder tick 1: The owls are counted.");
+    // The agent was asked under the role from the manifest.
+    let asked = llm
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.body
+                .to_string()
+                .contains("Elder tick number 1 about owls.")
+        })
+        .expect("the tick reached the agent");
+    assert!(
+        asked.body.to_string().contains("the elder hand's agent"),
+        "{}",
+        asked.body
+    );
+    let s = stats(&daemon, &id).await;
+    assert_eq!(s["metrics"]["topic"]["value"], "owls", "{s}");
+    assert_ne!(s["metrics"]["ticks"]["value"], "0", "{s}");
+    let memory = json(daemon.get(&format!("/api/memory/agents/{agent}/kv")).await).await;
+    assert!(
+        memory.to_string().contains("plugin:elder:ticks"),
+        "{memory}"
+    );
+
+    // Pause deactivates it: `deactivate` (0.1.0) records itself in memory.
+    let paused = json(
+        daemon
+            .post(&format!("/api/hands/instances/{id}/pause"), json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(paused["status"], "paused", "{paused}");
+    let memory = json(daemon.get(&format!("/api/memory/agents/{agent}/kv")).await).await;
+    assert!(
+        memory.to_string().contains("plugin:elder:deactivated"),
+        "{memory}"
+    );
 }

@@ -1,6 +1,6 @@
-//! Hands: components of `talon:plugin@0.2.0`'s `hand` world, autonomous
-//! capabilities that live as long as they are activated, under a
-//! supervisor.
+//! Hands: components of the `hand` world (`talon:plugin@0.2.0`, or 0.1.0
+//! through its adapter in `hand_adapter.rs`), autonomous capabilities that
+//! live as long as they are activated, under a supervisor.
 //!
 //! A hand keeps its working state between ticks, so it keeps one [`Live`]
 //! instance (`live.rs`, shared with channels), under the same guard as
@@ -26,24 +26,23 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use wasmtime::Store;
 
 use crate::bindings::v0_2_0_hand::talon::plugin::agent;
-use crate::bindings::v0_2_0_hand::{Hand as HandWorld, HandPre};
 use crate::ceilings::Ceilings;
 use crate::error::{GuardError, LoadError};
 use crate::guard::StoreSpec;
+use crate::hand_adapter::{HandPre, HandWorld};
 use crate::host::{CallState, Grants, truncate};
-use crate::live::{Backoff, CallFuture, Live, LivePre, now_ms};
-use crate::manifest::{HAND_WIT_VERSION, Kind, Manifest, Permissions, valid_name};
+use crate::live::{Backoff, Live, now_ms};
+use crate::manifest::{
+    HAND_WIT_VERSION, HAND_WIT_VERSIONS, Kind, Manifest, Permissions, valid_name,
+};
 use crate::plugin::{CallContext, Cost, EffectiveLimits};
 use crate::runtime::Runtime;
 use crate::schema::{ConfigSchema, SchemaError};
 use crate::slots::PerPlugin;
 
-pub use crate::bindings::v0_2_0_hand::exports::talon::plugin::hand_lifecycle::{
-    HandError, HandInfo, Metric,
-};
+pub use crate::hand_adapter::{HandError, HandInfo, Metric};
 
 /// Longest message a hand may send to its agent or its owner, in bytes.
 pub const MAX_AGENT_MESSAGE: usize = 64 * 1024;
@@ -101,14 +100,6 @@ impl agent::Host for CallState {
     }
 }
 
-impl LivePre for HandPre<CallState> {
-    type World = HandWorld;
-
-    fn instantiate<'s>(&'s self, store: &'s mut Store<CallState>) -> CallFuture<'s, HandWorld> {
-        Box::pin(self.instantiate_async(store))
-    }
-}
-
 /// A hand component compiled, linked and described, ready to activate.
 #[derive(Clone)]
 pub struct HandPlugin {
@@ -120,7 +111,7 @@ struct HandInner {
     grants: Arc<Grants>,
     env: Vec<(String, String)>,
     shared: Arc<PerPlugin>,
-    pre: HandPre<CallState>,
+    pre: HandPre,
     info: HandInfo,
     /// `info.settings_schema`, compiled.
     schema: Option<ConfigSchema>,
@@ -196,9 +187,11 @@ fn check_info(info: &HandInfo) -> Result<ConfigSchema, LoadError> {
 
 impl Runtime {
     /// Loads a hand component: compiles (or loads from the cache) and links
-    /// it against the 0.2.0 `hand` world, and asks it to describe itself in
-    /// a short-lived instance with no agent. `granted` must be a subset of
-    /// what the manifest requests.
+    /// it against the `hand` world of its manifest's `wit` (0.2.0, or 0.1.0
+    /// through its adapter), and asks it to describe itself in a
+    /// short-lived instance with no agent (a 0.1.0 hand only its settings
+    /// schema; the rest is its manifest's `[hand]`). `granted` must be a
+    /// subset of what the manifest requests.
     pub async fn load_hand(
         &self,
         manifest: Manifest,
@@ -220,9 +213,14 @@ impl Runtime {
             ));
         }
         let (component, _cached) = self.compile(component).await?;
+        // The manifest was validated, so its `wit` is one of these.
+        let version = HAND_WIT_VERSIONS
+            .into_iter()
+            .find(|v| *v == manifest.wit)
+            .unwrap_or(HAND_WIT_VERSION);
         let world_err = |e: wasmtime::Error| LoadError::World {
             world: "hand",
-            version: HAND_WIT_VERSION,
+            version,
             detail: format!("{e:#}"),
         };
         let pre = self
@@ -230,7 +228,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(world_err)?;
-        let pre = HandPre::new(pre).map_err(world_err)?;
+        let pre = HandPre::new(&manifest.wit, pre).map_err(world_err)?;
         let mut inner = HandInner {
             shared: self.inner.slots.plugin(&manifest.name),
             grants,
@@ -262,9 +260,10 @@ impl Runtime {
             .start(self, &ceilings, None)
             .await
             .map_err(LoadError::Guard)?;
+        let manifest = inner.manifest.clone();
         let info = instance
             .enter(self, |g, s| {
-                Box::pin(async move { g.talon_plugin_hand_lifecycle().call_describe(s).await })
+                Box::pin(async move { g.describe(s, &manifest).await })
             })
             .await
             .map_err(LoadError::Guard)?;
@@ -593,11 +592,7 @@ impl Supervisor {
         let settings = self.activation.settings.clone();
         let activated = instance
             .enter(runtime, move |g, s| {
-                Box::pin(async move {
-                    g.talon_plugin_hand_lifecycle()
-                        .call_activate(s, &settings)
-                        .await
-                })
+                Box::pin(async move { g.activate(s, &settings).await })
             })
             .await;
         match activated {
@@ -616,20 +611,14 @@ impl Supervisor {
                 Command::Stop(done) => {
                     let _ = instance
                         .enter(runtime, |g, s| {
-                            Box::pin(async move {
-                                g.talon_plugin_hand_lifecycle().call_deactivate(s).await
-                            })
+                            Box::pin(async move { g.deactivate(s).await })
                         })
                         .await;
                     return Ended::Stop(Some(done));
                 }
                 Command::Tick(reply) => {
                     let (ticked, cost) = instance
-                        .enter_costed(runtime, |g, s| {
-                            Box::pin(
-                                async move { g.talon_plugin_hand_lifecycle().call_tick(s).await },
-                            )
-                        })
+                        .enter_costed(runtime, |g, s| Box::pin(async move { g.tick(s).await }))
                         .await;
                     let peak = instance.peak_memory() as u64;
                     self.update(|s| s.peak_memory = peak);
@@ -660,11 +649,7 @@ impl Supervisor {
                 }
                 Command::Metrics(reply) => {
                     let metrics = instance
-                        .enter(runtime, |g, s| {
-                            Box::pin(async move {
-                                g.talon_plugin_hand_lifecycle().call_metrics(s).await
-                            })
-                        })
+                        .enter(runtime, |g, s| Box::pin(async move { g.metrics(s).await }))
                         .await;
                     match metrics {
                         Err(e) => {

@@ -33,6 +33,7 @@ pub mod compiler;
 pub mod error;
 mod guard;
 pub mod hand;
+mod hand_adapter;
 mod host;
 mod live;
 pub mod log;
@@ -55,8 +56,8 @@ pub use compiler::Compiler;
 pub use error::{GuardError, InvokeError, LoadError};
 pub use host::{MAX_MEMORY_KEY, MAX_MEMORY_VALUE, MemoryBackend};
 pub use manifest::{
-    CHANNEL_WIT_VERSION, Filesystem, HAND_WIT_VERSION, Kind, Limits, Manifest, Permissions,
-    ToolSpec, WIT_VERSION,
+    CHANNEL_WIT_VERSION, Filesystem, HAND_WIT_VERSION, HAND_WIT_VERSIONS, HandSection, Kind,
+    Limits, Manifest, Permissions, ToolSpec, WIT_VERSION,
 };
 pub use package::{Package, Trust};
 pub use plugin::{CallContext, Cost, Description, EffectiveLimits, Invocation, Plugin};

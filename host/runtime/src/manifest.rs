@@ -13,9 +13,13 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// The version of the WIT contract channels are built against (0.2.0's
 /// `channel` world; 0.1.0's was never loaded).
 pub const CHANNEL_WIT_VERSION: &str = "0.2.0";
-/// The version of the WIT contract hands are built against (0.2.0's `hand`
-/// world, which describes itself; 0.1.0's was never loaded).
+/// The version of the WIT contract new hands are built against (0.2.0's
+/// `hand` world, which describes itself).
 pub const HAND_WIT_VERSION: &str = "0.2.0";
+/// Every version of the `hand` world the host loads, newest first: 0.1.0
+/// hands run through their own adapter (`hand_adapter.rs`), their agent
+/// role and interval taken from the manifest's `[hand]` table.
+pub const HAND_WIT_VERSIONS: [&str; 2] = [HAND_WIT_VERSION, "0.1.0"];
 
 /// The manifest of a plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +48,30 @@ pub struct Manifest {
     /// Ceilings for one call; the host's own ceilings apply too.
     #[serde(default)]
     pub limits: Limits,
+    /// What a hand built against 0.1.0 cannot describe itself (its `hand`
+    /// world has no `describe`): its agent's role and its interval.
+    /// Required for those hands, refused for every other plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand: Option<HandSection>,
 }
+
+/// The `[hand]` table of a manifest: what 0.2.0's `describe` says and
+/// 0.1.0's `hand` world has no way to say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandSection {
+    /// The role of the agent the hand drives: the system prompt the host
+    /// gives the agent it creates for the hand.
+    pub role: String,
+    /// Seconds between two ticks (the operator may slow it down).
+    pub interval_secs: u64,
+    /// The name shown to operators; the plugin's name when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// Longest agent role a `[hand]` table may give, in bytes (a system prompt).
+pub const MAX_HAND_ROLE: usize = 16 * 1024;
 
 /// The world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -187,9 +214,17 @@ impl Manifest {
                 self.version
             ));
         }
+        if self.kind == Kind::Hand {
+            self.validate_hand()?;
+        } else if self.hand.is_some() {
+            return bad(format!(
+                "[hand]: only a hand built against talon:plugin@0.1.0 has this table, not a {}",
+                self.kind.as_str()
+            ));
+        }
         let wit = match self.kind {
             Kind::Channel => CHANNEL_WIT_VERSION,
-            Kind::Hand => HAND_WIT_VERSION,
+            Kind::Hand => self.wit.as_str(),
             _ => WIT_VERSION,
         };
         if self.wit != wit {
@@ -239,6 +274,54 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+impl Manifest {
+    /// A hand's `wit` and `[hand]` table: 0.2.0 hands describe their role
+    /// and interval themselves, so the table would contradict them; 0.1.0
+    /// hands cannot, so the table must say both.
+    fn validate_hand(&self) -> Result<(), LoadError> {
+        let bad = |msg: String| Err(LoadError::Manifest(msg));
+        const ADD: &str = "add to talon.toml:\n[hand]\nrole = \"...\"  # the system prompt of the agent it drives\ninterval_secs = 3600  # seconds between two ticks";
+        match (self.wit.as_str(), &self.hand) {
+            ("0.2.0", None) => Ok(()),
+            ("0.2.0", Some(_)) => bad(
+                "[hand]: a hand built against talon:plugin@0.2.0 describes its agent role and \
+                 interval itself (`describe`); remove the [hand] table"
+                    .into(),
+            ),
+            ("0.1.0", None) => bad(format!(
+                "a hand built against talon:plugin@0.1.0 cannot describe its agent role or tick \
+                 interval; {ADD}"
+            )),
+            ("0.1.0", Some(hand)) => {
+                if hand.role.trim().is_empty() {
+                    return bad(format!("[hand] role is empty; {ADD}"));
+                }
+                if hand.role.len() > MAX_HAND_ROLE {
+                    return bad(format!("[hand] role is over {MAX_HAND_ROLE} bytes"));
+                }
+                if hand.interval_secs == 0 {
+                    return bad("[hand] interval_secs must be greater than 0".into());
+                }
+                // The supervisor keeps it in milliseconds, as 0.2.0 does.
+                if hand.interval_secs.checked_mul(1000).is_none() {
+                    return bad("[hand] interval_secs is too large".into());
+                }
+                if let Some(name) = &hand.display_name
+                    && name.trim().is_empty()
+                {
+                    return bad("[hand] display_name is empty; leave it out to use the name".into());
+                }
+                Ok(())
+            }
+            (other, _) => bad(format!(
+                "wit {other:?}: this host loads hand plugins built against talon:plugin@{} or \
+                 @{}; rebuild against {HAND_WIT_VERSION}",
+                HAND_WIT_VERSIONS[0], HAND_WIT_VERSIONS[1]
+            )),
+        }
     }
 }
 
@@ -398,6 +481,62 @@ fuel = 1_000_000
 
         let err = Manifest::from_toml(&GOOD.replace("api.example.com", "http://x/y")).unwrap_err();
         assert!(err.to_string().contains("network host"), "{err}");
+    }
+
+    const OLD_HAND: &str = r#"
+name = "elder"
+version = "0.1.0"
+kind = "hand"
+wit = "0.1.0"
+
+[hand]
+role = "You answer in one sentence."
+interval_secs = 3600
+"#;
+
+    #[test]
+    fn a_hand_of_0_1_0_takes_its_role_and_interval_from_hand() {
+        let m = Manifest::from_toml(OLD_HAND).unwrap();
+        let hand = m.hand.as_ref().unwrap();
+        assert_eq!(hand.interval_secs, 3600);
+        assert_eq!(hand.display_name, None);
+        let json = serde_json::to_vec(&m).unwrap();
+        assert_eq!(Manifest::from_json(&json).unwrap(), m);
+
+        let cut = OLD_HAND.split("[hand]").next().unwrap();
+        let err = Manifest::from_toml(cut).unwrap_err().to_string();
+        assert!(
+            err.contains("[hand]") && err.contains("role = ") && err.contains("interval_secs ="),
+            "{err}"
+        );
+        let err = Manifest::from_toml(&OLD_HAND.replace("3600", "0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("interval_secs must be greater than 0"),
+            "{err}"
+        );
+        let err = Manifest::from_toml(&OLD_HAND.replace("You answer in one sentence.", " "))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("role is empty"), "{err}");
+        let err = Manifest::from_toml(&OLD_HAND.replace("interval_secs = 3600", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("interval_secs"), "{err}");
+
+        let err = Manifest::from_toml(&OLD_HAND.replace("wit = \"0.1.0\"", "wit = \"0.2.0\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remove the [hand] table"), "{err}");
+        let err = Manifest::from_toml(&OLD_HAND.replace("wit = \"0.1.0\"", "wit = \"0.3.0\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("talon:plugin@0.2.0 or @0.1.0"), "{err}");
+        let err = Manifest::from_toml(&OLD_HAND.replace("kind = \"hand\"", "kind = \"tool\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only a hand"), "{err}");
     }
 
     #[test]

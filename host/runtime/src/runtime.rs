@@ -249,6 +249,13 @@ fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
         &mut linker,
         |state| state,
     )?;
+    // 0.1.0 hands: their log, memory and settings are the tool world's,
+    // linked above; `agent@0.1.0` is a separate import (0.x versions are
+    // not semver-compatible with each other).
+    crate::bindings::v0_1_0_hand::talon::plugin::agent::add_to_linker::<_, HasSelf<_>>(
+        &mut linker,
+        |state| state,
+    )?;
     crate::workspace::shadow_writes(&mut linker)?;
     crate::wake::shadow_clock(&mut linker)?;
     Ok(linker)

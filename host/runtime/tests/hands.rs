@@ -379,3 +379,152 @@ async fn the_web_watcher_is_refused_a_page_it_was_not_granted() {
     );
     hand.stop().await;
 }
+
+/// A hand built against 0.1.0 (`tests/plugins/elder`): no `describe`, so
+/// its role and interval come from its manifest's `[hand]`; its settings
+/// schema is still its own and checked before it starts; it ticks through
+/// the 0.1.0 `agent` import into the same host, and its string errors
+/// become the runtime's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_built_against_0_1_0_loads_through_its_adapter() {
+    let rt = runtime(Ceilings::default());
+    let kernel = Arc::new(Kernel::default());
+    rt.set_memory_backend(kernel.clone());
+    let manifest = author_manifest("tests/plugins/elder");
+    assert_eq!(manifest.wit, "0.1.0");
+    let granted = manifest.permissions.clone();
+    let plugin = rt
+        .load_hand(
+            manifest.clone(),
+            component("elder"),
+            granted,
+            BTreeMap::new(),
+        )
+        .await
+        .expect("the 0.1.0 hand loads");
+    let info = plugin.info();
+    assert_eq!(
+        (
+            info.name.as_str(),
+            info.display_name.as_str(),
+            info.tick_interval_ms
+        ),
+        ("elder", "Elder", 1000)
+    );
+    assert_eq!(info.agent_role, manifest.hand.as_ref().unwrap().role);
+    assert!(
+        info.settings_schema.contains("\"topic\""),
+        "{}",
+        info.settings_schema
+    );
+
+    // The schema the hand gave is enforced before it is started.
+    for (settings, field) in [("{}", "topic"), (r#"{"topic":""}"#, "topic")] {
+        let activation = Activation {
+            agent_id: "agent-e".into(),
+            settings: settings.into(),
+            host: Arc::new(Host(kernel.clone())),
+        };
+        match HandHandle::start(&rt, &plugin, activation) {
+            Err(e) => assert_eq!(e.field, field, "{settings}: {e}"),
+            Ok(_) => panic!("{settings}: started"),
+        }
+    }
+
+    let hand = activate(
+        &rt,
+        &plugin,
+        &kernel,
+        "agent-e",
+        serde_json::json!({"topic": "owls"}),
+    );
+    for _ in 0..2 {
+        hand.tick().await.expect("a tick");
+    }
+    let status = hand.status();
+    assert_eq!(
+        (status.state, status.ticks, status.restarts),
+        (HandState::Active, 2, 0)
+    );
+    let metrics = hand.metrics().await.expect("metrics");
+    let metrics: Vec<(&str, &str)> = metrics
+        .iter()
+        .map(|m| (m.label.as_str(), m.value.as_str()))
+        .collect();
+    assert_eq!(metrics, [("ticks", "2"), ("topic", "owls")]);
+    let message = "Elder tick number 2 about owls.";
+    let asked = kernel.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked.last(),
+        Some(&("elder".into(), "agent-e".into(), message.into()))
+    );
+    let notices = kernel.notices.lock().unwrap().clone();
+    assert_eq!(
+        notices.last().map(|n| n.2.clone()),
+        Some(format!("elder tick 2: {} characters", message.len()))
+    );
+    hand.stop().await;
+    let memory = kernel.memory.lock().unwrap().clone();
+    assert_eq!(
+        memory.get(&("agent-e".into(), "plugin:elder:deactivated".into())),
+        Some(&"yes".to_string()),
+        "deactivate ran"
+    );
+    assert_eq!(
+        memory.get(&("agent-e".into(), "plugin:elder:ticks".into())),
+        Some(&"2".to_string())
+    );
+
+    // A tick's error string is a failed tick, not a crash.
+    let failing = activate(
+        &rt,
+        &plugin,
+        &kernel,
+        "agent-f",
+        serde_json::json!({"topic": "fail"}),
+    );
+    match failing.tick().await {
+        Err(HandCallError::Hand(e)) => {
+            assert_eq!(describe_hand_error(&e), "failed: failing on purpose")
+        }
+        other => panic!("the failing tick: {other:?}"),
+    }
+    let status = failing.status();
+    assert_eq!(
+        (status.state, status.failed_ticks, status.restarts),
+        (HandState::Active, 1, 0)
+    );
+    failing.stop().await;
+
+    // An activation's error string is a refusal of the settings.
+    let refused = activate(
+        &rt,
+        &plugin,
+        &kernel,
+        "agent-g",
+        serde_json::json!({"topic": "refuse"}),
+    );
+    until(&refused, "refused", |s| s.state == HandState::Refused).await;
+    assert_eq!(
+        refused.status().last_error.as_deref(),
+        Some("topic: refused on purpose")
+    );
+    refused.stop().await;
+
+    // The same component declared as 0.2.0 does not link: it has no
+    // `describe`, and the error names the world and version checked.
+    let mut as_new = manifest.clone();
+    as_new.wit = "0.2.0".into();
+    as_new.hand = None;
+    let err = rt
+        .load_hand(
+            as_new,
+            component("elder"),
+            Default::default(),
+            BTreeMap::new(),
+        )
+        .await
+        .err()
+        .expect("a 0.1.0 component is not a 0.2.0 hand");
+    assert!(err.to_string().contains("0.2.0"), "{err}");
+}

@@ -270,5 +270,6 @@ pub(super) fn placeholder_manifest(name: &str) -> Manifest {
         tools: Vec::new(),
         permissions: Permissions::default(),
         limits: Default::default(),
+        hand: None,
     }
 }

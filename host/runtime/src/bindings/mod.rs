@@ -4,6 +4,7 @@
 //! tools and skills are only loaded through 0.1.0 so far.
 
 mod v0_1_0;
+pub(crate) mod v0_1_0_hand;
 pub(crate) mod v0_2_0;
 pub(crate) mod v0_2_0_hand;
 
