@@ -16,7 +16,7 @@ use crate::channel_kit::{
     channel_until, configure, inbound, install_channel, sent_recorded, server_installed,
     spawn_llm_agent, wait_connected,
 };
-use crate::harness::{Daemon, json};
+use crate::harness::Daemon;
 use crate::mail::{Dovecot, Smtpd, header, mail, qp_body};
 
 fn email_config(imap_port: u16, smtp_port: u16) -> serde_json::Value {

@@ -20,7 +20,7 @@ use crate::channel_kit::{
     channel_until, configure, inbound, install_channel, sent_recorded, spawn_llm_agent,
     wait_connected,
 };
-use crate::harness::{Daemon, json};
+use crate::harness::Daemon;
 
 const BOT_PASSWORD: &str = "bot-password";
 
