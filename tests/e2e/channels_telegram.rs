@@ -263,13 +263,20 @@ async fn telegram_webhook_people_talk_to_an_agent_durably() {
     assert_eq!(last[1].params["text"], "after a pause");
     assert!(
         last[1].at.duration_since(last[0].at) >= Duration::from_secs(6),
-        "sent again before retry_after"
+        "sent again before retry_after: {tries:#?}"
     );
     let receipts = sent_recorded(&daemon, &agent, 5).await;
     let latest = &receipts["receipts"][0];
     assert_eq!(
-        (&latest["text"], &latest["status"], &latest["attempts"]),
-        (&json!("after a pause"), &json!("sent"), &json!(2)),
+        (&latest["text"], &latest["status"]),
+        (&json!("after a pause"), &json!("sent")),
+        "{receipts}"
+    );
+    // The 429 answers the streamed reply's first post (no outbox attempt:
+    // the whole reply waits out the delay, then one attempt) or, when the
+    // turn ended before the stream started, the outbox's first attempt.
+    assert!(
+        latest["attempts"] == 1 || latest["attempts"] == 2,
         "{receipts}"
     );
     let dead = json(daemon.get("/api/channels/telegram/dead-letters").await).await;

@@ -558,6 +558,19 @@ impl Guest for Telegram {
 
     fn stream_end(stream_id: String) -> Result<String, ChannelError> {
         connected(|session| {
+            // A stream whose first post was refused (a 429, say) is dropped
+            // as it is: posting its text now would ignore the platform's
+            // delay, and the host sends the reply whole when it may.
+            if session
+                .streams
+                .get(&stream_id)
+                .is_some_and(|s| s.posted.is_empty())
+            {
+                session.streams.remove(&stream_id);
+                return Err(ChannelError::Invalid(
+                    "nothing of the streamed reply was posted; the stream is dropped".into(),
+                ));
+            }
             let flushed = session.flush(&stream_id);
             let stream = session.streams.remove(&stream_id);
             flushed?;

@@ -30,6 +30,7 @@ use talon_runtime::channel::{
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use records::{
@@ -91,16 +92,33 @@ struct Running {
     dispatch: mpsc::UnboundedSender<Inbound>,
     outbox: mpsc::UnboundedSender<Uuid>,
     tasks: Vec<JoinHandle<()>>,
+    /// The outbox's sender, stopped between attempts rather than aborted:
+    /// a send the platform took is recorded as sent before it stops, so a
+    /// restart never sends it again.
+    sender: JoinHandle<()>,
+    stop_sender: CancellationToken,
 }
+
+/// How long a stopping channel waits for the send in progress to be
+/// recorded (a send is bounded by the call's deadline anyway).
+const SENDER_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Running {
     /// Stops the pump and disconnects politely.
     async fn stop(self) {
+        self.stop_sender.cancel();
         for task in &self.tasks {
             task.abort();
         }
         for task in self.tasks {
             let _ = task.await;
+        }
+        let mut sender = self.sender;
+        if tokio::time::timeout(SENDER_STOP_WAIT, &mut sender)
+            .await
+            .is_err()
+        {
+            sender.abort();
         }
         if let Ok(handle) = Arc::try_unwrap(self.handle) {
             handle.stop().await;
@@ -467,13 +485,15 @@ impl Channels {
                     .contains(Capabilities::EDITS)
                     .then(|| handle.clone()),
             )),
-            tokio::spawn(pump::sender(
-                self.ctx.clone(),
-                name.clone(),
-                handle.clone(),
-                outbox,
-            )),
         ];
+        let stop_sender = CancellationToken::new();
+        let sender = tokio::spawn(pump::sender(
+            self.ctx.clone(),
+            name.clone(),
+            handle.clone(),
+            outbox,
+            stop_sender.clone(),
+        ));
         self.running.lock().await.insert(
             name,
             Running {
@@ -482,6 +502,8 @@ impl Channels {
                 dispatch: dispatch.0,
                 outbox: outbox_tx,
                 tasks,
+                sender,
+                stop_sender,
             },
         );
         Ok(())

@@ -14,6 +14,7 @@ use talon_runtime::channel::{
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::records::{self, Conversation, Inbound, InboundState, Outbound, OutboundStatus};
@@ -270,8 +271,13 @@ pub(super) async fn answer(
             };
             settle(ctx, failed, None).await;
         }
-        Ok((text, live)) => {
+        Ok((text, stream::Relayed { stream: live, hold })) => {
             let now = ctx.shared.now();
+            // A platform that refused the streamed start as rate limited
+            // gets the whole reply only after its delay.
+            let first_attempt = hold
+                .and_then(|hold| chrono::Duration::from_std(hold).ok())
+                .map_or(now, |hold| now + hold);
             let reply = (!text.trim().is_empty()).then(|| Outbound {
                 id: Uuid::now_v7(),
                 channel: message.channel.clone(),
@@ -283,7 +289,7 @@ pub(super) async fn answer(
                 origin: "reply".into(),
                 status: OutboundStatus::Queued,
                 attempts: 0,
-                next_attempt_at: now,
+                next_attempt_at: first_attempt,
                 last_error: None,
                 created_at: now,
                 sent_at: None,
@@ -331,7 +337,7 @@ async fn run_turn(
     message: &Inbound,
     agent: Uuid,
     streamer: Option<&ChannelHandle>,
-) -> Result<(String, Option<LiveStream>), (KernelError, Option<LiveStream>)> {
+) -> Result<(String, stream::Relayed), (KernelError, Option<LiveStream>)> {
     let session = session_for(ctx, message, agent)
         .await
         .map_err(|e| (e, None))?;
@@ -355,7 +361,7 @@ async fn run_turn(
             .send_message(agent, input)
             .await
             .map_err(|e| (e, None))?;
-        return Ok((reply.response, None));
+        return Ok((reply.response, stream::Relayed::default()));
     };
     let started = ctx
         .conversations
@@ -367,19 +373,19 @@ async fn run_turn(
         thread_id: message.thread_id.clone(),
         reply_to: Some(message.message_id.clone()),
     };
-    let live = match started.events {
+    let relayed = match started.events {
         Some(events) => stream::relay(handle, to, events).await,
-        None => None,
+        None => stream::Relayed::default(),
     };
     let reply = match started.outcome.await {
         Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => return Err((e, live)),
+        Ok(Err(e)) => return Err((e, relayed.stream)),
         Err(e) => {
             let e = KernelError::Store(store::StoreError::Task(e.to_string()));
-            return Err((e, live));
+            return Err((e, relayed.stream));
         }
     };
-    Ok((reply.response, live))
+    Ok((reply.response, relayed))
 }
 
 /// The pause before attempt `attempts + 1`.
@@ -397,6 +403,7 @@ pub(super) async fn sender(
     channel: String,
     handle: Arc<ChannelHandle>,
     mut queued: mpsc::UnboundedReceiver<Uuid>,
+    stop: CancellationToken,
 ) {
     let interval = Duration::from_secs(60) / SENDS_PER_MINUTE;
     let mut due: BTreeMap<(DateTime<Utc>, Uuid), ()> = BTreeMap::new();
@@ -418,6 +425,8 @@ pub(super) async fn sender(
                 }
             },
             _ = tokio::time::sleep(wait) => {}
+            // Only between attempts: one under way is recorded first.
+            () = stop.cancelled() => return,
         }
         let Some(((at, id), ())) = due.pop_first() else {
             continue;
@@ -453,6 +462,11 @@ async fn attempt(
     };
     if message.status != OutboundStatus::Queued {
         return Ok(None);
+    }
+    // Not due yet (the platform asked for a pause before its first attempt,
+    // or it was queued again at start-up): back in line until then.
+    if message.next_attempt_at > ctx.shared.now() {
+        return Ok(Some(message.next_attempt_at));
     }
     let outbound = OutboundMessage {
         to: Destination {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use talon_runtime::channel::{ChannelCallError, ChannelHandle, Destination};
+use talon_runtime::channel::{ChannelCallError, ChannelError, ChannelHandle, Destination};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -54,19 +54,32 @@ impl Streams {
     }
 }
 
+/// What relaying a turn left: the stream that carries the reply so far,
+/// and how long the platform asked to be left alone if it refused a start
+/// or an edit as rate limited (the whole reply must wait that long).
+#[derive(Debug, Default)]
+pub(super) struct Relayed {
+    /// The live stream; `None` when nothing was started (no text, or the
+    /// platform refused the start) or the stream was given up.
+    pub stream: Option<LiveStream>,
+    /// The platform's `retry after`, from a refused start or edit.
+    pub hold: Option<Duration>,
+}
+
 /// Relays a turn's text to the platform as it comes: the stream starts at
 /// the first text, then what came meanwhile goes out at most once per
-/// [`EDIT_EVERY`]. Returns the stream once the turn's events end; `None`
-/// when nothing was started (no text, or the platform refused the start).
-/// A failed edit stops the edits; the final text still goes out whole.
+/// [`EDIT_EVERY`]. Returns once the turn's events end. A failed start or
+/// edit stops the streaming; the final text still goes out whole (after
+/// the platform's delay when it was rate limited).
 pub(super) async fn relay(
     handle: &ChannelHandle,
     to: Destination,
     mut events: mpsc::UnboundedReceiver<TurnEvent>,
-) -> Option<LiveStream> {
+) -> Relayed {
     let mut stream: Option<LiveStream> = None;
     let mut pending = String::new();
     let mut gave_up = false;
+    let mut hold: Option<Duration> = None;
     let mut next_edit = tokio::time::Instant::now();
     loop {
         let due = !gave_up && stream.is_some() && !pending.is_empty();
@@ -78,6 +91,7 @@ pub(super) async fn relay(
                         Ok(()) => live.sent.push_str(&std::mem::take(&mut pending)),
                         Err(error) => {
                             tracing::debug!(%error, "a streamed edit failed; the reply will be sent whole");
+                            hold = hold.or(rate_limit(&error));
                             gave_up = true;
                         }
                     }
@@ -102,6 +116,7 @@ pub(super) async fn relay(
                         }
                         Err(error) => {
                             tracing::debug!(%error, "the platform refused a stream; the reply will be sent whole");
+                            hold = hold.or(rate_limit(&error));
                             gave_up = true;
                         }
                     }
@@ -112,7 +127,7 @@ pub(super) async fn relay(
     }
     // Drain what is left so the turn never blocks on its events.
     while events.try_recv().is_ok() {}
-    match gave_up {
+    let stream = match gave_up {
         true => {
             if let Some(live) = stream {
                 abandon(handle, live).await;
@@ -120,6 +135,17 @@ pub(super) async fn relay(
             None
         }
         false => stream,
+    };
+    Relayed { stream, hold }
+}
+
+/// The platform's delay, when `error` is a rate limit.
+fn rate_limit(error: &ChannelCallError) -> Option<Duration> {
+    match error {
+        ChannelCallError::Channel(ChannelError::RateLimited(ms)) => {
+            Some(Duration::from_millis(u64::from(*ms)))
+        }
+        _ => None,
     }
 }
 
