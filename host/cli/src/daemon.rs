@@ -162,6 +162,8 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             Ok(served) => served,
             Err(e) => Err(std::io::Error::other(e)),
         };
+        // Channels stop between sends, so none is sent twice after a restart.
+        kernel.channels().stop_all().await;
         // The database file alone is then complete, for backups and offline tools.
         if let Err(e) = kernel.store().checkpoint() {
             tracing::warn!(error = %e, "cannot checkpoint the journal; it is replayed at the next start");

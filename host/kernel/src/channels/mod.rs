@@ -402,6 +402,16 @@ impl Channels {
         Ok(started)
     }
 
+    /// Stops every channel, each after the send under way is recorded: the
+    /// daemon's shutdown, so a reply the platform took is never sent again
+    /// at the next start.
+    pub async fn stop_all(&self) {
+        let running = std::mem::take(&mut *self.running.lock().await);
+        for (_, channel) in running {
+            channel.stop().await;
+        }
+    }
+
     /// Stops every channel and starts the enabled ones again, with the
     /// stored configuration and the plugins as loaded now.
     pub async fn reload(self: &Arc<Self>) -> Result<usize, KernelError> {
