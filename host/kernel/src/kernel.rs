@@ -507,3 +507,44 @@ mod tests {
         assert_eq!(stopped.last_active, later);
     }
 }
+
+// `[plugins] tls_ca_file` is read at boot: tested here, where the kernel is
+// built (the plugins domain sits below the kernel).
+#[cfg(test)]
+mod tls_ca_tests {
+    use crate::home::Home;
+    use crate::kernel::{Kernel, Overrides};
+
+    /// Boots with `[plugins] tls_ca_file` naming `ca`; the error, if any.
+    fn boot_with_ca(dir: &std::path::Path, ca: &std::path::Path) -> Option<String> {
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!("[plugins]\ntls_ca_file = {:?}\n", ca.display().to_string()),
+        )
+        .expect("write config");
+        Kernel::boot(
+            Home::new(dir.join("home")),
+            Some(config),
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_a_certificate_stops_the_boot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("missing.pem");
+        let error = boot_with_ca(dir.path(), &missing).expect("refused");
+        assert!(error.contains("plugins.tls_ca_file"), "{error}");
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").expect("write");
+        let error = boot_with_ca(dir.path(), &garbage).expect("refused");
+        assert!(
+            error.contains("plugins.tls_ca_file") && error.contains("no usable CA certificate"),
+            "{error}"
+        );
+    }
+}
