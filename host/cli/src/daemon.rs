@@ -162,8 +162,12 @@ pub fn start(home: Home, config: Option<PathBuf>, args: StartArgs) -> anyhow::Re
             Ok(served) => served,
             Err(e) => Err(std::io::Error::other(e)),
         };
-        // Channels stop between sends, so none is sent twice after a restart.
-        kernel.channels().stop_all().await;
+        // Channels stop between sends, so none is sent twice after a restart;
+        // within the same grace as the server's drain.
+        let grace = std::time::Duration::from_secs(kernel.config().server.shutdown_grace_secs);
+        if tokio::time::timeout(grace, kernel.channels().stop_all()).await.is_err() {
+            tracing::warn!("channels did not stop within the shutdown grace; a send under way may be repeated at the next start");
+        }
         // The database file alone is then complete, for backups and offline tools.
         if let Err(e) = kernel.store().checkpoint() {
             tracing::warn!(error = %e, "cannot checkpoint the journal; it is replayed at the next start");
