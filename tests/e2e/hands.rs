@@ -133,7 +133,7 @@ async fn stats(daemon: &Daemon, instance: &str) -> Value {
 }
 
 /// The owner notifications of `instance` recorded in the audit chain.
-async fn notifications(daemon: &Daemon, instance: &str) -> Vec<String> {
+pub(crate) async fn notifications(daemon: &Daemon, instance: &str) -> Vec<String> {
     let body = json(daemon.get("/api/audit/recent?limit=500").await).await;
     body["entries"]
         .as_array()

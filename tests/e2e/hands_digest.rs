@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::json;
 use talon_test_llm::{Reply, TestLlm};
 
+use crate::hands::notifications;
 use crate::harness::{Daemon, assert_error, json};
 use crate::plugins::{Publisher, trust};
 
@@ -73,20 +74,6 @@ fn port_of(daemon: &Daemon) -> u16 {
         .next()
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .expect("the daemon's port")
-}
-
-/// The owner notifications of `instance` recorded in the audit chain.
-async fn notifications(daemon: &Daemon, instance: &str) -> Vec<String> {
-    let body = json(daemon.get("/api/audit/recent?limit=500").await).await;
-    body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "hand_owner_notified")
-        .filter_map(|e| serde_json::from_str::<Value>(e["details"].as_str()?).ok())
-        .filter(|d| d["instance_id"] == instance)
-        .filter_map(|d| d["message"].as_str().map(str::to_string))
-        .collect()
 }
 
 async fn ticks(daemon: &Daemon, instance: &str) -> u64 {
