@@ -110,11 +110,26 @@ impl Cache {
         let bytes = compiled
             .serialize()
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        std::fs::create_dir_all(&self.dir).map_err(|e| LoadError::io(&self.dir, e))?;
-        // Written under a temporary name and renamed: a crash never leaves a
-        // half-written file under the final name.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &bytes).map_err(|e| LoadError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| LoadError::io(path, e))
+        publish(path, &bytes).map_err(|e| LoadError::io(path, e))
     }
+}
+
+/// Writes `bytes` to `path` so that no reader ever sees a partial file and
+/// no file someone has mapped is ever changed: into a new temporary file of
+/// its own (a unique name, created exclusively), synced, then renamed over
+/// `path`. A file mapped by `Component::deserialize_file` must never shrink
+/// (the process would die of SIGBUS); a shared temporary name let one
+/// writer truncate the file another had just renamed into place and mapped,
+/// when several loads of one component raced on a cold cache.
+pub(crate) fn publish(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".compiling-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.as_file().sync_all()?;
+    // On failure the temporary file is removed when dropped.
+    file.persist(path).map(drop).map_err(|e| e.error)
 }

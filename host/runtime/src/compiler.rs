@@ -268,21 +268,7 @@ pub fn compile_child(
     let compiled = engine
         .precompile_component(&component)
         .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-    let tmp = output.with_extension(format!("tmp{}", std::process::id()));
-    let written = (|| {
-        if let Some(dir) = output.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&compiled)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, output)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(LoadError::io(output, e));
-    }
-    Ok(())
+    crate::cache::publish(output, &compiled).map_err(|e| LoadError::io(output, e))
 }
 
 #[cfg(test)]

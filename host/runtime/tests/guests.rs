@@ -362,6 +362,66 @@ async fn compiled_components_are_cached_on_disk() {
     );
 }
 
+/// Loads of one component racing on a cold cache (several tests, or several
+/// agents, starting at once) each get a working component, and the cache
+/// ends with one file: every writer has a temporary file of its own, so none
+/// truncates the file another has just mapped (which killed a test process
+/// with SIGBUS when they shared one name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_loads_on_a_cold_cache_each_get_a_working_component() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let manifest = runtime(Ceilings::default())
+        .complete_manifest(
+            author_manifest("tests/plugins/greeter"),
+            component("greeter"),
+        )
+        .await
+        .unwrap();
+    let loads: Vec<_> = (0..6)
+        .map(|_| {
+            let rt = Runtime::new(config.clone()).unwrap();
+            let manifest = manifest.clone();
+            tokio::spawn(async move {
+                let plugin = rt
+                    .load(
+                        manifest,
+                        component("greeter"),
+                        Permissions::default(),
+                        BTreeMap::new(),
+                    )
+                    .await
+                    .unwrap();
+                call(
+                    &rt,
+                    &plugin,
+                    "greet",
+                    r#"{"name":"x"}"#,
+                    &CallContext::default(),
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for load in loads {
+        assert!(load.await.unwrap().contains("Hello, x!"));
+    }
+    let files: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "one compiled file and no temporary ones: {files:?}"
+    );
+    assert!(files[0].ends_with(".cwasm"), "{files:?}");
+}
+
 #[tokio::test]
 async fn packages_round_trip_and_refuse_tampering() {
     let rt = runtime(Ceilings::default());
