@@ -8,7 +8,11 @@
 //! `POST /api/agents/{id}/message` and streamed `POST .../message/stream`
 //! (read to `done`), the messages spread over 10 agents, against
 //! `talon-test-llm` answering at once. Sessions are never reset: they grow
-//! for the whole run, as a chat platform's do.
+//! for the whole run, as a chat platform's do, and each turn reads and sends
+//! as much of its session as `--context-tokens` (default 4000, the daemon's
+//! `[agents] max_context_tokens`) allows. Counting starts after
+//! `--warm-up-secs` (default 60) of the same load, which fills every
+//! session's window.
 
 mod daemon;
 
@@ -21,7 +25,9 @@ use talon_test_llm::TestLlm;
 
 const CONNECTIONS: usize = 32;
 const AGENTS: usize = 10;
-const CONFIG: &str = "[rate_limit]\nexempt_loopback = true\n[plugins]\nbundled = false\n";
+/// The daemon's configuration; `{tokens}` is the context budget per turn.
+const CONFIG: &str = "[rate_limit]\nexempt_loopback = true\n[plugins]\nbundled = false\n\
+    [agents]\nmax_context_tokens = {tokens}\n";
 const KINDS: [&str; 4] = ["health", "agent list", "blocking", "streaming"];
 
 /// Completed requests and failures by kind, since the start.
@@ -31,13 +37,14 @@ struct Counts {
     failed: AtomicU64,
 }
 
-fn minutes_arg() -> u64 {
+/// The number after `flag` on the command line, or `default`.
+fn arg(flag: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
-        .position(|a| a == "--minutes")
+        .position(|a| a == flag)
         .and_then(|at| args.get(at + 1))
         .and_then(|m| m.parse().ok())
-        .unwrap_or(10)
+        .unwrap_or(default)
 }
 
 async fn spawn_agent(http: &reqwest::Client, url: &str, name: &str, llm: &TestLlm) -> String {
@@ -104,12 +111,20 @@ async fn worker(
 }
 
 fn main() {
-    let minutes = minutes_arg();
+    let minutes = arg("--minutes", 10);
+    // A session costs more per turn until its context window is full (each
+    // turn reads and sends the whole window); from then on the sliding
+    // window and compaction hold it. The warm-up, not counted, fills every
+    // session's window first, so minute 1 already measures the steady state
+    // the issue asks about rather than the ramp to it.
+    let warm_up = Duration::from_secs(arg("--warm-up-secs", 60));
+    let context_tokens = arg("--context-tokens", 4000);
     let llm = TestLlm::start_blocking();
     llm.set_recording(false);
     llm.set_default_reply("pong");
     let home = tempfile::tempdir().expect("home");
-    std::fs::write(home.path().join("config.toml"), CONFIG).expect("config");
+    let config = CONFIG.replace("{tokens}", &context_tokens.to_string());
+    std::fs::write(home.path().join("config.toml"), config).expect("config");
     let (mut child, url) = daemon::spawn(home.path());
     let pid = child.id();
     let database = home.path().join("data").join("talon.redb");
@@ -128,7 +143,8 @@ fn main() {
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
         println!(
-            "soak: {minutes} min, {CONNECTIONS} connections ({} each of {}), {AGENTS} agents; start RSS {} KiB",
+            "soak: {minutes} min after {} s of warm-up, {CONNECTIONS} connections ({} each of {}), {AGENTS} agents, max_context_tokens {context_tokens}; start RSS {} KiB",
+            warm_up.as_secs(),
             CONNECTIONS / KINDS.len(),
             KINDS.join(", "),
             rss_kib(pid)
@@ -144,9 +160,18 @@ fn main() {
                 ))
             })
             .collect();
-        let started = Instant::now();
+        tokio::time::sleep(warm_up).await;
         let mut last = [0u64; 4];
-        let mut last_failed = 0;
+        for (slot, count) in last.iter_mut().zip(&counts.done) {
+            *slot = count.load(Ordering::Relaxed);
+        }
+        let mut last_failed = counts.failed.load(Ordering::Relaxed);
+        println!(
+            "warm-up: {:.1} req/s, failed {last_failed}, RSS {} KiB",
+            last.iter().sum::<u64>() as f64 / warm_up.as_secs_f64().max(1.0),
+            rss_kib(pid)
+        );
+        let started = Instant::now();
         let mut per_minute = Vec::new();
         let mut peak_rss = 0;
         for minute in 1..=minutes {

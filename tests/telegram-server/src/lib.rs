@@ -257,6 +257,28 @@ impl TelegramServer {
             .collect()
     }
 
+    /// Checks that long polling confirms what it received: the offsets of
+    /// `getUpdates` never go back, and every poll after the first (which
+    /// brought `first_delivered`, an `update_id`) asks past it, so no update
+    /// is fetched twice. A poll that ends empty (its timeout passed, as on a
+    /// loaded machine) is rightly repeated with the same offset, so offsets
+    /// need not grow strictly.
+    pub fn assert_offsets_confirm(&self, first_delivered: i64) {
+        let offsets: Vec<i64> = self
+            .calls_of("getUpdates")
+            .iter()
+            .map(|c| c.params["offset"].as_i64().unwrap_or(0))
+            .collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] <= w[1]),
+            "getUpdates offsets went back: {offsets:?}"
+        );
+        assert!(
+            offsets.iter().skip(1).all(|&o| o > first_delivered),
+            "an update already delivered was asked for again: {offsets:?}"
+        );
+    }
+
     /// The bot's messages in `chat`, oldest first.
     pub fn bot_messages(&self, chat: i64) -> Vec<BotMessage> {
         self.shared
