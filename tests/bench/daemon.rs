@@ -32,25 +32,66 @@ pub fn spawn(home: &Path) -> (Child, String) {
     (child, url)
 }
 
-/// Starts the daemon on `home` and polls `/api/health` until the first 200:
-/// the time from exec to that answer, the child and its base URL. A raw
-/// HTTP/1.1 request, so the client adds nothing to the figure.
-pub fn time_to_first_health(home: &Path) -> (Duration, Child, String) {
+/// A daemon started by [`time_to_first_health`], and how long it took.
+pub struct Started {
+    /// Exec to the first `200` on `/api/health`: the API answers from the
+    /// moment it binds, while installed plugins are still loading.
+    pub first_health: Duration,
+    /// Exec to its `talon listening on ...` line: everything installed is
+    /// loaded and running (what scripts and tests wait for).
+    pub ready: Duration,
+    pub child: Child,
+    pub url: String,
+}
+
+/// Starts the daemon on `home` on a free port and polls `/api/health` from
+/// the moment of exec, with a raw HTTP/1.1 request so the client adds
+/// nothing to the figure; returns once the daemon is also ready.
+pub fn time_to_first_health(home: &Path) -> Started {
+    // The port is chosen here, not by the daemon, so polling can start
+    // before the daemon says where it listens.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
     let started = Instant::now();
-    let (child, url) = spawn(home);
-    let addr = url.trim_start_matches("http://").to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
+        .arg("--home")
+        .arg(home)
+        .args(["start", "--listen", &addr])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn talon");
+    let stdout = child.stdout.take().expect("stdout");
+    let ready = std::thread::spawn(move || {
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read address");
+        assert!(line.starts_with("talon listening on "), "{line}");
+        started.elapsed()
+    });
     let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    loop {
+    let first_health = loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(&addr)
             && stream.write_all(request.as_bytes()).is_ok()
         {
             let mut response = String::new();
             let _ = stream.read_to_string(&mut response);
             if response.starts_with("HTTP/1.1 200") {
-                return (started.elapsed(), child, url);
+                break started.elapsed();
             }
         }
         std::thread::sleep(Duration::from_micros(200));
+    };
+    let ready = ready.join().expect("the daemon's first line");
+    Started {
+        first_health,
+        ready,
+        child,
+        url: format!("http://{addr}"),
     }
 }
 

@@ -51,7 +51,12 @@ fn main() {
     for run in 1..=RUNS {
         let home = tempfile::tempdir().expect("home");
         let started = Instant::now();
-        let (health, child, url) = daemon::time_to_first_health(home.path());
+        let daemon::Started {
+            first_health: health,
+            child,
+            url,
+            ..
+        } = daemon::time_to_first_health(home.path());
         loop {
             let tools: serde_json::Value = tokio
                 .block_on(async {

@@ -6,7 +6,7 @@ pub mod rules;
 
 /// The document as served: `doc` as JSON, with the [`rules`] utoipa's
 /// attributes cannot express; `providers` are the LLM providers the daemon
-/// knows as it starts (the document is made once).
+/// knows as it starts (the document is made once, on its first request).
 pub fn served(doc: &utoipa::openapi::OpenApi, providers: &[String]) -> serde_json::Value {
     // Its maps have string keys, so serializing it cannot fail.
     let mut json = serde_json::to_value(doc).unwrap_or_default();

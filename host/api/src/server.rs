@@ -30,10 +30,11 @@ use crate::routes::{
 };
 use crate::state::AppState;
 
-/// The routes and the OpenAPI document describing them; `max_body_bytes`
+/// The routes and the OpenAPI document collected from them (not yet
+/// [`crate::openapi::complete`]d); `max_body_bytes`
 /// limits the bodies of all but the routes that carry files and packages.
 fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
         .routes(routes!(system::health_detail))
@@ -171,9 +172,7 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         .routes(routes!(crate::routes::mcp::health))
         .merge(package_routes())
         .merge(a2a_routes(max_body_bytes))
-        .split_for_parts();
-    crate::openapi::complete(&mut doc);
-    (router, doc)
+        .split_for_parts()
 }
 
 /// Cron jobs, schedules, triggers, workflows, goals and the run queue (issue 5).
@@ -317,22 +316,31 @@ fn a2a_routes(max_body_bytes: usize) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of this build.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes(talon_kernel::config::LimitsConfig::default().max_body_bytes).1
+    document(talon_kernel::config::LimitsConfig::default().max_body_bytes)
+}
+
+/// The OpenAPI document of the routes [`api_routes`] builds for a body limit
+/// of `max_body_bytes`, completed.
+fn document(max_body_bytes: usize) -> utoipa::openapi::OpenApi {
+    let mut doc = api_routes(max_body_bytes).1;
+    crate::openapi::complete(&mut doc);
+    doc
 }
 
 /// Builds the whole application for `state`: routes plus the shared conventions.
 pub fn app(state: AppState) -> Router {
-    let (routes, doc) = api_routes(state.kernel.config().limits.max_body_bytes);
+    let max_body_bytes = state.kernel.config().limits.max_body_bytes;
+    // The document the router collects is dropped here and made again on
+    // its first request (`OpenApiJson`).
+    let (routes, _) = api_routes(max_body_bytes);
     let provider_names: Vec<String> = (state.kernel.providers().llm().providers().iter())
         .map(|p| p.name.clone())
         .collect();
-    // Served as bytes made once: the document is fixed for the life of the
-    // process, and its tree of structs is several times the size of its JSON.
-    // (Its maps have string keys, so serializing it cannot fail.)
-    let doc = axum::body::Bytes::from(
-        serde_json::to_vec(&crate::openapi::served(&doc, &provider_names))
-            .expect("the OpenAPI document serializes to JSON"),
-    );
+    let openapi = OpenApiJson {
+        max_body_bytes,
+        providers: std::sync::Arc::new(provider_names),
+        json: std::sync::Arc::new(tokio::sync::OnceCell::new()),
+    };
     let mcp_endpoint = crate::routes::mcp::endpoint_for(&state);
     let router = routes
         .merge(dashboard::router())
@@ -350,18 +358,51 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/openapi.json",
             get(move || {
-                let doc = doc.clone();
-                async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        doc,
-                    )
-                }
+                let openapi = openapi.clone();
+                async move { openapi.serve().await }
             }),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     with_conventions(router, state)
+}
+
+/// `/api/openapi.json`, made on its first request instead of at start:
+/// building and serializing the document was a third of the daemon's
+/// start-up work, and few daemons are ever asked for it. Once made it is
+/// kept as bytes (fixed for the life of the process; its tree of structs is
+/// several times the size of its JSON).
+#[derive(Clone)]
+struct OpenApiJson {
+    max_body_bytes: usize,
+    /// The LLM providers the daemon knew as it started.
+    providers: std::sync::Arc<Vec<String>>,
+    json: std::sync::Arc<tokio::sync::OnceCell<axum::body::Bytes>>,
+}
+
+impl OpenApiJson {
+    async fn serve(&self) -> Result<axum::response::Response, ApiError> {
+        let json = self
+            .json
+            .get_or_try_init(|| {
+                let (max_body_bytes, providers) = (self.max_body_bytes, self.providers.clone());
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let doc = document(max_body_bytes);
+                        serde_json::to_vec(&crate::openapi::served(&doc, &providers))
+                            .map(axum::body::Bytes::from)
+                            .map_err(|e| ApiError::Internal(format!("OpenAPI document: {e}")))
+                    })
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("OpenAPI document: {e}")))?
+                }
+            })
+            .await?;
+        Ok(axum::response::IntoResponse::into_response((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json.clone(),
+        )))
+    }
 }
 
 /// Wraps any router in the conventions every route shares (see [`crate::middleware`]).
