@@ -368,10 +368,10 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// `/api/openapi.json`, made on its first request instead of at start:
-/// building and serializing the document was a third of the daemon's
-/// start-up work, and few daemons are ever asked for it. Once made it is
-/// kept as bytes (fixed for the life of the process; its tree of structs is
-/// several times the size of its JSON).
+/// completing and serializing the document was over a quarter of the
+/// daemon's start-up work, and few daemons are ever asked for it. Once made
+/// it is kept as bytes (fixed for the life of the process; its tree of
+/// structs is several times the size of its JSON).
 #[derive(Clone)]
 struct OpenApiJson {
     max_body_bytes: usize,
