@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{author_manifest, call, component, load, load_with, runtime};
 use talon_runtime::{
-    CallContext, Ceilings, GuardError, InvokeError, Package, Permissions, Runtime, RuntimeConfig,
-    SecretKey, TrustStore,
+    CallContext, Ceilings, GuardError, InvokeError, Manifest, Package, Permissions, Plugin,
+    Runtime, RuntimeConfig, SecretKey, TrustStore,
 };
 
 #[tokio::test]
@@ -313,8 +313,10 @@ async fn python_and_javascript_examples_run() {
     }
 }
 
-#[tokio::test]
-async fn compiled_components_are_cached_on_disk() {
+/// A runtime configuration caching in a directory of its own (empty), and
+/// the greeter's completed manifest (completed by another runtime, so the
+/// cache stays empty).
+async fn empty_cache_and_greeter() -> (tempfile::TempDir, RuntimeConfig, Manifest) {
     let cache = tempfile::tempdir().unwrap();
     let config = RuntimeConfig {
         cache_dir: Some(cache.path().to_path_buf()),
@@ -327,39 +329,43 @@ async fn compiled_components_are_cached_on_disk() {
         )
         .await
         .unwrap();
+    (cache, config, manifest)
+}
+
+/// Loads the greeter with `manifest` and no grants.
+async fn load_greeter(rt: &Runtime, manifest: Manifest) -> Plugin {
+    rt.load(
+        manifest,
+        component("greeter"),
+        Permissions::default(),
+        BTreeMap::new(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Greets "x".
+async fn greet(rt: &Runtime, plugin: &Plugin) -> Result<String, InvokeError> {
+    call(
+        rt,
+        plugin,
+        "greet",
+        r#"{"name":"x"}"#,
+        &CallContext::default(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_on_disk() {
+    let (_cache, config, manifest) = empty_cache_and_greeter().await;
     let first = Runtime::new(config.clone()).unwrap();
-    let plugin = first
-        .load(
-            manifest.clone(),
-            component("greeter"),
-            Permissions::default(),
-            BTreeMap::new(),
-        )
-        .await
-        .unwrap();
+    let plugin = load_greeter(&first, manifest.clone()).await;
     assert!(!plugin.was_cached());
     let second = Runtime::new(config).unwrap();
-    let plugin = second
-        .load(
-            manifest,
-            component("greeter"),
-            Permissions::default(),
-            BTreeMap::new(),
-        )
-        .await
-        .unwrap();
+    let plugin = load_greeter(&second, manifest).await;
     assert!(plugin.was_cached());
-    assert!(
-        call(
-            &second,
-            &plugin,
-            "greet",
-            r#"{"name":"x"}"#,
-            &CallContext::default()
-        )
-        .await
-        .is_ok()
-    );
+    assert!(greet(&second, &plugin).await.is_ok());
 }
 
 /// Loads of one component racing on a cold cache (several tests, or several
@@ -369,41 +375,14 @@ async fn compiled_components_are_cached_on_disk() {
 /// with SIGBUS when they shared one name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_loads_on_a_cold_cache_each_get_a_working_component() {
-    let cache = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..Default::default()
-    };
-    let manifest = runtime(Ceilings::default())
-        .complete_manifest(
-            author_manifest("tests/plugins/greeter"),
-            component("greeter"),
-        )
-        .await
-        .unwrap();
+    let (cache, config, manifest) = empty_cache_and_greeter().await;
     let loads: Vec<_> = (0..6)
         .map(|_| {
             let rt = Runtime::new(config.clone()).unwrap();
             let manifest = manifest.clone();
             tokio::spawn(async move {
-                let plugin = rt
-                    .load(
-                        manifest,
-                        component("greeter"),
-                        Permissions::default(),
-                        BTreeMap::new(),
-                    )
-                    .await
-                    .unwrap();
-                call(
-                    &rt,
-                    &plugin,
-                    "greet",
-                    r#"{"name":"x"}"#,
-                    &CallContext::default(),
-                )
-                .await
-                .unwrap()
+                let plugin = load_greeter(&rt, manifest).await;
+                greet(&rt, &plugin).await.unwrap()
             })
         })
         .collect();
