@@ -83,6 +83,21 @@ async fn turns(http: &reqwest::Client, url: &str, agent: &str, stream: bool) -> 
     samples
 }
 
+/// MESSAGES timings of the request `request` builds, each read to its end,
+/// after WARMUP untimed ones.
+async fn samples(request: impl Fn() -> reqwest::RequestBuilder) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(MESSAGES);
+    for i in 0..MESSAGES + WARMUP {
+        let started = Instant::now();
+        let response = request().send().await.expect("request");
+        response.bytes().await.expect("body");
+        if i >= WARMUP {
+            samples.push(started.elapsed());
+        }
+    }
+    samples
+}
+
 fn main() {
     let llm = TestLlm::start_blocking();
     llm.set_recording(false);
@@ -98,38 +113,17 @@ fn main() {
         let http = reqwest::Client::new();
         let agent = spawn_agent(&http, &url, manifest("bench", &llm)).await;
 
-        let mut direct = Vec::with_capacity(MESSAGES);
-        for i in 0..MESSAGES + WARMUP {
-            let started = Instant::now();
-            let response = http
-                .post(format!("{}/chat/completions", llm.openai_url()))
+        let direct = samples(|| {
+            http.post(format!("{}/chat/completions", llm.openai_url()))
                 .json(&serde_json::json!({ "model": "bench-model",
                     "messages": [{ "role": "user", "content": "ping" }] }))
-                .send()
-                .await
-                .expect("provider");
-            response.bytes().await.expect("body");
-            if i >= WARMUP {
-                direct.push(started.elapsed());
-            }
-        }
+        })
+        .await;
         let floor = report("provider call alone (the floor)", direct);
         // The yardstick of the hot-path targets: a turn within 4x
         // and a streamed turn within 5x of the daemon's cheapest answer,
         // from the same client in the same run.
-        let mut health = Vec::with_capacity(MESSAGES);
-        for i in 0..MESSAGES + WARMUP {
-            let started = Instant::now();
-            let response = http
-                .get(format!("{url}/api/health"))
-                .send()
-                .await
-                .expect("health");
-            response.bytes().await.expect("body");
-            if i >= WARMUP {
-                health.push(started.elapsed());
-            }
-        }
+        let health = samples(|| http.get(format!("{url}/api/health"))).await;
         let health = report("GET /api/health", health);
         let blocking = report(
             "POST /message, blocking",
