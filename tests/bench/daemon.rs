@@ -112,6 +112,40 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user and system) a process has used so far, from `/proc`:
+/// what a request costs the daemon whatever else the machine runs.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) in brackets.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / per_second)
+}
+
+/// Waits until the process has used less than 2 % of a core for a whole
+/// half-second (its start-up work, such as the retention sweep over a large
+/// store, is over); how long that took.
+pub fn wait_idle(pid: u32) -> Duration {
+    let started = Instant::now();
+    let window = Duration::from_millis(500);
+    loop {
+        let before = cpu_time(pid);
+        std::thread::sleep(window);
+        if cpu_time(pid) - before < window / 50 || started.elapsed() > Duration::from_secs(600) {
+            return started.elapsed();
+        }
+    }
+}
+
 /// The `p` quantile of sorted samples.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]

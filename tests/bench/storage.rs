@@ -1,11 +1,16 @@
 //! Storage benchmark through the real daemon: prints figures, asserts nothing.
 //!
 //! `cargo bench -p talon-cli --bench storage` measures, against
-//! `talon-test-llm` answering at once (so the figures are the host's work):
-//! - (a) a blocking turn with a daily budget set, and `GET /api/usage/summary`,
-//!   with no stored turn records and then with 1,000,000 more, written
-//!   straight into the stopped daemon's database (the migration that builds
-//!   the running totals from them runs at the next start, and is timed);
+//! `talon-test-llm` answering at once (so the figures are the host's work),
+//! each turn's latency from the client and the daemon's CPU time per turn:
+//! - (a) per-request cost as the store grows: a blocking turn with a daily
+//!   budget set (each the first of its session), `GET /api/usage/summary`,
+//!   `GET /api/health` and `GET /api/agents`, on an empty store and then
+//!   with 1,000,000 turn records and 1,000,000 stored messages more (in
+//!   1,000 sessions of 10 other agents), written straight into the stopped
+//!   daemon's database (the migration that builds the running totals from
+//!   the records runs at the next start, and is timed), and again after a
+//!   restart on that store;
 //! - (b) a turn in a new session, in a session whose 2,000-token window is
 //!   full (400 messages), and in one of 10,000 messages (sliding window
 //!   only: `compact_at_ratio = 1.0`);
@@ -18,11 +23,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Datelike;
 use daemon::{percentile, rss_kib};
+use talon_kernel::conversation::{SessionRecord, StoredMessage};
+use talon_llm::Message;
 use talon_test_llm::TestLlm;
 
 const SAMPLES: usize = 300;
 const WARMUP: usize = 30;
 const RECORDS: u64 = 1_000_000;
+const MESSAGES: u64 = 1_000_000;
+const MESSAGE_SESSIONS: u64 = 1_000;
 const LONG_SESSION_TURNS: usize = 5_000;
 const CONFIG: &str = "[rate_limit]\nexempt_loopback = true\n[budget]\ndaily_limit_usd = 1000.0\n\
     [agents]\ncompact_at_ratio = 1.0\nmax_context_tokens = 2000\n";
@@ -49,57 +58,111 @@ async fn post(http: &reqwest::Client, url: &str, body: serde_json::Value) -> ser
     response.json().await.expect("json")
 }
 
-/// `n` blocking turns (after the warm-up), each in a fresh session when `reset`.
+/// What a series of turns cost: each turn's latency from the client, and
+/// the daemon's CPU time per turn (what the host spent, whatever else ran).
+struct Turns {
+    samples: Vec<Duration>,
+    cpu_per_turn: Duration,
+}
+
+/// `n` blocking turns (after the warm-up), each the first of a session made
+/// for it beforehand when `fresh`, else all in the agent's current session.
 async fn turns(
     http: &reqwest::Client,
     url: &str,
+    daemon: u32,
     agent: &str,
     n: usize,
-    reset: bool,
-) -> Vec<Duration> {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n + WARMUP {
-        if reset {
-            post(
+    fresh: bool,
+) -> Turns {
+    let mut sessions = Vec::new();
+    if fresh {
+        for _ in 0..n + WARMUP {
+            let body = post(
                 http,
-                &format!("{url}/api/agents/{agent}/session/reset"),
+                &format!("{url}/api/agents/{agent}/sessions"),
                 serde_json::json!({}),
             )
             .await;
+            sessions.push(body["session_id"].as_str().expect("session id").to_string());
+        }
+    }
+    let mut samples = Vec::with_capacity(n);
+    let mut cpu_from = daemon::cpu_time(daemon);
+    for i in 0..n + WARMUP {
+        if i == WARMUP {
+            cpu_from = daemon::cpu_time(daemon);
+        }
+        let mut body = serde_json::json!({ "message": "ping" });
+        if let Some(session) = sessions.get(i) {
+            body["session_id"] = session.as_str().into();
         }
         let started = Instant::now();
-        post(
-            http,
-            &format!("{url}/api/agents/{agent}/message"),
-            serde_json::json!({ "message": "ping" }),
-        )
-        .await;
+        post(http, &format!("{url}/api/agents/{agent}/message"), body).await;
         if i >= WARMUP {
             samples.push(started.elapsed());
         }
     }
-    samples
+    let cpu_per_turn = (daemon::cpu_time(daemon) - cpu_from) / n as u32;
+    Turns {
+        samples,
+        cpu_per_turn,
+    }
 }
 
-async fn summaries(http: &reqwest::Client, url: &str) -> Vec<Duration> {
+/// Prints the latencies and the CPU per turn; the p50.
+fn report_turns(what: &str, turns: Turns) -> Duration {
+    let p50 = report(what, turns.samples);
+    println!(
+        "    daemon CPU per turn: {:.3} ms",
+        turns.cpu_per_turn.as_secs_f64() * 1e3
+    );
+    p50
+}
+
+/// Waits for the daemon's start-up work (the retention sweep walks every
+/// turn record once at start, then hourly) to end before measuring requests.
+fn settle(pid: u32) {
+    let cpu = daemon::cpu_time(pid);
+    let took = daemon::wait_idle(pid);
+    println!(
+        "    start-up work (retention sweep) over in {:.1} s, {:.1} s of CPU",
+        took.as_secs_f64(),
+        (daemon::cpu_time(pid) - cpu).as_secs_f64()
+    );
+}
+
+/// `SAMPLES` requests of `GET {path}`.
+async fn gets(http: &reqwest::Client, url: &str, path: &str) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let started = Instant::now();
-        let response = http
-            .get(format!("{url}/api/usage/summary"))
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(response.status(), 200);
+        let response = http.get(format!("{url}{path}")).send().await.expect("get");
+        assert_eq!(response.status(), 200, "{path}");
         response.bytes().await.expect("body");
         samples.push(started.elapsed());
     }
     samples
 }
 
+/// The per-request figures of (a), labelled with the state of the store.
+async fn requests(http: &reqwest::Client, url: &str, daemon: u32, agent: &str, store: &str) {
+    report_turns(
+        &format!("(a) turn with a budget, {store}"),
+        turns(http, url, daemon, agent, SAMPLES, true).await,
+    );
+    for path in ["/api/usage/summary", "/api/health", "/api/agents"] {
+        report(
+            &format!("(a) GET {path}, {store}"),
+            gets(http, url, path).await,
+        );
+    }
+}
+
 /// Writes `RECORDS` turn records of 1,000 other agents over this month into
 /// the stopped daemon's database, as schema 8 had them (no totals), so the
-/// next start builds the totals.
+/// next start builds the totals; and `MESSAGES` messages in sessions of ten
+/// of those agents (see [`write_messages`]).
 fn write_records(home: &std::path::Path) -> Duration {
     let turns: redb::TableDefinition<(&str, &str), &[u8]> = redb::TableDefinition::new("turns.v1");
     let totals: redb::TableDefinition<(&str, &str), &[u8]> =
@@ -139,6 +202,7 @@ fn write_records(home: &std::path::Path) -> Duration {
         }
         tx.commit().expect("commit");
     }
+    write_messages(&db, &agents[..10]);
     let tx = db.begin_write().expect("tx");
     tx.delete_table(totals).expect("drop totals");
     tx.open_table(meta)
@@ -147,6 +211,66 @@ fn write_records(home: &std::path::Path) -> Duration {
         .expect("version");
     tx.commit().expect("commit");
     started.elapsed()
+}
+
+/// Writes `MESSAGES` messages, in `MESSAGE_SESSIONS` sessions of `agents`,
+/// as the daemon stores them (the agents' own records are not written: what
+/// grows is the tables a turn reads and writes).
+fn write_messages(db: &redb::Database, agents: &[String]) {
+    let sessions: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("sessions.v1");
+    let messages: redb::TableDefinition<(&str, u64), &[u8]> =
+        redb::TableDefinition::new("messages.v1");
+    let per_session = MESSAGES / MESSAGE_SESSIONS;
+    let now = chrono::Utc::now();
+    for batch in 0..MESSAGE_SESSIONS / 100 {
+        let tx = db.begin_write().expect("tx");
+        {
+            let mut session_table = tx.open_table(sessions).expect("sessions");
+            let mut message_table = tx.open_table(messages).expect("messages");
+            for i in 0..100 {
+                let n = batch * 100 + i;
+                let agent: uuid::Uuid = agents[(n % agents.len() as u64) as usize]
+                    .parse()
+                    .expect("uuid");
+                let session = SessionRecord {
+                    id: uuid::Uuid::new_v4(),
+                    agent_id: agent,
+                    label: None,
+                    created_at: now,
+                    updated_at: now,
+                    message_count: per_session,
+                    next_seq: per_session,
+                    totals: Default::default(),
+                    compactions: 0,
+                };
+                let key = session.id.to_string();
+                for seq in 0..per_session {
+                    let message = StoredMessage {
+                        seq,
+                        at: now,
+                        message: if seq % 2 == 0 {
+                            Message::user(format!("question {seq} of session {n}"))
+                        } else {
+                            Message::assistant(format!("the answer to question {}", seq - 1))
+                        },
+                    };
+                    message_table
+                        .insert(
+                            (key.as_str(), seq),
+                            serde_json::to_vec(&message).expect("json").as_slice(),
+                        )
+                        .expect("insert");
+                }
+                session_table
+                    .insert(
+                        key.as_str(),
+                        serde_json::to_vec(&session).expect("json").as_slice(),
+                    )
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
 }
 
 fn main() {
@@ -166,6 +290,7 @@ fn main() {
     );
 
     let (child, url) = daemon::spawn(home.path());
+    let pid = child.id();
     let agent = tokio.block_on(async {
         let body = post(
             &http,
@@ -174,18 +299,7 @@ fn main() {
         )
         .await;
         let agent = body["agent_id"].as_str().expect("id").to_string();
-        report(
-            "(a) turn with a budget, 0 other records",
-            turns(&http, &url, &agent, SAMPLES, true).await,
-        );
-        report(
-            "(a) GET /api/usage/summary, 0 other records",
-            summaries(&http, &url).await,
-        );
-        report(
-            "(b) turn in a new session",
-            turns(&http, &url, &agent, SAMPLES, true).await,
-        );
+        requests(&http, &url, pid, &agent, "empty store").await;
         agent
     });
     daemon::stop(child);
@@ -193,28 +307,28 @@ fn main() {
     let wrote = write_records(home.path());
     let size = std::fs::metadata(home.path().join("data/talon.redb")).map_or(0, |m| m.len());
     println!(
-        "wrote {RECORDS} turn records in {:.1} s; database {:.0} MB",
+        "wrote {RECORDS} turn records and {MESSAGES} messages in {:.1} s; database {:.0} MB",
         wrote.as_secs_f64(),
         size as f64 / 1e6
     );
     let started = Instant::now();
     let (child, url) = daemon::spawn(home.path());
+    let pid = child.id();
     println!(
         "start with the migration building the totals of {RECORDS} records: {:.1} s",
         started.elapsed().as_secs_f64()
     );
     println!(
         "(c) RSS after that start: {:.1} MB",
-        rss_kib(child.id()) as f64 / 1024.0
+        rss_kib(pid) as f64 / 1024.0
     );
+    settle(pid);
+    let store = format!("{RECORDS} other records and {MESSAGES} other messages");
     tokio.block_on(async {
-        report(
-            &format!("(a) turn with a budget, {RECORDS} other records"),
-            turns(&http, &url, &agent, SAMPLES, true).await,
-        );
-        report(
-            &format!("(a) GET /api/usage/summary, {RECORDS} other records"),
-            summaries(&http, &url).await,
+        requests(&http, &url, pid, &agent, &store).await;
+        report_turns(
+            "(b) turn in a new session",
+            turns(&http, &url, pid, &agent, SAMPLES, true).await,
         );
         post(
             &http,
@@ -224,15 +338,16 @@ fn main() {
         .await;
         // 200 turns fill the 2,000-token window ("ping"/"pong" are 9 tokens
         // each): from there on, what a turn reads and sends stays the same.
-        turns(&http, &url, &agent, 200 - WARMUP, false).await;
-        report(
+        turns(&http, &url, pid, &agent, 200 - WARMUP, false).await;
+        report_turns(
             "(b) turn in a session of 400+ messages (window full)",
-            turns(&http, &url, &agent, SAMPLES, false).await,
+            turns(&http, &url, pid, &agent, SAMPLES, false).await,
         );
         let started = Instant::now();
         turns(
             &http,
             &url,
+            pid,
             &agent,
             LONG_SESSION_TURNS - 500 - WARMUP,
             false,
@@ -244,39 +359,38 @@ fn main() {
             LONG_SESSION_TURNS * 2,
             started.elapsed().as_secs_f64()
         );
-        report(
+        report_turns(
             &format!(
                 "(b) turn in a session of {}+ messages",
                 LONG_SESSION_TURNS * 2
             ),
-            turns(&http, &url, &agent, SAMPLES, false).await,
+            turns(&http, &url, pid, &agent, SAMPLES, false).await,
         );
     });
     println!(
         "(c) RSS after the turns: {:.1} MB",
-        rss_kib(child.id()) as f64 / 1024.0
+        rss_kib(pid) as f64 / 1024.0
     );
     daemon::stop(child);
 
     // The steady state: a restart on the large store, without the migration.
     let (child, url) = daemon::spawn(home.path());
+    let pid = child.id();
     println!(
         "(c) RSS after a restart on it: {:.1} MB",
-        rss_kib(child.id()) as f64 / 1024.0
+        rss_kib(pid) as f64 / 1024.0
     );
-    tokio.block_on(async {
-        report(
-            &format!("(a) turn with a budget after the restart, {RECORDS} other records"),
-            turns(&http, &url, &agent, SAMPLES, true).await,
-        );
-        report(
-            &format!("(a) GET /api/usage/summary after the restart, {RECORDS} other records"),
-            summaries(&http, &url).await,
-        );
-    });
+    settle(pid);
+    tokio.block_on(requests(
+        &http,
+        &url,
+        pid,
+        &agent,
+        &format!("{store}, after a restart"),
+    ));
     println!(
         "(c) RSS after those requests: {:.1} MB",
-        rss_kib(child.id()) as f64 / 1024.0
+        rss_kib(pid) as f64 / 1024.0
     );
     daemon::stop(child);
 }

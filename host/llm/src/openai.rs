@@ -1,9 +1,11 @@
 //! OpenAI Chat Completions, the format most providers speak (OpenAI, Groq,
 //! OpenRouter, Together, DeepSeek, and local servers: Ollama, vLLM, LM Studio).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 
 use crate::catalog::MaxTokensField;
 use crate::driver::{DriverConfig, WireFormat};
@@ -69,67 +71,139 @@ impl WireFormat for OpenAi {
     }
 }
 
-/// The JSON body of a Chat Completions request.
+/// The JSON body of a Chat Completions request. Messages and tools are
+/// written straight from the request (borrowed, not copied into a
+/// `serde_json::Value` tree first): a turn sends its whole window each
+/// call, and building that tree was most of the cost of a long window.
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    /// The optional fields, as few and small as they are.
+    #[serde(flatten)]
+    options: Map<String, Value>,
+}
+
+/// One message as Chat Completions takes it.
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: WireContent<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+/// A message's content: text (the form every compatible server accepts),
+/// parts (only needed for images), or nothing (an assistant message that
+/// only calls tools).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireContent<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<Value>),
+    None(Option<()>),
+}
+
+#[derive(Serialize)]
+struct WireCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunctionCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
 fn request_body(
     request: &CompletionRequest,
     stream: bool,
     max_tokens_field: MaxTokensField,
-) -> Result<Value, LlmError> {
+) -> Result<RequestBody<'_>, LlmError> {
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
     if let Some(system) = request.system.as_deref().filter(|s| !s.is_empty()) {
-        messages.push(json!({"role": "system", "content": system}));
+        messages.push(WireMessage {
+            role: "system",
+            content: WireContent::Text(Cow::Borrowed(system)),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        });
     }
     for message in &request.messages {
         messages.push(encode_message(message)?);
     }
-    let mut body = json!({
-        "model": request.model,
-        "messages": messages,
-        "stream": stream,
-    });
+    let mut options = Map::new();
     let field = match max_tokens_field {
         MaxTokensField::MaxTokens => "max_tokens",
         MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
     };
-    body[field] = json!(request.max_tokens);
+    options.insert(field.into(), json!(request.max_tokens));
     if let Some(temperature) = request.temperature {
-        body["temperature"] = f32_json(temperature);
+        options.insert("temperature".into(), f32_json(temperature));
     }
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|tool| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parameters": tool.parameters,
-                    }
-                })
-            })
-            .collect();
-        body["tools"] = Value::Array(tools);
-        body["tool_choice"] = tool_choice(request.tool_choice.as_ref());
+    let tools: Vec<WireTool<'_>> = request
+        .tools
+        .iter()
+        .map(|tool| WireTool {
+            kind: "function",
+            function: WireFunction {
+                name: &tool.name,
+                description: &tool.description,
+                parameters: &tool.parameters,
+            },
+        })
+        .collect();
+    if !tools.is_empty() {
+        options.insert(
+            "tool_choice".into(),
+            tool_choice(request.tool_choice.as_ref()),
+        );
     }
     if let Some(format) = &request.response_format {
-        body["response_format"] = response_format(format);
+        options.insert("response_format".into(), response_format(format));
     }
     if !request.stop.is_empty() {
-        body["stop"] = json!(request.stop);
+        options.insert("stop".into(), json!(request.stop));
     }
     if let Some(seed) = request.seed {
-        body["seed"] = json!(seed);
+        options.insert("seed".into(), json!(seed));
     }
     if let Some(user) = &request.user {
-        body["user"] = json!(user);
+        options.insert("user".into(), json!(user));
     }
     if stream {
         // Without this, streamed answers carry no token counts at all.
-        body["stream_options"] = json!({"include_usage": true});
+        options.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Ok(body)
+    Ok(RequestBody {
+        model: &request.model,
+        messages,
+        stream,
+        tools,
+        options,
+    })
 }
 
 /// `tool_choice`; without one, `auto` (what the API assumes anyway, said
@@ -165,72 +239,88 @@ fn response_format(format: &ResponseFormat) -> Value {
     }
 }
 
-fn encode_message(message: &Message) -> Result<Value, LlmError> {
-    let text = joined_text(&message.content);
-    Ok(match message.role {
-        Role::System => json!({"role": "system", "content": text}),
+/// The text of `parts`, borrowed when it is one part (the usual case).
+fn text_of(parts: &[ContentPart]) -> Cow<'_, str> {
+    match parts {
+        [ContentPart::Text { text }] => Cow::Borrowed(text),
+        _ => Cow::Owned(joined_text(parts)),
+    }
+}
+
+fn encode_message(message: &Message) -> Result<WireMessage<'_>, LlmError> {
+    let text = text_of(&message.content);
+    let mut wire = WireMessage {
+        role: "user",
+        content: WireContent::None(None),
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+    };
+    match message.role {
+        Role::System => {
+            wire.role = "system";
+            wire.content = WireContent::Text(text);
+        }
         Role::User => {
             let has_images = message
                 .content
                 .iter()
                 .any(|p| matches!(p, ContentPart::Image { .. }));
-            if has_images {
-                let parts: Vec<Value> = message
-                    .content
-                    .iter()
-                    .map(|part| match part {
-                        ContentPart::Text { text } => json!({"type": "text", "text": text}),
-                        ContentPart::Image { media_type, data } => json!({
-                            "type": "image_url",
-                            "image_url": {"url": format!("data:{media_type};base64,{data}")}
-                        }),
-                    })
-                    .collect();
-                json!({"role": "user", "content": parts})
+            wire.content = if has_images {
+                WireContent::Parts(
+                    message
+                        .content
+                        .iter()
+                        .map(|part| match part {
+                            ContentPart::Text { text } => json!({"type": "text", "text": text}),
+                            ContentPart::Image { media_type, data } => json!({
+                                "type": "image_url",
+                                "image_url": {"url": format!("data:{media_type};base64,{data}")}
+                            }),
+                        })
+                        .collect(),
+                )
             } else {
                 // A plain string is what every compatible server accepts;
                 // the array form is only needed for images.
-                json!({"role": "user", "content": text})
-            }
+                WireContent::Text(text)
+            };
         }
         Role::Assistant => {
-            let mut value = json!({"role": "assistant"});
-            value["content"] = if text.is_empty() && !message.tool_calls.is_empty() {
-                Value::Null
-            } else {
-                Value::String(text)
-            };
-            if !message.tool_calls.is_empty() {
-                let calls: Vec<Value> = message
-                    .tool_calls
-                    .iter()
-                    .map(|call| {
-                        json!({
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": call.arguments},
-                        })
-                    })
-                    .collect();
-                value["tool_calls"] = Value::Array(calls);
+            wire.role = "assistant";
+            // Only a message that calls tools may have no content.
+            if !text.is_empty() || message.tool_calls.is_empty() {
+                wire.content = WireContent::Text(text);
             }
-            value
+            wire.tool_calls = message
+                .tool_calls
+                .iter()
+                .map(|call| WireCall {
+                    id: &call.id,
+                    kind: "function",
+                    function: WireFunctionCall {
+                        name: &call.name,
+                        arguments: &call.arguments,
+                    },
+                })
+                .collect();
         }
         Role::Tool => {
             let id = message
                 .tool_call_id
                 .as_deref()
                 .ok_or_else(|| LlmError::invalid("a tool result message has no tool_call_id"))?;
+            wire.role = "tool";
+            wire.tool_call_id = Some(id);
             // The format has no error flag: say it in the content so the
             // model does not mistake an error message for a result.
-            let content = if message.is_error {
-                format!("Error: {text}")
+            wire.content = WireContent::Text(if message.is_error {
+                Cow::Owned(format!("Error: {text}"))
             } else {
                 text
-            };
-            json!({"role": "tool", "tool_call_id": id, "content": content})
+            });
         }
-    })
+    }
+    Ok(wire)
 }
 
 fn stop_reason(finish_reason: Option<&str>) -> StopReason {

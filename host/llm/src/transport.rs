@@ -38,7 +38,7 @@ pub(crate) struct PreparedRequest {
 }
 
 impl PreparedRequest {
-    pub fn new(url: String, body: &serde_json::Value) -> Result<Self, LlmError> {
+    pub fn new(url: String, body: &impl serde::Serialize) -> Result<Self, LlmError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| LlmError::invalid(format!("encoding the request: {e}")))?;
         Ok(PreparedRequest {

@@ -176,6 +176,10 @@ default_context_window = 128000
 # model's whole window. A session passing compact_at_ratio of it is compacted,
 # and only the newest messages that fit are read and sent.
 max_context_tokens = 32000
+# Memory for the windows of recently active sessions (the newest messages a
+# turn sends), kept decoded between turns so a turn need not read them back
+# from the store, in MiB; the least recently used go first. 0 turns it off.
+window_cache_mib = 16
 
 [llm]
 # Attempts per model call (1 = no retries) on 429, 5xx and connection errors.
@@ -522,6 +526,9 @@ pub struct AgentsConfig {
     /// Most tokens of history and message sent to the model in one call,
     /// for agents whose manifest sets none (0: the model's window).
     pub max_context_tokens: u32,
+    /// Memory for the cached windows of recently active sessions, in MiB
+    /// (0: none cached).
+    pub window_cache_mib: u32,
 }
 
 impl Default for AgentsConfig {
@@ -532,6 +539,7 @@ impl Default for AgentsConfig {
             compact_keep_recent: 20,
             default_context_window: 128_000,
             max_context_tokens: 32_000,
+            window_cache_mib: 16,
         }
     }
 }
@@ -923,6 +931,11 @@ impl Config {
         if !(0.1..=1.0).contains(&self.agents.compact_at_ratio) {
             return Err(ConfigError::Invalid(
                 "agents.compact_at_ratio must be between 0.1 and 1.0".into(),
+            ));
+        }
+        if self.agents.window_cache_mib > 65_536 {
+            return Err(ConfigError::Invalid(
+                "agents.window_cache_mib must be at most 65536".into(),
             ));
         }
         if !(1..=65_536).contains(&self.storage.cache_mib) {

@@ -20,6 +20,7 @@ mod resume;
 pub mod retention;
 pub(crate) mod sessions;
 pub mod turn;
+mod window;
 
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ pub struct Conversations {
 
     mcp: Arc<McpClients>,
     live: LiveSessions,
+    windows: Arc<window::Windows>,
 }
 
 impl std::fmt::Debug for Conversations {
@@ -86,6 +88,7 @@ impl Conversations {
 
             mcp,
             live: LiveSessions::default(),
+            windows: Arc::default(),
         }
     }
 
@@ -102,6 +105,7 @@ impl Conversations {
     /// Ends and forgets the running turns of an agent that was removed.
     pub(crate) fn forget_agent(&self, agent: Uuid) {
         self.live.forget_agent(agent);
+        self.windows.forget_agent(agent);
     }
 }
 
@@ -198,6 +202,7 @@ impl Conversations {
     /// Deletes a session and its messages.
     pub async fn delete_session(&self, session: Uuid) -> Result<(), KernelError> {
         self.live().forget(session);
+        self.windows.forget(session);
         let store = self.shared.store().clone();
         if blocking_kernel(move || sessions::delete(&store, session)).await? {
             Ok(())

@@ -582,12 +582,12 @@ pub(crate) fn turns_since(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::agents::{AgentManifest, AgentRecord, AgentState};
     use crate::conversation::TurnStatus;
 
-    fn store_with_agent() -> (tempfile::TempDir, Store, Uuid) {
+    pub(in crate::conversation) fn store_with_agent() -> (tempfile::TempDir, Store, Uuid) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
         let now = Utc::now();
@@ -610,7 +610,7 @@ mod tests {
         (dir, store, record.id)
     }
 
-    fn turn(agent: Uuid, session: Uuid) -> TurnRecord {
+    pub(in crate::conversation) fn turn(agent: Uuid, session: Uuid) -> TurnRecord {
         TurnRecord {
             id: Uuid::now_v7(),
             agent_id: agent,

@@ -714,8 +714,14 @@ impl Conversations {
         } else {
             state.history.split_off(state.stored_len)
         };
-        blocking_kernel(move || sessions::commit_turn(&store, session_id, &new_messages, &record))
-            .await?;
+        let windows = Arc::clone(&self.windows);
+        let capacity = self.window_capacity();
+        blocking_kernel(move || {
+            let session = sessions::commit_turn(&store, session_id, &new_messages, &record)?;
+            windows.append(&session, &new_messages, prompt::message_tokens, capacity);
+            Ok(())
+        })
+        .await?;
         let owner_notice = (!state.notices.is_empty()).then(|| state.notices.join("\n"));
         if let Some(text) = &owner_notice {
             sink.emit(TurnEvent::OwnerNotice { text: text.clone() });
@@ -748,18 +754,42 @@ impl Conversations {
         })
     }
 
-    /// The newest messages of the session that fit in `max_tokens`.
+    /// The newest messages of the session that fit in `max_tokens`: from
+    /// the session's cached window when it is current, else from the store
+    /// (and then kept).
     async fn load_history(
         &self,
         session: Uuid,
         max_tokens: usize,
     ) -> Result<Vec<Message>, KernelError> {
         let store = self.shared.store().clone();
-        let (stored, _) = store::blocking(move || {
-            sessions::recent_messages(&store, session, max_tokens, prompt::message_tokens)
+        let windows = Arc::clone(&self.windows);
+        let capacity = self.window_capacity();
+        blocking_kernel(move || {
+            let record = sessions::get(&store, session)?
+                .ok_or_else(|| KernelError::NotFound(format!("session {session} not found")))?;
+            if let Some(window) = windows.get(&record, max_tokens) {
+                return Ok(window);
+            }
+            let (stored, cut) =
+                sessions::recent_messages(&store, session, max_tokens, prompt::message_tokens)?;
+            let window: Vec<Message> = stored.into_iter().map(|m| m.message).collect();
+            windows.put(
+                &record,
+                &window,
+                max_tokens,
+                cut,
+                prompt::message_tokens,
+                capacity,
+            );
+            Ok(window)
         })
-        .await?;
-        Ok(stored.into_iter().map(|m| m.message).collect())
+        .await
+    }
+
+    /// Bytes the cached windows may hold (`[agents] window_cache_mib`).
+    fn window_capacity(&self) -> usize {
+        self.shared.config().agents.window_cache_mib as usize * 1024 * 1024
     }
 
     /// The agent's context budget in tokens (see [`prompt::context_budget`]),
