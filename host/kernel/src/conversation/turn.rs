@@ -433,9 +433,8 @@ impl Conversations {
             .collect();
         let mut specs: Vec<ToolSpec> = self
             .plugins
-            .tools()
+            .tools_where(|name| allowed.iter().any(|a| *a == name))
             .into_iter()
-            .filter(|t| allowed.contains(&&t.name))
             .map(|t| ToolSpec::new(t.name, t.description, t.input_schema))
             .collect();
         if allowed.iter().any(|a| *a == AGENT_SEND) {

@@ -14,11 +14,24 @@ use crate::store::StoreError;
 impl Plugins {
     /// Every tool of every enabled, loaded plugin.
     pub fn tools(&self) -> Vec<ToolView> {
+        self.tools_where(|_| true)
+    }
+
+    /// The tools of loaded plugins whose name `keep` accepts, by name. Only
+    /// those are copied out (with their schemas): a turn asks for the few its
+    /// agent may call, not for every tool installed.
+    pub fn tools_where(&self, keep: impl Fn(&str) -> bool) -> Vec<ToolView> {
         let entries = self.registry.read();
         let mut tools: Vec<ToolView> = entries
             .values()
             .filter(|e| e.loaded.is_some())
-            .flat_map(|e| e.manifest.tools.iter().map(|t| tool_view(t, e)))
+            .flat_map(|e| {
+                e.manifest
+                    .tools
+                    .iter()
+                    .filter(|t| keep(&t.name))
+                    .map(|t| tool_view(t, e))
+            })
             .collect();
         tools.sort_by(|a, b| a.name.cmp(&b.name));
         tools
