@@ -9,17 +9,23 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts `talon start` on a free port of `home`; the child and its base URL.
-pub fn spawn(home: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
+/// Starts the release `talon start` of `home` listening on `listen`, its
+/// first line (`talon listening on ...`) to be read from its stdout.
+fn start(home: &Path, listen: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_talon"))
         .arg("--home")
         .arg(home)
-        .args(["start", "--listen", "127.0.0.1:0"])
+        .args(["start", "--listen", listen])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn talon");
+        .expect("spawn talon")
+}
+
+/// Starts `talon start` on a free port of `home`; the child and its base URL.
+pub fn spawn(home: &Path) -> (Child, String) {
+    let mut child = start(home, "127.0.0.1:0");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -55,15 +61,7 @@ pub fn time_to_first_health(home: &Path) -> Started {
         .expect("a free port")
         .to_string();
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_talon"))
-        .arg("--home")
-        .arg(home)
-        .args(["start", "--listen", &addr])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn talon");
+    let mut child = start(home, &addr);
     let stdout = child.stdout.take().expect("stdout");
     let ready = std::thread::spawn(move || {
         let mut line = String::new();

@@ -106,7 +106,7 @@ struct WireMessage<'a> {
 enum WireContent<'a> {
     Text(Cow<'a, str>),
     Parts(Vec<Value>),
-    None(Option<()>),
+    Null,
 }
 
 #[derive(Serialize)]
@@ -251,7 +251,7 @@ fn encode_message(message: &Message) -> Result<WireMessage<'_>, LlmError> {
     let text = text_of(&message.content);
     let mut wire = WireMessage {
         role: "user",
-        content: WireContent::None(None),
+        content: WireContent::Null,
         tool_calls: Vec::new(),
         tool_call_id: None,
     };
@@ -549,5 +549,24 @@ impl Decoder for OpenAiDecoder {
         Err(LlmError::stream(
             "the stream ended before the model finished (no finish_reason, no [DONE])",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ToolCall;
+
+    #[test]
+    fn an_assistant_message_that_only_calls_tools_has_null_content() {
+        let message =
+            Message::assistant_tool_calls("", vec![ToolCall::new("c1", "count", r#"{"n":1}"#)]);
+        let json = serde_json::to_value(encode_message(&message).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "count", "arguments": "{\"n\":1}"}}
+            ]})
+        );
     }
 }

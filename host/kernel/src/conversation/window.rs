@@ -62,6 +62,16 @@ struct Entry {
 }
 
 impl Entry {
+    /// Adds `messages` as the newest.
+    fn extend(&mut self, messages: &[Message], cost: impl Fn(&Message) -> usize) {
+        for message in messages {
+            let tokens = cost(message);
+            self.tokens += tokens;
+            self.bytes += message_bytes(message);
+            self.messages.push_back((message.clone(), tokens));
+        }
+    }
+
     /// Drops the oldest messages until the window fits what it covers.
     fn trim(&mut self) {
         while self.tokens > self.covers {
@@ -186,12 +196,7 @@ impl Windows {
             bytes: 0,
             used: 0,
         };
-        for message in messages {
-            let tokens = cost(message);
-            entry.tokens += tokens;
-            entry.bytes += message_bytes(message);
-            entry.messages.push_back((message.clone(), tokens));
-        }
+        entry.extend(messages, cost);
         self.insert(session.id, entry, capacity);
     }
 
@@ -232,12 +237,7 @@ impl Windows {
         if entry.stamp != before {
             return;
         }
-        for message in added {
-            let tokens = cost(message);
-            entry.tokens += tokens;
-            entry.bytes += message_bytes(message);
-            entry.messages.push_back((message.clone(), tokens));
-        }
+        entry.extend(added, cost);
         entry.trim();
         entry.stamp = Stamp::from(after);
         self.insert(after.id, entry, capacity);
