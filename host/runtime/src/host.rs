@@ -152,7 +152,7 @@ impl WasiHttpHooks for HttpGate {
             let https = uri.scheme() == Some(&Scheme::HTTPS);
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
             let Some(host) = uri.host().map(str::to_owned) else {
-                return Err(ErrorCode::HttpRequestUriInvalid.into());
+                return Err(refuse(request, ErrorCode::HttpRequestUriInvalid).await);
             };
             let addrs = match policy.resolve(&host, port, https, &denied_addrs).await {
                 Ok(addrs) => addrs,
@@ -161,7 +161,7 @@ impl WasiHttpHooks for HttpGate {
                     if let Ok(mut slot) = denied.lock() {
                         *slot = Some(reason);
                     }
-                    return Err(ErrorCode::HttpRequestDenied.into());
+                    return Err(refuse(request, ErrorCode::HttpRequestDenied).await);
                 }
             };
             if !https {
@@ -185,6 +185,39 @@ impl WasiHttpHooks for HttpGate {
             ))
         })
     }
+}
+
+/// Longest pause in a refused request's body that [`refuse`] waits out.
+const REFUSED_BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most of a refused request's body that [`refuse`] reads before it stops.
+const REFUSED_BODY_MAX: usize = 8 * 1024 * 1024;
+
+/// Reads what the guest still writes of a refused request's body, then
+/// answers `code`.
+///
+/// Guests write the body after `handle` has returned. Dropping it at once
+/// makes their next write fail with "stream closed", and whether a guest then
+/// sees that or the refusal depends on scheduling: Python's client reported
+/// the closed stream, StarlingMonkey's `fetch` aborted the whole instance.
+/// Reading the body to its end makes the refusal arrive one way, as the
+/// answer's error code. The reading stops at the body's end, after a pause
+/// (a guest that waits for the answer before it finishes the body), or at a
+/// bound (a guest that never stops writing).
+async fn refuse(
+    request: http::Request<wasmtime_wasi_http::WasiBody>,
+    code: ErrorCode,
+) -> wasmtime_wasi_http::Error {
+    use http_body_util::BodyExt;
+    let mut body = request.into_body();
+    let mut read = 0;
+    while read <= REFUSED_BODY_MAX {
+        match tokio::time::timeout(REFUSED_BODY_IDLE, body.frame()).await {
+            Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |data| data.len()),
+            // The end, a broken body or a pause: nothing more to wait for.
+            Ok(Some(Err(_)) | None) | Err(_) => break,
+        }
+    }
+    code.into()
 }
 
 /// Why the limiter stopped a call; found again by downcasting the trap.

@@ -149,9 +149,13 @@ def start(
         for at in range(0, len(body), _WRITE_CHUNK):
             stream.blocking_write_and_flush(body[at : at + _WRITE_CHUNK])
     except _Err as e:
-        raise HttpError(f"the request body was not sent: {e.value}") from None
-    finally:
         stream.__exit__(None, None, None)
+        # The host stops reading a body when the request failed; its answer
+        # says why (a refusal, a reset), the closed stream only that it did.
+        outgoing_body.__exit__(None, None, None)
+        Pending(future, max_bytes).wait()
+        raise HttpError(f"the request body was not sent: {e.value}") from None
+    stream.__exit__(None, None, None)
     try:
         _http.OutgoingBody.finish(outgoing_body, None)
     except _Err as e:
