@@ -5,6 +5,7 @@
 //! provider's wire format. Nothing here knows about HTTP or about a provider.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -285,9 +286,11 @@ pub struct CompletionRequest {
     /// System prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
-    /// The conversation so far.
+    /// The conversation so far. Shared, not owned: an agent's turn sends
+    /// the same few hundred messages of its window on every call, and
+    /// copying each one per call was most of a long session's extra cost.
     #[serde(default)]
-    pub messages: Vec<Message>,
+    pub messages: Vec<Arc<Message>>,
     /// Tools the model may call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
@@ -346,14 +349,17 @@ impl CompletionRequest {
     }
 
     /// Appends a message.
-    pub fn with_message(mut self, message: Message) -> Self {
-        self.messages.push(message);
+    pub fn with_message(mut self, message: impl Into<Arc<Message>>) -> Self {
+        self.messages.push(message.into());
         self
     }
 
-    /// Appends messages.
-    pub fn with_messages(mut self, messages: impl IntoIterator<Item = Message>) -> Self {
-        self.messages.extend(messages);
+    /// Appends messages, owned or shared.
+    pub fn with_messages<M: Into<Arc<Message>>>(
+        mut self,
+        messages: impl IntoIterator<Item = M>,
+    ) -> Self {
+        self.messages.extend(messages.into_iter().map(Into::into));
         self
     }
 

@@ -274,11 +274,11 @@ async fn gemini_thought_signatures_are_kept_and_sent_back() {
     // Synthesized ids: present, distinct.
     assert_ne!(response.tool_calls[0].id, response.tool_calls[1].id);
 
-    request.messages.push(response.to_message());
+    request.messages.push(response.to_message().into());
     for call in &response.tool_calls {
         request
             .messages
-            .push(Message::tool_result(call.id.clone(), "1"));
+            .push(Message::tool_result(call.id.clone(), "1").into());
     }
     llm.complete(&target, request).await.expect("second turn");
     let body = server.last_request().expect("recorded").body;

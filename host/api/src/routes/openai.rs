@@ -292,7 +292,7 @@ async fn agent_completion(
         .rev()
         .find(|m| m.role == Role::User)
         .ok_or_else(|| OpenAiError::invalid("no user message to send", "missing_message"))?;
-    let mut content = latest.content;
+    let mut content = std::sync::Arc::unwrap_or_clone(latest).content;
     let text_index = content
         .iter()
         .position(|p| matches!(p, ContentPart::Text { .. }));

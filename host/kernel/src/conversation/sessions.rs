@@ -241,10 +241,10 @@ fn remove_messages_in(
 }
 
 /// Appends a turn's messages and records the turn, in one transaction.
-pub(crate) fn commit_turn(
+pub(crate) fn commit_turn<M: std::borrow::Borrow<Message>>(
     store: &Store,
     session: Uuid,
-    new_messages: &[Message],
+    new_messages: &[M],
     turn: &TurnRecord,
 ) -> Result<SessionRecord, KernelError> {
     let now = store.now();
@@ -260,7 +260,7 @@ pub(crate) fn commit_turn(
                 let stored = StoredMessage {
                     seq: record.next_seq,
                     at: now,
-                    message: message.clone(),
+                    message: message.borrow().clone(),
                 };
                 record.next_seq += 1;
                 record.message_count += 1;

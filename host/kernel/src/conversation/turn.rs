@@ -116,8 +116,9 @@ pub(super) struct TurnState {
     /// When the turn started or resumed in this process.
     #[serde(skip, default = "Instant::now")]
     since: Instant,
-    /// What the model is sent: the history read, then the turn's messages.
-    history: Vec<Message>,
+    /// What the model is sent: the history read, then the turn's messages,
+    /// shared with the session's window and each model request.
+    history: Vec<Arc<Message>>,
     /// How many of `history` were already in the session.
     stored_len: usize,
     /// Calls of the model's last answer not run yet.
@@ -154,7 +155,7 @@ impl TurnState {
     /// Records the result of a call made outside [`Conversations::drive`]
     /// (the call a resumed turn paused on).
     pub(super) fn push_result(&mut self, message: Message, trace: ToolCallTrace) {
-        self.history.push(message);
+        self.history.push(Arc::new(message));
         self.traces.push(trace);
     }
 
@@ -274,8 +275,8 @@ pub(super) fn call_result(
     (message, trace)
 }
 
-fn estimate_tokens(messages: &[Message]) -> usize {
-    messages.iter().map(prompt::message_tokens).sum()
+fn estimate_tokens(messages: &[Arc<Message>]) -> usize {
+    messages.iter().map(|m| prompt::message_tokens(m)).sum()
 }
 
 fn truncate(mut text: String, max_chars: usize) -> String {
@@ -531,7 +532,8 @@ impl Conversations {
         // newest messages that fit with the new one are read. An ephemeral
         // turn sees only the system prompt and its own message.
         let budget = self.context_budget(agent);
-        let room = budget.saturating_sub(estimate_tokens(std::slice::from_ref(&user)));
+        let user_tokens = prompt::message_tokens(&user);
+        let room = budget.saturating_sub(user_tokens);
         let mut history = if ephemeral {
             Vec::new()
         } else {
@@ -539,7 +541,7 @@ impl Conversations {
         };
         let compact_at = (budget as f64 * config.agents.compact_at_ratio) as usize;
         if !ephemeral
-            && estimate_tokens(&history) + estimate_tokens(std::slice::from_ref(&user)) > compact_at
+            && estimate_tokens(&history) + user_tokens > compact_at
             && history.len() > config.agents.compact_keep_recent
         {
             sink.phase("context_warning", Some("compacting the session".into()));
@@ -547,7 +549,7 @@ impl Conversations {
             history = self.load_history(session_id, room).await?;
         }
         let stored_len = history.len();
-        history.push(user);
+        history.push(Arc::new(user));
         let model = agent.manifest.model.model.clone();
         Ok(TurnState {
             agent_id: agent.id,
@@ -602,14 +604,13 @@ impl Conversations {
         let status = loop {
             if let Some(call) = state.queue.pop_front() {
                 if sink.live.interrupted() || cancel.is_cancelled() {
-                    state.history.push(Message::tool_error(
+                    state.history.push(Arc::new(Message::tool_error(
                         &call.id,
                         "not run: the turn was interrupted",
-                    ));
+                    )));
                 } else {
                     let (message, trace) = self.run_tool(agent, &call, state, sink, cancel).await;
-                    state.history.push(message);
-                    state.traces.push(trace);
+                    state.push_result(message, trace);
                 }
                 continue;
             }
@@ -662,7 +663,7 @@ impl Conversations {
             if !response.text.is_empty() {
                 state.answer = response.text.clone();
             }
-            state.history.push(response.to_message());
+            state.history.push(Arc::new(response.to_message()));
             if response.tool_calls.is_empty() {
                 break TurnStatus::Completed;
             }
@@ -760,7 +761,7 @@ impl Conversations {
         &self,
         session: Uuid,
         max_tokens: usize,
-    ) -> Result<Vec<Message>, KernelError> {
+    ) -> Result<Vec<Arc<Message>>, KernelError> {
         let store = self.shared.store().clone();
         let windows = Arc::clone(&self.windows);
         let capacity = self.window_capacity();
@@ -772,7 +773,8 @@ impl Conversations {
             }
             let (stored, cut) =
                 sessions::recent_messages(&store, session, max_tokens, prompt::message_tokens)?;
-            let window: Vec<Message> = stored.into_iter().map(|m| m.message).collect();
+            let window: Vec<Arc<Message>> =
+                stored.into_iter().map(|m| Arc::new(m.message)).collect();
             windows.put(
                 &record,
                 &window,

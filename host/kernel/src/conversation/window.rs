@@ -16,7 +16,7 @@
 //! bytes (`[agents] window_cache_mib`); the least recently used go first.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use talon_llm::{ContentPart, Message};
 use uuid::Uuid;
@@ -47,8 +47,9 @@ struct Entry {
     /// The agent the session belongs to.
     agent: Uuid,
     stamp: Stamp,
-    /// The newest messages, oldest first, with their cost in tokens.
-    messages: VecDeque<(Message, usize)>,
+    /// The newest messages, oldest first, with their cost in tokens. A turn
+    /// shares them (its history, the model request), it does not copy them.
+    messages: VecDeque<(Arc<Message>, usize)>,
     /// Their tokens, summed.
     tokens: usize,
     /// The budget the window was read for: it answers any smaller one.
@@ -63,12 +64,12 @@ struct Entry {
 
 impl Entry {
     /// Adds `messages` as the newest.
-    fn extend(&mut self, messages: &[Message], cost: impl Fn(&Message) -> usize) {
+    fn extend(&mut self, messages: &[Arc<Message>], cost: impl Fn(&Message) -> usize) {
         for message in messages {
             let tokens = cost(message);
             self.tokens += tokens;
             self.bytes += message_bytes(message);
-            self.messages.push_back((message.clone(), tokens));
+            self.messages.push_back((Arc::clone(message), tokens));
         }
     }
 
@@ -147,7 +148,11 @@ impl Windows {
 
     /// The newest messages of `session` that fit in `max_tokens` (the same
     /// as reading them from the store), if its window is here and current.
-    pub(crate) fn get(&self, session: &SessionRecord, max_tokens: usize) -> Option<Vec<Message>> {
+    pub(crate) fn get(
+        &self,
+        session: &SessionRecord,
+        max_tokens: usize,
+    ) -> Option<Vec<Arc<Message>>> {
         let mut inner = self.lock();
         inner.clock += 1;
         let clock = inner.clock;
@@ -170,7 +175,7 @@ impl Windows {
             entry
                 .messages
                 .range(entry.messages.len() - fit..)
-                .map(|(message, _)| message.clone())
+                .map(|(message, _)| Arc::clone(message))
                 .collect(),
         )
     }
@@ -180,7 +185,7 @@ impl Windows {
     pub(crate) fn put(
         &self,
         session: &SessionRecord,
-        messages: &[Message],
+        messages: &[Arc<Message>],
         covers: usize,
         cut: bool,
         cost: impl Fn(&Message) -> usize,
@@ -219,7 +224,7 @@ impl Windows {
     pub(crate) fn append(
         &self,
         after: &SessionRecord,
-        added: &[Message],
+        added: &[Arc<Message>],
         cost: impl Fn(&Message) -> usize,
         capacity: usize,
     ) {
@@ -279,8 +284,8 @@ mod tests {
 
     const MIB: usize = 1024 * 1024;
 
-    fn texts(messages: &[Message]) -> Vec<String> {
-        messages.iter().map(Message::text).collect()
+    fn texts(messages: &[Arc<Message>]) -> Vec<String> {
+        messages.iter().map(|m| m.text()).collect()
     }
 
     /// What the store says the window for `budget` is.
@@ -298,7 +303,7 @@ mod tests {
         }
         let (stored, cut) =
             sessions::recent_messages(store, session, budget, message_tokens).unwrap();
-        let window: Vec<Message> = stored.into_iter().map(|m| m.message).collect();
+        let window: Vec<Arc<Message>> = stored.into_iter().map(|m| Arc::new(m.message)).collect();
         windows.put(&record, &window, budget, cut, message_tokens, 16 * MIB);
         (texts(&window), false)
     }
@@ -308,7 +313,8 @@ mod tests {
         let added = [
             Message::user(format!("question {i} {}", "x".repeat(i % 37))),
             Message::assistant(format!("answer {i} {}", "y".repeat(i % 53))),
-        ];
+        ]
+        .map(Arc::new);
         let after = sessions::commit_turn(store, session, &added, &turn(agent, session)).unwrap();
         windows.append(&after, &added, message_tokens, 16 * MIB);
     }
@@ -393,7 +399,8 @@ mod tests {
             let record = get(&store, *id).unwrap().unwrap();
             let (stored, cut) =
                 sessions::recent_messages(&store, *id, 10_000, message_tokens).unwrap();
-            let window: Vec<Message> = stored.into_iter().map(|m| m.message).collect();
+            let window: Vec<Arc<Message>> =
+                stored.into_iter().map(|m| Arc::new(m.message)).collect();
             windows.put(&record, &window, 10_000, cut, message_tokens, capacity);
         }
         assert!(windows.bytes() <= capacity);
@@ -408,7 +415,8 @@ mod tests {
         windows.forget_agent(agent);
         assert_eq!(windows.bytes(), 0);
         let record = get(&store, ids[0]).unwrap().unwrap();
-        windows.put(&record, &[Message::user("x")], 10, false, message_tokens, 0);
+        let one = [Arc::new(Message::user("x"))];
+        windows.put(&record, &one, 10, false, message_tokens, 0);
         assert!(windows.get(&record, 10).is_none());
     }
 }

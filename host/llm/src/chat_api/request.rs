@@ -7,6 +7,7 @@
 //! OpenAI's own clients send many.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -147,7 +148,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ChatError> {
     if !system.is_empty() {
         completion.system = Some(system.join("\n\n"));
     }
-    completion.messages = messages;
+    completion.messages = messages.into_iter().map(Arc::new).collect();
     if let Some(max) =
         optional_u32(&body, "max_completion_tokens")?.or(optional_u32(&body, "max_tokens")?)
     {

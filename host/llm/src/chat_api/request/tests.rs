@@ -65,6 +65,9 @@ fn a_function_calling_round_trip_is_read() {
             Message::assistant_tool_calls("", vec![call]),
             Message::tool_result("call_1", "sunny"),
         ]
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect::<Vec<_>>()
     );
 }
 
