@@ -34,13 +34,15 @@ const MAX_ERROR_MESSAGE_CHARS: usize = 500;
 pub(crate) struct PreparedRequest {
     pub url: String,
     pub headers: HeaderMap,
-    pub body: Vec<u8>,
+    /// Shared, so a retry sends it again without a copy.
+    pub body: bytes::Bytes,
 }
 
 impl PreparedRequest {
     pub fn new(url: String, body: &impl serde::Serialize) -> Result<Self, LlmError> {
         let body = serde_json::to_vec(body)
-            .map_err(|e| LlmError::invalid(format!("encoding the request: {e}")))?;
+            .map_err(|e| LlmError::invalid(format!("encoding the request: {e}")))?
+            .into();
         Ok(PreparedRequest {
             url,
             headers: HeaderMap::new(),
