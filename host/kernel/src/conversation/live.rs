@@ -1,5 +1,5 @@
-//! Turns in flight: one [`LiveSession`] per session that has run or watched
-//! a turn since the daemon started.
+//! Turns in flight: one [`LiveSession`] per session that runs or is
+//! watched now, or did so recently.
 //!
 //! It serializes turns of a session (two messages to one conversation must
 //! not interleave), carries the interrupt flag the loop checks at tool-call
@@ -7,10 +7,15 @@
 //! of the running turn out to read-only watchers (`attach`) over a broadcast
 //! channel, so any number of watchers cost the producer one send per event
 //! and a slow watcher loses old events rather than slowing the turn down.
+//!
+//! An idle session's entry holds nothing worth keeping (a turn clears the
+//! interrupt flag when it starts), so entries nobody holds or watches are
+//! swept as the map grows: a daemon that served a million chats keeps the
+//! live side of the few that are active, not of all of them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -21,6 +26,8 @@ use super::records::TurnStatus;
 
 /// Events a watcher may lag behind before it loses the oldest.
 const WATCH_CAPACITY: usize = 256;
+/// Entries below which [`LiveSessions`] never sweeps.
+const SWEEP_FLOOR: usize = 1024;
 
 /// What a turn reports while it runs.
 #[derive(Debug, Clone)]
@@ -103,7 +110,9 @@ pub struct LiveSession {
     pub(crate) turn_lock: tokio::sync::Mutex<()>,
     interrupt: AtomicBool,
     cancel: Mutex<Option<CancellationToken>>,
-    watchers: broadcast::Sender<TurnEvent>,
+    /// Made by the first watcher: its 256 slots cost ~40 KB, which most
+    /// sessions, never watched, should not pay.
+    watchers: OnceLock<broadcast::Sender<TurnEvent>>,
     /// The sessions running subagent turns (`agent_send`) for this session's
     /// turn right now; an interrupt reaches them too.
     children: Mutex<Vec<Arc<LiveSession>>>,
@@ -116,7 +125,7 @@ impl LiveSession {
             turn_lock: tokio::sync::Mutex::new(()),
             interrupt: AtomicBool::new(false),
             cancel: Mutex::new(None),
-            watchers: broadcast::channel(WATCH_CAPACITY).0,
+            watchers: OnceLock::new(),
             children: Mutex::new(Vec::new()),
         }
     }
@@ -206,18 +215,24 @@ impl LiveSession {
 
     /// A receiver of every event of this session's turns from now on.
     pub fn watch(&self) -> broadcast::Receiver<TurnEvent> {
-        self.watchers.subscribe()
+        self.watchers
+            .get_or_init(|| broadcast::channel(WATCH_CAPACITY).0)
+            .subscribe()
     }
 
     /// Whether anyone watches.
     pub(crate) fn watched(&self) -> bool {
-        self.watchers.receiver_count() > 0
+        self.watchers
+            .get()
+            .is_some_and(|watchers| watchers.receiver_count() > 0)
     }
 
     /// Sends to the watchers; none watching costs nothing.
     pub(crate) fn publish(&self, event: &TurnEvent) {
-        if self.watchers.receiver_count() > 0 {
-            let _ = self.watchers.send(event.clone());
+        if let Some(watchers) = self.watchers.get()
+            && watchers.receiver_count() > 0
+        {
+            let _ = watchers.send(event.clone());
         }
     }
 }
@@ -225,15 +240,43 @@ impl LiveSession {
 /// Every live session, by session id.
 #[derive(Debug, Default)]
 pub struct LiveSessions {
-    sessions: Mutex<HashMap<Uuid, Arc<LiveSession>>>,
+    sessions: Mutex<Sessions>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<Uuid, Arc<LiveSession>>,
+    /// The size at which the next sweep runs.
+    sweep_at: usize,
+}
+
+impl Sessions {
+    /// Drops the entries nobody holds or watches. Holders get their `Arc`
+    /// from this map under its lock, so an entry the map alone holds cannot
+    /// be handed out while it is dropped: no two live sides of one session.
+    fn sweep(&mut self) {
+        self.by_id
+            .retain(|_, live| Arc::strong_count(live) > 1 || live.watched());
+        // Sweeping again only after the map doubles keeps `get` O(1) on
+        // average.
+        self.sweep_at = (self.by_id.len() * 2).max(SWEEP_FLOOR);
+    }
 }
 
 impl LiveSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The live side of `session`, created on first use.
     pub fn get(&self, session: Uuid, agent: Uuid) -> Arc<LiveSession> {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sessions = self.lock();
+        if !sessions.by_id.contains_key(&session) && sessions.by_id.len() >= sessions.sweep_at {
+            sessions.sweep();
+        }
         Arc::clone(
             sessions
+                .by_id
                 .entry(session)
                 .or_insert_with(|| Arc::new(LiveSession::new(agent))),
         )
@@ -241,17 +284,13 @@ impl LiveSessions {
 
     /// The live side of `session` if it has one.
     pub fn find(&self, session: Uuid) -> Option<Arc<LiveSession>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&session)
-            .cloned()
+        self.lock().by_id.get(&session).cloned()
     }
 
     /// Cancels every running turn of `agent`; how many there were.
     pub fn cancel_agent(&self, agent: Uuid) -> usize {
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions
+        self.lock()
+            .by_id
             .values()
             .filter(|s| s.agent_id == agent)
             .filter(|s| s.cancel())
@@ -260,11 +299,7 @@ impl LiveSessions {
 
     /// Forgets a session (deleted, or its agent killed); a running turn is cancelled.
     pub fn forget(&self, session: Uuid) {
-        let removed = self
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&session);
+        let removed = self.lock().by_id.remove(&session);
         if let Some(live) = removed {
             live.cancel();
         }
@@ -272,8 +307,7 @@ impl LiveSessions {
 
     /// Forgets every session of `agent`.
     pub fn forget_agent(&self, agent: Uuid) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.retain(|_, live| {
+        self.lock().by_id.retain(|_, live| {
             let keep = live.agent_id != agent;
             if !keep {
                 live.cancel();
@@ -284,7 +318,46 @@ impl LiveSessions {
 
     /// Turns running now.
     pub fn running(&self) -> usize {
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.values().filter(|s| s.busy()).count()
+        self.lock().by_id.values().filter(|s| s.busy()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_sessions_are_swept_and_held_or_watched_ones_kept() {
+        let live = LiveSessions::default();
+        let agent = Uuid::now_v7();
+        let held_id = Uuid::now_v7();
+        let held = live.get(held_id, agent);
+        let watched_id = Uuid::now_v7();
+        let watcher = live.get(watched_id, agent).watch();
+        // A hundred thousand sessions, each used once and let go.
+        for _ in 0..100_000 {
+            live.get(Uuid::now_v7(), agent);
+        }
+        let entries = live.lock().by_id.len();
+        assert!(entries <= 2 * SWEEP_FLOOR, "{entries} entries kept");
+        // The held session is the same one (its turns stay serialized), the
+        // watched one still reaches its watcher.
+        assert!(Arc::ptr_eq(&held, &live.get(held_id, agent)));
+        assert!(live.find(watched_id).is_some_and(|l| l.watched()));
+        drop(watcher);
+    }
+
+    #[test]
+    fn an_unwatched_session_makes_no_channel() {
+        let live = LiveSessions::default();
+        let session = live.get(Uuid::now_v7(), Uuid::now_v7());
+        session.publish(&TurnEvent::OwnerNotice { text: "x".into() });
+        assert!(session.watchers.get().is_none());
+        let mut watcher = session.watch();
+        session.publish(&TurnEvent::OwnerNotice { text: "y".into() });
+        assert!(matches!(
+            watcher.try_recv(),
+            Ok(TurnEvent::OwnerNotice { text }) if text == "y"
+        ));
     }
 }
