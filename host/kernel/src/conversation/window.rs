@@ -100,18 +100,26 @@ impl Inner {
         }
     }
 
-    /// Evicts the least recently used entries until `capacity` holds.
+    /// Evicts the least recently used entries when more than `capacity` is
+    /// held, down to seven eighths of it: one sort of the entries makes room
+    /// for many inserts, where evicting one at a time would scan every entry
+    /// on each insert of a full cache (tens of thousands of small windows).
     fn evict_to(&mut self, capacity: usize) {
-        while self.bytes > capacity {
-            let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.used)
-                .map(|(id, _)| *id)
-            else {
+        if self.bytes <= capacity {
+            return;
+        }
+        let low_water = capacity - capacity / 8;
+        let mut by_age: Vec<(u64, Uuid)> = self
+            .entries
+            .iter()
+            .map(|(id, entry)| (entry.used, *id))
+            .collect();
+        by_age.sort_unstable();
+        for (_, id) in by_age {
+            if self.bytes <= low_water {
                 break;
-            };
-            self.remove(oldest);
+            }
+            self.remove(id);
         }
     }
 }
