@@ -10,7 +10,11 @@
 //!   1,000 sessions of 10 other agents), written straight into the stopped
 //!   daemon's database (the migration that builds the running totals from
 //!   the records runs at the next start, and is timed), and again after a
-//!   restart on that store;
+//!   restart on that store. With the store large, the turns alternate in
+//!   batches with a second daemon on an empty store started at the same
+//!   time, and the ratio of the two is printed: the machine's speed drifts
+//!   (the first empty-store p50 moved by ±20 % between runs of one build),
+//!   and alternating puts the drift on both sides alike;
 //! - (b) a turn in a new session, in a session whose 2,000-token window is
 //!   full (400 messages), and in one of 10,000 messages (sliding window
 //!   only: `compact_at_ratio = 1.0`);
@@ -29,6 +33,8 @@ use talon_test_llm::TestLlm;
 
 const SAMPLES: usize = 300;
 const WARMUP: usize = 30;
+/// Turns per batch when two daemons are compared in alternation.
+const BATCH: usize = 30;
 const RECORDS: u64 = 1_000_000;
 const MESSAGES: u64 = 1_000_000;
 const MESSAGE_SESSIONS: u64 = 1_000;
@@ -63,6 +69,31 @@ async fn post(http: &reqwest::Client, url: &str, body: serde_json::Value) -> ser
 struct Turns {
     samples: Vec<Duration>,
     cpu_per_turn: Duration,
+}
+
+/// A running daemon and the agent the turns go to.
+struct Daemon<'a> {
+    url: &'a str,
+    pid: u32,
+    agent: &'a str,
+}
+
+/// `SAMPLES` turns with a budget (each the first of its session) on each
+/// of `a` and `b`, in alternating batches; both sides' figures.
+async fn paired_turns(http: &reqwest::Client, a: &Daemon<'_>, b: &Daemon<'_>) -> (Turns, Turns) {
+    let mut sides = [a, b].map(|_| Turns {
+        samples: Vec::with_capacity(SAMPLES),
+        cpu_per_turn: Duration::ZERO,
+    });
+    for _ in 0..SAMPLES / BATCH {
+        for (side, daemon) in sides.iter_mut().zip([a, b]) {
+            let batch = turns(http, daemon.url, daemon.pid, daemon.agent, BATCH, true).await;
+            side.samples.extend(batch.samples);
+            side.cpu_per_turn += batch.cpu_per_turn * BATCH as u32 / SAMPLES as u32;
+        }
+    }
+    let [a, b] = sides;
+    (a, b)
 }
 
 /// `n` blocking turns (after the warm-up), each the first of a session made
@@ -145,12 +176,42 @@ async fn gets(http: &reqwest::Client, url: &str, path: &str) -> Vec<Duration> {
     samples
 }
 
-/// The per-request figures of (a), labelled with the state of the store.
-async fn requests(http: &reqwest::Client, url: &str, daemon: u32, agent: &str, store: &str) {
-    report_turns(
-        &format!("(a) turn with a budget, {store}"),
-        turns(http, url, daemon, agent, SAMPLES, true).await,
-    );
+/// The per-request figures of (a), labelled with the state of the store;
+/// the turns alternate with `reference`'s when there is one.
+async fn requests(
+    http: &reqwest::Client,
+    url: &str,
+    daemon: u32,
+    agent: &str,
+    store: &str,
+    reference: Option<&Daemon<'_>>,
+) {
+    let what = format!("(a) turn with a budget, {store}");
+    match reference {
+        None => {
+            report_turns(&what, turns(http, url, daemon, agent, SAMPLES, true).await);
+        }
+        Some(reference) => {
+            let this = Daemon {
+                url,
+                pid: daemon,
+                agent,
+            };
+            let (large, empty) = paired_turns(http, &this, reference).await;
+            let empty_cpu = empty.cpu_per_turn;
+            let empty_p50 = report_turns(
+                "(a) turn with a budget, the empty-store daemon, alternating",
+                empty,
+            );
+            let large_cpu = large.cpu_per_turn;
+            let large_p50 = report_turns(&what, large);
+            println!(
+                "    against the empty store in the same run: p50 {:+.0} %, CPU {:+.0} %",
+                (large_p50.as_secs_f64() / empty_p50.as_secs_f64() - 1.0) * 100.0,
+                (large_cpu.as_secs_f64() / empty_cpu.as_secs_f64() - 1.0) * 100.0
+            );
+        }
+    }
     for path in ["/api/usage/summary", "/api/health", "/api/agents"] {
         report(
             &format!("(a) GET {path}, {store}"),
@@ -289,20 +350,34 @@ fn main() {
         llm.openai_url()
     );
 
+    let create_agent = |url: &str| {
+        tokio.block_on(async {
+            let body = post(
+                &http,
+                &format!("{url}/api/agents"),
+                serde_json::json!({ "manifest_toml": manifest }),
+            )
+            .await;
+            body["agent_id"].as_str().expect("id").to_string()
+        })
+    };
+
     let (child, url) = daemon::spawn(home.path());
     let pid = child.id();
-    let agent = tokio.block_on(async {
-        let body = post(
-            &http,
-            &format!("{url}/api/agents"),
-            serde_json::json!({ "manifest_toml": manifest }),
-        )
-        .await;
-        let agent = body["agent_id"].as_str().expect("id").to_string();
-        requests(&http, &url, pid, &agent, "empty store").await;
-        agent
-    });
+    let agent = create_agent(&url);
+    tokio.block_on(requests(&http, &url, pid, &agent, "empty store", None));
     daemon::stop(child);
+
+    // The empty-store side of the later comparisons, running throughout.
+    let reference_home = tempfile::tempdir().expect("home");
+    std::fs::write(reference_home.path().join("config.toml"), CONFIG).expect("config");
+    let (reference_child, reference_url) = daemon::spawn(reference_home.path());
+    let reference_agent = create_agent(&reference_url);
+    let reference = Daemon {
+        url: &reference_url,
+        pid: reference_child.id(),
+        agent: &reference_agent,
+    };
 
     let wrote = write_records(home.path());
     let size = std::fs::metadata(home.path().join("data/talon.redb")).map_or(0, |m| m.len());
@@ -325,7 +400,7 @@ fn main() {
     settle(pid);
     let store = format!("{RECORDS} other records and {MESSAGES} other messages");
     tokio.block_on(async {
-        requests(&http, &url, pid, &agent, &store).await;
+        requests(&http, &url, pid, &agent, &store, Some(&reference)).await;
         report_turns(
             "(b) turn in a new session",
             turns(&http, &url, pid, &agent, SAMPLES, true).await,
@@ -387,10 +462,12 @@ fn main() {
         pid,
         &agent,
         &format!("{store}, after a restart"),
+        Some(&reference),
     ));
     println!(
         "(c) RSS after those requests: {:.1} MB",
         rss_kib(pid) as f64 / 1024.0
     );
     daemon::stop(child);
+    daemon::stop(reference_child);
 }
