@@ -152,8 +152,8 @@ impl TurnState {
         self.elapsed_ms + self.since.elapsed().as_millis() as u64
     }
 
-    /// Records the result of a call made outside [`Conversations::drive`]
-    /// (the call a resumed turn paused on).
+    /// Records the result of a tool call: one [`Conversations::drive`] ran,
+    /// or the call a resumed turn paused on.
     pub(super) fn push_result(&mut self, message: Message, trace: ToolCallTrace) {
         self.history.push(Arc::new(message));
         self.traces.push(trace);
