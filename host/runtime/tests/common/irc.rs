@@ -2,14 +2,15 @@
 //! port, with a generated configuration in a temporary directory) and a
 //! person on it: a few lines of raw IRC over a TCP stream.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+#[path = "ports.rs"]
+mod ports;
 
 /// An ngircd process; killed on drop.
 pub struct Ngircd {
@@ -20,13 +21,6 @@ pub struct Ngircd {
     tls: Option<(PathBuf, PathBuf)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
 }
 
 fn ngircd_binary() -> PathBuf {
@@ -51,17 +45,26 @@ impl Ngircd {
 
     async fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Self {
         let mut server = Self {
-            port: free_port(),
-            tls_port: tls.as_ref().map(|_| free_port()),
-            tls,
+            port: 0,
+            tls_port: None,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
+            tls,
         };
-        server.spawn().await;
-        server
+        for _ in 0..ports::ATTEMPTS {
+            server.port = ports::free_port();
+            server.tls_port = server.tls.as_ref().map(|_| ports::free_port());
+            if server.spawn().await {
+                return server;
+            }
+            server.kill();
+        }
+        panic!("ngircd did not start listening on free ports");
     }
 
-    async fn spawn(&mut self) {
+    /// Starts ngircd on the chosen ports; false when it does not come to
+    /// listen on them all.
+    async fn spawn(&mut self) -> bool {
         let config = self.dir.path().join("ngircd.conf");
         let motd = self.dir.path().join("motd");
         std::fs::write(&motd, "Talon test server\n").expect("write motd");
@@ -97,22 +100,20 @@ impl Ngircd {
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start ngircd");
-        self.child = Some(child);
-        // Readiness, not timing: poll until it accepts.
-        for _ in 0..400 {
-            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("ngircd did not start listening on port {}", self.port);
+        // Readiness, not timing: wait until ngircd itself listens.
+        let ports: Vec<u16> = std::iter::once(self.port).chain(self.tls_port).collect();
+        ports::listening(self.child.insert(child), &ports).await
     }
 
     /// Kills the server (every client is dropped) and starts it again on
     /// the same port.
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        assert!(
+            self.spawn().await,
+            "ngircd did not listen again on port {}",
+            self.port
+        );
     }
 
     fn kill(&mut self) {

@@ -5,30 +5,26 @@
 //! test reads). Written to be reused by the daemon-level tests as well:
 //! nothing here depends on the runtime.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use tokio::net::TcpStream;
+#[path = "ports.rs"]
+mod ports;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
-
-async fn wait_listening(port: u16, what: &str, log: &Path) {
-    // Readiness, not timing: poll until it accepts.
-    for _ in 0..400 {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
+/// Starts a server with `spawn(port)` on a free port until it listens
+/// there (readiness, not timing: the server itself holds the port).
+async fn start_listening(what: &str, log: &Path, spawn: impl Fn(u16) -> Child) -> (u16, Child) {
+    for _ in 0..ports::ATTEMPTS {
+        let port = ports::free_port();
+        let mut child = spawn(port);
+        if ports::listening(&mut child, &[port]).await {
+            return (port, child);
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        let _ = child.kill();
+        let _ = child.wait();
     }
     panic!(
-        "{what} did not start listening on port {port}: {}",
+        "{what} did not start listening on a free port: {}",
         std::fs::read_to_string(log).unwrap_or_default()
     );
 }
@@ -69,13 +65,13 @@ impl Dovecot {
             (id_of("-un"), id_of("-gn"), (uid, gid))
         };
         let mut server = Self {
-            port: free_port(),
+            port: 0,
             user: user.to_string(),
             dir,
             child: None,
             owner,
         };
-        let base = server.dir.path();
+        let base = server.dir.path().to_path_buf();
         for sub in ["run", "state", "home"] {
             std::fs::create_dir_all(base.join(sub)).expect("dovecot dirs");
         }
@@ -89,9 +85,8 @@ impl Dovecot {
         }
         server.chown(&base.join("home"));
         // The temp dir itself must be traversable by the mail user.
-        set_mode(base, 0o755);
-        std::fs::write(
-            base.join("dovecot.conf"),
+        set_mode(&base, 0o755);
+        let config = |port: u16| {
             format!(
                 "base_dir = {base}/run\n\
                  state_dir = {base}/state\n\
@@ -114,26 +109,23 @@ impl Dovecot {
                 base = base.display(),
                 uid = owner.0,
                 gid = owner.1,
-                port = server.port,
-            ),
-        )
-        .expect("dovecot.conf");
-        server.spawn().await;
+            )
+        };
+        let (port, child) = start_listening("dovecot", &base.join("dovecot.log"), |port| {
+            std::fs::write(base.join("dovecot.conf"), config(port)).expect("dovecot.conf");
+            Command::new("/usr/sbin/dovecot")
+                .arg("-F")
+                .arg("-c")
+                .arg(base.join("dovecot.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot start dovecot")
+        })
+        .await;
+        server.port = port;
+        server.child = Some(child);
         server
-    }
-
-    async fn spawn(&mut self) {
-        let base = self.dir.path();
-        let child = Command::new("/usr/sbin/dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(base.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start dovecot");
-        self.child = Some(child);
-        wait_listening(self.port, "dovecot", &base.join("dovecot.log")).await;
     }
 
     /// The user's Maildir.
@@ -222,28 +214,28 @@ pub struct Smtpd {
 impl Smtpd {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let log = dir.path().join("smtpd.log");
-        let child = Command::new(smtp_python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(dir.path().join("Maildir"))
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(&log)
-                    .map(Stdio::from)
-                    .unwrap_or(Stdio::null()),
-            )
-            .spawn()
-            .expect("cannot start aiosmtpd");
-        let server = Self {
+        let (port, child) = start_listening("aiosmtpd", &log, |port| {
+            Command::new(smtp_python())
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(dir.path().join("Maildir"))
+                .stdout(Stdio::null())
+                .stderr(
+                    std::fs::File::create(&log)
+                        .map(Stdio::from)
+                        .unwrap_or(Stdio::null()),
+                )
+                .spawn()
+                .expect("cannot start aiosmtpd")
+        })
+        .await;
+        Self {
             port,
             dir,
             child: Some(child),
-        };
-        wait_listening(port, "aiosmtpd", &log).await;
-        server
+        }
     }
 
     /// Every message received so far, as stored.

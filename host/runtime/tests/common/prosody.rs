@@ -4,7 +4,6 @@
 //! raw XMPP over a TCP stream. Written to be reused by the daemon-level
 //! tests as well: nothing here depends on the runtime.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +12,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[path = "ports.rs"]
+mod ports;
 
 /// The server's domain; rooms live on `conference.localhost`.
 pub const DOMAIN: &str = "localhost";
@@ -25,13 +27,6 @@ pub struct Prosody {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
-
 impl Prosody {
     /// Starts a server with these `(user, password)` accounts and waits
     /// until it accepts connections.
@@ -41,7 +36,7 @@ impl Prosody {
             "prosody is not installed: apt-get install -y prosody (scripts/test installs it)"
         );
         let server = Self {
-            port: free_port(),
+            port: 0,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
         };
@@ -56,11 +51,22 @@ impl Prosody {
             .expect("write account");
         }
         let mut server = server;
-        server.spawn().await;
-        server
+        for _ in 0..ports::ATTEMPTS {
+            server.port = ports::free_port();
+            if server.spawn().await {
+                return server;
+            }
+            server.kill();
+        }
+        panic!(
+            "prosody did not start listening on a free port: {}",
+            std::fs::read_to_string(server.dir.path().join("prosody.log")).unwrap_or_default()
+        );
     }
 
-    async fn spawn(&mut self) {
+    /// Starts Prosody on the chosen port; false when it does not come to
+    /// listen on it.
+    async fn spawn(&mut self) -> bool {
         let dir = self.dir.path();
         let config = dir.join("prosody.cfg.lua");
         std::fs::write(
@@ -98,26 +104,20 @@ impl Prosody {
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start prosody");
-        self.child = Some(child);
-        // Readiness, not timing: poll until it accepts.
-        for _ in 0..400 {
-            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!(
-            "prosody did not start listening on port {}: {}",
-            self.port,
-            std::fs::read_to_string(dir.join("prosody.log")).unwrap_or_default()
-        );
+        // Readiness, not timing: wait until Prosody itself listens.
+        ports::listening(self.child.insert(child), &[self.port]).await
     }
 
     /// Kills the server (every client is dropped) and starts it again on
     /// the same port.
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        assert!(
+            self.spawn().await,
+            "prosody did not listen again on port {}: {}",
+            self.port,
+            std::fs::read_to_string(self.dir.path().join("prosody.log")).unwrap_or_default()
+        );
     }
 
     fn kill(&mut self) {
