@@ -17,7 +17,8 @@
 //!   and alternating puts the drift on both sides alike;
 //! - (b) a turn in a new session, in a session whose 2,000-token window is
 //!   full (400 messages), and in one of 10,000 messages (sliding window
-//!   only: `compact_at_ratio = 1.0`);
+//!   only: `compact_at_ratio = 1.0`); then the long session and new
+//!   sessions again in alternating batches, with the ratio printed;
 //! - (c) the daemon's resident memory after starting on that store and
 //!   after the turns, with the page cache at its default of 32 MiB.
 
@@ -78,22 +79,45 @@ struct Daemon<'a> {
     agent: &'a str,
 }
 
-/// `SAMPLES` turns with a budget (each the first of its session) on each
-/// of `a` and `b`, in alternating batches; both sides' figures.
-async fn paired_turns(http: &reqwest::Client, a: &Daemon<'_>, b: &Daemon<'_>) -> (Turns, Turns) {
+/// Where a series of compared turns goes: a daemon's agent, each turn the
+/// first of a new session (`fresh`) or all in the agent's current session.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    daemon: &'a Daemon<'a>,
+    fresh: bool,
+}
+
+/// `SAMPLES` turns on each of `a` and `b`, in alternating batches (the
+/// machine's drift falls on both alike); both sides' figures.
+async fn paired_turns(http: &reqwest::Client, a: Side<'_>, b: Side<'_>) -> (Turns, Turns) {
     let mut sides = [a, b].map(|_| Turns {
         samples: Vec::with_capacity(SAMPLES),
         cpu_per_turn: Duration::ZERO,
     });
     for _ in 0..SAMPLES / BATCH {
-        for (side, daemon) in sides.iter_mut().zip([a, b]) {
-            let batch = turns(http, daemon.url, daemon.pid, daemon.agent, BATCH, true).await;
-            side.samples.extend(batch.samples);
-            side.cpu_per_turn += batch.cpu_per_turn * BATCH as u32 / SAMPLES as u32;
+        for (turns_of, side) in sides.iter_mut().zip([a, b]) {
+            let d = side.daemon;
+            let batch = turns(http, d.url, d.pid, d.agent, BATCH, side.fresh).await;
+            turns_of.samples.extend(batch.samples);
+            turns_of.cpu_per_turn += batch.cpu_per_turn * BATCH as u32 / SAMPLES as u32;
         }
     }
     let [a, b] = sides;
     (a, b)
+}
+
+/// Reports two series compared in alternation, and `what`'s p50 and CPU
+/// per turn relative to the `baseline` series.
+fn report_paired(what: &str, turns: Turns, baseline_what: &str, baseline: Turns, against: &str) {
+    let baseline_cpu = baseline.cpu_per_turn;
+    let baseline_p50 = report_turns(baseline_what, baseline);
+    let cpu = turns.cpu_per_turn;
+    let p50 = report_turns(what, turns);
+    println!(
+        "    against {against} in the same run: p50 {:+.0} %, CPU {:+.0} %",
+        (p50.as_secs_f64() / baseline_p50.as_secs_f64() - 1.0) * 100.0,
+        (cpu.as_secs_f64() / baseline_cpu.as_secs_f64() - 1.0) * 100.0
+    );
 }
 
 /// `n` blocking turns (after the warm-up), each the first of a session made
@@ -197,18 +221,24 @@ async fn requests(
                 pid: daemon,
                 agent,
             };
-            let (large, empty) = paired_turns(http, &this, reference).await;
-            let empty_cpu = empty.cpu_per_turn;
-            let empty_p50 = report_turns(
+            let (large, empty) = paired_turns(
+                http,
+                Side {
+                    daemon: &this,
+                    fresh: true,
+                },
+                Side {
+                    daemon: reference,
+                    fresh: true,
+                },
+            )
+            .await;
+            report_paired(
+                &what,
+                large,
                 "(a) turn with a budget, the empty-store daemon, alternating",
                 empty,
-            );
-            let large_cpu = large.cpu_per_turn;
-            let large_p50 = report_turns(&what, large);
-            println!(
-                "    against the empty store in the same run: p50 {:+.0} %, CPU {:+.0} %",
-                (large_p50.as_secs_f64() / empty_p50.as_secs_f64() - 1.0) * 100.0,
-                (large_cpu.as_secs_f64() / empty_cpu.as_secs_f64() - 1.0) * 100.0
+                "the empty store",
             );
         }
     }
@@ -440,6 +470,35 @@ fn main() {
                 LONG_SESSION_TURNS * 2
             ),
             turns(&http, &url, pid, &agent, SAMPLES, false).await,
+        );
+        // The same comparison in alternation on this daemon, so the
+        // machine's drift falls on both sides alike.
+        let this = Daemon {
+            url: &url,
+            pid,
+            agent: &agent,
+        };
+        let (long, new) = paired_turns(
+            &http,
+            Side {
+                daemon: &this,
+                fresh: false,
+            },
+            Side {
+                daemon: &this,
+                fresh: true,
+            },
+        )
+        .await;
+        report_paired(
+            &format!(
+                "(b) turn in a session of {}+ messages, alternating",
+                LONG_SESSION_TURNS * 2
+            ),
+            long,
+            "(b) turn in a new session, alternating",
+            new,
+            "a new session",
         );
     });
     println!(
