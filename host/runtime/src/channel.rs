@@ -31,7 +31,7 @@ use crate::live::{Backoff, CallFuture, Live, LivePre, now_ms};
 use crate::manifest::{CHANNEL_WIT_VERSION, Kind, Manifest, Permissions};
 use crate::permissions::SocketPolicy;
 use crate::plugin::{CallContext, EffectiveLimits};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Tier};
 use crate::slots::PerPlugin;
 use crate::wake::ReceiveWake;
 
@@ -112,7 +112,7 @@ impl Runtime {
             detail: format!("{e:#}"),
         };
         let pre = self
-            .inner
+            .engine_of(Tier::Optimized)?
             .linker
             .instantiate_pre(&component)
             .map_err(world_err)?;
@@ -167,6 +167,10 @@ impl Runtime {
 
 impl LivePre for ChannelPre<CallState> {
     type World = ChannelWorld;
+
+    fn engine(&self) -> &wasmtime::Engine {
+        ChannelPre::engine(self)
+    }
 
     fn instantiate<'s>(&'s self, store: &'s mut Store<CallState>) -> CallFuture<'s, ChannelWorld> {
         Box::pin(self.instantiate_async(store))

@@ -38,7 +38,7 @@ use crate::manifest::{
     HAND_WIT_VERSION, HAND_WIT_VERSIONS, Kind, Manifest, Permissions, valid_name,
 };
 use crate::plugin::{CallContext, Cost, EffectiveLimits};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Tier};
 use crate::schema::{ConfigSchema, SchemaError};
 use crate::slots::PerPlugin;
 
@@ -224,7 +224,7 @@ impl Runtime {
             detail: format!("{e:#}"),
         };
         let pre = self
-            .inner
+            .engine_of(Tier::Optimized)?
             .linker
             .instantiate_pre(&component)
             .map_err(world_err)?;

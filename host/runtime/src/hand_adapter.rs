@@ -58,6 +58,13 @@ impl HandPre {
 impl LivePre for HandPre {
     type World = HandWorld;
 
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Self::V0_2(pre) => pre.engine(),
+            Self::V0_1(pre) => pre.engine(),
+        }
+    }
+
     fn instantiate<'s>(&'s self, store: &'s mut Store<CallState>) -> CallFuture<'s, HandWorld> {
         Box::pin(async move {
             Ok(match self {

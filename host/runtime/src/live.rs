@@ -39,6 +39,9 @@ pub(crate) trait LivePre: Send + Sync {
     /// The world's typed exports.
     type World: Send + Sync;
 
+    /// The engine it was compiled for.
+    fn engine(&self) -> &wasmtime::Engine;
+
     /// Instantiates the component in `store`.
     fn instantiate<'s>(&'s self, store: &'s mut Store<CallState>) -> CallFuture<'s, Self::World>;
 }
@@ -67,14 +70,7 @@ impl<W: Send + Sync> Live<W> {
         let timeout = Duration::from_millis(limits.timeout_ms);
         let deadline = Deadline::after(timeout);
         let mut store = runtime
-            .new_store(
-                &runtime.inner.engine,
-                spec,
-                ctx,
-                &limits,
-                ceilings,
-                deadline.clone(),
-            )
+            .new_store(pre.engine(), spec, ctx, &limits, ceilings, deadline.clone())
             .map_err(GuardError::Instantiate)?;
         prepare(store.data_mut());
         let _running = runtime.inner.ticker.running();

@@ -433,8 +433,8 @@ impl Runtime {
             detail,
         };
         let pre: InstancePre<CallState> = self
-            .engine_of(tier)
-            .1
+            .engine_of(tier)?
+            .linker
             .instantiate_pre(component)
             .map_err(|e| world_err(format!("{e:#}")))?;
         let indices = ToolIndices::new(&pre).map_err(|e| world_err(format!("{e:#}")))?;

@@ -1,10 +1,15 @@
 //! The runtime: the engines (Cranelift's, and Winch's for a first build
 //! of tools and skills), their linkers and compiled-component caches, the
 //! epoch ticker and the host's ceilings, shared by every plugin.
+//!
+//! The engines are built when the first plugin is loaded, not with the
+//! runtime: building them reserves the instance pools and links WASI and
+//! Talon's interfaces, which is most of a plugin-less daemon's start-up work
+//! and a good part of its resident memory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
@@ -162,19 +167,20 @@ pub struct Runtime {
 }
 
 pub(crate) struct Inner {
-    /// Cranelift's engine, its linker and cache: every plugin's code in the
-    /// end.
-    pub engine: Engine,
-    pub linker: Linker<CallState>,
-    pub cache: Option<Cache>,
-    /// Winch's, configured alike, for the first build of tools and skills.
-    pub baseline: Option<BaselineEngine>,
+    /// The engines, built by the first load (see the module's comment); an
+    /// error building them is kept and given to every load.
+    engines: OnceLock<Result<Engines, String>>,
+    /// What the engines are built from.
+    retention: PoolRetention,
+    cache_dir: Option<PathBuf>,
     pub baseline_mode: Baseline,
     /// Held by the background compile running now: one at a time, so they
     /// never take both cores from the calls.
     pub optimizing: tokio::sync::Mutex<()>,
     pub ceilings: RwLock<Ceilings>,
     pub pool_memory_bytes: usize,
+    /// Advances the engines' epochs while calls run (its thread starts with
+    /// the engines).
     pub ticker: Ticker,
     pub slots: Slots,
     pub memory: RwLock<Option<Arc<dyn MemoryBackend>>>,
@@ -190,12 +196,63 @@ pub(crate) struct Inner {
     pub compiler: RwLock<Option<Compiler>>,
 }
 
-/// The baseline compiler's engine, with its own linker (a linker serves one
-/// engine) and cache (its artifacts have their own compatibility hash).
-pub(crate) struct BaselineEngine {
+/// The runtime's engines.
+pub(crate) struct Engines {
+    /// Cranelift's: every plugin's code in the end.
+    pub optimized: TierEngine,
+    /// Winch's, configured alike, for the first build of tools and skills.
+    pub baseline: Option<TierEngine>,
+}
+
+/// One compiler's engine, with its own linker (a linker serves one engine)
+/// and cache (its artifacts have their own compatibility hash).
+pub(crate) struct TierEngine {
     pub engine: Engine,
     pub linker: Linker<CallState>,
     pub cache: Option<Cache>,
+}
+
+impl TierEngine {
+    fn new(
+        shape: EngineShape,
+        retention: PoolRetention,
+        tier: Tier,
+        cache_dir: Option<&PathBuf>,
+    ) -> wasmtime::Result<Self> {
+        let engine = Engine::new(&engine_config(shape, retention, tier))?;
+        Ok(Self {
+            linker: new_linker(&engine)?,
+            cache: cache_dir.map(|dir| Cache::new(dir.clone(), &engine)),
+            engine,
+        })
+    }
+}
+
+impl Engines {
+    fn new(inner: &Inner) -> Result<Self, String> {
+        let tier =
+            |tier| TierEngine::new(inner.shape, inner.retention, tier, inner.cache_dir.as_ref());
+        let optimized = tier(Tier::Optimized).map_err(|e| format!("{e:#}"))?;
+        let baseline = match inner.baseline_mode {
+            Baseline::Off => None,
+            Baseline::First | Baseline::Only => match tier(Tier::Baseline) {
+                Ok(baseline) => Some(baseline),
+                // Winch does not support every target: compile with
+                // Cranelift alone there.
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the baseline compiler is not available; plugins are compiled with Cranelift only");
+                    None
+                }
+            },
+        };
+        let mut engines = vec![optimized.engine.clone()];
+        engines.extend(baseline.as_ref().map(|b| b.engine.clone()));
+        inner.ticker.start(&engines);
+        Ok(Self {
+            optimized,
+            baseline,
+        })
+    }
 }
 
 /// The engine configuration: the compiler of `tier`, fuel, epochs, the
@@ -262,52 +319,26 @@ fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
 }
 
 impl Runtime {
-    /// Builds the engine (fuel, epochs, the pooling allocator) and the linker
-    /// with WASI, `wasi:http` and Talon's host interfaces.
+    /// A runtime whose engines (fuel, epochs, the pooling allocator, the
+    /// linker with WASI, `wasi:http` and Talon's host interfaces) are built
+    /// when the first plugin loads.
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
-        let engine_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         let instances = config.max_instances.max(1);
         let shape = EngineShape {
             max_instances: instances,
             memory_bytes: config.ceilings.memory_bytes,
         };
-        let engine = Engine::new(&engine_config(shape, config.retention, Tier::Optimized))
-            .map_err(engine_err)?;
-        let linker = new_linker(&engine).map_err(engine_err)?;
-        let baseline = match config.baseline {
-            Baseline::Off => None,
-            Baseline::First | Baseline::Only => {
-                match Engine::new(&engine_config(shape, config.retention, Tier::Baseline)) {
-                    Ok(engine) => Some(BaselineEngine {
-                        linker: new_linker(&engine).map_err(engine_err)?,
-                        cache: config.cache_dir.clone().map(|dir| Cache::new(dir, &engine)),
-                        engine,
-                    }),
-                    // Winch does not support every target: compile with
-                    // Cranelift alone there.
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "the baseline compiler is not available; plugins are compiled with Cranelift only");
-                        None
-                    }
-                }
-            }
-        };
         let tls = TlsRoots::new(&[]).map_err(|e| LoadError::Engine(e.to_string()))?;
-        let cache = config.cache_dir.map(|dir| Cache::new(dir, &engine));
-        let mut engines = vec![engine.clone()];
-        engines.extend(baseline.as_ref().map(|b| b.engine.clone()));
-        let ticker = Ticker::start(&engines);
         Ok(Self {
             inner: Arc::new(Inner {
-                engine,
-                linker,
-                cache,
-                baseline,
+                engines: OnceLock::new(),
+                retention: config.retention,
+                cache_dir: config.cache_dir,
                 baseline_mode: config.baseline,
                 optimizing: tokio::sync::Mutex::new(()),
                 ceilings: RwLock::new(config.ceilings),
                 pool_memory_bytes: config.ceilings.memory_bytes,
-                ticker,
+                ticker: Ticker::new(),
                 slots: Slots::new(instances),
                 memory: RwLock::new(None),
                 denied_addrs: RwLock::new(Arc::from(Vec::new())),
@@ -317,6 +348,15 @@ impl Runtime {
                 compiler: RwLock::new(None),
             }),
         })
+    }
+
+    /// The engines, built now if this is the first load.
+    pub(crate) fn engines(&self) -> Result<&Engines, LoadError> {
+        self.inner
+            .engines
+            .get_or_init(|| Engines::new(&self.inner))
+            .as_ref()
+            .map_err(|e| LoadError::Engine(e.clone()))
     }
 
     /// Changes the per-call ceilings (after a config reload). Memory stays
@@ -403,17 +443,14 @@ impl Runtime {
         self.compile_with(Tier::Optimized, bytes, false).await
     }
 
-    /// The engine and linker of `tier` (the optimized one if there is no
-    /// baseline engine).
-    pub(crate) fn engine_of(&self, tier: Tier) -> (&Engine, &Linker<CallState>, Option<&Cache>) {
-        match (tier, &self.inner.baseline) {
-            (Tier::Baseline, Some(b)) => (&b.engine, &b.linker, b.cache.as_ref()),
-            _ => (
-                &self.inner.engine,
-                &self.inner.linker,
-                self.inner.cache.as_ref(),
-            ),
-        }
+    /// The engine of `tier` (the optimized one if there is no baseline
+    /// engine).
+    pub(crate) fn engine_of(&self, tier: Tier) -> Result<&TierEngine, LoadError> {
+        let engines = self.engines()?;
+        Ok(match (tier, &engines.baseline) {
+            (Tier::Baseline, Some(baseline)) => baseline,
+            _ => &engines.optimized,
+        })
     }
 
     /// Compiles a tool's or skill's component for its first load: the
@@ -425,7 +462,7 @@ impl Runtime {
         &self,
         bytes: Arc<Vec<u8>>,
     ) -> Result<(wasmtime::component::Component, Tier, bool), LoadError> {
-        if self.inner.baseline.is_none() {
+        if self.engines()?.baseline.is_none() {
             let (component, cached) = self.compile(bytes).await?;
             return Ok((component, Tier::Optimized, cached));
         }
@@ -453,9 +490,9 @@ impl Runtime {
     ) -> Result<Option<wasmtime::component::Component>, LoadError> {
         let runtime = self.clone();
         tokio::task::spawn_blocking(move || {
-            let (engine, _, cache) = runtime.engine_of(tier);
-            match cache {
-                Some(cache) => cache.cached(engine, &bytes).map(|(_, hit)| hit),
+            let tier = runtime.engine_of(tier)?;
+            match &tier.cache {
+                Some(cache) => cache.cached(&tier.engine, &bytes).map(|(_, hit)| hit),
                 None => Ok(None),
             }
         })
@@ -474,12 +511,16 @@ impl Runtime {
     ) -> Result<(wasmtime::component::Component, bool), LoadError> {
         let compiler = self.inner.compiler.read().ok().and_then(|c| c.clone());
         let blocking = |e: tokio::task::JoinError| LoadError::Engine(e.to_string());
-        if let (Some(compiler), Some(_)) = (compiler, self.engine_of(tier).2) {
+        if let (Some(compiler), Some(_)) = (compiler, &self.engine_of(tier)?.cache) {
             let (path, hit) = {
                 let runtime = self.clone();
                 let bytes = bytes.clone();
-                tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
-                    (engine, _, Some(cache)) => cache.cached(engine, &bytes),
+                tokio::task::spawn_blocking(move || match runtime.engine_of(tier)? {
+                    TierEngine {
+                        engine,
+                        cache: Some(cache),
+                        ..
+                    } => cache.cached(engine, &bytes),
                     _ => Err(LoadError::Engine("no component cache".into())),
                 })
                 .await
@@ -503,8 +544,12 @@ impl Runtime {
                 );
                 let runtime = self.clone();
                 let component =
-                    tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
-                        (engine, _, Some(cache)) => cache.map(engine, &path),
+                    tokio::task::spawn_blocking(move || match runtime.engine_of(tier)? {
+                        TierEngine {
+                            engine,
+                            cache: Some(cache),
+                            ..
+                        } => cache.map(engine, &path),
                         _ => Err(LoadError::Engine("no component cache".into())),
                     })
                     .await
@@ -513,9 +558,17 @@ impl Runtime {
             }
         }
         let runtime = self.clone();
-        tokio::task::spawn_blocking(move || match runtime.engine_of(tier) {
-            (engine, _, Some(cache)) => cache.load(engine, &bytes),
-            (engine, _, None) => wasmtime::component::Component::new(engine, &**bytes)
+        tokio::task::spawn_blocking(move || match runtime.engine_of(tier)? {
+            TierEngine {
+                engine,
+                cache: Some(cache),
+                ..
+            } => cache.load(engine, &bytes),
+            TierEngine {
+                engine,
+                cache: None,
+                ..
+            } => wasmtime::component::Component::new(engine, &**bytes)
                 .map(|c| (c, false))
                 .map_err(|e| LoadError::Compile(format!("{e:#}"))),
         })
@@ -526,9 +579,13 @@ impl Runtime {
     /// Removes the baseline build of a component from the cache once its
     /// optimized build is cached: later loads use that one.
     pub(crate) fn forget_baseline(&self, bytes: &[u8]) {
-        if let Some(BaselineEngine {
-            cache: Some(cache), ..
-        }) = &self.inner.baseline
+        // No engines yet: nothing was compiled, so nothing is cached.
+        if let Some(Ok(Engines {
+            baseline: Some(TierEngine {
+                cache: Some(cache), ..
+            }),
+            ..
+        })) = self.inner.engines.get()
         {
             cache.remove(bytes);
         }

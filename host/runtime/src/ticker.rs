@@ -27,14 +27,23 @@ pub(crate) struct Running {
 }
 
 impl Ticker {
-    pub fn start(engines: &[Engine]) -> Self {
-        let shared = Arc::new(Shared {
-            in_flight: AtomicUsize::new(0),
-            wake: Mutex::new(false),
-            cond: Condvar::new(),
-        });
+    /// A ticker with no thread yet: [`Ticker::start`] starts it, once the
+    /// engines exist.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                in_flight: AtomicUsize::new(0),
+                wake: Mutex::new(false),
+                cond: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Starts the thread that advances `engines`' epochs while calls run
+    /// (called once, when the engines are built); it ends with them.
+    pub fn start(&self, engines: &[Engine]) {
         let weak_engines: Vec<_> = engines.iter().map(Engine::weak).collect();
-        let thread_shared = shared.clone();
+        let thread_shared = self.shared.clone();
         let spawned = std::thread::Builder::new()
             .name("talon-epoch".into())
             .spawn(move || {
@@ -65,7 +74,6 @@ impl Ticker {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the epoch ticker; wall-clock deadlines rely on the async timeout alone");
         }
-        Self { shared }
     }
 
     /// Marks a call as running until the returned guard is dropped.
