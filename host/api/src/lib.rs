@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+mod routing;
 pub mod server;
 pub mod state;
 

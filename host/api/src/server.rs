@@ -10,8 +10,6 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::connections::ConnectionLimits;
 use crate::error::{ApiError, error_response};
@@ -28,13 +26,14 @@ use crate::routes::{
     memory, messages, models, openai, plugins, sessions, skills, system, tasks, templates, tools,
     triggers, usage, webhooks, workflows, ws,
 };
+use crate::routing::{ApiRouter, Document, routes};
 use crate::state::AppState;
 
-/// The routes and the OpenAPI document collected from them (not yet
-/// [`crate::openapi::complete`]d); `max_body_bytes`
-/// limits the bodies of all but the routes that carry files and packages.
-fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes, and how to document each (see [`crate::routing`]);
+/// `max_body_bytes` limits the bodies of all but the routes that carry
+/// files and packages.
+fn api_routes(max_body_bytes: usize) -> (Router<AppState>, Vec<Document>) {
+    ApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
         .routes(routes!(system::health_detail))
@@ -172,12 +171,12 @@ fn api_routes(max_body_bytes: usize) -> (Router<AppState>, utoipa::openapi::Open
         .routes(routes!(crate::routes::mcp::health))
         .merge(package_routes())
         .merge(a2a_routes(max_body_bytes))
-        .split_for_parts()
+        .into_parts()
 }
 
 /// Cron jobs, schedules, triggers, workflows, goals and the run queue (issue 5).
-fn scheduler_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+fn scheduler_routes() -> ApiRouter {
+    ApiRouter::new()
         .routes(routes!(cron::list_jobs, cron::create_job))
         .routes(routes!(cron::get_job, cron::update_job, cron::delete_job))
         .routes(routes!(cron::enable_job))
@@ -268,9 +267,9 @@ fn scheduler_routes() -> OpenApiRouter<AppState> {
 }
 
 /// Routes that carry files: their own, larger body limit replaces the global one.
-fn large_body_routes() -> OpenApiRouter<AppState> {
+fn large_body_routes() -> ApiRouter {
     let limit = talon_kernel::agents::uploads::MAX_UPLOAD_BYTES + 64 * 1024;
-    OpenApiRouter::new()
+    ApiRouter::new()
         .routes(routes!(files::list_files))
         .routes(routes!(
             files::get_file,
@@ -284,9 +283,9 @@ fn large_body_routes() -> OpenApiRouter<AppState> {
 
 /// Routes that carry plugin packages (base64 in JSON): components of
 /// Python plugins are about 20 MB.
-fn package_routes() -> OpenApiRouter<AppState> {
+fn package_routes() -> ApiRouter {
     let limit = crate::extract::package::MAX_PACKAGE_BODY_BYTES;
-    OpenApiRouter::new()
+    ApiRouter::new()
         .routes(routes!(plugins::install))
         .routes(routes!(plugins::reload))
         .routes(routes!(skills::install))
@@ -296,9 +295,9 @@ fn package_routes() -> OpenApiRouter<AppState> {
 /// A2A (docs/A2A.md): the JSON-RPC endpoint reads its body itself, so an
 /// oversized one is answered with a JSON-RPC error; the rest take the
 /// global limit.
-fn a2a_routes(max_body_bytes: usize) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(a2a::rpc)).merge(
-        OpenApiRouter::new()
+fn a2a_routes(max_body_bytes: usize) -> ApiRouter {
+    ApiRouter::new().routes(routes!(a2a::rpc)).merge(
+        ApiRouter::new()
             .routes(routes!(a2a::agent_card))
             .routes(routes!(a2a::agent_card_v1))
             .routes(routes!(a2a::list_agents))
@@ -322,7 +321,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The OpenAPI document of the routes [`api_routes`] builds for a body limit
 /// of `max_body_bytes`, completed.
 fn document(max_body_bytes: usize) -> utoipa::openapi::OpenApi {
-    let mut doc = api_routes(max_body_bytes).1;
+    let mut doc = crate::routing::document(ApiDoc::openapi(), &api_routes(max_body_bytes).1);
     crate::openapi::complete(&mut doc);
     doc
 }
@@ -330,8 +329,7 @@ fn document(max_body_bytes: usize) -> utoipa::openapi::OpenApi {
 /// Builds the whole application for `state`: routes plus the shared conventions.
 pub fn app(state: AppState) -> Router {
     let max_body_bytes = state.kernel.config().limits.max_body_bytes;
-    // The document the router collects is dropped here and made again on
-    // its first request (`OpenApiJson`).
+    // The document is made on its first request (`OpenApiJson`).
     let (routes, _) = api_routes(max_body_bytes);
     let provider_names: Vec<String> = (state.kernel.providers().llm().providers().iter())
         .map(|p| p.name.clone())
