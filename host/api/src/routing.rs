@@ -6,7 +6,7 @@
 //! bodies and inline schemas) as the route is added: over a tenth of the
 //! daemon's start-up work, for a document few daemons are ever asked for.
 //! [`routes!`] reads from each handler's `#[utoipa::path]` only its path and
-//! methods; the operation is built by [`ApiRouter::document`].
+//! methods; the operations are built by [`document`].
 
 use axum::Router;
 use axum::extract::Request;
@@ -44,32 +44,21 @@ impl ApiRouter {
     }
 
     /// Adds the handlers of one path.
-    pub fn routes(self, routed: Routed) -> Self {
-        let path = if routed.path.is_empty() {
-            "/"
-        } else {
-            &routed.path
-        };
-        let mut documents = self.documents;
-        documents.push(routed.document);
-        Self {
-            router: self.router.route(path, routed.method_router),
-            documents,
-        }
+    pub fn routes(mut self, routed: Routed) -> Self {
+        self.router = self.router.route(&routed.path, routed.method_router);
+        self.documents.push(routed.document);
+        self
     }
 
     /// Adds another table's routes.
-    pub fn merge(self, other: Self) -> Self {
-        let mut documents = self.documents;
-        documents.extend(other.documents);
-        Self {
-            router: self.router.merge(other.router),
-            documents,
-        }
+    pub fn merge(mut self, other: Self) -> Self {
+        self.router = self.router.merge(other.router);
+        self.documents.extend(other.documents);
+        self
     }
 
     /// Wraps the routes added so far in `layer` (as [`Router::layer`]).
-    pub fn layer<L>(self, layer: L) -> Self
+    pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<Route> + Clone + Send + Sync + 'static,
         L::Service: Service<Request> + Clone + Send + Sync + 'static,
@@ -77,10 +66,8 @@ impl ApiRouter {
         <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
         <L::Service as Service<Request>>::Future: Send + 'static,
     {
-        Self {
-            router: self.router.layer(layer),
-            documents: self.documents,
-        }
+        self.router = self.router.layer(layer);
+        self
     }
 
     /// The router, and what documents it.

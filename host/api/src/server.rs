@@ -315,13 +315,13 @@ fn a2a_routes(max_body_bytes: usize) -> ApiRouter {
 
 /// The OpenAPI document of this build.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    document(talon_kernel::config::LimitsConfig::default().max_body_bytes)
+    let (_, documents) = api_routes(talon_kernel::config::LimitsConfig::default().max_body_bytes);
+    document(&documents)
 }
 
-/// The OpenAPI document of the routes [`api_routes`] builds for a body limit
-/// of `max_body_bytes`, completed.
-fn document(max_body_bytes: usize) -> utoipa::openapi::OpenApi {
-    let mut doc = crate::routing::document(ApiDoc::openapi(), &api_routes(max_body_bytes).1);
+/// The OpenAPI document of the routes `documents` describe, completed.
+fn document(documents: &[Document]) -> utoipa::openapi::OpenApi {
+    let mut doc = crate::routing::document(ApiDoc::openapi(), documents);
     crate::openapi::complete(&mut doc);
     doc
 }
@@ -330,12 +330,12 @@ fn document(max_body_bytes: usize) -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState) -> Router {
     let max_body_bytes = state.kernel.config().limits.max_body_bytes;
     // The document is made on its first request (`OpenApiJson`).
-    let (routes, _) = api_routes(max_body_bytes);
+    let (routes, documents) = api_routes(max_body_bytes);
     let provider_names: Vec<String> = (state.kernel.providers().llm().providers().iter())
         .map(|p| p.name.clone())
         .collect();
     let openapi = OpenApiJson {
-        max_body_bytes,
+        documents: documents.into(),
         providers: std::sync::Arc::new(provider_names),
         json: std::sync::Arc::new(tokio::sync::OnceCell::new()),
     };
@@ -372,7 +372,8 @@ pub fn app(state: AppState) -> Router {
 /// structs is several times the size of its JSON).
 #[derive(Clone)]
 struct OpenApiJson {
-    max_body_bytes: usize,
+    /// What documents each route of the router.
+    documents: std::sync::Arc<[Document]>,
     /// The LLM providers the daemon knew as it started.
     providers: std::sync::Arc<Vec<String>>,
     json: std::sync::Arc<tokio::sync::OnceCell<axum::body::Bytes>>,
@@ -383,10 +384,10 @@ impl OpenApiJson {
         let json = self
             .json
             .get_or_try_init(|| {
-                let (max_body_bytes, providers) = (self.max_body_bytes, self.providers.clone());
+                let (documents, providers) = (self.documents.clone(), self.providers.clone());
                 async move {
                     tokio::task::spawn_blocking(move || {
-                        let doc = document(max_body_bytes);
+                        let doc = document(&documents);
                         serde_json::to_vec(&crate::openapi::served(&doc, &providers))
                             .map(axum::body::Bytes::from)
                             .map_err(|e| ApiError::Internal(format!("OpenAPI document: {e}")))

@@ -226,6 +226,13 @@ impl TierEngine {
             engine,
         })
     }
+
+    /// Its cache, which compiling in a child process needs.
+    fn cache(&self) -> Result<&Cache, LoadError> {
+        self.cache
+            .as_ref()
+            .ok_or_else(|| LoadError::Engine("no component cache".into()))
+    }
 }
 
 impl Engines {
@@ -359,6 +366,18 @@ impl Runtime {
             .map_err(|e| LoadError::Engine(e.clone()))
     }
 
+    /// The engines, built on a blocking thread if this is the first load
+    /// (building them takes milliseconds of system calls).
+    async fn engines_built(&self) -> Result<&Engines, LoadError> {
+        if self.inner.engines.get().is_none() {
+            let runtime = self.clone();
+            tokio::task::spawn_blocking(move || runtime.engines().map(|_| ()))
+                .await
+                .map_err(|e| LoadError::Engine(e.to_string()))??;
+        }
+        self.engines()
+    }
+
     /// Changes the per-call ceilings (after a config reload). Memory stays
     /// within the pool's slot size chosen at start.
     pub fn set_ceilings(&self, mut ceilings: Ceilings) {
@@ -462,7 +481,7 @@ impl Runtime {
         &self,
         bytes: Arc<Vec<u8>>,
     ) -> Result<(wasmtime::component::Component, Tier, bool), LoadError> {
-        if self.engines()?.baseline.is_none() {
+        if self.engines_built().await?.baseline.is_none() {
             let (component, cached) = self.compile(bytes).await?;
             return Ok((component, Tier::Optimized, cached));
         }
@@ -511,17 +530,14 @@ impl Runtime {
     ) -> Result<(wasmtime::component::Component, bool), LoadError> {
         let compiler = self.inner.compiler.read().ok().and_then(|c| c.clone());
         let blocking = |e: tokio::task::JoinError| LoadError::Engine(e.to_string());
+        self.engines_built().await?;
         if let (Some(compiler), Some(_)) = (compiler, &self.engine_of(tier)?.cache) {
             let (path, hit) = {
                 let runtime = self.clone();
                 let bytes = bytes.clone();
-                tokio::task::spawn_blocking(move || match runtime.engine_of(tier)? {
-                    TierEngine {
-                        engine,
-                        cache: Some(cache),
-                        ..
-                    } => cache.cached(engine, &bytes),
-                    _ => Err(LoadError::Engine("no component cache".into())),
+                tokio::task::spawn_blocking(move || {
+                    let tier = runtime.engine_of(tier)?;
+                    tier.cache()?.cached(&tier.engine, &bytes)
                 })
                 .await
                 .map_err(blocking)??
@@ -543,34 +559,24 @@ impl Runtime {
                     "component compiled in a child process"
                 );
                 let runtime = self.clone();
-                let component =
-                    tokio::task::spawn_blocking(move || match runtime.engine_of(tier)? {
-                        TierEngine {
-                            engine,
-                            cache: Some(cache),
-                            ..
-                        } => cache.map(engine, &path),
-                        _ => Err(LoadError::Engine("no component cache".into())),
-                    })
-                    .await
-                    .map_err(blocking)??;
+                let component = tokio::task::spawn_blocking(move || {
+                    let tier = runtime.engine_of(tier)?;
+                    tier.cache()?.map(&tier.engine, &path)
+                })
+                .await
+                .map_err(blocking)??;
                 return Ok((component, false));
             }
         }
         let runtime = self.clone();
-        tokio::task::spawn_blocking(move || match runtime.engine_of(tier)? {
-            TierEngine {
-                engine,
-                cache: Some(cache),
-                ..
-            } => cache.load(engine, &bytes),
-            TierEngine {
-                engine,
-                cache: None,
-                ..
-            } => wasmtime::component::Component::new(engine, &**bytes)
-                .map(|c| (c, false))
-                .map_err(|e| LoadError::Compile(format!("{e:#}"))),
+        tokio::task::spawn_blocking(move || {
+            let tier = runtime.engine_of(tier)?;
+            match &tier.cache {
+                Some(cache) => cache.load(&tier.engine, &bytes),
+                None => wasmtime::component::Component::new(&tier.engine, &**bytes)
+                    .map(|c| (c, false))
+                    .map_err(|e| LoadError::Compile(format!("{e:#}"))),
+            }
         })
         .await
         .map_err(blocking)?
