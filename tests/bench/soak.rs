@@ -13,6 +13,12 @@
 //! `[agents] max_context_tokens`) allows. Counting starts after
 //! `--warm-up-secs` (default 60) of the same load, which fills every
 //! session's window.
+//!
+//! Throughput on a shared 2-core machine moves with what else runs (the
+//! load generator and `talon-test-llm` share the cores with the daemon, and
+//! a virtual machine loses time to its host), so each minute also prints
+//! the daemon's CPU time per request, which only the daemon's own work
+//! moves, and the CPU time the machine's hypervisor stole.
 
 mod daemon;
 
@@ -20,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use daemon::rss_kib;
+use daemon::{cpu_time, rss_kib};
 use talon_test_llm::TestLlm;
 
 const CONNECTIONS: usize = 32;
@@ -35,6 +41,24 @@ const KINDS: [&str; 4] = ["health", "agent list", "blocking", "streaming"];
 struct Counts {
     done: [AtomicU64; 4],
     failed: AtomicU64,
+}
+
+/// The machine's CPU time so far, all of it and the part its hypervisor
+/// stole (the `cpu` line of `/proc/stat`, in clock ticks).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; the
+    // guest times are already counted in user and nice.
+    let total = ticks.iter().take(8).sum();
+    (total, ticks.get(7).copied().unwrap_or(0))
 }
 
 /// The number after `flag` on the command line, or `default`.
@@ -166,6 +190,8 @@ fn main() {
             *slot = count.load(Ordering::Relaxed);
         }
         let mut last_failed = counts.failed.load(Ordering::Relaxed);
+        let (mut last_cpu, mut last_client) = (cpu_time(pid), cpu_time(std::process::id()));
+        let mut last_machine = machine_ticks();
         println!(
             "warm-up: {:.1} req/s, failed {last_failed}, RSS {} KiB",
             last.iter().sum::<u64>() as f64 / warm_up.as_secs_f64().max(1.0),
@@ -173,6 +199,7 @@ fn main() {
         );
         let started = Instant::now();
         let mut per_minute = Vec::new();
+        let mut cost_per_minute = Vec::new();
         let mut peak_rss = 0;
         for minute in 1..=minutes {
             tokio::time::sleep_until((started + Duration::from_secs(60 * minute)).into()).await;
@@ -187,8 +214,14 @@ fn main() {
             let rss = rss_kib(pid);
             peak_rss = peak_rss.max(rss);
             let db = std::fs::metadata(&database).map(|m| m.len()).unwrap_or(0);
+            let (cpu, client, machine) =
+                (cpu_time(pid), cpu_time(std::process::id()), machine_ticks());
+            let daemon_cpu = cpu - last_cpu;
+            let cost = daemon_cpu.as_secs_f64() * 1e6 / total.max(1) as f64;
+            let stolen = (machine.1 - last_machine.1) as f64 * 100.0
+                / (machine.0 - last_machine.0).max(1) as f64;
             println!(
-                "minute {minute:>2}: {:>7.1} req/s (health {}, agent list {}, blocking {}, streaming {}; failed {}), RSS {} KiB, database {:.1} MiB",
+                "minute {minute:>2}: {:>7.1} req/s (health {}, agent list {}, blocking {}, streaming {}; failed {}), RSS {} KiB, database {:.1} MiB; daemon CPU {:.1} us/req ({:.0} % of a core), bench CPU {:.0} %, stolen {:.1} %",
                 total as f64 / 60.0,
                 deltas[0],
                 deltas[1],
@@ -196,8 +229,14 @@ fn main() {
                 deltas[3],
                 failed - last_failed,
                 rss,
-                db as f64 / (1 << 20) as f64
+                db as f64 / (1 << 20) as f64,
+                cost,
+                daemon_cpu.as_secs_f64() * 100.0 / 60.0,
+                (client - last_client).as_secs_f64() * 100.0 / 60.0,
+                stolen
             );
+            cost_per_minute.push(cost);
+            (last_cpu, last_client, last_machine) = (cpu, client, machine);
             per_minute.push(total);
             last.copy_from_slice(&now);
             last_failed = failed;
@@ -206,10 +245,14 @@ fn main() {
         for w in workers {
             let _ = w.await;
         }
-        if let (Some(first), Some(last)) = (per_minute.first(), per_minute.last()) {
+        if let (Some(first), Some(last)) = (per_minute.first(), per_minute.last())
+            && let (Some(first_cost), Some(last_cost)) =
+                (cost_per_minute.first(), cost_per_minute.last())
+        {
             println!(
-                "last minute's throughput is {:.1} % of the first's; peak RSS {peak_rss} KiB",
-                *last as f64 * 100.0 / (*first).max(1) as f64
+                "last minute's throughput is {:.1} % of the first's, its daemon CPU per request {:.1} %; peak RSS {peak_rss} KiB",
+                *last as f64 * 100.0 / (*first).max(1) as f64,
+                last_cost * 100.0 / first_cost.max(f64::MIN_POSITIVE)
             );
         }
     });

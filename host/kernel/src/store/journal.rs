@@ -151,35 +151,52 @@ fn encode(epoch: u64, seq: u64, payload: &[u8]) -> Option<Vec<u8>> {
     Some(record)
 }
 
-/// The records of `epoch` at the start of `bytes`, in order, up to the first
-/// one that is zero, torn, of another epoch or out of sequence.
-fn scan(bytes: &[u8], epoch: u64) -> Vec<(u64, &[u8])> {
+/// The records of `epoch` at the start of `journal`, in order, up to the
+/// first one that is zero, torn, of another epoch or out of sequence. It
+/// reads no further than that record's header: after a clean shutdown, the
+/// first header already belongs to an older epoch, so opening the store does
+/// not read the whole file.
+fn scan(journal: impl Read, epoch: u64) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut journal = std::io::BufReader::new(journal);
     let mut records = Vec::new();
-    let mut at = 0usize;
     let mut last_seq = None;
-    while let Some(header) = bytes.get(at..at + HEADER) {
+    let mut header = [0u8; HEADER];
+    while fill(&mut journal, &mut header)? {
         let field = |range: std::ops::Range<usize>| {
             let mut buf = [0u8; 8];
             buf[..range.len()].copy_from_slice(&header[range]);
             u64::from_le_bytes(buf)
         };
-        let (len, crc) = (field(0..4) as usize, field(4..8) as u32);
+        let (len, crc) = (field(0..4), field(4..8) as u32);
         let (record_epoch, seq) = (field(8..16), field(16..24));
-        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
+        let in_order = last_seq.is_none_or(|last: u64| seq == last + 1);
+        // A length beyond the file is a torn header: nothing is allocated for it.
+        if len == 0 || len > CAPACITY || record_epoch != epoch || !in_order {
             break;
-        };
+        }
+        let mut payload = vec![0u8; len as usize];
+        if !fill(&mut journal, &mut payload)? {
+            break;
+        }
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&header[8..]);
-        hasher.update(payload);
-        let in_order = last_seq.is_none_or(|last: u64| seq == last + 1);
-        if len == 0 || record_epoch != epoch || hasher.finalize() != crc || !in_order {
+        hasher.update(&payload);
+        if hasher.finalize() != crc {
             break;
         }
         records.push((seq, payload));
         last_seq = Some(seq);
-        at += HEADER + len;
     }
-    records
+    Ok(records)
+}
+
+/// Fills `buf` from `reader`; false if the file ends first.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 impl Journal {
@@ -192,16 +209,14 @@ impl Journal {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
 
         let tx = db.begin_write()?;
         let (epoch, durable_seq) = (read_meta(&tx, EPOCH_KEY)?, read_meta(&tx, SEQ_KEY)?);
         let mut seq = durable_seq;
         let mut replayed = 0usize;
-        for (record_seq, payload) in scan(&bytes, epoch) {
+        for (record_seq, payload) in scan(&file, epoch)? {
             if record_seq > durable_seq {
-                redo(&tx, payload)?;
+                redo(&tx, &payload)?;
                 seq = record_seq;
                 replayed += 1;
             }
@@ -213,7 +228,7 @@ impl Journal {
             tracing::info!(replayed, journal = %path.display(), "replayed journaled writes");
         }
 
-        if (bytes.len() as u64) < CAPACITY {
+        if file.metadata()?.len() < CAPACITY {
             // Zero-filled once, so later records overwrite allocated blocks
             // and syncing them flushes no metadata.
             file.seek(SeekFrom::Start(0))?;
@@ -319,10 +334,7 @@ mod tests {
         let good = bytes.len();
         bytes.extend(encode(6, 4, b"older epoch").unwrap());
         bytes.extend(vec![0u8; 64]);
-        let found: Vec<_> = scan(&bytes, 7)
-            .into_iter()
-            .map(|(s, p)| (s, p.to_vec()))
-            .collect();
+        let found: Vec<_> = scan(&bytes[..], 7).unwrap();
         assert_eq!(
             found,
             vec![
@@ -331,18 +343,51 @@ mod tests {
                 (3, b"record 3".to_vec())
             ]
         );
-        assert!(scan(&bytes, 8).is_empty(), "another epoch reads nothing");
+        assert!(
+            scan(&bytes[..], 8).unwrap().is_empty(),
+            "another epoch reads nothing"
+        );
 
         // A torn third record: the first two stand.
         let mut torn = bytes[..good].to_vec();
         let last = torn.len() - 1;
         torn[last] ^= 0xff;
-        assert_eq!(scan(&torn, 7).len(), 2);
+        assert_eq!(scan(&torn[..], 7).unwrap().len(), 2);
         // Cut short in the middle of a payload.
-        assert_eq!(scan(&bytes[..good - 3], 7).len(), 2);
+        assert_eq!(scan(&bytes[..good - 3], 7).unwrap().len(), 2);
         // A gap in the sequence ends the scan.
         let mut gap = encode(7, 1, b"a").unwrap();
         gap.extend(encode(7, 3, b"c").unwrap());
-        assert_eq!(scan(&gap, 7).len(), 1);
+        assert_eq!(scan(&gap[..], 7).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn scan_stops_at_a_length_beyond_the_file_and_reads_only_what_it_needs() {
+        // A torn header claiming 4 GiB of payload: nothing is allocated for it.
+        let mut bytes = encode(7, 1, b"a").unwrap();
+        let mut torn = encode(7, 2, b"b").unwrap();
+        torn[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend(torn);
+        assert_eq!(scan(&bytes[..], 7).unwrap().len(), 1);
+
+        // After a clean shutdown the first header is of an older epoch: a
+        // full journal is read no further than one buffer's worth.
+        struct Counting<'a>(&'a [u8], usize);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let mut full = Vec::new();
+        let mut seq = 1;
+        while full.len() < CAPACITY as usize {
+            full.extend(encode(6, seq, &[1u8; 1000]).unwrap());
+            seq += 1;
+        }
+        let mut reader = Counting(&full, 0);
+        assert!(scan(&mut reader, 7).unwrap().is_empty());
+        assert!(reader.1 <= 8 * 1024, "read {} bytes", reader.1);
     }
 }
