@@ -9,10 +9,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts the release `talon start` of `home` listening on `listen`, its
-/// first line (`talon listening on ...`) to be read from its stdout.
+/// The daemon to measure: this build's release binary, or the one
+/// `TALON_BENCH_BIN` names, so that an earlier release can be measured by
+/// the same client in the same run (docs/BENCHMARKS.md, side by side).
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("TALON_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_talon").into())
+}
+
+/// Starts `talon start` (see [`binary`]) of `home` listening on `listen`,
+/// its first line (`talon listening on ...`) to be read from its stdout.
 fn start(home: &Path, listen: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_talon"))
+    Command::new(binary())
         .arg("--home")
         .arg(home)
         .args(["start", "--listen", listen])

@@ -12,7 +12,8 @@
 //! as much of its session as `--context-tokens` (default 4000, the daemon's
 //! `[agents] max_context_tokens`) allows. Counting starts after
 //! `--warm-up-secs` (default 60) of the same load, which fills every
-//! session's window.
+//! session's window. `--context-tokens 0` leaves the daemon's default (and
+//! runs a release from before that setting, named by `TALON_BENCH_BIN`).
 //!
 //! Throughput on a shared 2-core machine moves with what else runs (the
 //! load generator and `talon-test-llm` share the cores with the daemon, and
@@ -31,9 +32,8 @@ use talon_test_llm::TestLlm;
 
 const CONNECTIONS: usize = 32;
 const AGENTS: usize = 10;
-/// The daemon's configuration; `{tokens}` is the context budget per turn.
-const CONFIG: &str = "[rate_limit]\nexempt_loopback = true\n[plugins]\nbundled = false\n\
-    [agents]\nmax_context_tokens = {tokens}\n";
+/// The daemon's configuration; `--context-tokens` adds `[agents] max_context_tokens`.
+const CONFIG: &str = "[rate_limit]\nexempt_loopback = true\n[plugins]\nbundled = false\n";
 const KINDS: [&str; 4] = ["health", "agent list", "blocking", "streaming"];
 
 /// Completed requests and failures by kind, since the start.
@@ -147,7 +147,12 @@ fn main() {
     llm.set_recording(false);
     llm.set_default_reply("pong");
     let home = tempfile::tempdir().expect("home");
-    let config = CONFIG.replace("{tokens}", &context_tokens.to_string());
+    let mut config = CONFIG.to_string();
+    if context_tokens > 0 {
+        config.push_str(&format!(
+            "[agents]\nmax_context_tokens = {context_tokens}\n"
+        ));
+    }
     std::fs::write(home.path().join("config.toml"), config).expect("config");
     let (mut child, url) = daemon::spawn(home.path());
     let pid = child.id();
@@ -167,10 +172,12 @@ fn main() {
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
         println!(
-            "soak: {minutes} min after {} s of warm-up, {CONNECTIONS} connections ({} each of {}), {AGENTS} agents, max_context_tokens {context_tokens}; start RSS {} KiB",
+            "soak of {}: {minutes} min after {} s of warm-up, {CONNECTIONS} connections ({} each of {}), {AGENTS} agents, max_context_tokens {}; start RSS {} KiB",
+            daemon::binary().to_string_lossy(),
             warm_up.as_secs(),
             CONNECTIONS / KINDS.len(),
             KINDS.join(", "),
+            if context_tokens > 0 { context_tokens.to_string() } else { "the default".into() },
             rss_kib(pid)
         );
         let workers: Vec<_> = (0..CONNECTIONS)
