@@ -15,11 +15,14 @@
 //! session's window. `--context-tokens 0` leaves the daemon's default (and
 //! runs a release from before that setting, named by `TALON_BENCH_BIN`).
 //!
-//! Throughput on a shared 2-core machine moves with what else runs (the
-//! load generator and `talon-test-llm` share the cores with the daemon, and
-//! a virtual machine loses time to its host), so each minute also prints
-//! the daemon's CPU time per request, which only the daemon's own work
-//! moves, and the CPU time the machine's hypervisor stole.
+//! Throughput on a shared 2-core virtual machine moves with the machine's
+//! own speed, which its host's other tenants change from minute to minute.
+//! So each minute also prints the CPU time per request of the daemon and of
+//! this program (the load generator and `talon-test-llm`, whose work per
+//! request is fixed), and the time the hypervisor stole. The bench's own
+//! cost is the yardstick of the machine's speed: the daemon's cost relative
+//! to it moves only with the daemon's work, and the throughput scaled by it
+//! is what the machine of the first minute would have done.
 
 mod daemon;
 
@@ -205,8 +208,8 @@ fn main() {
             rss_kib(pid)
         );
         let started = Instant::now();
-        let mut per_minute = Vec::new();
-        let mut cost_per_minute = Vec::new();
+        // Per minute: (throughput, daemon CPU per request, bench CPU per request).
+        let mut costs: Vec<(f64, f64, f64)> = Vec::new();
         let mut peak_rss = 0;
         for minute in 1..=minutes {
             tokio::time::sleep_until((started + Duration::from_secs(60 * minute)).into()).await;
@@ -223,12 +226,13 @@ fn main() {
             let db = std::fs::metadata(&database).map(|m| m.len()).unwrap_or(0);
             let (cpu, client, machine) =
                 (cpu_time(pid), cpu_time(std::process::id()), machine_ticks());
-            let daemon_cpu = cpu - last_cpu;
-            let cost = daemon_cpu.as_secs_f64() * 1e6 / total.max(1) as f64;
+            let per_request = |time: Duration| time.as_secs_f64() * 1e6 / total.max(1) as f64;
+            let daemon_cost = per_request(cpu - last_cpu);
+            let bench_cost = per_request(client - last_client);
             let stolen = (machine.1 - last_machine.1) as f64 * 100.0
                 / (machine.0 - last_machine.0).max(1) as f64;
             println!(
-                "minute {minute:>2}: {:>7.1} req/s (health {}, agent list {}, blocking {}, streaming {}; failed {}), RSS {} KiB, database {:.1} MiB; daemon CPU {:.1} us/req ({:.0} % of a core), bench CPU {:.0} %, stolen {:.1} %",
+                "minute {minute:>2}: {:>7.1} req/s (health {}, agent list {}, blocking {}, streaming {}; failed {}), RSS {} KiB, database {:.1} MiB; CPU per request: daemon {daemon_cost:.1} us ({:.0} % of a core), bench {bench_cost:.1} us, ratio {:.2}; stolen {stolen:.1} %",
                 total as f64 / 60.0,
                 deltas[0],
                 deltas[1],
@@ -237,14 +241,11 @@ fn main() {
                 failed - last_failed,
                 rss,
                 db as f64 / (1 << 20) as f64,
-                cost,
-                daemon_cpu.as_secs_f64() * 100.0 / 60.0,
-                (client - last_client).as_secs_f64() * 100.0 / 60.0,
-                stolen
+                (cpu - last_cpu).as_secs_f64() * 100.0 / 60.0,
+                daemon_cost / bench_cost.max(f64::MIN_POSITIVE),
             );
-            cost_per_minute.push(cost);
+            costs.push((total as f64, daemon_cost, bench_cost));
             (last_cpu, last_client, last_machine) = (cpu, client, machine);
-            per_minute.push(total);
             last.copy_from_slice(&now);
             last_failed = failed;
         }
@@ -252,14 +253,15 @@ fn main() {
         for w in workers {
             let _ = w.await;
         }
-        if let (Some(first), Some(last)) = (per_minute.first(), per_minute.last())
-            && let (Some(first_cost), Some(last_cost)) =
-                (cost_per_minute.first(), cost_per_minute.last())
-        {
+        if let (Some(first), Some(last)) = (costs.first(), costs.last()) {
+            let share = |a: f64, b: f64| a * 100.0 / b.max(f64::MIN_POSITIVE);
             println!(
-                "last minute's throughput is {:.1} % of the first's, its daemon CPU per request {:.1} %; peak RSS {peak_rss} KiB",
-                *last as f64 * 100.0 / (*first).max(1) as f64,
-                last_cost * 100.0 / first_cost.max(f64::MIN_POSITIVE)
+                "last minute against the first: throughput {:.1} %, daemon CPU per request {:.1} %, bench CPU per request {:.1} % (the machine's speed); adjusted for the machine's speed: throughput {:.1} %, daemon CPU per request {:.1} %; peak RSS {peak_rss} KiB",
+                share(last.0, first.0),
+                share(last.1, first.1),
+                share(last.2, first.2),
+                share(last.0 * last.2, first.0 * first.2),
+                share(last.1 / last.2, first.1 / first.2),
             );
         }
     });
